@@ -1,0 +1,99 @@
+package config
+
+import "time"
+
+// Config is the whole airlock.yaml.
+type Config struct {
+	// PublicURL is the base URL agents use to reach the gateway (the Envoy
+	// listener). Target resource URIs default to PublicURL + target path.
+	PublicURL string   `yaml:"public_url"`
+	Listen    Listen   `yaml:"listen"`
+	Issuers   []Issuer `yaml:"issuers"`
+	Targets   []Target `yaml:"targets"`
+	Policy    Policy   `yaml:"policy"`
+	Limits    Limits   `yaml:"limits"`
+	Log       Log      `yaml:"log"`
+}
+
+// Listen holds the address of each service; an empty address turns it off.
+type Listen struct {
+	Authz string `yaml:"authz"` // ext_authz gRPC
+	Proc  string `yaml:"proc"`  // ext_proc gRPC
+	XDS   string `yaml:"xds"`   // ADS gRPC
+	HTTP  string `yaml:"http"`  // API, Protected Resource Metadata, health, metrics
+}
+
+// Issuer is one trusted OAuth/OIDC authorization server.
+type Issuer struct {
+	Name string `yaml:"name"`
+	// URL is the issuer identifier, e.g. https://example.okta.com/oauth2/default.
+	URL string `yaml:"url"`
+	// DiscoveryURL overrides where discovery is fetched from (default URL + /.well-known/openid-configuration).
+	DiscoveryURL string `yaml:"discovery_url"`
+	// JWKSURL skips discovery and uses this key set directly.
+	JWKSURL string `yaml:"jwks_url"`
+	// Audiences accepted in addition to each target's resource URI (e.g. Okta's api://default).
+	Audiences []string `yaml:"audiences"`
+	// Algorithms allowed for signatures. Default RS256, ES256. "none" and HS* are refused.
+	Algorithms []string `yaml:"algorithms"`
+	// ClockSkew tolerated on exp/nbf/iat. Default 30s, at most 5m.
+	ClockSkew time.Duration `yaml:"clock_skew"`
+	// JWKSRefreshMinInterval rate-limits refetches caused by unknown key ids. Default 30s.
+	JWKSRefreshMinInterval time.Duration `yaml:"jwks_refresh_min_interval"`
+	Claims                 ClaimNames    `yaml:"claims"`
+}
+
+// ClaimNames maps token claims to principal fields. Defaults follow Okta.
+type ClaimNames struct {
+	Subject  string `yaml:"subject"`   // default sub
+	User     string `yaml:"user"`      // default uid
+	ClientID string `yaml:"client_id"` // default cid (falls back to azp, client_id)
+	Scopes   string `yaml:"scopes"`    // default scp (array or space-separated string; falls back to scope)
+	Groups   string `yaml:"groups"`    // default groups
+}
+
+// Target is one MCP server behind the gateway.
+type Target struct {
+	Name string `yaml:"name"`
+	// PathPrefix is the gateway path of the MCP endpoint. Default /mcp/<name>.
+	PathPrefix string `yaml:"path_prefix"`
+	// Upstream is the MCP server URL airlock (through Envoy) forwards to.
+	Upstream string `yaml:"upstream"`
+	// Resource is the canonical resource URI tokens must be issued for (RFC 8707).
+	// Default PublicURL + PathPrefix.
+	Resource string `yaml:"resource"`
+	// Issuers that may issue tokens for this target (names). Default: all.
+	Issuers []string `yaml:"issuers"`
+	// ScopesRequired must all be present in the token (403 insufficient_scope otherwise).
+	ScopesRequired []string   `yaml:"scopes_required"`
+	Credential     Credential `yaml:"credential"`
+	// MaskingProfile names the default masking profile for responses.
+	MaskingProfile string `yaml:"masking_profile"`
+}
+
+// Credential is the upstream server's own credential, injected instead of the agent's token.
+type Credential struct {
+	Header string `yaml:"header"` // default authorization
+	Prefix string `yaml:"prefix"` // e.g. "Bearer "
+	Env    string `yaml:"env"`    // read from this environment variable
+	File   string `yaml:"file"`   // or from this file (trailing newline trimmed)
+}
+
+// Policy says where the Rego decision policy lives.
+type Policy struct {
+	Dir            string        `yaml:"dir"`             // directory of .rego (and data .json/.yaml) files
+	Query          string        `yaml:"query"`           // default data.airlock.decision
+	ReloadInterval time.Duration `yaml:"reload_interval"` // default 2s; 0 disables reload
+}
+
+// Limits bound what the gateway accepts.
+type Limits struct {
+	MaxRequestBytes int `yaml:"max_request_bytes"` // default 1 MiB; Envoy's with_request_body.max_request_bytes
+	TokenCacheSize  int `yaml:"token_cache_size"`  // verified tokens kept; default 10000
+}
+
+// Log configures the structured logger.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}

@@ -1,0 +1,218 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$`)
+
+// Algorithms airlock accepts for token signatures. HMAC and "none" are never
+// accepted: a gateway verifying with public keys must not let a token choose
+// a symmetric algorithm.
+var allowedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// applyDefaults fills derived and per-item defaults after decoding.
+func (c *Config) applyDefaults() {
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	for i := range c.Issuers {
+		is := &c.Issuers[i]
+		if len(is.Algorithms) == 0 {
+			is.Algorithms = []string{"RS256", "ES256"}
+		}
+		if is.ClockSkew == 0 {
+			is.ClockSkew = 30 * time.Second
+		}
+		if is.JWKSRefreshMinInterval == 0 {
+			is.JWKSRefreshMinInterval = 30 * time.Second
+		}
+		cl := &is.Claims
+		cl.Subject = or(cl.Subject, "sub")
+		cl.User = or(cl.User, "uid")
+		cl.ClientID = or(cl.ClientID, "cid")
+		cl.Scopes = or(cl.Scopes, "scp")
+		cl.Groups = or(cl.Groups, "groups")
+	}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		if t.PathPrefix == "" && t.Name != "" {
+			t.PathPrefix = "/mcp/" + t.Name
+		}
+		if t.Resource == "" {
+			t.Resource = c.PublicURL + t.PathPrefix
+		}
+		if t.Credential.Header == "" {
+			t.Credential.Header = "authorization"
+		}
+		t.Credential.Header = strings.ToLower(t.Credential.Header)
+		if t.MaskingProfile == "" {
+			t.MaskingProfile = "default"
+		}
+	}
+}
+
+func or(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+// Validate checks the whole configuration and returns every problem found,
+// joined, each a *FieldError.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	add(checkURL("public_url", c.PublicURL))
+	for k, v := range map[string]string{"listen.authz": c.Listen.Authz, "listen.proc": c.Listen.Proc, "listen.xds": c.Listen.XDS, "listen.http": c.Listen.HTTP} {
+		if v == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			add(fieldErr(k, "%q is not host:port", v))
+		}
+	}
+	if len(c.Issuers) == 0 {
+		add(fieldErr("issuers", "at least one issuer is required: airlock verifies every caller's token"))
+	}
+	issuerNames := map[string]bool{}
+	for i, is := range c.Issuers {
+		p := fmt.Sprintf("issuers[%d]", i)
+		if !nameRE.MatchString(is.Name) {
+			add(fieldErr(p+".name", "%q must be lower-case letters, digits, - or _", is.Name))
+		} else if issuerNames[is.Name] {
+			add(fieldErr(p+".name", "duplicate issuer name %q", is.Name))
+		}
+		issuerNames[is.Name] = true
+		add(checkURL(p+".url", is.URL))
+		if is.DiscoveryURL != "" {
+			add(checkURL(p+".discovery_url", is.DiscoveryURL))
+		}
+		if is.JWKSURL != "" {
+			add(checkURL(p+".jwks_url", is.JWKSURL))
+		}
+		for j, a := range is.Algorithms {
+			if !slices.Contains(allowedAlgorithms, a) {
+				add(fieldErr(fmt.Sprintf("%s.algorithms[%d]", p, j), "algorithm %q is not allowed; use one of %s", a, strings.Join(allowedAlgorithms, ", ")))
+			}
+		}
+		if is.ClockSkew < 0 || is.ClockSkew > 5*time.Minute {
+			add(fieldErr(p+".clock_skew", "%s is outside 0s..5m", is.ClockSkew))
+		}
+		if is.JWKSRefreshMinInterval < time.Second {
+			add(fieldErr(p+".jwks_refresh_min_interval", "%s is below 1s; unknown key ids would let callers hammer the issuer", is.JWKSRefreshMinInterval))
+		}
+	}
+	if len(c.Targets) == 0 {
+		add(fieldErr("targets", "at least one MCP target is required"))
+	}
+	targetNames, prefixes := map[string]bool{}, map[string]string{}
+	for i, t := range c.Targets {
+		p := fmt.Sprintf("targets[%d]", i)
+		if !nameRE.MatchString(t.Name) {
+			add(fieldErr(p+".name", "%q must be lower-case letters, digits, - or _", t.Name))
+		} else if targetNames[t.Name] {
+			add(fieldErr(p+".name", "duplicate target name %q", t.Name))
+		}
+		targetNames[t.Name] = true
+		if !strings.HasPrefix(t.PathPrefix, "/") || strings.ContainsAny(t.PathPrefix, "?# ") || strings.HasSuffix(t.PathPrefix, "/") {
+			add(fieldErr(p+".path_prefix", "%q must start with / and not end with / or hold ?, # or spaces", t.PathPrefix))
+		} else if other, dup := prefixes[t.PathPrefix]; dup {
+			add(fieldErr(p+".path_prefix", "%q is already used by target %q", t.PathPrefix, other))
+		}
+		prefixes[t.PathPrefix] = t.Name
+		add(checkURL(p+".upstream", t.Upstream))
+		add(checkURL(p+".resource", t.Resource))
+		for j, n := range t.Issuers {
+			if !issuerNames[n] {
+				add(fieldErr(fmt.Sprintf("%s.issuers[%d]", p, j), "no issuer named %q", n))
+			}
+		}
+		add(t.Credential.check(p + ".credential"))
+	}
+	if c.Policy.Dir == "" {
+		add(fieldErr("policy.dir", "a policy directory is required"))
+	} else if st, err := os.Stat(c.Policy.Dir); err != nil || !st.IsDir() {
+		add(fieldErr("policy.dir", "%q is not a readable directory", c.Policy.Dir))
+	}
+	if !strings.HasPrefix(c.Policy.Query, "data.") {
+		add(fieldErr("policy.query", "%q must be a data reference such as data.airlock.decision", c.Policy.Query))
+	}
+	if c.Policy.ReloadInterval < 0 {
+		add(fieldErr("policy.reload_interval", "must not be negative"))
+	}
+	if c.Limits.MaxRequestBytes < 1024 || c.Limits.MaxRequestBytes > 64<<20 {
+		add(fieldErr("limits.max_request_bytes", "%d is outside 1024..67108864", c.Limits.MaxRequestBytes))
+	}
+	if c.Limits.TokenCacheSize < 0 {
+		add(fieldErr("limits.token_cache_size", "must not be negative"))
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		add(fieldErr("log.level", "%q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
+		add(fieldErr("log.format", "%q is not one of json, text", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(path, v string) error {
+	if v == "" {
+		return fieldErr(path, "is required")
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fieldErr(path, "%q is not an absolute http(s) URL", v)
+	}
+	return nil
+}
+
+func (c Credential) check(path string) error {
+	switch {
+	case c.Env != "" && c.File != "":
+		return fieldErr(path, "set env or file, not both")
+	case strings.ContainsAny(c.Header, " :\r\n"):
+		return fieldErr(path+".header", "%q is not a valid header name", c.Header)
+	}
+	return nil
+}
+
+// Resolve returns the credential's header value (prefix + secret), or "" when
+// no credential is configured. The error never contains the secret.
+func (c Credential) Resolve() (string, error) {
+	var secret string
+	switch {
+	case c.Env != "":
+		v, ok := os.LookupEnv(c.Env)
+		if !ok || v == "" {
+			return "", fmt.Errorf("credential: environment variable %s is not set", c.Env)
+		}
+		secret = v
+	case c.File != "":
+		b, err := os.ReadFile(c.File)
+		if err != nil {
+			return "", fmt.Errorf("credential: %w", err)
+		}
+		secret = strings.TrimRight(string(b), "\r\n")
+		if secret == "" {
+			return "", fmt.Errorf("credential: file %s is empty", c.File)
+		}
+	default:
+		return "", nil
+	}
+	if strings.ContainsAny(secret, "\r\n") {
+		return "", fmt.Errorf("credential from %s holds a line break", or(c.Env, c.File))
+	}
+	return c.Prefix + secret, nil
+}
