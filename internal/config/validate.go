@@ -216,3 +216,15 @@ func (c Credential) Resolve() (string, error) {
 	}
 	return c.Prefix + secret, nil
 }
+
+// MetadataPath is where the target's RFC 9728 Protected Resource Metadata
+// is served on the gateway: the well-known prefix inserted before the
+// resource URI's path.
+func (t Target) MetadataPath() string {
+	const wk = "/.well-known/oauth-protected-resource"
+	u, err := url.Parse(t.Resource)
+	if err != nil {
+		return wk
+	}
+	return wk + strings.TrimRight(u.Path, "/")
+}

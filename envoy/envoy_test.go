@@ -1,0 +1,164 @@
+package envoy
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/airlock-mcp/airlock/internal/config"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func loadConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Load("testdata/airlock.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := "testdata/" + name
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./envoy -update to create it)", err)
+	}
+	if !bytes.Equal(want, got) {
+		t.Errorf("%s differs from the rendered output; run go test ./envoy -update and review the diff", path)
+	}
+}
+
+func TestStaticBootstrapGolden(t *testing.T) {
+	res, err := Build(loadConfig(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := StaticBootstrap(res, Node{ID: "airlock-gw", Cluster: "airlock"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := YAML(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "static-bootstrap.yaml", out)
+
+	// What we print, Envoy can read back as the Bootstrap it claims to be.
+	back, err := ParseBootstrap(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(b, back) {
+		t.Error("bootstrap YAML does not parse back to the same proto")
+	}
+	// Same input, same bytes.
+	res2, _ := Build(loadConfig(t), Options{})
+	b2, _ := StaticBootstrap(res2, Node{ID: "airlock-gw", Cluster: "airlock"})
+	out2, _ := YAML(b2)
+	if !bytes.Equal(out, out2) {
+		t.Error("rendering is not deterministic")
+	}
+}
+
+func TestBuildShapesTheDataPath(t *testing.T) {
+	res, err := Build(loadConfig(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hcm := &hcmv3.HttpConnectionManager{}
+	if err := res.Listener.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
+		t.Fatal(err)
+	}
+	authz := &extauthzv3.ExtAuthz{}
+	if err := hcm.HttpFilters[0].GetTypedConfig().UnmarshalTo(authz); err != nil {
+		t.Fatal(err)
+	}
+	if authz.FailureModeAllow || authz.WithRequestBody.GetAllowPartialMessage() {
+		t.Error("ext_authz must fail closed and never judge a partial body")
+	}
+	if got := authz.GetGrpcService().GetTimeout().AsDuration(); got <= 25e9 {
+		t.Errorf("ext_authz timeout %v does not exceed the 25s approval hold window", got)
+	}
+	if !authz.ClearRouteCache {
+		t.Error("clear_route_cache must be on for per-grant routes")
+	}
+	vh := hcm.GetRouteConfig().VirtualHosts[0]
+	var names []string
+	for _, r := range vh.Routes {
+		names = append(names, r.Name)
+	}
+	if got := strings.Join(names, ","); got != "protected-resource-metadata,target-github,target-everything,not-found" {
+		t.Errorf("routes = %s", got)
+	}
+	gh := vh.Routes[1]
+	if gh.GetMatch().GetPathSeparatedPrefix() != "/mcp/github" || gh.GetRoute().GetPrefixRewrite() != "/mcp/" || gh.GetRoute().GetHostRewriteLiteral() != "api.githubcopilot.example" {
+		t.Errorf("github route: %v", gh)
+	}
+	per := &extauthzv3.ExtAuthzPerRoute{}
+	if err := gh.TypedPerFilterConfig[ExtAuthzFilter].UnmarshalTo(per); err != nil {
+		t.Fatal(err)
+	}
+	if per.GetCheckSettings().GetContextExtensions()["airlock_target"] != "github" {
+		t.Error("target route must name its target to ext_authz")
+	}
+	var tls bool
+	for _, c := range res.Clusters {
+		if c.Name == TargetClusterPref+"github" {
+			tls = c.TransportSocket != nil
+		}
+	}
+	if !tls {
+		t.Error("an https upstream must get a TLS transport socket")
+	}
+}
+
+func TestValidateDeepDescendsIntoAny(t *testing.T) {
+	res, err := Build(loadConfig(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Break the ext_authz config inside two layers of Any: max_request_bytes must be > 0.
+	hcm := &hcmv3.HttpConnectionManager{}
+	_ = res.Listener.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(hcm)
+	authz := &extauthzv3.ExtAuthz{}
+	_ = hcm.HttpFilters[0].GetTypedConfig().UnmarshalTo(authz)
+	authz.WithRequestBody.MaxRequestBytes = 0
+	hcm.HttpFilters[0].GetTypedConfig().Value, _ = proto.Marshal(authz)
+	res.Listener.FilterChains[0].Filters[0].GetTypedConfig().Value, _ = proto.Marshal(hcm)
+
+	if err := res.Listener.ValidateAll(); err != nil {
+		t.Fatalf("plain ValidateAll should not see inside Any, but said %v", err)
+	}
+	err = ValidateDeep(res.Listener)
+	if err == nil || !strings.Contains(err.Error(), "MaxRequestBytes") {
+		t.Fatalf("ValidateDeep = %v, want the max_request_bytes violation", err)
+	}
+}
+
+func TestParseBootstrapRejectsBrokenConfig(t *testing.T) {
+	for name, src := range map[string]string{
+		"unknown field": "static_resources: {listenerz: []}\n",
+		"bad duration":  "static_resources:\n  clusters:\n  - name: x\n    connect_timeout: soon\n",
+		"invalid":       "static_resources:\n  clusters:\n  - name: \"\"\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := ParseBootstrap([]byte(src)); err == nil {
+				t.Fatal("accepted a broken bootstrap")
+			}
+		})
+	}
+}

@@ -1,0 +1,292 @@
+// Package envoy renders the Envoy configuration airlock needs: the HTTP
+// listener with the ext_authz (and later ext_proc) filters, a route and a
+// cluster per MCP target, and clusters for airlock's own services. The same
+// resources feed the static bootstrap (`airlock envoy bootstrap --static`),
+// the end-to-end harness, and the xDS server. Every resource is checked with
+// ValidateAll, including the typed_config inside each Any.
+package envoy
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/airlock-mcp/airlock/internal/config"
+)
+
+// Names of the resources airlock produces.
+const (
+	ListenerName      = "airlock"
+	RouteConfigName   = "airlock"
+	VirtualHostName   = "airlock"
+	ClusterAuthz      = "airlock_authz"
+	ClusterHTTP       = "airlock_http"
+	ExtAuthzFilter    = "envoy.filters.http.ext_authz"
+	RouterFilter      = "envoy.filters.http.router"
+	TargetClusterPref = "mcp_"
+	// AuthzTimeout is how long Envoy waits for Check. It must exceed the
+	// approval hold window (25 s by default) so a held call can still be
+	// allowed once a human approves it.
+	AuthzTimeout = 30 * time.Second
+)
+
+// Options shape the rendered resources.
+type Options struct {
+	// ListenAddress is where Envoy accepts agents' HTTP (default from public_url's port on 0.0.0.0).
+	ListenAddress string
+}
+
+// Resources is the whole data-path configuration.
+type Resources struct {
+	Listener *listenerv3.Listener
+	Routes   *routev3.RouteConfiguration
+	Clusters []*clusterv3.Cluster
+}
+
+// Build renders the resources for cfg. Same input, same output.
+func Build(cfg *config.Config, opts Options) (*Resources, error) {
+	addr := opts.ListenAddress
+	if addr == "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil {
+			return nil, fmt.Errorf("public_url: %w", err)
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		addr = net.JoinHostPort("0.0.0.0", port)
+	}
+	lis, err := listener(cfg, addr)
+	if err != nil {
+		return nil, err
+	}
+	r := &Resources{Listener: lis, Routes: routes(cfg)}
+	authz, err := cluster(ClusterAuthz, "http://"+cfg.Listen.Authz, true)
+	if err != nil {
+		return nil, fmt.Errorf("listen.authz: %w", err)
+	}
+	r.Clusters = append(r.Clusters, authz)
+	if cfg.Listen.HTTP != "" {
+		c, err := cluster(ClusterHTTP, "http://"+cfg.Listen.HTTP, false)
+		if err != nil {
+			return nil, fmt.Errorf("listen.http: %w", err)
+		}
+		r.Clusters = append(r.Clusters, c)
+	}
+	for _, t := range cfg.Targets {
+		c, err := cluster(TargetClusterPref+t.Name, t.Upstream, false)
+		if err != nil {
+			return nil, fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		r.Clusters = append(r.Clusters, c)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func mustAny(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		panic(err) // only for messages built here, which always marshal
+	}
+	return a
+}
+
+func listener(cfg *config.Config, addr string) (*listenerv3.Listener, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: bad port", addr)
+	}
+	authz := &extauthzv3.ExtAuthz{
+		Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &corev3.GrpcService{
+			TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: ClusterAuthz}},
+			Timeout:         durationpb.New(AuthzTimeout),
+		}},
+		TransportApiVersion: corev3.ApiVersion_V3,
+		// Fail closed: if airlock cannot be reached, nothing passes.
+		FailureModeAllow: false,
+		// The MCP call is in the body; Envoy answers 413 itself past the limit
+		// (allow_partial_message off), so a call is never judged on half its body.
+		WithRequestBody: &extauthzv3.BufferSettings{
+			MaxRequestBytes: uint32(cfg.Limits.MaxRequestBytes),
+			PackAsBytes:     true,
+		},
+		// ext_authz sets x-airlock-grant on granted calls; re-match so the per-grant route is chosen.
+		ClearRouteCache: true,
+	}
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: "airlock",
+		CodecType:  hcmv3.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{
+			RouteConfig: routes(cfg),
+		},
+		// Targets are chosen by path: normalize it before any route or policy sees it.
+		NormalizePath:                wrapperspb.Bool(true),
+		MergeSlashes:                 true,
+		PathWithEscapedSlashesAction: hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT,
+		// SSE streams stay open; no whole-stream timeout, but idle ones end.
+		StreamIdleTimeout: durationpb.New(5 * time.Minute),
+		HttpFilters: []*hcmv3.HttpFilter{
+			{Name: ExtAuthzFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(authz)}},
+			{Name: RouterFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
+		},
+	}
+	return &listenerv3.Listener{
+		Name: ListenerName,
+		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(port)},
+		}}},
+		FilterChains: []*listenerv3.FilterChain{{
+			Filters: []*listenerv3.Filter{{
+				Name:       "envoy.filters.network.http_connection_manager",
+				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
+			}},
+		}},
+	}, nil
+}
+
+func routes(cfg *config.Config) *routev3.RouteConfiguration {
+	vh := &routev3.VirtualHost{Name: VirtualHostName, Domains: []string{"*"}}
+	if cfg.Listen.HTTP != "" {
+		// RFC 9728 metadata is public: clients fetch it before they hold a token.
+		vh.Routes = append(vh.Routes, &routev3.Route{
+			Name:  "protected-resource-metadata",
+			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/.well-known/oauth-protected-resource"}},
+			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: ClusterHTTP},
+			}},
+			TypedPerFilterConfig: map[string]*anypb.Any{
+				ExtAuthzFilter: mustAny(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}}),
+			},
+		})
+	}
+	for _, t := range cfg.Targets {
+		vh.Routes = append(vh.Routes, targetRoute(t))
+	}
+	vh.Routes = append(vh.Routes, &routev3.Route{
+		Name:  "not-found",
+		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
+			Status: 404,
+			Body:   &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: `{"error":"no MCP target at this path"}`}},
+		}},
+		TypedPerFilterConfig: map[string]*anypb.Any{
+			ExtAuthzFilter: mustAny(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}}),
+		},
+	})
+	return &routev3.RouteConfiguration{Name: RouteConfigName, VirtualHosts: []*routev3.VirtualHost{vh}}
+}
+
+// targetRoute sends /mcp/<name>[/...] to the target's upstream path, and
+// tells ext_authz which target the route is for.
+func targetRoute(t config.Target) *routev3.Route {
+	u, _ := url.Parse(t.Upstream) // validated by config
+	upath := u.Path
+	if upath == "" {
+		upath = "/"
+	}
+	return &routev3.Route{
+		Name:  "target-" + t.Name,
+		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: t.PathPrefix}},
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier:     &routev3.RouteAction_Cluster{Cluster: TargetClusterPref + t.Name},
+			PrefixRewrite:        upath,
+			HostRewriteSpecifier: &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: u.Host},
+			// MCP responses may be long SSE streams: no overall deadline (idle timeout applies).
+			Timeout: durationpb.New(0),
+		}},
+		Metadata: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+			"airlock": {Fields: map[string]*structpb.Value{"target": structpb.NewStringValue(t.Name)}},
+		}},
+		TypedPerFilterConfig: map[string]*anypb.Any{
+			ExtAuthzFilter: mustAny(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_CheckSettings{
+				CheckSettings: &extauthzv3.CheckSettings{ContextExtensions: map[string]string{"airlock_target": t.Name}},
+			}}),
+		},
+	}
+}
+
+// cluster is a STRICT_DNS cluster for one URL; grpc clusters speak HTTP/2.
+func cluster(name, rawURL string, grpc bool) (*clusterv3.Cluster, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	host, portStr := u.Hostname(), u.Port()
+	if portStr == "" {
+		portStr = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("%q: bad port", rawURL)
+	}
+	c := &clusterv3.Cluster{
+		Name:                 name,
+		ConnectTimeout:       durationpb.New(2 * time.Second),
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS},
+		DnsLookupFamily:      clusterv3.Cluster_V4_PREFERRED,
+		LoadAssignment: &endpointv3.ClusterLoadAssignment{
+			ClusterName: name,
+			Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
+				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+					Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+						Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(port)},
+					}}},
+				}},
+			}}}},
+		},
+	}
+	if grpc {
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&httpv3.HttpProtocolOptions{
+				UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+					ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+				}},
+			}),
+		}
+	}
+	if u.Scheme == "https" {
+		c.TransportSocket = &corev3.TransportSocket{
+			Name: "envoy.transport_sockets.tls",
+			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{
+				Sni: host,
+				CommonTlsContext: &tlsv3.CommonTlsContext{ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{
+					ValidationContext: &tlsv3.CertificateValidationContext{
+						TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: "/etc/ssl/certs/ca-certificates.crt"}},
+						MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+							SanType: tlsv3.SubjectAltNameMatcher_DNS,
+							Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: host}},
+						}},
+					},
+				}},
+			})},
+		}
+	}
+	return c, nil
+}
