@@ -1,0 +1,157 @@
+// Command airlock is the airlock gateway's single binary: `serve` runs the
+// services Envoy talks to, and the other subcommands are the operator CLI.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/airlock-mcp/airlock/envoy"
+	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/policy"
+	"github.com/airlock-mcp/airlock/internal/serve"
+)
+
+const usage = `airlock — just-in-time, policy-checked access from AI agents to MCP servers, behind Envoy.
+
+Usage:
+  airlock serve     --config airlock.yaml   run ext_authz, the HTTP API and policy reload
+  airlock validate  --config airlock.yaml   check the config and the policies, then exit
+  airlock envoy bootstrap --config airlock.yaml [--node-id ID] [--node-cluster C]
+                                            print a static Envoy bootstrap for this config
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(args[1:], stderr)
+	case "validate":
+		err = cmdValidate(args[1:], stdout)
+	case "envoy":
+		err = cmdEnvoy(args[1:], stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "airlock: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "airlock %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "airlock.yaml", "path to airlock.yaml")
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	o := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+func cmdServe(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve.Run(ctx, cfg, serve.Options{Logger: newLogger(cfg, stderr)})
+}
+
+func cmdValidate(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	path := configFlag(fs)
+	noCreds := fs.Bool("skip-credentials", false, "do not check that upstream credentials can be read (e.g. in CI without secrets)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	eng, err := policy.Load(cfg.Policy.Dir, cfg.Policy.Query)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if !*noCreds {
+		for _, t := range cfg.Targets {
+			if _, err := t.Credential.Resolve(); err != nil {
+				errs = append(errs, fmt.Errorf("targets %s: %w", t.Name, err))
+			}
+		}
+	}
+	if _, err := envoy.Build(cfg, envoy.Options{}); err != nil {
+		errs = append(errs, fmt.Errorf("envoy config: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d issuers, %d targets, policy %s version %s)\n", *path, len(cfg.Issuers), len(cfg.Targets), cfg.Policy.Dir, eng.Version())
+	return nil
+}
+
+func cmdEnvoy(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "bootstrap" {
+		return errors.New("usage: airlock envoy bootstrap --config airlock.yaml")
+	}
+	fs := flag.NewFlagSet("envoy bootstrap", flag.ContinueOnError)
+	path := configFlag(fs)
+	nodeID := fs.String("node-id", "airlock-gateway", "Envoy node id")
+	nodeCluster := fs.String("node-cluster", "airlock", "Envoy node cluster")
+	listen := fs.String("listen", "", "address Envoy accepts agents on (default: 0.0.0.0 and public_url's port)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	res, err := envoy.Build(cfg, envoy.Options{ListenAddress: *listen})
+	if err != nil {
+		return err
+	}
+	b, err := envoy.StaticBootstrap(res, envoy.Node{ID: *nodeID, Cluster: *nodeCluster})
+	if err != nil {
+		return err
+	}
+	out, err := envoy.YAML(b)
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(out)
+	return err
+}

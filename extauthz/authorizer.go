@@ -1,0 +1,272 @@
+// Package extauthz answers Envoy's ext_authz Check: it verifies the caller's
+// token, reads the MCP call out of the request, asks the Rego policy, and
+// returns allow (with the upstream credential swapped in), deny, or
+// "approval required". The decision pipeline (Authorizer) is free of gRPC;
+// grpc.go adapts it to envoy.service.auth.v3.Authorization, the way
+// opa-envoy-plugin keeps envoyauth apart from its server.
+package extauthz
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/identity"
+	"github.com/airlock-mcp/airlock/internal/mcp"
+	"github.com/airlock-mcp/airlock/internal/policy"
+)
+
+// Request is what Envoy's CheckRequest says about one HTTP request.
+type Request struct {
+	Method  string
+	Path    string // includes the query string, as Envoy sends it
+	Host    string
+	Scheme  string
+	Headers map[string]string // lower-case names, pseudo-headers included, duplicates comma-joined
+	Body    []byte
+	// Truncated is Envoy's x-envoy-auth-partial-body: the body was cut at max_request_bytes.
+	Truncated bool
+	// ContextExtensions come from the route (ExtAuthzPerRoute.check_settings); airlock's
+	// Envoy config names the target in "airlock_target".
+	ContextExtensions map[string]string
+}
+
+// Header is one header to set.
+type Header struct{ Name, Value string }
+
+// Outcome of a check, also the metrics label.
+type Outcome string
+
+const (
+	OutcomeAllow            Outcome = "allow"
+	OutcomeDeny             Outcome = "deny"              // policy said no
+	OutcomeApprovalRequired Outcome = "approval_required" // policy wants a human
+	OutcomeUnauthenticated  Outcome = "unauthenticated"   // no or bad token
+	OutcomeForbidden        Outcome = "forbidden"         // token fine, scope or issuer not enough
+	OutcomeInvalid          Outcome = "invalid"           // malformed request
+	OutcomeError            Outcome = "error"             // our failure: fail closed
+)
+
+// Result is the answer to Envoy. Status 200 means allow.
+type Result struct {
+	Outcome    Outcome
+	Status     int
+	Reason     string
+	DecisionID string
+	// On allow: request headers to set (overwrite) and to remove before the upstream.
+	SetHeaders    []Header
+	RemoveHeaders []string
+	// On deny: response headers and body sent to the client.
+	ResponseHeaders []Header
+	Body            []byte
+	// Metadata is emitted as Envoy dynamic metadata (namespace envoy.filters.http.ext_authz).
+	Metadata map[string]any
+}
+
+// Verifier checks bearer tokens (internal/identity implements it).
+type Verifier interface {
+	Verify(ctx context.Context, raw string, audiences []string) (*identity.Principal, error)
+}
+
+// Policy decides (internal/policy's Store implements it).
+type Policy interface {
+	Evaluate(ctx context.Context, in *policy.Input) (policy.Decision, error)
+}
+
+// Grants lists the caller's active just-in-time grants for a target. Nil
+// means no grant store is configured.
+type Grants interface {
+	Active(ctx context.Context, subject, target string, now time.Time) ([]policy.GrantInput, error)
+}
+
+// Options are the Authorizer's collaborators.
+type Options struct {
+	Verifier Verifier
+	Policy   Policy
+	Grants   Grants
+	Logger   *slog.Logger
+	Metrics  *Metrics
+	Now      func() time.Time
+}
+
+// Authorizer is the gRPC-free decision pipeline.
+type Authorizer struct {
+	targets  *targets
+	verifier Verifier
+	policy   Policy
+	grants   Grants
+	log      *slog.Logger
+	metrics  *Metrics
+	now      func() time.Time
+	maxBody  int
+}
+
+// New builds an Authorizer from configuration. Upstream credentials are
+// resolved here, once; a missing credential is an error at start, not a
+// surprise at the first call.
+func New(cfg *config.Config, opts Options) (*Authorizer, error) {
+	if opts.Verifier == nil || opts.Policy == nil {
+		return nil, errors.New("extauthz: a verifier and a policy are required")
+	}
+	ts, err := newTargets(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &Authorizer{
+		targets: ts, verifier: opts.Verifier, policy: opts.Policy, grants: opts.Grants,
+		log: opts.Logger, metrics: opts.Metrics, now: opts.Now, maxBody: cfg.Limits.MaxRequestBytes,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	return a, nil
+}
+
+// Check decides one request. It never returns an allow on an error path.
+func (a *Authorizer) Check(ctx context.Context, req *Request) *Result {
+	start := time.Now()
+	res := a.check(ctx, req)
+	if a.metrics != nil {
+		a.metrics.observe(res.Outcome, time.Since(start))
+	}
+	return res
+}
+
+func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
+	id := newDecisionID()
+	t := a.targets.match(req)
+	if t == nil {
+		return a.finish(nil, nil, nil, &Result{Outcome: OutcomeInvalid, Status: 404, DecisionID: id,
+			Reason: fmt.Sprintf("no MCP target is served at %s", pathOnly(req.Path))})
+	}
+
+	// Who is calling. An unauthenticated caller learns nothing about parsing.
+	raw, ok := bearer(req.Headers["authorization"])
+	if !ok {
+		return a.finish(t, nil, nil, t.unauthenticated(id, "", "no bearer token in the Authorization header"))
+	}
+	p, err := a.verifier.Verify(ctx, raw, t.audiences)
+	if err != nil {
+		return a.finish(t, nil, nil, t.unauthenticated(id, "invalid_token", safeReason(err)))
+	}
+	if !t.trusts(p.Issuer) {
+		return a.finish(t, p, nil, t.unauthenticated(id, "invalid_token", fmt.Sprintf("issuer %s is not trusted for target %s", p.Issuer, t.cfg.Name)))
+	}
+	if missing := missingScopes(t.cfg.ScopesRequired, p.Scopes); len(missing) > 0 {
+		return a.finish(t, p, nil, t.insufficientScope(id, missing))
+	}
+
+	// What it asks for.
+	call, perr := mcp.ParseHTTP(&mcp.HTTPRequest{
+		Method: req.Method, Path: req.Path, Headers: req.Headers,
+		Body: req.Body, Truncated: req.Truncated,
+	})
+	if perr != nil {
+		if perr.HTTPStatus == 413 {
+			perr.Message = fmt.Sprintf("%s (limit %d bytes)", perr.Message, a.maxBody)
+		}
+		return a.finish(t, p, nil, invalid(id, perr))
+	}
+
+	// What policy says about each message.
+	d, err := a.decide(ctx, t, p, req, call)
+	if err != nil {
+		a.log.Error("policy evaluation failed; denying", "decision_id", id, "target", t.cfg.Name, "error", err)
+		return a.finish(t, p, call, policyDenied(id, call, OutcomeError, 403, "the gateway could not evaluate its policy; the call is denied"))
+	}
+	switch d.Outcome {
+	case policy.OutcomeAllow:
+		return a.finish(t, p, call, t.allow(id, p, call, req, d))
+	case policy.OutcomeApprovalRequired:
+		return a.finish(t, p, call, approvalRequired(id, call, d))
+	default:
+		return a.finish(t, p, call, policyDenied(id, call, OutcomeDeny, 403, d.Reason))
+	}
+}
+
+// finish logs the decision (never a token, argument or credential).
+func (a *Authorizer) finish(t *target, p *identity.Principal, call *mcp.Call, r *Result) *Result {
+	if !a.log.Enabled(context.Background(), slog.LevelInfo) {
+		return r
+	}
+	attrs := []any{"decision_id", r.DecisionID, "outcome", string(r.Outcome), "status", r.Status}
+	if t != nil {
+		attrs = append(attrs, "target", t.cfg.Name)
+	}
+	if p != nil {
+		attrs = append(attrs, "subject", p.Subject, "client_id", p.ClientID)
+	}
+	if call != nil && len(call.Messages) > 0 {
+		m := call.Messages[0]
+		attrs = append(attrs, "method", m.Method)
+		if m.Tool != "" {
+			attrs = append(attrs, "tool", m.Tool)
+		}
+	}
+	if r.Reason != "" {
+		attrs = append(attrs, "reason", r.Reason)
+	}
+	a.log.Info("decision", attrs...)
+	return r
+}
+
+func newDecisionID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func bearer(h string) (string, bool) {
+	const p = "bearer "
+	if len(h) <= len(p) || !strings.EqualFold(h[:len(p)], p) {
+		return "", false
+	}
+	tok := strings.TrimSpace(h[len(p):])
+	return tok, tok != ""
+}
+
+func pathOnly(p string) string {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	if len(p) > 200 {
+		p = p[:200] + "…"
+	}
+	return p
+}
+
+func missingScopes(required, have []string) []string {
+	var missing []string
+	for _, r := range required {
+		found := false
+		for _, h := range have {
+			if h == r {
+				found = true
+				break
+			}
+		}
+		if !found {
+			missing = append(missing, r)
+		}
+	}
+	return missing
+}
+
+// safeReason is the verifier's explanation, which identity guarantees holds
+// no token material.
+func safeReason(err error) string {
+	var ie *identity.Error
+	if errors.As(err, &ie) {
+		return ie.Error()
+	}
+	return "the token could not be verified"
+}

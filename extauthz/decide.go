@@ -1,0 +1,81 @@
+package extauthz
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/airlock-mcp/airlock/internal/identity"
+	"github.com/airlock-mcp/airlock/internal/mcp"
+	"github.com/airlock-mcp/airlock/internal/policy"
+)
+
+// forwardedHeaders are request headers policy may see; the token and
+// cookies never reach policy input (or the decision log it may write).
+func policyHeaders(h map[string]string) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		switch {
+		case k == "authorization", k == "cookie", k == "proxy-authorization", strings.HasPrefix(k, ":"):
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// decide evaluates policy for every message of the call and combines the
+// results: deny wins over approval, approval over allow. A GET or DELETE
+// (no messages) is evaluated once with an empty MCP method.
+func (a *Authorizer) decide(ctx context.Context, t *target, p *identity.Principal, req *Request, call *mcp.Call) (policy.Decision, error) {
+	now := a.now()
+	var grants []policy.GrantInput
+	if a.grants != nil {
+		g, err := a.grants.Active(ctx, p.Subject, t.cfg.Name, now)
+		if err != nil {
+			return policy.Decision{}, fmt.Errorf("grant store: %w", err)
+		}
+		grants = g
+	}
+	in := &policy.Input{
+		Principal: p,
+		Target:    t.input,
+		Request:   policy.RequestInput{Method: req.Method, Path: req.Path, Host: req.Host, Headers: policyHeaders(req.Headers)},
+		Grants:    grants,
+		Time:      now,
+	}
+	base := policy.MessageInput{ProtocolVersion: call.ProtocolVersion, SessionID: call.SessionID, Batch: call.Batch}
+	if len(call.Messages) == 0 {
+		in.MCP = base
+		return a.policy.Evaluate(ctx, in)
+	}
+	var out policy.Decision
+	for i, m := range call.Messages {
+		mi := base
+		mi.Method, mi.Kind, mi.ID = m.Method, string(m.Kind), m.ID
+		mi.Tool, mi.Prompt, mi.URI, mi.Arguments = m.Tool, m.Prompt, m.URI, m.Arguments
+		in.MCP = mi
+		d, err := a.policy.Evaluate(ctx, in)
+		if err != nil {
+			return policy.Decision{}, err
+		}
+		if i == 0 || rank(d.Outcome) > rank(out.Outcome) {
+			out = d
+		}
+		if out.Outcome == policy.OutcomeDeny {
+			break
+		}
+	}
+	return out, nil
+}
+
+func rank(o string) int {
+	switch o {
+	case policy.OutcomeAllow:
+		return 0
+	case policy.OutcomeApprovalRequired:
+		return 1
+	default:
+		return 2
+	}
+}

@@ -1,0 +1,119 @@
+package extauthz
+
+import (
+	"context"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// PartialBodyHeader is set by Envoy's ext_authz filter on the check request
+// when with_request_body is on: "true" when the body was cut at
+// max_request_bytes (allow_partial_message).
+const PartialBodyHeader = "x-envoy-auth-partial-body"
+
+// Server adapts the Authorizer to envoy.service.auth.v3.Authorization.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	A *Authorizer
+}
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// Check implements the ext_authz gRPC service.
+func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return toCheckResponse(s.A.Check(ctx, FromCheckRequest(in))), nil
+}
+
+// FromCheckRequest reads the HTTP request out of Envoy's AttributeContext:
+// the headers map (lower-cased, pseudo-headers, duplicates joined), or
+// header_map when encode_raw_headers is on; body or raw_body (pack_as_bytes).
+func FromCheckRequest(in *authv3.CheckRequest) *Request {
+	h := in.GetAttributes().GetRequest().GetHttp()
+	req := &Request{
+		Method:            h.GetMethod(),
+		Path:              h.GetPath(),
+		Host:              h.GetHost(),
+		Scheme:            h.GetScheme(),
+		Headers:           h.GetHeaders(),
+		ContextExtensions: in.GetAttributes().GetContextExtensions(),
+	}
+	if hm := h.GetHeaderMap(); req.Headers == nil && hm != nil {
+		req.Headers = make(map[string]string, len(hm.GetHeaders()))
+		for _, hv := range hm.GetHeaders() {
+			v := string(hv.GetRawValue())
+			if v == "" {
+				v = hv.GetValue()
+			}
+			if prev, ok := req.Headers[hv.GetKey()]; ok {
+				v = prev + "," + v
+			}
+			req.Headers[hv.GetKey()] = v
+		}
+	}
+	if req.Headers == nil {
+		req.Headers = map[string]string{}
+	}
+	if raw := h.GetRawBody(); len(raw) > 0 {
+		req.Body = raw
+	} else if b := h.GetBody(); b != "" {
+		req.Body = []byte(b)
+	}
+	req.Truncated = req.Headers[PartialBodyHeader] == "true"
+	if req.Method == "" {
+		req.Method = req.Headers[":method"]
+	}
+	if req.Path == "" {
+		req.Path = req.Headers[":path"]
+	}
+	return req
+}
+
+func toCheckResponse(r *Result) *authv3.CheckResponse {
+	resp := &authv3.CheckResponse{}
+	if md, err := structpb.NewStruct(r.Metadata); err == nil && len(r.Metadata) > 0 {
+		resp.DynamicMetadata = md
+	}
+	if r.Status == 200 {
+		resp.Status = &rpcstatus.Status{Code: int32(code.Code_OK)}
+		ok := &authv3.OkHttpResponse{HeadersToRemove: r.RemoveHeaders}
+		for _, h := range r.SetHeaders {
+			ok.Headers = append(ok.Headers, headerOption(h))
+		}
+		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
+		return resp
+	}
+	c := code.Code_PERMISSION_DENIED
+	switch r.Status {
+	case 401:
+		c = code.Code_UNAUTHENTICATED
+	case 400, 405, 413, 415:
+		c = code.Code_INVALID_ARGUMENT
+	case 404:
+		c = code.Code_NOT_FOUND
+	}
+	resp.Status = &rpcstatus.Status{Code: int32(c), Message: r.Reason}
+	denied := &authv3.DeniedHttpResponse{
+		Status: &typev3.HttpStatus{Code: typev3.StatusCode(r.Status)},
+		Body:   string(r.Body),
+	}
+	for _, h := range r.ResponseHeaders {
+		denied.Headers = append(denied.Headers, headerOption(h))
+	}
+	denied.Headers = append(denied.Headers, headerOption(Header{HeaderDecisionID, r.DecisionID}))
+	resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied}
+	return resp
+}
+
+// headerOption overwrites the header (OkHttpResponse's append defaults to
+// false, which Envoy treats as overwrite-if-exists-or-add).
+func headerOption(h Header) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}

@@ -1,0 +1,208 @@
+package extauthz
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/airlock-mcp/airlock/internal/identity"
+	"github.com/airlock-mcp/airlock/internal/mcp"
+	"github.com/airlock-mcp/airlock/internal/policy"
+)
+
+// JSON-RPC error codes airlock uses for its own denials, in the range the
+// MCP spec leaves to implementations (-32000..-32019).
+const (
+	CodeUnauthorized     = -32001
+	CodeForbidden        = -32003
+	CodeApprovalRequired = -32004
+)
+
+// Header names airlock sets on allowed requests. A client can never set
+// them: every incoming x-airlock-* header is removed.
+const (
+	HeaderPrefix     = "x-airlock-"
+	HeaderPrincipal  = "x-airlock-principal"
+	HeaderClientID   = "x-airlock-client-id"
+	HeaderTarget     = "x-airlock-target"
+	HeaderDecisionID = "x-airlock-decision-id"
+	HeaderGrant      = "x-airlock-grant"
+)
+
+var jsonContentType = Header{"content-type", "application/json"}
+
+func (t *target) challenge(params ...string) Header {
+	params = append(params, fmt.Sprintf("resource_metadata=%q", t.prmURL))
+	return Header{"www-authenticate", "Bearer " + strings.Join(params, ", ")}
+}
+
+func quoteParam(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
+			return '\''
+		}
+		return r
+	}, s)
+}
+
+// unauthenticated is RFC 6750 §3 / MCP authorization: 401 with a challenge
+// that points at the Protected Resource Metadata.
+func (t *target) unauthenticated(id, errCode, reason string) *Result {
+	var params []string
+	if errCode != "" {
+		params = append(params, fmt.Sprintf(`error=%q`, errCode), fmt.Sprintf(`error_description="%s"`, quoteParam(reason)))
+	}
+	if len(t.cfg.ScopesRequired) > 0 {
+		params = append(params, fmt.Sprintf("scope=%q", strings.Join(t.cfg.ScopesRequired, " ")))
+	}
+	return &Result{
+		Outcome: OutcomeUnauthenticated, Status: 401, Reason: reason, DecisionID: id,
+		ResponseHeaders: []Header{t.challenge(params...), jsonContentType},
+		Body:            mcp.ErrorResponse(nil, CodeUnauthorized, "unauthorized: "+reason, nil),
+	}
+}
+
+// insufficientScope is the MCP step-up answer: 403 with error="insufficient_scope".
+func (t *target) insufficientScope(id string, missing []string) *Result {
+	reason := fmt.Sprintf("the token lacks scope %s required by target %s", strings.Join(missing, ", "), t.cfg.Name)
+	return &Result{
+		Outcome: OutcomeForbidden, Status: 403, Reason: reason, DecisionID: id,
+		ResponseHeaders: []Header{t.challenge(`error="insufficient_scope"`, fmt.Sprintf("scope=%q", strings.Join(t.cfg.ScopesRequired, " "))), jsonContentType},
+		Body:            mcp.ErrorResponse(nil, CodeForbidden, "forbidden: "+reason, nil),
+	}
+}
+
+func invalid(id string, e *mcp.Error) *Result {
+	return &Result{
+		Outcome: OutcomeInvalid, Status: e.HTTPStatus, Reason: e.Message, DecisionID: id,
+		ResponseHeaders: []Header{jsonContentType},
+		Body:            mcp.ErrorResponse(e.ID, e.Code, e.Message, nil),
+	}
+}
+
+// errorBody answers every request of the call with the same error, keeping
+// each request's id; a batch gets a batch.
+func errorBody(call *mcp.Call, code int, msg string, data any) []byte {
+	var ids []json.RawMessage
+	for _, m := range call.Messages {
+		if m.Kind == mcp.KindRequest {
+			ids = append(ids, m.ID)
+		}
+	}
+	if !call.Batch || len(ids) == 0 {
+		var id json.RawMessage
+		if len(ids) > 0 {
+			id = ids[0]
+		}
+		return mcp.ErrorResponse(id, code, msg, data)
+	}
+	parts := make([]json.RawMessage, len(ids))
+	for i, id := range ids {
+		parts[i] = mcp.ErrorResponse(id, code, msg, data)
+	}
+	b, _ := json.Marshal(parts)
+	return b
+}
+
+func policyDenied(id string, call *mcp.Call, o Outcome, status int, reason string) *Result {
+	if reason == "" {
+		reason = "denied by policy"
+	}
+	return &Result{
+		Outcome: o, Status: status, Reason: reason, DecisionID: id,
+		ResponseHeaders: []Header{jsonContentType},
+		Body:            errorBody(call, CodeForbidden, "denied: "+reason, map[string]string{"decision_id": id}),
+	}
+}
+
+func approvalRequired(id string, call *mcp.Call, d policy.Decision) *Result {
+	data := map[string]any{"decision_id": id}
+	if ap := d.Approval; ap != nil {
+		data["approver_groups"] = ap.ApproverGroups
+		data["single_use"] = ap.SingleUse
+		data["grant_duration"] = ap.GrantDuration.String()
+		data["reason_required"] = ap.ReasonRequired
+	}
+	reason := d.Reason
+	if reason == "" {
+		reason = "this call needs a human approval"
+	}
+	return &Result{
+		Outcome: OutcomeApprovalRequired, Status: 403, Reason: reason, DecisionID: id,
+		ResponseHeaders: []Header{jsonContentType},
+		Body:            errorBody(call, CodeApprovalRequired, "approval required: "+reason, data),
+	}
+}
+
+// allow swaps the agent's token for the target's credential and tells the
+// upstream (and the filters after ext_authz) who called.
+func (t *target) allow(id string, p *identity.Principal, call *mcp.Call, req *Request, d policy.Decision) *Result {
+	r := &Result{Outcome: OutcomeAllow, Status: 200, DecisionID: id, Reason: d.Reason}
+	set := make([]Header, 0, 6)
+	if t.credValue != "" {
+		set = append(set, Header{t.credHeader, t.credValue})
+	}
+	set = append(set,
+		Header{HeaderPrincipal, p.Subject},
+		Header{HeaderTarget, t.cfg.Name},
+		Header{HeaderDecisionID, id},
+	)
+	if p.ClientID != "" {
+		set = append(set, Header{HeaderClientID, p.ClientID})
+	}
+	if d.Grant != "" {
+		set = append(set, Header{HeaderGrant, d.Grant})
+	}
+	r.SetHeaders = set
+	// The agent's token never travels upstream (MCP: no token passthrough),
+	// and no client-sent x-airlock-* header survives.
+	if t.credValue == "" || t.credHeader != "authorization" {
+		r.RemoveHeaders = append(r.RemoveHeaders, "authorization")
+	}
+	for k := range req.Headers {
+		if strings.HasPrefix(k, HeaderPrefix) && !setsHeader(set, k) {
+			r.RemoveHeaders = append(r.RemoveHeaders, k)
+		}
+	}
+	md := map[string]any{
+		"decision_id":     id,
+		"target":          t.cfg.Name,
+		"principal":       p.Subject,
+		"client_id":       p.ClientID,
+		"issuer":          p.Issuer,
+		"masking_profile": orDefault(d.MaskingProfile, t.cfg.MaskingProfile),
+		"record":          d.Record,
+		"policy_version":  d.PolicyVersion,
+		"protocol":        call.ProtocolVersion,
+	}
+	if call.SessionID != "" {
+		md["session_id"] = call.SessionID
+	}
+	if d.Grant != "" {
+		md["grant"] = d.Grant
+	}
+	if len(call.Messages) > 0 {
+		md["method"] = call.Messages[0].Method
+		if tool := call.Messages[0].Tool; tool != "" {
+			md["tool"] = tool
+		}
+	}
+	r.Metadata = md
+	return r
+}
+
+func setsHeader(set []Header, name string) bool {
+	for _, h := range set {
+		if h.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}

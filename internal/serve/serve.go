@@ -1,0 +1,187 @@
+// Package serve wires airlock's services together from a configuration and
+// runs them: ext_authz (gRPC), the HTTP server (metadata, health, metrics),
+// and policy reloading. cmd/airlock calls Run; tests and the demo start the
+// same wiring in-process with Start.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/airlock-mcp/airlock/extauthz"
+	"github.com/airlock-mcp/airlock/internal/api"
+	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/identity"
+	"github.com/airlock-mcp/airlock/internal/policy"
+)
+
+// Gateway is a running set of airlock services.
+type Gateway struct {
+	Config     *config.Config
+	Authorizer *extauthz.Authorizer
+	Policy     *policy.Store
+	HTTP       *api.Server
+	Registry   *prometheus.Registry
+
+	AuthzAddr net.Addr // where ext_authz listens (resolved, e.g. after port 0)
+	HTTPAddr  net.Addr
+
+	log     *slog.Logger
+	grpc    *grpc.Server
+	httpSrv *http.Server
+	cancel  context.CancelFunc
+	done    chan struct{}
+	errc    chan error
+}
+
+// Options for Start.
+type Options struct {
+	Logger     *slog.Logger
+	HTTPClient *http.Client // for issuer discovery and JWKS
+}
+
+// Start builds every configured service, binds its listener and serves in
+// the background. It fails, having started nothing, if the configuration,
+// a credential or the policy is broken.
+func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	store, err := policy.NewStore(cfg.Policy.Dir, cfg.Policy.Query, log.With("component", "policy"))
+	if err != nil {
+		return nil, err
+	}
+	ver, err := identity.New(ctx, cfg.Issuers, identity.Options{
+		HTTPClient: opts.HTTPClient, CacheSize: cfg.Limits.TokenCacheSize, Logger: log.With("component", "identity"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	authz, err := extauthz.New(cfg, extauthz.Options{
+		Verifier: ver, Policy: store, Logger: log.With("component", "extauthz"), Metrics: extauthz.NewMetrics(reg),
+	})
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{Config: cfg, Authorizer: authz, Policy: store, Registry: reg, log: log, done: make(chan struct{}), errc: make(chan error, 4)}
+	g.HTTP = api.New(cfg, api.Options{Gatherer: reg, Logger: log.With("component", "http")})
+
+	var lis []net.Listener
+	closeAll := func() {
+		for _, l := range lis {
+			l.Close()
+		}
+	}
+	if cfg.Listen.Authz != "" {
+		l, err := net.Listen("tcp", cfg.Listen.Authz)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("listen.authz: %w", err)
+		}
+		lis = append(lis, l)
+		g.AuthzAddr = l.Addr()
+		g.grpc = grpc.NewServer(
+			grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute}),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		)
+		authv3.RegisterAuthorizationServer(g.grpc, &extauthz.Server{A: authz})
+		hs := health.NewServer()
+		healthpb.RegisterHealthServer(g.grpc, hs)
+		go func() { g.errc <- g.grpc.Serve(l) }()
+	}
+	if cfg.Listen.HTTP != "" {
+		l, err := net.Listen("tcp", cfg.Listen.HTTP)
+		if err != nil {
+			closeAll()
+			if g.grpc != nil {
+				g.grpc.Stop()
+			}
+			return nil, fmt.Errorf("listen.http: %w", err)
+		}
+		g.HTTPAddr = l.Addr()
+		g.httpSrv = &http.Server{Handler: g.HTTP, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := g.httpSrv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				g.errc <- err
+			}
+		}()
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	g.cancel = cancel
+	go func() {
+		defer close(g.done)
+		if cfg.Policy.ReloadInterval > 0 {
+			store.Watch(wctx, cfg.Policy.ReloadInterval)
+		} else {
+			<-wctx.Done()
+		}
+	}()
+	g.HTTP.SetReady(true)
+	log.Info("airlock serving", "authz", addrString(g.AuthzAddr), "http", addrString(g.HTTPAddr),
+		"targets", len(cfg.Targets), "policy_version", store.Current().Version())
+	return g, nil
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "off"
+	}
+	return a.String()
+}
+
+// Err reports a service that stopped serving on its own.
+func (g *Gateway) Err() <-chan error { return g.errc }
+
+// Stop shuts every service down, letting in-flight calls finish for up to
+// the context's deadline.
+func (g *Gateway) Stop(ctx context.Context) {
+	g.HTTP.SetReady(false)
+	g.cancel()
+	if g.httpSrv != nil {
+		_ = g.httpSrv.Shutdown(ctx)
+	}
+	if g.grpc != nil {
+		stopped := make(chan struct{})
+		go func() { g.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			g.grpc.Stop()
+		}
+	}
+	<-g.done
+}
+
+// Run starts the gateway and serves until ctx ends or a service fails.
+func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+	g, err := Start(ctx, cfg, opts)
+	if err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-g.errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g.Stop(sctx)
+	return runErr
+}
