@@ -28,8 +28,8 @@ lint:
 
 # Short fuzzing of every parser (the seed corpora also run in `make test`).
 fuzz:
-	$(GO) test ./internal/mcp -run '^$$' -fuzz FuzzParseHTTP -fuzztime 30s
-	$(GO) test ./internal/config -run '^$$' -fuzz FuzzParse -fuzztime 30s
+	$(GO) test ./internal/mcp -run '^$$' -fuzz FuzzParseHTTP -fuzztime 200000x
+	$(GO) test ./internal/config -run '^$$' -fuzz FuzzParse -fuzztime 200000x
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./extauthz/...

@@ -28,7 +28,8 @@ const (
 type Message struct {
 	Kind   Kind   `json:"kind"`
 	Method string `json:"method,omitempty"`
-	// ID is the raw JSON-RPC id (number or string) exactly as sent; nil for notifications.
+	// ID is the raw JSON-RPC id (number or string) exactly as sent; nil for
+	// notifications and for error responses whose id is null or absent.
 	ID json.RawMessage `json:"id,omitempty"`
 	// Tool is params.name of a tools/call request, Prompt params.name of a
 	// prompts/get request, URI params.uri of a resources/read, resources/subscribe
@@ -36,8 +37,8 @@ type Message struct {
 	Tool      string          `json:"tool,omitempty"`
 	Prompt    string          `json:"prompt,omitempty"`
 	URI       string          `json:"uri,omitempty"`
-	Arguments json.RawMessage `json:"arguments,omitempty"` // params.arguments, raw JSON object
-	Params    json.RawMessage `json:"-"`                   // whole params, raw
+	Arguments json.RawMessage `json:"arguments,omitempty"` // params.arguments of tools/call and prompts/get, raw JSON object; nil when absent or null
+	Params    json.RawMessage `json:"-"`                   // whole params, raw; nil when absent or null
 	// Result and RPCError are the result or error member of a response, raw.
 	Result   json.RawMessage `json:"-"`
 	RPCError json.RawMessage `json:"-"`

@@ -1,0 +1,262 @@
+package mcp
+
+import (
+	"math"
+	"strconv"
+	"strings"
+)
+
+// HTTPRequest is an HTTP request to an MCP endpoint as Envoy's ext_authz
+// CheckRequest describes it (attributes.request.http).
+type HTTPRequest struct {
+	Method string // HTTP method, e.g. "POST"
+	// Path is the request path with its query. ParseHTTP does not read it
+	// (routing is Envoy's); it is here so callers pass the request whole.
+	Path string
+	// Headers are keyed by lower-case name, as the CheckRequest headers map
+	// gives them (repeated headers comma-joined by Envoy).
+	Headers map[string]string
+	Body    []byte
+	// Truncated is true when Envoy cut the body at max_request_bytes
+	// (x-envoy-auth-partial-body: true). ParseHTTP also reads that header
+	// itself, so a caller that forgets still fails closed.
+	Truncated bool
+}
+
+// Allowed HTTP methods on an MCP endpoint, for the Allow header of a 405.
+const (
+	allowAll  = "GET, POST, DELETE"
+	allowPost = "POST"
+)
+
+// ParseHTTP reads the MCP call out of an HTTP request to an MCP endpoint,
+// for every protocol version airlock supports (see SupportedVersions). It
+// never guesses: anything it cannot read exactly as the MCP server will is
+// an *Error carrying the HTTP status and JSON-RPC error to answer with.
+//
+// What it checks, per the Streamable HTTP transport of each version:
+//   - HTTP method: POST carries messages; GET (server stream, resume) and
+//     DELETE (end session) give a Call without messages; anything else is
+//     405. Under 2026-07-28, which has no GET stream and no sessions, GET
+//     and DELETE are 405 too.
+//   - MCP-Protocol-Version: absent means 2025-03-26; an unsupported value is
+//     400 with UNSUPPORTED_PROTOCOL_VERSION (-32022) listing the supported ones.
+//   - Mcp-Session-Id: when present it must be visible ASCII (0x21-0x7E),
+//     else 400. Ignored under 2026-07-28, which has no sessions.
+//   - POST Content-Type: when present it must be application/json (its
+//     parameters are ignored), else 415. A body Envoy truncated is 413.
+//   - The body: one JSON-RPC 2.0 message (request, notification or
+//     response); a batch array only under 2024-11-05 and 2025-03-26, with 1
+//     to 1000 messages, all requests and notifications or all responses, and
+//     no initialize (2025-03-26 lifecycle). Invalid JSON is -32700 with the
+//     byte offset; a wrong JSON-RPC shape -32600; bad params of tools/call,
+//     prompts/get and resources/* requests -32602.
+//     Duplicate member names (also ones equal up to letter case), invalid
+//     UTF-8 and unpaired surrogates are rejected anywhere in the body, and
+//     member names the gateway reads must have exactly their case: a server
+//     whose JSON decoder treats those differently could otherwise act on a
+//     value the gateway never saw (see scan.go).
+//   - Mirrored headers (2026-07-28 standard request headers): Mcp-Method
+//     must equal the method, Mcp-Name params.name (tools/call, prompts/get)
+//     or params.uri (resources/read), after decoding the =?base64?...?=
+//     form. Under 2026-07-28 both are required (Mcp-Method on every POST,
+//     Mcp-Name on those three methods) and a request's
+//     params._meta["io.modelcontextprotocol/protocolVersion"] must equal the
+//     header. Under every version a mirrored header that is present must
+//     match, Mcp-Name is refused on messages it is not defined for, and a
+//     body _meta protocol version needs a matching header.
+//     Failures are 400 with HeaderMismatch (-32020) and the request id.
+//     Under 2026-07-28 a client may not POST a JSON-RPC response.
+//
+// The returned Call's raw fields (ID, Params, Arguments, Result, RPCError)
+// share memory with r.Body; r.Body must not be modified while they are used.
+func ParseHTTP(r *HTTPRequest) (*Call, *Error) {
+	switch r.Method {
+	case "POST":
+		return parsePost(r)
+	case "GET", "DELETE":
+		return parseBodiless(r)
+	default:
+		return nil, &Error{HTTPStatus: 405, Code: CodeInvalidRequest, Allow: allowAll,
+			Message: "HTTP method " + quoteClip(r.Method) + " is not allowed on an MCP endpoint; use POST, GET or DELETE"}
+	}
+}
+
+func parseBodiless(r *HTTPRequest) (*Call, *Error) {
+	version, _, err := protocolVersion(r.Headers, nil)
+	if err != nil {
+		return nil, err
+	}
+	if version == Version20260728 {
+		return nil, &Error{HTTPStatus: 405, Code: CodeInvalidRequest, Allow: allowPost,
+			Message: "HTTP " + r.Method + " is not part of protocol 2026-07-28 (no GET stream, no sessions); send a POST"}
+	}
+	session, err := sessionID(r.Headers)
+	if err != nil {
+		return nil, err
+	}
+	return &Call{HTTPMethod: r.Method, ProtocolVersion: version, SessionID: session}, nil
+}
+
+// callOne holds a single-message Call and its message in one allocation.
+type callOne struct {
+	call Call
+	msg  [1]Message
+}
+
+func parsePost(r *HTTPRequest) (*Call, *Error) {
+	h := r.Headers
+	if ct, ok := h["content-type"]; ok && !isJSON(ct) {
+		return nil, &Error{HTTPStatus: 415, Code: CodeInvalidRequest,
+			Message: "Content-Type " + quoteClip(ct) + " is not supported; an MCP POST body must be application/json"}
+	}
+	if r.Truncated || h["x-envoy-auth-partial-body"] == "true" {
+		return nil, &Error{HTTPStatus: 413, Code: CodeInvalidRequest,
+			Message: "request body was cut at the gateway limit; the call cannot be checked (send a smaller request or raise the gateway's max_request_bytes)"}
+	}
+	if len(r.Body) > math.MaxInt32 { // the scanner keeps offsets as int32
+		return nil, &Error{HTTPStatus: 413, Code: CodeInvalidRequest,
+			Message: "request body is larger than 2 GiB; the call cannot be checked"}
+	}
+	if blank(r.Body) {
+		return nil, &Error{HTTPStatus: 400, Code: CodeParseError,
+			Message: "request body is empty; a POST must carry a JSON-RPC message"}
+	}
+
+	var s scanner
+	s.init(r.Body)
+	var one rawMsg
+	var batch []rawMsg
+	isBatch, ok := s.body(&one, &batch)
+	if !ok {
+		if s.err.kind == kindBatch {
+			return nil, &Error{HTTPStatus: 400, Code: CodeInvalidRequest, Message: s.err.msg + " (element " + strconv.Itoa(maxBatch) + " starts at byte " + strconv.Itoa(s.err.off) + ")"}
+		}
+		return nil, &Error{HTTPStatus: 400, Code: CodeParseError, Message: s.parseErrorMessage()}
+	}
+	var firstID []byte
+	if !isBatch {
+		firstID = s.validID(&one)
+	}
+	version, sent, err := protocolVersion(h, firstID)
+	if err != nil {
+		return nil, err
+	}
+	if s.sem != "" {
+		return nil, &Error{HTTPStatus: 400, Code: CodeInvalidRequest, ID: firstID, Message: s.sem}
+	}
+	session := ""
+	if version != Version20260728 {
+		if session, err = sessionID(h); err != nil {
+			return nil, err
+		}
+	}
+	hc := headerCheck{h: h, version: version, versionSent: sent}
+
+	if !isBatch {
+		msg, err := s.message(&one, "")
+		if err == nil {
+			err = hc.check(&s, &one, &msg, "")
+		}
+		if err != nil {
+			return nil, err
+		}
+		c := &callOne{}
+		c.msg[0] = msg
+		c.call = Call{HTTPMethod: "POST", ProtocolVersion: version, SessionID: session, Messages: c.msg[:]}
+		return &c.call, nil
+	}
+
+	if !batchAllowed(version) {
+		return nil, &Error{HTTPStatus: 400, Code: CodeInvalidRequest,
+			Message: "the body is a JSON-RPC batch array, which protocol " + version + " does not allow (batches exist only in 2024-11-05 and 2025-03-26); send one message per POST"}
+	}
+	if len(batch) == 0 {
+		return nil, &Error{HTTPStatus: 400, Code: CodeInvalidRequest, Message: "the body is an empty JSON-RPC batch array; a batch needs at least one message"}
+	}
+	msgs := make([]Message, len(batch))
+	responses := 0
+	for i := range batch {
+		where := "batch element " + strconv.Itoa(i) + ": "
+		msg, err := s.message(&batch[i], where)
+		if err == nil {
+			err = hc.check(&s, &batch[i], &msg, where)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if msg.Method == "initialize" {
+			return nil, invalid(400, CodeInvalidRequest, msg.ID, "%sinitialize must not be part of a JSON-RPC batch", where)
+		}
+		if msg.Kind == KindResponse {
+			responses++
+		}
+		msgs[i] = msg
+	}
+	if responses != 0 && responses != len(msgs) {
+		return nil, &Error{HTTPStatus: 400, Code: CodeInvalidRequest,
+			Message: "a batch holds either requests and notifications or responses, not both"}
+	}
+	return &Call{HTTPMethod: "POST", ProtocolVersion: version, SessionID: session, Batch: true, Messages: msgs}, nil
+}
+
+// blank reports whether b is empty or JSON whitespace only.
+func blank(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *scanner) parseErrorMessage() string {
+	return "invalid JSON at byte " + strconv.Itoa(s.err.off) + ": " + s.err.msg
+}
+
+// isJSON reports whether a Content-Type value names application/json,
+// ignoring parameters such as charset.
+func isJSON(ct string) bool {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.EqualFold(strings.TrimSpace(ct), "application/json")
+}
+
+// protocolVersion reads MCP-Protocol-Version; sent says whether the header
+// was there. id goes into the error (nil when unknown).
+func protocolVersion(h map[string]string, id []byte) (version string, sent bool, err *Error) {
+	v, ok := h["mcp-protocol-version"]
+	if !ok {
+		return Version20250326, false, nil
+	}
+	if known, ok := knownVersion(v); ok {
+		return known, true, nil
+	}
+	requested := v
+	if len(requested) > clipLen {
+		requested = requested[:clipLen]
+	}
+	return "", true, &Error{HTTPStatus: 400, Code: CodeUnsupportedProtocolVersion, ID: id,
+		Message: "MCP-Protocol-Version " + quoteClip(v) + " is not supported; supported versions: " + strings.Join(SupportedVersions(), ", "),
+		Data:    UnsupportedVersionData{Supported: SupportedVersions(), Requested: strings.ToValidUTF8(requested, "")}}
+}
+
+// sessionID reads Mcp-Session-Id, which must be visible ASCII. Its value is
+// never put in an error: it is a bearer of the session.
+func sessionID(h map[string]string) (string, *Error) {
+	v, ok := h["mcp-session-id"]
+	if !ok {
+		return "", nil
+	}
+	if v == "" {
+		return "", &Error{HTTPStatus: 400, Code: CodeInvalidRequest, Message: "Mcp-Session-Id header is empty"}
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x21 || c > 0x7e {
+			return "", &Error{HTTPStatus: 400, Code: CodeInvalidRequest,
+				Message: "Mcp-Session-Id header must be visible ASCII (0x21-0x7E); byte " + strconv.Itoa(i) + " is not"}
+		}
+	}
+	return v, nil
+}
