@@ -229,6 +229,7 @@ func TestCheckStreamAndTargetResolution(t *testing.T) {
 		{"target by path when the route names none", envoyRequest{method: "GET", path: "/mcp/github/?x=1", headers: map[string]string{"authorization": "Bearer " + good}}, 0},
 		{"no target at path", envoyRequest{method: "GET", path: "/mcp/githubx", headers: map[string]string{"authorization": "Bearer " + good}}, 404},
 		{"PUT is not MCP", envoyRequest{method: "PUT", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good}}, 405},
+		{"2026-07-28 has no GET stream", envoyRequest{method: "GET", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good, "mcp-protocol-version": "2026-07-28"}}, 405},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -244,6 +245,9 @@ func TestCheckStreamAndTargetResolution(t *testing.T) {
 			}
 			if got := int(resp.GetDeniedResponse().GetStatus().GetCode()); got != tc.status {
 				t.Errorf("status %d, want %d (%s)", got, tc.status, resp.GetDeniedResponse().GetBody())
+			}
+			if tc.status == 405 && headers(resp.GetDeniedResponse().GetHeaders())["allow"] == "" {
+				t.Error("405 without an Allow header")
 			}
 		})
 	}

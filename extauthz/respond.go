@@ -73,11 +73,15 @@ func (t *target) insufficientScope(id string, missing []string) *Result {
 }
 
 func invalid(id string, e *mcp.Error) *Result {
-	return &Result{
+	r := &Result{
 		Outcome: OutcomeInvalid, Status: e.HTTPStatus, Reason: e.Message, DecisionID: id,
 		ResponseHeaders: []Header{jsonContentType},
-		Body:            mcp.ErrorResponse(e.ID, e.Code, e.Message, nil),
+		Body:            e.Response(),
 	}
+	if e.Allow != "" {
+		r.ResponseHeaders = append(r.ResponseHeaders, Header{"allow", e.Allow})
+	}
+	return r
 }
 
 // errorBody answers every request of the call with the same error, keeping
