@@ -94,7 +94,18 @@ func (d *Driver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// for a proxy (the upstream may answer early).
 	_ = http.NewResponseController(w).EnableFullDuplex()
 
-	s.reqHeaders = cfg.hcm.requestHeaders(r, d.port)
+	path, redirect, reject := cfg.hcm.paths.apply(r.RequestURI)
+	s.reqHeaders = cfg.hcm.requestHeaders(r, path, d.port)
+	switch {
+	case reject:
+		s.respond(&localReply{status: http.StatusBadRequest, details: "path_has_escaped_slashes"})
+		return
+	case redirect:
+		loc := &headerMap{}
+		loc.set("location", path)
+		s.respond(&localReply{status: http.StatusTemporaryRedirect, headers: loc, details: "path_has_escaped_slashes"})
+		return
+	}
 	s.requestID = s.reqHeaders.value("x-request-id")
 	var body bodySource
 	if r.Body != nil && r.Body != http.NoBody {

@@ -26,6 +26,7 @@ type hcmSettings struct {
 	enableTrailers        bool
 	preserveExternalID    bool
 	internalCIDRs         []netip.Prefix
+	paths                 pathPolicy
 }
 
 func compileHCMSettings(h *hcmv3.HttpConnectionManager) (hcmSettings, error) {
@@ -41,6 +42,7 @@ func compileHCMSettings(h *hcmv3.HttpConnectionManager) (hcmSettings, error) {
 		stripAnyHostPort:      h.GetStripAnyHostPort(),
 		enableTrailers:        h.GetHttpProtocolOptions().GetEnableTrailers(),
 		preserveExternalID:    h.GetPreserveExternalRequestId(),
+		paths:                 compilePathPolicy(h),
 	}
 	if iac := h.GetInternalAddressConfig(); iac != nil && len(iac.GetCidrRanges()) > 0 {
 		s.internalCIDRs = []netip.Prefix{}
@@ -65,8 +67,6 @@ func compileHCMSettings(h *hcmv3.HttpConnectionManager) (hcmSettings, error) {
 	switch {
 	case h.GetLocalReplyConfig() != nil:
 		return s, fmt.Errorf("http_connection_manager local_reply_config is not supported")
-	case h.GetNormalizePath().GetValue() || h.GetMergeSlashes():
-		return s, fmt.Errorf("http_connection_manager path normalization is not supported")
 	case h.GetXffNumTrustedHops() > 0 || len(h.GetOriginalIpDetectionExtensions()) > 0:
 		return s, fmt.Errorf("http_connection_manager xff_num_trusted_hops / original_ip_detection_extensions are not supported")
 	case len(h.GetEarlyHeaderMutationExtensions()) > 0:
@@ -99,7 +99,7 @@ var envoyControlHeaders = []string{
 // names, pseudo-headers first, then what ConnectionManagerUtility::
 // mutateRequestHeaders does. Regular headers are ordered by name (Go's
 // net/http server does not keep arrival order across names).
-func (s *hcmSettings) requestHeaders(r *http.Request, listenerPort string) *headerMap {
+func (s *hcmSettings) requestHeaders(r *http.Request, path, listenerPort string) *headerMap {
 	h := &headerMap{entries: make([]header, 0, len(r.Header)+8)}
 	host := r.Host
 	if s.stripAnyHostPort {
@@ -110,7 +110,7 @@ func (s *hcmSettings) requestHeaders(r *http.Request, listenerPort string) *head
 		}
 	}
 	h.add(":authority", host)
-	h.add(":path", r.RequestURI)
+	h.add(":path", path)
 	h.add(":method", r.Method)
 	keys := make([]string, 0, len(r.Header))
 	for k := range r.Header {
