@@ -1,0 +1,251 @@
+// Package harness starts airlock end to end as users run it, on loopback:
+// a real OIDC issuer, real MCP servers (the Go SDK server and, on request,
+// the npm server-everything), airlock's services over real gRPC and HTTP,
+// and the data path (real Envoy when an envoy binary is on PATH, else the
+// local stand-in test/envoydriver) configured with the bootstrap airlock
+// renders. The end-to-end tests and `make demo` both use it.
+package harness
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/airlock-mcp/airlock/envoy"
+	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/serve"
+	"github.com/airlock-mcp/airlock/test/oidcissuer"
+	"github.com/airlock-mcp/airlock/test/peers"
+)
+
+//go:embed policy_data.yaml
+var policyData []byte
+
+// UpstreamSecret is the Go MCP server's own credential: airlock injects
+// it, and the server refuses anything else.
+const UpstreamSecret = "upstream-credential-7f3a9c"
+
+// Options shape the stack.
+type Options struct {
+	Logger *slog.Logger
+	// Everything also starts the npm MCP server-everything as target "everything".
+	Everything bool
+	// MaxRequestBytes is airlock's (and Envoy's) body limit (default 1 MiB).
+	MaxRequestBytes int
+	// TokenTTL of minted tokens (default 1h).
+	TokenTTL time.Duration
+	// OIDCProvider also starts the certified npm oidc-provider as a second
+	// trusted issuer, with the client AgentClientID / AgentClientSecret.
+	OIDCProvider bool
+}
+
+// The OAuth client the oidc-provider issuer knows (client_credentials).
+const (
+	AgentClientID     = "mcp-agent"
+	AgentClientSecret = "agent-secret-for-tests"
+)
+
+// Stack is a running airlock with its peers.
+type Stack struct {
+	Issuer     *oidcissuer.Issuer
+	GoServer   *peers.GoServer
+	Everything *peers.Everything
+	OIDC       *peers.OIDCProvider
+	Gateway    *serve.Gateway
+	Config     *config.Config
+	DataPath   DataPath
+	// BaseURL is where agents reach the gateway (the data path's listener).
+	BaseURL string
+	WorkDir string
+
+	closers []func() error
+}
+
+// Start brings everything up; on error nothing is left running.
+func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
+	s := &Stack{}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if s.WorkDir, err = os.MkdirTemp("", "airlock-e2e-"); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() error { return os.RemoveAll(s.WorkDir) })
+
+	if s.Issuer, err = oidcissuer.New(oidcissuer.Options{Path: "/oauth2/default", TokenTTL: opts.TokenTTL}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Issuer.Close)
+	if s.GoServer, err = peers.StartGoServer(ctx, peers.GoServerOptions{RequireBearer: UpstreamSecret}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.GoServer.Close)
+	if opts.Everything {
+		if s.Everything, err = peers.StartEverything(ctx, peers.EverythingOptions{}); err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, s.Everything.Close)
+	}
+
+	if opts.OIDCProvider {
+		if s.OIDC, err = peers.StartOIDCProvider(ctx, peers.OIDCOptions{Clients: []peers.OIDCClient{{
+			ID: AgentClientID, Secret: AgentClientSecret, UID: "00u-agent-owner", Groups: []string{"engineering"},
+		}}}); err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, s.OIDC.Close)
+	}
+
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", port)
+	s.BaseURL = "http://" + listen
+	if s.Config, err = s.writeConfig(opts); err != nil {
+		return nil, err
+	}
+	if s.Gateway, err = serve.Start(ctx, s.Config, serve.Options{Logger: log.With("component", "airlock")}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Gateway.Stop(sctx)
+		return nil
+	})
+	// Envoy's clusters point at the ports airlock actually bound.
+	rendered := *s.Config
+	rendered.Listen.Authz = s.Gateway.AuthzAddr.String()
+	rendered.Listen.HTTP = s.Gateway.HTTPAddr.String()
+	res, err := envoy.Build(&rendered, envoy.Options{ListenAddress: listen})
+	if err != nil {
+		return nil, err
+	}
+	b, err := envoy.StaticBootstrap(res, envoy.Node{ID: "airlock-e2e", Cluster: "airlock"})
+	if err != nil {
+		return nil, err
+	}
+	if s.DataPath, err = startDataPath(ctx, b, listen, s.WorkDir); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.DataPath.Close)
+	return s, nil
+}
+
+func (s *Stack) writeConfig(opts Options) (*config.Config, error) {
+	polDir := filepath.Join(s.WorkDir, "policies")
+	if err := os.MkdirAll(polDir, 0o755); err != nil {
+		return nil, err
+	}
+	rego, err := os.ReadFile(filepath.Join(repoRoot(), "policies", "airlock", "decision.rego"))
+	if err != nil {
+		return nil, fmt.Errorf("shipped policy: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(polDir, "decision.rego"), rego, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(polDir, "data.yaml"), policyData, 0o644); err != nil {
+		return nil, err
+	}
+	credFile := filepath.Join(s.WorkDir, "github-credential")
+	if err := os.WriteFile(credFile, []byte(UpstreamSecret+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	maxBody := opts.MaxRequestBytes
+	if maxBody == 0 {
+		maxBody = 1 << 20
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `public_url: %s
+listen: {authz: "127.0.0.1:0", http: "127.0.0.1:0", proc: "", xds: ""}
+issuers:
+  - name: okta
+    url: %s
+targets:
+  - name: github
+    upstream: %s
+    scopes_required: [mcp.read]
+    credential: {prefix: "Bearer ", file: %s}
+`, s.BaseURL, s.Issuer.URL(), s.GoServer.URL(), credFile)
+	if s.OIDC != nil {
+		// A second issuer, appended under issuers: by rewriting the targets: key.
+		cfg := b.String()
+		b.Reset()
+		b.WriteString(strings.Replace(cfg, "targets:\n", fmt.Sprintf("  - name: oidc-provider\n    url: %s\ntargets:\n", s.OIDC.Issuer()), 1))
+	}
+	if s.Everything != nil {
+		fmt.Fprintf(&b, "  - name: everything\n    upstream: %s\n", s.Everything.URL())
+	}
+	fmt.Fprintf(&b, "policy: {dir: %s, reload_interval: 0s}\nlimits: {max_request_bytes: %d}\nlog: {level: debug}\n", polDir, maxBody)
+	path := filepath.Join(s.WorkDir, "airlock.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return nil, err
+	}
+	return config.Load(path)
+}
+
+// TargetURL is the gateway URL of a target's MCP endpoint.
+func (s *Stack) TargetURL(name string) string { return s.BaseURL + "/mcp/" + name }
+
+// Token mints an Okta-shaped access token for target (audience = its
+// resource URI) with scope mcp.read, for the user sub acting through the
+// agent client "0oa-agent".
+func (s *Stack) Token(sub, target string, mutate ...func(*oidcissuer.Token)) (string, error) {
+	t := oidcissuer.Token{
+		Subject: sub, User: sub, ClientID: "0oa-agent",
+		Scopes: []string{"mcp.read"}, Groups: []string{"engineering"},
+		Audience: []string{s.TargetURL(target)},
+	}
+	for _, m := range mutate {
+		m(&t)
+	}
+	return s.Issuer.Mint(t)
+}
+
+// Close stops everything, last started first.
+func (s *Stack) Close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		if err := s.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+// repoRoot is the checkout this package was built from.
+func repoRoot() string {
+	_, file, _, ok := runtime.Caller(0)
+	if ok {
+		if root := filepath.Join(filepath.Dir(file), "..", ".."); exists(filepath.Join(root, "go.mod")) {
+			return root
+		}
+	}
+	wd, _ := os.Getwd()
+	for d := wd; d != filepath.Dir(d); d = filepath.Dir(d) {
+		if exists(filepath.Join(d, "go.mod")) && exists(filepath.Join(d, "policies")) {
+			return d
+		}
+	}
+	return wd
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
