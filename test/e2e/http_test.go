@@ -104,7 +104,7 @@ func TestHeaderBodyMismatchIs400(t *testing.T) {
 		"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo",
 	}, body)
 	var e struct {
-		ID    int `json:"id"`
+		ID    int                `json:"id"`
 		Error struct{ Code int } `json:"error"`
 	}
 	_ = json.Unmarshal(b, &e)
