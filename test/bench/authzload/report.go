@@ -1,0 +1,268 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// jsonPrefix starts each machine-readable line on stdout.
+const jsonPrefix = "BENCH_JSON "
+
+// TargetResult is one target's phases.
+type TargetResult struct {
+	Bench    string  `json:"bench"`
+	Target   string  `json:"target"`
+	Addr     string  `json:"addr"`
+	Launched bool    `json:"launched"` // started by the driver as a separate process
+	Env      Env     `json:"env"`
+	Phases   []Phase `json:"phases"`
+}
+
+// Env describes the machine and the workload.
+type Env struct {
+	Time     string `json:"time"`
+	CPUs     int    `json:"cpus"`
+	GoOS     string `json:"goos"`
+	GoArch   string `json:"goarch"`
+	Go       string `json:"go"`
+	Users    int    `json:"users"`
+	Requests int    `json:"requests"`
+	LoadAvg  string `json:"loadavg"` // before the target's first phase
+}
+
+func captureEnv(f *runFlags) Env {
+	return Env{
+		Time: time.Now().UTC().Format(time.RFC3339), CPUs: runtime.NumCPU(),
+		GoOS: runtime.GOOS, GoArch: runtime.GOARCH, Go: runtime.Version(),
+		Users: f.users, Requests: f.requests, LoadAvg: loadAvg(),
+	}
+}
+
+// cpuPressure is the kernel's CPU pressure over the last 10s (the "some
+// avg10" of /proc/pressure/cpu: the share of time runnable work waited
+// for a CPU), "" where the kernel has no PSI.
+func cpuPressure() string {
+	b, err := os.ReadFile("/proc/pressure/cpu")
+	if err != nil {
+		return ""
+	}
+	for _, f := range strings.Fields(strings.SplitN(string(b), "\n", 2)[0]) {
+		if v, ok := strings.CutPrefix(f, "avg10="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// loadAvg is the first three fields of /proc/loadavg ("" elsewhere).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	fs := strings.Fields(string(b))
+	if len(fs) < 3 {
+		return ""
+	}
+	return strings.Join(fs[:3], " ")
+}
+
+// phase is the summary of a mode over the rounds (see medianPhase).
+func (r *TargetResult) phase(mode string) *Phase {
+	var ps []Phase
+	for _, p := range r.Phases {
+		if p.Mode == mode {
+			ps = append(ps, p)
+		}
+	}
+	return medianPhase(ps)
+}
+
+// Ratio is one goal of the issue, as reached.
+type Ratio struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"` // 0 when not measurable (see Note)
+	Goal  string  `json:"goal"`
+	Met   *bool   `json:"met,omitempty"` // nil: informational
+	Note  string  `json:"note,omitempty"`
+}
+
+// Summary is the ratios line.
+type Summary struct {
+	Bench   string   `json:"bench"`
+	Ratios  []Ratio  `json:"ratios"`
+	Skipped []string `json:"skipped,omitempty"`
+}
+
+// ratios compares airlock with the no-op limit and the peer, where the
+// phases needed were run.
+func ratios(results []*TargetResult) []Ratio {
+	by := map[string]*TargetResult{}
+	for _, r := range results {
+		by[r.Target] = r
+	}
+	// A figure is usable when its phase ran without errors; an open-loop
+	// p99 also needs the target to have kept the rate.
+	rps := func(t string) (float64, string) {
+		r := by[t]
+		if r == nil {
+			return 0, t + " not run"
+		}
+		p := r.phase("closed")
+		switch {
+		case p == nil:
+			return 0, t + " closed loop not run"
+		case p.Errors > 0:
+			return 0, fmt.Sprintf("%s had %d errors", t, p.Errors)
+		}
+		return p.RPS, ""
+	}
+	p99 := func(t string) (float64, string) {
+		r := by[t]
+		if r == nil {
+			return 0, t + " not run"
+		}
+		p := r.phase("open")
+		switch {
+		case p == nil:
+			return 0, t + " open loop not run"
+		case p.Saturated:
+			return 0, fmt.Sprintf("%s could not keep %g req/s (answered %.0f/s): its p99 grows with the run", t, p.TargetRate, p.RPS)
+		case p.Errors > 0:
+			return 0, fmt.Sprintf("%s had %d errors", t, p.Errors)
+		}
+		return p.Latency.P99, ""
+	}
+	var out []Ratio
+	add := func(name string, fnum, fden func(string) (float64, string), a, b, goal string, met func(float64) bool) {
+		num, why1 := fnum(a)
+		den, why2 := fden(b)
+		if by[a] == nil || by[b] == nil {
+			return
+		}
+		r := Ratio{Name: name, Goal: goal}
+		if why := strings.Trim(why1+"; "+why2, "; "); why != "" || num <= 0 || den <= 0 {
+			r.Note = why
+			if met != nil {
+				f := false
+				r.Met = &f
+			}
+			out = append(out, r)
+			return
+		}
+		r.Value = float64(int(num/den*100+0.5)) / 100
+		if met != nil {
+			m := met(r.Value)
+			r.Met = &m
+		}
+		out = append(out, r)
+	}
+	add("airlock/no-op peak req/s", rps, rps, "airlock", "noop", ">= 0.70", func(v float64) bool { return v >= 0.70 })
+	add("airlock/peer peak req/s", rps, rps, "airlock", "peer", ">= 2", func(v float64) bool { return v >= 2 })
+	add("airlock p99 / no-op p99 (open loop)", p99, p99, "airlock", "noop", "<= 2", func(v float64) bool { return v <= 2 })
+	add("peer p99 / no-op p99 (open loop)", p99, p99, "peer", "noop", "(reference)", nil)
+	return out
+}
+
+func writeReport(w io.Writer, f *runFlags, results []*TargetResult, skipped []string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n### ext_authz Check: %d CPUs shared by the driver and the target; %d users, %d distinct requests\n\n", runtime.NumCPU(), f.users, f.requests)
+	fmt.Fprintf(&b, "Closed loop: %d in flight over %d connections. Open loop: %g req/s, latency from each request's scheduled send time. %s measured after %s warm-up per phase",
+		f.load.Concurrency, f.load.Conns, f.load.Rate, f.load.Duration, f.load.Warmup)
+	if f.rounds > 1 {
+		fmt.Fprintf(&b, "; each figure is the median of %d rounds (targets interleaved, errors summed)", f.rounds)
+	}
+	b.WriteString(".\n\n")
+	b.WriteString("| target | closed req/s | p50 ms | p90 ms | p99 ms | errors | open req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range results {
+		fmt.Fprintf(&b, "| %s |", r.Target)
+		if p := r.phase("closed"); p != nil {
+			fmt.Fprintf(&b, " %.0f | %.3f | %.3f | %.3f | %d |", p.RPS, p.Latency.P50, p.Latency.P90, p.Latency.P99, p.Errors)
+		} else {
+			b.WriteString(" – | – | – | – | – |")
+		}
+		if p := r.phase("open"); p != nil {
+			sat := ""
+			if p.Saturated {
+				sat = " (saturated)"
+			}
+			fmt.Fprintf(&b, " %.0f%s | %.3f | %.3f | %.3f | %.3f | %d |", p.RPS, sat, p.Latency.P50, p.Latency.P90, p.Latency.P99, p.Latency.P999, p.Errors)
+		} else {
+			b.WriteString(" – | – | – | – | – | – |")
+		}
+		b.WriteString("\n")
+	}
+	rs := ratios(results)
+	if len(rs) > 0 {
+		b.WriteString("\n| ratio | value | goal | met |\n|---|---:|---|---|\n")
+		for _, r := range rs {
+			met := "–"
+			if r.Met != nil {
+				met = map[bool]string{true: "yes", false: "no"}[*r.Met]
+			}
+			val := fmt.Sprintf("%.2f", r.Value)
+			if r.Note != "" {
+				val = "n/a (" + r.Note + ")"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.Name, val, r.Goal, met)
+		}
+	}
+	for _, r := range results {
+		for _, p := range r.Phases {
+			for _, s := range p.ErrorSamples {
+				fmt.Fprintf(&b, "\n%s %s loop error: %s", r.Target, p.Mode, s)
+			}
+		}
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(&b, "\nNote: %s", s)
+	}
+	b.WriteString("\n\n")
+	lines, err := jsonLines(results, rs, skipped)
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		b.WriteString(jsonPrefix + l + "\n")
+	}
+	_, err = io.WriteString(w, b.String())
+	return err
+}
+
+func jsonLines(results []*TargetResult, rs []Ratio, skipped []string) ([]string, error) {
+	var lines []string
+	for _, r := range results {
+		j, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		lines = append(lines, string(j))
+	}
+	j, err := json.Marshal(Summary{Bench: "ext_authz_check_summary", Ratios: rs, Skipped: skipped})
+	if err != nil {
+		return nil, err
+	}
+	return append(lines, string(j)), nil
+}
+
+func appendJSON(path string, results []*TargetResult, skipped []string) error {
+	lines, err := jsonLines(results, ratios(results), skipped)
+	if err != nil {
+		return err
+	}
+	fh, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("json output: %w", err)
+	}
+	_, err = io.WriteString(fh, strings.Join(lines, "\n")+"\n")
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,402 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/airlock-mcp/airlock/test/oidcissuer"
+)
+
+// peerEnv names the opa-envoy-plugin binary when --peer-bin is not given.
+const peerEnv = "OPA_ENVOY_PLUGIN"
+
+type runFlags struct {
+	targets                  string
+	airlockBin, airlockAddr  string
+	noopAddr                 string
+	peerBin, peerAddr        string
+	tokenEnv                 string
+	policyDir, peerPolicyDir string
+	users, requests, rounds  int
+	modes                    string
+	jsonOut, workDir         string
+	load                     Load
+	startTimeout             time.Duration
+}
+
+func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
+	f := &runFlags{}
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.targets, "targets", "noop,airlock,peer", "targets to run, in order (noop, airlock, peer)")
+	fs.StringVar(&f.airlockBin, "airlock-bin", "bin/airlock", "airlock binary to run as `airlock serve` (built with go build -o)")
+	fs.StringVar(&f.airlockAddr, "airlock-addr", "", "address of an airlock already running (instead of --airlock-bin); needs --token-env")
+	fs.StringVar(&f.noopAddr, "noop-addr", "", "address of a no-op Check server already running (default: run `authzload noop`)")
+	fs.StringVar(&f.peerBin, "peer-bin", os.Getenv(peerEnv), "opa-envoy-plugin binary, built outside this repository (default $"+peerEnv+")")
+	fs.StringVar(&f.peerAddr, "peer-addr", "", "address of an opa-envoy-plugin already running with test/bench/peer's policy; needs --token-env")
+	fs.StringVar(&f.tokenEnv, "token-env", "", "environment variable holding a bearer token for the *-addr targets (route "+benchPath+", target "+benchTarget+")")
+	fs.StringVar(&f.policyDir, "policy-dir", "policies", "airlock's policy directory (decision.rego and data.yaml)")
+	fs.StringVar(&f.peerPolicyDir, "peer-policy-dir", "test/bench/peer", "the peer's Rego policy directory")
+	fs.IntVar(&f.users, "users", 100, "distinct users (signed tokens) in the request pool")
+	fs.IntVar(&f.requests, "requests", 1000, "distinct CheckRequests in the pool")
+	fs.IntVar(&f.rounds, "rounds", 1, "run the target sequence this many times and report medians (a shared machine is noisy)")
+	fs.StringVar(&f.modes, "modes", "closed,open", "phases to run: closed (peak requests/s), open (latency at --rate)")
+	fs.IntVar(&f.load.Conns, "conns", 4, "gRPC connections to each target")
+	fs.IntVar(&f.load.Concurrency, "concurrency", 64, "closed loop: requests in flight")
+	fs.Float64Var(&f.load.Rate, "rate", 2000, "open loop: requests per second")
+	fs.IntVar(&f.load.OpenWorkers, "open-workers", 256, "open loop: most requests in flight")
+	fs.DurationVar(&f.load.Warmup, "warmup", 2*time.Second, "warm-up before each measured phase")
+	fs.DurationVar(&f.load.Duration, "duration", 10*time.Second, "measured time of each phase")
+	fs.DurationVar(&f.load.CallTimeout, "call-timeout", 5*time.Second, "how long calls may run past a phase's end")
+	fs.DurationVar(&f.startTimeout, "start-timeout", 30*time.Second, "how long a target may take to answer its first request")
+	fs.StringVar(&f.jsonOut, "json", "", "also append the JSON lines to this file")
+	fs.StringVar(&f.workDir, "workdir", "", "directory for configs and target logs (default: a temporary one, removed on success)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var errs []error
+	if err := f.load.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, t := range f.targetList() {
+		if !slices.Contains([]string{"noop", "airlock", "peer"}, t) {
+			errs = append(errs, fmt.Errorf("targets: unknown target %q (noop, airlock, peer)", t))
+		}
+	}
+	for _, m := range f.modeList() {
+		if m != "closed" && m != "open" {
+			errs = append(errs, fmt.Errorf("modes: unknown mode %q (closed, open)", m))
+		}
+	}
+	if (f.airlockAddr != "" || f.peerAddr != "") && f.tokenEnv == "" {
+		errs = append(errs, errors.New("--airlock-addr and --peer-addr need --token-env (the driver cannot mint tokens a running server trusts)"))
+	}
+	if f.rounds < 1 {
+		errs = append(errs, fmt.Errorf("rounds must be at least 1, got %d", f.rounds))
+	}
+	if f.users < 1 || f.requests < f.users {
+		errs = append(errs, fmt.Errorf("users (%d) must be at least 1 and requests (%d) at least users", f.users, f.requests))
+	}
+	return f, errors.Join(errs...)
+}
+
+func (f *runFlags) targetList() []string { return splitList(f.targets) }
+func (f *runFlags) modeList() []string   { return splitList(f.modes) }
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	f, err := parseRunFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	dir, keep := f.workDir, f.workDir != ""
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "authzload-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b := &bench{f: f, dir: dir, stderr: stderr}
+	defer b.close()
+	results, err := b.runAll(ctx)
+	if err != nil {
+		keep = true
+		fmt.Fprintf(stderr, "authzload: configs and target logs kept in %s\n", dir)
+	}
+	if len(results) > 0 {
+		if werr := writeReport(stdout, f, results, b.skipped); werr != nil {
+			return errors.Join(err, werr)
+		}
+		if f.jsonOut != "" {
+			if werr := appendJSON(f.jsonOut, results, b.skipped); werr != nil {
+				return errors.Join(err, werr)
+			}
+		}
+	}
+	if !keep {
+		os.RemoveAll(dir)
+	}
+	return err
+}
+
+// bench holds what one run shares across targets.
+type bench struct {
+	f       *runFlags
+	dir     string
+	stderr  io.Writer
+	iss     *oidcissuer.Issuer
+	minted  *Workload // tokens from the in-process issuer
+	given   *Workload // the --token-env token
+	secret  string    // upstream credential the launched targets inject
+	skipped []string
+}
+
+func (b *bench) close() {
+	if b.iss != nil {
+		b.iss.Close()
+	}
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.stderr, "authzload: "+format+"\n", args...)
+}
+
+// runAll benchmarks each target in turn, round after round; only one
+// target process runs at a time.
+func (b *bench) runAll(ctx context.Context) ([]*TargetResult, error) {
+	var results []*TargetResult
+	by := map[string]*TargetResult{}
+	for _, name := range b.f.targetList() {
+		if name == "peer" && b.f.peerBin == "" && b.f.peerAddr == "" {
+			msg := "peer (opa-envoy-plugin) skipped: set " + peerEnv + " (or --peer-bin) to an opa-envoy-plugin binary built from its public source outside this repository"
+			b.logf("%s", msg)
+			b.skipped = append(b.skipped, msg)
+			continue
+		}
+		by[name] = &TargetResult{Bench: "ext_authz_check", Target: name, Env: captureEnv(b.f)}
+		results = append(results, by[name])
+	}
+	for round := 1; round <= b.f.rounds; round++ {
+		for _, r := range results {
+			if err := b.runTarget(ctx, r, round); err != nil {
+				return results, err
+			}
+		}
+	}
+	return results, nil
+}
+
+// runTarget starts the target, runs the phases of one round and stops it.
+func (b *bench) runTarget(ctx context.Context, r *TargetResult, round int) error {
+	name := r.Target
+	t, err := b.setup(ctx, name)
+	if err != nil {
+		return err
+	}
+	if t.proc != nil {
+		defer t.proc.stop(10 * time.Second)
+	}
+	var exited <-chan struct{}
+	if t.proc != nil {
+		exited = t.proc.exited
+	}
+	b.logf("%s: waiting for %s to answer", name, t.addr)
+	if err := waitReady(ctx, t.addr, t.work, t.exp, b.f.startTimeout, exited); err != nil {
+		return t.fail(err)
+	}
+	conns, err := dial(ctx, t.addr, b.f.load.Conns)
+	if err != nil {
+		return t.fail(err)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	r.Addr, r.Launched = t.addr, t.proc != nil
+	for _, mode := range b.f.modeList() {
+		b.logf("%s: round %d/%d, %s loop, %s warm-up + %s", name, round, b.f.rounds, mode, b.f.load.Warmup, b.f.load.Duration)
+		var p Phase
+		if mode == "closed" {
+			p = ClosedLoop(ctx, conns, t.work, t.exp, b.f.load)
+		} else {
+			p = OpenLoop(ctx, conns, t.work, t.exp, b.f.load)
+		}
+		p.Round, p.LoadAvg, p.CPUPressure = round, loadAvg(), cpuPressure()
+		r.Phases = append(r.Phases, p)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if t.proc != nil {
+			select {
+			case <-t.proc.exited:
+				return t.fail(errors.New("exited during the benchmark"))
+			default:
+			}
+		}
+	}
+	return nil
+}
+
+// running is one target ready to be driven.
+type running struct {
+	name string
+	addr string
+	proc *proc
+	work *Workload
+	exp  Expect
+}
+
+func (t *running) fail(err error) error {
+	if t.proc != nil {
+		return t.proc.fail(err)
+	}
+	return fmt.Errorf("%s at %s: %w", t.name, t.addr, err)
+}
+
+// setup starts (or finds) the target and picks its workload and the
+// answer it must give.
+func (b *bench) setup(ctx context.Context, name string) (*running, error) {
+	switch name {
+	case "noop":
+		w, err := b.anyWorkload(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if b.f.noopAddr != "" {
+			return &running{name: name, addr: b.f.noopAddr, work: w, exp: ExpectOK{}}, nil
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("noop: find this binary: %w", err)
+		}
+		p, addr, err := startNoop(ctx, self, filepath.Join(b.dir, "noop.log"))
+		if err != nil {
+			return nil, err
+		}
+		return &running{name: name, addr: addr, proc: p, work: w, exp: ExpectOK{}}, nil
+	case "airlock":
+		if b.f.airlockAddr != "" {
+			w, err := b.givenWorkload()
+			if err != nil {
+				return nil, err
+			}
+			return &running{name: name, addr: b.f.airlockAddr, work: w, exp: ExpectAirlockAllow{}}, nil
+		}
+		return b.startAirlock(ctx)
+	default: // peer
+		if b.f.peerAddr != "" {
+			w, err := b.givenWorkload()
+			if err != nil {
+				return nil, err
+			}
+			return &running{name: name, addr: b.f.peerAddr, work: w, exp: ExpectAirlockAllow{}}, nil
+		}
+		return b.startPeer(ctx)
+	}
+}
+
+func (b *bench) startAirlock(ctx context.Context) (*running, error) {
+	w, err := b.mintedWorkload(ctx)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := writeAirlockConfig(b.dir, addr, b.iss.URL(), b.f.policyDir)
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProc("airlock", filepath.Join(b.dir, "airlock.log"), []string{credentialEnv + "=" + b.secret}, nil,
+		b.f.airlockBin, "serve", "--config", cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &running{name: "airlock", addr: addr, proc: p, work: w, exp: ExpectAirlockAllow{Credential: "Bearer " + b.secret}}, nil
+}
+
+func (b *bench) startPeer(ctx context.Context) (*running, error) {
+	w, err := b.mintedWorkload(ctx)
+	if err != nil {
+		return nil, err
+	}
+	jwks, err := fetchJWKS(ctx, b.iss.JWKSURL())
+	if err != nil {
+		return nil, err
+	}
+	grpcAddr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	httpAddr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args, err := peerFiles(b.dir, grpcAddr, httpAddr, b.f.peerPolicyDir, b.f.policyDir, benchPeerData(b.iss.URL(), jwks, "Bearer "+b.secret))
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProc("peer", filepath.Join(b.dir, "peer.log"), nil, nil, append([]string{b.f.peerBin}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	return &running{name: "peer", addr: grpcAddr, proc: p, work: w, exp: ExpectAirlockAllow{Credential: "Bearer " + b.secret}}, nil
+}
+
+// anyWorkload is the minted pool, or the given token's pool when only
+// running servers are driven.
+func (b *bench) anyWorkload(ctx context.Context) (*Workload, error) {
+	if b.f.tokenEnv != "" && (b.f.airlockAddr != "" || !slices.Contains(b.f.targetList(), "airlock")) {
+		return b.givenWorkload()
+	}
+	return b.mintedWorkload(ctx)
+}
+
+// mintedWorkload starts the in-process issuer once and mints the pool.
+func (b *bench) mintedWorkload(context.Context) (*Workload, error) {
+	if b.minted != nil {
+		return b.minted, nil
+	}
+	iss, err := oidcissuer.New(oidcissuer.Options{Path: "/oauth2/default", TokenTTL: 2 * time.Hour})
+	if err != nil {
+		return nil, err
+	}
+	b.iss = iss
+	var s [24]byte
+	_, _ = rand.Read(s[:])
+	b.secret = "ghp_bench" + hex.EncodeToString(s[:])
+	b.logf("minting %d tokens (RS256) and %d requests", b.f.users, b.f.requests)
+	users, err := MintUsers(iss, b.f.users, benchResource, benchScope)
+	if err != nil {
+		return nil, err
+	}
+	b.minted, err = NewWorkload(users, Shape{Host: benchHost, Path: benchPath, Target: benchTarget, Requests: b.f.requests})
+	return b.minted, err
+}
+
+func (b *bench) givenWorkload() (*Workload, error) {
+	if b.given != nil {
+		return b.given, nil
+	}
+	tok := strings.TrimSpace(os.Getenv(b.f.tokenEnv))
+	if tok == "" {
+		return nil, fmt.Errorf("token-env: $%s is empty", b.f.tokenEnv)
+	}
+	sub, err := TokenSubject(tok)
+	if err != nil {
+		return nil, fmt.Errorf("token-env: $%s: %w", b.f.tokenEnv, err)
+	}
+	w, err := NewWorkload([]UserToken{{Token: tok, Subject: sub}}, Shape{Host: benchHost, Path: benchPath, Target: benchTarget, Requests: b.f.requests})
+	b.given = w
+	return w, err
+}
