@@ -31,6 +31,12 @@ fuzz:
 	$(GO) test ./internal/mcp -run '^$$' -fuzz FuzzParseHTTP -fuzztime 200000x
 	$(GO) test ./internal/config -run '^$$' -fuzz FuzzParse -fuzztime 200000x
 
+# Build airlock, start an OIDC issuer, two MCP servers, `airlock serve` and
+# the data path (Envoy if on PATH, else the local stand-in), run a scripted
+# agent session and print what happened. Ctrl-C stops everything.
+demo: build test-deps
+	$(GO) run ./test/demo --airlock $(BIN)
+
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./extauthz/...
 

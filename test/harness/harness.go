@@ -11,11 +11,15 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/airlock-mcp/airlock/envoy"
@@ -41,6 +45,11 @@ type Options struct {
 	MaxRequestBytes int
 	// TokenTTL of minted tokens (default 1h).
 	TokenTTL time.Duration
+	// AirlockBinary, when set, runs airlock as its own process
+	// (`airlock serve --config …`, JSON logs to AirlockLog) instead of in
+	// this process.
+	AirlockBinary string
+	AirlockLog    io.Writer
 	// OIDCProvider also starts the certified npm oidc-provider as a second
 	// trusted issuer, with the client AgentClientID / AgentClientSecret.
 	OIDCProvider bool
@@ -58,9 +67,11 @@ type Stack struct {
 	GoServer   *peers.GoServer
 	Everything *peers.Everything
 	OIDC       *peers.OIDCProvider
-	Gateway    *serve.Gateway
+	Gateway    *serve.Gateway // nil when airlock runs as a process
 	Config     *config.Config
-	DataPath   DataPath
+	// AuthzAddr and HTTPAddr are where airlock's ext_authz and HTTP listen.
+	AuthzAddr, HTTPAddr string
+	DataPath            DataPath
 	// BaseURL is where agents reach the gateway (the data path's listener).
 	BaseURL string
 	WorkDir string
@@ -115,22 +126,17 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	s.BaseURL = "http://" + listen
-	if s.Config, err = s.writeConfig(opts); err != nil {
+	if opts.AirlockBinary != "" {
+		err = s.startProcess(ctx, opts)
+	} else {
+		err = s.startInProcess(ctx, opts, log)
+	}
+	if err != nil {
 		return nil, err
 	}
-	if s.Gateway, err = serve.Start(ctx, s.Config, serve.Options{Logger: log.With("component", "airlock")}); err != nil {
-		return nil, err
-	}
-	s.closers = append(s.closers, func() error {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Gateway.Stop(sctx)
-		return nil
-	})
 	// Envoy's clusters point at the ports airlock actually bound.
 	rendered := *s.Config
-	rendered.Listen.Authz = s.Gateway.AuthzAddr.String()
-	rendered.Listen.HTTP = s.Gateway.HTTPAddr.String()
+	rendered.Listen.Authz, rendered.Listen.HTTP = s.AuthzAddr, s.HTTPAddr
 	res, err := envoy.Build(&rendered, envoy.Options{ListenAddress: listen})
 	if err != nil {
 		return nil, err
@@ -146,7 +152,78 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	return s, nil
 }
 
-func (s *Stack) writeConfig(opts Options) (*config.Config, error) {
+func (s *Stack) startInProcess(ctx context.Context, opts Options, log *slog.Logger) (err error) {
+	if s.Config, err = s.writeConfig(opts, "127.0.0.1:0", "127.0.0.1:0", "debug"); err != nil {
+		return err
+	}
+	if s.Gateway, err = serve.Start(ctx, s.Config, serve.Options{Logger: log.With("component", "airlock")}); err != nil {
+		return err
+	}
+	s.closers = append(s.closers, func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Gateway.Stop(sctx)
+		return nil
+	})
+	s.AuthzAddr, s.HTTPAddr = s.Gateway.AuthzAddr.String(), s.Gateway.HTTPAddr.String()
+	return nil
+}
+
+// startProcess runs `airlock serve` as users do and waits for /readyz.
+func (s *Stack) startProcess(ctx context.Context, opts Options) (err error) {
+	var ports [2]int
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return err
+		}
+	}
+	s.AuthzAddr, s.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	if s.Config, err = s.writeConfig(opts, s.AuthzAddr, s.HTTPAddr, "info"); err != nil {
+		return err
+	}
+	cmd := exec.Command(opts.AirlockBinary, "serve", "--config", filepath.Join(s.WorkDir, "airlock.yaml"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logw := opts.AirlockLog
+	if logw == nil {
+		logw = io.Discard
+	}
+	cmd.Stdout, cmd.Stderr = logw, logw
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start airlock: %w", err)
+	}
+	s.closers = append(s.closers, func() error {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		return nil
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.HTTPAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || cmd.ProcessState != nil {
+			return fmt.Errorf("airlock serve did not become ready at %s: %v", s.HTTPAddr, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Stack) writeConfig(opts Options, authz, httpAddr, level string) (*config.Config, error) {
 	polDir := filepath.Join(s.WorkDir, "policies")
 	if err := os.MkdirAll(polDir, 0o755); err != nil {
 		return nil, err
@@ -171,7 +248,7 @@ func (s *Stack) writeConfig(opts Options) (*config.Config, error) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `public_url: %s
-listen: {authz: "127.0.0.1:0", http: "127.0.0.1:0", proc: "", xds: ""}
+listen: {authz: %q, http: %q, proc: "", xds: ""}
 issuers:
   - name: okta
     url: %s
@@ -180,7 +257,7 @@ targets:
     upstream: %s
     scopes_required: [mcp.read]
     credential: {prefix: "Bearer ", file: %s}
-`, s.BaseURL, s.Issuer.URL(), s.GoServer.URL(), credFile)
+`, s.BaseURL, authz, httpAddr, s.Issuer.URL(), s.GoServer.URL(), credFile)
 	if s.OIDC != nil {
 		// A second issuer, appended under issuers: by rewriting the targets: key.
 		cfg := b.String()
@@ -190,7 +267,7 @@ targets:
 	if s.Everything != nil {
 		fmt.Fprintf(&b, "  - name: everything\n    upstream: %s\n", s.Everything.URL())
 	}
-	fmt.Fprintf(&b, "policy: {dir: %s, reload_interval: 0s}\nlimits: {max_request_bytes: %d}\nlog: {level: debug}\n", polDir, maxBody)
+	fmt.Fprintf(&b, "policy: {dir: %s, reload_interval: 2s}\nlimits: {max_request_bytes: %d}\nlog: {level: %s, format: json}\n", polDir, maxBody, level)
 	path := filepath.Join(s.WorkDir, "airlock.yaml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		return nil, err

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/airlock-mcp/airlock/test/harness"
+	"github.com/airlock-mcp/airlock/test/peers"
+)
+
+// script is the agent session the demo shows. Every step checks what it
+// shows, so a broken gateway makes the demo fail instead of lying.
+func script(ctx context.Context, s *harness.Stack, p *printer) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	tok, err := s.Token("00u-alice", "github")
+	if err != nil {
+		return err
+	}
+
+	p.title("1. An agent (Go MCP SDK) connects to target github with alice's token")
+	cs, err := peers.ConnectGoClient(ctx, s.TargetURL("github"), tok)
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
+	init := cs.InitializeResult()
+	p.ok("initialize → server %q, protocol %s", init.ServerInfo.Name, init.ProtocolVersion)
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, t := range tools.Tools {
+		names = append(names, t.Name)
+	}
+	p.ok("tools/list → %s", strings.Join(names, ", "))
+
+	p.title("2. An allowed call: tools/call echo")
+	s.GoServer.Reset()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hello through airlock"}})
+	if err != nil {
+		return err
+	}
+	p.ok("allowed → %q", res.Content[0].(*mcp.TextContent).Text)
+	reqs := s.GoServer.Requests()
+	if len(reqs) == 0 {
+		return errors.New("the MCP server saw no request")
+	}
+	got := reqs[len(reqs)-1].Authorization()
+	if got != "Bearer "+harness.UpstreamSecret {
+		return fmt.Errorf("the MCP server saw Authorization %.12q…, not its own credential", got)
+	}
+	p.ok("the MCP server saw its own credential (Bearer %s…), never the agent's token", harness.UpstreamSecret[:9])
+	p.ok("and who called: x-airlock-principal=%s, x-airlock-client-id=%s",
+		reqs[len(reqs)-1].Header.Get("X-Airlock-Principal"), reqs[len(reqs)-1].Header.Get("X-Airlock-Client-Id"))
+
+	p.title("3. A denied call: tools/call get-env on target everything")
+	etok, err := s.Token("00u-alice", "everything")
+	if err != nil {
+		return err
+	}
+	ecs, err := peers.ConnectGoClient(ctx, s.TargetURL("everything"), etok)
+	if err != nil {
+		return err
+	}
+	defer ecs.Close()
+	_, err = ecs.CallTool(ctx, &mcp.CallToolParams{Name: "get-env", Arguments: map[string]any{}})
+	if err == nil {
+		return errors.New("get-env was allowed")
+	}
+	p.deny("%s", rpcMessage(err))
+
+	p.title("4. A call that needs a human: tools/call delete_repository")
+	_, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "delete_repository", Arguments: map[string]any{"repo": "acme/prod"}})
+	if err == nil {
+		return errors.New("delete_repository was allowed without approval")
+	}
+	p.hold("%s", rpcMessage(err))
+	for _, c := range s.GoServer.ToolCalls() {
+		if c.Name == "delete_repository" {
+			return errors.New("the held call reached the MCP server")
+		}
+	}
+	p.ok("the MCP server never saw it")
+
+	p.title("5. No token at all")
+	req, _ := http.NewRequestWithContext(ctx, "POST", s.TargetURL("github"), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		return fmt.Errorf("no token got %d, want 401", resp.StatusCode)
+	}
+	p.deny("401, WWW-Authenticate: %s", resp.Header.Get("WWW-Authenticate"))
+	if m := regexp.MustCompile(`resource_metadata="([^"]+)"`).FindStringSubmatch(resp.Header.Get("WWW-Authenticate")); m != nil {
+		mr, err := http.Get(m[1])
+		if err != nil {
+			return err
+		}
+		var prm map[string]any
+		_ = json.NewDecoder(mr.Body).Decode(&prm)
+		mr.Body.Close()
+		p.ok("the agent reads %s → ask %v for a token for %v", m[1], prm["authorization_servers"], prm["resource"])
+	}
+	return nil
+}
+
+// rpcMessage pulls the JSON-RPC error message out of an SDK error.
+func rpcMessage(err error) string {
+	s := err.Error()
+	for _, marker := range []string{"denied: ", "approval required: "} {
+		if i := strings.Index(s, marker); i >= 0 {
+			s = s[i:]
+			if j := strings.Index(s, ": rejected by transport"); j >= 0 {
+				s = s[:j]
+			}
+			return s
+		}
+	}
+	return s
+}
