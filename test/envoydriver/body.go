@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 )
 
 // readChunkSize bounds one read from a socket, like a codec read buffer.
@@ -205,4 +206,18 @@ func drain(ctx context.Context, src bodySource) {
 			}
 		}
 	}()
+}
+
+// eofNotifier marks the downstream body as fully received at io.EOF.
+type eofNotifier struct {
+	io.ReadCloser
+	done *atomic.Bool
+}
+
+func (e *eofNotifier) Read(p []byte) (int, error) {
+	n, err := e.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) {
+		e.done.Store(true)
+	}
+	return n, err
 }

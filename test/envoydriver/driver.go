@@ -108,7 +108,10 @@ func (d *Driver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.requestID = s.reqHeaders.value("x-request-id")
 	var body bodySource
-	if r.Body != nil && r.Body != http.NoBody {
+	if r.Body == nil || r.Body == http.NoBody {
+		s.downstreamDone.Store(true)
+	} else {
+		r.Body = &eofNotifier{ReadCloser: r.Body, done: &s.downstreamDone}
 		var trailers func() *headerMap
 		if cfg.hcm.enableTrailers {
 			trailers = func() *headerMap { return fromHTTPHeader(r.Trailer) }

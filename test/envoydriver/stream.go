@@ -72,6 +72,9 @@ type stream struct {
 	upstreamHdr bool // upstream response headers received
 
 	written atomic.Bool // downstream response headers written
+	// downstreamDone is set once the downstream request body was read to
+	// its end (or there was none).
+	downstreamDone atomic.Bool
 }
 
 func newStream(cfg *compiled, pool *connPool, log *slog.Logger, w http.ResponseWriter, r *http.Request) *stream {
@@ -193,6 +196,13 @@ func (s *stream) respond(err error) {
 			s.reset(err)
 			return
 		}
+	}
+	// A local reply sent before the request finished arriving closes the
+	// HTTP/1 connection (ConnectionManagerImpl: a response completed
+	// before the request is complete sets "connection: close" and drains),
+	// so a client never reuses a connection with body bytes left on it.
+	if !s.downstreamDone.Load() && !s.written.Load() {
+		s.w.Header().Set("Connection", "close")
 	}
 	s.mu.Lock()
 	direct := s.upstreamHdr
