@@ -105,6 +105,7 @@ type Authorizer struct {
 	metrics  *Metrics
 	now      func() time.Time
 	maxBody  int
+	origins  *origins
 }
 
 // New builds an Authorizer from configuration. Upstream credentials are
@@ -121,6 +122,7 @@ func New(cfg *config.Config, opts Options) (*Authorizer, error) {
 	a := &Authorizer{
 		targets: ts, verifier: opts.Verifier, policy: opts.Policy, grants: opts.Grants,
 		log: opts.Logger, metrics: opts.Metrics, now: opts.Now, maxBody: cfg.Limits.MaxRequestBytes,
+		origins: newOrigins(cfg.AllowedOrigins),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -147,6 +149,11 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
 	if t == nil {
 		return a.finish(nil, nil, nil, &Result{Outcome: OutcomeInvalid, Status: 404, DecisionID: id,
 			Reason: fmt.Sprintf("no MCP target is served at %s", pathOnly(req.Path))})
+	}
+
+	if why := a.origins.check(req.Headers["origin"]); why != "" {
+		return a.finish(t, nil, nil, &Result{Outcome: OutcomeForbidden, Status: 403, DecisionID: id, Reason: why,
+			ResponseHeaders: []Header{jsonContentType}, Body: mcp.ErrorResponse(nil, CodeForbidden, "forbidden: "+why, nil)})
 	}
 
 	// Who is calling. An unauthenticated caller learns nothing about parsing.

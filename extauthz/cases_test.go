@@ -228,6 +228,8 @@ func TestCheckStreamAndTargetResolution(t *testing.T) {
 		{"DELETE ends the session", envoyRequest{method: "DELETE", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good, "mcp-session-id": "s1"}}, 0},
 		{"target by path when the route names none", envoyRequest{method: "GET", path: "/mcp/github/?x=1", headers: map[string]string{"authorization": "Bearer " + good}}, 0},
 		{"no target at path", envoyRequest{method: "GET", path: "/mcp/githubx", headers: map[string]string{"authorization": "Bearer " + good}}, 404},
+		{"foreign Origin is refused (DNS rebinding)", envoyRequest{method: "GET", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good, "origin": "http://evil.example.com"}}, 403},
+		{"the gateway's own Origin passes", envoyRequest{method: "GET", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good, "origin": "https://gw.test"}}, 0},
 		{"PUT is not MCP", envoyRequest{method: "PUT", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good}}, 405},
 		{"2026-07-28 has no GET stream", envoyRequest{method: "GET", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good, "mcp-protocol-version": "2026-07-28"}}, 405},
 	}

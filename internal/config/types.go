@@ -6,13 +6,19 @@ import "time"
 type Config struct {
 	// PublicURL is the base URL agents use to reach the gateway (the Envoy
 	// listener). Target resource URIs default to PublicURL + target path.
-	PublicURL string   `yaml:"public_url"`
-	Listen    Listen   `yaml:"listen"`
-	Issuers   []Issuer `yaml:"issuers"`
-	Targets   []Target `yaml:"targets"`
-	Policy    Policy   `yaml:"policy"`
-	Limits    Limits   `yaml:"limits"`
-	Log       Log      `yaml:"log"`
+	PublicURL string `yaml:"public_url"`
+	// AllowedOrigins are the browser origins (Origin header) allowed to call
+	// MCP targets; a request with any other Origin gets 403 (MCP transport
+	// spec, DNS-rebinding protection). Entries are scheme://host[:port], and
+	// the port may be "*". Default: public_url's origin. Requests without
+	// an Origin header (agents are not browsers) are not affected.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	Listen         Listen   `yaml:"listen"`
+	Issuers        []Issuer `yaml:"issuers"`
+	Targets        []Target `yaml:"targets"`
+	Policy         Policy   `yaml:"policy"`
+	Limits         Limits   `yaml:"limits"`
+	Log            Log      `yaml:"log"`
 }
 
 // Listen holds the address of each service; an empty address turns it off.

@@ -22,6 +22,11 @@ var allowedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "P
 // applyDefaults fills derived and per-item defaults after decoding.
 func (c *Config) applyDefaults() {
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if len(c.AllowedOrigins) == 0 {
+		if u, err := url.Parse(c.PublicURL); err == nil && u.Host != "" {
+			c.AllowedOrigins = []string{u.Scheme + "://" + u.Host}
+		}
+	}
 	for i := range c.Issuers {
 		is := &c.Issuers[i]
 		if len(is.Algorithms) == 0 {
@@ -75,6 +80,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	add(checkURL("public_url", c.PublicURL))
+	for i, o := range c.AllowedOrigins {
+		u, err := url.Parse(strings.Replace(o, ":*", "", 1))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			add(fieldErr(fmt.Sprintf("allowed_origins[%d]", i), "%q is not an origin such as https://app.example.com or http://localhost:*", o))
+		}
+	}
 	for k, v := range map[string]string{"listen.authz": c.Listen.Authz, "listen.proc": c.Listen.Proc, "listen.xds": c.Listen.XDS, "listen.http": c.Listen.HTTP} {
 		if v == "" {
 			continue

@@ -247,7 +247,9 @@ func (s *Stack) writeConfig(opts Options, authz, httpAddr, level string) (*confi
 		maxBody = 1 << 20
 	}
 	var b strings.Builder
+	// Local tools (the conformance suite, MCP inspectors) send a loopback Origin.
 	fmt.Fprintf(&b, `public_url: %s
+allowed_origins: ["http://127.0.0.1:*", "http://localhost:*"]
 listen: {authz: %q, http: %q, proc: "", xds: ""}
 issuers:
   - name: okta
