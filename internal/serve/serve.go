@@ -74,6 +74,10 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	if err != nil {
 		return nil, err
 	}
+	reg.MustRegister(statsCollector{ver: ver, store: store})
+	if st := store.Current().CacheStats(); !st.Enabled {
+		log.Warn("policy decisions will not be cached", "why", st.Reason)
+	}
 	authz, err := extauthz.New(cfg, extauthz.Options{
 		Verifier: ver, Policy: store, Logger: log.With("component", "extauthz"), Metrics: extauthz.NewMetrics(reg),
 	})
