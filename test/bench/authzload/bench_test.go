@@ -31,41 +31,53 @@ func benchWorkload(b *testing.B) (*Workload, *extauthz.Authorizer, string) {
 	return w, g.Authorizer, g.AuthzAddr.String()
 }
 
-// BenchmarkAirlockCheck is airlock's decision pipeline without gRPC: the
-// CheckRequest already decoded, as the gRPC adapter hands it over. Profile
-// it with -cpuprofile to see where a Check's time goes.
+// BenchmarkAirlockCheck is airlock's decision pipeline without gRPC: each
+// op decodes a CheckRequest and runs Authorizer.Check on it, as the gRPC
+// adapter does. "fresh" makes every call new (the driver's default),
+// "repeat" replays the pool (decision cache hits after the first pass).
+// Profile it with -cpuprofile to see where a Check's time goes.
 func BenchmarkAirlockCheck(b *testing.B) {
 	w, a, _ := benchWorkload(b)
-	reqs := make([]*extauthz.Request, len(w.Items))
-	for i, it := range w.Items {
+	for i := range w.Items { // warm the token cache, as a running gateway has it
 		var cr authv3.CheckRequest
-		if err := unmarshalItem(it, &cr); err != nil {
+		if err := unmarshalItem(w.Items[i], &cr); err != nil {
 			b.Fatal(err)
 		}
-		reqs[i] = extauthz.FromCheckRequest(&cr)
-		// Warm the token cache as a running gateway has it.
-		if r := a.Check(context.Background(), reqs[i]); r.Status != 200 {
+		if r := a.Check(context.Background(), extauthz.FromCheckRequest(&cr)); r.Status != 200 {
 			b.Fatalf("item %d: %d %s", i, r.Status, r.Reason)
 		}
 	}
-	var next atomic.Int64
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := next.Add(1)
-			if r := a.Check(context.Background(), reqs[i%int64(len(reqs))]); r.Status != 200 {
-				b.Errorf("denied: %d %s", r.Status, r.Reason)
-				return
-			}
-		}
-	})
+	for _, fresh := range []bool{true, false} {
+		name := map[bool]string{true: "fresh", false: "repeat"}[fresh]
+		b.Run(name, func(b *testing.B) {
+			w.Fresh = fresh
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				buf := make([]byte, 0, 4096)
+				for pb.Next() {
+					it := &w.Items[next.Add(1)%int64(len(w.Items))]
+					var cr authv3.CheckRequest
+					if err := unmarshalItem(Item{Raw: w.encode(it, buf)}, &cr); err != nil {
+						b.Error(err)
+						return
+					}
+					if r := a.Check(context.Background(), extauthz.FromCheckRequest(&cr)); r.Status != 200 {
+						b.Errorf("denied: %d %s", r.Status, r.Reason)
+						return
+					}
+				}
+			})
+		})
+	}
 }
 
 // BenchmarkAirlockCheckGRPC is the same over loopback gRPC (client and
 // server in one process), as the driver sends it.
 func BenchmarkAirlockCheckGRPC(b *testing.B) {
 	w, _, addr := benchWorkload(b)
+	w.Fresh = true
 	benchGRPC(b, addr, w, ExpectAirlockAllow{Credential: "Bearer " + testSecret})
 }
 
@@ -83,10 +95,11 @@ func benchGRPC(b *testing.B, addr string, w *Workload, exp Expect) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		resp := &authv3.CheckResponse{}
+		buf := make([]byte, 0, 4096)
 		for pb.Next() {
 			i := next.Add(1)
 			it := &w.Items[i%int64(len(w.Items))]
-			if err := call(context.Background(), conns[i%int64(len(conns))], it, resp, exp); err != nil {
+			if err := call(context.Background(), conns[i%int64(len(conns))], w.encode(it, buf), it, resp, exp); err != nil {
 				b.Errorf("%v", err)
 				return
 			}

@@ -301,6 +301,7 @@ func TestAirlockAllowsTheWholeWorkload(t *testing.T) {
 	}
 	shape := testShape
 	shape.Requests = 2 * len(benchTools) * len(users)
+	shape.Fresh = true
 	w, err := NewWorkload(users, shape)
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +309,7 @@ func TestAirlockAllowsTheWholeWorkload(t *testing.T) {
 	exp := ExpectAirlockAllow{Credential: "Bearer " + testSecret}
 	for i := range w.Items {
 		var req authv3.CheckRequest
-		if err := unmarshalItem(w.Items[i], &req); err != nil {
+		if err := (wireCodec{}).Unmarshal(w.encode(&w.Items[i], nil), &req); err != nil {
 			t.Fatal(err)
 		}
 		resp, err := airlock.Check(context.Background(), &req)

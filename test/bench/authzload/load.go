@@ -46,9 +46,10 @@ func (l Load) validate() error {
 // ClosedLoop runs Concurrency workers, each sending its next request as
 // soon as the last one is answered, and measures throughput and latency of
 // the answers that arrive in the window after the warm-up.
-func ClosedLoop(ctx context.Context, conns []*grpc.ClientConn, w *Workload, exp Expect, l Load) Phase {
+func ClosedLoop(ctx context.Context, conns []*grpc.ClientConn, w *Workload, exp Expect, l Load, m meter) Phase {
 	start := time.Now()
 	win := window{start.Add(l.Warmup), start.Add(l.Warmup + l.Duration)}
+	cpu := measureCPU(m, win)
 	ctx, cancel := context.WithDeadline(ctx, win.end.Add(l.CallTimeout))
 	defer cancel()
 	var errs errorLog
@@ -58,17 +59,19 @@ func ClosedLoop(ctx context.Context, conns []*grpc.ClientConn, w *Workload, exp 
 		wg.Go(func() {
 			conn := conns[id%len(conns)]
 			resp := &authv3.CheckResponse{}
+			buf := make([]byte, 0, 4096)
 			samples := make([]int64, 0, 4096)
 			// Workers start at different places in the pool.
 			next := id * len(w.Items) / l.Concurrency
 			for {
 				it := &w.Items[next%len(w.Items)]
 				next++
+				raw := w.encode(it, buf)
 				t0 := time.Now()
 				if !t0.Before(win.end) {
 					break
 				}
-				err := call(ctx, conn, it, resp, exp)
+				err := call(ctx, conn, raw, it, resp, exp)
 				t1 := time.Now()
 				if err != nil {
 					errs.add(err)
@@ -87,10 +90,19 @@ func ClosedLoop(ctx context.Context, conns []*grpc.ClientConn, w *Workload, exp 
 	wg.Wait()
 	all := merge(lat)
 	n, samples := errs.result()
-	return Phase{
+	p := Phase{
 		Mode: "closed", Concurrency: l.Concurrency, Conns: len(conns),
 		Seconds: l.Duration.Seconds(), Requests: len(all), RPS: round1(float64(len(all)) / l.Duration.Seconds()),
 		Errors: n, ErrorSamples: samples, Latency: percentiles(all),
+	}
+	p.setCPU(cpu())
+	return p
+}
+
+func (p *Phase) setCPU(c cpuSample) {
+	p.DriverCPU = perRequest(c.driver, p.Requests)
+	if c.ok {
+		p.ServerCPU = perRequest(c.server, p.Requests)
 	}
 }
 
@@ -98,7 +110,7 @@ func ClosedLoop(ctx context.Context, conns []*grpc.ClientConn, w *Workload, exp 
 // i-th request is due at start + i/Rate. Its latency runs from that due
 // time, so time spent waiting behind a slow answer (for a free worker, or
 // for the pacer to catch up) is counted rather than silently omitted.
-func OpenLoop(ctx context.Context, conns []*grpc.ClientConn, w *Workload, exp Expect, l Load) Phase {
+func OpenLoop(ctx context.Context, conns []*grpc.ClientConn, w *Workload, exp Expect, l Load, m meter) Phase {
 	total := int(math.Ceil((l.Warmup + l.Duration).Seconds() * l.Rate))
 	interval := float64(time.Second) / l.Rate
 	start := time.Now().Add(10 * time.Millisecond)
@@ -106,6 +118,7 @@ func OpenLoop(ctx context.Context, conns []*grpc.ClientConn, w *Workload, exp Ex
 	due := func(i int) time.Time { return start.Add(time.Duration(float64(i) * interval)) }
 	ctx, cancel := context.WithDeadline(ctx, win.end.Add(l.CallTimeout))
 	defer cancel()
+	cpu := measureCPU(m, win)
 
 	queue := make(chan int, total) // never blocks the pacer
 	var errs errorLog
@@ -116,13 +129,15 @@ func OpenLoop(ctx context.Context, conns []*grpc.ClientConn, w *Workload, exp Ex
 	for id := range l.OpenWorkers {
 		wg.Go(func() {
 			resp := &authv3.CheckResponse{}
+			buf := make([]byte, 0, 4096)
 			var out []sample
 			var last time.Time
 			for i := range queue {
 				it := &w.Items[i%len(w.Items)]
 				conn := conns[i%len(conns)]
+				raw := w.encode(it, buf)
 				t0 := time.Now()
-				err := call(ctx, conn, it, resp, exp)
+				err := call(ctx, conn, raw, it, resp, exp)
 				t1 := time.Now()
 				if err != nil {
 					errs.add(err)
@@ -169,19 +184,21 @@ pace:
 	}
 	n, samples := errs.result()
 	sp := percentiles(svc)
-	return Phase{
+	p := Phase{
 		Mode: "open", Conns: len(conns), TargetRate: l.Rate,
 		Seconds: l.Duration.Seconds(), Requests: len(lat), RPS: round1(float64(len(lat)) / secs),
 		Errors: n, ErrorSamples: samples, Latency: percentiles(lat), Service: &sp,
 		Saturated: float64(len(lat))/secs < 0.95*l.Rate,
 	}
+	p.setCPU(cpu())
+	return p
 }
 
 // call sends one request and checks its answer. ctx carries the phase's
 // deadline (a per-call timer would cost the driver CPU it shares with the
 // target).
-func call(ctx context.Context, c *grpc.ClientConn, it *Item, resp *authv3.CheckResponse, exp Expect) error {
-	if err := invoke(ctx, c, it.Raw, resp); err != nil {
+func call(ctx context.Context, c *grpc.ClientConn, raw []byte, it *Item, resp *authv3.CheckResponse, exp Expect) error {
+	if err := invoke(ctx, c, raw, resp); err != nil {
 		return fmt.Errorf("call: %w", err)
 	}
 	return exp.Check(resp, it)

@@ -70,7 +70,7 @@ var shortLoad = Load{Conns: 2, Concurrency: 4, Rate: 400, OpenWorkers: 16, Warmu
 
 func TestClosedLoopCountsRightAnswers(t *testing.T) {
 	conns := dialTest(t, serveLoopback(t, newNoopGRPC()), 2)
-	p := ClosedLoop(context.Background(), conns, testWorkload(t), ExpectOK{}, shortLoad)
+	p := ClosedLoop(context.Background(), conns, testWorkload(t), ExpectOK{}, shortLoad, nil)
 	if p.Errors != 0 || p.Requests == 0 {
 		t.Fatalf("no-op server: %d requests, %d errors %v", p.Requests, p.Errors, p.ErrorSamples)
 	}
@@ -86,7 +86,7 @@ func TestClosedLoopWrongAnswersAreErrors(t *testing.T) {
 	s := grpc.NewServer()
 	authv3.RegisterAuthorizationServer(s, denyAll{})
 	conns := dialTest(t, serveLoopback(t, s), 1)
-	p := ClosedLoop(context.Background(), conns, testWorkload(t), ExpectOK{}, shortLoad)
+	p := ClosedLoop(context.Background(), conns, testWorkload(t), ExpectOK{}, shortLoad, nil)
 	if p.Requests != 0 || p.RPS != 0 {
 		t.Errorf("a deny-everything target got %d requests (%v/s) counted as served", p.Requests, p.RPS)
 	}
@@ -97,7 +97,7 @@ func TestClosedLoopWrongAnswersAreErrors(t *testing.T) {
 
 func TestOpenLoopKeepsTheRate(t *testing.T) {
 	conns := dialTest(t, serveLoopback(t, newNoopGRPC()), 2)
-	p := OpenLoop(context.Background(), conns, testWorkload(t), ExpectOK{}, shortLoad)
+	p := OpenLoop(context.Background(), conns, testWorkload(t), ExpectOK{}, shortLoad, nil)
 	if p.Errors != 0 {
 		t.Fatalf("errors: %v", p.ErrorSamples)
 	}
@@ -132,7 +132,7 @@ func TestOpenLoopCountsQueueingNotJustServiceTime(t *testing.T) {
 	// report about 20ms.
 	l := shortLoad
 	l.OpenWorkers, l.Rate = 2, 200
-	p := OpenLoop(context.Background(), conns, testWorkload(t), ExpectOK{}, l)
+	p := OpenLoop(context.Background(), conns, testWorkload(t), ExpectOK{}, l, nil)
 	if p.Errors != 0 {
 		t.Fatalf("errors: %v", p.ErrorSamples)
 	}

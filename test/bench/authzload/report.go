@@ -32,6 +32,7 @@ type Env struct {
 	Go       string `json:"go"`
 	Users    int    `json:"users"`
 	Requests int    `json:"requests"`
+	Fresh    bool   `json:"fresh"`   // every call new (see Workload.Fresh)
 	LoadAvg  string `json:"loadavg"` // before the target's first phase
 }
 
@@ -39,7 +40,7 @@ func captureEnv(f *runFlags) Env {
 	return Env{
 		Time: time.Now().UTC().Format(time.RFC3339), CPUs: runtime.NumCPU(),
 		GoOS: runtime.GOOS, GoArch: runtime.GOARCH, Go: runtime.Version(),
-		Users: f.users, Requests: f.requests, LoadAvg: loadAvg(),
+		Users: f.users, Requests: f.requests, Fresh: f.fresh, LoadAvg: loadAvg(),
 	}
 }
 
@@ -138,6 +139,22 @@ func ratios(results []*TargetResult) []Ratio {
 		}
 		return p.Latency.P99, ""
 	}
+	projected := func(t string) (float64, string) {
+		r := by[t]
+		if r == nil {
+			return 0, t + " not run"
+		}
+		p := r.phase("closed")
+		switch {
+		case p == nil:
+			return 0, t + " closed loop not run"
+		case !r.Launched:
+			return 0, t + "'s CPU was not measured (not started by the driver)"
+		case p.ServerCPU <= 0:
+			return 0, t + " has no CPU figure (no answers in the window)"
+		}
+		return projectedPeak(p), ""
+	}
 	var out []Ratio
 	add := func(name string, fnum, fden func(string) (float64, string), a, b, goal string, met func(float64) bool) {
 		num, why1 := fnum(a)
@@ -146,7 +163,11 @@ func ratios(results []*TargetResult) []Ratio {
 			return
 		}
 		r := Ratio{Name: name, Goal: goal}
-		if why := strings.Trim(why1+"; "+why2, "; "); why != "" || num <= 0 || den <= 0 {
+		why := strings.Trim(why1+"; "+why2, "; ")
+		if why == "" && (num <= 0 || den <= 0) {
+			why = "no answers in the measured window"
+		}
+		if why != "" {
 			r.Note = why
 			if met != nil {
 				f := false
@@ -166,12 +187,29 @@ func ratios(results []*TargetResult) []Ratio {
 	add("airlock/peer peak req/s", rps, rps, "airlock", "peer", ">= 2", func(v float64) bool { return v >= 2 })
 	add("airlock p99 / no-op p99 (open loop)", p99, p99, "airlock", "noop", "<= 2", func(v float64) bool { return v <= 2 })
 	add("peer p99 / no-op p99 (open loop)", p99, p99, "peer", "noop", "(reference)", nil)
+	add("airlock/no-op peak from CPU per Check (estimate for idle cores)", projected, projected, "airlock", "noop", "(reference)", nil)
+	add("airlock/peer peak from CPU per Check (estimate for idle cores)", projected, projected, "airlock", "peer", "(reference)", nil)
 	return out
+}
+
+// projectedPeak is the requests/s the closed loop's CPU cost per request
+// (target + driver) allows on this machine's cores with nothing else
+// running: an estimate that shared-machine noise barely moves.
+func projectedPeak(p *Phase) float64 {
+	per := p.ServerCPU + p.DriverCPU
+	if per <= 0 {
+		return 0
+	}
+	return float64(runtime.NumCPU()) * 1e6 / per
 }
 
 func writeReport(w io.Writer, f *runFlags, results []*TargetResult, skipped []string) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n### ext_authz Check: %d CPUs shared by the driver and the target; %d users, %d distinct requests\n\n", runtime.NumCPU(), f.users, f.requests)
+	calls := "every call new (fresh JSON-RPC id, request id and cursor argument)"
+	if !f.fresh {
+		calls = fmt.Sprintf("a pool of %d requests replayed, so calls repeat", f.requests)
+	}
+	fmt.Fprintf(&b, "\n### ext_authz Check: %d CPUs shared by the driver and the target; %d users (tokens), %s\n\n", runtime.NumCPU(), f.users, calls)
 	fmt.Fprintf(&b, "Closed loop: %d in flight over %d connections. Open loop: %g req/s, latency from each request's scheduled send time. %s measured after %s warm-up per phase",
 		f.load.Concurrency, f.load.Conns, f.load.Rate, f.load.Duration, f.load.Warmup)
 	if f.rounds > 1 {
@@ -197,6 +235,18 @@ func writeReport(w io.Writer, f *runFlags, results []*TargetResult, skipped []st
 			b.WriteString(" – | – | – | – | – | – |")
 		}
 		b.WriteString("\n")
+	}
+	b.WriteString("\n| target | target CPU µs/Check | driver CPU µs/Check | peak req/s from CPU (idle cores) |\n|---|---:|---:|---:|\n")
+	for _, r := range results {
+		p := r.phase("closed")
+		if p == nil {
+			continue
+		}
+		if p.ServerCPU > 0 {
+			fmt.Fprintf(&b, "| %s | %.1f | %.1f | %.0f |\n", r.Target, p.ServerCPU, p.DriverCPU, projectedPeak(p))
+		} else {
+			fmt.Fprintf(&b, "| %s | – | %.1f | – |\n", r.Target, p.DriverCPU)
+		}
 	}
 	rs := ratios(results)
 	if len(rs) > 0 {

@@ -28,12 +28,13 @@ func TestMedianPhase(t *testing.T) {
 }
 
 func result(target string, closedRPS, openP99 float64, mod func(closed, open *Phase)) *TargetResult {
-	c := Phase{Mode: "closed", RPS: closedRPS}
+	// CPU per request in proportion to the throughput, as on idle cores.
+	c := Phase{Mode: "closed", RPS: closedRPS, ServerCPU: 1e6 / closedRPS}
 	o := Phase{Mode: "open", TargetRate: 2000, RPS: 2000, Latency: Percentiles{P99: openP99}}
 	if mod != nil {
 		mod(&c, &o)
 	}
-	return &TargetResult{Target: target, Phases: []Phase{c, o}}
+	return &TargetResult{Target: target, Launched: true, Phases: []Phase{c, o}}
 }
 
 func TestRatios(t *testing.T) {
@@ -51,6 +52,8 @@ func TestRatios(t *testing.T) {
 				{Name: "airlock/peer peak req/s", Value: 2.67, Goal: ">= 2", Met: &yes},
 				{Name: "airlock p99 / no-op p99 (open loop)", Value: 1.5, Goal: "<= 2", Met: &yes},
 				{Name: "peer p99 / no-op p99 (open loop)", Value: 10, Goal: "(reference)"},
+				{Name: "airlock/no-op peak from CPU per Check (estimate for idle cores)", Value: 0.8, Goal: "(reference)"},
+				{Name: "airlock/peer peak from CPU per Check (estimate for idle cores)", Value: 2.67, Goal: "(reference)"},
 			},
 		},
 		{
@@ -65,6 +68,8 @@ func TestRatios(t *testing.T) {
 				{Name: "airlock/peer peak req/s", Goal: ">= 2", Met: &no, Note: "peer had 4 errors"},
 				{Name: "airlock p99 / no-op p99 (open loop)", Goal: "<= 2", Met: &no, Note: "airlock could not keep 2000 req/s (answered 900/s): its p99 grows with the run"},
 				{Name: "peer p99 / no-op p99 (open loop)", Value: 10, Goal: "(reference)"},
+				{Name: "airlock/no-op peak from CPU per Check (estimate for idle cores)", Value: 0.6, Goal: "(reference)"},
+				{Name: "airlock/peer peak from CPU per Check (estimate for idle cores)", Value: 2, Goal: "(reference)"},
 			},
 		},
 		{
@@ -73,6 +78,31 @@ func TestRatios(t *testing.T) {
 			want: []Ratio{
 				{Name: "airlock/no-op peak req/s", Value: 0.7, Goal: ">= 0.70", Met: &yes},
 				{Name: "airlock p99 / no-op p99 (open loop)", Value: 2, Goal: "<= 2", Met: &yes},
+				{Name: "airlock/no-op peak from CPU per Check (estimate for idle cores)", Value: 0.7, Goal: "(reference)"},
+			},
+		},
+		{
+			name: "CPU unknown for a running server",
+			results: []*TargetResult{func() *TargetResult {
+				r := result("noop", 10000, 1, nil)
+				r.Launched = false
+				return r
+			}(), result("airlock", 7000, 2, nil)},
+			want: []Ratio{
+				{Name: "airlock/no-op peak req/s", Value: 0.7, Goal: ">= 0.70", Met: &yes},
+				{Name: "airlock p99 / no-op p99 (open loop)", Value: 2, Goal: "<= 2", Met: &yes},
+				{Name: "airlock/no-op peak from CPU per Check (estimate for idle cores)", Goal: "(reference)", Note: "noop's CPU was not measured (not started by the driver)"},
+			},
+		},
+		{
+			name: "a target that answered nothing",
+			results: []*TargetResult{result("noop", 10000, 1, nil), result("airlock", 0, 0, func(c, o *Phase) {
+				c.RPS, c.ServerCPU, o.RPS, o.Saturated = 0, 0, 0, true
+			})},
+			want: []Ratio{
+				{Name: "airlock/no-op peak req/s", Goal: ">= 0.70", Met: &no, Note: "no answers in the measured window"},
+				{Name: "airlock p99 / no-op p99 (open loop)", Goal: "<= 2", Met: &no, Note: "airlock could not keep 2000 req/s (answered 0/s): its p99 grows with the run"},
+				{Name: "airlock/no-op peak from CPU per Check (estimate for idle cores)", Goal: "(reference)", Note: "airlock has no CPU figure (no answers in the window)"},
 			},
 		},
 	}

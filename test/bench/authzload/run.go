@@ -30,6 +30,7 @@ type runFlags struct {
 	tokenEnv                 string
 	policyDir, peerPolicyDir string
 	users, requests, rounds  int
+	fresh                    bool
 	modes                    string
 	jsonOut, workDir         string
 	load                     Load
@@ -51,6 +52,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.peerPolicyDir, "peer-policy-dir", "test/bench/peer", "the peer's Rego policy directory")
 	fs.IntVar(&f.users, "users", 100, "distinct users (signed tokens) in the request pool")
 	fs.IntVar(&f.requests, "requests", 1000, "distinct CheckRequests in the pool")
+	fs.BoolVar(&f.fresh, "fresh", true, "make every call new (JSON-RPC id, request id, a cursor argument); false replays the pool, so calls repeat")
 	fs.IntVar(&f.rounds, "rounds", 1, "run the target sequence this many times and report medians (a shared machine is noisy)")
 	fs.StringVar(&f.modes, "modes", "closed,open", "phases to run: closed (peak requests/s), open (latency at --rate)")
 	fs.IntVar(&f.load.Conns, "conns", 4, "gRPC connections to each target")
@@ -173,7 +175,6 @@ func (b *bench) logf(format string, args ...any) {
 // target process runs at a time.
 func (b *bench) runAll(ctx context.Context) ([]*TargetResult, error) {
 	var results []*TargetResult
-	by := map[string]*TargetResult{}
 	for _, name := range b.f.targetList() {
 		if name == "peer" && b.f.peerBin == "" && b.f.peerAddr == "" {
 			msg := "peer (opa-envoy-plugin) skipped: set " + peerEnv + " (or --peer-bin) to an opa-envoy-plugin binary built from its public source outside this repository"
@@ -181,8 +182,7 @@ func (b *bench) runAll(ctx context.Context) ([]*TargetResult, error) {
 			b.skipped = append(b.skipped, msg)
 			continue
 		}
-		by[name] = &TargetResult{Bench: "ext_authz_check", Target: name, Env: captureEnv(b.f)}
-		results = append(results, by[name])
+		results = append(results, &TargetResult{Bench: "ext_authz_check", Target: name, Env: captureEnv(b.f)})
 	}
 	for round := 1; round <= b.f.rounds; round++ {
 		for _, r := range results {
@@ -222,13 +222,17 @@ func (b *bench) runTarget(ctx context.Context, r *TargetResult, round int) error
 		}
 	}()
 	r.Addr, r.Launched = t.addr, t.proc != nil
+	pid := 0
+	if t.proc != nil {
+		pid = t.proc.cmd.Process.Pid
+	}
 	for _, mode := range b.f.modeList() {
 		b.logf("%s: round %d/%d, %s loop, %s warm-up + %s", name, round, b.f.rounds, mode, b.f.load.Warmup, b.f.load.Duration)
 		var p Phase
 		if mode == "closed" {
-			p = ClosedLoop(ctx, conns, t.work, t.exp, b.f.load)
+			p = ClosedLoop(ctx, conns, t.work, t.exp, b.f.load, processMeter(pid))
 		} else {
-			p = OpenLoop(ctx, conns, t.work, t.exp, b.f.load)
+			p = OpenLoop(ctx, conns, t.work, t.exp, b.f.load, processMeter(pid))
 		}
 		p.Round, p.LoadAvg, p.CPUPressure = round, loadAvg(), cpuPressure()
 		r.Phases = append(r.Phases, p)
@@ -380,7 +384,7 @@ func (b *bench) mintedWorkload(context.Context) (*Workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.minted, err = NewWorkload(users, Shape{Host: benchHost, Path: benchPath, Target: benchTarget, Requests: b.f.requests})
+	b.minted, err = NewWorkload(users, Shape{Host: benchHost, Path: benchPath, Target: benchTarget, Requests: b.f.requests, Fresh: b.f.fresh})
 	return b.minted, err
 }
 
@@ -396,7 +400,7 @@ func (b *bench) givenWorkload() (*Workload, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token-env: $%s: %w", b.f.tokenEnv, err)
 	}
-	w, err := NewWorkload([]UserToken{{Token: tok, Subject: sub}}, Shape{Host: benchHost, Path: benchPath, Target: benchTarget, Requests: b.f.requests})
+	w, err := NewWorkload([]UserToken{{Token: tok, Subject: sub}}, Shape{Host: benchHost, Path: benchPath, Target: benchTarget, Requests: b.f.requests, Fresh: b.f.fresh})
 	b.given = w
 	return w, err
 }

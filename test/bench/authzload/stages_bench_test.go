@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -136,17 +137,31 @@ func BenchmarkStagePolicyInput(b *testing.B) {
 	})
 }
 
+// BenchmarkStagePolicyEvaluate: "fresh" gives every call a new cursor
+// argument (a decision cache miss), "repeat" replays the pool's inputs.
 func BenchmarkStagePolicyEvaluate(b *testing.B) {
 	f := newStageFixture(b)
 	ins := make([]*policy.Input, len(f.reqs))
 	for i := range ins {
 		ins[i] = f.input(i)
 	}
-	runStage(b, len(ins), func(i int) error {
-		d, err := f.policy.Evaluate(context.Background(), ins[i])
-		if err == nil && d.Outcome != policy.OutcomeAllow {
-			b.Errorf("outcome %s: %s", d.Outcome, d.Reason)
-		}
-		return err
-	})
+	for _, fresh := range []bool{true, false} {
+		b.Run(map[bool]string{true: "fresh", false: "repeat"}[fresh], func(b *testing.B) {
+			var seq atomic.Int64
+			runStage(b, len(ins), func(i int) error {
+				in := ins[i]
+				if fresh {
+					cp := *in
+					cp.MCP.Arguments = strconv.AppendInt([]byte(`{"owner":"acme","repo":"payments-1","after":"c`), seq.Add(1), 10)
+					cp.MCP.Arguments = append(cp.MCP.Arguments, `"}`...)
+					in = &cp
+				}
+				d, err := f.policy.Evaluate(context.Background(), in)
+				if err == nil && d.Outcome != policy.OutcomeAllow {
+					b.Errorf("outcome %s: %s", d.Outcome, d.Reason)
+				}
+				return err
+			})
+		})
+	}
 }

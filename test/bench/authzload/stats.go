@@ -25,6 +25,12 @@ type Phase struct {
 	// scheduled send time; Service* from its actual send time.
 	Latency Percentiles  `json:"latency_ms"`
 	Service *Percentiles `json:"service_ms,omitempty"`
+	// ServerCPU and DriverCPU are CPU microseconds (user + system) per
+	// measured request, of the target process (when the driver started it)
+	// and of the driver. Unlike requests/s they barely move with other
+	// work on a shared machine.
+	ServerCPU float64 `json:"server_cpu_us_per_req,omitempty"`
+	DriverCPU float64 `json:"driver_cpu_us_per_req,omitempty"`
 	// Saturated: the open loop's target answered less than 95% of the
 	// rate; its latency then grows with the length of the run.
 	Saturated bool `json:"saturated,omitempty"`
@@ -114,6 +120,8 @@ func medianPhase(ps []Phase) *Phase {
 	out := ps[0]
 	out.Round = 0
 	out.RPS = med(func(p *Phase) float64 { return p.RPS })
+	out.ServerCPU = med(func(p *Phase) float64 { return p.ServerCPU })
+	out.DriverCPU = med(func(p *Phase) float64 { return p.DriverCPU })
 	out.Requests = int(med(func(p *Phase) float64 { return float64(p.Requests) }))
 	out.Latency = medianPercentiles(ps, func(p *Phase) *Percentiles { return &p.Latency }, med)
 	if out.Service != nil {

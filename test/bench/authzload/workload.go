@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -18,8 +20,18 @@ import (
 // Workload is a pool of pre-encoded CheckRequests, each with the answer it
 // must get. Requests are encoded once so the driver spends its share of
 // the machine's CPU on sending, not on building messages.
+//
+// With Fresh set, every request sent is new: its JSON-RPC id, Envoy
+// request id and a cursor in the tool arguments are rewritten in place
+// from a counter (fixed-width digits, so no length in the encoding
+// changes). A cache keyed by the call (airlock's decision cache) then
+// never sees the same call twice, as with agents whose arguments vary.
+// Without it the pool is replayed as is, and after the first pass every
+// call is a repeat.
 type Workload struct {
 	Items []Item
+	Fresh bool
+	seq   atomic.Int64
 }
 
 // Item is one request of the pool.
@@ -27,6 +39,28 @@ type Item struct {
 	Raw     []byte // the encoded envoy.service.auth.v3.CheckRequest
 	Subject string // the token's sub: the x-airlock-principal an allow must carry
 	Tool    string
+	digits  []span // where Fresh writes the counter
+}
+
+// span is a run of decimal digits inside Raw.
+type span struct{ off, width int }
+
+// encode returns the bytes to send for it: Raw itself, or with Fresh a
+// copy in buf with new values.
+func (w *Workload) encode(it *Item, buf []byte) []byte {
+	if !w.Fresh {
+		return it.Raw
+	}
+	buf = append(buf[:0], it.Raw...)
+	n := w.seq.Add(1)
+	for _, s := range it.digits {
+		v := n
+		for i := s.off + s.width - 1; i >= s.off; i-- {
+			buf[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	return buf
 }
 
 // Shape says what the requests look like: one gateway route of one target.
@@ -35,6 +69,7 @@ type Shape struct {
 	Path     string // the target's MCP endpoint, e.g. /mcp/github
 	Target   string // context_extensions airlock_target
 	Requests int    // size of the pool (requests are reused round robin)
+	Fresh    bool   // see Workload.Fresh
 }
 
 // benchTools are tools/call requests a GitHub MCP server answers, none of
@@ -115,19 +150,55 @@ func NewWorkload(users []UserToken, shape Shape) (*Workload, error) {
 	if shape.Requests < 1 {
 		return nil, fmt.Errorf("requests must be at least 1, got %d", shape.Requests)
 	}
-	w := &Workload{Items: make([]Item, shape.Requests)}
+	w := &Workload{Items: make([]Item, shape.Requests), Fresh: shape.Fresh}
 	for i := range w.Items {
 		u := users[i%len(users)]
 		tool := benchTools[i%len(benchTools)]
-		req := EnvoyCheckRequest(shape, i, u.Token, ToolCall(i+1, tool.name, fmt.Sprintf(tool.args, i%50)))
+		args := fmt.Sprintf(tool.args[:len(tool.args)-1]+`,"after":"%s"}`, i%50, cursor(i))
+		req := EnvoyCheckRequest(shape, i, u.Token, ToolCall(idBase+i, tool.name, args))
 		raw, err := proto.Marshal(req)
 		if err != nil {
 			return nil, fmt.Errorf("encode request %d: %w", i, err)
 		}
-		w.Items[i] = Item{Raw: raw, Subject: u.Subject, Tool: tool.name}
+		it := Item{Raw: raw, Subject: u.Subject, Tool: tool.name}
+		// The fields Fresh rewrites: the last 9 digits of the JSON-RPC id
+		// (in raw_body), the cursor's digits, and the request id's last
+		// 12 characters (in http.id and the x-request-id header).
+		for _, m := range []struct {
+			text       string
+			from, wide int
+		}{
+			{fmt.Sprintf(`"id":%d`, idBase+i), len(`"id":1`), 9},
+			{`"after":"` + cursor(i) + `"`, len(`"after":"c`), 11},
+			{requestID(i), len(requestID(i)) - 12, 12},
+		} {
+			found := 0
+			for off := 0; ; {
+				j := bytes.Index(raw[off:], []byte(m.text))
+				if j < 0 {
+					break
+				}
+				it.digits = append(it.digits, span{off + j + m.from, m.wide})
+				off += j + len(m.text)
+				found++
+			}
+			if found == 0 {
+				return nil, fmt.Errorf("request %d: %q not found in its encoding", i, m.text)
+			}
+		}
+		w.Items[i] = it
 	}
 	return w, nil
 }
+
+// idBase keeps JSON-RPC ids at 10 digits without a leading zero.
+const idBase = 1_000_000_000
+
+// cursor is a pagination cursor argument, fixed width.
+func cursor(n int) string { return fmt.Sprintf("c%011d", n) }
+
+// requestID is Envoy's x-request-id (a UUID), fixed width.
+func requestID(n int) string { return fmt.Sprintf("6f1e0c2a-4b8e-4e1a-9a53-%012d", n) }
 
 // ToolCall is a JSON-RPC tools/call request body.
 func ToolCall(id int, name, args string) string {
@@ -140,7 +211,7 @@ func ToolCall(id int, name, args string) string {
 // airlock's Envoy config sets it), x-envoy-auth-partial-body, the route's
 // context_extensions, source and destination peers.
 func EnvoyCheckRequest(s Shape, n int, token, body string) *authv3.CheckRequest {
-	reqID := fmt.Sprintf("6f1e0c2a-4b8e-4e1a-9a53-%012x", n)
+	reqID := requestID(n)
 	h := map[string]string{
 		":authority":                s.Host,
 		":method":                   "POST",

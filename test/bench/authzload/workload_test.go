@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -156,4 +158,60 @@ func FuzzTokenSubject(f *testing.F) {
 			t.Fatalf("error %q quotes the token", err)
 		}
 	})
+}
+
+func decodeItem(t *testing.T, raw []byte) (*authv3.CheckRequest, map[string]any) {
+	t.Helper()
+	var req authv3.CheckRequest
+	if err := proto.Unmarshal(raw, &req); err != nil {
+		t.Fatalf("does not decode: %v", err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(req.GetAttributes().GetRequest().GetHttp().GetRawBody(), &body); err != nil {
+		t.Fatalf("body is not JSON: %v", err)
+	}
+	return &req, body
+}
+
+func TestFreshRequestsAreNewEachTime(t *testing.T) {
+	users := []UserToken{{Token: "h." + b64(`{"sub":"u"}`) + ".s", Subject: "u"}}
+	shape := testShape
+	shape.Fresh = true
+	w, err := NewWorkload(users, shape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := &w.Items[3]
+	type seen struct{ ID, RequestID, HeaderID, After string }
+	var got []seen
+	for range 3 {
+		raw := w.encode(it, nil)
+		if len(raw) != len(it.Raw) {
+			t.Fatalf("fresh request is %d bytes, the pool's is %d: lengths must not change", len(raw), len(it.Raw))
+		}
+		req, body := decodeItem(t, raw)
+		h := req.GetAttributes().GetRequest().GetHttp()
+		args := body["params"].(map[string]any)["arguments"].(map[string]any)
+		got = append(got, seen{
+			ID: fmt.Sprint(body["id"]), RequestID: h.GetId(), HeaderID: h.GetHeaders()["x-request-id"], After: args["after"].(string),
+		})
+		if cl := h.GetHeaders()["content-length"]; cl != strconv.Itoa(len(h.GetRawBody())) {
+			t.Errorf("content-length %s, body %d bytes", cl, len(h.GetRawBody()))
+		}
+	}
+	want := []seen{
+		{"1.000000001e+09", "6f1e0c2a-4b8e-4e1a-9a53-000000000001", "6f1e0c2a-4b8e-4e1a-9a53-000000000001", "c00000000001"},
+		{"1.000000002e+09", "6f1e0c2a-4b8e-4e1a-9a53-000000000002", "6f1e0c2a-4b8e-4e1a-9a53-000000000002", "c00000000002"},
+		{"1.000000003e+09", "6f1e0c2a-4b8e-4e1a-9a53-000000000003", "6f1e0c2a-4b8e-4e1a-9a53-000000000003", "c00000000003"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("fresh values (-want +got):\n%s", diff)
+	}
+	if _, body := decodeItem(t, it.Raw); fmt.Sprint(body["id"]) != "1.000000003e+09" {
+		t.Errorf("the pool item itself changed: id %v", body["id"])
+	}
+	w.Fresh = false
+	if raw := w.encode(it, nil); &raw[0] != &it.Raw[0] {
+		t.Error("without Fresh the pool's bytes must be sent as they are")
+	}
 }
