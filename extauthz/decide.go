@@ -55,6 +55,7 @@ func (a *Authorizer) decide(ctx context.Context, t *target, p *identity.Principa
 		mi.Method, mi.Kind, mi.ID = m.Method, string(m.Kind), m.ID
 		mi.Tool, mi.Prompt, mi.URI, mi.Arguments = m.Tool, m.Prompt, m.URI, m.Arguments
 		in.MCP = mi
+		in.Grants = policy.CoveringGrants(grants, m.Arguments)
 		d, err := a.policy.Evaluate(ctx, in)
 		if err != nil {
 			return policy.Decision{}, err

@@ -32,6 +32,7 @@ import (
 // inputDeps records which parts of the input a policy reads.
 type inputDeps struct {
 	off    string                     // why caching is off ("" = on)
+	all    bool                       // the policy may read any part of the input
 	whole  map[string]bool            // top-level keys read as a whole, e.g. "grants"
 	fields map[string]map[string]bool // top-level key → second-level keys read
 }
@@ -170,21 +171,22 @@ func (d *inputDeps) objectGet(terms []*ast.Term, vis *ast.GenericVisitor) bool {
 }
 
 func (d *inputDeps) addRef(r ast.Ref) {
-	if d.off != "" {
+	if d.all {
 		return
 	}
 	if len(r) < 2 {
+		d.all = true
 		d.off = fmt.Sprintf("the policy reads the whole input (%s)", where(r[0]))
 		return
 	}
 	top, ok := r[1].Value.(ast.String)
 	if !ok {
+		d.all = true
 		d.off = fmt.Sprintf("the policy reads input[%v] with a computed key (%s)", r[1], where(r[0]))
 		return
 	}
-	if top == "time" {
+	if top == "time" && d.off == "" {
 		d.off = fmt.Sprintf("the policy reads input.time (%s)", where(r[0]))
-		return
 	}
 	if len(r) < 3 {
 		d.whole[string(top)] = true
@@ -201,13 +203,13 @@ func (d *inputDeps) addRef(r ast.Ref) {
 	d.fields[string(top)][string(field)] = true
 }
 
-// reads says whether the key must include input.<top>.<field>.
+// reads says whether the policy may read input.<top>.<field>.
 func (d *inputDeps) reads(top, field string) bool {
-	return d.whole[top] || d.fields[top][field]
+	return d == nil || d.all || d.whole[top] || d.fields[top][field]
 }
 
 func (d *inputDeps) readsAny(top string) bool {
-	return d.whole[top] || len(d.fields[top]) > 0
+	return d == nil || d.all || d.whole[top] || len(d.fields[top]) > 0
 }
 
 // key hashes the parts of in that the policy reads.

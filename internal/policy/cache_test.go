@@ -24,9 +24,11 @@ func TestDecisionCacheEligibility(t *testing.T) {
 		on     bool
 		reason string
 		reads  []string // top.field the key must cover
+		unread []string // top.field the key must leave out
 	}{
 		{name: "shipped default policy", dir: shippedPolicies, on: true,
-			reads: []string{"principal.subject", "principal.groups", "mcp.tool", "mcp.arguments", "target.name", "grants.id"}},
+			reads:  []string{"principal.subject", "principal.groups", "mcp.tool", "target.name", "grants.id"},
+			unread: []string{"mcp.arguments", "mcp.id", "principal.claims", "request.headers"}},
 		{name: "shipped business-hours example reads the clock", dir: shippedPolicies, query: "data.airlock.examples.business_hours.decision",
 			reason: "input.time"},
 		{name: "object.get keeps it cacheable", on: true, reads: []string{"mcp.tool"},
@@ -57,6 +59,12 @@ func TestDecisionCacheEligibility(t *testing.T) {
 				top, field, _ := strings.Cut(r, ".")
 				if !e.deps.reads(top, field) {
 					t.Errorf("key does not cover input.%s (deps %+v)", r, e.deps)
+				}
+			}
+			for _, r := range tc.unread {
+				top, field, _ := strings.Cut(r, ".")
+				if e.deps.reads(top, field) {
+					t.Errorf("key covers input.%s, which the policy never reads", r)
 				}
 			}
 		})

@@ -202,7 +202,7 @@ func (e *Engine) Evaluate(ctx context.Context, in *Input) (Decision, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	v, err := in.Value(now)
+	v, err := in.value(now, e.deps)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy input: %w", err)
 	}

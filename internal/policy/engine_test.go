@@ -295,9 +295,11 @@ decisions contains {"outcome": "deny"}
 	}
 }
 
+// Malformed raw JSON in a part of the input the policy reads is an error
+// (the caller fails closed); parts it never reads are not converted.
 func TestEvaluateBadInput(t *testing.T) {
 	dir := t.TempDir()
-	write(t, dir, "p.rego", "package airlock\n\ndecision := {\"outcome\": \"allow\"}\n")
+	write(t, dir, "p.rego", "package airlock\n\ndecision := {\"outcome\": \"allow\", \"reason\": sprintf(\"%v %v %v\", [input.mcp.arguments, input.mcp.id, input.grants])}\n")
 	e := mustLoad(t, dir)
 	if _, err := e.Evaluate(context.Background(), nil); err == nil {
 		t.Error("nil input: got no error")

@@ -131,20 +131,36 @@ var (
 // round trip). now is the evaluation time used when in.Time is zero. Every
 // key is always present: empty strings stay "", absent raw JSON is null,
 // nil lists are [].
-func (in *Input) Value(now time.Time) (ast.Value, error) {
+func (in *Input) Value(now time.Time) (ast.Value, error) { return in.value(now, nil) }
+
+// value builds the input document; parts a policy provably never reads
+// (per d, nil meaning "anything") are left empty instead of converted, so
+// a token's full claim set or a large argument object costs nothing when
+// the policy does not look at it.
+func (in *Input) value(now time.Time, d *inputDeps) (ast.Value, error) {
 	if !in.Time.IsZero() {
 		now = in.Time
 	}
-	principal, err := principalTerm(in.Principal)
+	principal, err := principalTerm(in.Principal, d.reads("principal", "claims"))
 	if err != nil {
 		return nil, err
 	}
-	mcp, err := messageTerm(&in.MCP)
+	mcp, err := messageTerm(&in.MCP, d)
 	if err != nil {
 		return nil, err
 	}
-	grants := make([]*ast.Term, len(in.Grants))
-	for i := range in.Grants {
+	var headers *ast.Term
+	if d.reads("request", "headers") {
+		headers = headersTerm(in.Request.Headers)
+	} else {
+		headers = ast.ObjectTerm()
+	}
+	n := len(in.Grants)
+	if !d.readsAny("grants") {
+		n = 0
+	}
+	grants := make([]*ast.Term, n)
+	for i := range grants {
 		if grants[i], err = grantTerm(&in.Grants[i]); err != nil {
 			return nil, fmt.Errorf("grants[%d] (%s): %w", i, in.Grants[i].ID, err)
 		}
@@ -161,7 +177,7 @@ func (in *Input) Value(now time.Time) (ast.Value, error) {
 			[2]*ast.Term{keyMethod, ast.StringTerm(in.Request.Method)},
 			[2]*ast.Term{keyPath, ast.StringTerm(in.Request.Path)},
 			[2]*ast.Term{keyHost, ast.StringTerm(in.Request.Host)},
-			[2]*ast.Term{keyHeaders, headersTerm(in.Request.Headers)},
+			[2]*ast.Term{keyHeaders, headers},
 		)},
 		[2]*ast.Term{keyGrants, ast.ArrayTerm(grants...)},
 		[2]*ast.Term{keyTime, ast.ObjectTerm(
@@ -190,12 +206,12 @@ func headersTerm(h map[string]string) *ast.Term {
 	return ast.ObjectTerm(kvs...)
 }
 
-func principalTerm(p *identity.Principal) (*ast.Term, error) {
+func principalTerm(p *identity.Principal, withClaims bool) (*ast.Term, error) {
 	if p == nil {
 		return ast.NullTerm(), nil
 	}
 	claims := ast.NewTerm(ast.NewObject())
-	if len(p.Claims) > 0 {
+	if withClaims && len(p.Claims) > 0 {
 		v, err := ast.InterfaceToValue(p.Claims)
 		if err != nil {
 			return nil, fmt.Errorf("principal claims: %w", err)
@@ -216,14 +232,18 @@ func principalTerm(p *identity.Principal) (*ast.Term, error) {
 	), nil
 }
 
-func messageTerm(m *MessageInput) (*ast.Term, error) {
-	id, err := rawJSONTerm(m.ID)
-	if err != nil {
-		return nil, fmt.Errorf("mcp id: %w", err)
+func messageTerm(m *MessageInput, d *inputDeps) (*ast.Term, error) {
+	id, args := ast.NullTerm(), ast.NullTerm()
+	var err error
+	if d.reads("mcp", "id") {
+		if id, err = rawJSONTerm(m.ID); err != nil {
+			return nil, fmt.Errorf("mcp id: %w", err)
+		}
 	}
-	args, err := rawJSONTerm(m.Arguments)
-	if err != nil {
-		return nil, fmt.Errorf("mcp arguments: %w", err)
+	if d.reads("mcp", "arguments") {
+		if args, err = rawJSONTerm(m.Arguments); err != nil {
+			return nil, fmt.Errorf("mcp arguments: %w", err)
+		}
 	}
 	return ast.ObjectTerm(
 		[2]*ast.Term{keyMethod, ast.StringTerm(m.Method)},

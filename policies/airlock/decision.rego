@@ -251,8 +251,10 @@ allow_reason := "client response to a server request" if {
 # (and, when the grant pins them, these exact arguments) lets a call that
 # needs approval through. input.grants holds only grants that are active
 # at the time of the call (the grant store leaves out expired, consumed
-# and revoked ones), so this policy never reads input.time and its
-# decisions can be cached exactly.
+# and revoked ones) and whose argument constraint, if any, the call's
+# arguments meet (airlock compares them as JSON values), so this policy
+# reads neither input.time nor input.mcp.arguments and its decisions can be
+# cached exactly across calls that differ only in their arguments.
 # ---------------------------------------------------------------------------
 
 matching_grants contains g if {
@@ -261,7 +263,6 @@ matching_grants contains g if {
 	g.principal == input.principal.subject
 	g.target == input.target.name
 	grant_covers_item(g)
-	grant_arguments_match(g)
 }
 
 grant_covers_item(g) if {
@@ -272,13 +273,6 @@ grant_covers_item(g) if {
 grant_covers_item(g) if {
 	item.kind == "resources"
 	g.resource == item.name
-}
-
-grant_arguments_match(g) if object.get(g, "arguments", null) == null
-
-grant_arguments_match(g) if {
-	object.get(g, "arguments", null) != null
-	g.arguments == object.get(input, ["mcp", "arguments"], null)
 }
 
 # A grant that lasts is used before a single-use one; ties go to the

@@ -194,25 +194,6 @@ test_grant_for_another_tool if {
 	d.outcome == "approval_required"
 }
 
-test_grant_argument_constraint_match if {
-	g := grant({"arguments": {"key": "PROJ-1", "force": true}})
-	d := decide(mk("jira", {"tool": "delete_issue", "arguments": {"force": true, "key": "PROJ-1"}}, [g]))
-	d.outcome == "allow"
-	d.grant == "g1"
-}
-
-test_grant_argument_constraint_mismatch if {
-	g := grant({"arguments": {"key": "PROJ-1"}})
-	d := decide(mk("jira", {"tool": "delete_issue", "arguments": {"key": "PROJ-2"}}, [g]))
-	d.outcome == "approval_required"
-}
-
-test_grant_argument_constraint_without_arguments if {
-	g := grant({"arguments": {"key": "PROJ-1"}})
-	d := decide(mk("jira", {"tool": "delete_issue"}, [g]))
-	d.outcome == "approval_required"
-}
-
 test_grant_does_not_override_deny if {
 	g := grant({"target": "github", "tool": "delete_repo"})
 	d := decide(mk("github", {"tool": "delete_repo"}, [g]))

@@ -1,0 +1,109 @@
+// Package extproc answers Envoy's external processing filter: for every
+// HTTP exchange on an MCP endpoint it sees the request and the response,
+// masks secrets in the response (JSON bodies buffered, SSE streams event by
+// event with a carry-over buffer across chunks) and records every MCP
+// message, masked, for the audit trail. Processor and Stream are the
+// gRPC-free core; grpc.go adapts them to envoy.service.ext_proc.v3.
+package extproc
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/airlock-mcp/airlock/internal/mask"
+)
+
+// AuthzNamespace is the dynamic metadata namespace ext_authz writes and
+// Envoy forwards to ext_proc (metadata_options.forwarding_namespaces).
+const AuthzNamespace = "envoy.filters.http.ext_authz"
+
+// Message is one MCP message seen on the wire, already masked, for the
+// audit trail.
+type Message struct {
+	Time       time.Time
+	SessionID  string
+	Principal  string
+	ClientID   string
+	Issuer     string
+	Target     string
+	DecisionID string
+	GrantID    string
+	Direction  string // request, response, notification, sse_event, error
+	Method     string // the request's method for responses
+	Tool       string
+	JSONRPCID  string
+	Status     int // HTTP status of the response carrying it (0 for requests)
+	Latency    time.Duration
+	Masked     mask.Counts
+	Payload    []byte // masked JSON (or text), capped by Options.MaxRecordBytes
+	Truncated  bool
+	Bytes      int // size before capping
+	RequestID  string
+}
+
+// Recorder takes recorded messages; it must not block (the audit
+// pipeline spools). An error means the audit trail cannot take the
+// message and the configured policy is to fail closed.
+type Recorder interface {
+	Record(Message) error
+}
+
+// Grants is told when a response that used a grant has ended, so a
+// single-use grant is consumed by the end of the call it was for.
+type Grants interface {
+	CallDone(ctx context.Context, grantID string, status int) error
+}
+
+// Profiles finds masking profiles by name.
+type Profiles interface {
+	Get(name string) (*mask.Profile, error)
+}
+
+// Options configure a Processor.
+type Options struct {
+	Profiles Profiles
+	Recorder Recorder // nil: nothing recorded
+	Grants   Grants   // nil: no grant bookkeeping
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// MaxEventBytes bounds one SSE event (and the memory of a stream);
+	// bigger events are dropped with a marker. Default 1 MiB.
+	MaxEventBytes int
+	// MaxBodyBytes bounds a buffered (JSON) response; bigger ones fail
+	// rather than pass unmasked. Default 8 MiB.
+	MaxBodyBytes int
+	// MaxRecordBytes caps the payload stored per message. Default 64 KiB.
+	MaxRecordBytes int
+	Now            func() time.Time
+}
+
+// Processor holds what all streams share.
+type Processor struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// New builds a Processor.
+func New(opts Options) *Processor {
+	if opts.MaxEventBytes <= 0 {
+		opts.MaxEventBytes = 1 << 20
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 8 << 20
+	}
+	if opts.MaxRecordBytes <= 0 {
+		opts.MaxRecordBytes = 64 << 10
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Processor{opts: opts, log: log, metrics: newMetrics(opts.Registry)}
+}

@@ -1,0 +1,329 @@
+package extproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"strconv"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	procmodev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+
+	"github.com/airlock-mcp/airlock/internal/mask"
+)
+
+type bodyKind uint8
+
+const (
+	kindNone bodyKind = iota // no body expected (202, HEAD …)
+	kindJSON
+	kindSSE
+	kindText
+)
+
+// Stream is one HTTP exchange: Envoy opens one ext_proc stream per request
+// and sends its phases in order (request headers, request body, request
+// trailers, response headers, response body, response trailers), each only
+// if the processing mode asks for it. Response phases can come without
+// request phases: a local reply (an ext_authz denial) still runs the
+// response side of the filter chain.
+type Stream struct {
+	p   *Processor
+	ctx context.Context
+
+	reqMode, respMode procmodev3.ProcessingMode_BodySendMode
+	protocolSeen      bool
+	overridden        bool // we asked Envoy to buffer the response body
+
+	meta     streamMeta
+	start    time.Time
+	session  string
+	reqBody  []byte
+	requests map[string]requestInfo // JSON-RPC id → what was asked
+
+	status  int
+	kind    bodyKind
+	profile *mask.Profile
+	sse     *mask.SSEMasker
+	body    []byte // a JSON/text response being buffered
+	ended   bool   // the response body has ended
+	failed  bool
+	// auditErr is set when the recorder refused a message (fail-closed
+	// audit): the exchange is then failed.
+	auditErr error
+}
+
+type requestInfo struct{ method, tool string }
+
+// NewStream starts processing one HTTP exchange.
+func (p *Processor) NewStream(ctx context.Context) *Stream {
+	return &Stream{p: p, ctx: ctx, start: p.opts.Now(), requests: map[string]requestInfo{}}
+}
+
+// errProtocol is a message that breaks Envoy's ext_proc protocol.
+var errProtocol = errors.New("ext_proc: unexpected message")
+
+// Handle answers one ProcessingRequest. Except in FULL_DUPLEX_STREAMED
+// mode it returns exactly one response of the matching type (Envoy's rule:
+// one response per message); in full duplex a body chunk may get none (the
+// bytes are held until an SSE event or the JSON body is complete) and
+// trailers may get the final body chunk first.
+func (s *Stream) Handle(req *extprocv3.ProcessingRequest) ([]*extprocv3.ProcessingResponse, error) {
+	if pc := req.GetProtocolConfig(); pc != nil && !s.protocolSeen {
+		// protocol_config comes only in the first message.
+		s.protocolSeen = true
+		s.reqMode, s.respMode = pc.GetRequestBodyMode(), pc.GetResponseBodyMode()
+	}
+	s.meta.merge(req.GetMetadataContext())
+	switch r := req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return one(s.requestHeaders(r.RequestHeaders))
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return one(s.requestBody(r.RequestBody))
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return one(&extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}})
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return one(s.responseHeaders(r.ResponseHeaders))
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return s.responseBody(r.ResponseBody)
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return s.responseTrailers()
+	default:
+		return nil, fmt.Errorf("%w: %T", errProtocol, req.GetRequest())
+	}
+}
+
+func one(r *extprocv3.ProcessingResponse) ([]*extprocv3.ProcessingResponse, error) {
+	return []*extprocv3.ProcessingResponse{r}, nil
+}
+
+func (s *Stream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	if v := header(h, "mcp-session-id"); v != "" {
+		s.session = v
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
+}
+
+func (s *Stream) requestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	if len(s.reqBody)+len(b.GetBody()) <= s.p.opts.MaxBodyBytes {
+		s.reqBody = append(s.reqBody, b.GetBody()...)
+	}
+	if b.GetEndOfStream() {
+		s.recordRequest(s.reqBody)
+		s.reqBody = nil
+		if s.auditErr != nil {
+			return s.fail(503, s.auditErr)
+		}
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}
+}
+
+func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	s.status, _ = strconv.Atoi(header(h, ":status"))
+	if v := header(h, "mcp-session-id"); v != "" && s.session == "" {
+		s.session = v
+	}
+	ct, _, _ := mime.ParseMediaType(header(h, "content-type"))
+	switch {
+	case h.GetEndOfStream():
+		s.kind = kindNone
+	case ct == "text/event-stream":
+		s.kind = kindSSE
+	case ct == "application/json" || strings.HasSuffix(ct, "+json"):
+		s.kind = kindJSON
+	default:
+		s.kind = kindText
+	}
+	var err error
+	if s.profile, err = s.p.opts.Profiles.Get(s.meta.str("masking_profile")); err != nil {
+		// An unknown profile must not mean "no masking".
+		return s.fail(500, err)
+	}
+	out := &extprocv3.HeadersResponse{}
+	resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: out}}
+	switch s.kind {
+	case kindNone:
+		s.finish()
+	case kindSSE:
+		s.sse = mask.NewSSEMasker(s.profile, s.p.opts.MaxEventBytes)
+		s.sse.OnEvent(s.recordEvent)
+	default:
+		// A JSON body is masked whole: ask Envoy to buffer it (honoured
+		// only with allow_mode_override, never in full duplex; otherwise
+		// the chunks are gathered here).
+		if s.respMode == procmodev3.ProcessingMode_STREAMED {
+			resp.ModeOverride = &procmodev3.ProcessingMode{ResponseBodyMode: procmodev3.ProcessingMode_BUFFERED}
+			s.overridden = true
+		}
+	}
+	return resp
+}
+
+func (s *Stream) responseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingResponse, error) {
+	if s.failed {
+		return one(s.fail(500, errors.New("response already failed")))
+	}
+	if s.ended {
+		return nil, fmt.Errorf("%w: response body after its end", errProtocol)
+	}
+	eos := b.GetEndOfStream()
+	var out []byte
+	switch s.kind {
+	case kindSSE:
+		chunk, err := s.sse.Write(b.GetBody())
+		if err != nil {
+			return one(s.fail(500, err))
+		}
+		out = append(out, chunk...)
+		if eos {
+			tail, err := s.sse.Flush()
+			if err != nil {
+				return one(s.fail(500, err))
+			}
+			out = append(out, tail...)
+			s.countMasked(s.sse.Counts())
+		}
+	default:
+		if len(s.body)+len(b.GetBody()) > s.p.opts.MaxBodyBytes {
+			return one(s.fail(502, fmt.Errorf("response body over %d bytes cannot be masked", s.p.opts.MaxBodyBytes)))
+		}
+		s.body = append(s.body, b.GetBody()...)
+		if !eos {
+			return s.hold()
+		}
+		masked, err := s.maskWhole(s.body)
+		if err != nil {
+			return one(s.fail(502, err))
+		}
+		out = masked
+	}
+	if s.auditErr != nil {
+		return one(s.fail(503, s.auditErr))
+	}
+	if eos {
+		s.finish()
+	}
+	return one(s.bodyResponse(out, eos))
+}
+
+// hold keeps a chunk of a body that must be masked whole.
+func (s *Stream) hold() ([]*extprocv3.ProcessingResponse, error) {
+	if s.respMode == procmodev3.ProcessingMode_FULL_DUPLEX_STREAMED {
+		return nil, nil // M:N: answer when the body is complete
+	}
+	return one(&extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{
+		Response: &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_ClearBody{ClearBody: true}}},
+	}}})
+}
+
+// bodyResponse replaces the chunk Envoy sent with out: in full duplex as a
+// streamed response (end_of_stream on the last), otherwise as the chunk's
+// body mutation. A buffered body whose length changed gets a matching
+// content-length (ext_proc: in BUFFERED mode with headers sent, the
+// processor sets it).
+func (s *Stream) bodyResponse(out []byte, eos bool) *extprocv3.ProcessingResponse {
+	cr := &extprocv3.CommonResponse{}
+	if s.respMode == procmodev3.ProcessingMode_FULL_DUPLEX_STREAMED {
+		cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_StreamedResponse{StreamedResponse: &extprocv3.StreamedBodyResponse{Body: out, EndOfStream: eos}}}
+	} else {
+		if len(out) == 0 {
+			cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_ClearBody{ClearBody: true}}
+		} else {
+			cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
+		}
+		if s.overridden && eos {
+			cr.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{{
+				Header:       &corev3.HeaderValue{Key: "content-length", RawValue: []byte(strconv.Itoa(len(out)))},
+				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+			}}}
+		}
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: cr}}}
+}
+
+// responseTrailers ends a body that had no end_of_stream chunk (full duplex
+// sends trailers; the body's last bytes must go out with end_of_stream).
+func (s *Stream) responseTrailers() ([]*extprocv3.ProcessingResponse, error) {
+	var out []*extprocv3.ProcessingResponse
+	if !s.ended && s.kind != kindNone && !s.failed {
+		rs, err := s.responseBody(&extprocv3.HttpBody{EndOfStream: true})
+		if err != nil {
+			return nil, err
+		}
+		if s.respMode == procmodev3.ProcessingMode_FULL_DUPLEX_STREAMED {
+			out = append(out, rs...)
+		}
+	}
+	return append(out, &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}), nil
+}
+
+// maskWhole masks a buffered body and records its messages.
+func (s *Stream) maskWhole(body []byte) ([]byte, error) {
+	if len(body) == 0 {
+		return body, nil
+	}
+	if s.kind == kindJSON {
+		out, counts, err := s.profile.MaskJSON(body)
+		if err != nil {
+			return nil, fmt.Errorf("masking the JSON response: %w", err)
+		}
+		s.countMasked(counts)
+		s.recordResponse(out, counts)
+		return out, nil
+	}
+	out, counts := s.profile.MaskText(body)
+	s.countMasked(counts)
+	return out, nil
+}
+
+// fail ends the response with an error instead of passing anything
+// unmasked (failure_mode_allow stays off).
+func (s *Stream) fail(status int, err error) *extprocv3.ProcessingResponse {
+	s.failed = true
+	s.p.metrics.streams.WithLabelValues("failed").Inc()
+	s.p.log.Error("response withheld", "decision_id", s.meta.str("decision_id"), "target", s.meta.str("target"), "error", err)
+	body := fmt.Sprintf(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"airlock could not safely process the server's response (decision %s)"}}`, s.meta.str("decision_id"))
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
+		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(status)},
+		Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "content-type", RawValue: []byte("application/json")}}}},
+		Body:    []byte(body),
+		Details: "airlock_masking_failed",
+	}}}
+}
+
+// finish runs once when the response has ended.
+func (s *Stream) finish() {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	s.p.metrics.streams.WithLabelValues("ok").Inc()
+	if g := s.meta.str("grant"); g != "" && s.p.opts.Grants != nil {
+		if err := s.p.opts.Grants.CallDone(s.ctx, g, s.status); err != nil {
+			s.p.log.Error("grant bookkeeping failed", "grant", g, "error", err)
+		}
+	}
+}
+
+func (s *Stream) countMasked(c mask.Counts) {
+	for typ, n := range c {
+		s.p.metrics.masked.WithLabelValues(typ).Add(float64(n))
+	}
+}
+
+func header(h *extprocv3.HttpHeaders, name string) string {
+	for _, hv := range h.GetHeaders().GetHeaders() {
+		if hv.GetKey() == name {
+			if v := hv.GetRawValue(); len(v) > 0 {
+				return string(v)
+			}
+			return hv.GetValue()
+		}
+	}
+	return ""
+}

@@ -1,0 +1,204 @@
+package mask
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strings"
+)
+
+// Detectors for tokens with a known shape: a vendor prefix, a length and a
+// character set. Each is anchored on one trigger byte and checks the
+// bytes around it; none allocates.
+
+// fireA: AWS access key ids (AKIA/ASIA + 16 of [A-Z0-9]) and Google API
+// keys (AIza + 35 of [A-Za-z0-9_-]).
+func (p *Profile) fireA(s []byte, i, floor int, ms []match) ([]match, int) {
+	if !startOK(s, i, floor) || i+4 > len(s) {
+		return ms, i + 1
+	}
+	switch s[i+1] {
+	case 'K', 'S':
+		if !p.on(dAWSAccessKey) || s[i+2] != 'I' || s[i+3] != 'A' || i+20 > len(s) {
+			break
+		}
+		for _, c := range s[i+4 : i+20] {
+			if class[c]&(cUpper|cDigit) == 0 {
+				return ms, i + 1
+			}
+		}
+		if endOK(s, i+20, cWord) {
+			return append(ms, match{i, i + 20, "aws_access_key"}), i + 20
+		}
+	case 'I':
+		if !p.on(dGoogle) || s[i+2] != 'z' || s[i+3] != 'a' {
+			break
+		}
+		e := runMax(s, i+4, cB64URL, 36)
+		if e-i == 39 {
+			return append(ms, match{i, e, "google_api_key"}), e
+		}
+	}
+	return ms, i + 1
+}
+
+// fireUnder: GitHub tokens gh[pousr]_ + 30+ alphanumerics and
+// github_pat_ + 22+ of [A-Za-z0-9_]; Stripe [sr]k_(live|test)_ + 10+
+// alphanumerics and whsec_ + 24+.
+func (p *Profile) fireUnder(s []byte, i, floor int, ms []match) ([]match, int) {
+	alnum := uint8(cUpper | cLower | cDigit)
+	if p.on(dGitHub) {
+		if i >= 3 && s[i-3] == 'g' && s[i-2] == 'h' && strings.IndexByte("pousr", s[i-1]) >= 0 && startOK(s, i-3, floor) {
+			e := run(s, i+1, alnum)
+			if e-(i+1) >= 30 && endOK(s, e, cWord) {
+				return append(ms, match{i - 3, e, "github_token"}), e
+			}
+		}
+		if i >= 6 && string(s[i-6:i]) == "github" && hasPrefix(s, i+1, "pat_") && startOK(s, i-6, floor) {
+			e := run(s, i+5, cWord)
+			if e-(i+5) >= 22 {
+				return append(ms, match{i - 6, e, "github_token"}), e
+			}
+		}
+	}
+	if p.on(dStripe) {
+		if i >= 2 && (s[i-2] == 's' || s[i-2] == 'r') && s[i-1] == 'k' &&
+			(hasPrefix(s, i+1, "live_") || hasPrefix(s, i+1, "test_")) && startOK(s, i-2, floor) {
+			e := run(s, i+6, alnum)
+			if e-(i+6) >= 10 && endOK(s, e, cWord) {
+				return append(ms, match{i - 2, e, "stripe_key"}), e
+			}
+		}
+		if i >= 5 && string(s[i-5:i]) == "whsec" && startOK(s, i-5, floor) {
+			e := run(s, i+1, alnum)
+			if e-(i+1) >= 24 && endOK(s, e, cWord) {
+				return append(ms, match{i - 5, e, "stripe_key"}), e
+			}
+		}
+	}
+	return ms, i + 1
+}
+
+// fireDash: PEM private key blocks, Slack tokens xox[abposr]- and xapp-
+// (10+ of [A-Za-z0-9-] after the prefix), sk-ant- and sk- keys.
+func (p *Profile) fireDash(s []byte, i, floor int, ms []match) ([]match, int) {
+	if p.on(dPrivateKey) && hasPrefix(s, i, "-----BEGIN ") && i >= floor {
+		return pemBlock(s, i, ms)
+	}
+	if p.on(dSlack) && i >= 4 && startOK(s, i-4, floor) &&
+		((string(s[i-4:i-1]) == "xox" && strings.IndexByte("abposr", s[i-1]) >= 0) || string(s[i-4:i]) == "xapp") {
+		e := run(s, i+1, cUpper|cLower|cDigit|cB64URL)
+		if e-(i+1) >= 10 {
+			return append(ms, match{i - 4, e, "slack_token"}), e
+		}
+	}
+	if i >= 2 && s[i-2] == 's' && s[i-1] == 'k' && startOK(s, i-2, floor) && p.on(dAnthropic|dOpenAI) {
+		e := run(s, i+1, cB64URL)
+		if p.on(dAnthropic) && hasPrefix(s, i+1, "ant-") && e-(i+5) >= 20 {
+			return append(ms, match{i - 2, e, "anthropic_key"}), e
+		}
+		if p.on(dOpenAI) && e-(i+1) >= 20 && mixed(s[i+1:e]) {
+			return append(ms, match{i - 2, e, "openai_key"}), e
+		}
+		// A key starting later in this run would be a part of this one,
+		// as short or as unmixed: skip the run.
+		return ms, e
+	}
+	return ms, i + 1
+}
+
+// mixed reports whether b has a digit, an upper-case and a lower-case
+// letter: random keys do, words in prose ("sk-learn-tutorial") do not.
+func mixed(b []byte) bool {
+	var k uint8
+	for _, c := range b {
+		k |= class[c]
+	}
+	return k&(cDigit|cUpper|cLower) == cDigit|cUpper|cLower
+}
+
+// pemBlock masks -----BEGIN <label>PRIVATE KEY[ BLOCK]----- through the
+// matching -----END …----- line, or to the end of s when the block is cut.
+func pemBlock(s []byte, i int, ms []match) ([]match, int) {
+	j := i + len("-----BEGIN ")
+	k := bytes.Index(s[j:min(len(s), j+64)], []byte("-----"))
+	if k < 0 {
+		return ms, j
+	}
+	label := s[j : j+k]
+	if !bytes.HasSuffix(label, []byte("PRIVATE KEY")) && !bytes.HasSuffix(label, []byte("PRIVATE KEY BLOCK")) {
+		return ms, j
+	}
+	body := j + k + 5
+	end := len(s)
+	if e := bytes.Index(s[body:], []byte("-----END ")); e >= 0 {
+		e += body + len("-----END ")
+		end = e
+		if t := bytes.Index(s[e:min(len(s), e+80)], []byte("-----")); t >= 0 {
+			end = e + t + 5
+		}
+	}
+	return append(ms, match{i, end, "private_key"}), end
+}
+
+// fireJ: JSON Web Tokens. The trigger is the 'J' of "eyJ" (base64url of
+// `{"`); the token is 3 (JWS) or 5 (JWE) dot-separated base64url parts
+// whose first decodes to a JSON object with an "alg" member.
+func (p *Profile) fireJ(s []byte, i, floor int, ms []match) ([]match, int) {
+	start := i - 2
+	if start < 0 || s[start] != 'e' || s[start+1] != 'y' || !startOK(s, start, floor) {
+		return ms, i + 1
+	}
+	var ends [5]int
+	np, j := 0, start
+	for {
+		var k int
+		if np == 0 {
+			k = runMax(s, j, cB64URL, maxJWTHeader+1)
+		} else {
+			k = run(s, j, cB64URL)
+		}
+		ends[np] = k
+		np++
+		// The signature may be empty (alg "none"); a 4th and 5th part
+		// follow only as more base64url.
+		if np < 5 && k < len(s) && s[k] == '.' && (np < 3 || (k+1 < len(s) && is(s[k+1], cB64URL))) {
+			j = k + 1
+			continue
+		}
+		break
+	}
+	if np == 4 {
+		np = 3 // a JWS followed by ".something": mask the JWS
+	}
+	// On failure, skip what was looked at: the first part (a token
+	// starting after a '-' inside it is not worth quadratic time), or
+	// all parts when there were too few dots (a token starting inside
+	// them would have too few as well).
+	if np < 3 {
+		return ms, ends[np-1]
+	}
+	if ends[0]-start < 16 || ends[0]-start > maxJWTHeader || !jwtHeader(s[start:ends[0]]) {
+		return ms, ends[0]
+	}
+	e := ends[np-1]
+	return append(ms, match{start, e, "jwt"}), e
+}
+
+// maxJWTHeader bounds the encoded header of a JWT (one with an x5c
+// certificate chain can be long).
+const maxJWTHeader = 2048
+
+// jwtHeader reports whether h, base64url without padding, decodes to a
+// JSON object with an "alg" member.
+func jwtHeader(h []byte) bool {
+	var buf [maxJWTHeader * 3 / 4]byte
+	if base64.RawURLEncoding.DecodedLen(len(h)) > len(buf) {
+		return false
+	}
+	n, err := base64.RawURLEncoding.Decode(buf[:], h)
+	if err != nil {
+		return false
+	}
+	d := bytes.TrimSpace(buf[:n])
+	return len(d) > 0 && d[0] == '{' && d[len(d)-1] == '}' && bytes.Contains(d, []byte(`"alg"`))
+}

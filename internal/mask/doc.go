@@ -1,0 +1,138 @@
+// Package mask owns airlock's masking engine: it finds secrets and
+// personal data in MCP responses and replaces them with a typed mask,
+// "[MASKED:<type>]", before the agent or the audit log sees them. The
+// ext_proc service calls it on JSON bodies (Profile.MaskJSON) and on
+// text/event-stream bodies (SSEMasker); the counts it returns
+// (type → number, never the text) go into the audit event.
+//
+// # Profiles
+//
+// A Profile says what to mask. It is data (ProfileConfig, with YAML tags)
+// compiled by Compile or, with the built-ins, by NewSet. The built-ins:
+//
+//   - "default": every detector but email and phone, and the key rules
+//     password, passwd, passphrase, secret, client_secret, secret_key,
+//     api_key, apikey, x_api_key, access_key, private_key, token,
+//     access_token, refresh_token, id_token, auth_token, session_token,
+//     authorization, proxy_authorization, cookie, set_cookie,
+//     secret_access_key, aws_secret_access_key, aws_session_token,
+//     card_number, cvv, cvc;
+//   - "strict": every detector (e-mail addresses and phone numbers too)
+//     and also ssn, social_security_number, date_of_birth,
+//     passport_number, iban, tax_id;
+//   - "off": nothing (MaskJSON still checks the document is JSON).
+//
+// # Detectors
+//
+// Detectors run on the decoded value of every JSON string (so escapes such
+// as \u0041 or \/ hide nothing) and on text. Each is anchored on one
+// trigger byte in a single pass and confirmed by hand; no regular
+// expression runs unless the operator adds patterns.
+//
+//   - aws_access_key: AKIA or ASIA + 16 of [A-Z0-9], standing alone.
+//   - aws_secret_key: exactly 40 of [A-Za-z0-9/+] assigned to a name that
+//     says so: AWS_SECRET_ACCESS_KEY=…, aws_secret_access_key = … (also
+//     "secret" with "aws" earlier on the line), or a JSON member
+//     "SecretAccessKey"/"aws_secret_access_key" and the like. A bare
+//     40-character string is not masked: too many things look like one.
+//   - github_token: ghp_ gho_ ghu_ ghs_ ghr_ + 30 or more alphanumerics,
+//     github_pat_ + 22 or more.
+//   - slack_token: xoxa- xoxb- xoxp- xoxr- xoxs- xoxo- xapp- + 10 or more.
+//   - stripe_key: sk_live_ sk_test_ rk_live_ rk_test_ + 10 or more,
+//     whsec_ + 24 or more (publishable pk_ keys are not secret).
+//   - google_api_key: AIza + 35 of [A-Za-z0-9_-].
+//   - openai_key: sk- + 20 or more of [A-Za-z0-9_-] holding a digit, an
+//     upper-case and a lower-case letter (so "sk-learn-…" prose is not);
+//     anthropic_key: sk-ant- + 20 or more.
+//   - jwt: eyJ… base64url parts joined by dots, 3 (JWS, the signature may
+//     be empty) or 5 (JWE), whose header decodes to a JSON object with an
+//     "alg" member. Base64 blobs without the dots, or whose header is not
+//     such JSON, are left.
+//   - private_key: a PEM block -----BEGIN …PRIVATE KEY[ BLOCK]----- through
+//     its -----END …----- line, or to the end of the string when the block
+//     is cut off. Public keys and certificates are left.
+//   - url_password: the password of scheme://user:password@host; the user
+//     and host stay.
+//   - bearer_token: the token after "Bearer " (any case) when it has 8 or
+//     more characters and a digit; basic_auth: the credentials after
+//     "Basic " when they decode to printable user:password.
+//   - assignment: in text, the value of NAME=value, NAME: value,
+//     "NAME": "value", NAME := value, where NAME is a key rule or ends with
+//     '_', '-' or '.' and a key rule (DB_PASSWORD=…, smtp.password: …).
+//     The value is quoted, or runs to a space, ',', ';', '&', a quote or a
+//     closing bracket; after an auth scheme (Authorization: Bearer x) it
+//     takes the next word too. After ':' an unquoted value of letters
+//     only is masked when it ends the line (YAML: "password: changeme"),
+//     not when more words follow (prose, such as tool descriptions written
+//     as docstrings: "token: The token to use."). If another detector
+//     finds a secret in the value, that detector's mask is used instead.
+//   - card_number: 13–19 digits, optionally grouped by single spaces or
+//     dashes, standing alone (no letter, digit or decimal point next to
+//     them), with a card network prefix (2221–2720, 3, 4, 5, 6), not one
+//     digit repeated, passing the Luhn check. In JSON, an integer number of
+//     that kind is a card number too and becomes the string mask.
+//   - email (strict): local@domain.tld.
+//   - phone (strict): +country numbers of 8–15 digits (groups split by
+//     spaces, dashes, dots, parentheses), (ddd) ddd-dddd, ddd-ddd-dddd,
+//     ddd.ddd.dddd.
+//
+// Tokens must stand alone: one that directly follows a letter, digit,
+// '_', '+' or '/' (it is then inside a longer word or a base64 blob) is not
+// a match. Masks the profile writes, already in the text, are skipped, so
+// masking is idempotent: masking the output again changes nothing. Only
+// masks of the profile's own types count ("[MASKED:" around anything
+// else is text like any other, so it cannot shield a secret).
+//
+// Not detected: secrets without a recognisable shape or name (a bare
+// password, a 40-character AWS secret with no AWS name near it, generic
+// hex or base64 keys), card numbers run together with other digits (a
+// run of more than 19), other JSON numbers, Slack webhook URLs, PuTTY and
+// other non-PEM key formats, secrets split across two JSON strings or two
+// SSE events, secrets encoded (base64, URL-encoding) inside text. A JWT
+// that starts after a '-' inside a longer base64url run that already
+// failed as a JWT is not looked at again (that would cost quadratic time).
+// Custom patterns can cover what an operator knows to look for.
+//
+// False positives are the price of the heuristics, and are kept low by the
+// checks above: prefix + length + character class for tokens, a decoded
+// header for JWTs, Luhn and network prefixes for card numbers. Still, the
+// assignment detector masks "password: x1" or "token=abc" wherever they
+// appear, and the strict profile's phone and e-mail detectors will mask
+// some identifiers that look like them.
+//
+// # Field rules
+//
+// Key rules match JSON member names at any depth, ignoring ASCII case, '_'
+// and '-'. They mask non-empty string and number values only: an object or
+// array under a secret-sounding name is searched instead of replaced,
+// because tools/list input schemas describe "password" and "token"
+// parameters as objects, and an agent must still see those; empty
+// strings, null and booleans hide nothing. Path rules
+// ($.result.structuredContent.credentials.*) mask whatever value is there.
+// A masked member becomes "[MASKED:field:<key>]" (for a path, the last
+// member name in it). Field rules and paths do not apply to the
+// "jsonrpc", "id" and "method" members of a JSON-RPC message (the
+// document, or each element of a batch), so a response still answers its
+// request; detectors do (an id will not look like a key).
+//
+// Member names are scanned by the detectors too: a secret used as a
+// name is masked (two names may then be the same mask).
+//
+// # JSON in strings
+//
+// A string whose content is a JSON object, array or string (tool results
+// whose text is JSON) is masked as JSON, with key and path rules applying
+// inside it, and encoded back into the string; up to 8 levels deep, after
+// which strings are masked as text. A string that only looks like JSON
+// and does not parse is masked as text. A string that is masked is
+// encoded again from its value: escapes that were not needed (\u0041,
+// \/) come out as plain characters. Strings with nothing masked keep
+// their bytes.
+//
+// # Cost
+//
+// MaskJSON validates while it masks, in one pass, and copies nothing until
+// the first mask: a document with nothing to mask comes back as the same
+// slice, without an allocation. BenchmarkMaskJSONRatio measures its
+// throughput against json.Valid on the same realistic tool results.
+package mask

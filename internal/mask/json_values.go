@@ -1,0 +1,238 @@
+package mask
+
+// The JSON walker's values other than objects and arrays: validation-only
+// skipping, literals, numbers (card numbers among them) and strings (text,
+// or JSON held in a string).
+
+// skip validates the value at w.i without masking anything in it.
+func (w *walker) skip() bool {
+	if w.i >= len(w.src) {
+		return w.fail(w.i, "expected a value")
+	}
+	switch c := w.src[w.i]; c {
+	case '{', '[':
+		if w.depth++; w.depth > maxDepth {
+			return w.fail(w.i, "nested too deeply")
+		}
+		closer := byte('}')
+		if c == '[' {
+			closer = ']'
+		}
+		w.i++
+		w.ws()
+		if w.i < len(w.src) && w.src[w.i] == closer {
+			w.i++
+			w.depth--
+			return true
+		}
+		for {
+			if c == '{' {
+				if w.i >= len(w.src) || w.src[w.i] != '"' {
+					return w.fail(w.i, "expected a member name")
+				}
+				if _, _, ok := w.scanString(); !ok {
+					return false
+				}
+				if !w.colon() {
+					return false
+				}
+			}
+			if !w.skip() {
+				return false
+			}
+			w.ws()
+			if w.i >= len(w.src) {
+				return w.fail(w.i, "unterminated object or array")
+			}
+			switch w.src[w.i] {
+			case ',':
+				w.i++
+				w.ws()
+			case closer:
+				w.i++
+				w.depth--
+				return true
+			default:
+				return w.fail(w.i, "expected ',' or the end of an object or array")
+			}
+		}
+	case '"':
+		_, _, ok := w.scanString()
+		return ok
+	case 't':
+		return w.literal("true")
+	case 'f':
+		return w.literal("false")
+	case 'n':
+		return w.literal("null")
+	default:
+		if c == '-' || isDigit(c) {
+			return w.number(false)
+		}
+		return w.fail(w.i, "expected a value")
+	}
+}
+
+func (w *walker) literal(lit string) bool {
+	if !hasPrefix(w.src, w.i, lit) {
+		return w.fail(w.i, "invalid literal")
+	}
+	w.i += len(lit)
+	return true
+}
+
+// number scans a number; with detect, an integer that is a payment card
+// number becomes the string "[MASKED:card_number]".
+func (w *walker) number(detect bool) bool {
+	s, i := w.src, w.i
+	if s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && isDigit(s[i]):
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+	default:
+		return w.fail(i, "invalid number")
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if i >= len(s) || !isDigit(s[i]) {
+			return w.fail(i, "invalid number: no digit after '.'")
+		}
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i >= len(s) || !isDigit(s[i]) {
+			return w.fail(i, "invalid number: no digit in the exponent")
+		}
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+	}
+	start := w.i
+	w.i = i
+	if detect && i-start >= 13 && i-start <= 19 && w.p.on(dCard) && s[start] != '-' {
+		var d [19]byte
+		for k, c := range s[start:i] {
+			if !isDigit(c) {
+				return true
+			}
+			d[k] = c - '0'
+		}
+		if cardNumber(d[:i-start]) {
+			w.flushTo(start)
+			w.out = append(w.out, '"')
+			w.out = appendMask(w.out, "card_number")
+			w.out = append(w.out, '"')
+			w.last = i
+			w.st.tally = append(w.st.tally, "card_number")
+		}
+	}
+	return true
+}
+
+// stringValue masks the string value at w.i: as JSON when it holds a JSON
+// object or array, else as text.
+func (w *walker) stringValue(live uint64, pd int) bool {
+	start := w.i
+	raw, esc, ok := w.scanString()
+	if !ok {
+		return false
+	}
+	if !w.scan && !w.rules {
+		return true
+	}
+	text := raw
+	if esc {
+		w.st.dec[w.level] = appendUnescaped(w.st.dec[w.level][:0], raw)
+		text = w.st.dec[w.level]
+	}
+	if w.level < maxNest && looksJSON(text) {
+		if changed, inner, ok := w.nested(text, live, pd); ok {
+			if changed {
+				w.flushTo(start)
+				w.out = appendQuoted(w.out, inner)
+				w.last = w.i
+			}
+			return true
+		}
+	}
+	w.textString(start, w.i, text, esc)
+	return true
+}
+
+// textString masks what the detectors find in the string src[start:end]
+// whose value is text (decoded when esc).
+func (w *walker) textString(start, end int, text []byte, esc bool) {
+	if !w.scan {
+		return
+	}
+	ms := w.p.scanText(text, w.st.ms[:0], false)
+	w.st.ms = ms[:0]
+	if len(ms) == 0 {
+		return
+	}
+	w.flushTo(start)
+	if esc {
+		tmp := applyMatches(w.st.tmp[:0], text, ms)
+		w.out = appendQuoted(w.out, tmp)
+		w.st.tmp = tmp[:0]
+	} else {
+		w.out = append(w.out, '"')
+		w.out = applyMatches(w.out, text, ms)
+		w.out = append(w.out, '"')
+	}
+	w.last = end
+	for _, m := range ms {
+		w.st.tally = append(w.st.tally, m.typ)
+	}
+}
+
+// looksJSON reports whether text, trimmed, starts and ends like an
+// object, an array or a string (a JSON-encoded string can hide a secret
+// behind escapes).
+func looksJSON(text []byte) bool {
+	i, j := 0, len(text)
+	for i < j && isSpace(text[i]) {
+		i++
+	}
+	for j > i && isSpace(text[j-1]) {
+		j--
+	}
+	return j-i >= 2 && ((text[i] == '{' && text[j-1] == '}') || (text[i] == '[' && text[j-1] == ']') || (text[i] == '"' && text[j-1] == '"'))
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// nested masks text, a string's content, as a JSON document one level
+// down, with the path rules still live there. ok is false when text is not
+// JSON; whatever was counted is then taken back.
+func (w *walker) nested(text []byte, live uint64, pd int) (changed bool, out []byte, ok bool) {
+	mark := len(w.st.tally)
+	nw := walker{p: w.p, st: w.st, src: text, level: w.level + 1, depth: w.depth, scan: w.scan, rules: w.rules}
+	nw.ws()
+	if !nw.value(live, pd, false) {
+		w.st.tally = w.st.tally[:mark]
+		return false, nil, false
+	}
+	if nw.ws(); nw.i != len(text) {
+		w.st.tally = w.st.tally[:mark]
+		return false, nil, false
+	}
+	if !nw.dirty {
+		return false, nil, true
+	}
+	out = append(nw.out, text[nw.last:]...)
+	w.st.outs[nw.level] = out[:0]
+	return true, out, true
+}

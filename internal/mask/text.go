@@ -1,0 +1,382 @@
+package mask
+
+import (
+	"bytes"
+	"slices"
+)
+
+// This file holds the text scanner every detector runs in: one pass over
+// the bytes, a table lookup per byte, and a detector only where a byte of
+// the profile's trigger set occurs (see triggers). Each detector confirms
+// its candidate by hand (prefixes, lengths, character classes, checksums)
+// without regular expressions.
+
+// match is one span to mask: s[s:e] becomes [MASKED:typ].
+type match struct {
+	s, e int
+	typ  string
+}
+
+// Trigger kinds: what a byte may start (or anchor) in text.
+const (
+	trNone    uint8 = iota
+	trA             // 'A': AKIA…, ASIA…, AIza…
+	trUnder         // '_': ghp_…, github_pat_…, sk_live_…, whsec_…
+	trDash          // '-': -----BEGIN, xoxb-…, sk-…
+	trJ             // 'J': eyJ… (JWT)
+	trColon         // ':': scheme://user:pass@, NAME: value
+	trEq            // '=': NAME=value
+	trAt            // '@': e-mail
+	trDigit         // '0'-'9': card numbers, phone numbers
+	trPlus          // '+': +country phone numbers
+	trParen         // '(': (ddd) ddd-dddd
+	trB             // 'B', 'b': Bearer …, Basic …
+	trBracket       // '[': an existing mask, skipped whole
+)
+
+// buildTriggers computes the trigger table of a profile from its
+// detectors and rules.
+func buildTriggers(p *Profile) (t [256]uint8) {
+	set := func(k uint8, cs ...byte) {
+		for _, c := range cs {
+			t[c] = k
+		}
+	}
+	if p.on(dAWSAccessKey | dGoogle) {
+		set(trA, 'A')
+	}
+	if p.on(dGitHub | dStripe) {
+		set(trUnder, '_')
+	}
+	if p.on(dSlack | dOpenAI | dAnthropic | dPrivateKey) {
+		set(trDash, '-')
+	}
+	if p.on(dJWT) {
+		set(trJ, 'J')
+	}
+	assign := p.on(dAWSSecretKey) || (p.on(dAssignment) && !p.keys.empty())
+	if assign || p.on(dURLPassword) {
+		set(trColon, ':')
+	}
+	if assign {
+		set(trEq, '=')
+	}
+	if p.on(dEmail) {
+		set(trAt, '@')
+	}
+	if p.on(dCard | dPhone) {
+		set(trDigit, '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
+	}
+	if p.on(dPhone) {
+		set(trPlus, '+')
+		set(trParen, '(')
+	}
+	if p.on(dBearer | dBasicAuth) {
+		set(trB, 'B', 'b')
+	}
+	if p.det != 0 || len(p.patterns) > 0 {
+		set(trBracket, '[')
+	}
+	return t
+}
+
+// Character classes.
+const (
+	cDigit = 1 << iota
+	cUpper
+	cLower
+	cWord   // [A-Za-z0-9_]
+	cB64URL // [A-Za-z0-9_-]
+	cB64Std // [A-Za-z0-9+/]
+	cTokPre // bytes that, before a token, mean it is not a token start: [A-Za-z0-9_+/]
+	cName   // [A-Za-z0-9_.-]: names in NAME=value
+)
+
+var class = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		var k uint8
+		switch {
+		case '0' <= b && b <= '9':
+			k = cDigit | cWord | cB64URL | cB64Std | cTokPre | cName
+		case 'A' <= b && b <= 'Z':
+			k = cUpper | cWord | cB64URL | cB64Std | cTokPre | cName
+		case 'a' <= b && b <= 'z':
+			k = cLower | cWord | cB64URL | cB64Std | cTokPre | cName
+		case b == '_':
+			k = cWord | cB64URL | cTokPre | cName
+		case b == '-':
+			k = cB64URL | cName
+		case b == '+' || b == '/':
+			k = cB64Std | cTokPre
+		case b == '.':
+			k = cName
+		}
+		t[c] = k
+	}
+	return t
+}()
+
+func is(c byte, k uint8) bool { return class[c]&k != 0 }
+
+// run returns the end of the run of bytes of class k starting at i.
+func run(s []byte, i int, k uint8) int {
+	for i < len(s) && class[s[i]]&k != 0 {
+		i++
+	}
+	return i
+}
+
+// runMax is run, looking at no more than n bytes.
+func runMax(s []byte, i int, k uint8, n int) int {
+	lim := min(len(s), i+n)
+	for i < lim && class[s[i]]&k != 0 {
+		i++
+	}
+	return i
+}
+
+// startOK reports whether a token may start at i: not before floor (the
+// end of the previous match) and not inside a longer token.
+func startOK(s []byte, i, floor int) bool {
+	return i >= floor && (i == 0 || class[s[i-1]]&cTokPre == 0)
+}
+
+// endOK reports whether a token ending at e is not followed by more of
+// the same token.
+func endOK(s []byte, e int, k uint8) bool { return e >= len(s) || class[s[e]]&k == 0 }
+
+func hasPrefix(s []byte, i int, p string) bool {
+	return i >= 0 && len(s)-i >= len(p) && string(s[i:i+len(p)]) == p
+}
+
+// hasPrefixFold is hasPrefix ignoring ASCII case; p is lower case.
+func hasPrefixFold(s []byte, i int, p string) bool {
+	if i < 0 || len(s)-i < len(p) {
+		return false
+	}
+	for j := 0; j < len(p); j++ {
+		c := s[i+j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != p[j] {
+			return false
+		}
+	}
+	return true
+}
+
+// scanText appends to ms the spans of s the profile masks, in order and
+// not overlapping. noAssign turns the NAME=value detector off (it is on
+// for the top-level scan only, so a value is scanned at most once more).
+func (p *Profile) scanText(s []byte, ms []match, noAssign bool) []match {
+	trig := &p.trig
+	floor, i, n := 0, 0, len(s)
+	first := len(ms)
+	for {
+		for i+4 <= n {
+			b := s[i : i+4 : i+4]
+			if trig[b[0]]|trig[b[1]]|trig[b[2]]|trig[b[3]] != 0 {
+				break
+			}
+			i += 4
+		}
+		for i < n && trig[s[i]] == 0 {
+			i++
+		}
+		if i >= n {
+			break
+		}
+		if quickReject(s, i, trig[s[i]]) {
+			i++
+			continue
+		}
+		before := len(ms)
+		var next int
+		switch trig[s[i]] {
+		case trA:
+			ms, next = p.fireA(s, i, floor, ms)
+		case trUnder:
+			ms, next = p.fireUnder(s, i, floor, ms)
+		case trDash:
+			ms, next = p.fireDash(s, i, floor, ms)
+		case trJ:
+			ms, next = p.fireJ(s, i, floor, ms)
+		case trColon:
+			if p.on(dURLPassword) && hasPrefix(s, i+1, "//") {
+				ms, next = p.urlPassword(s, i, floor, ms)
+				break
+			}
+			ms, next = p.fireAssign(s, i, floor, ms, noAssign)
+		case trEq:
+			ms, next = p.fireAssign(s, i, floor, ms, noAssign)
+		case trAt:
+			ms, next = email(s, i, floor, ms)
+		case trDigit:
+			ms, next = p.fireDigit(s, i, floor, ms)
+		case trPlus:
+			ms, next = phonePlus(s, i, floor, ms)
+		case trParen:
+			ms, next = phoneParen(s, i, floor, ms)
+		case trB:
+			ms, next = p.fireB(s, i, floor, ms)
+		case trBracket:
+			next = p.skipMask(s, i)
+		}
+		if len(ms) > before {
+			floor = ms[len(ms)-1].e
+			next = max(next, floor)
+		}
+		i = max(next, i+1)
+	}
+	if len(p.patterns) > 0 {
+		ms = p.scanPatterns(s, ms, first)
+	}
+	return ms
+}
+
+// maskEnd returns the end of a mask this profile writes ("[MASKED:"
+// + one of its types + "]") at s[i:], or -1. Only known types count, so
+// text cannot shield a secret by wrapping it in "[MASKED:" … "]".
+func (p *Profile) maskEnd(s []byte, i int) int {
+	if !hasPrefix(s, i, maskPrefix) {
+		return -1
+	}
+	j := i + len(maskPrefix)
+	k := bytes.IndexByte(s[j:min(len(s), j+p.maxType+1)], ']')
+	if k < 0 || !p.known[string(s[j:j+k])] {
+		return -1
+	}
+	return j + k + 1
+}
+
+// quickReject reports, from the byte after a trigger, that no detector
+// can start there: most triggers in prose are ordinary letters and end
+// here, without a call.
+func quickReject(s []byte, i int, t uint8) bool {
+	if i+1 >= len(s) {
+		return t != trDigit && t != trColon && t != trEq
+	}
+	c := s[i+1]
+	switch t {
+	case trA:
+		return c != 'K' && c != 'S' && c != 'I'
+	case trB:
+		c |= 0x20
+		return c != 'e' && c != 'a'
+	case trJ:
+		return i < 2 || s[i-1] != 'y'
+	case trBracket:
+		return c != 'M'
+	}
+	return false
+}
+
+// skipMask returns the end of a mask at i, or i+1.
+func (p *Profile) skipMask(s []byte, i int) int {
+	if e := p.maskEnd(s, i); e > 0 {
+		return e
+	}
+	return i + 1
+}
+
+// isMask reports whether v is exactly one mask.
+func (p *Profile) isMask(v []byte) bool { return p.maskEnd(v, 0) == len(v) }
+
+// containsMask reports whether b holds a mask.
+func (p *Profile) containsMask(b []byte) bool {
+	for off := 0; ; off++ {
+		k := bytes.Index(b[off:], []byte(maskPrefix))
+		if k < 0 {
+			return false
+		}
+		off += k
+		if p.maskEnd(b, off) > 0 {
+			return true
+		}
+	}
+}
+
+// scanPatterns adds the matches of the profile's own patterns to
+// ms[first:], leaving out those that overlap a match already there or an
+// existing mask.
+func (p *Profile) scanPatterns(s []byte, ms []match, first int) []match {
+	for _, pt := range p.patterns {
+		off := 0
+		for off < len(s) {
+			loc := pt.re.FindIndex(s[off:])
+			if loc == nil {
+				break
+			}
+			a, b := off+loc[0], off+loc[1]
+			if b == a {
+				off = b + 1
+				continue
+			}
+			off = b
+			if overlaps(ms[first:], a, b) || p.overlapsMask(s, a, b) {
+				continue
+			}
+			at, _ := slices.BinarySearchFunc(ms[first:], a, func(m match, a int) int { return m.s - a })
+			ms = slices.Insert(ms, first+at, match{a, b, pt.typ})
+		}
+	}
+	return ms
+}
+
+func overlaps(ms []match, a, b int) bool {
+	for _, m := range ms {
+		if m.s < b && a < m.e {
+			return true
+		}
+	}
+	return false
+}
+
+// overlapsMask reports whether s[a:b] overlaps a mask already in s.
+func (p *Profile) overlapsMask(s []byte, a, b int) bool {
+	for off := 0; ; {
+		k := bytes.Index(s[off:], []byte(maskPrefix))
+		if k < 0 {
+			return false
+		}
+		ms := off + k
+		me := p.maskEnd(s, ms)
+		if me > 0 && ms < b && a < me {
+			return true
+		}
+		off = ms + 1
+	}
+}
+
+// applyMatches appends s to dst with every match replaced by its mask.
+func applyMatches(dst, s []byte, ms []match) []byte {
+	last := 0
+	for _, m := range ms {
+		dst = append(dst, s[last:m.s]...)
+		dst = appendMask(dst, m.typ)
+		last = m.e
+	}
+	return append(dst, s[last:]...)
+}
+
+// MaskText masks secrets in text that is not JSON (an SSE data field that
+// does not parse, a log line). It returns s itself, and no counts, when
+// nothing is masked. Field rules apply to NAME=value and NAME: value
+// pairs in the text (see ProfileConfig.Keys); paths do not apply.
+func (p *Profile) MaskText(s []byte) ([]byte, Counts) {
+	st := getState()
+	defer putState(st)
+	ms := p.scanText(s, st.ms[:0], false)
+	st.ms = ms[:0]
+	if len(ms) == 0 {
+		return s, nil
+	}
+	out := applyMatches(make([]byte, 0, len(s)+16*len(ms)), s, ms)
+	var c Counts
+	for _, m := range ms {
+		c.Add(m.typ, 1)
+	}
+	return out, c
+}
