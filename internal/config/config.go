@@ -30,9 +30,10 @@ func Defaults() Config {
 			XDS:   "127.0.0.1:18000",
 			HTTP:  "127.0.0.1:8080",
 		},
-		Policy: Policy{Dir: "policies", Query: "data.airlock.decision", ReloadInterval: 2 * time.Second},
-		Limits: Limits{MaxRequestBytes: 1 << 20, TokenCacheSize: 10000},
-		Log:    Log{Level: "info", Format: "text"},
+		Policy:  Policy{Dir: "policies", Query: "data.airlock.decision", ReloadInterval: 2 * time.Second},
+		Masking: Masking{MaxEventBytes: 1 << 20, MaxBodyBytes: 8 << 20},
+		Limits:  Limits{MaxRequestBytes: 1 << 20, TokenCacheSize: 10000},
+		Log:     Log{Level: "info", Format: "text"},
 	}
 }
 

@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/airlock-mcp/airlock/internal/mask"
+)
 
 // Config is the whole airlock.yaml.
 type Config struct {
@@ -17,6 +21,7 @@ type Config struct {
 	Issuers        []Issuer `yaml:"issuers"`
 	Targets        []Target `yaml:"targets"`
 	Policy         Policy   `yaml:"policy"`
+	Masking        Masking  `yaml:"masking"`
 	Limits         Limits   `yaml:"limits"`
 	Log            Log      `yaml:"log"`
 }
@@ -90,6 +95,19 @@ type Policy struct {
 	Dir            string        `yaml:"dir"`             // directory of .rego (and data .json/.yaml) files
 	Query          string        `yaml:"query"`           // default data.airlock.decision
 	ReloadInterval time.Duration `yaml:"reload_interval"` // default 2s; 0 disables reload
+}
+
+// Masking configures response masking (ext_proc).
+type Masking struct {
+	// Profiles are custom masking profiles, next to the built-ins
+	// "default", "strict" and "off"; a target's masking_profile names one.
+	Profiles []mask.ProfileConfig `yaml:"profiles"`
+	// MaxEventBytes bounds one SSE event; bigger events are dropped with a
+	// marker, never passed unmasked. Default 1 MiB.
+	MaxEventBytes int `yaml:"max_event_bytes"`
+	// MaxBodyBytes bounds a JSON response masked whole; bigger ones fail.
+	// Default 8 MiB.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
 }
 
 // Limits bound what the gateway accepts.

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/airlock-mcp/airlock/internal/mask"
 )
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$`)
@@ -151,6 +153,19 @@ func (c *Config) Validate() error {
 			}
 		}
 		add(t.Credential.check(p + ".credential"))
+	}
+	profiles, perr := mask.NewSet(c.Masking.Profiles)
+	if perr != nil {
+		add(fieldErr("masking.profiles", "%v", perr))
+	} else {
+		for i, t := range c.Targets {
+			if _, err := profiles.Get(t.MaskingProfile); err != nil {
+				add(fieldErr(fmt.Sprintf("targets[%d].masking_profile", i), "%v", err))
+			}
+		}
+	}
+	if c.Masking.MaxEventBytes < 1024 || c.Masking.MaxBodyBytes < 1024 {
+		add(fieldErr("masking", "max_event_bytes and max_body_bytes must be at least 1024"))
 	}
 	if c.Policy.Dir == "" {
 		add(fieldErr("policy.dir", "a policy directory is required"))

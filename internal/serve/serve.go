@@ -21,10 +21,14 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
 	"github.com/airlock-mcp/airlock/extauthz"
+	"github.com/airlock-mcp/airlock/extproc"
 	"github.com/airlock-mcp/airlock/internal/api"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/identity"
+	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
@@ -36,11 +40,14 @@ type Gateway struct {
 	HTTP       *api.Server
 	Registry   *prometheus.Registry
 
-	AuthzAddr net.Addr // where ext_authz listens (resolved, e.g. after port 0)
+	Processor *extproc.Processor
+
+	AuthzAddr net.Addr // where ext_authz listens (resolved, e.g. after port 0); nil when off
+	ProcAddr  net.Addr // ext_proc
 	HTTPAddr  net.Addr
 
 	log     *slog.Logger
-	grpc    *grpc.Server
+	grpcs   []*grpc.Server
 	httpSrv *http.Server
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -84,39 +91,34 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{Config: cfg, Authorizer: authz, Policy: store, Registry: reg, log: log, done: make(chan struct{}), errc: make(chan error, 4)}
+	g := &Gateway{Config: cfg, Authorizer: authz, Policy: store, Registry: reg, log: log, done: make(chan struct{}), errc: make(chan error, 8)}
 	g.HTTP = api.New(cfg, api.Options{Gatherer: reg, Logger: log.With("component", "http")})
 
-	var lis []net.Listener
-	closeAll := func() {
-		for _, l := range lis {
-			l.Close()
-		}
+	profiles, err := mask.NewSet(cfg.Masking.Profiles)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Listen.Authz != "" {
-		l, err := net.Listen("tcp", cfg.Listen.Authz)
-		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("listen.authz: %w", err)
-		}
-		lis = append(lis, l)
-		g.AuthzAddr = l.Addr()
-		g.grpc = grpc.NewServer(
-			grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute}),
-			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		)
-		authv3.RegisterAuthorizationServer(g.grpc, &extauthz.Server{A: authz})
-		hs := health.NewServer()
-		healthpb.RegisterHealthServer(g.grpc, hs)
-		go func() { g.errc <- g.grpc.Serve(l) }()
+	g.Processor = extproc.New(extproc.Options{
+		Profiles: profiles, Logger: log.With("component", "extproc"), Registry: reg,
+		MaxEventBytes: cfg.Masking.MaxEventBytes, MaxBodyBytes: cfg.Masking.MaxBodyBytes,
+	})
+
+	if g.AuthzAddr, err = g.serveGRPC("listen.authz", cfg.Listen.Authz, func(s *grpc.Server) {
+		authv3.RegisterAuthorizationServer(s, &extauthz.Server{A: authz})
+	}); err != nil {
+		g.stopGRPC()
+		return nil, err
+	}
+	if g.ProcAddr, err = g.serveGRPC("listen.proc", cfg.Listen.Proc, func(s *grpc.Server) {
+		extprocv3.RegisterExternalProcessorServer(s, &extproc.Server{P: g.Processor})
+	}); err != nil {
+		g.stopGRPC()
+		return nil, err
 	}
 	if cfg.Listen.HTTP != "" {
 		l, err := net.Listen("tcp", cfg.Listen.HTTP)
 		if err != nil {
-			closeAll()
-			if g.grpc != nil {
-				g.grpc.Stop()
-			}
+			g.stopGRPC()
 			return nil, fmt.Errorf("listen.http: %w", err)
 		}
 		g.HTTPAddr = l.Addr()
@@ -138,7 +140,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 		}
 	}()
 	g.HTTP.SetReady(true)
-	log.Info("airlock serving", "authz", addrString(g.AuthzAddr), "http", addrString(g.HTTPAddr),
+	log.Info("airlock serving", "authz", addrString(g.AuthzAddr), "proc", addrString(g.ProcAddr), "http", addrString(g.HTTPAddr),
 		"targets", len(cfg.Targets), "policy_version", store.Current().Version())
 	return g, nil
 }
@@ -161,16 +163,43 @@ func (g *Gateway) Stop(ctx context.Context) {
 	if g.httpSrv != nil {
 		_ = g.httpSrv.Shutdown(ctx)
 	}
-	if g.grpc != nil {
+	for _, s := range g.grpcs {
 		stopped := make(chan struct{})
-		go func() { g.grpc.GracefulStop(); close(stopped) }()
+		go func() { s.GracefulStop(); close(stopped) }()
 		select {
 		case <-stopped:
 		case <-ctx.Done():
-			g.grpc.Stop()
+			s.Stop()
 		}
 	}
 	<-g.done
+}
+
+// serveGRPC starts one gRPC service on addr ("" = off), each on its own
+// port as Envoy's clusters expect, with keepalive and gRPC health.
+func (g *Gateway) serveGRPC(field, addr string, register func(*grpc.Server)) (net.Addr, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	s := grpc.NewServer(
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	register(s)
+	healthpb.RegisterHealthServer(s, health.NewServer())
+	g.grpcs = append(g.grpcs, s)
+	go func() { g.errc <- s.Serve(l) }()
+	return l.Addr(), nil
+}
+
+func (g *Gateway) stopGRPC() {
+	for _, s := range g.grpcs {
+		s.Stop()
+	}
 }
 
 // Run starts the gateway and serves until ctx ends or a service fails.
