@@ -6,7 +6,7 @@ NODE_DIR := test/node
 # Go test timeout for the whole run; keep `make test` well under 20 minutes on 2 cores.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test test-deps lint bench demo clean fuzz
+.PHONY: all build test test-deps lint bench bench-go bench-authz demo clean fuzz
 
 all: build
 
@@ -37,8 +37,22 @@ fuzz:
 demo: build test-deps
 	$(GO) run ./test/demo --airlock $(BIN)
 
-bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./extauthz/...
+# Benchmarks: Go micro-benchmarks of the hot paths, then the load drivers.
+# Figures and how to read them: docs/benchmarks.md.
+bench: bench-go bench-authz
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./internal/mcp ./internal/identity ./internal/policy ./internal/mask ./extauthz ./extproc
+
+# ext_authz load benchmark: airlock against a no-op Check server, each in
+# its own process on loopback. The opa-envoy-plugin peer runs only when
+# OPA_ENVOY_PLUGIN names a binary built outside this repository.
+# More flags: make bench-authz BENCH_AUTHZ_FLAGS='--rounds 5'
+BENCH_AUTHZ_FLAGS ?=
+bench-authz: build
+	$(GO) build -o bin/authzload ./test/bench/authzload
+	@if [ -z "$$OPA_ENVOY_PLUGIN" ]; then echo "bench-authz: OPA_ENVOY_PLUGIN is not set: the opa-envoy-plugin peer is skipped (see docs/benchmarks.md)"; fi
+	./bin/authzload run --airlock-bin $(BIN) $(BENCH_AUTHZ_FLAGS)
 
 clean:
 	rm -rf bin
