@@ -1,0 +1,347 @@
+package grants
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/airlock-mcp/airlock/internal/policy"
+)
+
+// OpenParams describe a call that policy wants approved.
+type OpenParams struct {
+	Principal Principal
+	Target    string // the target's name
+	Kind      Kind
+	Tool      string          // KindTool: params.name
+	Resource  string          // KindResource: params.uri
+	Arguments json.RawMessage // params.arguments as sent; nil when absent
+	// Reason is the agent's stated reason (ReasonFromCall); cleaned again here.
+	Reason string
+	// Approval is the policy decision's approval settings.
+	Approval policy.Approval
+	// Session (MCP session id) and DecisionID (ext_authz decision id) are
+	// kept for audit.
+	Session    string
+	DecisionID string
+}
+
+func (p *OpenParams) validate() error {
+	var errs []error
+	if p.Principal.Subject == "" {
+		errs = append(errs, errors.New("the principal has no subject"))
+	}
+	if p.Target == "" {
+		errs = append(errs, errors.New("no target"))
+	}
+	switch p.Kind {
+	case KindTool:
+		if p.Tool == "" {
+			errs = append(errs, errors.New("a tool request names no tool"))
+		}
+	case KindResource:
+		if p.Resource == "" {
+			errs = append(errs, errors.New("a resource request names no resource URI"))
+		}
+		if len(p.Arguments) > 0 && strings.TrimSpace(string(p.Arguments)) != "null" {
+			errs = append(errs, errors.New("a resource request carries no arguments"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("kind %q: want tool or resource", p.Kind))
+	}
+	if len(p.Approval.ApproverGroups) == 0 {
+		errs = append(errs, errors.New("the approval names no approver groups: nobody could approve"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("opening a request: %w: %w", errors.Join(errs...), ErrInvalid)
+	}
+	return nil
+}
+
+// Open opens an access request for a call, or joins the pending request
+// for the same call (same principal, client, target, tool or resource, and
+// arguments equal as JSON): joined is then true. It fails with
+// ErrReasonRequired when policy wants a reason and the agent gave none,
+// and with ErrTooManyPending past Config.MaxPendingPerPrincipal.
+func (s *Service) Open(ctx context.Context, p OpenParams) (*Request, bool, error) {
+	if err := p.validate(); err != nil {
+		return nil, false, err
+	}
+	terms := TermsFrom(p.Approval)
+	reason := CleanReason(p.Reason)
+	if err := checkOpenReason(terms, reason); err != nil {
+		return nil, false, err
+	}
+	args, err := normalizeArguments(p.Kind, p.Arguments)
+	if err != nil {
+		return nil, false, err
+	}
+	canon := []byte(nil)
+	if args != nil {
+		if canon, err = CanonicalArguments(args); err != nil {
+			return nil, false, err
+		}
+	}
+	name := p.Tool
+	if p.Kind == KindResource {
+		name = p.Resource
+	}
+	key := callKey(p.Principal, p.Target, p.Kind, name, canon)
+
+	var out *Request
+	joined := false
+	err = s.update(ctx, func(tx *txn) error {
+		s.mu.RLock()
+		cur := s.requests[s.pending[key]]
+		count := s.pendingBy[p.Principal.Subject]
+		s.mu.RUnlock()
+		if cur != nil && cur.State == RequestPending {
+			if tx.now.Before(cur.ExpiresAt) {
+				n := cur.Clone()
+				n.Joined++
+				tx.putRequest(n)
+				tx.emit(Event{Type: EventRequestJoined, Request: n})
+				out, joined = n, true
+				return nil
+			}
+			s.expireRequest(tx, cur) // overdue: the expirer has not got to it yet
+			count--
+		}
+		if count >= s.cfg.MaxPendingPerPrincipal {
+			return fmt.Errorf("%s has %d pending requests (the limit): %w", p.Principal.Subject, count, ErrTooManyPending)
+		}
+		r := &Request{
+			ID: newID(RequestIDPrefix), State: RequestPending, Principal: p.Principal, Target: p.Target,
+			Kind: p.Kind, Arguments: args, Reason: reason, Terms: terms,
+			CreatedAt: tx.now, ExpiresAt: tx.now.Add(s.cfg.PendingTTL), CallKey: key,
+			Session: p.Session, DecisionID: p.DecisionID,
+		}
+		r.Principal.Groups = slices.Clone(p.Principal.Groups)
+		if p.Kind == KindTool {
+			r.Tool = p.Tool
+		} else {
+			r.Resource = p.Resource
+		}
+		tx.putRequest(r)
+		tx.emit(Event{Type: EventRequestOpened, Request: r, Reason: reason})
+		out = r
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return out.Clone(), joined, nil
+}
+
+// Wait returns the request once it has left pending, or when ctx ends (it
+// then returns the request as it is, still pending, and ctx's error). It
+// blocks on a channel closed by the transition: no polling, any number of
+// waiters. ext_authz calls it from its gRPC handler with a context that
+// carries the hold window; grpc-go runs each stream on its own goroutine
+// (airlock does not set NumStreamWorkers), so a held call parks one
+// goroutine and no worker.
+func (s *Service) Wait(ctx context.Context, id string) (*Request, error) {
+	s.mu.RLock()
+	r, ch := s.requests[id], s.done[id]
+	s.mu.RUnlock()
+	if r == nil {
+		return nil, notFound("request", id)
+	}
+	if r.State != RequestPending || ch == nil {
+		return r.Clone(), nil
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return s.current(id, r), ctx.Err()
+	case <-s.closed:
+		return s.current(id, r), ErrClosed
+	}
+	return s.current(id, r), nil
+}
+
+// current is a copy of the record now, or of last if it has been pruned.
+func (s *Service) current(id string, last *Request) *Request {
+	if r := s.request(id); r != nil {
+		return r.Clone()
+	}
+	return last.Clone()
+}
+
+// Decide records one approver's verdict under the approval rules (see
+// judge): a deny ends the request at once, enough approvals (or one
+// break-glass) approve it and issue the grant. Deciding a request that is
+// not pending fails with ErrNotPending; one whose deadline has passed is
+// expired first, so approval and expiry never both happen.
+func (s *Service) Decide(ctx context.Context, id string, a Actor, v Verdict, reason string) (*Request, error) {
+	reason = CleanReason(reason)
+	var out *Request
+	err := s.update(ctx, func(tx *txn) error {
+		r := s.request(id)
+		if r == nil {
+			return notFound("request", id)
+		}
+		if r.State != RequestPending {
+			return fmt.Errorf("request %s is %s: %w", id, r.State, ErrNotPending)
+		}
+		if !tx.now.Before(r.ExpiresAt) {
+			s.expireRequest(tx, r)
+			tx.after = fmt.Errorf("request %s expired at %s: %w", id, r.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"), ErrNotPending)
+			return nil
+		}
+		d, next, err := judge(r, a, v, reason, tx.now)
+		if err != nil {
+			tx.notes = append(tx.notes, Event{Type: EventDecisionRefused, At: tx.now, Actor: a.Subject, Reason: err.Error(), Request: r.Clone()})
+			return err
+		}
+		n := r.Clone()
+		n.Decisions = append(n.Decisions, d)
+		tx.putRequest(n)
+		tx.emit(Event{Type: EventRequestDecision, Actor: a.Subject, Reason: reason, Decision: &d, Request: n})
+		switch next {
+		case RequestDenied:
+			n.State = RequestDenied
+			n.EndedAt, n.EndedBy = tx.now, a.Subject
+			n.EndReason = "denied by " + a.Subject
+			if reason != "" {
+				n.EndReason += ": " + reason
+			}
+			tx.emit(Event{Type: EventRequestDenied, Actor: a.Subject, Reason: reason, Request: n})
+		case RequestApproved:
+			g := s.issue(n, tx)
+			n.State = RequestApproved
+			n.BreakGlass = v == VerdictBreakGlass
+			n.GrantID = g.ID
+			n.EndedAt, n.EndedBy = tx.now, a.Subject
+			n.EndReason = "approved by " + strings.Join(g.ApprovedBy, ", ")
+			if n.BreakGlass {
+				n.EndReason = "break glass by " + a.Subject + ": " + reason
+			}
+			tx.emit(Event{Type: EventRequestApproved, Actor: a.Subject, Reason: reason, Request: n, Grant: g})
+			tx.emit(Event{Type: EventGrantIssued, Actor: a.Subject, Request: n, Grant: g})
+		}
+		out = n
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Clone(), nil
+}
+
+// issue stages the grant an approval of r creates: expiry counted from
+// now; single use pins the exact arguments.
+func (s *Service) issue(r *Request, tx *txn) *Grant {
+	g := &Grant{
+		ID: newID(GrantIDPrefix), RequestID: r.ID, State: GrantActive,
+		Subject: r.Principal.Subject, User: r.Principal.User, ClientID: r.Principal.ClientID,
+		Target: r.Target, Kind: r.Kind, Tool: r.Tool, Resource: r.Resource,
+		NotBefore: tx.now, CreatedAt: tx.now, Expiry: tx.now.Add(time.Duration(r.Terms.GrantDuration)),
+	}
+	for _, d := range r.Decisions {
+		if d.Verdict == VerdictApprove || d.Verdict == VerdictBreakGlass {
+			g.ApprovedBy = append(g.ApprovedBy, d.Actor)
+		}
+		g.BreakGlass = g.BreakGlass || d.Verdict == VerdictBreakGlass
+	}
+	if r.Terms.SingleUse || r.Terms.GrantDuration == 0 {
+		g.MaxUses = 1
+		g.Arguments = r.Arguments
+		if r.Terms.GrantDuration == 0 {
+			g.Expiry = tx.now.Add(s.cfg.SingleUseTTL)
+		}
+	}
+	tx.putGrant(g)
+	return g
+}
+
+// Cancel ends a pending request at its requester's wish.
+func (s *Service) Cancel(ctx context.Context, id string, a Actor, reason string) (*Request, error) {
+	reason = CleanReason(reason)
+	var out *Request
+	err := s.update(ctx, func(tx *txn) error {
+		r := s.request(id)
+		if r == nil {
+			return notFound("request", id)
+		}
+		if r.State != RequestPending {
+			return fmt.Errorf("request %s is %s: %w", id, r.State, ErrNotPending)
+		}
+		if err := mayCancel(r, a); err != nil {
+			return err
+		}
+		n := r.Clone()
+		n.State = RequestCancelled
+		n.EndedAt, n.EndedBy = tx.now, a.Subject
+		n.EndReason = "cancelled by the requester"
+		if reason != "" {
+			n.EndReason += ": " + reason
+		}
+		tx.putRequest(n)
+		tx.emit(Event{Type: EventRequestCancelled, Actor: a.Subject, Reason: reason, Request: n})
+		out = n
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Clone(), nil
+}
+
+// Get returns a copy of request id.
+func (s *Service) Get(_ context.Context, id string) (*Request, error) {
+	r := s.request(id)
+	if r == nil {
+		return nil, notFound("request", id)
+	}
+	return r.Clone(), nil
+}
+
+// RequestFilter selects requests; zero fields match everything.
+type RequestFilter struct {
+	States  []RequestState
+	Subject string // the requester
+	Target  string
+	// DecidableBy keeps the requests these groups may decide (approver or
+	// break-glass groups): an approver's inbox.
+	DecidableBy []string
+	Limit       int // at most this many, newest first; 0: all
+}
+
+func (f *RequestFilter) match(r *Request) bool {
+	return (len(f.States) == 0 || slices.Contains(f.States, r.State)) &&
+		(f.Subject == "" || f.Subject == r.Principal.Subject) &&
+		(f.Target == "" || f.Target == r.Target) &&
+		(len(f.DecidableBy) == 0 || len(intersect(f.DecidableBy, r.Terms.ApproverGroups)) > 0 ||
+			len(intersect(f.DecidableBy, r.Terms.BreakGlassGroups)) > 0)
+}
+
+// List returns copies of the matching requests, newest first.
+func (s *Service) List(_ context.Context, f RequestFilter) ([]*Request, error) {
+	s.mu.RLock()
+	var out []*Request
+	for _, r := range s.requests {
+		if f.match(r) {
+			out = append(out, r)
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *Request) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	for i, r := range out {
+		out[i] = r.Clone()
+	}
+	return out, nil
+}

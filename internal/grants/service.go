@@ -1,0 +1,392 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options are a Service's collaborators; all are optional.
+type Options struct {
+	Auditor  Auditor  // every event; default none
+	Notifier Notifier // every event, for webhooks; default none
+	Logger   *slog.Logger
+	Now      func() time.Time // the clock; default time.Now
+
+	// manualExpiry leaves the expiry loop off: tests with a fake clock
+	// call sweep themselves.
+	manualExpiry bool
+}
+
+// Service is just-in-time access: what ext_authz, the HTTP API, the CLI
+// and the inbox call. All methods are safe for concurrent use.
+//
+// Writes (Open, Decide, Cancel, Revoke, consuming a single-use grant,
+// expiry) are serialised and stored durably before they take effect and
+// before anyone is told. Reads (Active, Get, List, Wait) never wait for a
+// write to reach the disk.
+type Service struct {
+	cfg      Config
+	store    Store
+	log      *slog.Logger
+	now      func() time.Time
+	auditor  Auditor
+	notifier Notifier
+	hub      hub
+	seq      atomic.Uint64
+
+	wmu sync.Mutex // serialises writes: store.Apply, install, events in order
+
+	mu        sync.RWMutex // guards the maps below; records in them are never changed in place
+	requests  map[string]*Request
+	grants    map[string]*Grant
+	pending   map[string]string        // call key → id of the pending request
+	pendingBy map[string]int           // subject → pending requests
+	active    map[string][]*Grant      // subject "\x00" target → active grants
+	done      map[string]chan struct{} // pending request id → closed when it leaves pending
+	uses      map[string]*atomic.Int64 // active time-bound grant id → uses
+
+	timers    timerQueue
+	closed    chan struct{}
+	closeOnce sync.Once
+	loopDone  chan struct{}
+}
+
+// New loads the store's records and starts the expirer. The Service owns
+// store from then on: Close closes it.
+func New(store Store, cfg Config, opts Options) (*Service, error) {
+	if store == nil {
+		return nil, fmt.Errorf("grants: no store: %w", ErrInvalid)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("grants config: %w", err)
+	}
+	s := &Service{
+		cfg: cfg, store: store, log: opts.Logger, now: opts.Now, auditor: opts.Auditor, notifier: opts.Notifier,
+		requests: make(map[string]*Request), grants: make(map[string]*Grant), pending: make(map[string]string),
+		pendingBy: make(map[string]int), active: make(map[string][]*Grant), done: make(map[string]chan struct{}),
+		uses: make(map[string]*atomic.Int64), closed: make(chan struct{}), loopDone: make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.auditor == nil {
+		s.auditor = nopAuditor{}
+	}
+	if s.notifier == nil {
+		s.notifier = nopNotifier{}
+	}
+	s.timers.init()
+	snap, err := store.Load(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("grants: loading the store: %w", err)
+	}
+	tx := &txn{}
+	for i := range snap.Requests {
+		tx.reqs = append(tx.reqs, &snap.Requests[i])
+	}
+	for i := range snap.Grants {
+		tx.grants = append(tx.grants, &snap.Grants[i])
+	}
+	s.install(tx)
+	s.log.Info("grant store loaded", "requests", len(snap.Requests), "grants", len(snap.Grants))
+	if opts.manualExpiry {
+		close(s.loopDone)
+	} else {
+		go s.expireLoop()
+	}
+	return s, nil
+}
+
+// Close stops the expirer, ends every subscription, wakes every Wait with
+// ErrClosed, and closes the store. Later calls fail with ErrClosed.
+func (s *Service) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.wmu.Lock()
+		close(s.closed)
+		s.wmu.Unlock()
+		<-s.loopDone
+		s.hub.closeAll()
+		err = s.store.Close()
+	})
+	return err
+}
+
+// HoldWindow is how long ext_authz holds a call for approval.
+func (s *Service) HoldWindow() time.Duration { return s.cfg.HoldWindow }
+
+// ApprovalURL is the approval page of request id.
+func (s *Service) ApprovalURL(id string) string { return s.cfg.RequestURL(id) }
+
+// Subscribe returns every event from now on, until ctx ends. A subscriber
+// that falls more than 256 events behind is dropped: its channel is
+// closed, and it should subscribe again and reload with List and
+// ListGrants. The channel is also closed when ctx ends or the Service
+// closes.
+func (s *Service) Subscribe(ctx context.Context) <-chan Event {
+	s.wmu.Lock() // no event is sent while subscribing: none is missed or doubled
+	defer s.wmu.Unlock()
+	select {
+	case <-s.closed:
+		ch := make(chan Event)
+		close(ch)
+		return ch
+	default:
+	}
+	return s.hub.subscribe(ctx)
+}
+
+// txn is one write being prepared: new versions of records, drops, and
+// the events to send once stored.
+type txn struct {
+	now        time.Time
+	reqs       []*Request
+	grants     []*Grant
+	dropReqs   []string
+	dropGrants []string
+	events     []Event
+	// notes are audit-only events sent even when the write is refused
+	// (a refused decision).
+	notes []Event
+	// after is returned once the write is stored (a decision that found
+	// its request expired stores the expiry, then fails).
+	after error
+}
+
+// putRequest stages r as the next version of its record.
+func (tx *txn) putRequest(r *Request) {
+	for i, staged := range tx.reqs {
+		if staged.ID == r.ID {
+			r.Version = staged.Version
+			tx.reqs[i] = r
+			return
+		}
+	}
+	r.Version++
+	tx.reqs = append(tx.reqs, r)
+}
+
+// putGrant stages g as the next version of its record.
+func (tx *txn) putGrant(g *Grant) {
+	for i, staged := range tx.grants {
+		if staged.ID == g.ID {
+			g.Version = staged.Version
+			tx.grants[i] = g
+			return
+		}
+	}
+	g.Version++
+	tx.grants = append(tx.grants, g)
+}
+
+// emit queues an event with a copy of its records as they are now.
+func (tx *txn) emit(e Event) {
+	e.At = tx.now
+	e.Request = e.Request.Clone()
+	e.Grant = e.Grant.Clone()
+	tx.events = append(tx.events, e)
+}
+
+func (tx *txn) mutation() Mutation {
+	m := Mutation{DropRequests: tx.dropReqs, DropGrants: tx.dropGrants}
+	for _, r := range tx.reqs {
+		m.Requests = append(m.Requests, *r)
+	}
+	for _, g := range tx.grants {
+		m.Grants = append(m.Grants, *g)
+	}
+	return m
+}
+
+// update runs fn to prepare a write, stores it, makes it visible, and
+// sends its events, all under the write lock so events leave in order.
+func (s *Service) update(ctx context.Context, fn func(tx *txn) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	select {
+	case <-s.closed:
+		return ErrClosed
+	default:
+	}
+	tx := &txn{now: s.now()}
+	if err := fn(tx); err != nil {
+		s.send(tx.notes)
+		return err
+	}
+	m := tx.mutation()
+	if !m.empty() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.store.Apply(ctx, m); err != nil {
+			return fmt.Errorf("grant store: %w", err)
+		}
+		s.install(tx)
+	}
+	s.send(tx.notes)
+	s.send(tx.events)
+	return tx.after
+}
+
+// send numbers events and hands them to the auditor, the notifier and
+// subscribers.
+func (s *Service) send(events []Event) {
+	for _, e := range events {
+		e.ID = newID(EventIDPrefix)
+		e.Seq = s.seq.Add(1)
+		s.auditor.Record(e)
+		s.notifier.Notify(e)
+		s.hub.publish(e)
+	}
+}
+
+// install makes staged records current, keeps the indexes, wakes waiters
+// of requests that left pending, and schedules deadlines (once per record
+// and state: a new version in the same state keeps its deadline).
+func (s *Service) install(tx *txn) {
+	var sched []deadline
+	s.mu.Lock()
+	for _, r := range tx.reqs {
+		old := s.requests[r.ID]
+		s.requests[r.ID] = r
+		wasPending := old != nil && old.State == RequestPending
+		switch {
+		case r.State == RequestPending && !wasPending:
+			s.pending[r.CallKey] = r.ID
+			s.pendingBy[r.Principal.Subject]++
+			s.done[r.ID] = make(chan struct{})
+			sched = append(sched, deadline{r.ExpiresAt, r.ID, timerRequest})
+		case r.State != RequestPending && (old == nil || wasPending):
+			if wasPending {
+				s.unpend(old)
+			}
+			sched = append(sched, deadline{r.EndedAt.Add(s.cfg.Retention), r.ID, timerPruneRequest})
+		}
+	}
+	for _, g := range tx.grants {
+		old := s.grants[g.ID]
+		s.grants[g.ID] = g
+		s.reindex(g)
+		wasActive := old != nil && old.State == GrantActive
+		switch {
+		case g.State == GrantActive && !wasActive:
+			if g.MaxUses == 0 {
+				c := new(atomic.Int64)
+				c.Store(int64(g.Uses))
+				s.uses[g.ID] = c
+			}
+			sched = append(sched, deadline{g.Expiry, g.ID, timerGrant})
+		case g.State != GrantActive && (old == nil || wasActive):
+			delete(s.uses, g.ID)
+			sched = append(sched, deadline{g.EndedAt.Add(s.cfg.Retention), g.ID, timerPruneGrant})
+		}
+	}
+	for _, id := range tx.dropReqs {
+		if old := s.requests[id]; old != nil && old.State == RequestPending {
+			s.unpend(old)
+		}
+		delete(s.requests, id)
+	}
+	for _, id := range tx.dropGrants {
+		if g := s.grants[id]; g != nil {
+			delete(s.grants, id)
+			s.reindex(&Grant{ID: id, Subject: g.Subject, Target: g.Target, State: GrantRevoked})
+			delete(s.uses, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, d := range sched {
+		s.timers.add(d.at, d.id, d.kind)
+	}
+}
+
+// unpend removes a request that left pending from the pending indexes and
+// wakes its waiters. Callers hold mu.
+func (s *Service) unpend(old *Request) {
+	if s.pending[old.CallKey] == old.ID {
+		delete(s.pending, old.CallKey)
+	}
+	if n := s.pendingBy[old.Principal.Subject] - 1; n > 0 {
+		s.pendingBy[old.Principal.Subject] = n
+	} else {
+		delete(s.pendingBy, old.Principal.Subject)
+	}
+	if ch := s.done[old.ID]; ch != nil {
+		close(ch)
+		delete(s.done, old.ID)
+	}
+}
+
+func activeKey(subject, target string) string { return subject + "\x00" + target }
+
+// reindex replaces g in the active index, kept sorted by id so Active
+// is deterministic (copy on write: readers may hold the old slice).
+// Callers hold mu.
+func (s *Service) reindex(g *Grant) {
+	k := activeKey(g.Subject, g.Target)
+	old := s.active[k]
+	next := make([]*Grant, 0, len(old)+1)
+	for _, x := range old {
+		if x.ID != g.ID {
+			next = append(next, x)
+		}
+	}
+	if g.State == GrantActive {
+		i, _ := slices.BinarySearchFunc(next, g.ID, func(x *Grant, id string) int { return strings.Compare(x.ID, id) })
+		next = slices.Insert(next, i, g)
+	}
+	if len(next) == 0 {
+		delete(s.active, k)
+	} else {
+		s.active[k] = next
+	}
+}
+
+// request returns the current record (shared: do not change it).
+func (s *Service) request(id string) *Request {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.requests[id]
+}
+
+// grant returns the current record (shared) and, for an active
+// time-bound grant, its use counter.
+func (s *Service) grant(id string) (*Grant, *atomic.Int64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.grants[id], s.uses[id]
+}
+
+// grantView is a copy of g for callers, with its current use count.
+func (s *Service) grantView(g *Grant, uses *atomic.Int64) *Grant {
+	c := g.Clone()
+	if uses != nil {
+		c.Uses = int(uses.Load())
+	}
+	return c
+}
+
+func notFound(what, id string) error {
+	return fmt.Errorf("%s %q: %w", what, id, ErrNotFound)
+}
+
+// isRuleError reports whether err is a refusal by the approval rules
+// (worth an audit note), not a lookup or storage failure.
+func isRuleError(err error) bool {
+	for _, target := range []error{ErrSelfApproval, ErrNotApprover, ErrAlreadyDecided, ErrReasonRequired, ErrNotAllowed, ErrInvalid} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
