@@ -53,10 +53,14 @@ const (
 	OutcomeError            Outcome = "error"             // our failure: fail closed
 )
 
-// Result is the answer to Envoy. Status 200 means allow.
+// Result is the answer to Envoy: allow, or a denial with the HTTP status
+// the client gets (usually 4xx; 200 for a JSON-RPC answer such as
+// "approval pending", which is still a denial: the call does not reach
+// the server).
 type Result struct {
 	Outcome    Outcome
 	Status     int
+	Denied     bool // a denial even though Status is 200
 	Reason     string
 	DecisionID string
 	// On allow: request headers to set (overwrite) and to remove before the upstream.
@@ -79,33 +83,29 @@ type Policy interface {
 	Evaluate(ctx context.Context, in *policy.Input) (policy.Decision, error)
 }
 
-// Grants lists the caller's active just-in-time grants for a target. Nil
-// means no grant store is configured.
-type Grants interface {
-	Active(ctx context.Context, subject, target string, now time.Time) ([]policy.GrantInput, error)
-}
-
 // Options are the Authorizer's collaborators.
 type Options struct {
 	Verifier Verifier
 	Policy   Policy
-	Grants   Grants
-	Logger   *slog.Logger
-	Metrics  *Metrics
-	Now      func() time.Time
+	// Approvals is the just-in-time access service; nil means calls that
+	// need approval are refused with a JSON-RPC error saying so.
+	Approvals Approvals
+	Logger    *slog.Logger
+	Metrics   *Metrics
+	Now       func() time.Time
 }
 
 // Authorizer is the gRPC-free decision pipeline.
 type Authorizer struct {
-	targets  *targets
-	verifier Verifier
-	policy   Policy
-	grants   Grants
-	log      *slog.Logger
-	metrics  *Metrics
-	now      func() time.Time
-	maxBody  int
-	origins  *origins
+	targets   *targets
+	verifier  Verifier
+	policy    Policy
+	approvals Approvals
+	log       *slog.Logger
+	metrics   *Metrics
+	now       func() time.Time
+	maxBody   int
+	origins   *origins
 }
 
 // New builds an Authorizer from configuration. Upstream credentials are
@@ -120,7 +120,7 @@ func New(cfg *config.Config, opts Options) (*Authorizer, error) {
 		return nil, err
 	}
 	a := &Authorizer{
-		targets: ts, verifier: opts.Verifier, policy: opts.Policy, grants: opts.Grants,
+		targets: ts, verifier: opts.Verifier, policy: opts.Policy, approvals: opts.Approvals,
 		log: opts.Logger, metrics: opts.Metrics, now: opts.Now, maxBody: cfg.Limits.MaxRequestBytes,
 		origins: newOrigins(cfg.AllowedOrigins),
 	}
@@ -184,19 +184,44 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
 		return a.finish(t, p, nil, invalid(id, perr))
 	}
 
-	// What policy says about each message.
-	d, err := a.decide(ctx, t, p, req, call)
-	if err != nil {
-		a.log.Error("policy evaluation failed; denying", "decision_id", id, "target", t.cfg.Name, "error", err)
-		return a.finish(t, p, call, policyDenied(id, call, OutcomeError, 403, "the gateway could not evaluate its policy; the call is denied"))
-	}
-	switch d.Outcome {
-	case policy.OutcomeAllow:
-		return a.finish(t, p, call, t.allow(id, p, call, req, d))
-	case policy.OutcomeApprovalRequired:
-		return a.finish(t, p, call, approvalRequired(id, call, d))
-	default:
-		return a.finish(t, p, call, policyDenied(id, call, OutcomeDeny, 403, d.Reason))
+	// What policy says about each message. A grant that allowed the call
+	// is used before the call goes through; one that a concurrent call
+	// used up is left out and the call decided again.
+	var unusable map[string]bool
+	for attempt := 0; ; attempt++ {
+		d, err := a.decide(ctx, t, p, req, call, unusable)
+		if err != nil {
+			a.log.Error("policy evaluation failed; denying", "decision_id", id, "target", t.cfg.Name, "error", err)
+			return a.finish(t, p, call, policyDenied(id, call, OutcomeError, 403, "the gateway could not evaluate its policy; the call is denied"))
+		}
+		switch d.Outcome {
+		case policy.OutcomeAllow:
+			if d.Grant != "" && a.approvals != nil {
+				ok, err := a.useGrant(ctx, p, d.Grant)
+				if err != nil {
+					a.log.Error("grant store failed; denying", "decision_id", id, "grant", d.Grant, "error", err)
+					return a.finish(t, p, call, policyDenied(id, call, OutcomeError, 403, "the gateway could not use the grant; the call is denied"))
+				}
+				if !ok && attempt < 3 {
+					if unusable == nil {
+						unusable = map[string]bool{}
+					}
+					unusable[d.Grant] = true
+					continue
+				}
+				if !ok {
+					return a.finish(t, p, call, policyDenied(id, call, OutcomeDeny, 403, "the grants for this call are in use; retry"))
+				}
+			}
+			return a.finish(t, p, call, t.allow(id, p, call, req, d))
+		case policy.OutcomeApprovalRequired:
+			if a.approvals == nil {
+				return a.finish(t, p, call, approvalRequired(id, call, d))
+			}
+			return a.finish(t, p, call, a.hold(ctx, id, t, p, req, call, d))
+		default:
+			return a.finish(t, p, call, policyDenied(id, call, OutcomeDeny, 403, d.Reason))
+		}
 	}
 }
 

@@ -125,10 +125,22 @@ func TestCheckDenials(t *testing.T) {
 			rpcCode: -32003, rpcID: `"req-42"`, bodyHas: `tool \"format_disk\" on target \"github\" is denied`,
 		},
 		{
-			name:   "approval required",
-			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(9, "delete_repository", `{"repo":"a/b"}`), headers: map[string]string{"authorization": "Bearer " + good}},
+			name:   "approval required (2025-03-26: airlock's error with the approval URL)",
+			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(9, "delete_repository", `{"repo":"a/b"}`), headers: map[string]string{"authorization": "Bearer " + good, "x-airlock-reason": "cleanup of a test repo"}},
+			status: 200, grpcCode: code.Code_PERMISSION_DENIED,
+			rpcCode: -32004, rpcID: "9", bodyHas: "https://gw.test/airlock/inbox/requests/req_",
+		},
+		{
+			name:   "approval required (2025-11-25: URL elicitation)",
+			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(10, "delete_repository", `{"repo":"a/c"}`), headers: map[string]string{"authorization": "Bearer " + good, "mcp-protocol-version": "2025-11-25", "x-airlock-reason": "cleanup"}},
+			status: 200, grpcCode: code.Code_PERMISSION_DENIED,
+			rpcCode: -32042, rpcID: "10", bodyHas: `"mode":"url"`,
+		},
+		{
+			name:   "approval required without the reason approvers need",
+			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(11, "delete_repository", `{"repo":"a/d"}`), headers: map[string]string{"authorization": "Bearer " + good}},
 			status: 403, grpcCode: code.Code_PERMISSION_DENIED,
-			rpcCode: -32004, rpcID: "9", bodyHas: "requires approval",
+			rpcCode: -32003, rpcID: "11", bodyHas: "io.airlock/reason",
 		},
 		{
 			name:   "malformed JSON",

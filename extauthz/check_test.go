@@ -72,8 +72,9 @@ targets:
   - name: everything
     upstream: http://127.0.0.1:2/mcp
 policy: {dir: %s, reload_interval: 0s}
+grants: {dir: %s, hold_window: 0s}
 log: {level: error}
-`, iss.URL(), policyDir(t))
+`, iss.URL(), policyDir(t), t.TempDir())
 	cfg, err := config.Parse(strings.NewReader(src), "test.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/airlock-mcp/airlock/internal/identity"
@@ -27,15 +28,18 @@ func policyHeaders(h map[string]string) map[string]string {
 // decide evaluates policy for every message of the call and combines the
 // results: deny wins over approval, approval over allow. A GET or DELETE
 // (no messages) is evaluated once with an empty MCP method.
-func (a *Authorizer) decide(ctx context.Context, t *target, p *identity.Principal, req *Request, call *mcp.Call) (policy.Decision, error) {
+func (a *Authorizer) decide(ctx context.Context, t *target, p *identity.Principal, req *Request, call *mcp.Call, unusable map[string]bool) (policy.Decision, error) {
 	now := a.now()
 	var grants []policy.GrantInput
-	if a.grants != nil {
-		g, err := a.grants.Active(ctx, p.Subject, t.cfg.Name, now)
+	if a.approvals != nil {
+		g, err := a.approvals.ActiveForClient(ctx, p.Subject, p.ClientID, t.cfg.Name, now)
 		if err != nil {
 			return policy.Decision{}, fmt.Errorf("grant store: %w", err)
 		}
 		grants = g
+		if len(unusable) > 0 {
+			grants = slices.DeleteFunc(slices.Clone(grants), func(g policy.GrantInput) bool { return unusable[g.ID] })
+		}
 	}
 	in := &policy.Input{
 		Principal: p,

@@ -78,7 +78,7 @@ func toCheckResponse(r *Result) *authv3.CheckResponse {
 	if md, err := structpb.NewStruct(r.Metadata); err == nil && len(r.Metadata) > 0 {
 		resp.DynamicMetadata = md
 	}
-	if r.Status == 200 {
+	if r.Status == 200 && !r.Denied {
 		resp.Status = &rpcstatus.Status{Code: int32(code.Code_OK)}
 		ok := &authv3.OkHttpResponse{HeadersToRemove: r.RemoveHeaders}
 		for _, h := range r.SetHeaders {

@@ -18,6 +18,9 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/airlock-mcp/airlock/internal/grants"
+	"github.com/airlock-mcp/airlock/internal/notify"
 )
 
 // Defaults returns the configuration airlock runs with when a field is not set.
@@ -30,10 +33,12 @@ func Defaults() Config {
 			XDS:   "127.0.0.1:18000",
 			HTTP:  "127.0.0.1:8080",
 		},
-		Policy:  Policy{Dir: "policies", Query: "data.airlock.decision", ReloadInterval: 2 * time.Second},
-		Masking: Masking{MaxEventBytes: 1 << 20, MaxBodyBytes: 8 << 20},
-		Limits:  Limits{MaxRequestBytes: 1 << 20, TokenCacheSize: 10000},
-		Log:     Log{Level: "info", Format: "text"},
+		Policy:        Policy{Dir: "policies", Query: "data.airlock.decision", ReloadInterval: 2 * time.Second},
+		Masking:       Masking{MaxEventBytes: 1 << 20, MaxBodyBytes: 8 << 20},
+		Grants:        grants.Defaults(),
+		Notifications: notify.Defaults(),
+		Limits:        Limits{MaxRequestBytes: 1 << 20, TokenCacheSize: 10000},
+		Log:           Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -199,6 +204,7 @@ func (c *Config) resolvePaths(base string) {
 		return filepath.Join(base, p)
 	}
 	c.Policy.Dir = abs(c.Policy.Dir)
+	c.Grants.Dir = abs(c.Grants.Dir)
 	for i := range c.Targets {
 		c.Targets[i].Credential.File = abs(c.Targets[i].Credential.File)
 	}

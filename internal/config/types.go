@@ -3,7 +3,10 @@ package config
 import (
 	"time"
 
+	"github.com/airlock-mcp/airlock/internal/grants"
+	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/internal/notify"
 )
 
 // Config is the whole airlock.yaml.
@@ -22,8 +25,13 @@ type Config struct {
 	Targets        []Target `yaml:"targets"`
 	Policy         Policy   `yaml:"policy"`
 	Masking        Masking  `yaml:"masking"`
-	Limits         Limits   `yaml:"limits"`
-	Log            Log      `yaml:"log"`
+	// Grants configures just-in-time access: the request/grant store, the
+	// hold window, the approval page.
+	Grants grants.Config `yaml:"grants"`
+	// Notifications are the outgoing webhooks on request/grant events.
+	Notifications notify.Config `yaml:"notifications"`
+	Limits        Limits        `yaml:"limits"`
+	Log           Log           `yaml:"log"`
 }
 
 // Listen holds the address of each service; an empty address turns it off.
@@ -34,34 +42,12 @@ type Listen struct {
 	HTTP  string `yaml:"http"`  // API, Protected Resource Metadata, health, metrics
 }
 
-// Issuer is one trusted OAuth/OIDC authorization server.
-type Issuer struct {
-	Name string `yaml:"name"`
-	// URL is the issuer identifier, e.g. https://example.okta.com/oauth2/default.
-	URL string `yaml:"url"`
-	// DiscoveryURL overrides where discovery is fetched from (default URL + /.well-known/openid-configuration).
-	DiscoveryURL string `yaml:"discovery_url"`
-	// JWKSURL skips discovery and uses this key set directly.
-	JWKSURL string `yaml:"jwks_url"`
-	// Audiences accepted in addition to each target's resource URI (e.g. Okta's api://default).
-	Audiences []string `yaml:"audiences"`
-	// Algorithms allowed for signatures. Default RS256, ES256. "none" and HS* are refused.
-	Algorithms []string `yaml:"algorithms"`
-	// ClockSkew tolerated on exp/nbf/iat. Default 30s, at most 5m.
-	ClockSkew time.Duration `yaml:"clock_skew"`
-	// JWKSRefreshMinInterval rate-limits refetches caused by unknown key ids. Default 30s.
-	JWKSRefreshMinInterval time.Duration `yaml:"jwks_refresh_min_interval"`
-	Claims                 ClaimNames    `yaml:"claims"`
-}
-
-// ClaimNames maps token claims to principal fields. Defaults follow Okta.
-type ClaimNames struct {
-	Subject  string `yaml:"subject"`   // default sub
-	User     string `yaml:"user"`      // default uid
-	ClientID string `yaml:"client_id"` // default cid (falls back to azp, client_id)
-	Scopes   string `yaml:"scopes"`    // default scp (array or space-separated string; falls back to scope)
-	Groups   string `yaml:"groups"`    // default groups
-}
+// Issuer and ClaimNames are owned by identity, which verifies tokens
+// with them; airlock.yaml holds them under issuers:.
+type (
+	Issuer     = identity.Issuer
+	ClaimNames = identity.ClaimNames
+)
 
 // Target is one MCP server behind the gateway.
 type Target struct {

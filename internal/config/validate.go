@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/internal/notify"
 )
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$`)
@@ -47,6 +49,11 @@ func (c *Config) applyDefaults() {
 		cl.Scopes = or(cl.Scopes, "scp")
 		cl.Groups = or(cl.Groups, "groups")
 	}
+	// Approval pages are served by airlock, reached through the gateway.
+	if c.Grants.ApprovalURL == grants.Defaults().ApprovalURL {
+		c.Grants.ApprovalURL = c.PublicURL + "/airlock/inbox/requests"
+	}
+	c.Notifications.ApplyDefaults()
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		if t.PathPrefix == "" && t.Name != "" {
@@ -167,6 +174,22 @@ func (c *Config) Validate() error {
 	if c.Masking.MaxEventBytes < 1024 || c.Masking.MaxBodyBytes < 1024 {
 		add(fieldErr("masking", "max_event_bytes and max_body_bytes must be at least 1024"))
 	}
+	var ge *grants.ConfigError
+	for _, err := range unjoin(c.Grants.Validate()) {
+		if errors.As(err, &ge) {
+			add(fieldErr("grants."+ge.Field, "%s", ge.Message))
+		} else {
+			add(fieldErr("grants", "%v", err))
+		}
+	}
+	var ne *notify.FieldError
+	for _, err := range unjoin(c.Notifications.Validate()) {
+		if errors.As(err, &ne) {
+			add(fieldErr("notifications."+ne.Field, "%s", ne.Message))
+		} else {
+			add(fieldErr("notifications", "%v", err))
+		}
+	}
 	if c.Policy.Dir == "" {
 		add(fieldErr("policy.dir", "a policy directory is required"))
 	} else if st, err := os.Stat(c.Policy.Dir); err != nil || !st.IsDir() {
@@ -253,4 +276,15 @@ func (t Target) MetadataPath() string {
 		return wk
 	}
 	return wk + strings.TrimRight(u.Path, "/")
+}
+
+// unjoin splits an errors.Join result into its parts.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

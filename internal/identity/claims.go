@@ -4,8 +4,6 @@ import (
 	"math"
 	"strings"
 	"time"
-
-	"github.com/airlock-mcp/airlock/internal/config"
 )
 
 // tokenTimes are the registered time claims; a zero time means absent.
@@ -19,7 +17,7 @@ const maxUnix = 253402300799
 
 // principalFromClaims maps verified claims to a Principal using the issuer's
 // claim names. Every error has Reason invalid_claims.
-func principalFromClaims(claims map[string]any, names config.ClaimNames) (*Principal, tokenTimes, *Error) {
+func principalFromClaims(claims map[string]any, names ClaimNames) (*Principal, tokenTimes, *Error) {
 	var t tokenTimes
 	var err *Error
 	if t.exp, err = numericDate(claims, "exp"); err != nil {

@@ -7,33 +7,31 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/airlock-mcp/airlock/internal/config"
 )
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	ok := config.Issuer{Name: "okta", URL: "https://example.okta.com/oauth2/default"}
-	with := func(f func(*config.Issuer)) []config.Issuer {
+	ok := Issuer{Name: "okta", URL: "https://example.okta.com/oauth2/default"}
+	with := func(f func(*Issuer)) []Issuer {
 		c := ok
 		f(&c)
-		return []config.Issuer{c}
+		return []Issuer{c}
 	}
 	tests := []struct {
 		name    string
-		issuers []config.Issuer
+		issuers []Issuer
 		want    string
 	}{
-		{"no url", with(func(c *config.Issuer) { c.URL = "" }), "issuers[0].url: missing"},
-		{"relative url", with(func(c *config.Issuer) { c.URL = "/oauth2" }), `issuers[0].url: "/oauth2" is not an absolute http(s) URL`},
-		{"bad jwks url", with(func(c *config.Issuer) { c.JWKSURL = "ftp://x/keys" }), "issuers[0].jwks_url"},
-		{"bad discovery url", with(func(c *config.Issuer) { c.DiscoveryURL = "x" }), "issuers[0].discovery_url"},
-		{"alg none", with(func(c *config.Issuer) { c.Algorithms = []string{"RS256", "none"} }), `issuers[0].algorithms[1]: "none" (unsigned tokens) is never accepted`},
-		{"alg HS256", with(func(c *config.Issuer) { c.Algorithms = []string{"HS256"} }), `issuers[0].algorithms[0]: "HS256" is refused`},
-		{"alg unknown", with(func(c *config.Issuer) { c.Algorithms = []string{"RS1"} }), `"RS1" is not one of RS256`},
-		{"skew too large", with(func(c *config.Issuer) { c.ClockSkew = 6 * time.Minute }), "issuers[0].clock_skew: 6m0s is outside 0..5m0s"},
-		{"negative skew", with(func(c *config.Issuer) { c.ClockSkew = -time.Second }), "clock_skew"},
-		{"negative refresh interval", with(func(c *config.Issuer) { c.JWKSRefreshMinInterval = -time.Second }), "jwks_refresh_min_interval: -1s is negative"},
-		{"duplicate", []config.Issuer{ok, ok}, "issuers[1].url: https://example.okta.com/oauth2/default is configured twice"},
+		{"no url", with(func(c *Issuer) { c.URL = "" }), "issuers[0].url: missing"},
+		{"relative url", with(func(c *Issuer) { c.URL = "/oauth2" }), `issuers[0].url: "/oauth2" is not an absolute http(s) URL`},
+		{"bad jwks url", with(func(c *Issuer) { c.JWKSURL = "ftp://x/keys" }), "issuers[0].jwks_url"},
+		{"bad discovery url", with(func(c *Issuer) { c.DiscoveryURL = "x" }), "issuers[0].discovery_url"},
+		{"alg none", with(func(c *Issuer) { c.Algorithms = []string{"RS256", "none"} }), `issuers[0].algorithms[1]: "none" (unsigned tokens) is never accepted`},
+		{"alg HS256", with(func(c *Issuer) { c.Algorithms = []string{"HS256"} }), `issuers[0].algorithms[0]: "HS256" is refused`},
+		{"alg unknown", with(func(c *Issuer) { c.Algorithms = []string{"RS1"} }), `"RS1" is not one of RS256`},
+		{"skew too large", with(func(c *Issuer) { c.ClockSkew = 6 * time.Minute }), "issuers[0].clock_skew: 6m0s is outside 0..5m0s"},
+		{"negative skew", with(func(c *Issuer) { c.ClockSkew = -time.Second }), "clock_skew"},
+		{"negative refresh interval", with(func(c *Issuer) { c.JWKSRefreshMinInterval = -time.Second }), "jwks_refresh_min_interval: -1s is negative"},
+		{"duplicate", []Issuer{ok, ok}, "issuers[1].url: https://example.okta.com/oauth2/default is configured twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,18 +45,18 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 func TestNewAppliesDefaults(t *testing.T) {
 	url := "https://example.okta.com/oauth2/default"
-	v, err := New(context.Background(), []config.Issuer{{URL: url, Claims: config.ClaimNames{Groups: "roles"}}}, Options{})
+	v, err := New(context.Background(), []Issuer{{URL: url, Claims: ClaimNames{Groups: "roles"}}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := v.issuers[url].cfg
-	want := config.Issuer{
+	want := Issuer{
 		URL:                    url,
 		DiscoveryURL:           url + "/.well-known/openid-configuration",
 		Algorithms:             []string{"RS256", "ES256"},
 		ClockSkew:              30 * time.Second,
 		JWKSRefreshMinInterval: 30 * time.Second,
-		Claims:                 config.ClaimNames{Subject: "sub", User: "uid", ClientID: "cid", Scopes: "scp", Groups: "roles"},
+		Claims:                 ClaimNames{Subject: "sub", User: "uid", ClientID: "cid", Scopes: "scp", Groups: "roles"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("issuer config (-want +got):\n%s", diff)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/test/oidcissuer"
 )
 
@@ -47,11 +46,11 @@ func startIssuer(t testing.TB, clk *fakeClock, opts oidcissuer.Options) *oidciss
 }
 
 // issuerConfig is the config of iss with the given name.
-func issuerConfig(name string, iss *oidcissuer.Issuer) config.Issuer {
-	return config.Issuer{Name: name, URL: iss.URL()}
+func issuerConfig(name string, iss *oidcissuer.Issuer) Issuer {
+	return Issuer{Name: name, URL: iss.URL()}
 }
 
-func newVerifier(t testing.TB, clk *fakeClock, opts Options, issuers ...config.Issuer) *Verifier {
+func newVerifier(t testing.TB, clk *fakeClock, opts Options, issuers ...Issuer) *Verifier {
 	t.Helper()
 	opts.Now = clk.Now
 	v, err := New(context.Background(), issuers, opts)

@@ -10,17 +10,15 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
-
-	"github.com/airlock-mcp/airlock/internal/config"
 )
 
-// Defaults for zero fields of config.Issuer (config applies them too; they
+// Defaults for zero fields of Issuer (config applies them too; they
 // are applied here again so identity is safe on its own).
 var (
 	defaultAlgorithms             = []string{"RS256", "ES256"}
 	defaultClockSkew              = 30 * time.Second
 	defaultJWKSRefreshMinInterval = 30 * time.Second
-	defaultClaimNames             = config.ClaimNames{Subject: "sub", User: "uid", ClientID: "cid", Scopes: "scp", Groups: "groups"}
+	defaultClaimNames             = ClaimNames{Subject: "sub", User: "uid", ClientID: "cid", Scopes: "scp", Groups: "groups"}
 )
 
 // MaxClockSkew is the largest clock skew accepted.
@@ -33,7 +31,7 @@ var asymmetricAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS51
 
 // issuer is one configured issuer, defaults applied.
 type issuer struct {
-	cfg      config.Issuer
+	cfg      Issuer
 	algs     []string
 	keys     *remoteKeys
 	verifier *oidc.IDTokenVerifier
@@ -43,7 +41,7 @@ type issuer struct {
 func (iss *issuer) allows(alg string) bool { return slices.Contains(iss.algs, alg) }
 
 // applyDefaults fills the zero fields of c.
-func applyDefaults(c config.Issuer) config.Issuer {
+func applyDefaults(c Issuer) Issuer {
 	if len(c.Algorithms) == 0 {
 		c.Algorithms = slices.Clone(defaultAlgorithms)
 	}
@@ -73,7 +71,7 @@ func setDefault(s *string, d string) {
 
 // checkIssuer validates an issuer with defaults applied; field names in the
 // errors are prefixed with at, e.g. issuers[0].
-func checkIssuer(at string, c config.Issuer) error {
+func checkIssuer(at string, c Issuer) error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s.%s: %s", at, field, fmt.Sprintf(format, args...)))

@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/test/oidcissuer"
 )
 
@@ -215,7 +214,7 @@ func TestIssuerUnreachableAtStart(t *testing.T) {
 	}
 }
 
-func issuerURLConfig(url string) config.Issuer { return config.Issuer{Name: "okta", URL: url} }
+func issuerURLConfig(url string) Issuer { return Issuer{Name: "okta", URL: url} }
 
 func TestKeySetSources(t *testing.T) {
 	clk := newClock()

@@ -16,8 +16,6 @@ import (
 	"unsafe"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-
-	"github.com/airlock-mcp/airlock/internal/config"
 )
 
 // DefaultCacheSize is the number of verified tokens kept when
@@ -68,7 +66,7 @@ type Stats struct {
 // issuer_unavailable until it answers, retrying with a bounded backoff.
 // Fetches keep ctx's values but not its cancellation (a fetch is shared by
 // many requests and ends within its own 10s timeout).
-func New(ctx context.Context, issuers []config.Issuer, opts Options) (*Verifier, error) {
+func New(ctx context.Context, issuers []Issuer, opts Options) (*Verifier, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: fetchTimeout}
 	}
@@ -245,7 +243,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*Prin
 // go-oidc formats its errors with %v, so only the text is left. When the
 // signature was good (payload set), go-oidc failed on the claims: decoding
 // them here gives the precise claim and type.
-func classifyOIDC(err error, payload []byte, names config.ClaimNames) *Error {
+func classifyOIDC(err error, payload []byte, names ClaimNames) *Error {
 	if payload != nil {
 		var claims map[string]any
 		if json.Unmarshal(payload, &claims) == nil {

@@ -9,7 +9,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/test/oidcissuer"
 )
 
@@ -19,7 +18,7 @@ func TestVerifyMapsClaims(t *testing.T) {
 	exp := clk.Now().Add(time.Hour).UTC()
 	tests := []struct {
 		name   string
-		claims config.ClaimNames
+		claims ClaimNames
 		token  oidcissuer.Token
 		want   Principal
 	}{
@@ -73,7 +72,7 @@ func TestVerifyMapsClaims(t *testing.T) {
 		},
 		{
 			name:   "custom claim names (Entra-like)",
-			claims: config.ClaimNames{Subject: "oid", User: "preferred_username", ClientID: "appid", Scopes: "roles", Groups: "grp"},
+			claims: ClaimNames{Subject: "oid", User: "preferred_username", ClientID: "appid", Scopes: "roles", Groups: "grp"},
 			token: oidcissuer.Token{
 				Subject: "ignored-sub", ClientID: "ignored-cid", Audience: []string{resource},
 				Extra: map[string]any{

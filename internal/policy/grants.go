@@ -9,7 +9,8 @@ import (
 // CoveringGrants returns the grants whose argument constraint the call's
 // arguments meet: a grant without Arguments covers any call; one with
 // Arguments covers only a call whose arguments equal them as JSON values
-// (key order, spacing and number spelling do not matter: 1 equals 1.0).
+// (key order, spacing and number spelling do not matter: 1 equals 1.0;
+// absent arguments equal {}).
 // The policy sees only these, so a decision never depends on the call's
 // arguments unless the policy itself reads them. grants is not modified.
 func CoveringGrants(grants []GrantInput, args json.RawMessage) []GrantInput {
@@ -24,8 +25,10 @@ func CoveringGrants(grants []GrantInput, args json.RawMessage) []GrantInput {
 		return grants
 	}
 	out := make([]GrantInput, 0, len(grants))
-	var call any
-	callOK := false
+	// A tool call without arguments has the arguments {} (grants for such
+	// calls are issued with {}).
+	var call any = map[string]any{}
+	callOK := true
 	if len(bytes.TrimSpace(args)) > 0 {
 		callOK = jsonValue(args, &call)
 	}

@@ -40,6 +40,13 @@ func TestCoveringGrants(t *testing.T) {
 			}
 		})
 	}
+	empty := []GrantInput{g("empty", `{}`)}
+	if got := CoveringGrants(empty, nil); len(got) != 1 {
+		t.Error("a grant for a call without arguments ({}) does not cover that call")
+	}
+	if got := CoveringGrants(empty, json.RawMessage(`{"x":1}`)); len(got) != 0 {
+		t.Error("a grant for {} covers a call with arguments")
+	}
 	big := []GrantInput{g("big", `{"n":9007199254740992}`)}
 	if got := CoveringGrants(big, json.RawMessage(`{"n":9007199254740993}`)); len(got) != 0 {
 		t.Error("2^53 and 2^53+1 compared equal")

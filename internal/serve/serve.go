@@ -27,8 +27,10 @@ import (
 	"github.com/airlock-mcp/airlock/extproc"
 	"github.com/airlock-mcp/airlock/internal/api"
 	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/internal/notify"
 	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
@@ -37,6 +39,7 @@ type Gateway struct {
 	Config     *config.Config
 	Authorizer *extauthz.Authorizer
 	Policy     *policy.Store
+	Grants     *grants.Service
 	HTTP       *api.Server
 	Registry   *prometheus.Registry
 
@@ -48,6 +51,7 @@ type Gateway struct {
 
 	log     *slog.Logger
 	grpcs   []*grpc.Server
+	closers []func() error // after the servers stop, in order
 	httpSrv *http.Server
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -85,18 +89,46 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	if st := store.Current().CacheStats(); !st.Enabled {
 		log.Warn("policy decisions will not be cached", "why", st.Reason)
 	}
-	authz, err := extauthz.New(cfg, extauthz.Options{
-		Verifier: ver, Policy: store, Logger: log.With("component", "extauthz"), Metrics: extauthz.NewMetrics(reg),
+	sender, err := notify.New(cfg.Notifications, notify.Options{
+		Logger: log.With("component", "notify"), ApprovalURL: cfg.Grants.RequestURL,
 	})
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{Config: cfg, Authorizer: authz, Policy: store, Registry: reg, log: log, done: make(chan struct{}), errc: make(chan error, 8)}
+	gstore, err := grants.OpenFileStore(cfg.Grants.Dir, grants.FileStoreOptions{Logger: log.With("component", "grants")})
+	if err != nil {
+		sender.Close()
+		return nil, err
+	}
+	svc, err := grants.New(gstore, cfg.Grants, grants.Options{Notifier: sender, Logger: log.With("component", "grants")})
+	if err != nil {
+		gstore.Close()
+		sender.Close()
+		return nil, err
+	}
+	authz, err := extauthz.New(cfg, extauthz.Options{
+		Verifier: ver, Policy: store, Approvals: svc,
+		Logger: log.With("component", "extauthz"), Metrics: extauthz.NewMetrics(reg),
+	})
+	if err != nil {
+		svc.Close()
+		sender.Close()
+		return nil, err
+	}
+	g := &Gateway{Config: cfg, Authorizer: authz, Policy: store, Grants: svc, Registry: reg, log: log, done: make(chan struct{}), errc: make(chan error, 8)}
+	g.closers = append(g.closers, svc.Close, func() error { sender.Close(); return nil })
 	g.HTTP = api.New(cfg, api.Options{Gatherer: reg, Logger: log.With("component", "http")})
 
+	fail := func(err error) (*Gateway, error) {
+		g.stopGRPC()
+		for _, c := range g.closers {
+			_ = c()
+		}
+		return nil, err
+	}
 	profiles, err := mask.NewSet(cfg.Masking.Profiles)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	g.Processor = extproc.New(extproc.Options{
 		Profiles: profiles, Logger: log.With("component", "extproc"), Registry: reg,
@@ -106,20 +138,17 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	if g.AuthzAddr, err = g.serveGRPC("listen.authz", cfg.Listen.Authz, func(s *grpc.Server) {
 		authv3.RegisterAuthorizationServer(s, &extauthz.Server{A: authz})
 	}); err != nil {
-		g.stopGRPC()
-		return nil, err
+		return fail(err)
 	}
 	if g.ProcAddr, err = g.serveGRPC("listen.proc", cfg.Listen.Proc, func(s *grpc.Server) {
 		extprocv3.RegisterExternalProcessorServer(s, &extproc.Server{P: g.Processor})
 	}); err != nil {
-		g.stopGRPC()
-		return nil, err
+		return fail(err)
 	}
 	if cfg.Listen.HTTP != "" {
 		l, err := net.Listen("tcp", cfg.Listen.HTTP)
 		if err != nil {
-			g.stopGRPC()
-			return nil, fmt.Errorf("listen.http: %w", err)
+			return fail(fmt.Errorf("listen.http: %w", err))
 		}
 		g.HTTPAddr = l.Addr()
 		g.httpSrv = &http.Server{Handler: g.HTTP, ReadHeaderTimeout: 10 * time.Second}
@@ -173,6 +202,11 @@ func (g *Gateway) Stop(ctx context.Context) {
 		}
 	}
 	<-g.done
+	for _, c := range g.closers {
+		if err := c(); err != nil {
+			g.log.Error("shutdown", "error", err)
+		}
+	}
 }
 
 // serveGRPC starts one gRPC service on addr ("" = off), each on its own

@@ -65,12 +65,16 @@ const (
 type Stack struct {
 	Issuer     *oidcissuer.Issuer
 	GoServer   *peers.GoServer
+	// JSONServer is the same Go SDK server answering with application/json
+	// instead of SSE, as target "jsonapi".
+	JSONServer *peers.GoServer
 	Everything *peers.Everything
 	OIDC       *peers.OIDCProvider
 	Gateway    *serve.Gateway // nil when airlock runs as a process
 	Config     *config.Config
-	// AuthzAddr and HTTPAddr are where airlock's ext_authz and HTTP listen.
-	AuthzAddr, HTTPAddr string
+	// AuthzAddr, ProcAddr and HTTPAddr are where airlock's ext_authz,
+	// ext_proc and HTTP listen.
+	AuthzAddr, ProcAddr, HTTPAddr string
 	DataPath            DataPath
 	// BaseURL is where agents reach the gateway (the data path's listener).
 	BaseURL string
@@ -104,6 +108,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.GoServer.Close)
+	if s.JSONServer, err = peers.StartGoServer(ctx, peers.GoServerOptions{RequireBearer: UpstreamSecret, JSONResponse: true, Stateless: true}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.JSONServer.Close)
 	if opts.Everything {
 		if s.Everything, err = peers.StartEverything(ctx, peers.EverythingOptions{}); err != nil {
 			return nil, err
@@ -136,7 +144,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	// Envoy's clusters point at the ports airlock actually bound.
 	rendered := *s.Config
-	rendered.Listen.Authz, rendered.Listen.HTTP = s.AuthzAddr, s.HTTPAddr
+	rendered.Listen.Authz, rendered.Listen.Proc, rendered.Listen.HTTP = s.AuthzAddr, s.ProcAddr, s.HTTPAddr
 	res, err := envoy.Build(&rendered, envoy.Options{ListenAddress: listen})
 	if err != nil {
 		return nil, err
@@ -153,7 +161,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 }
 
 func (s *Stack) startInProcess(ctx context.Context, opts Options, log *slog.Logger) (err error) {
-	if s.Config, err = s.writeConfig(opts, "127.0.0.1:0", "127.0.0.1:0", "debug"); err != nil {
+	if s.Config, err = s.writeConfig(opts, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "debug"); err != nil {
 		return err
 	}
 	if s.Gateway, err = serve.Start(ctx, s.Config, serve.Options{Logger: log.With("component", "airlock")}); err != nil {
@@ -166,19 +174,21 @@ func (s *Stack) startInProcess(ctx context.Context, opts Options, log *slog.Logg
 		return nil
 	})
 	s.AuthzAddr, s.HTTPAddr = s.Gateway.AuthzAddr.String(), s.Gateway.HTTPAddr.String()
+	s.ProcAddr = s.Gateway.ProcAddr.String()
 	return nil
 }
 
 // startProcess runs `airlock serve` as users do and waits for /readyz.
 func (s *Stack) startProcess(ctx context.Context, opts Options) (err error) {
-	var ports [2]int
+	var ports [3]int
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
 			return err
 		}
 	}
 	s.AuthzAddr, s.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
-	if s.Config, err = s.writeConfig(opts, s.AuthzAddr, s.HTTPAddr, "info"); err != nil {
+	s.ProcAddr = fmt.Sprintf("127.0.0.1:%d", ports[2])
+	if s.Config, err = s.writeConfig(opts, s.AuthzAddr, s.HTTPAddr, s.ProcAddr, "info"); err != nil {
 		return err
 	}
 	cmd := exec.Command(opts.AirlockBinary, "serve", "--config", filepath.Join(s.WorkDir, "airlock.yaml"))
@@ -223,7 +233,7 @@ func (s *Stack) startProcess(ctx context.Context, opts Options) (err error) {
 	}
 }
 
-func (s *Stack) writeConfig(opts Options, authz, httpAddr, level string) (*config.Config, error) {
+func (s *Stack) writeConfig(opts Options, authz, httpAddr, proc, level string) (*config.Config, error) {
 	polDir := filepath.Join(s.WorkDir, "policies")
 	if err := os.MkdirAll(polDir, 0o755); err != nil {
 		return nil, err
@@ -250,7 +260,7 @@ func (s *Stack) writeConfig(opts Options, authz, httpAddr, level string) (*confi
 	// Local tools (the conformance suite, MCP inspectors) send a loopback Origin.
 	fmt.Fprintf(&b, `public_url: %s
 allowed_origins: ["http://127.0.0.1:*", "http://localhost:*"]
-listen: {authz: %q, http: %q, proc: "", xds: ""}
+listen: {authz: %q, http: %q, proc: %q, xds: ""}
 issuers:
   - name: okta
     url: %s
@@ -259,7 +269,11 @@ targets:
     upstream: %s
     scopes_required: [mcp.read]
     credential: {prefix: "Bearer ", file: %s}
-`, s.BaseURL, authz, httpAddr, s.Issuer.URL(), s.GoServer.URL(), credFile)
+  - name: jsonapi
+    upstream: %s
+    scopes_required: [mcp.read]
+    credential: {prefix: "Bearer ", file: %s}
+`, s.BaseURL, authz, httpAddr, proc, s.Issuer.URL(), s.GoServer.URL(), credFile, s.JSONServer.URL(), credFile)
 	if s.OIDC != nil {
 		// A second issuer, appended under issuers: by rewriting the targets: key.
 		cfg := b.String()

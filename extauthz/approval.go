@@ -1,0 +1,107 @@
+package extauthz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/airlock-mcp/airlock/internal/grants"
+	"github.com/airlock-mcp/airlock/internal/identity"
+	"github.com/airlock-mcp/airlock/internal/mcp"
+	"github.com/airlock-mcp/airlock/internal/policy"
+)
+
+// Approvals is the just-in-time access service (internal/grants'
+// Service implements it): the caller's active grants as policy input,
+// using a grant for a call, and holding a call for a human.
+type Approvals interface {
+	ActiveForClient(ctx context.Context, subject, clientID, target string, now time.Time) ([]policy.GrantInput, error)
+	Consume(ctx context.Context, grantID, subject string) (*grants.Grant, error)
+	Hold(ctx context.Context, p grants.OpenParams) (*grants.HoldResult, error)
+}
+
+// useGrant takes one use of the grant policy allowed the call with, before
+// the call goes through: a single-use grant is consumed here exactly once
+// however many identical calls race for it (the losers are decided again
+// without it, and so held). ok is false when the grant could not be used.
+func (a *Authorizer) useGrant(ctx context.Context, p *identity.Principal, grantID string) (ok bool, err error) {
+	_, err = a.approvals.Consume(ctx, grantID, p.Subject)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, grants.ErrGrantUsed), errors.Is(err, grants.ErrGrantEnded), errors.Is(err, grants.ErrNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// hold opens (or joins) an access request for the call and waits for it up
+// to the hold window, inside this Check: the gRPC stream's goroutine waits
+// on the request's outcome (a channel, no polling), so no worker pool is
+// held. Envoy's ext_authz timeout must exceed the window.
+func (a *Authorizer) hold(ctx context.Context, id string, t *target, p *identity.Principal, req *Request, call *mcp.Call, d policy.Decision) *Result {
+	if len(call.Messages) != 1 {
+		return policyDenied(id, call, OutcomeDeny, 403, "a call that needs approval cannot be sent in a batch; send it alone")
+	}
+	m := call.Messages[0]
+	op := grants.OpenParams{
+		Principal: grants.PrincipalFrom(p), Target: t.cfg.Name, Arguments: m.Arguments,
+		Reason: grants.ReasonFromCall(m.Params, req.Headers), Approval: *d.Approval,
+		Session: call.SessionID, DecisionID: id,
+	}
+	switch {
+	case m.Tool != "":
+		op.Kind, op.Tool = grants.KindTool, m.Tool
+	case m.URI != "":
+		op.Kind, op.Resource = grants.KindResource, m.URI
+	default:
+		return policyDenied(id, call, OutcomeDeny, 403, fmt.Sprintf("%s needs approval, but only tool calls and resource reads can be granted", m.Method))
+	}
+	res, err := a.approvals.Hold(ctx, op)
+	switch {
+	case errors.Is(err, grants.ErrReasonRequired):
+		return policyDenied(id, call, OutcomeDeny, 403, d.Reason+"; approvers need a reason: resend the call with params._meta[\"io.airlock/reason\"] (or an x-airlock-reason header)")
+	case errors.Is(err, grants.ErrTooManyPending), errors.Is(err, grants.ErrInvalid):
+		return policyDenied(id, call, OutcomeDeny, 403, err.Error())
+	case err != nil:
+		a.log.Error("approval hold failed; denying", "decision_id", id, "error", err)
+		return policyDenied(id, call, OutcomeError, 403, "the gateway could not hold the call for approval; the call is denied")
+	}
+	r := res.Request
+	switch res.Outcome {
+	case grants.HoldAllowed:
+		d.Outcome, d.Grant = policy.OutcomeAllow, res.Grant.ID
+		d.Reason = fmt.Sprintf("approved in request %s", r.ID)
+		return t.allow(id, p, call, req, d)
+	case grants.HoldDenied:
+		return policyDenied(id, call, OutcomeDeny, 403, fmt.Sprintf("request %s was denied by %s: %s", r.ID, r.EndedBy, r.EndReason))
+	case grants.HoldExpired, grants.HoldCancelled:
+		return policyDenied(id, call, OutcomeDeny, 403, fmt.Sprintf("request %s %s: %s", r.ID, r.State, r.EndReason))
+	default: // pending, or approved but an identical held call used the grant
+		return approvalPending(id, call, d, r.ID, res.URL)
+	}
+}
+
+// approvalPending tells the agent to have the call approved and retry.
+// MCP 2025-11-25 has the standard shape for it, URLElicitationRequiredError
+// (-32042, the approval page as a URL elicitation), sent as a JSON-RPC
+// response (HTTP 200) so clients handle it as the spec describes; earlier
+// versions get airlock's approval-required error with the same URL.
+func approvalPending(id string, call *mcp.Call, d policy.Decision, requestID, url string) *Result {
+	msg := fmt.Sprintf("approval required: %s. Approve request %s at %s, then retry the call.", d.Reason, requestID, url)
+	var body []byte
+	switch call.ProtocolVersion {
+	case mcp.Version20251125, mcp.Version20260728:
+		body = mcp.URLElicitationRequired(call.Messages[0].ID, msg, url, requestID)
+	default:
+		body = mcp.ErrorResponse(call.Messages[0].ID, CodeApprovalRequired, msg, map[string]any{
+			"decision_id": id, "request_id": requestID, "url": url,
+		})
+	}
+	return &Result{
+		Outcome: OutcomeApprovalRequired, Status: 200, Reason: msg, DecisionID: id,
+		ResponseHeaders: []Header{jsonContentType}, Body: body, Denied: true,
+	}
+}
