@@ -76,7 +76,7 @@ func (a *Authorizer) hold(ctx context.Context, id string, t *target, p *identity
 		d.Reason = fmt.Sprintf("approved in request %s", r.ID)
 		return t.allow(id, p, call, req, d)
 	case grants.HoldDenied:
-		return policyDenied(id, call, OutcomeDeny, 403, fmt.Sprintf("request %s was denied by %s: %s", r.ID, r.EndedBy, r.EndReason))
+		return policyDenied(id, call, OutcomeDeny, 403, fmt.Sprintf("request %s was %s", r.ID, r.EndReason))
 	case grants.HoldExpired, grants.HoldCancelled:
 		return policyDenied(id, call, OutcomeDeny, 403, fmt.Sprintf("request %s %s: %s", r.ID, r.State, r.EndReason))
 	default: // pending, or approved but an identical held call used the grant

@@ -18,7 +18,7 @@ var stack *harness.Stack
 
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	s, err := harness.Start(ctx, harness.Options{Everything: true, OIDCProvider: true})
+	s, err := harness.Start(ctx, harness.Options{Everything: true, OIDCProvider: true, HoldWindow: 3 * time.Second, PendingTTL: 12 * time.Second})
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: cannot start the stack: %v\n", err)

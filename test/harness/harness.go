@@ -45,6 +45,9 @@ type Options struct {
 	MaxRequestBytes int
 	// TokenTTL of minted tokens (default 1h).
 	TokenTTL time.Duration
+	// HoldWindow and PendingTTL of access requests (defaults: airlock's,
+	// 25s and 10m).
+	HoldWindow, PendingTTL time.Duration
 	// AirlockBinary, when set, runs airlock as its own process
 	// (`airlock serve --config …`, JSON logs to AirlockLog) instead of in
 	// this process.
@@ -284,6 +287,14 @@ targets:
 		fmt.Fprintf(&b, "  - name: everything\n    upstream: %s\n", s.Everything.URL())
 	}
 	fmt.Fprintf(&b, "policy: {dir: %s, reload_interval: 2s}\nlimits: {max_request_bytes: %d}\nlog: {level: %s, format: json}\n", polDir, maxBody, level)
+	fmt.Fprintf(&b, "grants: {dir: %s", filepath.Join(s.WorkDir, "grants"))
+	if opts.HoldWindow > 0 {
+		fmt.Fprintf(&b, ", hold_window: %s", opts.HoldWindow)
+	}
+	if opts.PendingTTL > 0 {
+		fmt.Fprintf(&b, ", pending_ttl: %s", opts.PendingTTL)
+	}
+	b.WriteString("}\n")
 	path := filepath.Join(s.WorkDir, "airlock.yaml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		return nil, err

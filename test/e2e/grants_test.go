@@ -1,0 +1,228 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/airlock-mcp/airlock/internal/grants"
+	"github.com/airlock-mcp/airlock/test/peers"
+)
+
+// approver is a member of the approver group who is not the requester.
+var approver = grants.Actor{Subject: "00u-carol", User: "carol", Groups: []string{"airlock-approvers"}}
+
+// session connects alice's agent to target with a reason on every call.
+func session(t *testing.T, ctx context.Context, sub, target string) *mcp.ClientSession {
+	t.Helper()
+	cs, err := peers.ConnectGoClientWith(ctx, stack.TargetURL(target), token(t, sub, target),
+		peers.GoClientOptions{ProtocolVersion: "2025-11-25", Header: map[string][]string{"X-Airlock-Reason": {"ticket OPS-42: clean up"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+func deleteRepo(ctx context.Context, cs *mcp.ClientSession, repo string) error {
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "delete_repository", Arguments: map[string]any{"repo": repo}})
+	if err == nil && res.IsError {
+		return fmt.Errorf("tool error: %v", res.Content)
+	}
+	return err
+}
+
+// pendingFor waits for the pending request of subject's call to appear.
+func pendingFor(t *testing.T, ctx context.Context, subject, target string) *grants.Request {
+	t.Helper()
+	for {
+		rs, err := stack.Gateway.Grants.List(ctx, grants.RequestFilter{States: []grants.RequestState{grants.RequestPending}, Subject: subject, Target: target})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) > 0 {
+			return rs[0]
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no pending request for %s on %s", subject, target)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func upstreamDeleted(repo string) bool {
+	for _, c := range stack.GoServer.ToolCalls() {
+		if c.Name == "delete_repository" && strings.Contains(string(c.Arguments), repo) {
+			return true
+		}
+	}
+	for _, c := range stack.JSONServer.ToolCalls() {
+		if c.Name == "delete_repository" && strings.Contains(string(c.Arguments), repo) {
+			return true
+		}
+	}
+	return false
+}
+
+// The held call proceeds as soon as an approver approves, within the window.
+func TestHeldCallApprovedWithinWindow(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	cs := session(t, ctx, "00u-dave", "github")
+	done := make(chan error, 1)
+	go func() { done <- deleteRepo(ctx, cs, "acme/old-1") }()
+	r := pendingFor(t, ctx, "00u-dave", "github")
+	if r.Tool != "delete_repository" || r.Principal.ClientID != "0oa-agent" || !strings.Contains(string(r.Arguments), "acme/old-1") || r.Reason != "ticket OPS-42: clean up" {
+		t.Errorf("the request does not show who, what and why: %+v", r)
+	}
+	if _, err := stack.Gateway.Grants.Decide(ctx, r.ID, approver, grants.VerdictApprove, "ok, ticket checked"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the held call failed after approval: %v", err)
+	}
+	if !upstreamDeleted("acme/old-1") {
+		t.Error("the approved call never reached the server")
+	}
+	// The grant lasts (15m on github): the next identical call goes straight through.
+	if err := deleteRepo(ctx, cs, "acme/old-2"); err != nil {
+		t.Errorf("a call covered by the time-bound grant was held: %v", err)
+	}
+}
+
+// Past the window the agent gets a URL elicitation error; once approved,
+// its retry succeeds.
+func TestRetryAfterWindowOnceApproved(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	cs := session(t, ctx, "00u-erin", "github")
+	err := deleteRepo(ctx, cs, "acme/late")
+	var rpcErr *jsonrpc.Error
+	if !errors.As(err, &rpcErr) || rpcErr.Code != -32042 || !strings.Contains(rpcErr.Message, "/airlock/inbox/requests/req_") {
+		t.Fatalf("after the window: %v, want a -32042 URL elicitation error with the approval page", err)
+	}
+	if upstreamDeleted("acme/late") {
+		t.Fatal("a pending call reached the server")
+	}
+	r := pendingFor(t, ctx, "00u-erin", "github")
+	if _, err := stack.Gateway.Grants.Decide(ctx, r.ID, approver, grants.VerdictApprove, "fine"); err != nil {
+		t.Fatal(err)
+	}
+	if err := deleteRepo(ctx, cs, "acme/late"); err != nil {
+		t.Fatalf("the retry after approval failed: %v", err)
+	}
+	if !upstreamDeleted("acme/late") {
+		t.Error("the retried call never reached the server")
+	}
+}
+
+func TestDeniedRequest(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	cs := session(t, ctx, "00u-frank", "github")
+	done := make(chan error, 1)
+	go func() { done <- deleteRepo(ctx, cs, "acme/prod") }()
+	r := pendingFor(t, ctx, "00u-frank", "github")
+	if _, err := stack.Gateway.Grants.Decide(ctx, r.ID, approver, grants.VerdictDeny, "production repository"); err != nil {
+		t.Fatal(err)
+	}
+	err := <-done
+	if err == nil || !strings.Contains(err.Error(), "was denied by 00u-carol: production repository") {
+		t.Fatalf("denied call: %v", err)
+	}
+	if upstreamDeleted("acme/prod") {
+		t.Error("a denied call reached the server")
+	}
+}
+
+func TestSelfApprovalRefused(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	cs := session(t, ctx, "00u-gina", "github")
+	_ = deleteRepo(ctx, cs, "acme/self") // held, then pending
+	r := pendingFor(t, ctx, "00u-gina", "github")
+	self := grants.Actor{Subject: "00u-gina", Groups: []string{"airlock-approvers"}}
+	if _, err := stack.Gateway.Grants.Decide(ctx, r.ID, self, grants.VerdictApprove, "me"); !errors.Is(err, grants.ErrSelfApproval) {
+		t.Fatalf("self-approval: %v, want ErrSelfApproval", err)
+	}
+}
+
+// Single use (target jsonapi): the approved call goes through once; the
+// same call again is held again; a call with other arguments is not covered.
+func TestSingleUseGrantConsumed(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	cs := session(t, ctx, "00u-hank", "jsonapi")
+	_ = deleteRepo(ctx, cs, "acme/once")
+	r := pendingFor(t, ctx, "00u-hank", "jsonapi")
+	req, err := stack.Gateway.Grants.Decide(ctx, r.ID, approver, grants.VerdictApprove, "once")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := deleteRepo(ctx, cs, "acme/once"); err != nil {
+		t.Fatalf("the approved single call: %v", err)
+	}
+	g, err := stack.Gateway.Grants.GetGrant(ctx, req.GrantID)
+	if err != nil || g.State != grants.GrantConsumed {
+		t.Fatalf("grant after its call: %+v %v", g, err)
+	}
+	err = deleteRepo(ctx, cs, "acme/once")
+	var rpcErr *jsonrpc.Error
+	if !errors.As(err, &rpcErr) || rpcErr.Code != -32042 {
+		t.Fatalf("the same call again must be held again, got %v", err)
+	}
+}
+
+// Revoking a grant ends it at once: the next call is held again.
+func TestRevokedGrantHoldsAgain(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	cs := session(t, ctx, "00u-ivy", "github")
+	_ = deleteRepo(ctx, cs, "acme/r1")
+	r := pendingFor(t, ctx, "00u-ivy", "github")
+	req, err := stack.Gateway.Grants.Decide(ctx, r.ID, approver, grants.VerdictApprove, "ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := deleteRepo(ctx, cs, "acme/r1"); err != nil {
+		t.Fatalf("granted call: %v", err)
+	}
+	if _, err := stack.Gateway.Grants.Revoke(ctx, req.GrantID, approver, "enough"); err != nil {
+		t.Fatal(err)
+	}
+	err = deleteRepo(ctx, cs, "acme/r2")
+	var rpcErr *jsonrpc.Error
+	if !errors.As(err, &rpcErr) || rpcErr.Code != -32042 {
+		t.Fatalf("after revoke: %v, want the call held again", err)
+	}
+}
+
+// A request nobody decides expires; the call after it is held again
+// (a new request).
+func TestPendingRequestExpires(t *testing.T) {
+	ctx := ctxT(t, 40*time.Second)
+	cs := session(t, ctx, "00u-jack", "github")
+	_ = deleteRepo(ctx, cs, "acme/exp")
+	r := pendingFor(t, ctx, "00u-jack", "github")
+	ch := stack.Gateway.Grants.Subscribe(ctx)
+	// Wait for the expiry event rather than for a fixed time.
+	for r.State == grants.RequestPending {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatal("the request never expired")
+		}
+		var err error
+		if r, err = stack.Gateway.Grants.Get(ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.State != grants.RequestExpired {
+		t.Fatalf("request ended %s, want expired", r.State)
+	}
+	_ = deleteRepo(ctx, cs, "acme/exp")
+	if n := pendingFor(t, ctx, "00u-jack", "github"); n.ID == r.ID {
+		t.Error("the call after expiry joined the expired request")
+	}
+}
