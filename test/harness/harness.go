@@ -66,8 +66,8 @@ const (
 
 // Stack is a running airlock with its peers.
 type Stack struct {
-	Issuer     *oidcissuer.Issuer
-	GoServer   *peers.GoServer
+	Issuer   *oidcissuer.Issuer
+	GoServer *peers.GoServer
 	// JSONServer is the same Go SDK server answering with application/json
 	// instead of SSE, as target "jsonapi".
 	JSONServer *peers.GoServer
@@ -78,7 +78,7 @@ type Stack struct {
 	// AuthzAddr, ProcAddr and HTTPAddr are where airlock's ext_authz,
 	// ext_proc and HTTP listen.
 	AuthzAddr, ProcAddr, HTTPAddr string
-	DataPath            DataPath
+	DataPath                      DataPath
 	// BaseURL is where agents reach the gateway (the data path's listener).
 	BaseURL string
 	WorkDir string
