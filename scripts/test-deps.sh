@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
 # Installs what airlock's tests use, and says how when it cannot.
-# Node peers (MCP server-everything, the TypeScript SDK client, oidc-provider,
-# the MCP conformance suite and a Node 22 runtime for it) come from the npm
-# lock file in test/node.
+#  - Debian packages: ClickHouse (audit tests run a real server on
+#    loopback) and Chromium (the approval inbox browser test).
+#  - Node peers from the npm lock file in test/node: the MCP
+#    server-everything, the TypeScript MCP SDK, oidc-provider, the MCP
+#    conformance suite and a Node 22 runtime for it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1; }
 
-if ! need node || ! need npm; then
-  echo "test-deps: node and npm are required (Debian: apt-get install -y nodejs npm)" >&2
-  exit 1
+apt_pkgs=()
+need clickhouse-server || [ -x /usr/sbin/clickhouse-server ] || apt_pkgs+=(clickhouse-server clickhouse-client)
+need chromium || [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
+need node || apt_pkgs+=(nodejs)
+need npm || apt_pkgs+=(npm)
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && need apt-get; then
+    echo "test-deps: installing ${apt_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
+  else
+    echo "test-deps: missing ${apt_pkgs[*]}; install them (Debian: sudo apt-get install -y ${apt_pkgs[*]})" >&2
+    exit 1
+  fi
 fi
 
 lock=test/node/package-lock.json
