@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/airlock-mcp/airlock/envoy"
+	"github.com/airlock-mcp/airlock/internal/cli"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/policy"
 	"github.com/airlock-mcp/airlock/internal/serve"
@@ -45,8 +46,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdValidate(args[1:], stdout)
 	case "envoy":
 		err = cmdEnvoy(args[1:], stdout)
+	case "requests", "request", "approve", "deny", "cancel", "grants", "revoke", "watch":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return cli.Run(ctx, args, cli.Env{Stdout: stdout, Stderr: stderr})
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage+cli.Usage())
 		return 0
 	default:
 		fmt.Fprintf(stderr, "airlock: unknown command %q\n\n%s", args[0], usage)

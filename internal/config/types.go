@@ -3,6 +3,7 @@ package config
 import (
 	"time"
 
+	"github.com/airlock-mcp/airlock/internal/approvals"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mask"
@@ -30,8 +31,12 @@ type Config struct {
 	Grants grants.Config `yaml:"grants"`
 	// Notifications are the outgoing webhooks on request/grant events.
 	Notifications notify.Config `yaml:"notifications"`
-	Limits        Limits        `yaml:"limits"`
-	Log           Log           `yaml:"log"`
+	// API is the approvals API (its token audience); Inbox the approvers'
+	// web inbox and its OIDC sign-in (off unless an issuer is set).
+	API    approvals.APIConfig   `yaml:"api"`
+	Inbox  approvals.InboxConfig `yaml:"inbox"`
+	Limits Limits                `yaml:"limits"`
+	Log    Log                   `yaml:"log"`
 }
 
 // Listen holds the address of each service; an empty address turns it off.

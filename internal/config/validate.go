@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airlock-mcp/airlock/internal/approvals"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/notify"
@@ -180,6 +181,16 @@ func (c *Config) Validate() error {
 			add(fieldErr("grants."+ge.Field, "%s", ge.Message))
 		} else {
 			add(fieldErr("grants", "%v", err))
+		}
+	}
+	var ae *approvals.ConfigError
+	for prefix, err := range map[string]error{"api": c.API.Validate(), "inbox": c.Inbox.Validate()} {
+		for _, e := range unjoin(err) {
+			if errors.As(e, &ae) {
+				add(fieldErr(prefix+"."+ae.Field, "%s", ae.Message))
+			} else {
+				add(fieldErr(prefix, "%v", e))
+			}
 		}
 	}
 	var ne *notify.FieldError

@@ -92,13 +92,18 @@ func judge(r *Request, a Actor, v Verdict, reason string, now time.Time) (Decisi
 }
 
 // notRequester refuses an actor who is the requester, or the agent client
-// that asked.
+// that asked. The client rule applies to calls an agent made through the
+// gateway (DecisionID set): a request a person opened ahead of time through
+// a shared client (the CLI, the inbox) may be decided by colleagues using
+// the same client.
 func notRequester(r *Request, a Actor) error {
 	p := r.Principal
 	switch {
 	case a.Subject == p.Subject:
 		return fmt.Errorf("%s asked for request %s: %w", a.Subject, r.ID, ErrSelfApproval)
-	case p.ClientID != "" && (a.Subject == p.ClientID || a.ClientID == p.ClientID):
+	case p.ClientID != "" && a.Subject == p.ClientID:
+		return fmt.Errorf("the decision on request %s comes from the agent client %s that asked: %w", r.ID, p.ClientID, ErrSelfApproval)
+	case p.ClientID != "" && r.DecisionID != "" && a.ClientID == p.ClientID:
 		return fmt.Errorf("the decision on request %s comes from the agent client %s that asked: %w", r.ID, p.ClientID, ErrSelfApproval)
 	}
 	return nil

@@ -11,7 +11,7 @@ import (
 func TestJudge(t *testing.T) {
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	base := Request{
-		ID: "req_x", State: RequestPending, Principal: alice,
+		ID: "req_x", State: RequestPending, Principal: alice, DecisionID: "d-1",
 		Terms: Terms{ApproverGroups: []string{"sre", "security"}, Threshold: 1, BreakGlassGroups: []string{"oncall"}},
 	}
 	prior := func(actors ...string) []Decision {
@@ -22,16 +22,17 @@ func TestJudge(t *testing.T) {
 		return ds
 	}
 	tests := []struct {
-		name      string
-		threshold int
-		reasonReq bool
-		decisions []Decision
-		actor     Actor
-		verdict   Verdict
-		reason    string
-		wantState RequestState
-		wantGroup []string
-		wantErr   error
+		name         string
+		threshold    int
+		reasonReq    bool
+		personOpened bool
+		decisions    []Decision
+		actor        Actor
+		verdict      Verdict
+		reason       string
+		wantState    RequestState
+		wantGroup    []string
+		wantErr      error
 	}{
 		{name: "approve by approver", actor: bob, verdict: VerdictApprove, wantState: RequestApproved, wantGroup: []string{"sre"}},
 		{name: "approve records only eligible groups", actor: carol, verdict: VerdictApprove, wantState: RequestApproved, wantGroup: []string{"sre", "security"}},
@@ -54,6 +55,7 @@ func TestJudge(t *testing.T) {
 		{name: "requester denies own request", actor: Actor{Subject: "alice", Groups: []string{"sre"}}, verdict: VerdictDeny, wantErr: ErrSelfApproval},
 		{name: "agent client approves as itself", actor: Actor{Subject: "agent-1", Groups: []string{"sre"}}, verdict: VerdictApprove, wantErr: ErrSelfApproval},
 		{name: "approval through the asking agent client", actor: Actor{Subject: "bob", ClientID: "agent-1", Groups: []string{"sre"}}, verdict: VerdictApprove, wantErr: ErrSelfApproval},
+		{name: "colleague through the shared client of a request opened by a person", personOpened: true, actor: Actor{Subject: "bob", ClientID: "agent-1", Groups: []string{"sre"}}, verdict: VerdictApprove, wantState: RequestApproved, wantGroup: []string{"sre"}},
 		{name: "reason required by terms", reasonReq: true, actor: bob, verdict: VerdictApprove, wantErr: ErrReasonRequired},
 		{name: "reason required and given", reasonReq: true, actor: bob, verdict: VerdictApprove, reason: "ok", wantState: RequestApproved, wantGroup: []string{"sre"}},
 		{name: "deny needs the reason too when required", reasonReq: true, actor: bob, verdict: VerdictDeny, wantErr: ErrReasonRequired},
@@ -66,6 +68,9 @@ func TestJudge(t *testing.T) {
 			r.Terms.Threshold = max(tt.threshold, 1)
 			r.Terms.ReasonRequired = tt.reasonReq
 			r.Decisions = tt.decisions
+			if tt.personOpened {
+				r.DecisionID = ""
+			}
 			before := r.Clone()
 			d, state, err := judge(&r, tt.actor, tt.verdict, tt.reason, now)
 			if diff := cmp.Diff(before, &r); diff != "" {

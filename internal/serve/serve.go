@@ -26,6 +26,7 @@ import (
 	"github.com/airlock-mcp/airlock/extauthz"
 	"github.com/airlock-mcp/airlock/extproc"
 	"github.com/airlock-mcp/airlock/internal/api"
+	"github.com/airlock-mcp/airlock/internal/approvals"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
@@ -118,6 +119,11 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	g := &Gateway{Config: cfg, Authorizer: authz, Policy: store, Grants: svc, Registry: reg, log: log, done: make(chan struct{}), errc: make(chan error, 8)}
 	g.closers = append(g.closers, svc.Close, func() error { sender.Close(); return nil })
 	g.HTTP = api.New(cfg, api.Options{Gatherer: reg, Logger: log.With("component", "http")})
+	var ts []approvals.Target
+	for _, t := range cfg.Targets {
+		ts = append(ts, approvals.Target{Name: t.Name, Resource: t.Resource, PathPrefix: t.PathPrefix,
+			ScopesRequired: t.ScopesRequired, MaskingProfile: t.MaskingProfile})
+	}
 
 	fail := func(err error) (*Gateway, error) {
 		g.stopGRPC()
@@ -130,6 +136,14 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	if err != nil {
 		return fail(err)
 	}
+	ah, err := approvals.New(approvals.Options{
+		Grants: svc, Verifier: ver, Policy: store, API: cfg.API, PublicURL: cfg.PublicURL,
+		Inbox: cfg.Inbox, Targets: ts, Profiles: profiles, Logger: log.With("component", "approvals"),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	g.HTTP.Handle("/airlock/", ah)
 	g.Processor = extproc.New(extproc.Options{
 		Profiles: profiles, Logger: log.With("component", "extproc"), Registry: reg,
 		MaxEventBytes: cfg.Masking.MaxEventBytes, MaxBodyBytes: cfg.Masking.MaxBodyBytes,
@@ -186,12 +200,13 @@ func (g *Gateway) Err() <-chan error { return g.errc }
 
 // Stop shuts every service down, letting in-flight calls finish for up to
 // the context's deadline.
+//
+// Order: the gRPC services drain first (calls in flight, held ones
+// included, finish), then the grant service and the rest close (which ends
+// the approval event streams), then the HTTP server shuts down.
 func (g *Gateway) Stop(ctx context.Context) {
 	g.HTTP.SetReady(false)
 	g.cancel()
-	if g.httpSrv != nil {
-		_ = g.httpSrv.Shutdown(ctx)
-	}
 	for _, s := range g.grpcs {
 		stopped := make(chan struct{})
 		go func() { s.GracefulStop(); close(stopped) }()
@@ -206,6 +221,9 @@ func (g *Gateway) Stop(ctx context.Context) {
 		if err := c(); err != nil {
 			g.log.Error("shutdown", "error", err)
 		}
+	}
+	if g.httpSrv != nil {
+		_ = g.httpSrv.Shutdown(ctx)
 	}
 }
 

@@ -14,7 +14,18 @@
 //                    "groups": [".."], "scopes": [".."] } ] }
 // A client's "scopes" limits what it may be granted (requested scopes outside
 // it are left out of the token, as oidc-provider does); with none, any scope
-// asked for is granted. The server listens on 127.0.0.1 at the issuer's port
+// asked for is granted.
+//
+// Sign-in for people (authorization code + PKCE), for the inbox's tests:
+//   "webClients": [ { "client_id": "..", "client_secret": "..",   // no secret: a public client
+//                     "redirect_uris": [".."] } ],
+//   "users": [ { "login": "00u-bob", "name": "..", "email": "..",
+//                "preferred_username": "..", "groups": [".."] } ]
+// oidc-provider's development login form asks for a login and a password;
+// the login must be one of "users" (the password is not checked: this is a
+// test issuer). Consent is skipped for web clients (first-party apps, as in
+// Okta). ID tokens carry the users' claims (name, email,
+// preferred_username, groups) for the scopes asked. The server listens on 127.0.0.1 at the issuer's port
 // and serves the provider under the issuer's path: discovery at
 // <issuer>/.well-known/openid-configuration (and oauth-authorization-server),
 // keys at <issuer>/jwks, tokens at <issuer>/token.
@@ -33,6 +44,8 @@ const mountPath = issuer.pathname.replace(/\/+$/, '');
 const ttl = Number(config.accessTokenTTL) > 0 ? Number(config.accessTokenTTL) : 3600;
 const defaultAudience = config.defaultAudience || 'api://default';
 const clients = new Map((config.clients ?? []).map((c) => [c.client_id, c]));
+const webClients = new Map((config.webClients ?? []).map((c) => [c.client_id, c]));
+const users = new Map((config.users ?? []).map((u) => [u.login, u]));
 
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256' };
@@ -46,25 +59,81 @@ function grantableScopes(ctx, client) {
   return ctx.oidc.params.scope ?? '';
 }
 
+const serviceClients = [...clients.values()].map((c) => ({
+  client_id: c.client_id,
+  client_secret: c.client_secret,
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_basic',
+}));
+const signInClients = [...webClients.values()].map((c) => ({
+  client_id: c.client_id,
+  ...(c.client_secret ? { client_secret: c.client_secret } : {}),
+  application_type: 'web',
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  redirect_uris: c.redirect_uris ?? [],
+  token_endpoint_auth_method: c.client_secret ? 'client_secret_basic' : 'none',
+}));
+
+// The people who can sign in; their claims go into ID tokens and userinfo.
+// The account id, and the ID token's sub, is the login typed into the form
+// (for Okta-like ids, make the login the user id: 00u…).
+async function findAccount(_ctx, id) {
+  const u = users.get(id);
+  if (!u) return undefined;
+  return {
+    accountId: id,
+    async claims() {
+      return {
+        sub: id,
+        name: u.name ?? u.login,
+        preferred_username: u.preferred_username ?? u.login,
+        email: u.email,
+        email_verified: Boolean(u.email),
+        groups: u.groups ?? [],
+      };
+    },
+  };
+}
+
 const provider = new Provider(`${issuer.origin}${mountPath}`, {
-  clients: [...clients.values()].map((c) => ({
-    client_id: c.client_id,
-    client_secret: c.client_secret,
-    grant_types: ['client_credentials'],
-    response_types: [],
-    redirect_uris: [],
-    token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_basic',
-  })),
+  clients: [...serviceClients, ...signInClients],
+  findAccount,
+  claims: {
+    openid: ['sub'],
+    profile: ['name', 'preferred_username'],
+    email: ['email', 'email_verified'],
+    groups: ['groups'],
+  },
+  scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],
+  // ID tokens carry the user's claims, as Okta's do with a groups claim.
+  conformIdTokenClaims: false,
+  // First-party sign-in: no consent screen for web clients.
+  loadExistingGrant: async (ctx) => {
+    const { client, session } = ctx.oidc;
+    const grantId = ctx.oidc.result?.consent?.grantId || session.grantIdFor(client.clientId);
+    if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+    if (!webClients.has(client.clientId)) return undefined;
+    const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+    grant.addOIDCScope('openid profile email groups');
+    await grant.save();
+    return grant;
+  },
   jwks: { keys: [signingKey] },
   cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
   ttl: { ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? ttl },
   features: {
-    devInteractions: { enabled: false },
+    // The development login form: users log in by name (see "users").
+    devInteractions: { enabled: users.size > 0 },
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     resourceIndicators: {
       enabled: true,
-      defaultResource: (_ctx, _client, oneOf) => oneOf ?? defaultAudience,
+      // Sign-in clients get no resource by default: their access token is
+      // for userinfo only, and the ID token is what they use.
+      defaultResource: (_ctx, client, oneOf) => oneOf ?? (webClients.has(client.clientId) ? undefined : defaultAudience),
       useGrantedResource: () => true,
       getResourceServerInfo: (ctx, resource, client) => ({
         scope: grantableScopes(ctx, client),

@@ -23,6 +23,26 @@ type OIDCClient struct {
 	Scopes []string `json:"scopes,omitempty"`
 }
 
+// OIDCWebClient is an application people sign in to with the
+// authorization code flow and PKCE (the airlock inbox). Without a secret
+// it is a public client (token_endpoint_auth_method none).
+type OIDCWebClient struct {
+	ID           string   `json:"client_id"`
+	Secret       string   `json:"client_secret,omitempty"`
+	RedirectURIs []string `json:"redirect_uris"`
+}
+
+// OIDCUser is a person who can sign in on the provider's login form by
+// typing Login (any password). Their ID tokens carry sub (the Login),
+// name, preferred_username (else Login), email and groups.
+type OIDCUser struct {
+	Login             string   `json:"login"`
+	Name              string   `json:"name,omitempty"`
+	PreferredUsername string   `json:"preferred_username,omitempty"`
+	Email             string   `json:"email,omitempty"`
+	Groups            []string `json:"groups,omitempty"`
+}
+
 // OIDCOptions configures [StartOIDCProvider].
 type OIDCOptions struct {
 	// Port to listen on, on 127.0.0.1; 0 asks the kernel for a free one.
@@ -32,6 +52,11 @@ type OIDCOptions struct {
 	Path string
 	// Clients the token endpoint accepts (client_secret_basic).
 	Clients []OIDCClient
+	// WebClients sign people in (authorization code + PKCE); Users are
+	// those people. With Users the provider serves its development login
+	// form and skips consent for WebClients.
+	WebClients []OIDCWebClient
+	Users      []OIDCUser
 	// TokenTTL is the access token lifetime (default 1h, whole seconds).
 	TokenTTL time.Duration
 	// DefaultAudience is the aud of tokens asked for without a resource
@@ -48,7 +73,9 @@ type OIDCOptions struct {
 // with RFC 8707 resource indicators: header typ at+jwt and a kid; claims
 // ver, jti, iss, aud (the resource, else DefaultAudience), sub and cid (the
 // client id), iat, exp, scp (array), and uid and groups when the client has
-// them. It serves discovery (OpenID and RFC 8414) and a JWKS.
+// them. It serves discovery (OpenID and RFC 8414) and a JWKS. With
+// WebClients and Users it also signs people in: authorization code with
+// PKCE, its development login form, ID tokens with the users' groups.
 type OIDCProvider struct {
 	proc     *process
 	issuer   string
@@ -58,10 +85,12 @@ type OIDCProvider struct {
 
 // oidcConfig is AIRLOCK_OIDC_CONFIG for oidc.mjs.
 type oidcConfig struct {
-	Issuer          string       `json:"issuer"`
-	AccessTokenTTL  int          `json:"accessTokenTTL"`
-	DefaultAudience string       `json:"defaultAudience,omitempty"`
-	Clients         []OIDCClient `json:"clients"`
+	Issuer          string          `json:"issuer"`
+	AccessTokenTTL  int             `json:"accessTokenTTL"`
+	DefaultAudience string          `json:"defaultAudience,omitempty"`
+	Clients         []OIDCClient    `json:"clients"`
+	WebClients      []OIDCWebClient `json:"webClients,omitempty"`
+	Users           []OIDCUser      `json:"users,omitempty"`
 }
 
 // discovery is the part of the discovery document the starter checks.
@@ -96,6 +125,16 @@ func StartOIDCProvider(ctx context.Context, opts OIDCOptions) (*OIDCProvider, er
 			return nil, fmt.Errorf("oidc-provider: client %d (%q) needs both an ID and a secret", i, c.ID)
 		}
 	}
+	for i, c := range opts.WebClients {
+		if c.ID == "" || len(c.RedirectURIs) == 0 {
+			return nil, fmt.Errorf("oidc-provider: web client %d (%q) needs an ID and a redirect URI", i, c.ID)
+		}
+	}
+	for i, u := range opts.Users {
+		if u.Login == "" {
+			return nil, fmt.Errorf("oidc-provider: user %d has no login", i)
+		}
+	}
 	ttl := opts.TokenTTL
 	if ttl <= 0 {
 		ttl = time.Hour
@@ -109,7 +148,7 @@ func StartOIDCProvider(ctx context.Context, opts OIDCOptions) (*OIDCProvider, er
 		clients = []OIDCClient{}
 	}
 	cfg, err := json.Marshal(oidcConfig{Issuer: issuer, AccessTokenTTL: int(ttl / time.Second),
-		DefaultAudience: opts.DefaultAudience, Clients: clients})
+		DefaultAudience: opts.DefaultAudience, Clients: clients, WebClients: opts.WebClients, Users: opts.Users})
 	if err != nil {
 		return nil, fmt.Errorf("oidc-provider: encoding its configuration: %w", err)
 	}

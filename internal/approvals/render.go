@@ -1,0 +1,151 @@
+package approvals
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/airlock-mcp/airlock/internal/grants"
+)
+
+// Limits on what the inbox shows of arguments.
+const (
+	maxShownString = 300     // runes of one string value
+	maxShownArgs   = 8 << 10 // bytes of the whole rendering
+)
+
+// reqView is a request as the inbox shows it (already masked).
+type reqView struct {
+	ID, State, Target, Kind, Name   string
+	Requester, Client, Reason, Args string
+	Created, Expires, Ended         string
+	EndedBy, EndReason, GrantID     string
+	Approvals, Threshold, Joined    int
+	ApproverGroups, BreakGlass      string
+	Decisions                       []decView
+	CanDecide, CanBreakGlass        bool
+	ReasonRequired, Mine, WasBroken bool
+	CSRF                            string // the session's, for the forms
+}
+
+type decView struct {
+	Who, Verdict, Reason, At, Groups string
+}
+
+// grantView is a grant as the inbox shows it.
+type grantView struct {
+	ID, RequestID, State, Target, Kind, Name, Holder string
+	Uses, Expiry, Created, Ended, EndedBy, EndReason string
+	ApprovedBy, Args                                 string
+	CanRevoke                                        bool
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func who(subject, user string) string {
+	if user != "" && user != subject {
+		return subject + " (" + user + ")"
+	}
+	return subject
+}
+
+// viewRequest shapes a masked request for v.
+func viewRequest(v viewer, r *grants.Request) reqView {
+	out := reqView{
+		ID: r.ID, State: string(r.State), Target: r.Target, Kind: string(r.Kind), Name: r.Name(),
+		Requester: who(r.Principal.Subject, r.Principal.User), Client: r.Principal.ClientID, Reason: r.Reason,
+		Args: showArgs(r.Arguments), Created: stamp(r.CreatedAt), Expires: stamp(r.ExpiresAt), Ended: stamp(r.EndedAt),
+		EndedBy: r.EndedBy, EndReason: r.EndReason, GrantID: r.GrantID, Approvals: r.Approvals(),
+		Threshold: max(r.Terms.Threshold, 1), Joined: r.Joined, ApproverGroups: strings.Join(r.Terms.ApproverGroups, ", "),
+		BreakGlass: strings.Join(r.Terms.BreakGlassGroups, ", "), ReasonRequired: r.Terms.ReasonRequired,
+		Mine: asked(v, r), WasBroken: r.BreakGlass,
+	}
+	out.CanDecide = canDecide(v, r) && intersects(v.Groups, r.Terms.ApproverGroups)
+	out.CanBreakGlass = canDecide(v, r) && intersects(v.Groups, r.Terms.BreakGlassGroups)
+	for _, d := range r.Decisions {
+		out.Decisions = append(out.Decisions, decView{
+			Who: who(d.Actor, d.User), Verdict: string(d.Verdict), Reason: d.Reason, At: stamp(d.At), Groups: strings.Join(d.Groups, ", "),
+		})
+	}
+	return out
+}
+
+func viewGrant(g *grants.Grant, canRevoke bool) grantView {
+	uses := fmt.Sprintf("%d", g.Uses)
+	if g.MaxUses > 0 {
+		uses = fmt.Sprintf("%d of %d", g.Uses, g.MaxUses)
+	}
+	return grantView{
+		ID: g.ID, RequestID: g.RequestID, State: string(g.State), Target: g.Target, Kind: string(g.Kind), Name: g.Name(),
+		Holder: who(g.Subject, g.User), Uses: uses, Expiry: stamp(g.Expiry), Created: stamp(g.CreatedAt), Ended: stamp(g.EndedAt),
+		EndedBy: g.EndedBy, EndReason: g.EndReason, ApprovedBy: strings.Join(g.ApprovedBy, ", "), Args: showArgs(g.Arguments),
+		CanRevoke: canRevoke && g.State == grants.GrantActive,
+	}
+}
+
+// showArgs renders masked arguments for people: indented, each long
+// string cut, the whole bounded. html/template escapes it on output.
+func showArgs(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return "(arguments could not be shown)"
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // escaping is html/template's job; here it would show \u003c
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(shorten(v)); err != nil {
+		return "(arguments could not be shown)"
+	}
+	s := strings.TrimRight(buf.String(), "\n")
+	if len(s) > maxShownArgs {
+		cut := maxShownArgs
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + fmt.Sprintf("\n… (%d more bytes not shown)", len(s)-cut)
+	}
+	return s
+}
+
+// shorten cuts every string longer than maxShownString runes.
+func shorten(v any) any {
+	switch x := v.(type) {
+	case string:
+		if n := utf8.RuneCountInString(x); n > maxShownString {
+			i, k := 0, 0
+			for k < maxShownString {
+				_, size := utf8.DecodeRuneInString(x[i:])
+				i += size
+				k++
+			}
+			return x[:i] + fmt.Sprintf("… (%d more characters)", n-maxShownString)
+		}
+		return x
+	case map[string]any:
+		for k, e := range x {
+			x[k] = shorten(e)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = shorten(e)
+		}
+		return x
+	default:
+		return v
+	}
+}
