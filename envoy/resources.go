@@ -106,8 +106,11 @@ func Build(cfg *config.Config, opts Options) (*Resources, error) {
 	return r, nil
 }
 
+// mustAny packs m deterministically (map entries sorted), so the same
+// input gives the same bytes.
 func mustAny(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
+	a := &anypb.Any{}
+	err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true})
 	if err != nil {
 		panic(err) // only for messages built here, which always marshal
 	}
@@ -115,15 +118,14 @@ func mustAny(m proto.Message) *anypb.Any {
 }
 
 func listener(cfg *config.Config, addr string) (*listenerv3.Listener, error) {
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen address %q: %w", addr, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("listen address %q: bad port", addr)
-	}
-	authz := &extauthzv3.ExtAuthz{
+	hcm := connectionManager(cfg, extAuthz(cfg))
+	hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: routes(cfg)}
+	return listenerWith(addr, hcm)
+}
+
+// extAuthz is the ext_authz filter config airlock needs.
+func extAuthz(cfg *config.Config) *extauthzv3.ExtAuthz {
+	return &extauthzv3.ExtAuthz{
 		Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &corev3.GrpcService{
 			TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: ClusterAuthz}},
 			Timeout:         durationpb.New(AuthzTimeout),
@@ -140,22 +142,45 @@ func listener(cfg *config.Config, addr string) (*listenerv3.Listener, error) {
 		// ext_authz sets x-airlock-grant on granted calls; re-match so the per-grant route is chosen.
 		ClearRouteCache: true,
 	}
-	hcm := &hcmv3.HttpConnectionManager{
+}
+
+// connectionManager is the HTTP connection manager without its route
+// specifier: the static listener carries the routes inline, the ADS
+// listener names its scoped routes.
+func connectionManager(cfg *config.Config, authz *extauthzv3.ExtAuthz) *hcmv3.HttpConnectionManager {
+	return &hcmv3.HttpConnectionManager{
 		StatPrefix: "airlock",
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
-		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{
-			RouteConfig: routes(cfg),
-		},
 		// Targets are chosen by path: normalize it before any route or policy sees it.
 		NormalizePath:                wrapperspb.Bool(true),
 		MergeSlashes:                 true,
 		PathWithEscapedSlashesAction: hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT,
 		// SSE streams stay open; no whole-stream timeout, but idle ones end.
 		StreamIdleTimeout: durationpb.New(5 * time.Minute),
-		HttpFilters: []*hcmv3.HttpFilter{
-			{Name: ExtAuthzFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(authz)}},
-			{Name: RouterFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
-		},
+		HttpFilters:       httpFilters(authz),
+	}
+}
+
+// httpFilters is the HTTP filter chain, in order. This is the one place to
+// add filters: ext_proc (masking and capture) belongs between ext_authz and
+// the router, so it sees only calls ext_authz allowed; both listeners (the
+// static one and the one served over ADS) pick it up from here.
+func httpFilters(authz *extauthzv3.ExtAuthz) []*hcmv3.HttpFilter {
+	return []*hcmv3.HttpFilter{
+		{Name: ExtAuthzFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(authz)}},
+		{Name: RouterFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
+	}
+}
+
+// listenerWith wraps an HTTP connection manager in a listener on addr.
+func listenerWith(addr string, hcm *hcmv3.HttpConnectionManager) (*listenerv3.Listener, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: bad port", addr)
 	}
 	return &listenerv3.Listener{
 		Name: ListenerName,
@@ -206,21 +231,10 @@ func routes(cfg *config.Config) *routev3.RouteConfiguration {
 // targetRoute sends /mcp/<name>[/...] to the target's upstream path, and
 // tells ext_authz which target the route is for.
 func targetRoute(t config.Target) *routev3.Route {
-	u, _ := url.Parse(t.Upstream) // validated by config
-	upath := u.Path
-	if upath == "" {
-		upath = "/"
-	}
 	return &routev3.Route{
-		Name:  "target-" + t.Name,
-		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: t.PathPrefix}},
-		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-			ClusterSpecifier:     &routev3.RouteAction_Cluster{Cluster: TargetClusterPref + t.Name},
-			PrefixRewrite:        upath,
-			HostRewriteSpecifier: &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: u.Host},
-			// MCP responses may be long SSE streams: no overall deadline (idle timeout applies).
-			Timeout: durationpb.New(0),
-		}},
+		Name:   "target-" + t.Name,
+		Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: t.PathPrefix}},
+		Action: &routev3.Route_Route{Route: TargetRouteAction(t)},
 		Metadata: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 			"airlock": {Fields: map[string]*structpb.Value{"target": structpb.NewStringValue(t.Name)}},
 		}},
@@ -229,6 +243,24 @@ func targetRoute(t config.Target) *routev3.Route {
 				CheckSettings: &extauthzv3.CheckSettings{ContextExtensions: map[string]string{"airlock_target": t.Name}},
 			}}),
 		},
+	}
+}
+
+// TargetRouteAction forwards to the target's cluster, rewriting the gateway
+// path prefix to the upstream's path and the host to the upstream's. The
+// target's base route and every per-grant route use it.
+func TargetRouteAction(t config.Target) *routev3.RouteAction {
+	u, _ := url.Parse(t.Upstream) // validated by config
+	upath := u.Path
+	if upath == "" {
+		upath = "/"
+	}
+	return &routev3.RouteAction{
+		ClusterSpecifier:     &routev3.RouteAction_Cluster{Cluster: TargetClusterPref + t.Name},
+		PrefixRewrite:        upath,
+		HostRewriteSpecifier: &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: u.Host},
+		// MCP responses may be long SSE streams: no overall deadline (idle timeout applies).
+		Timeout: durationpb.New(0),
 	}
 }
 

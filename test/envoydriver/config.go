@@ -29,6 +29,10 @@ type Config struct {
 	Routes map[string]*routev3.RouteConfiguration
 	// Clusters are the upstream and gRPC service clusters.
 	Clusters []*clusterv3.Cluster
+	// Scopes are the ScopedRouteConfigurations for an HCM using
+	// scoped_routes with scoped_rds (SRDS). A scope's routes are inline or
+	// named in Routes.
+	Scopes []*routev3.ScopedRouteConfiguration
 }
 
 // Options tunes the driver.
@@ -72,6 +76,7 @@ type compiled struct {
 	filters     []*filterFactory // HCM order, router excluded
 	router      routerSettings
 	routes      *routeTable
+	scopes      *scopeTable // scoped_routes instead of routes
 	clusters    map[string]*cluster
 }
 
@@ -94,7 +99,7 @@ type routerSettings struct {
 // (1MiB)."
 const defaultBufferLimit = 1 << 20
 
-func compile(cfg Config, log *slog.Logger) (*compiled, error) {
+func compile(cfg Config, log *slog.Logger, sc *scopeCache) (*compiled, error) {
 	l := cfg.Listener
 	if l == nil {
 		return nil, errors.New("config has no listener")
@@ -146,6 +151,8 @@ func compile(cfg Config, log *slog.Logger) (*compiled, error) {
 			return nil, fmt.Errorf("http_connection_manager rds route_config_name %q is not in Config.Routes", name)
 		}
 		c.routes, err = compileRouteTable(rc, kinds)
+	case *hcmv3.HttpConnectionManager_ScopedRoutes:
+		c.scopes, err = compileScopes(rs.ScopedRoutes, cfg, kinds, sc)
 	default:
 		err = fmt.Errorf("http_connection_manager route specifier %T is not supported", rs)
 	}

@@ -14,7 +14,10 @@
 //
 // A Driver serves each request against the configuration current when the
 // request started; Update swaps routes, clusters and filters atomically for
-// later requests.
+// later requests. ConnectADS (or ConnectBootstrap, from an ADS bootstrap)
+// runs an ADS client that takes listeners, clusters, scoped routes and
+// route configurations over SotW or incremental xDS as Envoy does, ACKs and
+// NACKs them, and drives a Driver with each complete configuration.
 //
 // Behaviours worth knowing when writing tests against it:
 //
@@ -39,4 +42,10 @@
 //     header to "".
 //   - Regular request headers reach filters sorted by name (net/http does not
 //     keep arrival order across names); duplicates keep their order.
+//   - Scoped routes (SRDS) select a route configuration by header-derived key
+//     and are selected again after clear_route_cache; a key without a scope
+//     is "no route" (404, flag NR). The HCM's early header mutations
+//     (header_mutation extension) run before routing, and local_reply_config
+//     mappers (header, response flag, status code filters) rewrite local
+//     replies.
 package envoydriver

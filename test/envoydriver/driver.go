@@ -12,14 +12,15 @@ import (
 
 // Driver is a running listener with its configuration.
 type Driver struct {
-	log  *slog.Logger
-	cur  atomic.Pointer[compiled]
-	pool connPool
-	tr   transports
-	ln   net.Listener
-	srv  *http.Server
-	port string
-	done chan struct{}
+	log    *slog.Logger
+	scopes scopeCache
+	cur    atomic.Pointer[compiled]
+	pool   connPool
+	tr     transports
+	ln     net.Listener
+	srv    *http.Server
+	port   string
+	done   chan struct{}
 }
 
 // New compiles cfg and starts serving HTTP/1.1 on 127.0.0.1 at the
@@ -30,7 +31,8 @@ func New(cfg Config, opts Options) (*Driver, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "envoydriver")
-	c, err := compile(cfg, log)
+	d := &Driver{log: log, done: make(chan struct{})}
+	c, err := compile(cfg, log, &d.scopes)
 	if err != nil {
 		return nil, fmt.Errorf("envoydriver: %w", err)
 	}
@@ -39,7 +41,7 @@ func New(cfg Config, opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("envoydriver: listen on port %s: %w", port, err)
 	}
-	d := &Driver{log: log, ln: ln, done: make(chan struct{})}
+	d.ln = ln
 	_, d.port, _ = net.SplitHostPort(ln.Addr().String())
 	d.cur.Store(c)
 	d.srv = &http.Server{
@@ -64,7 +66,7 @@ func (d *Driver) Addr() string { return d.ln.Addr().String() }
 // flight keep the configuration they started with. The listener address
 // cannot change (a port of 0 or the bound port is accepted).
 func (d *Driver) Update(cfg Config) error {
-	c, err := compile(cfg, d.log)
+	c, err := compile(cfg, d.log, &d.scopes)
 	if err != nil {
 		return fmt.Errorf("envoydriver: %w", err)
 	}
@@ -96,6 +98,7 @@ func (d *Driver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	path, redirect, reject := cfg.hcm.paths.apply(r.RequestURI)
 	s.reqHeaders = cfg.hcm.requestHeaders(r, path, d.port)
+	applyEarlyMutations(cfg.hcm.early, s.reqHeaders)
 	switch {
 	case reject:
 		s.respond(&localReply{status: http.StatusBadRequest, details: "path_has_escaped_slashes"})

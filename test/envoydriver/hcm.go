@@ -27,6 +27,8 @@ type hcmSettings struct {
 	preserveExternalID    bool
 	internalCIDRs         []netip.Prefix
 	paths                 pathPolicy
+	early                 []earlyMutation
+	localReply            []*replyMapper
 }
 
 func compileHCMSettings(h *hcmv3.HttpConnectionManager) (hcmSettings, error) {
@@ -64,13 +66,16 @@ func compileHCMSettings(h *hcmv3.HttpConnectionManager) (hcmSettings, error) {
 	default:
 		return s, fmt.Errorf("http_connection_manager codec_type %s is not supported (HTTP/1.1 only)", h.GetCodecType())
 	}
+	var err error
+	if s.early, err = compileEarlyMutations(h.GetEarlyHeaderMutationExtensions()); err != nil {
+		return s, fmt.Errorf("http_connection_manager %w", err)
+	}
+	if s.localReply, err = compileLocalReply(h.GetLocalReplyConfig()); err != nil {
+		return s, fmt.Errorf("http_connection_manager %w", err)
+	}
 	switch {
-	case h.GetLocalReplyConfig() != nil:
-		return s, fmt.Errorf("http_connection_manager local_reply_config is not supported")
 	case h.GetXffNumTrustedHops() > 0 || len(h.GetOriginalIpDetectionExtensions()) > 0:
 		return s, fmt.Errorf("http_connection_manager xff_num_trusted_hops / original_ip_detection_extensions are not supported")
-	case len(h.GetEarlyHeaderMutationExtensions()) > 0:
-		return s, fmt.Errorf("http_connection_manager early_header_mutation_extensions is not supported")
 	case h.GetRequestIdExtension() != nil:
 		return s, fmt.Errorf("http_connection_manager request_id_extension is not supported")
 	}

@@ -99,7 +99,11 @@ func (s *stream) route() *route {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.routeCached {
-		s.route_ = s.cfg.routes.match(s.reqHeaders)
+		t := s.cfg.routes
+		if s.cfg.scopes != nil {
+			t = s.cfg.scopes.find(s.reqHeaders)
+		}
+		s.route_ = t.match(s.reqHeaders)
 		s.routeCached = true
 	}
 	return s.route_
@@ -204,6 +208,7 @@ func (s *stream) respond(err error) {
 	if !s.downstreamDone.Load() && !s.written.Load() {
 		s.w.Header().Set("Connection", "close")
 	}
+	lr = rewriteLocalReply(s.cfg.hcm.localReply, s.reqHeaders, lr)
 	s.mu.Lock()
 	direct := s.upstreamHdr
 	s.mu.Unlock()
