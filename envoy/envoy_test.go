@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 
@@ -96,15 +97,30 @@ func TestBuildShapesTheDataPath(t *testing.T) {
 	if !authz.ClearRouteCache {
 		t.Error("clear_route_cache must be on for per-grant routes")
 	}
+	var names0 []string
+	for _, f := range hcm.HttpFilters {
+		names0 = append(names0, f.Name)
+	}
+	if got := strings.Join(names0, ","); got != "envoy.filters.http.ext_authz,envoy.filters.http.ext_proc,envoy.filters.http.router" {
+		t.Errorf("filter chain %s: ext_proc must run after ext_authz, before the router", got)
+	}
+	proc := &extprocv3.ExternalProcessor{}
+	if err := hcm.HttpFilters[1].GetTypedConfig().UnmarshalTo(proc); err != nil {
+		t.Fatal(err)
+	}
+	if proc.FailureModeAllow || !proc.AllowModeOverride || proc.GetProcessingMode().GetResponseBodyMode() != extprocv3.ProcessingMode_STREAMED ||
+		proc.GetMetadataOptions().GetForwardingNamespaces().GetUntyped()[0] != ExtAuthzFilter {
+		t.Errorf("ext_proc config: %v", proc)
+	}
 	vh := hcm.GetRouteConfig().VirtualHosts[0]
 	var names []string
 	for _, r := range vh.Routes {
 		names = append(names, r.Name)
 	}
-	if got := strings.Join(names, ","); got != "protected-resource-metadata,target-github,target-everything,not-found" {
+	if got := strings.Join(names, ","); got != "protected-resource-metadata,airlock-api-and-inbox,target-github,target-everything,not-found" {
 		t.Errorf("routes = %s", got)
 	}
-	gh := vh.Routes[1]
+	gh := vh.Routes[2]
 	if gh.GetMatch().GetPathSeparatedPrefix() != "/mcp/github" || gh.GetRoute().GetPrefixRewrite() != "/mcp/" || gh.GetRoute().GetHostRewriteLiteral() != "api.githubcopilot.example" {
 		t.Errorf("github route: %v", gh)
 	}

@@ -19,6 +19,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -86,6 +87,13 @@ func Build(cfg *config.Config, opts Options) (*Resources, error) {
 		return nil, fmt.Errorf("listen.authz: %w", err)
 	}
 	r.Clusters = append(r.Clusters, authz)
+	if cfg.Listen.Proc != "" {
+		c, err := cluster(ClusterProc, "http://"+cfg.Listen.Proc, true)
+		if err != nil {
+			return nil, fmt.Errorf("listen.proc: %w", err)
+		}
+		r.Clusters = append(r.Clusters, c)
+	}
 	if cfg.Listen.HTTP != "" {
 		c, err := cluster(ClusterHTTP, "http://"+cfg.Listen.HTTP, false)
 		if err != nil {
@@ -128,7 +136,7 @@ func extAuthz(cfg *config.Config) *extauthzv3.ExtAuthz {
 	return &extauthzv3.ExtAuthz{
 		Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &corev3.GrpcService{
 			TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: ClusterAuthz}},
-			Timeout:         durationpb.New(AuthzTimeout),
+			Timeout:         durationpb.New(authzTimeout(cfg)),
 		}},
 		TransportApiVersion: corev3.ApiVersion_V3,
 		// Fail closed: if airlock cannot be reached, nothing passes.
@@ -157,7 +165,7 @@ func connectionManager(cfg *config.Config, authz *extauthzv3.ExtAuthz) *hcmv3.Ht
 		PathWithEscapedSlashesAction: hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT,
 		// SSE streams stay open; no whole-stream timeout, but idle ones end.
 		StreamIdleTimeout: durationpb.New(5 * time.Minute),
-		HttpFilters:       httpFilters(authz),
+		HttpFilters:       httpFilters(cfg, authz),
 	}
 }
 
@@ -165,11 +173,18 @@ func connectionManager(cfg *config.Config, authz *extauthzv3.ExtAuthz) *hcmv3.Ht
 // add filters: ext_proc (masking and capture) belongs between ext_authz and
 // the router, so it sees only calls ext_authz allowed; both listeners (the
 // static one and the one served over ADS) pick it up from here.
-func httpFilters(authz *extauthzv3.ExtAuthz) []*hcmv3.HttpFilter {
-	return []*hcmv3.HttpFilter{
-		{Name: ExtAuthzFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(authz)}},
-		{Name: RouterFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
+func httpFilters(cfg *config.Config, authz *extauthzv3.ExtAuthz) []*hcmv3.HttpFilter {
+	fs := []*hcmv3.HttpFilter{{Name: ExtAuthzFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(authz)}}}
+	if cfg.Listen.Proc != "" {
+		fs = append(fs, &hcmv3.HttpFilter{Name: ExtProcFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(extProc(cfg))}})
 	}
+	return append(fs, &hcmv3.HttpFilter{Name: RouterFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}})
+}
+
+// authzTimeout is Envoy's wait for Check: longer than the approval hold
+// window, so a held call can still be allowed once a human approves it.
+func authzTimeout(cfg *config.Config) time.Duration {
+	return max(AuthzTimeout, cfg.Grants.HoldWindow+5*time.Second)
 }
 
 // listenerWith wraps an HTTP connection manager in a listener on addr.
@@ -199,17 +214,22 @@ func listenerWith(addr string, hcm *hcmv3.HttpConnectionManager) (*listenerv3.Li
 func routes(cfg *config.Config) *routev3.RouteConfiguration {
 	vh := &routev3.VirtualHost{Name: VirtualHostName, Domains: []string{"*"}}
 	if cfg.Listen.HTTP != "" {
-		// RFC 9728 metadata is public: clients fetch it before they hold a token.
-		vh.Routes = append(vh.Routes, &routev3.Route{
-			Name:  "protected-resource-metadata",
-			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/.well-known/oauth-protected-resource"}},
-			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: ClusterHTTP},
-			}},
-			TypedPerFilterConfig: map[string]*anypb.Any{
-				ExtAuthzFilter: mustAny(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}}),
-			},
-		})
+		// RFC 9728 metadata is public: clients fetch it before they hold a
+		// token. The approvals API and inbox authenticate their own callers.
+		for _, r := range []struct{ name, prefix string }{
+			{"protected-resource-metadata", "/.well-known/oauth-protected-resource"},
+			{"airlock-api-and-inbox", "/airlock/"},
+		} {
+			vh.Routes = append(vh.Routes, &routev3.Route{
+				Name:  r.name,
+				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: r.prefix}},
+				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: ClusterHTTP},
+					Timeout:          durationpb.New(0), // the API's event stream stays open
+				}},
+				TypedPerFilterConfig: notMCP(),
+			})
+		}
 	}
 	for _, t := range cfg.Targets {
 		vh.Routes = append(vh.Routes, targetRoute(t))
@@ -221,11 +241,17 @@ func routes(cfg *config.Config) *routev3.RouteConfiguration {
 			Status: 404,
 			Body:   &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: `{"error":"no MCP target at this path"}`}},
 		}},
-		TypedPerFilterConfig: map[string]*anypb.Any{
-			ExtAuthzFilter: mustAny(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}}),
-		},
+		TypedPerFilterConfig: notMCP(),
 	})
 	return &routev3.RouteConfiguration{Name: RouteConfigName, VirtualHosts: []*routev3.VirtualHost{vh}}
+}
+
+// notMCP turns airlock's filters off on a route that carries no MCP traffic.
+func notMCP() map[string]*anypb.Any {
+	return map[string]*anypb.Any{
+		ExtAuthzFilter: mustAny(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}}),
+		ExtProcFilter:  mustAny(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Disabled{Disabled: true}}),
+	}
 }
 
 // targetRoute sends /mcp/<name>[/...] to the target's upstream path, and
