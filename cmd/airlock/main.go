@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+
 	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/internal/cli"
 	"github.com/airlock-mcp/airlock/internal/config"
@@ -25,8 +27,9 @@ const usage = `airlock — just-in-time, policy-checked access from AI agents to
 Usage:
   airlock serve     --config airlock.yaml   run ext_authz, the HTTP API and policy reload
   airlock validate  --config airlock.yaml   check the config and the policies, then exit
-  airlock envoy bootstrap --config airlock.yaml [--node-id ID] [--node-cluster C]
-                                            print a static Envoy bootstrap for this config
+  airlock envoy bootstrap --config airlock.yaml [--node-id ID] [--node-cluster C] [--static] [--sotw]
+                                            print the Envoy bootstrap: ADS from airlock (default),
+                                            or --static with everything inline
 `
 
 func main() {
@@ -138,6 +141,9 @@ func cmdEnvoy(args []string, stdout io.Writer) error {
 	nodeID := fs.String("node-id", "airlock-gateway", "Envoy node id")
 	nodeCluster := fs.String("node-cluster", "airlock", "Envoy node cluster")
 	listen := fs.String("listen", "", "address Envoy accepts agents on (default: 0.0.0.0 and public_url's port)")
+	static := fs.Bool("static", false, "print a self-contained bootstrap (no control plane; no per-grant routes)")
+	xdsAddr := fs.String("xds-address", "", "host:port where Envoy reaches airlock's ADS (default listen.xds)")
+	sotw := fs.Bool("sotw", false, "state-of-the-world ADS instead of incremental (delta)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -145,13 +151,31 @@ func cmdEnvoy(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res, err := envoy.Build(cfg, envoy.Options{ListenAddress: *listen})
-	if err != nil {
-		return err
-	}
-	b, err := envoy.StaticBootstrap(res, envoy.Node{ID: *nodeID, Cluster: *nodeCluster})
-	if err != nil {
-		return err
+	node := envoy.Node{ID: *nodeID, Cluster: *nodeCluster}
+	var b *bootstrapv3.Bootstrap
+	if *static {
+		res, err := envoy.Build(cfg, envoy.Options{ListenAddress: *listen})
+		if err != nil {
+			return err
+		}
+		if b, err = envoy.StaticBootstrap(res, node); err != nil {
+			return err
+		}
+	} else {
+		addr := *xdsAddr
+		if addr == "" {
+			addr = cfg.Listen.XDS
+		}
+		if addr == "" {
+			return errors.New("ADS needs --xds-address or listen.xds (or use --static)")
+		}
+		// Report config errors here, not as NACKs later.
+		if _, err := envoy.BuildDynamic(cfg, envoy.Options{ListenAddress: *listen}); err != nil {
+			return err
+		}
+		if b, err = envoy.ADSBootstrap(node, addr, envoy.ADSOptions{SotW: *sotw}); err != nil {
+			return err
+		}
 	}
 	out, err := envoy.YAML(b)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+
 	"github.com/airlock-mcp/airlock/envoy"
 )
 
@@ -96,16 +98,37 @@ func TestValidate(t *testing.T) {
 
 func TestEnvoyBootstrapPrintsValidBootstrap(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"airlock.yaml": goodConfig, "policies/p.rego": goodPolicy})
-	var out, errOut bytes.Buffer
-	if code := run([]string{"envoy", "bootstrap", "--config", filepath.Join(dir, "airlock.yaml"), "--node-id", "gw-7"}, &out, &errOut); code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut.String())
-	}
-	b, err := envoy.ParseBootstrap(out.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.GetNode().GetId() != "gw-7" || len(b.GetStaticResources().GetListeners()) != 1 {
-		t.Errorf("bootstrap node %v, listeners %d", b.GetNode(), len(b.GetStaticResources().GetListeners()))
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		check func(t *testing.T, b *bootstrapv3.Bootstrap)
+	}{
+		{"ADS (default)", nil, func(t *testing.T, b *bootstrapv3.Bootstrap) {
+			if b.GetDynamicResources().GetAdsConfig() == nil || len(b.GetStaticResources().GetListeners()) != 0 {
+				t.Errorf("an ADS bootstrap takes its listener from airlock: %v", b.GetDynamicResources())
+			}
+		}},
+		{"static", []string{"--static"}, func(t *testing.T, b *bootstrapv3.Bootstrap) {
+			if len(b.GetStaticResources().GetListeners()) != 1 {
+				t.Errorf("static bootstrap has %d listeners", len(b.GetStaticResources().GetListeners()))
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			args := append([]string{"envoy", "bootstrap", "--config", filepath.Join(dir, "airlock.yaml"), "--node-id", "gw-7"}, tc.flags...)
+			if code := run(args, &out, &errOut); code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut.String())
+			}
+			b, err := envoy.ParseBootstrap(out.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.GetNode().GetId() != "gw-7" {
+				t.Errorf("node %v", b.GetNode())
+			}
+			tc.check(t, b)
+		})
 	}
 }
 

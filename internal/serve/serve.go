@@ -33,6 +33,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/notify"
 	"github.com/airlock-mcp/airlock/internal/policy"
+	"github.com/airlock-mcp/airlock/xds"
 )
 
 // Gateway is a running set of airlock services.
@@ -45,9 +46,11 @@ type Gateway struct {
 	Registry   *prometheus.Registry
 
 	Processor *extproc.Processor
+	XDS       *xds.Server
 
 	AuthzAddr net.Addr // where ext_authz listens (resolved, e.g. after port 0); nil when off
 	ProcAddr  net.Addr // ext_proc
+	XDSAddr   net.Addr // ADS
 	HTTPAddr  net.Addr
 
 	log     *slog.Logger
@@ -159,6 +162,17 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	}); err != nil {
 		return fail(err)
 	}
+	if cfg.Listen.XDS != "" {
+		x, err := xds.New(cfg, xds.Options{Logger: log.With("component", "xds"), Registerer: reg})
+		if err != nil {
+			return fail(err)
+		}
+		g.XDS = x
+		g.closers = append(g.closers, func() error { x.Close(); return nil })
+		if g.XDSAddr, err = g.serveGRPC("listen.xds", cfg.Listen.XDS, x.Register); err != nil {
+			return fail(err)
+		}
+	}
 	if cfg.Listen.HTTP != "" {
 		l, err := net.Listen("tcp", cfg.Listen.HTTP)
 		if err != nil {
@@ -174,6 +188,10 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	g.cancel = cancel
+	if g.XDS != nil {
+		// Routes follow grants: issued → a route in every Envoy; ended → gone.
+		go xds.Follow(wctx, svc, g.XDS, xds.FollowOptions{Logger: log.With("component", "xds")})
+	}
 	go func() {
 		defer close(g.done)
 		if cfg.Policy.ReloadInterval > 0 {
@@ -183,7 +201,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 		}
 	}()
 	g.HTTP.SetReady(true)
-	log.Info("airlock serving", "authz", addrString(g.AuthzAddr), "proc", addrString(g.ProcAddr), "http", addrString(g.HTTPAddr),
+	log.Info("airlock serving", "authz", addrString(g.AuthzAddr), "proc", addrString(g.ProcAddr), "xds", addrString(g.XDSAddr), "http", addrString(g.HTTPAddr),
 		"targets", len(cfg.Targets), "policy_version", store.Current().Version())
 	return g, nil
 }
@@ -207,6 +225,10 @@ func (g *Gateway) Err() <-chan error { return g.errc }
 func (g *Gateway) Stop(ctx context.Context) {
 	g.HTTP.SetReady(false)
 	g.cancel()
+	if g.XDS != nil {
+		// ADS streams never end on their own; GracefulStop would wait them out.
+		g.XDS.Close()
+	}
 	for _, s := range g.grpcs {
 		stopped := make(chan struct{})
 		go func() { s.GracefulStop(); close(stopped) }()
