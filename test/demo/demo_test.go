@@ -25,11 +25,13 @@ func TestDemo(t *testing.T) {
 		`allowed → "hello through airlock"`,
 		"the MCP server saw its own credential",
 		`denied: tool "get-env" on target "everything" is denied`,
-		`approval required: tool "delete_repository"`,
-		"the MCP server never saw it",
+		"the agent's call is held",
+		"carol runs `airlock requests`: req_",
+		"carol runs `airlock approve req_",
+		"the held call went through at once",
 		"401, WWW-Authenticate: Bearer",
 		"Audit trail so far",
-		"approval_required 00u-alice  github",
+		"allow             00u-alice  github      tools/call                 delete_repository",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)

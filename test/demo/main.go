@@ -39,7 +39,7 @@ func run(bin string, once bool, out io.Writer) error {
 
 	decisions := &decisionLog{}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	s, err := harness.Start(sctx, harness.Options{Everything: true, AirlockBinary: bin, AirlockLog: decisions})
+	s, err := harness.Start(sctx, harness.Options{Everything: true, AirlockBinary: bin, AirlockLog: decisions, HoldWindow: 20 * time.Second})
 	cancel()
 	if err != nil {
 		return err
@@ -57,7 +57,7 @@ func run(bin string, once bool, out io.Writer) error {
 	}
 	p.kv("agents connect to", s.BaseURL+"/mcp/<target>")
 
-	if err := script(ctx, s, p); err != nil {
+	if err := script(ctx, s, p, bin); err != nil {
 		return err
 	}
 

@@ -1,25 +1,31 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/test/harness"
+	"github.com/airlock-mcp/airlock/test/oidcissuer"
 	"github.com/airlock-mcp/airlock/test/peers"
 )
 
 // script is the agent session the demo shows. Every step checks what it
 // shows, so a broken gateway makes the demo fail instead of lying.
-func script(ctx context.Context, s *harness.Stack, p *printer) error {
+func script(ctx context.Context, s *harness.Stack, p *printer, bin string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	tok, err := s.Token("00u-alice", "github")
@@ -80,18 +86,10 @@ func script(ctx context.Context, s *harness.Stack, p *printer) error {
 	}
 	p.deny("%s", rpcMessage(err))
 
-	p.title("4. A call that needs a human: tools/call delete_repository")
-	_, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "delete_repository", Arguments: map[string]any{"repo": "acme/prod"}})
-	if err == nil {
-		return errors.New("delete_repository was allowed without approval")
+	p.title("4. A call that needs a human: tools/call delete_repository, held for approval")
+	if err := approvalStep(ctx, s, p, bin); err != nil {
+		return err
 	}
-	p.hold("%s", rpcMessage(err))
-	for _, c := range s.GoServer.ToolCalls() {
-		if c.Name == "delete_repository" {
-			return errors.New("the held call reached the MCP server")
-		}
-	}
-	p.ok("the MCP server never saw it")
 
 	p.title("5. No token at all")
 	req, _ := http.NewRequestWithContext(ctx, "POST", s.TargetURL("github"), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
@@ -117,6 +115,91 @@ func script(ctx context.Context, s *harness.Stack, p *printer) error {
 		p.ok("the agent reads %s → ask %v for a token for %v", m[1], prm["authorization_servers"], prm["resource"])
 	}
 	return nil
+}
+
+// approvalStep: the agent's call is held; an approver (carol) finds it
+// with `airlock requests` and approves it with `airlock approve`, both
+// through the gateway's /airlock/ API; the held call then completes.
+func approvalStep(ctx context.Context, s *harness.Stack, p *printer, bin string) error {
+	tok, err := s.Token("00u-alice", "github")
+	if err != nil {
+		return err
+	}
+	cs, err := peers.ConnectGoClientWith(ctx, s.TargetURL("github"), tok, peers.GoClientOptions{
+		Header: http.Header{"X-Airlock-Reason": {"ticket OPS-42: remove the archived repository"}},
+	})
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "delete_repository", Arguments: map[string]any{"repo": "acme/archived"}})
+		done <- err
+	}()
+	p.hold("the agent's call is held; airlock opened an access request and waits for an approver")
+
+	approverTok, err := s.Issuer.Mint(oidcissuer.Token{Subject: "00u-carol", User: "carol", ClientID: "0oa-airlock-cli",
+		Groups: []string{"airlock-approvers"}, Audience: []string{s.BaseURL + "/airlock"}})
+	if err != nil {
+		return err
+	}
+	tokFile := filepath.Join(s.WorkDir, "approver-token")
+	if err := os.WriteFile(tokFile, []byte(approverTok), 0o600); err != nil {
+		return err
+	}
+	cli := func(args ...string) ([]byte, error) {
+		args = append(args, "--server", s.BaseURL, "--token-file", tokFile)
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("airlock %s: %v\n%s", strings.Join(args[:1], " "), err, out)
+		}
+		return out, nil
+	}
+	var list struct {
+		Requests []grants.Request `json:"requests"`
+	}
+	for len(list.Requests) == 0 {
+		out, err := cli("requests", "--output", "json")
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(out, &list); err != nil {
+			return fmt.Errorf("airlock requests: %w", err)
+		}
+		if len(list.Requests) == 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	r := list.Requests[0]
+	var args bytes.Buffer
+	_ = json.Compact(&args, r.Arguments)
+	r.Arguments = args.Bytes()
+	p.ok("carol runs `airlock requests`: %s — %s (agent %s) wants %s %s on %s, because %q",
+		r.ID, r.Principal.Subject, r.Principal.ClientID, r.Tool, r.Arguments, r.Target, r.Reason)
+	out, err := cli("approve", r.ID, "--reason", "archived since 2024, checked")
+	if err != nil {
+		return err
+	}
+	p.ok("carol runs `airlock approve %s`: %s", r.ID, strings.TrimSpace(firstLine(out)))
+	if err := <-done; err != nil {
+		return fmt.Errorf("the approved call failed: %w", err)
+	}
+	p.ok("the held call went through at once; the MCP server deleted acme/archived")
+	out, err = cli("grants")
+	if err != nil {
+		return err
+	}
+	p.note("`airlock grants`:")
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		p.note("  " + l)
+	}
+	return nil
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(string(b), "\n")
+	return s
 }
 
 // rpcMessage pulls the JSON-RPC error message out of an SDK error.
