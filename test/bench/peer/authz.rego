@@ -169,6 +169,12 @@ response := not_found if {
 	not mcp_call
 } else := allow if {
 	decision.outcome == "allow"
+} else := denied(-32003, decision.reason) if {
+	# airlock refuses a call that needs approval without the reason
+	# approvers need (the shipped rules require one); the benchmark's
+	# calls never carry one.
+	decision.outcome == "approval_required"
+	decision.approval.reason_required
 } else := denied(-32004, decision.reason) if {
 	decision.outcome == "approval_required"
 } else := denied(-32003, decision.reason)
