@@ -1,0 +1,169 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// clickHouse is airlock's side of ClickHouse: one native-protocol
+// connection pool, the schema, batch inserts, retention and queries.
+type clickHouse struct {
+	conn          driver.Conn
+	db            string
+	queryTimeout  time.Duration
+	retentionDays int
+	log           *slog.Logger
+	m             *metrics
+
+	mu       sync.Mutex
+	schemaOK bool
+	caps     serverCaps
+}
+
+// dialClickHouse opens a connection pool; it does not connect yet, so a
+// ClickHouse that is down does not stop airlock from starting.
+func dialClickHouse(cfg ClickHouseConfig, log *slog.Logger, m *metrics) (*clickHouse, error) {
+	var password string
+	if cfg.PasswordEnv != "" {
+		password = os.Getenv(cfg.PasswordEnv)
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Protocol: clickhouse.Native,
+		Addr:     []string{cfg.Addr},
+		// No database in the handshake: it may not exist yet. Every
+		// statement names db.table.
+		Auth:            clickhouse.Auth{Username: cfg.Username, Password: password},
+		DialTimeout:     cfg.DialTimeout,
+		ReadTimeout:     cfg.QueryTimeout,
+		MaxOpenConns:    4,
+		MaxIdleConns:    2,
+		ConnMaxLifetime: time.Hour,
+		ClientInfo:      clickhouse.ClientInfo{Products: []struct{ Name, Version string }{{Name: "airlock-audit", Version: "1"}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit: ClickHouse at %s: %w", cfg.Addr, err)
+	}
+	if m == nil {
+		m = newMetrics(nil)
+	}
+	return &clickHouse{conn: conn, db: cfg.Database, queryTimeout: cfg.QueryTimeout, retentionDays: cfg.RetentionDays, log: log, m: m}, nil
+}
+
+func (c *clickHouse) close() error { return c.conn.Close() }
+
+// ensureSchema detects the server's version and runs the migrations, once
+// per connection lifetime (again after an insert failed).
+func (c *clickHouse) ensureSchema(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.schemaOK {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
+	defer cancel()
+	var version string
+	if err := c.conn.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+		return fmt.Errorf("audit: ClickHouse version: %w", err)
+	}
+	caps, err := capsFor(version)
+	if err != nil {
+		return err
+	}
+	applied, err := migrate(ctx, c.conn, c.db, caps, migrations)
+	if err != nil {
+		return err
+	}
+	if len(applied) > 0 {
+		c.log.Info("audit: ClickHouse schema migrated", "database", c.db, "server", version, "modern_types", caps.Modern, "applied", applied)
+	}
+	c.caps, c.schemaOK = caps, true
+	return nil
+}
+
+func (c *clickHouse) schemaSuspect() {
+	c.mu.Lock()
+	c.schemaOK = false
+	c.mu.Unlock()
+}
+
+func (c *clickHouse) newBatch() shipBatch {
+	b := &chBatch{ch: c}
+	for k := kindEvent; int(k) < numKinds; k++ {
+		b.cols[k] = newColBuilder(k)
+	}
+	return b
+}
+
+// chBatch is a batch of rows for all four tables; send inserts each
+// table's rows with one INSERT and remembers which tables are done.
+type chBatch struct {
+	ch   *clickHouse
+	cols [numKinds]colBuilder
+	sent [numKinds]bool
+	n    int
+}
+
+func (b *chBatch) add(r Record) {
+	b.cols[r.kind()].add(r)
+	b.n++
+}
+
+func (b *chBatch) len() int { return b.n }
+
+func (b *chBatch) reset() {
+	for k := kindEvent; int(k) < numKinds; k++ {
+		b.cols[k].reset()
+		b.sent[k] = false
+	}
+	b.n = 0
+}
+
+func (b *chBatch) send(ctx context.Context) error {
+	c := b.ch
+	if err := c.ensureSchema(ctx); err != nil {
+		return err
+	}
+	for k := kindEvent; int(k) < numKinds; k++ {
+		cols := b.cols[k]
+		if b.sent[k] || cols.len() == 0 {
+			continue
+		}
+		if err := c.insert(ctx, k, cols); err != nil {
+			c.schemaSuspect()
+			return err
+		}
+		b.sent[k] = true
+		c.m.ship(tableOf[k], cols.len())
+	}
+	return nil
+}
+
+func (c *clickHouse) insert(ctx context.Context, k kind, cols colBuilder) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
+	defer cancel()
+	batch, err := c.conn.PrepareBatch(ctx, insertSQL(c.db, k))
+	if err != nil {
+		return fmt.Errorf("audit: preparing INSERT into %s.%s: %w", c.db, tableOf[k], err)
+	}
+	defer func() {
+		if err != nil {
+			_ = batch.Abort()
+		}
+	}()
+	for i, col := range cols.columns() {
+		if err := batch.Column(i).Append(col); err != nil {
+			return fmt.Errorf("audit: column %s of %s: %w", columnsOf[k][i], tableOf[k], err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("audit: INSERT of %d rows into %s.%s: %w", cols.len(), c.db, tableOf[k], err)
+	}
+	return nil
+}

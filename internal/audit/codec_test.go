@@ -1,0 +1,197 @@
+package audit
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var t0 = time.Date(2026, 3, 14, 15, 9, 26, 535897932, time.UTC)
+
+// sampleRecords has one row of each kind with every field set, and edge
+// cases: empty strings, zero times, unicode, large values.
+func sampleRecords() []Record {
+	return []Record{
+		&Event{
+			EventID: "0b6f3c52-4bd5-4a4e-9a6e-0d0c3f1a2b3c", Time: t0, SessionID: "sess-1", Principal: "alice@example.com",
+			ClientID: "agent-1", Issuer: "https://issuer.example", Target: "github", Direction: DirRequest,
+			Method: "tools/call", Tool: "search_issues", JSONRPCID: `"abc"`, DecisionID: "dec-1", GrantID: "grant-1",
+			Status: 200, Outcome: "allow", LatencyMS: 12.5, Masked: map[string]int{"aws_access_key": 2, "field:password": 1},
+			Payload: `{"jsonrpc":"2.0","id":"abc","method":"tools/call"}`, Truncated: true, Bytes: 1 << 40,
+		},
+		&Event{EventID: "e2", Time: t0, Direction: DirSSEEvent, Payload: "données ✓"},
+		&Decision{
+			DecisionID: "dec-1", Time: t0, SessionID: "sess-1", Principal: "alice@example.com", ClientID: "agent-1",
+			Issuer: "https://issuer.example", Target: "github", Method: "tools/call", Tool: "delete_repo", JSONRPCID: "7",
+			Outcome: "deny", Reason: "tool delete_repo needs approval", PolicyVersion: "sha256:abc", GrantID: "",
+			RequestID: "req-1", Status: 403, LatencyUS: 1234,
+		},
+		&RequestEvent{
+			EventID: "r1", Time: t0, RequestID: "req-1", FromState: "pending", ToState: "approved", Actor: "bob@example.com",
+			Principal: "alice@example.com", ClientID: "agent-1", Target: "github", Method: "tools/call", Tool: "delete_repo",
+			Reason: "cleanup", DecisionID: "dec-1", GrantID: "grant-1",
+		},
+		&GrantEvent{
+			EventID: "g1", Time: t0, GrantID: "grant-1", Transition: "issued", Actor: "bob@example.com", Principal: "alice@example.com",
+			ClientID: "agent-1", Target: "github", Tools: []string{"delete_repo", "create_repo"}, RequestID: "req-1",
+			ExpiresAt: t0.Add(time.Hour), UsesLeft: -1, Reason: "approved",
+		},
+		&GrantEvent{EventID: "g2", Time: t0, GrantID: "grant-1", Transition: "expired"},
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	for _, r := range sampleRecords() {
+		t.Run(r.kind().String(), func(t *testing.T) {
+			enc := appendRecord(nil, r)
+			for _, alias := range []bool{false, true} {
+				got, err := decodeRecord(enc, alias, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := cmp.Diff(r, got); d != "" {
+					t.Errorf("alias=%v: round trip (-want +got):\n%s", alias, d)
+				}
+			}
+			// Every strict prefix is an error, never a panic or a row.
+			for i := range len(enc) {
+				if got, err := decodeRecord(enc[:i], false, nil); err == nil {
+					t.Fatalf("prefix of %d/%d bytes decoded as %+v", i, len(enc), got)
+				}
+			}
+			// A trailing byte is refused.
+			if _, err := decodeRecord(append(enc, 0), false, nil); err == nil {
+				t.Fatal("trailing byte accepted")
+			}
+		})
+	}
+}
+
+func TestDecodeIntoReuses(t *testing.T) {
+	var sc scratch
+	recs := sampleRecords()
+	a, _ := decodeRecord(appendRecord(nil, recs[0]), false, &sc)
+	b, _ := decodeRecord(appendRecord(nil, recs[1]), false, &sc)
+	if a != b {
+		t.Fatal("scratch row not reused")
+	}
+	if d := cmp.Diff(recs[1], b); d != "" {
+		t.Fatalf("second decode kept fields of the first (-want +got):\n%s", d)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+	}{
+		{"empty", nil},
+		{"unknown kind", []byte{99}},
+		{"kind zero", []byte{0}},
+		{"string longer than input", []byte{byte(kindEvent), 50, 'a'}},
+		{"bad bool", func() []byte {
+			b := appendRecord(nil, &Event{})
+			// Truncated is the byte before the final varint (Bytes = 0).
+			b[len(b)-2] = 7
+			return b
+		}()},
+		{"huge list", []byte{byte(kindGrant), 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r, err := decodeRecord(tt.in, false, nil); err == nil {
+				t.Fatalf("decoded %+v", r)
+			}
+		})
+	}
+}
+
+func TestFrameAndParseSegment(t *testing.T) {
+	recs := sampleRecords()
+	data := []byte(segMagic)
+	for _, r := range recs {
+		data = appendFrame(data, r)
+	}
+	payloads, dropped, err := parseSegment(data)
+	if err != nil || dropped != 0 || len(payloads) != len(recs) {
+		t.Fatalf("got %d payloads, dropped %d, err %v", len(payloads), dropped, err)
+	}
+	for i, p := range payloads {
+		got, err := decodeRecord(p, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(recs[i], got); d != "" {
+			t.Errorf("record %d (-want +got):\n%s", i, d)
+		}
+	}
+	// A torn tail: every cut keeps exactly the whole frames before it.
+	full := len(data)
+	var ends []int // offset after each frame
+	off := len(segMagic)
+	for _, p := range payloads {
+		off += frameHeader + len(p)
+		ends = append(ends, off)
+	}
+	for cut := len(segMagic); cut <= full; cut++ {
+		ps, dropped, err := parseSegment(data[:cut])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, last := 0, len(segMagic)
+		for _, e := range ends {
+			if e <= cut {
+				want, last = want+1, e
+			}
+		}
+		if len(ps) != want || dropped != cut-last {
+			t.Fatalf("cut at %d: %d frames dropping %d, want %d dropping %d", cut, len(ps), dropped, want, cut-last)
+		}
+	}
+	// A flipped bit stops reading at that frame.
+	bad := append([]byte(nil), data...)
+	bad[len(segMagic)+frameHeader+3] ^= 0x40
+	ps, dropped, _ := parseSegment(bad)
+	if len(ps) != 0 || dropped != full-len(segMagic) {
+		t.Fatalf("corrupt first frame: %d frames, dropped %d", len(ps), dropped)
+	}
+	if _, _, err := parseSegment([]byte("NOTASEGMENT....")); err == nil {
+		t.Fatal("bad magic accepted")
+	}
+	if ps, dropped, err := parseSegment([]byte("ALS")); err != nil || len(ps) != 0 || dropped != 3 {
+		t.Fatalf("short file: %d frames, dropped %d, err %v", len(ps), dropped, err)
+	}
+}
+
+func BenchmarkAppendFrame(b *testing.B) {
+	e := sessionEvents("s1", 1, t0)[0]
+	e.EventID = NewID()
+	e.Masked = map[string]int{"aws_access_key": 1}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendFrame(buf[:0], e)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+func BenchmarkDecodeToColumns(b *testing.B) {
+	e := sessionEvents("s1", 1, t0)[0]
+	e.EventID = NewID()
+	e.Masked = map[string]int{"aws_access_key": 1}
+	enc := appendRecord(nil, e)
+	var sc scratch
+	cols := &eventCols{}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := decodeRecord(enc, true, &sc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cols.add(r)
+		if cols.len() == 10000 {
+			cols.reset()
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package audit
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// docQuery is one "### Title" + ```sql block of docs/analytics.md.
+type docQuery struct {
+	title, sql string
+}
+
+// docQueries extracts the SQL examples from docs/analytics.md.
+func docQueries(t *testing.T) []docQuery {
+	t.Helper()
+	f, err := os.Open("../../docs/analytics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var (
+		out   []docQuery
+		title string
+		sql   []string
+		in    bool
+	)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case in && line == "```":
+			out = append(out, docQuery{title: title, sql: strings.Join(sql, "\n")})
+			in, sql = false, nil
+		case in:
+			sql = append(sql, line)
+		case line == "```sql":
+			if title == "" {
+				t.Fatal("a sql block before any ### heading")
+			}
+			in = true
+		case strings.HasPrefix(line, "### "):
+			title = strings.TrimPrefix(line, "### ")
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no sql blocks in docs/analytics.md")
+	}
+	return out
+}
+
+// docsFixture is a small audit history: two sessions, decisions, three
+// access requests (approved, denied, undecided) and a grant.
+func docsFixture(base time.Time) []Record {
+	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
+	ev := func(id string, s int, session, who, client, target string, dir Direction, tool, rpc, outcome string, masked map[string]int) *Event {
+		return &Event{EventID: id, Time: at(s), SessionID: session, Principal: who, ClientID: client, Target: target,
+			Direction: dir, Method: "tools/call", Tool: tool, JSONRPCID: rpc, Status: 200, Outcome: outcome,
+			Masked: masked, Payload: `{"jsonrpc":"2.0","id":` + rpc + `}`}
+	}
+	recs := []Record{
+		ev("e1", 1, "sess-42", "alice", "agent-a", "github", DirRequest, "search_issues", "1", "allow", nil),
+		ev("e2", 2, "sess-42", "alice", "agent-a", "github", DirResponse, "search_issues", "1", "allow", map[string]int{"aws_access_key": 1}),
+		ev("e3", 3, "sess-42", "alice", "agent-a", "github", DirRequest, "search_issues", "2", "allow", nil),
+		ev("e4", 4, "sess-42", "alice", "agent-a", "github", DirResponse, "search_issues", "2", "allow", map[string]int{"aws_access_key": 1, "bearer_token": 1}),
+		ev("e5", 5, "sess-42", "alice", "agent-a", "github", DirRequest, "delete_repo", "3", "deny", nil),
+		ev("e6", 5, "sess-42", "alice", "agent-a", "github", DirError, "delete_repo", "3", "deny", nil),
+		ev("e7", 6, "sess-43", "bob", "agent-b", "jira", DirRequest, "create_ticket", "1", "allow", nil),
+		ev("e8", 7, "sess-43", "bob", "agent-b", "jira", DirResponse, "create_ticket", "1", "allow", map[string]int{"field:password": 2}),
+		&Decision{DecisionID: "d1", Time: at(1), Principal: "alice", ClientID: "agent-a", Target: "github", Tool: "search_issues", Outcome: "allow"},
+		&Decision{DecisionID: "d2", Time: at(3), Principal: "alice", ClientID: "agent-a", Target: "github", Tool: "search_issues", Outcome: "allow"},
+		&Decision{DecisionID: "d3", Time: at(5), Principal: "alice", ClientID: "agent-a", Target: "github", Tool: "delete_repo", Outcome: "deny", Reason: "needs approval"},
+		&Decision{DecisionID: "d4", Time: at(6), Principal: "bob", ClientID: "agent-b", Target: "jira", Tool: "create_ticket", Outcome: "allow"},
+		&Decision{DecisionID: "d5", Time: at(8), Principal: "bob", ClientID: "agent-b", Target: "jira", Tool: "delete_project", Outcome: "deny", Reason: "not allowed"},
+		&RequestEvent{EventID: "r1a", Time: at(10), RequestID: "req-1", ToState: "pending", Actor: "alice", Principal: "alice", Tool: "delete_repo"},
+		&RequestEvent{EventID: "r1b", Time: at(70), RequestID: "req-1", FromState: "pending", ToState: "approved", Actor: "carol", Principal: "alice", Tool: "delete_repo"},
+		&RequestEvent{EventID: "r2a", Time: at(20), RequestID: "req-2", ToState: "pending", Actor: "bob", Principal: "bob", Tool: "delete_project"},
+		&RequestEvent{EventID: "r2b", Time: at(50), RequestID: "req-2", FromState: "pending", ToState: "denied", Actor: "carol", Principal: "bob", Tool: "delete_project"},
+		&RequestEvent{EventID: "r3a", Time: at(30), RequestID: "req-3", ToState: "pending", Actor: "alice", Principal: "alice", Tool: "drop_table"},
+		&GrantEvent{EventID: "g1", Time: at(70), GrantID: "grant-1", Transition: "issued", Actor: "carol", Principal: "alice", Target: "github", Tools: []string{"delete_repo"}, UsesLeft: 1},
+		&GrantEvent{EventID: "g2", Time: at(80), GrantID: "grant-1", Transition: "used", Principal: "alice", Target: "github"},
+		&GrantEvent{EventID: "g3", Time: at(81), GrantID: "grant-1", Transition: "consumed", Actor: "system", Principal: "alice", Target: "github"},
+	}
+	return recs
+}
+
+// TestDocsQueries runs every SQL example of docs/analytics.md against
+// ClickHouse holding the fixture twice over (as after a resend) and
+// checks each answer.
+func TestDocsQueries(t *testing.T) {
+	s := sharedServer(t)
+	cfg := testConfig(t, s.Addr(), "airlock") // the database the docs name
+	ch, err := dialClickHouse(cfg.ClickHouse, nopLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.close()
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+	for range 2 { // every row twice: the queries must not double count
+		b := ch.newBatch()
+		for _, r := range docsFixture(base) {
+			b.add(r)
+		}
+		if err := b.send(ctxT(t, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts := func(s int) string { return base.Add(time.Duration(s) * time.Second).Format("2006-01-02 15:04:05") }
+	want := map[string][][]string{
+		"Top tools per user": {
+			{"alice", "search_issues", "2"},
+			{"alice", "delete_repo", "1"},
+			{"bob", "create_ticket", "1"},
+		},
+		"Denied calls": {
+			{ts(8), "bob", "agent-b", "jira", "delete_project", "not allowed"},
+			{ts(5), "alice", "agent-a", "github", "delete_repo", "needs approval"},
+		},
+		"Approvals and their latency": {
+			{"req-1", "alice", "delete_repo", "approved", "carol", "60"},
+			{"req-2", "bob", "delete_project", "denied", "carol", "30"},
+		},
+		"Approval latency summary": {
+			{"2", "1", "45", "60"},
+		},
+		"Masked secrets per server": {
+			{"github", "aws_access_key", "2"},
+			{"github", "bearer_token", "1"},
+			{"jira", "field:password", "2"},
+		},
+		"A session's timeline": {
+			{ts(1), "request", "tools/call", "search_issues", "1", "200", "allow", "0", "0", `{"jsonrpc":"2.0","id":1}`},
+			{ts(2), "response", "tools/call", "search_issues", "1", "200", "allow", "0", "1", `{"jsonrpc":"2.0","id":1}`},
+			{ts(3), "request", "tools/call", "search_issues", "2", "200", "allow", "0", "0", `{"jsonrpc":"2.0","id":2}`},
+			{ts(4), "response", "tools/call", "search_issues", "2", "200", "allow", "0", "2", `{"jsonrpc":"2.0","id":2}`},
+			{ts(5), "request", "tools/call", "delete_repo", "3", "200", "deny", "0", "0", `{"jsonrpc":"2.0","id":3}`},
+			{ts(5), "error", "tools/call", "delete_repo", "3", "200", "deny", "0", "0", `{"jsonrpc":"2.0","id":3}`},
+		},
+		"Grants and how they ended": {
+			{"grant-1", "alice", "github", "1", "consumed"},
+		},
+	}
+	conn := connect(t, s.Addr())
+	seen := map[string]bool{}
+	for _, q := range docQueries(t) {
+		t.Run(q.title, func(t *testing.T) {
+			exp, ok := want[q.title]
+			if !ok {
+				t.Fatalf("docs/analytics.md has a query %q this test has no expected answer for", q.title)
+			}
+			seen[q.title] = true
+			rows, err := conn.Query(ctxT(t, time.Minute), q.sql)
+			if err != nil {
+				t.Fatalf("query fails on ClickHouse: %v\n%s", err, q.sql)
+			}
+			defer rows.Close()
+			var got [][]string
+			types := rows.ColumnTypes()
+			for rows.Next() {
+				vals := make([]any, len(types))
+				for i, ct := range types {
+					vals[i] = reflect.New(ct.ScanType()).Interface()
+				}
+				if err := rows.Scan(vals...); err != nil {
+					t.Fatal(err)
+				}
+				row := make([]string, len(vals))
+				for i, v := range vals {
+					row[i] = cell(reflect.ValueOf(v).Elem().Interface())
+				}
+				got = append(got, row)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(exp, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+	for title := range want {
+		if !seen[title] {
+			t.Errorf("expected answer for %q but docs/analytics.md has no such query", title)
+		}
+	}
+}
+
+// cell renders a scanned value as text (times in UTC, seconds).
+func cell(v any) string {
+	switch v := v.(type) {
+	case time.Time:
+		return v.UTC().Format("2006-01-02 15:04:05")
+	case float64:
+		return fmt.Sprint(v)
+	default:
+		return fmt.Sprint(v)
+	}
+}

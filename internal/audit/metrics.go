@@ -1,0 +1,135 @@
+package audit
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the audit pipeline's Prometheus metrics, mirrored in atomic
+// counters that Stats reads.
+type metrics struct {
+	recorded *prometheus.CounterVec // kind
+	dropped  *prometheus.CounterVec // kind
+	rejected *prometheus.CounterVec // kind
+	shipped  *prometheus.CounterVec // table
+	shipErrs prometheus.Counter
+	corrupt  prometheus.Counter
+	bytes    prometheus.Gauge
+	full     prometheus.Gauge
+	segments prometheus.Gauge
+	shipSecs prometheus.Histogram
+
+	recK, dropK, rejK [numKinds]prometheus.Counter
+
+	nRecorded, nDropped, nRejected, nShipped, nShipErrs, nCorrupt atomic.Int64
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		recorded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_audit_recorded_total",
+			Help: "Audit rows accepted by Record, by kind (event, decision, request, grant).",
+		}, []string{"kind"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_audit_dropped_total",
+			Help: "Audit rows dropped because the spool was full (full_policy drop_newest), by kind.",
+		}, []string{"kind"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_audit_rejected_total",
+			Help: "Audit rows refused because the spool was full (full_policy fail_closed), by kind.",
+		}, []string{"kind"}),
+		shipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_audit_shipped_rows_total",
+			Help: "Rows ClickHouse (or the embedded store) acknowledged, by table.",
+		}, []string{"table"}),
+		shipErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_audit_ship_errors_total",
+			Help: "Failed attempts to write a batch (retried until it succeeds).",
+		}),
+		corrupt: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_audit_spool_corrupt_bytes_total",
+			Help: "Spool bytes skipped as torn or corrupt (after a crash).",
+		}),
+		bytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_audit_spool_bytes",
+			Help: "Bytes held by the spool: segments on disk and rows not yet written.",
+		}),
+		full: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_audit_spool_full",
+			Help: "1 while the spool is full and rows are dropped or refused (alarm on this).",
+		}),
+		segments: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_audit_spool_segments",
+			Help: "Sealed spool segments waiting to be shipped.",
+		}),
+		shipSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "airlock_audit_ship_seconds",
+			Help:    "Time to write one batch to ClickHouse (or the embedded store).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+	}
+	for k := kindEvent; int(k) < numKinds; k++ {
+		m.recK[k] = m.recorded.WithLabelValues(k.String())
+		m.dropK[k] = m.dropped.WithLabelValues(k.String())
+		m.rejK[k] = m.rejected.WithLabelValues(k.String())
+	}
+	if reg != nil {
+		reg.MustRegister(m.recorded, m.dropped, m.rejected, m.shipped, m.shipErrs, m.corrupt, m.bytes, m.full, m.segments, m.shipSecs)
+	}
+	return m
+}
+
+func (m *metrics) record(k kind) {
+	m.recK[k].Inc()
+	m.nRecorded.Add(1)
+}
+
+func (m *metrics) drop(k kind) {
+	m.dropK[k].Inc()
+	m.nDropped.Add(1)
+}
+
+func (m *metrics) reject(k kind) {
+	m.rejK[k].Inc()
+	m.nRejected.Add(1)
+}
+
+func (m *metrics) ship(table string, n int) {
+	m.shipped.WithLabelValues(table).Add(float64(n))
+	m.nShipped.Add(int64(n))
+}
+
+func (m *metrics) shipError() {
+	m.shipErrs.Inc()
+	m.nShipErrs.Add(1)
+}
+
+func (m *metrics) corruptBytes(n int) {
+	m.corrupt.Add(float64(n))
+	m.nCorrupt.Add(int64(n))
+}
+
+// Stats is a snapshot of the pipeline's counters since it was opened.
+type Stats struct {
+	Recorded   int64 // rows accepted by Record
+	Dropped    int64 // rows dropped by drop_newest
+	Rejected   int64 // rows refused by fail_closed
+	Shipped    int64 // rows acknowledged by ClickHouse (or written by the embedded store)
+	ShipErrors int64 // failed batch writes (each retried)
+	Corrupt    int64 // spool bytes skipped as torn or corrupt
+	SpoolBytes int64 // bytes held by the spool now
+	Full       bool  // the spool is full now
+	Segments   int   // sealed segments waiting now
+}
+
+func (m *metrics) stats() Stats {
+	return Stats{
+		Recorded:   m.nRecorded.Load(),
+		Dropped:    m.nDropped.Load(),
+		Rejected:   m.nRejected.Load(),
+		Shipped:    m.nShipped.Load(),
+		ShipErrors: m.nShipErrs.Load(),
+		Corrupt:    m.nCorrupt.Load(),
+	}
+}

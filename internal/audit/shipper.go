@@ -1,0 +1,277 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// destination is where the shipper sends rows: ClickHouse.
+type destination interface {
+	newBatch() shipBatch
+}
+
+// shipBatch collects rows and writes them. send writes the rows not yet
+// acknowledged and may be called again after an error; rows a failed
+// attempt did store are stored again (the tables de-duplicate by id).
+type shipBatch interface {
+	add(r Record) // r is only valid during the call
+	len() int
+	send(ctx context.Context) error
+	reset()
+}
+
+// shipper sends sealed segments to the destination in batches of up to
+// batchSize rows, and deletes a segment once every row in it was sent.
+// Two goroutines share the work so that decoding the next batch overlaps
+// the INSERT of the previous one: the reader decodes segments into a
+// batch and hands it, with the segments it completes, to the sender,
+// which writes batches strictly in order and deletes each batch's
+// segments after it was acknowledged. Two batches circulate between them.
+type shipper struct {
+	s             *spool
+	dest          destination
+	batchSize     int
+	flushInterval time.Duration // longest a partial batch waits for more rows
+	log           *slog.Logger
+	m             *metrics
+
+	ctx    context.Context // cancelled to stop at once
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	jobs chan shipJob   // reader → sender
+	free chan shipBatch // sender → reader: batches to fill again
+
+	// crashBeforeDelete, when set, is asked before deleting sent
+	// segments; true stops the shipper there, as a crash would (tests).
+	crashBeforeDelete func() bool
+}
+
+// shipJob is a batch to send and the segments whose last rows it holds
+// (all their other rows are in earlier jobs).
+type shipJob struct {
+	b    shipBatch
+	segs []segmentInfo
+}
+
+func startShipper(s *spool, dest destination, batchSize int, log *slog.Logger, m *metrics, crash func() bool) *shipper {
+	ctx, cancel := context.WithCancel(context.Background())
+	sh := &shipper{
+		s: s, dest: dest, batchSize: batchSize, flushInterval: s.sealEvery, log: log, m: m, ctx: ctx, cancel: cancel,
+		done: make(chan struct{}), jobs: make(chan shipJob, 1), free: make(chan shipBatch, 2),
+		crashBeforeDelete: crash,
+	}
+	sh.free <- dest.newBatch()
+	sh.free <- dest.newBatch()
+	sendDone := make(chan struct{})
+	go func() {
+		defer close(sendDone)
+		sh.sendLoop()
+	}()
+	go func() {
+		sh.readLoop()
+		close(sh.jobs)
+		<-sendDone
+		close(sh.done)
+	}()
+	return sh
+}
+
+// sendLoop writes jobs in order and deletes their segments.
+func (sh *shipper) sendLoop() {
+	for job := range sh.jobs {
+		if job.b.len() > 0 && !sh.send(job.b) {
+			sh.cancel()
+			return
+		}
+		if len(job.segs) > 0 {
+			if sh.crashBeforeDelete != nil && sh.crashBeforeDelete() {
+				sh.cancel()
+				return
+			}
+			sh.delete(job.segs)
+		}
+		job.b.reset()
+		sh.free <- job.b
+	}
+}
+
+// readLoop decodes sealed segments into batches until the writer has
+// stopped and every segment was read, or the shipper is stopped.
+func (sh *shipper) readLoop() {
+	var (
+		b          shipBatch
+		batchStart time.Time
+		queue      []segmentInfo
+		consumed   []segmentInfo // read whole since the last job
+		sc         scratch
+	)
+	// flush hands b and the consumed segments to the sender; false means stop.
+	flush := func() bool {
+		if b == nil && len(consumed) == 0 {
+			return true
+		}
+		if b == nil {
+			if b = sh.batch(); b == nil {
+				return false
+			}
+		}
+		select {
+		case sh.jobs <- shipJob{b: b, segs: consumed}:
+		case <-sh.ctx.Done():
+			return false
+		}
+		b, consumed = nil, nil
+		return true
+	}
+	for {
+		if len(queue) == 0 {
+			queue = sh.s.takeSealed()
+		}
+		if len(queue) == 0 {
+			// Nothing more to read now. A partial batch waits for more
+			// segments until it is flushInterval old (fewer, larger
+			// INSERTs: fewer parts for ClickHouse to merge), unless a
+			// Drain or Close is waiting.
+			if b != nil && b.len() < sh.batchSize && !sh.s.draining() {
+				if wait := sh.flushInterval - time.Since(batchStart); wait > 0 {
+					t := time.NewTimer(wait)
+					select {
+					case <-sh.s.shipWake:
+					case <-sh.s.drainWake:
+					case <-sh.s.writerDone:
+					case <-t.C:
+					case <-sh.ctx.Done():
+						t.Stop()
+						return
+					}
+					t.Stop()
+					continue
+				}
+			}
+			if !flush() {
+				return
+			}
+			select {
+			case <-sh.s.writerDone:
+				if queue = sh.s.takeSealed(); len(queue) == 0 {
+					return
+				}
+				continue
+			default:
+			}
+			select {
+			case <-sh.s.shipWake:
+			case <-sh.s.writerDone:
+			case <-sh.ctx.Done():
+				return
+			}
+			continue
+		}
+		seg := queue[0]
+		queue = queue[1:]
+		data, err := os.ReadFile(seg.path)
+		if err != nil {
+			sh.log.Error("audit spool: reading segment failed; skipping it", "file", seg.path, "err", err)
+			if errors.Is(err, fs.ErrNotExist) {
+				sh.s.freed(seg.size, 1)
+			}
+			continue
+		}
+		payloads, dropped, err := parseSegment(data)
+		if err != nil {
+			bad := seg.path + ".bad"
+			sh.log.Error("audit spool: not a segment; moved aside", "file", seg.path, "to", bad, "err", err)
+			_ = os.Rename(seg.path, bad)
+			sh.s.freed(seg.size, 1)
+			continue
+		}
+		if dropped > 0 {
+			sh.m.corruptBytes(dropped)
+			sh.log.Warn("audit spool: skipped a torn or corrupt tail (left by a crash)", "file", seg.path, "bytes", dropped, "records_read", len(payloads))
+		}
+		for _, p := range payloads {
+			r, err := decodeRecord(p, true, &sc)
+			if err != nil {
+				sh.m.corruptBytes(len(p))
+				sh.log.Error("audit spool: undecodable record skipped", "file", seg.path, "err", err)
+				continue
+			}
+			if b == nil {
+				if b = sh.batch(); b == nil {
+					return
+				}
+				batchStart = time.Now()
+			}
+			b.add(r)
+			if b.len() >= sh.batchSize && !flush() {
+				return
+			}
+		}
+		consumed = append(consumed, seg)
+	}
+}
+
+// batch waits for an empty batch; nil when the shipper is stopped.
+func (sh *shipper) batch() shipBatch {
+	select {
+	case b := <-sh.free:
+		return b
+	case <-sh.ctx.Done():
+		return nil
+	}
+}
+
+// send writes b, retrying with backoff until it succeeds or the shipper
+// is stopped (false).
+func (sh *shipper) send(b shipBatch) bool {
+	backoff := 100 * time.Millisecond
+	var failingSince time.Time
+	var lastLog time.Time
+	for {
+		start := time.Now()
+		err := b.send(sh.ctx)
+		if err == nil {
+			sh.m.shipSecs.Observe(time.Since(start).Seconds())
+			if !failingSince.IsZero() {
+				sh.log.Info("audit: ClickHouse accepts rows again; catching up", "down_for", time.Since(failingSince).Round(time.Millisecond))
+			}
+			return true
+		}
+		if sh.ctx.Err() != nil {
+			return false
+		}
+		sh.m.shipError()
+		if failingSince.IsZero() {
+			failingSince = start
+		}
+		if time.Since(lastLog) >= 30*time.Second {
+			lastLog = time.Now()
+			sh.log.Warn("audit: writing to ClickHouse failed; rows stay in the spool and are retried", "rows", b.len(), "err", err)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-sh.ctx.Done():
+			return false
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (sh *shipper) delete(segs []segmentInfo) {
+	var n int64
+	k := 0
+	for _, seg := range segs {
+		if err := os.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			sh.log.Error("audit spool: deleting a shipped segment failed (its rows will be sent again after a restart)", "file", seg.path, "err", err)
+			continue
+		}
+		n += seg.size
+		k++
+	}
+	sh.s.freed(n, k)
+}

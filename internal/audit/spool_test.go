@@ -1,0 +1,297 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// fakeDest collects event ids; send can be blocked or made to fail.
+type fakeDest struct {
+	mu      sync.Mutex
+	got     map[string]int // event id → times stored
+	gate    chan struct{}  // when non-nil, send waits for it to close
+	failN   int            // fail this many sends first
+	batches int
+}
+
+func newFakeDest() *fakeDest { return &fakeDest{got: map[string]int{}} }
+
+func (d *fakeDest) newBatch() shipBatch { return &fakeBatch{d: d} }
+
+func (d *fakeDest) ids() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]int, len(d.got))
+	for k, v := range d.got {
+		out[k] = v
+	}
+	return out
+}
+
+type fakeBatch struct {
+	d   *fakeDest
+	ids []string
+}
+
+func (b *fakeBatch) add(r Record) { b.ids = append(b.ids, r.(*Event).EventID) }
+func (b *fakeBatch) len() int     { return len(b.ids) }
+func (b *fakeBatch) reset()       { b.ids = b.ids[:0] }
+
+func (b *fakeBatch) send(ctx context.Context) error {
+	b.d.mu.Lock()
+	gate := b.d.gate
+	b.d.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	if b.d.failN > 0 {
+		b.d.failN--
+		return errors.New("injected failure")
+	}
+	b.d.batches++
+	for _, id := range b.ids {
+		b.d.got[id]++
+	}
+	return nil
+}
+
+func spoolConfig(t *testing.T) SpoolConfig {
+	c := Defaults().Spool
+	c.Dir = t.TempDir()
+	c.FsyncInterval = 5 * time.Millisecond
+	c.SegmentBytes = 16 << 10
+	c.MaxBytes = 64 << 20
+	return c
+}
+
+// startSpool runs a spool and shipper over dest.
+func startSpool(t *testing.T, cfg SpoolConfig, dest destination, log *slog.Logger) (*spool, *shipper) {
+	t.Helper()
+	m := newMetrics(nil)
+	sp, err := openSpool(cfg, 20*time.Millisecond, newPreparer(64<<10, nil), m, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := startShipper(sp, dest, 500, log, m, nil)
+	t.Cleanup(func() {
+		sp.closeWriter()
+		sh.cancel()
+		<-sh.done
+		sp.unlock()
+	})
+	return sp, sh
+}
+
+// TestRecordNeverWaitsForDestination: with the destination stuck, every
+// Record returns (the data path never waits for shipping); once it is
+// unstuck every row arrives exactly once.
+func TestRecordNeverWaitsForDestination(t *testing.T) {
+	dest := newFakeDest()
+	dest.gate = make(chan struct{})
+	sp, _ := startSpool(t, spoolConfig(t), dest, nopLog())
+	want := map[string]int{}
+	for i := range 5000 {
+		e := &Event{SessionID: "s", Direction: DirRequest, Payload: strings.Repeat("x", i%200)}
+		if err := sp.Record(e); err != nil {
+			t.Fatal(err)
+		}
+		want[e.EventID] = 1
+	}
+	if n := len(dest.ids()); n != 0 {
+		t.Fatalf("%d rows stored through a closed gate", n)
+	}
+	close(dest.gate)
+	if err := sp.drain(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want, dest.ids()); d != "" {
+		t.Fatalf("stored ids (-want +got):\n%s", d)
+	}
+	if dest.batches < 10 {
+		t.Fatalf("%d batches for 5000 rows with batch size 500", dest.batches)
+	}
+}
+
+// TestShipRetries: failed sends are retried until they succeed; nothing
+// is lost.
+func TestShipRetries(t *testing.T) {
+	dest := newFakeDest()
+	dest.failN = 3
+	sp, _ := startSpool(t, spoolConfig(t), dest, nopLog())
+	want := map[string]int{}
+	for range 1200 {
+		e := &Event{SessionID: "s"}
+		if err := sp.Record(e); err != nil {
+			t.Fatal(err)
+		}
+		want[e.EventID] = 1
+	}
+	if err := sp.drain(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want, dest.ids()); d != "" {
+		t.Fatalf("stored ids (-want +got):\n%s", d)
+	}
+}
+
+// TestSpoolRecoversLeftovers: segments left by a run that died — a sealed
+// one and an open one with a torn last record — are shipped at the next
+// open; the torn record is skipped and counted.
+func TestSpoolRecoversLeftovers(t *testing.T) {
+	cfg := spoolConfig(t)
+	var want []string
+	seg := func(n int) []byte {
+		b := []byte(segMagic)
+		for range n {
+			e := &Event{EventID: NewID(), Time: t0, SessionID: "left"}
+			want = append(want, e.EventID)
+			b = appendFrame(b, e)
+		}
+		return b
+	}
+	if err := os.WriteFile(segmentFile(cfg.Dir, 7, sealedExt), seg(3), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open := seg(2)
+	torn := appendFrame(nil, &Event{EventID: "torn", Time: t0})
+	open = append(open, torn[:len(torn)-5]...)
+	if err := os.WriteFile(segmentFile(cfg.Dir, 8, openExt), open, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.Dir, "README"), []byte("not a segment"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	dest := newFakeDest()
+	sp, _ := startSpool(t, cfg, dest, slog.New(slog.NewTextHandler(&logs, nil)))
+	// New rows go to segments after the leftovers.
+	e := &Event{SessionID: "new"}
+	if err := sp.Record(e); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, e.EventID)
+	if err := sp.drain(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	wantIDs := map[string]int{}
+	for _, id := range want {
+		wantIDs[id] = 1
+	}
+	if d := cmp.Diff(wantIDs, dest.ids()); d != "" {
+		t.Fatalf("stored ids (-want +got):\n%s", d)
+	}
+	if n := sp.m.nCorrupt.Load(); n != int64(len(torn)-5) {
+		t.Fatalf("corrupt bytes %d, want %d", n, len(torn)-5)
+	}
+	if !strings.Contains(logs.String(), "torn") {
+		t.Fatalf("no log about the torn tail:\n%s", logs.String())
+	}
+	left, _ := listSegments(cfg.Dir)
+	if len(left) != 0 {
+		t.Fatalf("segments left after drain: %+v", left)
+	}
+}
+
+// TestSpoolLocked: a second process (here: a second open) cannot use a
+// spool directory in use.
+func TestSpoolLocked(t *testing.T) {
+	cfg := spoolConfig(t)
+	startSpool(t, cfg, newFakeDest(), nopLog())
+	if _, err := openSpool(cfg, time.Second, newPreparer(0, nil), newMetrics(nil), nopLog()); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second open: %v", err)
+	}
+}
+
+func TestRecordNil(t *testing.T) {
+	sp, _ := startSpool(t, spoolConfig(t), newFakeDest(), nopLog())
+	var e *Event
+	if err := sp.Record(e); !errors.Is(err, ErrNilRecord) {
+		t.Fatalf("got %v", err)
+	}
+	if err := sp.Record(nil); !errors.Is(err, ErrNilRecord) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestPreparerStampsIncrease(t *testing.T) {
+	fixed := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := newPreparer(8, func() time.Time { return fixed })
+	var last time.Time
+	for i := range 100 {
+		e := &Event{Payload: "ééééé"} // 10 bytes; cap 8 cuts at a rune boundary
+		if err := p.prepare(e); err != nil {
+			t.Fatal(err)
+		}
+		if !e.Time.After(last) {
+			t.Fatalf("stamp %d not after the previous one", i)
+		}
+		last = e.Time
+		if e.Payload != "éééé" || !e.Truncated || e.Bytes != 10 {
+			t.Fatalf("payload %q truncated %v bytes %d", e.Payload, e.Truncated, e.Bytes)
+		}
+	}
+}
+
+func BenchmarkRecord(b *testing.B) {
+	dir := b.TempDir()
+	cfg := Defaults().Spool
+	cfg.Dir = dir
+	m := newMetrics(nil)
+	sp, err := openSpool(cfg, time.Second, newPreparer(64<<10, nil), m, nopLog())
+	if err != nil {
+		b.Fatal(err)
+	}
+	// A destination that accepts and forgets everything: what is measured
+	// is Record plus the spool's writer and shipper.
+	sh := startShipper(sp, discardDest{}, 10000, nopLog(), m, nil)
+	defer func() {
+		sp.closeWriter()
+		sh.cancel()
+		<-sh.done
+		sp.unlock()
+	}()
+	tmpl := sessionEvents("s1", 1, t0)[0]
+	tmpl.Masked = map[string]int{"aws_access_key": 1}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			e := *tmpl
+			e.EventID, e.Time = "", time.Time{}
+			if err := sp.Record(&e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+type discardDest struct{}
+
+func (discardDest) newBatch() shipBatch { return &discardBatch{cols: &eventCols{}} }
+
+// discardBatch builds the ClickHouse columns (as the real batch does) and
+// drops them.
+type discardBatch struct{ cols *eventCols }
+
+func (b *discardBatch) add(r Record) {
+	if e, ok := r.(*Event); ok {
+		b.cols.add(e)
+	}
+}
+func (b *discardBatch) len() int                   { return b.cols.len() }
+func (b *discardBatch) send(context.Context) error { return nil }
+func (b *discardBatch) reset()                     { b.cols.reset() }
