@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mcp"
@@ -71,6 +72,13 @@ type Result struct {
 	Body            []byte
 	// Metadata is emitted as Envoy dynamic metadata (namespace envoy.filters.http.ext_authz).
 	Metadata map[string]any
+
+	// what the decision was about, for the audit record
+	target    string
+	principal *identity.Principal
+	call      *mcp.Call
+	grant     string
+	policyVer string
 }
 
 // Verifier checks bearer tokens (internal/identity implements it).
@@ -92,7 +100,9 @@ type Options struct {
 	Approvals Approvals
 	Logger    *slog.Logger
 	Metrics   *Metrics
-	Now       func() time.Time
+	// Audit receives every decision (nil: none recorded).
+	Audit audit.Sink
+	Now   func() time.Time
 }
 
 // Authorizer is the gRPC-free decision pipeline.
@@ -103,6 +113,7 @@ type Authorizer struct {
 	approvals Approvals
 	log       *slog.Logger
 	metrics   *Metrics
+	audit     audit.Sink
 	now       func() time.Time
 	maxBody   int
 	origins   *origins
@@ -122,7 +133,7 @@ func New(cfg *config.Config, opts Options) (*Authorizer, error) {
 	a := &Authorizer{
 		targets: ts, verifier: opts.Verifier, policy: opts.Policy, approvals: opts.Approvals,
 		log: opts.Logger, metrics: opts.Metrics, now: opts.Now, maxBody: cfg.Limits.MaxRequestBytes,
-		origins: newOrigins(cfg.AllowedOrigins),
+		origins: newOrigins(cfg.AllowedOrigins), audit: opts.Audit,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -137,10 +148,36 @@ func New(cfg *config.Config, opts Options) (*Authorizer, error) {
 func (a *Authorizer) Check(ctx context.Context, req *Request) *Result {
 	start := time.Now()
 	res := a.check(ctx, req)
+	took := time.Since(start)
 	if a.metrics != nil {
-		a.metrics.observe(res.Outcome, time.Since(start))
+		a.metrics.observe(res.Outcome, took)
+	}
+	if a.audit != nil {
+		a.record(res, took)
 	}
 	return res
+}
+
+// record sends the decision to the audit trail (never the token or the
+// arguments: those are in the masked message record).
+func (a *Authorizer) record(r *Result, took time.Duration) {
+	d := &audit.Decision{
+		DecisionID: r.DecisionID, Time: a.now(), Target: r.target, Outcome: string(r.Outcome),
+		Reason: r.Reason, Status: r.Status, LatencyUS: took.Microseconds(), GrantID: r.grant, PolicyVersion: r.policyVer,
+	}
+	if p := r.principal; p != nil {
+		d.Principal, d.ClientID, d.Issuer = p.Subject, p.ClientID, p.Issuer
+	}
+	if c := r.call; c != nil {
+		d.SessionID = c.SessionID
+		if len(c.Messages) > 0 {
+			m := c.Messages[0]
+			d.Method, d.Tool, d.JSONRPCID = m.Method, m.Tool+m.URI+m.Prompt, string(m.ID)
+		}
+	}
+	if err := a.audit.Record(d); err != nil {
+		a.log.Error("audit refused a decision", "decision_id", r.DecisionID, "error", err)
+	}
 }
 
 func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
@@ -227,6 +264,16 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
 
 // finish logs the decision (never a token, argument or credential).
 func (a *Authorizer) finish(t *target, p *identity.Principal, call *mcp.Call, r *Result) *Result {
+	r.principal, r.call = p, call
+	if t != nil {
+		r.target = t.cfg.Name
+	}
+	if g, ok := r.Metadata["grant"].(string); ok {
+		r.grant = g
+	}
+	if v, ok := r.Metadata["policy_version"].(string); ok {
+		r.policyVer = v
+	}
 	if !a.log.Enabled(context.Background(), slog.LevelInfo) {
 		return r
 	}

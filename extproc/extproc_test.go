@@ -315,6 +315,8 @@ func TestAuditFullFailsClosed(t *testing.T) {
 	x.send(&extprocv3.ProcessingRequest{MetadataContext: authzMeta(meta), Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: headers(":method", "POST")}})
 	x.recv()
 	x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(toolCall), EndOfStream: true}}})
+	x.recv()
+	x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: headers(":status", "200", "content-type", "application/json")}})
 	if ir := x.recv().GetImmediateResponse(); ir == nil || ir.GetStatus().GetCode() != 503 {
 		t.Fatalf("an unrecordable call must be refused with 503, got %v", ir)
 	}

@@ -64,9 +64,27 @@ func (s *Stream) recordRequest(body []byte) {
 		if m.Method != "" && len(m.JSONRPCID) > 0 {
 			s.requests[m.JSONRPCID] = requestInfo{method: m.Method, tool: m.Tool}
 		}
-		s.emit(m)
+		// Held until the response headers: an initialize request learns
+		// its session id only from the response.
+		s.pending = append(s.pending, m)
 	}
 }
+
+// flushRequests records the held request messages, with the session id
+// the exchange ended up with.
+func (s *Stream) flushRequests() {
+	for _, m := range s.pending {
+		if m.SessionID == "" {
+			m.SessionID = s.session
+		}
+		s.emit(m)
+	}
+	s.pending = nil
+}
+
+// Close ends the stream: request messages whose response never came are
+// still recorded.
+func (s *Stream) Close() { s.flushRequests() }
 
 // recordResponse records the messages of a JSON response body. The
 // body's mask counts go with its first message (a batch is masked whole),

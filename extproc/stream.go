@@ -56,6 +56,7 @@ type Stream struct {
 	// auditErr is set when the recorder refused a message (fail-closed
 	// audit): the exchange is then failed.
 	auditErr error
+	pending  []Message // request messages, recorded at the response headers
 }
 
 type requestInfo struct{ method, tool string }
@@ -116,9 +117,6 @@ func (s *Stream) requestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRespons
 	if b.GetEndOfStream() {
 		s.recordRequest(s.reqBody)
 		s.reqBody = nil
-		if s.auditErr != nil {
-			return s.fail(503, s.auditErr)
-		}
 	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}
 }
@@ -127,6 +125,10 @@ func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 	s.status, _ = strconv.Atoi(header(h, ":status"))
 	if v := header(h, "mcp-session-id"); v != "" && s.session == "" {
 		s.session = v
+	}
+	s.flushRequests()
+	if s.auditErr != nil {
+		return s.fail(503, s.auditErr)
 	}
 	ct, _, _ := mime.ParseMediaType(header(h, "content-type"))
 	switch {

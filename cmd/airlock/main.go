@@ -12,10 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
 	"github.com/airlock-mcp/airlock/envoy"
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/cli"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/policy"
@@ -27,6 +29,10 @@ const usage = `airlock — just-in-time, policy-checked access from AI agents to
 Usage:
   airlock serve     --config airlock.yaml   run ext_authz, the HTTP API and policy reload
   airlock validate  --config airlock.yaml   check the config and the policies, then exit
+  airlock sessions  --config airlock.yaml [--principal P] [--target T] [--since 24h] [--limit N]
+                                            list recorded MCP sessions (ClickHouse or the embedded store)
+  airlock replay    --config airlock.yaml [--payloads] SESSION
+                                            print a session's messages in order, as they happened
   airlock envoy bootstrap --config airlock.yaml [--node-id ID] [--node-cluster C] [--static] [--sotw]
                                             print the Envoy bootstrap: ADS from airlock (default),
                                             or --static with everything inline
@@ -53,6 +59,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return cli.Run(ctx, args, cli.Env{Stdout: stdout, Stderr: stderr})
+	case "sessions":
+		err = cmdSessions(args[1:], stdout)
+	case "replay":
+		err = cmdReplay(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage+cli.Usage())
 		return 0
@@ -183,4 +193,56 @@ func cmdEnvoy(args []string, stdout io.Writer) error {
 	}
 	_, err = stdout.Write(out)
 	return err
+}
+
+func openAudit(path string) (audit.StoreCloser, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return audit.OpenStore(context.Background(), cfg.Audit, audit.Options{})
+}
+
+func cmdSessions(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("sessions", flag.ContinueOnError)
+	path := configFlag(fs)
+	principal := fs.String("principal", "", "only this user (token subject)")
+	target := fs.String("target", "", "only this target")
+	since := fs.Duration("since", 24*time.Hour, "sessions active in this past window")
+	limit := fs.Int("limit", 50, "at most this many sessions")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, err := openAudit(*path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	sums, err := st.Sessions(context.Background(), audit.SessionFilter{Principal: *principal, Target: *target, Since: time.Now().Add(-*since), Limit: *limit})
+	if err != nil {
+		return err
+	}
+	return audit.WriteSessions(stdout, sums)
+}
+
+func cmdReplay(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	path := configFlag(fs)
+	payloads := fs.Bool("payloads", false, "print each message's (masked) payload")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: airlock replay --config airlock.yaml [--payloads] SESSION")
+	}
+	st, err := openAudit(*path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	evs, err := st.Replay(context.Background(), fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	return audit.WriteTimeline(stdout, evs, audit.TimelineOptions{Payloads: *payloads})
 }

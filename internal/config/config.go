@@ -19,6 +19,7 @@ import (
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/notify"
 )
@@ -36,6 +37,7 @@ func Defaults() Config {
 		Policy:        Policy{Dir: "policies", Query: "data.airlock.decision", ReloadInterval: 2 * time.Second},
 		Masking:       Masking{MaxEventBytes: 1 << 20, MaxBodyBytes: 8 << 20},
 		Grants:        grants.Defaults(),
+		Audit:         auditDefaults(),
 		Notifications: notify.Defaults(),
 		Limits:        Limits{MaxRequestBytes: 1 << 20, TokenCacheSize: 10000},
 		Log:           Log{Level: "info", Format: "text"},
@@ -205,7 +207,18 @@ func (c *Config) resolvePaths(base string) {
 	}
 	c.Policy.Dir = abs(c.Policy.Dir)
 	c.Grants.Dir = abs(c.Grants.Dir)
+	c.Audit.Spool.Dir = abs(c.Audit.Spool.Dir)
+	c.Audit.Embedded.Dir = abs(c.Audit.Embedded.Dir)
 	for i := range c.Targets {
 		c.Targets[i].Credential.File = abs(c.Targets[i].Credential.File)
 	}
+}
+
+// auditDefaults keeps airlock's state next to its config by default (like
+// grants.dir), so a first run needs no writable /var/lib.
+func auditDefaults() audit.Config {
+	a := audit.Defaults()
+	a.Spool.Dir = "data/audit-spool"
+	a.Embedded.Dir = "data/audit"
+	return a
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/airlock-mcp/airlock/internal/approvals"
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mask"
@@ -33,10 +34,13 @@ type Config struct {
 	Notifications notify.Config `yaml:"notifications"`
 	// API is the approvals API (its token audience); Inbox the approvers'
 	// web inbox and its OIDC sign-in (off unless an issuer is set).
-	API    approvals.APIConfig   `yaml:"api"`
-	Inbox  approvals.InboxConfig `yaml:"inbox"`
-	Limits Limits                `yaml:"limits"`
-	Log    Log                   `yaml:"log"`
+	API   approvals.APIConfig   `yaml:"api"`
+	Inbox approvals.InboxConfig `yaml:"inbox"`
+	// Audit is where every MCP message and decision is recorded: ClickHouse
+	// through a local spool, or the embedded store when no ClickHouse is set.
+	Audit  audit.Config `yaml:"audit"`
+	Limits Limits       `yaml:"limits"`
+	Log    Log          `yaml:"log"`
 }
 
 // Listen holds the address of each service; an empty address turns it off.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/airlock-mcp/airlock/internal/approvals"
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/notify"
@@ -191,6 +192,14 @@ func (c *Config) Validate() error {
 			} else {
 				add(fieldErr(prefix, "%v", e))
 			}
+		}
+	}
+	var aue *audit.FieldError
+	for _, err := range unjoin(c.Audit.Validate()) {
+		if errors.As(err, &aue) {
+			add(fieldErr(aue.Field, "%s", aue.Msg))
+		} else {
+			add(fieldErr("audit", "%v", err))
 		}
 	}
 	var ne *notify.FieldError

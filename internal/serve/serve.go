@@ -27,6 +27,7 @@ import (
 	"github.com/airlock-mcp/airlock/extproc"
 	"github.com/airlock-mcp/airlock/internal/api"
 	"github.com/airlock-mcp/airlock/internal/approvals"
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
@@ -42,6 +43,7 @@ type Gateway struct {
 	Authorizer *extauthz.Authorizer
 	Policy     *policy.Store
 	Grants     *grants.Service
+	Audit      audit.Recorder
 	HTTP       *api.Server
 	Registry   *prometheus.Registry
 
@@ -93,6 +95,15 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	if st := store.Current().CacheStats(); !st.Enabled {
 		log.Warn("policy decisions will not be cached", "why", st.Reason)
 	}
+	rec, err := audit.Open(ctx, cfg.Audit, audit.Options{Logger: log.With("component", "audit"), Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	closeAudit := func() error {
+		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return rec.Close(actx) // what is not shipped stays spooled for the next start
+	}
 	sender, err := notify.New(cfg.Notifications, notify.Options{
 		Logger: log.With("component", "notify"), ApprovalURL: cfg.Grants.RequestURL,
 	})
@@ -102,25 +113,31 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	gstore, err := grants.OpenFileStore(cfg.Grants.Dir, grants.FileStoreOptions{Logger: log.With("component", "grants")})
 	if err != nil {
 		sender.Close()
+		closeAudit()
 		return nil, err
 	}
-	svc, err := grants.New(gstore, cfg.Grants, grants.Options{Notifier: sender, Logger: log.With("component", "grants")})
+	svc, err := grants.New(gstore, cfg.Grants, grants.Options{
+		Notifier: sender, Auditor: grantAuditor{sink: rec, log: log}, Logger: log.With("component", "grants"),
+	})
 	if err != nil {
 		gstore.Close()
 		sender.Close()
+		closeAudit()
 		return nil, err
 	}
 	authz, err := extauthz.New(cfg, extauthz.Options{
-		Verifier: ver, Policy: store, Approvals: svc,
+		Verifier: ver, Policy: store, Approvals: svc, Audit: rec,
 		Logger: log.With("component", "extauthz"), Metrics: extauthz.NewMetrics(reg),
 	})
 	if err != nil {
 		svc.Close()
 		sender.Close()
+		closeAudit()
 		return nil, err
 	}
 	g := &Gateway{Config: cfg, Authorizer: authz, Policy: store, Grants: svc, Registry: reg, log: log, done: make(chan struct{}), errc: make(chan error, 8)}
-	g.closers = append(g.closers, svc.Close, func() error { sender.Close(); return nil })
+	g.Audit = rec
+	g.closers = append(g.closers, svc.Close, func() error { sender.Close(); return nil }, closeAudit)
 	g.HTTP = api.New(cfg, api.Options{Gatherer: reg, Logger: log.With("component", "http")})
 	var ts []approvals.Target
 	for _, t := range cfg.Targets {
@@ -148,7 +165,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	}
 	g.HTTP.Handle("/airlock/", ah)
 	g.Processor = extproc.New(extproc.Options{
-		Profiles: profiles, Logger: log.With("component", "extproc"), Registry: reg,
+		Profiles: profiles, Recorder: messageRecorder{rec}, Logger: log.With("component", "extproc"), Registry: reg,
 		MaxEventBytes: cfg.Masking.MaxEventBytes, MaxBodyBytes: cfg.Masking.MaxBodyBytes,
 	})
 
