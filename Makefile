@@ -6,7 +6,7 @@ NODE_DIR := test/node
 # Go test timeout for the whole run; keep `make test` well under 20 minutes on 2 cores.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test test-deps lint bench bench-go bench-authz demo clean fuzz
+.PHONY: all build test test-deps lint bench bench-go bench-authz bench-xds bench-audit demo clean fuzz
 
 all: build
 
@@ -30,6 +30,11 @@ lint:
 fuzz:
 	$(GO) test ./internal/mcp -run '^$$' -fuzz FuzzParseHTTP -fuzztime 200000x
 	$(GO) test ./internal/config -run '^$$' -fuzz FuzzParse -fuzztime 200000x
+	$(GO) test ./internal/mask -run '^$$' -fuzz FuzzMaskJSON -fuzztime 200000x
+	$(GO) test ./internal/mask -run '^$$' -fuzz FuzzSSE -fuzztime 200000x
+	$(GO) test ./internal/audit -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 200000x
+	$(GO) test ./internal/audit -run '^$$' -fuzz FuzzParseSegment -fuzztime 200000x
+	$(GO) test ./internal/grants -run '^$$' -fuzz FuzzScanFrames -fuzztime 200000x
 
 # Build airlock, start an OIDC issuer, two MCP servers, `airlock serve` and
 # the data path (Envoy if on PATH, else the local stand-in), run a scripted
@@ -39,10 +44,20 @@ demo: build test-deps
 
 # Benchmarks: Go micro-benchmarks of the hot paths, then the load drivers.
 # Figures and how to read them: docs/benchmarks.md.
-bench: bench-go bench-authz
+bench: bench-go bench-authz bench-xds bench-audit
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./internal/mcp ./internal/identity ./internal/policy ./internal/mask ./extauthz ./extproc
+
+# xDS: time and cost from a grant change to the client holding the routes,
+# with 1,000 and 10,000 live grants.
+bench-xds:
+	$(GO) test -run '^$$' -bench 'GrantChange/delta|UpsertGrant|GrantScope' -benchmem -benchtime 2000x ./xds
+	$(GO) test -run '^$$' -bench 'GrantChange/sotw' -benchtime 200x ./xds
+
+# Audit ingestion into a local ClickHouse (started by the driver).
+bench-audit:
+	$(GO) run ./test/bench/auditload
 
 # ext_authz load benchmark: airlock against a no-op Check server, each in
 # its own process on loopback. The opa-envoy-plugin peer runs only when
