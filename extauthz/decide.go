@@ -4,26 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mcp"
 	"github.com/airlock-mcp/airlock/internal/policy"
 )
-
-// forwardedHeaders are request headers policy may see; the token and
-// cookies never reach policy input (or the decision log it may write).
-func policyHeaders(h map[string]string) map[string]string {
-	out := make(map[string]string, len(h))
-	for k, v := range h {
-		switch {
-		case k == "authorization", k == "cookie", k == "proxy-authorization", strings.HasPrefix(k, ":"):
-			continue
-		}
-		out[k] = v
-	}
-	return out
-}
 
 // decide evaluates policy for every message of the call and combines the
 // results: deny wins over approval, approval over allow. A GET or DELETE
@@ -44,9 +29,12 @@ func (a *Authorizer) decide(ctx context.Context, t *target, p *identity.Principa
 	in := &policy.Input{
 		Principal: p,
 		Target:    t.input,
-		Request:   policy.RequestInput{Method: req.Method, Path: req.Path, Host: req.Host, Headers: policyHeaders(req.Headers)},
-		Grants:    grants,
-		Time:      now,
+		// The headers go as Envoy sent them: policy's input builder leaves
+		// out pseudo-headers and credentials, and builds them only for a
+		// policy that reads input.request.headers.
+		Request: policy.RequestInput{Method: req.Method, Path: req.Path, Host: req.Host, Headers: req.Headers},
+		Grants:  grants,
+		Time:    now,
 	}
 	base := policy.MessageInput{ProtocolVersion: call.ProtocolVersion, SessionID: call.SessionID, Batch: call.Batch}
 	if len(call.Messages) == 0 {

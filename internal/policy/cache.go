@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -325,7 +326,7 @@ func (d *inputDeps) key(in *Input) ([32]byte, error) {
 		if rd("headers") {
 			names := make([]string, 0, len(r.Headers))
 			for k := range r.Headers {
-				if !credentialHeaders[k] {
+				if !credentialHeaders[strings.ToLower(k)] && !strings.HasPrefix(k, ":") {
 					names = append(names, k)
 				}
 			}

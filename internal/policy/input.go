@@ -198,8 +198,8 @@ var credentialHeaders = map[string]bool{
 func headersTerm(h map[string]string) *ast.Term {
 	kvs := make([][2]*ast.Term, 0, len(h))
 	for k, v := range h {
-		if credentialHeaders[strings.ToLower(k)] {
-			continue
+		if credentialHeaders[strings.ToLower(k)] || strings.HasPrefix(k, ":") {
+			continue // credentials never reach policy; pseudo-headers are in method/path/host
 		}
 		kvs = append(kvs, [2]*ast.Term{ast.StringTerm(k), ast.StringTerm(v)})
 	}
