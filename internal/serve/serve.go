@@ -179,17 +179,6 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	}); err != nil {
 		return fail(err)
 	}
-	if cfg.Listen.XDS != "" {
-		x, err := xds.New(cfg, xds.Options{Logger: log.With("component", "xds"), Registerer: reg})
-		if err != nil {
-			return fail(err)
-		}
-		g.XDS = x
-		g.closers = append(g.closers, func() error { x.Close(); return nil })
-		if g.XDSAddr, err = g.serveGRPC("listen.xds", cfg.Listen.XDS, x.Register); err != nil {
-			return fail(err)
-		}
-	}
 	if cfg.Listen.HTTP != "" {
 		l, err := net.Listen("tcp", cfg.Listen.HTTP)
 		if err != nil {
@@ -202,6 +191,28 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 				g.errc <- err
 			}
 		}()
+	}
+	if cfg.Listen.XDS != "" {
+		// Envoy's clusters for airlock's own services point at the
+		// addresses actually bound (a config may ask for port 0).
+		resolved := *cfg
+		for _, a := range []struct {
+			dst  *string
+			addr net.Addr
+		}{{&resolved.Listen.Authz, g.AuthzAddr}, {&resolved.Listen.Proc, g.ProcAddr}, {&resolved.Listen.HTTP, g.HTTPAddr}} {
+			if a.addr != nil {
+				*a.dst = a.addr.String()
+			}
+		}
+		x, err := xds.New(&resolved, xds.Options{Logger: log.With("component", "xds"), Registerer: reg})
+		if err != nil {
+			return fail(err)
+		}
+		g.XDS = x
+		g.closers = append(g.closers, func() error { x.Close(); return nil })
+		if g.XDSAddr, err = g.serveGRPC("listen.xds", cfg.Listen.XDS, x.Register); err != nil {
+			return fail(err)
+		}
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	g.cancel = cancel
