@@ -21,6 +21,35 @@ type Approvals interface {
 	Hold(ctx context.Context, p grants.OpenParams) (*grants.HoldResult, error)
 }
 
+// GrantRoutes is the xDS server: a grant's route reaches Envoy
+// asynchronously, and a call sent with the grant header before Envoy holds
+// the route would get Envoy's "no live grant route" 403.
+type GrantRoutes interface {
+	WaitGrantRoute(ctx context.Context, grantID string) error
+}
+
+// SetGrantRoutes tells the Authorizer about the xDS server once it runs
+// (it needs the addresses the gRPC services bound, so it starts after them).
+func (a *Authorizer) SetGrantRoutes(r GrantRoutes) { a.routes.Store(&r) }
+
+// routeWait bounds how long a granted call waits for its route.
+const routeWait = 2 * time.Second
+
+// awaitRoute waits until every connected Envoy holds the grant's route.
+// On timeout the call still goes with the grant header: Envoy's route
+// layer then refuses it (fail closed), and the agent's retry succeeds.
+func (a *Authorizer) awaitRoute(ctx context.Context, id, grantID string) {
+	r := a.routes.Load()
+	if r == nil || grantID == "" {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, routeWait)
+	defer cancel()
+	if err := (*r).WaitGrantRoute(wctx, grantID); err != nil {
+		a.log.Warn("granted call goes before its route reached every Envoy", "decision_id", id, "grant", grantID, "error", err)
+	}
+}
+
 // useGrant takes one use of the grant policy allowed the call with, before
 // the call goes through: a single-use grant is consumed here exactly once
 // however many identical calls race for it (the losers are decided again
@@ -74,6 +103,7 @@ func (a *Authorizer) hold(ctx context.Context, id string, t *target, p *identity
 	case grants.HoldAllowed:
 		d.Outcome, d.Grant = policy.OutcomeAllow, res.Grant.ID
 		d.Reason = fmt.Sprintf("approved in request %s", r.ID)
+		a.awaitRoute(ctx, id, d.Grant)
 		return t.allow(id, p, call, req, d)
 	case grants.HoldDenied:
 		return policyDenied(id, call, OutcomeDeny, 403, fmt.Sprintf("request %s was %s", r.ID, r.EndReason))

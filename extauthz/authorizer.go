@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlock-mcp/airlock/internal/audit"
@@ -114,6 +115,7 @@ type Authorizer struct {
 	log       *slog.Logger
 	metrics   *Metrics
 	audit     audit.Sink
+	routes    atomic.Pointer[GrantRoutes]
 	now       func() time.Time
 	maxBody   int
 	origins   *origins
@@ -249,6 +251,7 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
 				if !ok {
 					return a.finish(t, p, call, policyDenied(id, call, OutcomeDeny, 403, "the grants for this call are in use; retry"))
 				}
+				a.awaitRoute(ctx, id, d.Grant)
 			}
 			return a.finish(t, p, call, t.allow(id, p, call, req, d))
 		case policy.OutcomeApprovalRequired:

@@ -10,6 +10,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 )
 
@@ -31,6 +32,7 @@ type streamState struct {
 	node  string
 	delta bool
 	sent  map[string]sent
+	acks  *ackState // scoped routes this stream has applied
 }
 
 type sent struct {
@@ -58,7 +60,10 @@ func (c *callbacks) closed(id int64, delta bool) {
 	c.streamsMu.Lock()
 	st := c.streams[id]
 	delete(c.streams, id)
+	ch := c.ackCh
+	c.ackCh = make(chan struct{}) // a waiter no longer waits for this Envoy
 	c.streamsMu.Unlock()
+	close(ch)
 	c.metrics.streams.WithLabelValues(mode(delta)).Dec()
 	if st == nil {
 		return
@@ -173,6 +178,7 @@ func (c *callbacks) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) e
 	if err != nil {
 		return err
 	}
+	c.ackedScopes(id, req.GetTypeUrl(), req.GetResponseNonce(), detail != nil)
 	if detail != nil && rejected.nonce != "" {
 		req.VersionInfo = rejected.version
 	}
@@ -183,6 +189,9 @@ func (c *callbacks) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) e
 func (c *callbacks) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
 	c.metrics.pushes.WithLabelValues(resp.GetTypeUrl(), "sotw").Inc()
 	c.record(id, resp.GetTypeUrl(), sent{nonce: resp.GetNonce(), version: resp.GetVersionInfo(), sotw: resp})
+	if resp.GetTypeUrl() == resource.ScopedRouteType {
+		c.sentScopes(id, resp.GetNonce(), sotwScopes(resp))
+	}
 }
 
 // OnDeltaStreamOpen counts a delta stream.
@@ -201,6 +210,9 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscovery
 		detail = statusErr(d.GetCode(), d.GetMessage())
 	}
 	_, err := c.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), detail)
+	if err == nil {
+		c.ackedScopes(id, req.GetTypeUrl(), req.GetResponseNonce(), detail != nil)
+	}
 	return err
 }
 
@@ -208,6 +220,9 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscovery
 func (c *callbacks) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
 	c.metrics.pushes.WithLabelValues(resp.GetTypeUrl(), "delta").Inc()
 	c.record(id, resp.GetTypeUrl(), sent{nonce: resp.GetNonce(), version: resp.GetSystemVersionInfo(), delta: resp})
+	if resp.GetTypeUrl() == resource.ScopedRouteType {
+		c.sentScopes(id, resp.GetNonce(), deltaScopes(resp))
+	}
 }
 
 // OnFetchRequest accepts REST fetches (not used by airlock's bootstraps).

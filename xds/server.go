@@ -73,6 +73,7 @@ type Server struct {
 
 	streamsMu sync.Mutex
 	streams   map[int64]*streamState
+	ackCh     chan struct{} // closed and replaced on every scoped-route ACK
 }
 
 // New renders cfg and starts the grant expiry timer. Call Register to
@@ -97,6 +98,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		grants:   map[string]Grant{},
 		nodeRefs: map[string]int{},
 		streams:  map[int64]*streamState{},
+		ackCh:    make(chan struct{}),
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 	}

@@ -209,6 +209,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 			return fail(err)
 		}
 		g.XDS = x
+		authz.SetGrantRoutes(x)
 		g.closers = append(g.closers, func() error { x.Close(); return nil })
 		if g.XDSAddr, err = g.serveGRPC("listen.xds", cfg.Listen.XDS, x.Register); err != nil {
 			return fail(err)

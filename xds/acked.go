@@ -1,0 +1,127 @@
+package xds
+
+import (
+	"context"
+	"fmt"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+)
+
+// What each connected Envoy has applied.
+//
+// A grant's route reaches Envoy asynchronously, so a call allowed under a
+// grant issued a moment ago could reach Envoy's route layer before the
+// grant's scope does, and get the "no live grant route" 403. ext_authz
+// therefore waits (WaitGrantRoute) until every connected Envoy has
+// acknowledged the grant's scope before it lets the call go with the
+// grant header. An ACK is a request that answers a response's nonce
+// without error_detail: Envoy accepted that response.
+
+// ackState is one stream's scoped-route knowledge.
+type ackState struct {
+	seen    bool                // the stream subscribed to scoped routes
+	has     map[string]bool     // scope names it has acknowledged
+	pending map[string]ackDelta // nonce → what that response changes
+}
+
+type ackDelta struct {
+	add, remove []string
+	full        bool // SotW: the response is the whole set
+}
+
+func (st *streamState) ack() *ackState {
+	if st.acks == nil {
+		st.acks = &ackState{has: map[string]bool{}, pending: map[string]ackDelta{}}
+	}
+	return st.acks
+}
+
+// sentScopes notes the scopes a response carries, until Envoy answers it.
+func (c *callbacks) sentScopes(id int64, nonce string, d ackDelta) {
+	c.streamsMu.Lock()
+	defer c.streamsMu.Unlock()
+	if st := c.streams[id]; st != nil {
+		a := st.ack()
+		a.seen = true
+		a.pending[nonce] = d
+	}
+}
+
+// ackedScopes applies the response a request answered, when it is an ACK.
+func (c *callbacks) ackedScopes(id int64, typeURL, nonce string, nack bool) {
+	if typeURL != resource.ScopedRouteType || nonce == "" {
+		return
+	}
+	c.streamsMu.Lock()
+	st := c.streams[id]
+	if st == nil || st.acks == nil {
+		c.streamsMu.Unlock()
+		return
+	}
+	a := st.acks
+	d, ok := a.pending[nonce]
+	delete(a.pending, nonce)
+	if ok && !nack {
+		if d.full {
+			a.has = map[string]bool{}
+		}
+		for _, n := range d.remove {
+			delete(a.has, n)
+		}
+		for _, n := range d.add {
+			a.has[n] = true
+		}
+	}
+	ch := c.ackCh
+	c.ackCh = make(chan struct{})
+	c.streamsMu.Unlock()
+	close(ch)
+}
+
+func deltaScopes(resp *discovery.DeltaDiscoveryResponse) ackDelta {
+	var d ackDelta
+	for _, r := range resp.GetResources() {
+		d.add = append(d.add, r.GetName())
+	}
+	d.remove = resp.GetRemovedResources()
+	return d
+}
+
+func sotwScopes(resp *discovery.DiscoveryResponse) ackDelta {
+	d := ackDelta{full: true}
+	for _, a := range resp.GetResources() {
+		if m, err := a.UnmarshalNew(); err == nil {
+			d.add = append(d.add, cache.GetResourceName(m))
+		}
+	}
+	return d
+}
+
+// WaitGrantRoute returns when every connected Envoy that takes scoped
+// routes has acknowledged the grant's scope, or with an error when ctx
+// ends first. With no Envoy connected it returns at once.
+func (s *Server) WaitGrantRoute(ctx context.Context, grantID string) error {
+	name := ScopeName(grantID)
+	c := (*callbacks)(s)
+	for {
+		s.streamsMu.Lock()
+		missing := 0
+		for _, st := range s.streams {
+			if st.acks != nil && st.acks.seen && !st.acks.has[name] {
+				missing++
+			}
+		}
+		ch := c.ackCh
+		s.streamsMu.Unlock()
+		if missing == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("the route of grant %s is not yet in %d Envoy(s): %w", grantID, missing, ctx.Err())
+		}
+	}
+}

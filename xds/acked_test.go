@@ -1,0 +1,37 @@
+package xds
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// WaitGrantRoute returns once the connected Envoy acknowledged the grant's
+// scope — after which a call with the grant header routes — and fails for
+// a grant whose scope never arrives. Both ADS modes.
+func TestWaitGrantRoute(t *testing.T) {
+	for _, delta := range []bool{true, false} {
+		t.Run(mode(delta), func(t *testing.T) {
+			g := startGateway(t, delta)
+			if err := g.srv.UpsertGrant(Grant{ID: "gr_wait", Target: "github", Expiry: time.Now().Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			if err := g.srv.WaitGrantRoute(ctx, "gr_wait"); err != nil {
+				t.Fatal(err)
+			}
+			// Acknowledged means applied: the granted call routes now, with no retry.
+			status, body := g.call(t, "/mcp/github", map[string]string{"x-test-grant": "gr_wait"})
+			if status != 200 {
+				t.Errorf("a call under an acknowledged grant got %d: %s", status, body)
+			}
+			short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel2()
+			if err := g.srv.WaitGrantRoute(short, "gr_never"); err == nil || !strings.Contains(err.Error(), "not yet in 1 Envoy") {
+				t.Errorf("waiting for a grant that has no route: %v", err)
+			}
+		})
+	}
+}
