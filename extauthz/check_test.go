@@ -73,8 +73,9 @@ targets:
     upstream: http://127.0.0.1:2/mcp
 policy: {dir: %s, reload_interval: 0s}
 grants: {dir: %s, hold_window: 0s}
+audit: {spool: {dir: %s}, embedded: {dir: %s}}
 log: {level: error}
-`, iss.URL(), policyDir(t), t.TempDir())
+`, iss.URL(), policyDir(t), t.TempDir(), t.TempDir(), t.TempDir())
 	cfg, err := config.Parse(strings.NewReader(src), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
