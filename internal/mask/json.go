@@ -3,6 +3,8 @@ package mask
 import (
 	"fmt"
 	"sync"
+
+	"github.com/airlock-mcp/airlock/internal/jsontext"
 )
 
 // This file holds MaskJSON: one recursive pass over a JSON document that
@@ -234,7 +236,7 @@ func (w *walker) object(live uint64, pd int, msg bool) bool {
 		ke := w.i
 		key := raw
 		if esc {
-			w.st.dec[w.level] = appendUnescaped(w.st.dec[w.level][:0], raw)
+			w.st.dec[w.level] = jsontext.AppendUnescaped(w.st.dec[w.level][:0], raw)
 			key = w.st.dec[w.level]
 		}
 		if !w.colon() {

@@ -1,5 +1,7 @@
 package mask
 
+import "github.com/airlock-mcp/airlock/internal/jsontext"
+
 // The JSON walker's values other than objects and arrays: validation-only
 // skipping, literals, numbers (card numbers among them) and strings (text,
 // or JSON held in a string).
@@ -154,7 +156,7 @@ func (w *walker) stringValue(live uint64, pd int) bool {
 	}
 	text := raw
 	if esc {
-		w.st.dec[w.level] = appendUnescaped(w.st.dec[w.level][:0], raw)
+		w.st.dec[w.level] = jsontext.AppendUnescaped(w.st.dec[w.level][:0], raw)
 		text = w.st.dec[w.level]
 	}
 	if w.level < maxNest && looksJSON(text) {

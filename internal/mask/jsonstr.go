@@ -1,10 +1,9 @@
 package mask
 
 import (
-	"bytes"
 	"encoding/binary"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/airlock-mcp/airlock/internal/jsontext"
 )
 
 // String scanning, decoding and encoding for the JSON walker.
@@ -60,7 +59,7 @@ func (w *walker) scanString() (raw []byte, esc bool, ok bool) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if _, ok := hex4(s, i+2); !ok {
+				if _, ok := jsontext.Hex4(s, i+2); !ok {
 					return nil, false, w.fail(i, "invalid \\u escape in string")
 				}
 				i += 6
@@ -71,79 +70,6 @@ func (w *walker) scanString() (raw []byte, esc bool, ok bool) {
 			return nil, false, w.fail(i, "control character in string (must be escaped)")
 		}
 	}
-}
-
-// hex4 reads four hex digits at b[i:].
-func hex4(b []byte, i int) (rune, bool) {
-	if i+4 > len(b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[i : i+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
-}
-
-// appendUnescaped appends the value of raw (valid string content, as
-// scanString left it) to dst. An unpaired surrogate becomes U+FFFD, as
-// encoding/json decodes it.
-func appendUnescaped(dst, raw []byte) []byte {
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		if c != '\\' {
-			j := bytes.IndexByte(raw[i:], '\\')
-			if j < 0 {
-				return append(dst, raw[i:]...)
-			}
-			dst = append(dst, raw[i:i+j]...)
-			i += j
-			continue
-		}
-		switch raw[i+1] {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r, _ := hex4(raw, i+2)
-			i += 6
-			if utf16.IsSurrogate(r) {
-				if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-					if r2, ok := hex4(raw, i+2); ok {
-						if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-							dst = utf8.AppendRune(dst, d)
-							i += 6
-							continue
-						}
-					}
-				}
-				r = utf8.RuneError
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default: // '"', '\\', '/'
-			dst = append(dst, raw[i+1])
-		}
-		i += 2
-	}
-	return dst
 }
 
 // appendQuoted appends s as a JSON string: '"', '\\' and control bytes

@@ -3,9 +3,10 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/google/go-cmp/cmp"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/airlock-mcp/airlock/internal/jsontext"
 )
 
 // wire writes m back as a JSON-RPC message.
@@ -203,7 +204,7 @@ func FuzzScan(f *testing.F) {
 				if uerr := json.Unmarshal(b, &want); uerr != nil {
 					t.Fatalf("encoding/json: %v", uerr)
 				}
-				if got := string(appendUnescaped(nil, raw)); got != want {
+				if got := string(jsontext.AppendUnescaped(nil, raw)); got != want {
 					t.Fatalf("decoded %q, encoding/json %q", got, want)
 				}
 			}

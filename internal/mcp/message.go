@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/airlock-mcp/airlock/internal/jsontext"
 )
 
 // clipLen bounds how much of a client-supplied value an error message quotes.
@@ -74,7 +76,7 @@ func (s *scanner) text(sp span) (b []byte, ok bool) {
 	if bytes.IndexByte(raw, '\\') < 0 {
 		return raw, true
 	}
-	return appendUnescaped(nil, raw), true
+	return jsontext.AppendUnescaped(nil, raw), true
 }
 
 // raw returns the bytes at sp, or nil when absent or null.

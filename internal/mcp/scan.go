@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/airlock-mcp/airlock/internal/jsontext"
 )
 
 // This file holds a single-pass validating JSON scanner for one POST body.
@@ -200,7 +202,7 @@ func (s *scanner) object(lv level, m *rawMsg) bool {
 		ref := keyRef{s: int32(keyOff + 1), e: int32(keyOff + 1 + len(key))}
 		if esc {
 			start := len(s.esc)
-			s.esc = appendUnescaped(s.esc, key)
+			s.esc = jsontext.AppendUnescaped(s.esc, key)
 			ref = keyRef{s: int32(start), e: int32(len(s.esc)), decoded: true}
 			key = s.esc[start:]
 		}
@@ -330,13 +332,13 @@ func (s *scanner) str() (raw []byte, esc bool, ok bool) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				r, ok := hex4(b, i+2)
+				r, ok := jsontext.Hex4(b, i+2)
 				if !ok {
 					return nil, false, s.fail(kindSyntax, i, "invalid \\u escape in string")
 				}
 				if r >= 0xD800 && r <= 0xDFFF {
 					if r <= 0xDBFF {
-						if r2, ok := hex4(b, i+8); ok && b[i+6] == '\\' && b[i+7] == 'u' && r2 >= 0xDC00 && r2 <= 0xDFFF {
+						if r2, ok := jsontext.Hex4(b, i+8); ok && b[i+6] == '\\' && b[i+7] == 'u' && r2 >= 0xDC00 && r2 <= 0xDFFF {
 							i += 12
 							continue
 						}
@@ -371,28 +373,6 @@ var plainByte = func() (t [256]bool) {
 	}
 	return t
 }()
-
-// hex4 reads four hex digits at b[i:]; ok is false if they are not there.
-func hex4(b []byte, i int) (rune, bool) {
-	if i < 0 || i+4 > len(b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[i : i+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
-}
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 

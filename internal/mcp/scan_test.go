@@ -3,10 +3,11 @@ package mcp
 import (
 	"bytes"
 	"fmt"
+	"github.com/google/go-cmp/cmp"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/airlock-mcp/airlock/internal/jsontext"
 )
 
 // scanAll runs the scanner over b as a generic JSON value.
@@ -150,8 +151,8 @@ func TestAppendUnescaped(t *testing.T) {
 		`\\u0041 is not an escape`: `\u0041 is not an escape`,
 	}
 	for in, want := range tests {
-		if got := string(appendUnescaped(nil, []byte(in))); got != want {
-			t.Errorf("appendUnescaped(%q) = %q, want %q", in, got, want)
+		if got := string(jsontext.AppendUnescaped(nil, []byte(in))); got != want {
+			t.Errorf("AppendUnescaped(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
