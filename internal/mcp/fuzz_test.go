@@ -3,8 +3,9 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/google/go-cmp/cmp"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/airlock-mcp/airlock/internal/jsontext"
 )

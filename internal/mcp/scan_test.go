@@ -3,9 +3,10 @@ package mcp
 import (
 	"bytes"
 	"fmt"
-	"github.com/google/go-cmp/cmp"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/airlock-mcp/airlock/internal/jsontext"
 )
