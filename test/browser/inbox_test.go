@@ -167,6 +167,8 @@ func TestInboxApprovesAHeldCall(t *testing.T) {
 	if stayed, _ := chromedp.Run(b, chromedp.Evaluate[bool](`window.__airlockMarker === true`)); !stayed {
 		t.Error("the page reloaded: the request did not appear live")
 	}
+	// The card can be visible a moment before its arguments are filled in.
+	step("see the arguments", void(chromedp.Poll[bool](`(document.querySelector('#pending article.request pre.args') || {textContent: ''}).textContent.includes('acme/old-test')`)))
 	argsText, err := chromedp.Run(b, chromedp.Text(card+` pre.args`))
 	if err != nil {
 		t.Fatal(err)
