@@ -170,18 +170,8 @@ func (s *scanner) batch(out *[]rawMsg) bool {
 				return false
 			}
 		}
-		s.skipWS()
-		if s.i < len(s.b) {
-			switch s.b[s.i] {
-			case ',':
-				s.i++
-				continue
-			case ']':
-				s.i++
-				s.depth--
-				return true
-			}
+		if more, ok := s.nextElement("a batch element"); !more {
+			return ok
 		}
-		return s.unexpected("',' or ']' after a batch element")
 	}
 }

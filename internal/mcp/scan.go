@@ -290,19 +290,9 @@ func (s *scanner) array() bool {
 		if !s.value() {
 			return false
 		}
-		s.skipWS()
-		if s.i < len(s.b) {
-			switch s.b[s.i] {
-			case ',':
-				s.i++
-				continue
-			case ']':
-				s.i++
-				s.depth--
-				return true
-			}
+		if more, ok := s.nextElement("an array element"); !more {
+			return ok
 		}
-		return s.unexpected("',' or ']' after an array element")
 	}
 }
 
@@ -445,4 +435,22 @@ func jsonType(c byte) string {
 	default:
 		return "number"
 	}
+}
+
+// nextElement reads what follows an array element: ',' (more is true) or
+// ']' (the array is done, ok true); anything else is an error (ok false).
+func (s *scanner) nextElement(what string) (more, ok bool) {
+	s.skipWS()
+	if s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+			return true, true
+		case ']':
+			s.i++
+			s.depth--
+			return false, true
+		}
+	}
+	return false, s.unexpected("',' or ']' after " + what)
 }
