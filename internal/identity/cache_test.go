@@ -56,6 +56,46 @@ func TestCacheSkipsSignatureWork(t *testing.T) {
 	}
 }
 
+// The cache holds what does not depend on the call: a token admitted with
+// issuer-level audiences is still refused by a strict call (and the other
+// way round), whichever call put it in the cache.
+func TestCacheKeepsAudienceModePerCall(t *testing.T) {
+	clk := newClock()
+	iss := startIssuer(t, clk, oidcissuer.Options{})
+	cfg := issuerConfig("okta", iss)
+	cfg.Audiences = []string{"api://default"}
+	type call struct {
+		issuerAudiences bool
+		ok              bool
+	}
+	tests := []struct {
+		name  string
+		calls []call
+	}{
+		{"opted-in call first", []call{{true, true}, {false, false}, {true, true}, {false, false}}},
+		{"strict call first", []call{{false, false}, {true, true}, {false, false}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newVerifier(t, clk, Options{}, cfg)
+			raw := mint(t, iss, oidcissuer.Token{Subject: "alice", Audience: []string{"api://default"}})
+			for i, c := range tt.calls {
+				_, err := verifyFor(v, raw, []string{resource}, c.issuerAudiences)
+				if c.ok && err != nil {
+					t.Fatalf("call %d (issuer audiences %v): %v", i, c.issuerAudiences, err)
+				}
+				if !c.ok {
+					wantReject(t, raw, err, ReasonWrongAudience, "is the issuer's own audience")
+				}
+			}
+			// One signature check: every later call was answered from the cache.
+			if got := v.Stats(); got.SignatureChecks != 1 || got.CacheHits != uint64(len(tt.calls)-1) {
+				t.Errorf("stats %+v: want 1 signature check and %d cache hits", got, len(tt.calls)-1)
+			}
+		})
+	}
+}
+
 func TestCacheOff(t *testing.T) {
 	clk := newClock()
 	iss := startIssuer(t, clk, oidcissuer.Options{})

@@ -189,32 +189,49 @@ func checkTimes(now time.Time, skew time.Duration, t tokenTimes) *Error {
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// checkAudience passes when one of the token's audiences is in want or in
-// extra (the issuer's own configured audiences). It does not allocate when
-// the check passes.
-func checkAudience(aud, want, extra []string) *Error {
+// checkAudience passes when one of the token's audiences is in want, or,
+// when useIssuer is set, in issuer (the issuer's own configured audiences).
+// It does not allocate when the check passes.
+func checkAudience(aud, want, issuer []string, useIssuer bool) *Error {
 	for _, a := range aud {
 		for _, w := range want {
 			if a == w {
 				return nil
 			}
 		}
-		for _, w := range extra {
-			if a == w {
-				return nil
+		if useIssuer {
+			for _, w := range issuer {
+				if a == w {
+					return nil
+				}
 			}
 		}
 	}
-	accepted := make([]string, 0, len(want)+len(extra))
-	accepted = append(append(accepted, want...), extra...)
+	accepted := want
+	if useIssuer {
+		accepted = append(append(make([]string, 0, len(want)+len(issuer)), want...), issuer...)
+	}
 	switch {
 	case len(accepted) == 0:
-		return errorf(ReasonWrongAudience, "no audience is accepted here: neither the target nor the issuer names one")
+		return errorf(ReasonWrongAudience, "no audience is accepted here")
 	case len(aud) == 0:
 		return errorf(ReasonWrongAudience, "token has no aud claim; want %s", oneOf(accepted))
+	case !useIssuer && overlaps(aud, issuer):
+		return errorf(ReasonWrongAudience, "token audience %v is the issuer's own audience, which is not accepted here (only on targets with accept_issuer_audiences); want a token minted for %s", aud, oneOf(accepted))
 	default:
 		return errorf(ReasonWrongAudience, "token audience %v does not include %s", aud, oneOf(accepted))
 	}
+}
+
+func overlaps(a, b []string) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func oneOf(s []string) string {

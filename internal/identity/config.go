@@ -11,7 +11,10 @@ type Issuer struct {
 	DiscoveryURL string `yaml:"discovery_url"`
 	// JWKSURL skips discovery and uses this key set directly.
 	JWKSURL string `yaml:"jwks_url"`
-	// Audiences accepted in addition to each target's resource URI (e.g. Okta's api://default).
+	// Audiences are issuer-level audiences (e.g. Okta's api://default),
+	// accepted besides a target's resource URI only on targets that opt in
+	// (accept_issuer_audiences, with scopes_required): a token for them is
+	// not bound to one MCP server. Never accepted by the approvals API.
 	Audiences []string `yaml:"audiences"`
 	// Algorithms allowed for signatures. Default RS256, ES256. "none" and HS* are refused.
 	Algorithms []string `yaml:"algorithms"`

@@ -76,6 +76,13 @@ func verify(v *Verifier, raw string, audiences ...string) (*Principal, error) {
 	return v.Verify(ctx, raw, audiences)
 }
 
+// verifyFor calls VerifyFor with a bounded context.
+func verifyFor(v *Verifier, raw string, audiences []string, issuerAudiences bool) (*Principal, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return v.VerifyFor(ctx, raw, audiences, issuerAudiences)
+}
+
 // mustVerify fails the test unless raw verifies for resource.
 func mustVerify(t testing.TB, v *Verifier, raw string) *Principal {
 	t.Helper()

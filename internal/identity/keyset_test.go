@@ -275,9 +275,11 @@ func TestTwoIssuers(t *testing.T) {
 	}
 
 	// Each issuer's own audiences and algorithms apply only to it.
-	mustVerify(t, v, mint(t, okta, oidcissuer.Token{Subject: "alice"}))
+	if _, err := verifyFor(v, mint(t, okta, oidcissuer.Token{Subject: "alice"}), []string{resource}, true); err != nil {
+		t.Errorf("okta token for okta's issuer-level audience: %v", err)
+	}
 	raw := mint(t, corp, oidcissuer.Token{Subject: "bob", Alg: "ES256"})
-	_, err := verify(v, raw, resource)
+	_, err := verifyFor(v, raw, []string{resource}, true)
 	wantReject(t, raw, err, ReasonWrongAudience, "token audience [api://default] does not include "+resource)
 	raw = mint(t, corp, oidcissuer.Token{Subject: "bob", Audience: []string{resource}})
 	_, err = verify(v, raw, resource)

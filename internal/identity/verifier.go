@@ -117,7 +117,7 @@ func New(ctx context.Context, issuers []Issuer, opts Options) (*Verifier, error)
 			// and iss. Its time checks are skipped: it has no configurable
 			// skew on exp and a fixed 5-minute leeway on nbf, so exp, nbf and
 			// iat are checked here with the issuer's ClockSkew. Audiences are
-			// checked here too, per call, against the target's.
+			// checked here too, per call, against the caller's.
 			verifier: oidc.NewVerifier(c.URL, keys, &oidc.Config{
 				SkipClientIDCheck:    true,
 				SkipExpiryCheck:      true,
@@ -156,12 +156,28 @@ func (v *Verifier) Stats() Stats {
 
 // Verify checks rawToken (the bearer token, without "Bearer ") and returns
 // who it names. audiences are the audiences accepted for this call — the
-// target's resource URI; the matching issuer's configured Audiences are
-// accepted as well. At least one aud value must equal one of them.
+// target's resource URI, or the approvals API's audience — and only they:
+// at least one aud value must equal one of them. The issuer's configured
+// Audiences are not accepted (see VerifyFor).
 //
 // Any error is an *Error. The returned Principal is shared with the cache's
 // copy in its slices and Claims map: treat it as read-only.
 func (v *Verifier) Verify(ctx context.Context, rawToken string, audiences []string) (*Principal, error) {
+	return v.VerifyFor(ctx, rawToken, audiences, false)
+}
+
+// VerifyFor is Verify, and when issuerAudiences is true it also accepts
+// the matching issuer's configured Audiences (an issuer-level audience such
+// as Okta's api://default). Only a target that opts in
+// (accept_issuer_audiences, which configuration allows only with
+// scopes_required) passes true: a token minted for an issuer-level
+// audience is otherwise valid for every target of that issuer.
+//
+// The verified-token cache holds what does not depend on the call (the
+// signature, issuer and times); the audience check runs on every call with
+// this call's audiences and issuerAudiences, so a token admitted once with
+// issuerAudiences is still refused by a strict call.
+func (v *Verifier) VerifyFor(ctx context.Context, rawToken string, audiences []string, issuerAudiences bool) (*Principal, error) {
 	if rawToken == "" {
 		return nil, errorf(ReasonMissingToken, "no bearer token")
 	}
@@ -173,7 +189,7 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string, audiences []stri
 		key = sha256.Sum256(unsafe.Slice(unsafe.StringData(rawToken), len(rawToken)))
 		if e := v.cache.get(&key, now); e != nil {
 			v.stats.hits.Add(1)
-			if err := checkAudience(e.p.Audience, audiences, e.iss.cfg.Audiences); err != nil {
+			if err := checkAudience(e.p.Audience, audiences, e.iss.cfg.Audiences, issuerAudiences); err != nil {
 				return nil, err
 			}
 			p := *e.p
@@ -188,7 +204,7 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string, audiences []stri
 	if v.cache != nil && now.Before(exp) {
 		v.cache.put(&key, p, iss, exp)
 	}
-	if err := checkAudience(p.Audience, audiences, iss.cfg.Audiences); err != nil {
+	if err := checkAudience(p.Audience, audiences, iss.cfg.Audiences, issuerAudiences); err != nil {
 		return nil, err
 	}
 	out := *p

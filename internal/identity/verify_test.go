@@ -237,30 +237,42 @@ func TestAudiences(t *testing.T) {
 	cfg := issuerConfig("okta", iss)
 	cfg.Audiences = []string{"api://default"}
 	v := newVerifier(t, clk, Options{}, cfg)
+	const other = "https://gw.example/mcp/other"
 	tests := []struct {
-		name      string
-		aud       []string
-		audiences []string
-		detail    string // "" means accepted
+		name            string
+		aud             []string
+		audiences       []string
+		issuerAudiences bool
+		detail          string // "" means accepted
 	}{
-		{"target resource", []string{resource}, []string{resource}, ""},
-		{"issuer audience", []string{"api://default"}, []string{resource}, ""},
-		{"one of several", []string{"x", "y", resource}, []string{"https://gw.example/mcp/other", resource}, ""},
-		{"other target", []string{"https://gw.example/mcp/other"}, []string{resource}, "token audience [https://gw.example/mcp/other] does not include any of [" + resource + " api://default]"},
-		{"prefix is not a match", []string{resource + "/x"}, []string{resource}, "does not include"},
-		{"no target audience, issuer audience still counts", []string{"api://default"}, nil, ""},
+		{"target resource", []string{resource}, []string{resource}, false, ""},
+		{"target resource, opted in", []string{resource}, []string{resource}, true, ""},
+		{"issuer audience refused by default", []string{"api://default"}, []string{resource}, false,
+			"token audience [api://default] is the issuer's own audience, which is not accepted here (only on targets with accept_issuer_audiences); want a token minted for " + resource},
+		{"issuer audience on a target that opts in", []string{"api://default"}, []string{resource}, true, ""},
+		{"one of several", []string{"x", "y", resource}, []string{other, resource}, false, ""},
+		{"other target", []string{other}, []string{resource}, false, "token audience [" + other + "] does not include " + resource},
+		{"other target, opted in", []string{other}, []string{resource}, true, "token audience [" + other + "] does not include any of [" + resource + " api://default]"},
+		{"prefix is not a match", []string{resource + "/x"}, []string{resource}, false, "does not include"},
+		{"no call audience: issuer audience refused", []string{"api://default"}, nil, false, "no audience is accepted here"},
+		{"no call audience, opted in: issuer audience counts", []string{"api://default"}, nil, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			raw := mint(t, iss, oidcissuer.Token{Subject: "alice", Audience: tt.aud})
-			_, err := verify(v, raw, tt.audiences...)
+			_, err := verifyFor(v, raw, tt.audiences, tt.issuerAudiences)
 			if tt.detail == "" {
 				if err != nil {
-					t.Fatalf("Verify: %v", err)
+					t.Fatalf("VerifyFor: %v", err)
 				}
 				return
 			}
 			wantReject(t, raw, err, ReasonWrongAudience, tt.detail)
+			if !tt.issuerAudiences {
+				// Verify is VerifyFor without issuer-level audiences.
+				_, err := verify(v, raw, tt.audiences...)
+				wantReject(t, raw, err, ReasonWrongAudience, tt.detail)
+			}
 		})
 	}
 
@@ -268,4 +280,42 @@ func TestAudiences(t *testing.T) {
 	raw := mint(t, iss, oidcissuer.Token{Subject: "alice", Audience: []string{resource}})
 	_, err := verify(bare, raw)
 	wantReject(t, raw, err, ReasonWrongAudience, "no audience is accepted here")
+	_, err = verifyFor(bare, raw, nil, true)
+	wantReject(t, raw, err, ReasonWrongAudience, "no audience is accepted here")
+}
+
+func TestCanonicalIssuer(t *testing.T) {
+	tests := []struct {
+		a, b string
+		same bool
+	}{
+		{"https://example.okta.com/oauth2/default", "https://example.okta.com/oauth2/default/", true},
+		{"https://example.okta.com/oauth2/default", "HTTPS://Example.OKTA.com/oauth2/default", true},
+		{"https://example.okta.com/oauth2/default", "https://example.okta.com:443/oauth2/default//", true},
+		{"http://idp.local", "http://IDP.local:80/", true},
+		{"https://example.okta.com", "https://example.okta.com/", true},
+		{"https://example.okta.com/oauth2/default", "https://example.okta.com/oauth2/Default", false},
+		{"https://example.okta.com/oauth2/default", "https://example.okta.com", false},
+		{"https://example.okta.com/oauth2/default", "http://example.okta.com/oauth2/default", false},
+		{"https://example.okta.com:8443", "https://example.okta.com", false},
+		{"https://a.example", "https://b.example", false},
+		{"not a url/", "not a url", true},
+	}
+	for _, tt := range tests {
+		if got := SameIssuer(tt.a, tt.b); got != tt.same {
+			t.Errorf("SameIssuer(%q, %q) = %v, want %v (canonical %q, %q)", tt.a, tt.b, got, tt.same, CanonicalIssuer(tt.a), CanonicalIssuer(tt.b))
+		}
+		if got := SamePerson(tt.a, "00u1alice", tt.b, "00u1alice"); got != tt.same {
+			t.Errorf("SamePerson(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.same)
+		}
+	}
+	if SamePerson("https://a.example", "alice", "https://a.example", "bob") {
+		t.Error("two subjects of one issuer are one person")
+	}
+	if SamePerson("https://a.example", "", "https://a.example", "") {
+		t.Error("an empty subject names someone")
+	}
+	if got := CanonicalIssuer("HTTPS://Example.com:443/oauth2/Default/"); got != "https://example.com/oauth2/Default" {
+		t.Errorf("CanonicalIssuer = %q", got)
+	}
 }
