@@ -37,6 +37,8 @@ type GoServerOptions struct {
 	DisableLocalhostProtection bool
 	// Logger receives the SDK's logs (default: discarded).
 	Logger *slog.Logger
+	// Gzip compresses 200 answers (JSON and SSE alike; see [GzipMode]).
+	Gzip GzipMode
 }
 
 // GoServer is a running MCP server built with the official Go SDK, served
@@ -85,6 +87,9 @@ func StartGoServer(ctx context.Context, opts GoServerOptions) (*GoServer, error)
 		DisableLocalhostProtection: opts.DisableLocalhostProtection,
 	})
 	var h http.Handler = handler
+	if opts.Gzip != GzipNever {
+		h = gzipAnswers(opts.Gzip, h)
+	}
 	if opts.RequireBearer != "" {
 		h = requireBearer(opts.RequireBearer, h)
 	}
