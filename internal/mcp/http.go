@@ -71,19 +71,41 @@ const (
 // The returned Call's raw fields (ID, Params, Arguments, Result, RPCError)
 // share memory with r.Body; r.Body must not be modified while they are used.
 func ParseHTTP(r *HTTPRequest) (*Call, *Error) {
+	var call *Call
+	var err *Error
 	switch r.Method {
 	case "POST":
 		return parsePost(r)
 	case "GET", "DELETE":
-		return parseBodiless(r)
+		call, err = parseBodiless(r)
 	default:
-		return nil, &Error{HTTPStatus: 405, Code: CodeInvalidRequest, Allow: allowAll,
+		err = &Error{HTTPStatus: 405, Code: CodeInvalidRequest, Allow: allowAll,
 			Message: "HTTP method " + quoteClip(r.Method) + " is not allowed on an MCP endpoint; use POST, GET or DELETE"}
 	}
+	if err != nil {
+		return nil, withPeekedID(r, err)
+	}
+	return call, nil
+}
+
+// withPeekedID gives err the id of r's body (see PeekID) unless the body
+// was cut, and returns it.
+func withPeekedID(r *HTTPRequest, err *Error) *Error {
+	if err.ID == nil && !truncated(r) {
+		err.ID = PeekID(r.Body)
+	}
+	return err
+}
+
+func truncated(r *HTTPRequest) bool {
+	return r.Truncated || r.Headers["x-envoy-auth-partial-body"] == "true"
 }
 
 func parseBodiless(r *HTTPRequest) (*Call, *Error) {
-	version, _, err := protocolVersion(r.Headers, nil)
+	if err := methodOverride(r.Headers); err != nil {
+		return nil, err
+	}
+	version, _, err := protocolVersion(r.Headers)
 	if err != nil {
 		return nil, err
 	}
@@ -91,9 +113,16 @@ func parseBodiless(r *HTTPRequest) (*Call, *Error) {
 		return nil, &Error{HTTPStatus: 405, Code: CodeInvalidRequest, Allow: allowPost,
 			Message: "HTTP " + r.Method + " is not part of protocol 2026-07-28 (no GET stream, no sessions); send a POST"}
 	}
+	if err := bodiless(r); err != nil {
+		return nil, err
+	}
 	session, err := sessionID(r.Headers)
 	if err != nil {
 		return nil, err
+	}
+	if session == "" && r.Method == "DELETE" {
+		return nil, &Error{HTTPStatus: 400, Code: CodeInvalidRequest,
+			Message: "HTTP DELETE on an MCP endpoint ends a session and needs the Mcp-Session-Id header"}
 	}
 	return &Call{HTTPMethod: r.Method, ProtocolVersion: version, SessionID: session}, nil
 }
@@ -106,11 +135,14 @@ type callOne struct {
 
 func parsePost(r *HTTPRequest) (*Call, *Error) {
 	h := r.Headers
-	if ct, ok := h["content-type"]; ok && !isJSON(ct) {
-		return nil, &Error{HTTPStatus: 415, Code: CodeInvalidRequest,
-			Message: "Content-Type " + quoteClip(ct) + " is not supported; an MCP POST body must be application/json"}
+	err := methodOverride(h)
+	if err == nil {
+		err = postEncoding(h)
 	}
-	if r.Truncated || h["x-envoy-auth-partial-body"] == "true" {
+	if err != nil {
+		return nil, withPeekedID(r, err)
+	}
+	if truncated(r) {
 		return nil, &Error{HTTPStatus: 413, Code: CodeInvalidRequest,
 			Message: "request body was cut at the gateway limit; the call cannot be checked (send a smaller request or raise the gateway's max_request_bytes)"}
 	}
@@ -134,39 +166,65 @@ func parsePost(r *HTTPRequest) (*Call, *Error) {
 		}
 		return nil, &Error{HTTPStatus: 400, Code: CodeParseError, Message: s.parseErrorMessage()}
 	}
-	var firstID []byte
-	if !isBatch {
-		firstID = s.validID(&one)
+	if isBatch {
+		return parseBatch(&s, h, batch)
 	}
-	version, sent, err := protocolVersion(h, firstID)
+	// From here on every error carries the message's id (PeekID's reading).
+	id := s.validID(&one)
+	call, err := parseOne(&s, h, &one, id)
 	if err != nil {
+		if err.ID == nil {
+			err.ID = id
+		}
 		return nil, err
 	}
+	return call, nil
+}
+
+// postContext reads the headers every POST message is checked against.
+func postContext(s *scanner, h map[string]string) (headerCheck, string, *Error) {
+	version, sent, err := protocolVersion(h)
+	if err != nil {
+		return headerCheck{}, "", err
+	}
 	if s.sem != "" {
-		return nil, &Error{HTTPStatus: 400, Code: CodeInvalidRequest, ID: firstID, Message: s.sem}
+		return headerCheck{}, "", &Error{HTTPStatus: 400, Code: CodeInvalidRequest, Message: s.sem}
 	}
 	session := ""
 	if version != Version20260728 {
 		if session, err = sessionID(h); err != nil {
-			return nil, err
+			return headerCheck{}, "", err
 		}
 	}
-	hc := headerCheck{h: h, version: version, versionSent: sent}
+	return headerCheck{h: h, version: version, versionSent: sent}, session, nil
+}
 
-	if !isBatch {
-		msg, err := s.message(&one, "")
-		if err == nil {
-			err = hc.check(&s, &one, &msg, "")
-		}
-		if err != nil {
-			return nil, err
-		}
-		c := &callOne{}
-		c.msg[0] = msg
-		c.call = Call{HTTPMethod: "POST", ProtocolVersion: version, SessionID: session, Messages: c.msg[:]}
-		return &c.call, nil
+func parseOne(s *scanner, h map[string]string, one *rawMsg, id []byte) (*Call, *Error) {
+	hc, session, err := postContext(s, h)
+	if err != nil {
+		return nil, err
 	}
+	msg, err := s.message(one, "")
+	if err == nil {
+		err = hc.check(s, one, &msg, "")
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &callOne{}
+	c.msg[0] = msg
+	c.call = Call{HTTPMethod: "POST", ProtocolVersion: hc.version, SessionID: session, Messages: c.msg[:]}
+	return &c.call, nil
+}
 
+// parseBatch checks a batch array. Errors about one element carry that
+// element's id; errors about the whole batch carry none.
+func parseBatch(s *scanner, h map[string]string, batch []rawMsg) (*Call, *Error) {
+	hc, session, err := postContext(s, h)
+	if err != nil {
+		return nil, err
+	}
+	version := hc.version
 	if !batchAllowed(version) {
 		return nil, &Error{HTTPStatus: 400, Code: CodeInvalidRequest,
 			Message: "the body is a JSON-RPC batch array, which protocol " + version + " does not allow (batches exist only in 2024-11-05 and 2025-03-26); send one message per POST"}
@@ -180,9 +238,12 @@ func parsePost(r *HTTPRequest) (*Call, *Error) {
 		where := "batch element " + strconv.Itoa(i) + ": "
 		msg, err := s.message(&batch[i], where)
 		if err == nil {
-			err = hc.check(&s, &batch[i], &msg, where)
+			err = hc.check(s, &batch[i], &msg, where)
 		}
 		if err != nil {
+			if err.ID == nil {
+				err.ID = s.validID(&batch[i])
+			}
 			return nil, err
 		}
 		if msg.Method == "initialize" {
@@ -214,18 +275,9 @@ func (s *scanner) parseErrorMessage() string {
 	return "invalid JSON at byte " + strconv.Itoa(s.err.off) + ": " + s.err.msg
 }
 
-// isJSON reports whether a Content-Type value names application/json,
-// ignoring parameters such as charset.
-func isJSON(ct string) bool {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	return strings.EqualFold(strings.TrimSpace(ct), "application/json")
-}
-
 // protocolVersion reads MCP-Protocol-Version; sent says whether the header
-// was there. id goes into the error (nil when unknown).
-func protocolVersion(h map[string]string, id []byte) (version string, sent bool, err *Error) {
+// was there.
+func protocolVersion(h map[string]string) (version string, sent bool, err *Error) {
 	v, ok := h["mcp-protocol-version"]
 	if !ok {
 		return Version20250326, false, nil
@@ -237,7 +289,7 @@ func protocolVersion(h map[string]string, id []byte) (version string, sent bool,
 	if len(requested) > clipLen {
 		requested = requested[:clipLen]
 	}
-	return "", true, &Error{HTTPStatus: 400, Code: CodeUnsupportedProtocolVersion, ID: id,
+	return "", true, &Error{HTTPStatus: 400, Code: CodeUnsupportedProtocolVersion,
 		Message: "MCP-Protocol-Version " + quoteClip(v) + " is not supported; supported versions: " + strings.Join(SupportedVersions(), ", "),
 		Data:    UnsupportedVersionData{Supported: SupportedVersions(), Requested: strings.ToValidUTF8(requested, "")}}
 }
