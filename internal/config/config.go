@@ -206,6 +206,7 @@ func (c *Config) resolvePaths(base string) {
 		return filepath.Join(base, p)
 	}
 	c.Policy.Dir = abs(c.Policy.Dir)
+	c.Listen.TLS.resolvePaths(abs)
 	c.Grants.Dir = abs(c.Grants.Dir)
 	c.Audit.Spool.Dir = abs(c.Audit.Spool.Dir)
 	c.Audit.Embedded.Dir = abs(c.Audit.Embedded.Dir)

@@ -49,6 +49,11 @@ type Listen struct {
 	Proc  string `yaml:"proc"`  // ext_proc gRPC
 	XDS   string `yaml:"xds"`   // ADS gRPC
 	HTTP  string `yaml:"http"`  // API, Protected Resource Metadata, health, metrics
+	// TLS is mutual TLS for the gRPC listeners (authz, proc, xds).
+	TLS ListenTLS `yaml:"tls"`
+	// Insecure lets a gRPC listener off loopback serve without TLS (when
+	// something else, e.g. a mesh sidecar, authenticates callers).
+	Insecure bool `yaml:"insecure"`
 }
 
 // Issuer and ClaimNames are owned by identity, which verifies tokens

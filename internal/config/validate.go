@@ -105,6 +105,7 @@ func (c *Config) Validate() error {
 			add(fieldErr(k, "%q is not host:port", v))
 		}
 	}
+	errs = append(errs, c.checkListenTLS()...)
 	if len(c.Issuers) == 0 {
 		add(fieldErr("issuers", "at least one issuer is required: airlock verifies every caller's token"))
 	}
