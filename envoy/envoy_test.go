@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -121,8 +122,28 @@ func TestBuildShapesTheDataPath(t *testing.T) {
 		t.Errorf("routes = %s", got)
 	}
 	gh := vh.Routes[2]
-	if gh.GetMatch().GetPathSeparatedPrefix() != "/mcp/github" || gh.GetRoute().GetPrefixRewrite() != "/mcp/" || gh.GetRoute().GetHostRewriteLiteral() != "api.githubcopilot.example" {
+	// Exactly the MCP endpoint, rewritten to exactly the upstream's.
+	if gh.GetMatch().GetPath() != "/mcp/github" || gh.GetRoute().GetPrefixRewrite() != "/mcp/" || gh.GetRoute().GetHostRewriteLiteral() != "api.githubcopilot.example" {
 		t.Errorf("github route: %v", gh)
+	}
+	for _, r := range vh.Routes {
+		if r.GetRoute() == nil {
+			continue
+		}
+		if r.GetMatch().GetPrefix() != "" && r.GetRoute().GetCluster() != ClusterHTTP || r.GetMatch().GetPathSeparatedPrefix() != "" {
+			t.Errorf("route %s forwards more than one path to an MCP upstream: %v", r.Name, r.GetMatch())
+		}
+	}
+	if h := gh.GetRequestHeadersToAdd(); len(h) != 1 || h[0].GetHeader().GetKey() != "accept-encoding" || h[0].GetHeader().GetValue() != "identity" ||
+		h[0].GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
+		t.Errorf("a target route must force accept-encoding: identity, got %v", h)
+	}
+	if !hcm.GetNormalizePath().GetValue() || !hcm.GetMergeSlashes() || hcm.GetPathWithEscapedSlashesAction() != hcmv3.HttpConnectionManager_REJECT_REQUEST {
+		t.Error("paths must be normalized, slashes merged and escaped slashes refused")
+	}
+	last := vh.Routes[len(vh.Routes)-1]
+	if last.GetDirectResponse().GetStatus() != 404 || last.GetRoute() != nil {
+		t.Errorf("the last route must answer 404 itself, got %v", last)
 	}
 	per := &extauthzv3.ExtAuthzPerRoute{}
 	if err := gh.TypedPerFilterConfig[ExtAuthzFilter].UnmarshalTo(per); err != nil {

@@ -159,10 +159,12 @@ func connectionManager(cfg *config.Config, authz *extauthzv3.ExtAuthz) *hcmv3.Ht
 	return &hcmv3.HttpConnectionManager{
 		StatPrefix: "airlock",
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
-		// Targets are chosen by path: normalize it before any route or policy sees it.
+		// Targets are chosen by path: normalize it before any route or policy
+		// sees it, and refuse (400) a path with an escaped slash (%2F, %5C)
+		// outright rather than redirect: no second reading of a path.
 		NormalizePath:                wrapperspb.Bool(true),
 		MergeSlashes:                 true,
-		PathWithEscapedSlashesAction: hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT,
+		PathWithEscapedSlashesAction: hcmv3.HttpConnectionManager_REJECT_REQUEST,
 		// SSE streams stay open; no whole-stream timeout, but idle ones end.
 		StreamIdleTimeout: durationpb.New(5 * time.Minute),
 		HttpFilters:       httpFilters(cfg, authz),
@@ -254,13 +256,14 @@ func notMCP() map[string]*anypb.Any {
 	}
 }
 
-// targetRoute sends /mcp/<name>[/...] to the target's upstream path, and
-// tells ext_authz which target the route is for.
+// targetRoute sends exactly the target's MCP endpoint to the upstream's
+// MCP endpoint, and tells ext_authz which target the route is for.
 func targetRoute(t config.Target) *routev3.Route {
 	return &routev3.Route{
-		Name:   "target-" + t.Name,
-		Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: t.PathPrefix}},
-		Action: &routev3.Route_Route{Route: TargetRouteAction(t)},
+		Name:                "target-" + t.Name,
+		Match:               TargetMatch(t),
+		Action:              &routev3.Route_Route{Route: TargetRouteAction(t)},
+		RequestHeadersToAdd: TargetRequestHeaders(),
 		Metadata: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 			"airlock": {Fields: map[string]*structpb.Value{"target": structpb.NewStringValue(t.Name)}},
 		}},
@@ -272,9 +275,36 @@ func targetRoute(t config.Target) *routev3.Route {
 	}
 }
 
+// TargetMatch matches exactly the target's MCP endpoint (path_prefix, the
+// query string aside, after the connection manager normalized the path):
+// a target exposes its MCP endpoint and nothing below it. Any other path —
+// /mcp/<name>/admin, /mcp/<name>/ — matches no target route and gets the
+// base routes' 404, which runs neither ext_authz nor ext_proc and never
+// reaches the upstream (route_components.proto RouteMatch.path: "the route
+// is an exact path rule meaning that the path must exactly match the :path
+// header once the query string is removed"). The target's base route and
+// every per-grant route use it.
+func TargetMatch(t config.Target) *routev3.RouteMatch {
+	return &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: t.PathPrefix}}
+}
+
+// TargetRequestHeaders are the request headers every target route sets:
+// accept-encoding is forced to identity (all of the agent's values
+// replaced), so the upstream answers in plaintext that ext_proc can mask.
+// ext_proc still refuses any response with a content-encoding (defence in
+// depth); ext_authz sets the same header.
+func TargetRequestHeaders() []*corev3.HeaderValueOption {
+	return []*corev3.HeaderValueOption{{
+		Header:       &corev3.HeaderValue{Key: "accept-encoding", Value: "identity"},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}}
+}
+
 // TargetRouteAction forwards to the target's cluster, rewriting the gateway
-// path prefix to the upstream's path and the host to the upstream's. The
-// target's base route and every per-grant route use it.
+// path to the upstream's path (prefix_rewrite on an exact path match
+// replaces the whole path: "the matched prefix (or path) should be swapped
+// with this value"; the query string is kept) and the host to the
+// upstream's. The target's base route and every per-grant route use it.
 func TargetRouteAction(t config.Target) *routev3.RouteAction {
 	u, _ := url.Parse(t.Upstream) // validated by config
 	upath := u.Path

@@ -75,6 +75,13 @@ func (f *fakeAuthz) Check(_ context.Context, r *authv3.CheckRequest) (*authv3.Ch
 	return &authv3.CheckResponse{Status: &status.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}, nil
 }
 
+// count is how many Check requests the fake has answered.
+func (f *fakeAuthz) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.seen)
+}
+
 func (f *fakeAuthz) last() map[string]string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

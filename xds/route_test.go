@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func TestGrantRouteLifecycle(t *testing.T) {
 
 			// Before the grant exists, ext_authz naming it gets the route layer's 403.
 			grant := map[string]string{"x-test-grant": "g-1"}
-			if code, body := g.call(t, "/mcp/github/x", grant); code != 403 || body != envoy.NoGrantRouteBody {
+			if code, body := g.call(t, "/mcp/github", grant); code != 403 || body != envoy.NoGrantRouteBody {
 				t.Fatalf("grant without route: %d %q", code, body)
 			}
 
@@ -37,11 +38,23 @@ func TestGrantRouteLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			g.waitResponse(t, "grant g-1 route", scopeChange(ScopeName("g-1"), false))
-			if code, body := g.call(t, "/mcp/github/x", grant); code != 200 || body != "upstream /mcp/x" {
+			if code, body := g.call(t, "/mcp/github", grant); code != 200 || body != "upstream /mcp" {
 				t.Fatalf("granted call: %d %q", code, body)
 			}
 			if got := g.up.lastGrant(); got != "g-1" {
 				t.Errorf("upstream saw x-airlock-grant %q, want g-1", got)
+			}
+			// A grant opens exactly the target's MCP endpoint: a path below
+			// it matches no route, so it never reaches ext_authz (which
+			// would pick the grant) nor the upstream.
+			seen := g.authz.count()
+			for _, p := range []string{"/mcp/github/x", "/mcp/github/", "/mcp/github/admin/secrets"} {
+				if code, body := g.call(t, p, grant); code != 404 || !strings.Contains(body, "no MCP target") {
+					t.Errorf("granted call to %s: %d %q, want the base routes' 404", p, code, body)
+				}
+			}
+			if g.authz.count() != seen {
+				t.Error("a path below the target was shown to ext_authz")
 			}
 			// The grant opens its target only.
 			if code, _ := g.call(t, "/mcp/everything", grant); code != 403 {
@@ -66,7 +79,7 @@ func TestGrantRouteLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			g.waitResponse(t, "grant g-1 removal", scopeChange(ScopeName("g-1"), true))
-			if code, body := g.call(t, "/mcp/github/x", grant); code != 403 || body != envoy.NoGrantRouteBody {
+			if code, body := g.call(t, "/mcp/github", grant); code != 403 || body != envoy.NoGrantRouteBody {
 				t.Fatalf("revoked grant: %d %q", code, body)
 			}
 			if code, _ := g.call(t, "/mcp/github", nil); code != 200 {

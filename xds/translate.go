@@ -47,10 +47,11 @@ func newTranslator(cfg *config.Config, opts envoy.Options) (*translator, error) 
 
 // grantScope renders the scope a grant's requests are routed in: keyed by
 // the grant id (the x-airlock-grant value ext_authz sets), holding one
-// route to the target — matched by the grant header and the target's path,
-// carrying the grant in its metadata and context_extensions, its timeout
-// ending no later than the grant — and a 403 for any other path. now fixes
-// the timeout, so the output depends only on (g, now, configuration).
+// route to the target — matched by the grant header and exactly the
+// target's MCP endpoint, carrying the grant in its metadata and
+// context_extensions, its timeout ending no later than the grant — and a
+// 403 for any other path. now fixes the timeout, so the output depends
+// only on (g, now, configuration).
 func (t *translator) grantScope(g Grant, now time.Time) (*routev3.ScopedRouteConfiguration, error) {
 	if err := validateID(g.ID); err != nil {
 		return nil, err
@@ -76,6 +77,14 @@ func (t *translator) grantScope(g Grant, now time.Time) (*routev3.ScopedRouteCon
 	if g.Tool != "" {
 		md["tool"] = structpb.NewStringValue(g.Tool)
 	}
+	// Exactly the target's MCP endpoint, as on the base route.
+	match := envoy.TargetMatch(tg)
+	match.Headers = []*routev3.HeaderMatcher{{
+		Name: envoy.GrantHeader,
+		HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+			MatchPattern: &matcherv3.StringMatcher_Exact{Exact: g.ID},
+		}},
+	}}
 	name := ScopeName(g.ID)
 	rc := &routev3.RouteConfiguration{
 		Name: name,
@@ -84,18 +93,11 @@ func (t *translator) grantScope(g Grant, now time.Time) (*routev3.ScopedRouteCon
 			Domains: []string{"*"},
 			Routes: []*routev3.Route{
 				{
-					Name: "grant-" + g.ID,
-					Match: &routev3.RouteMatch{
-						PathSpecifier: &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: tg.PathPrefix},
-						Headers: []*routev3.HeaderMatcher{{
-							Name: envoy.GrantHeader,
-							HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
-								MatchPattern: &matcherv3.StringMatcher_Exact{Exact: g.ID},
-							}},
-						}},
-					},
-					Action:   &routev3.Route_Route{Route: action},
-					Metadata: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{MetadataNamespace: {Fields: md}}},
+					Name:                "grant-" + g.ID,
+					Match:               match,
+					Action:              &routev3.Route_Route{Route: action},
+					RequestHeadersToAdd: envoy.TargetRequestHeaders(),
+					Metadata:            &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{MetadataNamespace: {Fields: md}}},
 					TypedPerFilterConfig: map[string]*anypb.Any{
 						envoy.ExtAuthzFilter: mustAny(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_CheckSettings{
 							CheckSettings: &extauthzv3.CheckSettings{ContextExtensions: map[string]string{

@@ -86,8 +86,11 @@ func TestGrantScopeShape(t *testing.T) {
 		t.Errorf("scope key %q, want the grant id", got)
 	}
 	r := scope.GetRouteConfiguration().GetVirtualHosts()[0].GetRoutes()[0]
-	if r.GetMatch().GetPathSeparatedPrefix() != "/mcp/everything" {
-		t.Errorf("grant route is not scoped to the target path: %v", r.GetMatch())
+	if r.GetMatch().GetPath() != "/mcp/everything" {
+		t.Errorf("grant route is not exactly the target's MCP endpoint: %v", r.GetMatch())
+	}
+	if h := r.GetRequestHeadersToAdd(); len(h) != 1 || h[0].GetHeader().GetKey() != "accept-encoding" || h[0].GetHeader().GetValue() != "identity" {
+		t.Errorf("grant route must force accept-encoding: identity, got %v", h)
 	}
 	h := r.GetMatch().GetHeaders()[0]
 	if h.GetName() != envoy.GrantHeader || h.GetStringMatch().GetExact() != "g1" {
