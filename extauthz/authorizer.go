@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -80,6 +82,16 @@ type Result struct {
 	call      *mcp.Call
 	grant     string
 	policyVer string
+	// verdicts is, for a batch decided message by message, each message's
+	// own outcome and reason (same order as call.Messages).
+	verdicts []verdict
+}
+
+// verdict is what was decided about one message of a batch.
+type verdict struct {
+	Outcome Outcome
+	Reason  string
+	code    int // JSON-RPC error code of a refused message; 0: CodeForbidden
 }
 
 // Verifier checks bearer tokens (internal/identity implements it).
@@ -119,6 +131,7 @@ type Authorizer struct {
 	now       func() time.Time
 	maxBody   int
 	origins   *origins
+	sessions  *sessions
 }
 
 // New builds an Authorizer from configuration. Upstream credentials are
@@ -136,6 +149,7 @@ func New(cfg *config.Config, opts Options) (*Authorizer, error) {
 		targets: ts, verifier: opts.Verifier, policy: opts.Policy, approvals: opts.Approvals,
 		log: opts.Logger, metrics: opts.Metrics, now: opts.Now, maxBody: cfg.Limits.MaxRequestBytes,
 		origins: newOrigins(cfg.AllowedOrigins), audit: opts.Audit,
+		sessions: newSessions(maxSessions, sessionIdle),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -161,54 +175,85 @@ func (a *Authorizer) Check(ctx context.Context, req *Request) *Result {
 }
 
 // record sends the decision to the audit trail (never the token or the
-// arguments: those are in the masked message record).
+// arguments: those are in the masked message record). A batch gets one
+// record per message: the first carries the decision id, message i > 0
+// carries "<decision id>.<i>" (records with the same id and time would be
+// folded by the store), each with its own method, tool, JSON-RPC id and,
+// when the batch was decided message by message, its own outcome and
+// reason.
 func (a *Authorizer) record(r *Result, took time.Duration) {
-	d := &audit.Decision{
+	base := audit.Decision{
 		DecisionID: r.DecisionID, Time: a.now(), Target: r.target, Outcome: string(r.Outcome),
 		Reason: r.Reason, Status: r.Status, LatencyUS: took.Microseconds(), GrantID: r.grant, PolicyVersion: r.policyVer,
 	}
 	if p := r.principal; p != nil {
-		d.Principal, d.ClientID, d.Issuer = p.Subject, p.ClientID, p.Issuer
+		base.Principal, base.ClientID, base.Issuer = p.Subject, p.ClientID, p.Issuer
 	}
-	if c := r.call; c != nil {
-		d.SessionID = c.SessionID
-		if len(c.Messages) > 0 {
-			m := c.Messages[0]
-			d.Method, d.Tool, d.JSONRPCID = m.Method, m.Tool+m.URI+m.Prompt, string(m.ID)
+	c := r.call
+	if c == nil || len(c.Messages) == 0 {
+		if c != nil {
+			base.SessionID = c.SessionID
 		}
+		a.recordOne(&base)
+		return
 	}
+	base.SessionID = c.SessionID
+	for i, m := range c.Messages {
+		d := base
+		if i > 0 {
+			d.DecisionID = r.DecisionID + "." + strconv.Itoa(i)
+		}
+		d.Method, d.Tool, d.JSONRPCID = m.Method, m.Tool+m.URI+m.Prompt, string(m.ID)
+		if i < len(r.verdicts) {
+			d.Outcome, d.Reason = string(r.verdicts[i].Outcome), r.verdicts[i].Reason
+		}
+		a.recordOne(&d)
+	}
+}
+
+func (a *Authorizer) recordOne(d *audit.Decision) {
 	if err := a.audit.Record(d); err != nil {
-		a.log.Error("audit refused a decision", "decision_id", r.DecisionID, "error", err)
+		a.log.Error("audit refused a decision", "decision_id", d.DecisionID, "error", err)
 	}
 }
 
 func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
 	id := newDecisionID()
+	// The request's JSON-RPC id, read before authentication so that every
+	// denial answers it: an unauthenticated caller learns nothing from
+	// this beyond getting its own id back.
+	rpcID := mcp.PeekID(req.Body)
 	t := a.targets.match(req)
 	if t == nil {
-		return a.finish(nil, nil, nil, &Result{Outcome: OutcomeInvalid, Status: 404, DecisionID: id,
-			Reason: fmt.Sprintf("no MCP target is served at %s", pathOnly(req.Path))})
+		return a.finish(nil, nil, nil, notFound(id, rpcID, fmt.Sprintf("no MCP target is served at %s", pathOnly(req.Path))))
+	}
+	if why := t.endpoint(req.Path); why != "" {
+		return a.finish(t, nil, nil, notFound(id, rpcID, why))
 	}
 
 	if why := a.origins.check(req.Headers["origin"]); why != "" {
 		return a.finish(t, nil, nil, &Result{Outcome: OutcomeForbidden, Status: 403, DecisionID: id, Reason: why,
-			ResponseHeaders: []Header{jsonContentType}, Body: mcp.ErrorResponse(nil, CodeForbidden, "forbidden: "+why, nil)})
+			ResponseHeaders: []Header{jsonContentType}, Body: mcp.ErrorResponse(rpcID, CodeForbidden, "forbidden: "+why, nil)})
 	}
 
-	// Who is calling. An unauthenticated caller learns nothing about parsing.
+	// Who is calling. An unauthenticated caller learns nothing about
+	// parsing, nor about the configuration: the client is told a coarse
+	// reason, the decision log and the audit get the precise one.
 	raw, ok := bearer(req.Headers["authorization"])
 	if !ok {
-		return a.finish(t, nil, nil, t.unauthenticated(id, "", "no bearer token in the Authorization header"))
+		const why = "no bearer token in the Authorization header"
+		return a.finish(t, nil, nil, t.unauthenticated(id, rpcID, "", why, why))
 	}
 	p, err := a.verifier.Verify(ctx, raw, t.audiences)
 	if err != nil {
-		return a.finish(t, nil, nil, t.unauthenticated(id, "invalid_token", safeReason(err)))
+		return a.finish(t, nil, nil, t.unauthenticated(id, rpcID, "invalid_token", publicReason(err), safeReason(err)))
 	}
 	if !t.trusts(p.Issuer) {
-		return a.finish(t, p, nil, t.unauthenticated(id, "invalid_token", fmt.Sprintf("issuer %s is not trusted for target %s", p.Issuer, t.cfg.Name)))
+		return a.finish(t, p, nil, t.unauthenticated(id, rpcID, "invalid_token", reasonNotForResource,
+			fmt.Sprintf("issuer %s is not trusted for target %s", p.Issuer, t.cfg.Name)))
 	}
 	if missing := missingScopes(t.cfg.ScopesRequired, p.Scopes); len(missing) > 0 {
-		return a.finish(t, p, nil, t.insufficientScope(id, missing))
+		return a.finish(t, p, nil, t.insufficientScope(id, rpcID, missing))
 	}
 
 	// What it asks for.
@@ -223,15 +268,35 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
 		return a.finish(t, p, nil, invalid(id, perr))
 	}
 
-	// What policy says about each message. A grant that allowed the call
-	// is used before the call goes through; one that a concurrent call
-	// used up is left out and the call decided again.
+	// Whose session it is: the first principal to use a session id owns it.
+	if call.SessionID != "" && !a.sessions.bind(t.cfg.Name, call.SessionID, ownerOf(p), a.now()) {
+		return a.finish(t, p, call, sessionNotFound(id, call))
+	}
+
+	var r *Result
+	if call.Batch {
+		r = a.decideBatch(ctx, id, t, p, req, call)
+	} else {
+		r = a.decideOne(ctx, id, t, p, req, call)
+	}
+	if r.Outcome == OutcomeAllow && call.HTTPMethod == "DELETE" && call.SessionID != "" {
+		// The session ends: its id is free (the server will not know it).
+		a.sessions.unbind(t.cfg.Name, call.SessionID)
+	}
+	return a.finish(t, p, call, r)
+}
+
+// decideOne decides a single message (or a GET/DELETE): policy, with the
+// caller's grants; a grant that allowed the call is used before the call
+// goes through; one that a concurrent call used up is left out and the
+// call decided again. A call that needs approval is held.
+func (a *Authorizer) decideOne(ctx context.Context, id string, t *target, p *identity.Principal, req *Request, call *mcp.Call) *Result {
 	var unusable map[string]bool
 	for attempt := 0; ; attempt++ {
 		d, err := a.decide(ctx, t, p, req, call, unusable)
 		if err != nil {
 			a.log.Error("policy evaluation failed; denying", "decision_id", id, "target", t.cfg.Name, "error", err)
-			return a.finish(t, p, call, policyDenied(id, call, OutcomeError, 403, "the gateway could not evaluate its policy; the call is denied"))
+			return policyDenied(id, call, OutcomeError, 403, "the gateway could not evaluate its policy; the call is denied")
 		}
 		switch d.Outcome {
 		case policy.OutcomeAllow:
@@ -239,7 +304,7 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
 				ok, err := a.useGrant(ctx, p, d.Grant)
 				if err != nil {
 					a.log.Error("grant store failed; denying", "decision_id", id, "grant", d.Grant, "error", err)
-					return a.finish(t, p, call, policyDenied(id, call, OutcomeError, 403, "the gateway could not use the grant; the call is denied"))
+					return policyDenied(id, call, OutcomeError, 403, "the gateway could not use the grant; the call is denied")
 				}
 				if !ok && attempt < 3 {
 					if unusable == nil {
@@ -249,18 +314,18 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
 					continue
 				}
 				if !ok {
-					return a.finish(t, p, call, policyDenied(id, call, OutcomeDeny, 403, "the grants for this call are in use; retry"))
+					return policyDenied(id, call, OutcomeDeny, 403, "the grants for this call are in use; retry")
 				}
 				a.awaitRoute(ctx, id, d.Grant)
 			}
-			return a.finish(t, p, call, t.allow(id, p, call, req, d))
+			return t.allow(id, p, call, req, d)
 		case policy.OutcomeApprovalRequired:
 			if a.approvals == nil {
-				return a.finish(t, p, call, approvalRequired(id, call, d))
+				return approvalRequired(id, call, d)
 			}
-			return a.finish(t, p, call, a.hold(ctx, id, t, p, req, call, d))
+			return a.hold(ctx, id, t, p, req, call, d)
 		default:
-			return a.finish(t, p, call, policyDenied(id, call, OutcomeDeny, 403, d.Reason))
+			return policyDenied(id, call, OutcomeDeny, 403, d.Reason)
 		}
 	}
 }
@@ -285,20 +350,52 @@ func (a *Authorizer) finish(t *target, p *identity.Principal, call *mcp.Call, r 
 		attrs = append(attrs, "target", t.cfg.Name)
 	}
 	if p != nil {
-		attrs = append(attrs, "subject", p.Subject, "client_id", p.ClientID)
+		attrs = append(attrs, "issuer", p.Issuer, "subject", p.Subject, "client_id", p.ClientID)
 	}
-	if call != nil && len(call.Messages) > 0 {
-		m := call.Messages[0]
-		attrs = append(attrs, "method", m.Method)
-		if m.Tool != "" {
-			attrs = append(attrs, "tool", m.Tool)
+	if call == nil || len(call.Messages) == 0 || !call.Batch {
+		if call != nil && len(call.Messages) > 0 {
+			attrs = appendMessage(attrs, &call.Messages[0])
 		}
+		if r.Reason != "" {
+			attrs = append(attrs, "reason", r.Reason)
+		}
+		a.log.Info("decision", attrs...)
+		return r
 	}
-	if r.Reason != "" {
-		attrs = append(attrs, "reason", r.Reason)
+	// A batch: one line per message, each with the batch's decision and
+	// the message's own.
+	n := len(call.Messages)
+	for i := range call.Messages {
+		line := append(slices.Clip(attrs), "batch_index", i, "batch_size", n)
+		line = appendMessage(line, &call.Messages[i])
+		reason := r.Reason
+		if i < len(r.verdicts) {
+			line = append(line, "message_outcome", string(r.verdicts[i].Outcome))
+			reason = r.verdicts[i].Reason
+		}
+		if reason != "" {
+			line = append(line, "reason", reason)
+		}
+		a.log.Info("decision", line...)
 	}
-	a.log.Info("decision", attrs...)
 	return r
+}
+
+func appendMessage(attrs []any, m *mcp.Message) []any {
+	attrs = append(attrs, "method", m.Method)
+	if m.Tool != "" {
+		attrs = append(attrs, "tool", m.Tool)
+	}
+	if m.Prompt != "" {
+		attrs = append(attrs, "prompt", m.Prompt)
+	}
+	if m.URI != "" {
+		attrs = append(attrs, "uri", m.URI)
+	}
+	if len(m.ID) > 0 {
+		attrs = append(attrs, "jsonrpc_id", string(m.ID))
+	}
+	return attrs
 }
 
 func newDecisionID() string {
@@ -341,6 +438,33 @@ func missingScopes(required, have []string) []string {
 		}
 	}
 	return missing
+}
+
+// reasonNotForResource is what a caller whose token is for another
+// resource, from another issuer or with unexpected claims is told: which
+// issuers and audiences are accepted is configuration it need not learn
+// (the Protected Resource Metadata publishes what clients need).
+const reasonNotForResource = "the token is not valid for this resource"
+
+// publicReason is the coarse reason a rejected token's caller is told;
+// the verifier's precise one (safeReason) goes to the log and the audit.
+func publicReason(err error) string {
+	switch identity.ReasonOf(err) {
+	case identity.ReasonMissingToken:
+		return "no bearer token in the Authorization header"
+	case identity.ReasonMalformed:
+		return "the token is malformed"
+	case identity.ReasonExpired:
+		return "the token has expired"
+	case identity.ReasonNotYetValid:
+		return "the token is not yet valid"
+	case identity.ReasonBadSignature, identity.ReasonUnsupportedAlgorithm:
+		return "the token's signature could not be verified"
+	case identity.ReasonIssuerUnavailable:
+		return "the token could not be verified now; retry later"
+	default: // unknown issuer, wrong audience, invalid claims, anything new
+		return reasonNotForResource
+	}
 }
 
 // safeReason is the verifier's explanation, which identity guarantees holds

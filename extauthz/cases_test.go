@@ -109,7 +109,7 @@ func TestCheckDenials(t *testing.T) {
 			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(1, "x", "{}"), headers: map[string]string{"authorization": "Bearer " + e.token(t, oidcissuer.Token{Audience: []string{"https://gw.test/mcp/everything"}})}},
 			status: 401, grpcCode: code.Code_UNAUTHENTICATED,
 			challenge: []string{`error="invalid_token"`},
-			rpcCode:   -32001, bodyHas: "audience",
+			rpcCode:   -32001, bodyHas: "the token is not valid for this resource",
 		},
 		{
 			name:   "missing scope",
@@ -238,8 +238,9 @@ func TestCheckStreamAndTargetResolution(t *testing.T) {
 	}{
 		{"GET opens the server stream", envoyRequest{method: "GET", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good, "mcp-session-id": "s1"}}, 0},
 		{"DELETE ends the session", envoyRequest{method: "DELETE", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good, "mcp-session-id": "s1"}}, 0},
-		{"target by path when the route names none", envoyRequest{method: "GET", path: "/mcp/github/?x=1", headers: map[string]string{"authorization": "Bearer " + good}}, 0},
+		{"target by path when the route names none", envoyRequest{method: "GET", path: "/mcp/github", headers: map[string]string{"authorization": "Bearer " + good}}, 0},
 		{"no target at path", envoyRequest{method: "GET", path: "/mcp/githubx", headers: map[string]string{"authorization": "Bearer " + good}}, 404},
+		{"no target below a target's path", envoyRequest{method: "GET", path: "/mcp/github/admin", headers: map[string]string{"authorization": "Bearer " + good}}, 404},
 		{"foreign Origin is refused (DNS rebinding)", envoyRequest{method: "GET", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good, "origin": "http://evil.example.com"}}, 403},
 		{"the gateway's own Origin passes", envoyRequest{method: "GET", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good, "origin": "https://gw.test"}}, 0},
 		{"PUT is not MCP", envoyRequest{method: "PUT", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good}}, 405},

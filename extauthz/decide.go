@@ -10,65 +10,126 @@ import (
 	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
-// decide evaluates policy for every message of the call and combines the
-// results: deny wins over approval, approval over allow. A GET or DELETE
-// (no messages) is evaluated once with an empty MCP method.
-func (a *Authorizer) decide(ctx context.Context, t *target, p *identity.Principal, req *Request, call *mcp.Call, unusable map[string]bool) (policy.Decision, error) {
-	now := a.now()
-	var grants []policy.GrantInput
-	if a.approvals != nil {
-		g, err := a.approvals.ActiveForClient(ctx, p.Subject, p.ClientID, t.cfg.Name, now)
-		if err != nil {
-			return policy.Decision{}, fmt.Errorf("grant store: %w", err)
-		}
-		grants = g
-		if len(unusable) > 0 {
-			grants = slices.DeleteFunc(slices.Clone(grants), func(g policy.GrantInput) bool { return unusable[g.ID] })
-		}
-	}
-	in := &policy.Input{
+// input is the policy input for the call's HTTP request, without a message.
+func (a *Authorizer) input(t *target, p *identity.Principal, req *Request, call *mcp.Call) *policy.Input {
+	return &policy.Input{
 		Principal: p,
 		Target:    t.input,
 		// The headers go as Envoy sent them: policy's input builder leaves
 		// out pseudo-headers and credentials, and builds them only for a
 		// policy that reads input.request.headers.
 		Request: policy.RequestInput{Method: req.Method, Path: req.Path, Host: req.Host, Headers: req.Headers},
-		Grants:  grants,
-		Time:    now,
+		Time:    a.now(),
+		MCP:     policy.MessageInput{ProtocolVersion: call.ProtocolVersion, SessionID: call.SessionID, Batch: call.Batch},
 	}
-	base := policy.MessageInput{ProtocolVersion: call.ProtocolVersion, SessionID: call.SessionID, Batch: call.Batch}
-	if len(call.Messages) == 0 {
-		in.MCP = base
-		return a.policy.Evaluate(ctx, in)
-	}
-	var out policy.Decision
-	for i, m := range call.Messages {
-		mi := base
-		mi.Method, mi.Kind, mi.ID = m.Method, string(m.Kind), m.ID
-		mi.Tool, mi.Prompt, mi.URI, mi.Arguments = m.Tool, m.Prompt, m.URI, m.Arguments
-		in.MCP = mi
-		in.Grants = policy.CoveringGrants(grants, m.Arguments)
-		d, err := a.policy.Evaluate(ctx, in)
-		if err != nil {
-			return policy.Decision{}, err
-		}
-		if i == 0 || rank(d.Outcome) > rank(out.Outcome) {
-			out = d
-		}
-		if out.Outcome == policy.OutcomeDeny {
-			break
-		}
-	}
-	return out, nil
 }
 
-func rank(o string) int {
-	switch o {
-	case policy.OutcomeAllow:
-		return 0
-	case policy.OutcomeApprovalRequired:
-		return 1
-	default:
-		return 2
+// messageInput is the policy's view of one message. Prompt and URI are
+// also what completion/complete names in params.ref, so the rules of that
+// prompt or resource apply to its completions.
+func messageInput(base policy.MessageInput, m *mcp.Message) policy.MessageInput {
+	mi := base
+	mi.Method, mi.Kind, mi.ID = m.Method, string(m.Kind), m.ID
+	mi.Tool, mi.Prompt, mi.URI, mi.Arguments = m.Tool, m.Prompt, m.URI, m.Arguments
+	return mi
+}
+
+// decide evaluates policy for a call that is not a batch: its one message
+// with the caller's grants that cover its arguments, or, for a GET or
+// DELETE (no messages), once with an empty MCP method.
+func (a *Authorizer) decide(ctx context.Context, t *target, p *identity.Principal, req *Request, call *mcp.Call, unusable map[string]bool) (policy.Decision, error) {
+	in := a.input(t, p, req, call)
+	if a.approvals != nil {
+		g, err := a.approvals.ActiveForClient(ctx, p.Subject, p.ClientID, t.cfg.Name, in.Time)
+		if err != nil {
+			return policy.Decision{}, fmt.Errorf("grant store: %w", err)
+		}
+		if len(unusable) > 0 {
+			g = slices.DeleteFunc(slices.Clone(g), func(g policy.GrantInput) bool { return unusable[g.ID] })
+		}
+		in.Grants = g
 	}
+	if len(call.Messages) == 0 {
+		return a.policy.Evaluate(ctx, in)
+	}
+	if len(call.Messages) > 1 {
+		return policy.Decision{}, fmt.Errorf("decide: %d messages outside a batch", len(call.Messages))
+	}
+	m := &call.Messages[0]
+	in.MCP = messageInput(in.MCP, m)
+	in.Grants = policy.CoveringGrants(in.Grants, m.Arguments)
+	return a.policy.Evaluate(ctx, in)
+}
+
+// Reasons given to the messages of a refused batch.
+const (
+	reasonBatchNeedsAlone = "call needs approval/grant: send it alone, not in a batch"
+	reasonBatchNotSent    = "not sent: another message of the batch was refused"
+)
+
+// decideBatch decides a JSON-RPC batch (protocol 2024-11-05 and
+// 2025-03-26). A batch goes through only if policy allows every one of its
+// messages on its own terms: without any grant and without approval.
+// Otherwise nothing of it reaches the server and every request of the
+// batch gets its own error with its own id: the policy's reason for a
+// denied message, "send it alone" for one that needs approval or a grant,
+// "not sent" for an allowed one. A batch is never held for approval and
+// never uses a grant, so a single-use grant cannot be spent (or replayed)
+// by a message riding along with others.
+func (a *Authorizer) decideBatch(ctx context.Context, id string, t *target, p *identity.Principal, req *Request, call *mcp.Call) *Result {
+	in := a.input(t, p, req, call) // no grants: a batch is decided without them
+	base := in.MCP
+	verdicts := make([]verdict, len(call.Messages))
+	decisions := make([]policy.Decision, len(call.Messages))
+	refused := 0
+	for i := range call.Messages {
+		in.MCP = messageInput(base, &call.Messages[i])
+		d, err := a.policy.Evaluate(ctx, in)
+		if err != nil {
+			a.log.Error("policy evaluation failed; denying", "decision_id", id, "target", t.cfg.Name, "batch_index", i, "error", err)
+			return policyDenied(id, call, OutcomeError, 403, "the gateway could not evaluate its policy; the call is denied")
+		}
+		decisions[i] = d
+		switch {
+		case d.Outcome == policy.OutcomeAllow && d.Grant == "":
+			verdicts[i] = verdict{Outcome: OutcomeAllow, Reason: d.Reason}
+		case d.Outcome == policy.OutcomeAllow, d.Outcome == policy.OutcomeApprovalRequired:
+			verdicts[i] = verdict{Outcome: OutcomeDeny, Reason: reasonBatchNeedsAlone, code: CodeApprovalRequired}
+			refused++
+		default:
+			verdicts[i] = verdict{Outcome: OutcomeDeny, Reason: "denied: " + orDefault(d.Reason, "denied by policy")}
+			refused++
+		}
+	}
+	// One exchange gets one masking profile: a batch whose messages policy
+	// would mask differently is sent message by message.
+	if refused == 0 {
+		for i := range decisions[1:] {
+			if orDefault(decisions[i+1].MaskingProfile, t.cfg.MaskingProfile) != orDefault(decisions[0].MaskingProfile, t.cfg.MaskingProfile) {
+				for j := range verdicts {
+					verdicts[j] = verdict{Outcome: OutcomeDeny, Reason: "the messages of this batch are masked with different profiles: send them one by one"}
+				}
+				refused = len(verdicts)
+				break
+			}
+		}
+	}
+	if refused > 0 {
+		for i := range verdicts {
+			if verdicts[i].Outcome == OutcomeAllow {
+				verdicts[i] = verdict{Outcome: OutcomeDeny, Reason: reasonBatchNotSent}
+			}
+		}
+		r := batchRefused(id, call, verdicts, refused)
+		r.verdicts = verdicts
+		return r
+	}
+	d := decisions[0]
+	for _, o := range decisions[1:] {
+		d.Record = d.Record || o.Record
+	}
+	d.Reason = fmt.Sprintf("every message of the batch of %d is allowed", len(call.Messages))
+	r := t.allow(id, p, call, req, d)
+	r.verdicts = verdicts
+	return r
 }

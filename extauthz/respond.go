@@ -46,30 +46,109 @@ func quoteParam(s string) string {
 }
 
 // unauthenticated is RFC 6750 §3 / MCP authorization: 401 with a challenge
-// that points at the Protected Resource Metadata.
-func (t *target) unauthenticated(id, errCode, reason string) *Result {
+// that points at the Protected Resource Metadata. The client is told
+// public (error_description and the JSON-RPC error); detail, which may
+// name issuers, audiences or targets, goes only to the log and the audit.
+func (t *target) unauthenticated(id string, rpcID json.RawMessage, errCode, public, detail string) *Result {
 	var params []string
 	if errCode != "" {
-		params = append(params, fmt.Sprintf(`error=%q`, errCode), fmt.Sprintf(`error_description="%s"`, quoteParam(reason)))
+		params = append(params, fmt.Sprintf(`error=%q`, errCode), fmt.Sprintf(`error_description="%s"`, quoteParam(public)))
 	}
 	if len(t.cfg.ScopesRequired) > 0 {
 		params = append(params, fmt.Sprintf("scope=%q", strings.Join(t.cfg.ScopesRequired, " ")))
 	}
 	return &Result{
-		Outcome: OutcomeUnauthenticated, Status: 401, Reason: reason, DecisionID: id,
+		Outcome: OutcomeUnauthenticated, Status: 401, Reason: detail, DecisionID: id,
 		ResponseHeaders: []Header{t.challenge(params...), jsonContentType},
-		Body:            mcp.ErrorResponse(nil, CodeUnauthorized, "unauthorized: "+reason, nil),
+		Body:            mcp.ErrorResponse(rpcID, CodeUnauthorized, "unauthorized: "+public, nil),
 	}
 }
 
-// insufficientScope is the MCP step-up answer: 403 with error="insufficient_scope".
-func (t *target) insufficientScope(id string, missing []string) *Result {
-	reason := fmt.Sprintf("the token lacks scope %s required by target %s", strings.Join(missing, ", "), t.cfg.Name)
+// insufficientScope is the MCP step-up answer: 403 with error="insufficient_scope"
+// and the scopes to ask for (which the challenge publishes anyway).
+func (t *target) insufficientScope(id string, rpcID json.RawMessage, missing []string) *Result {
+	public := fmt.Sprintf("the token lacks scope %s required by this resource", strings.Join(missing, ", "))
 	return &Result{
-		Outcome: OutcomeForbidden, Status: 403, Reason: reason, DecisionID: id,
+		Outcome: OutcomeForbidden, Status: 403, DecisionID: id,
+		Reason:          fmt.Sprintf("the token lacks scope %s required by target %s", strings.Join(missing, ", "), t.cfg.Name),
 		ResponseHeaders: []Header{t.challenge(`error="insufficient_scope"`, fmt.Sprintf("scope=%q", strings.Join(t.cfg.ScopesRequired, " "))), jsonContentType},
-		Body:            mcp.ErrorResponse(nil, CodeForbidden, "forbidden: "+reason, nil),
+		Body:            mcp.ErrorResponse(rpcID, CodeForbidden, "forbidden: "+public, nil),
 	}
+}
+
+// notFound answers a path that is not a target's MCP endpoint. The client
+// is not told which endpoints exist.
+func notFound(id string, rpcID json.RawMessage, reason string) *Result {
+	return &Result{
+		Outcome: OutcomeInvalid, Status: 404, Reason: reason, DecisionID: id,
+		ResponseHeaders: []Header{jsonContentType},
+		Body:            mcp.ErrorResponse(rpcID, mcp.CodeInvalidRequest, "not found: no MCP endpoint is served at this path", nil),
+	}
+}
+
+// sessionNotFound answers a session id bound to another principal as the
+// MCP transport answers an unknown session (404: the client starts a new
+// session). The client is not told that the session exists.
+func sessionNotFound(id string, call *mcp.Call) *Result {
+	return &Result{
+		Outcome: OutcomeForbidden, Status: 404, DecisionID: id,
+		Reason:          fmt.Sprintf("session %s is bound to another principal", clip(call.SessionID)),
+		ResponseHeaders: []Header{jsonContentType},
+		Body:            errorBody(call, mcp.CodeInvalidRequest, "session not found: start a new session with initialize", map[string]string{"decision_id": id}),
+	}
+}
+
+// batchRefused answers a refused batch: each request of it gets its own
+// error, with its own id and its own reason.
+func batchRefused(id string, call *mcp.Call, verdicts []verdict, refused int) *Result {
+	var parts []json.RawMessage
+	var why []string
+	for i, m := range call.Messages {
+		v := verdicts[i]
+		if v.Reason != reasonBatchNotSent {
+			why = append(why, fmt.Sprintf("message %d (%s%s): %s", i, m.Method, nameSuffix(&m), v.Reason))
+		}
+		if m.Kind != mcp.KindRequest {
+			continue
+		}
+		c := v.code
+		if c == 0 {
+			c = CodeForbidden
+		}
+		parts = append(parts, mcp.ErrorResponse(m.ID, c, v.Reason, map[string]any{"decision_id": id, "batch_index": i}))
+	}
+	var body []byte
+	if len(parts) == 0 {
+		body = mcp.ErrorResponse(nil, CodeForbidden, "denied: "+strings.Join(why, "; "), map[string]string{"decision_id": id})
+	} else {
+		body, _ = json.Marshal(parts)
+	}
+	return &Result{
+		Outcome: OutcomeDeny, Status: 403, DecisionID: id,
+		Reason:          fmt.Sprintf("batch of %d refused (%d messages refused on their own): %s", len(call.Messages), refused, strings.Join(why, "; ")),
+		ResponseHeaders: []Header{jsonContentType},
+		Body:            body,
+	}
+}
+
+func nameSuffix(m *mcp.Message) string {
+	switch {
+	case m.Tool != "":
+		return " " + m.Tool
+	case m.Prompt != "":
+		return " " + m.Prompt
+	case m.URI != "":
+		return " " + m.URI
+	}
+	return ""
+}
+
+// clip bounds a client-chosen value echoed into a log line.
+func clip(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
 }
 
 func invalid(id string, e *mcp.Error) *Result {
@@ -142,11 +221,14 @@ func approvalRequired(id string, call *mcp.Call, d policy.Decision) *Result {
 // upstream (and the filters after ext_authz) who called.
 func (t *target) allow(id string, p *identity.Principal, call *mcp.Call, req *Request, d policy.Decision) *Result {
 	r := &Result{Outcome: OutcomeAllow, Status: 200, DecisionID: id, Reason: d.Reason}
-	set := make([]Header, 0, 6)
+	set := make([]Header, 0, 7)
 	if t.credValue != "" {
 		set = append(set, Header{t.credHeader, t.credValue})
 	}
 	set = append(set,
+		// The server answers in plaintext, which ext_proc can mask: a
+		// compressed response would pass the masking unread.
+		Header{"accept-encoding", "identity"},
 		Header{HeaderPrincipal, p.Subject},
 		Header{HeaderTarget, t.cfg.Name},
 		Header{HeaderDecisionID, id},
@@ -186,10 +268,21 @@ func (t *target) allow(id string, p *identity.Principal, call *mcp.Call, req *Re
 		md["grant"] = d.Grant
 	}
 	if len(call.Messages) > 0 {
+		// method and tool are the first message's (what ext_proc reads);
+		// methods, tools and ids list every message, in order ("" where a
+		// message has no tool or id). structpb takes []any, not []string.
 		md["method"] = call.Messages[0].Method
 		if tool := call.Messages[0].Tool; tool != "" {
 			md["tool"] = tool
 		}
+		methods := make([]any, len(call.Messages))
+		tools := make([]any, len(call.Messages))
+		ids := make([]any, len(call.Messages))
+		for i, m := range call.Messages {
+			methods[i], tools[i], ids[i] = m.Method, m.Tool, string(m.ID)
+		}
+		md["methods"], md["tools"], md["ids"] = methods, tools, ids
+		md["batch"] = call.Batch
 	}
 	r.Metadata = md
 	return r

@@ -2,7 +2,6 @@ package extauthz
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/airlock-mcp/airlock/internal/config"
@@ -24,11 +23,11 @@ type target struct {
 
 type targets struct {
 	byName map[string]*target
-	sorted []*target // longest path prefix first
+	byPath map[string]*target // PathPrefix -> target
 }
 
 func newTargets(cfg *config.Config) (*targets, error) {
-	ts := &targets{byName: map[string]*target{}}
+	ts := &targets{byName: map[string]*target{}, byPath: map[string]*target{}}
 	issuerURL := map[string]string{}
 	for _, is := range cfg.Issuers {
 		issuerURL[is.Name] = is.URL
@@ -53,29 +52,38 @@ func newTargets(cfg *config.Config) (*targets, error) {
 			}
 		}
 		ts.byName[tc.Name] = t
-		ts.sorted = append(ts.sorted, t)
+		ts.byPath[tc.PathPrefix] = t
 	}
-	sort.Slice(ts.sorted, func(i, j int) bool { return len(ts.sorted[i].cfg.PathPrefix) > len(ts.sorted[j].cfg.PathPrefix) })
 	return ts, nil
 }
 
 // match finds the target: the route's context extension when Envoy's config
-// names it (the route already matched), else the longest path prefix.
+// names it (the route already matched), else the target whose endpoint
+// path is exactly the request's path. Either way the caller then checks
+// the path with endpoint.
 func (ts *targets) match(req *Request) *target {
 	if n := req.ContextExtensions["airlock_target"]; n != "" {
 		return ts.byName[n]
 	}
-	path := req.Path
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
+	return ts.byPath[req.Path]
+}
+
+// endpoint says why the request's path is not the target's MCP endpoint,
+// or "" when it is. A target exposes exactly its endpoint: nothing below
+// it (a path under the prefix would reach the upstream's other routes with
+// the gateway's credential), no trailing slash, no percent-encoded,
+// "..", "." or "//" spelling of it, and no query string (MCP endpoints take
+// none, and the SDK servers ignore one, so a query only hides things).
+// The raw path is compared byte for byte: Envoy normalizes paths before
+// ext_authz, and this is the second line.
+func (t *target) endpoint(path string) string {
+	if path == t.cfg.PathPrefix {
+		return ""
 	}
-	for _, t := range ts.sorted {
-		p := t.cfg.PathPrefix
-		if path == p || (strings.HasPrefix(path, p) && path[len(p)] == '/') {
-			return t
-		}
+	if p, _, ok := strings.Cut(path, "?"); ok && p == t.cfg.PathPrefix {
+		return fmt.Sprintf("the MCP endpoint %s takes no query string", t.cfg.PathPrefix)
 	}
-	return nil
+	return fmt.Sprintf("no MCP endpoint is served at %s (target %s serves exactly %s)", pathOnly(path), t.cfg.Name, t.cfg.PathPrefix)
 }
 
 func (t *target) trusts(issuer string) bool {
