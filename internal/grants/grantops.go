@@ -12,22 +12,28 @@ import (
 )
 
 // Active returns the subject's grants on target that may allow a call at
-// now: active, within not-before and expiry, not used up. It is
-// extauthz.Grants: the policy sees these as input.grants and no longer
-// checks expiry itself. A grant matches any agent client of the subject;
-// ActiveForClient narrows it to the client that asked.
+// now: active, within not-before and expiry, not used up. The policy sees
+// these as input.grants and no longer checks expiry itself. A grant
+// matches any agent client of the subject, and any issuer.
+//
+// Deprecated: a subject is unique only within its issuer; use
+// ActiveForPrincipal.
 func (s *Service) Active(_ context.Context, subject, target string, now time.Time) ([]policy.GrantInput, error) {
-	return s.activeGrants(subject, "", target, now, false), nil
+	return s.activeGrants("", subject, "", target, now, false), nil
 }
 
 // ActiveForClient is Active limited to grants issued for requests from
 // this agent client: a grant approved for one agent does not let another
 // agent of the same user through.
+//
+// Deprecated: it ignores the issuer; use ActiveForPrincipal.
 func (s *Service) ActiveForClient(_ context.Context, subject, clientID, target string, now time.Time) ([]policy.GrantInput, error) {
-	return s.activeGrants(subject, clientID, target, now, true), nil
+	return s.activeGrants("", subject, clientID, target, now, true), nil
 }
 
-func (s *Service) activeGrants(subject, clientID, target string, now time.Time, byClient bool) []policy.GrantInput {
+// activeGrants lists the usable grants of (issuer, subject) on target; an
+// empty issuer matches grants of any issuer.
+func (s *Service) activeGrants(issuer, subject, clientID, target string, now time.Time, byClient bool) []policy.GrantInput {
 	s.mu.RLock()
 	list := s.active[activeKey(subject, target)]
 	s.mu.RUnlock()
@@ -36,7 +42,7 @@ func (s *Service) activeGrants(subject, clientID, target string, now time.Time, 
 	}
 	out := make([]policy.GrantInput, 0, len(list))
 	for _, g := range list { // the slice is never changed in place
-		if g.usable(now) && (!byClient || g.ClientID == clientID) {
+		if g.usable(now) && (!byClient || g.ClientID == clientID) && g.heldBy(issuer, subject) {
 			out = append(out, g.Input())
 		}
 	}
@@ -49,9 +55,17 @@ func (s *Service) activeGrants(subject, clientID, target string, now time.Time, 
 // and its use counted (in memory; each use is a grant.used event).
 // ErrGrantEnded means expired, revoked or not yet valid; ErrNotFound an
 // unknown grant or one held by someone else.
+//
+// Deprecated: it matches the holder by subject under any issuer; use
+// ConsumeFor.
 func (s *Service) Consume(ctx context.Context, id, subject string) (*Grant, error) {
+	return s.consume(ctx, id, "", subject)
+}
+
+// consume is Consume for (issuer, subject); an empty issuer matches any.
+func (s *Service) consume(ctx context.Context, id, issuer, subject string) (*Grant, error) {
 	g, uses := s.grant(id)
-	if g == nil || g.Subject != subject {
+	if g == nil || !g.heldBy(issuer, subject) {
 		return nil, notFound("grant", id)
 	}
 	now := s.now()
@@ -158,8 +172,11 @@ func (s *Service) GetGrant(_ context.Context, id string) (*Grant, error) {
 
 // GrantFilter selects grants; zero fields match everything.
 type GrantFilter struct {
-	States    []GrantState
-	Subject   string
+	States  []GrantState
+	Subject string // the holder
+	// Issuer, with Subject, narrows to the holder (Issuer, Subject),
+	// compared canonically; empty matches any issuer.
+	Issuer    string
 	Target    string
 	RequestID string
 	Limit     int // at most this many, newest first; 0: all
@@ -167,7 +184,7 @@ type GrantFilter struct {
 
 func (f *GrantFilter) match(g *Grant) bool {
 	return (len(f.States) == 0 || slices.Contains(f.States, g.State)) &&
-		(f.Subject == "" || f.Subject == g.Subject) &&
+		(f.Subject == "" || g.heldBy(f.Issuer, f.Subject)) &&
 		(f.Target == "" || f.Target == g.Target) &&
 		(f.RequestID == "" || f.RequestID == g.RequestID)
 }
@@ -250,7 +267,7 @@ func (s *Service) Hold(ctx context.Context, p OpenParams) (*HoldResult, error) {
 	case RequestCancelled:
 		res.Outcome = HoldCancelled
 	case RequestApproved:
-		g, err := s.Consume(ctx, res.Request.GrantID, res.Request.Principal.Subject)
+		g, err := s.ConsumeFor(ctx, res.Request.GrantID, res.Request.Principal)
 		switch {
 		case errors.Is(err, ErrGrantUsed):
 			res.Outcome = HoldGrantUsed

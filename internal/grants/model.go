@@ -68,7 +68,7 @@ const (
 )
 
 // Principal is who asked: the user behind the call and the agent's OAuth
-// client.
+// client. The requester is the pair (Issuer, Subject).
 type Principal struct {
 	Issuer   string   `json:"issuer,omitempty"`
 	Subject  string   `json:"subject"`
@@ -86,8 +86,9 @@ func PrincipalFrom(p *identity.Principal) Principal {
 }
 
 // Actor is who decides, cancels or revokes: a person at the CLI, the API
-// or the inbox, as their token says.
+// or the inbox, as their token says; the pair (Issuer, Subject).
 type Actor struct {
+	Issuer   string   `json:"issuer,omitempty"`
 	Subject  string   `json:"subject"`
 	User     string   `json:"user,omitempty"`
 	ClientID string   `json:"client_id,omitempty"` // the OAuth client the actor used (CLI, inbox)
@@ -99,12 +100,15 @@ func ActorFrom(p *identity.Principal) Actor {
 	if p == nil {
 		return Actor{}
 	}
-	return Actor{Subject: p.Subject, User: p.User, ClientID: p.ClientID, Groups: slices.Clone(p.Groups)}
+	return Actor{Issuer: p.Issuer, Subject: p.Subject, User: p.User, ClientID: p.ClientID, Groups: slices.Clone(p.Groups)}
 }
 
 // Decision is one approver's verdict on a request.
 type Decision struct {
-	Actor   string  `json:"actor"` // subject
+	Actor string `json:"actor"` // subject
+	// Issuer is the actor's issuer (absent in records written before
+	// airlock kept it).
+	Issuer  string  `json:"issuer,omitempty"`
 	User    string  `json:"user,omitempty"`
 	Verdict Verdict `json:"verdict"`
 	// Groups are the actor's groups that made them eligible (approver or
@@ -241,8 +245,11 @@ type Grant struct {
 	Version   uint64     `json:"version"`
 	RequestID string     `json:"request_id"`
 	State     GrantState `json:"state"`
-	Subject   string     `json:"subject"` // the principal it was issued to
-	User      string     `json:"user,omitempty"`
+	Subject   string     `json:"subject"` // the principal it was issued to, with Issuer
+	// Issuer is the holder's issuer (absent in records written before
+	// airlock kept it: such a grant takes its request's when loaded).
+	Issuer string `json:"issuer,omitempty"`
+	User   string `json:"user,omitempty"`
 	// ClientID is the agent client that asked; ActiveForClient matches it.
 	ClientID string `json:"client_id,omitempty"`
 	Target   string `json:"target"`

@@ -98,7 +98,7 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (*Request, bool, error
 	err = s.update(ctx, func(tx *txn) error {
 		s.mu.RLock()
 		cur := s.requests[s.pending[key]]
-		count := s.pendingBy[p.Principal.Subject]
+		count := s.pendingBy[principalKey(p.Principal.Issuer, p.Principal.Subject)]
 		s.mu.RUnlock()
 		if cur != nil && cur.State == RequestPending {
 			if tx.now.Before(cur.ExpiresAt) {
@@ -239,7 +239,7 @@ func (s *Service) Decide(ctx context.Context, id string, a Actor, v Verdict, rea
 func (s *Service) issue(r *Request, tx *txn) *Grant {
 	g := &Grant{
 		ID: newID(GrantIDPrefix), RequestID: r.ID, State: GrantActive,
-		Subject: r.Principal.Subject, User: r.Principal.User, ClientID: r.Principal.ClientID,
+		Subject: r.Principal.Subject, Issuer: r.Principal.Issuer, User: r.Principal.User, ClientID: r.Principal.ClientID,
 		Target: r.Target, Kind: r.Kind, Tool: r.Tool, Resource: r.Resource,
 		NotBefore: tx.now, CreatedAt: tx.now, Expiry: tx.now.Add(time.Duration(r.Terms.GrantDuration)),
 	}
@@ -306,7 +306,10 @@ func (s *Service) Get(_ context.Context, id string) (*Request, error) {
 type RequestFilter struct {
 	States  []RequestState
 	Subject string // the requester
-	Target  string
+	// Issuer, with Subject, narrows to the requester (Issuer, Subject),
+	// compared canonically; empty matches any issuer.
+	Issuer string
+	Target string
 	// DecidableBy keeps the requests these groups may decide (approver or
 	// break-glass groups): an approver's inbox.
 	DecidableBy []string
@@ -315,7 +318,7 @@ type RequestFilter struct {
 
 func (f *RequestFilter) match(r *Request) bool {
 	return (len(f.States) == 0 || slices.Contains(f.States, r.State)) &&
-		(f.Subject == "" || f.Subject == r.Principal.Subject) &&
+		(f.Subject == "" || samePrincipal(f.Issuer, f.Subject, r.Principal.Issuer, r.Principal.Subject)) &&
 		(f.Target == "" || f.Target == r.Target) &&
 		(len(f.DecidableBy) == 0 || len(intersect(f.DecidableBy, r.Terms.ApproverGroups)) > 0 ||
 			len(intersect(f.DecidableBy, r.Terms.BreakGlassGroups)) > 0)

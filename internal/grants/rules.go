@@ -13,12 +13,12 @@ import (
 // It does not change r. The rules, in order:
 //
 //  1. The actor must be named (a subject) and the verdict known.
-//  2. Nobody decides their own request: not the requester's subject, not
-//     the agent client that asked (by subject or by the client the actor
-//     came through).
+//  2. Nobody decides their own request: not the requester (issuer and
+//     subject), not the agent client that asked (by subject or by the
+//     client the actor came through).
 //  3. approve needs one of the approver groups; deny one of the approver or
 //     break-glass groups; break_glass one of the break-glass groups.
-//  4. Each person approves once (a deny after one's own approve is
+//  4. Each person (issuer and subject) approves once (a deny after one's own approve is
 //     accepted: deny wins).
 //  5. A reason is needed when the terms require one, and always to break
 //     glass.
@@ -66,7 +66,7 @@ func judge(r *Request, a Actor, v Verdict, reason string, now time.Time) (Decisi
 	}
 	if v != VerdictDeny {
 		for _, d := range r.Decisions {
-			if d.Actor == a.Subject {
+			if samePrincipal(d.Issuer, d.Actor, a.Issuer, a.Subject) {
 				return Decision{}, "", fmt.Errorf("%s already gave %s on request %s: %w", a.Subject, d.Verdict, r.ID, ErrAlreadyDecided)
 			}
 		}
@@ -78,7 +78,7 @@ func judge(r *Request, a Actor, v Verdict, reason string, now time.Time) (Decisi
 		}
 		return Decision{}, "", fmt.Errorf("%s on request %s: %s: %w", v, r.ID, what, ErrReasonRequired)
 	}
-	d := Decision{Actor: a.Subject, User: a.User, Verdict: v, Groups: groups, Reason: reason, At: now}
+	d := Decision{Actor: a.Subject, Issuer: a.Issuer, User: a.User, Verdict: v, Groups: groups, Reason: reason, At: now}
 	switch {
 	case v == VerdictDeny:
 		return d, RequestDenied, nil
@@ -91,17 +91,17 @@ func judge(r *Request, a Actor, v Verdict, reason string, now time.Time) (Decisi
 	}
 }
 
-// notRequester refuses an actor who is the requester, or the agent client
-// that asked. The client rule applies to calls an agent made through the
+// notRequester refuses an actor who is the requester (the same issuer and
+// subject, compared canonically), or the agent client that asked. The client rule applies to calls an agent made through the
 // gateway (DecisionID set): a request a person opened ahead of time through
 // a shared client (the CLI, the inbox) may be decided by colleagues using
 // the same client.
 func notRequester(r *Request, a Actor) error {
 	p := r.Principal
 	switch {
-	case a.Subject == p.Subject:
+	case a.isRequester(r):
 		return fmt.Errorf("%s asked for request %s: %w", a.Subject, r.ID, ErrSelfApproval)
-	case p.ClientID != "" && a.Subject == p.ClientID:
+	case p.ClientID != "" && samePrincipal(a.Issuer, a.Subject, p.Issuer, p.ClientID):
 		return fmt.Errorf("the decision on request %s comes from the agent client %s that asked: %w", r.ID, p.ClientID, ErrSelfApproval)
 	case p.ClientID != "" && r.DecisionID != "" && a.ClientID == p.ClientID:
 		return fmt.Errorf("the decision on request %s comes from the agent client %s that asked: %w", r.ID, p.ClientID, ErrSelfApproval)
@@ -120,7 +120,7 @@ func checkOpenReason(t Terms, reason string) error {
 
 // mayCancel: only the requester cancels a pending request (approvers deny).
 func mayCancel(r *Request, a Actor) error {
-	if a.Subject == "" || a.Subject != r.Principal.Subject {
+	if !a.isRequester(r) {
 		return fmt.Errorf("only the requester %s may cancel request %s, not %q: %w", r.Principal.Subject, r.ID, a.Subject, ErrNotAllowed)
 	}
 	return nil
@@ -132,7 +132,7 @@ func mayRevoke(g *Grant, t Terms, a Actor) error {
 	if a.Subject == "" {
 		return fmt.Errorf("the revoking actor has no subject: %w", ErrInvalid)
 	}
-	if a.Subject == g.Subject || len(intersect(a.Groups, t.ApproverGroups)) > 0 || len(intersect(a.Groups, t.BreakGlassGroups)) > 0 {
+	if g.heldBy(a.Issuer, a.Subject) || len(intersect(a.Groups, t.ApproverGroups)) > 0 || len(intersect(a.Groups, t.BreakGlassGroups)) > 0 {
 		return nil
 	}
 	return fmt.Errorf("%s is neither the holder of grant %s nor in its approver groups %s: %w",

@@ -14,6 +14,10 @@ func TestJudge(t *testing.T) {
 		ID: "req_x", State: RequestPending, Principal: alice, DecisionID: "d-1",
 		Terms: Terms{ApproverGroups: []string{"sre", "security"}, Threshold: 1, BreakGlassGroups: []string{"oncall"}},
 	}
+	// issued is one prior approval by (issuer, subject).
+	issued := func(issuer, subject string) []Decision {
+		return []Decision{{Actor: subject, Issuer: issuer, Verdict: VerdictApprove, Groups: []string{"sre"}, At: now}}
+	}
 	prior := func(actors ...string) []Decision {
 		var ds []Decision
 		for _, a := range actors {
@@ -56,6 +60,15 @@ func TestJudge(t *testing.T) {
 		{name: "agent client approves as itself", actor: Actor{Subject: "agent-1", Groups: []string{"sre"}}, verdict: VerdictApprove, wantErr: ErrSelfApproval},
 		{name: "approval through the asking agent client", actor: Actor{Subject: "bob", ClientID: "agent-1", Groups: []string{"sre"}}, verdict: VerdictApprove, wantErr: ErrSelfApproval},
 		{name: "colleague through the shared client of a request opened by a person", personOpened: true, actor: Actor{Subject: "bob", ClientID: "agent-1", Groups: []string{"sre"}}, verdict: VerdictApprove, wantState: RequestApproved, wantGroup: []string{"sre"}},
+		// Identity is (issuer, subject), issuers compared canonically.
+		{name: "requester approves own request under another spelling of the issuer URL", actor: Actor{Issuer: "HTTPS://IDP.Example:443/", Subject: "alice", Groups: []string{"sre"}}, verdict: VerdictApprove, wantErr: ErrSelfApproval},
+		{name: "requester approves own request with the issuer's trailing slash", actor: Actor{Issuer: "https://idp.example/", Subject: "alice", Groups: []string{"sre"}}, verdict: VerdictApprove, wantErr: ErrSelfApproval},
+		{name: "requester breaks glass under an upper-case issuer host", actor: Actor{Issuer: "https://IDP.EXAMPLE", Subject: "alice", Groups: []string{"oncall"}}, verdict: VerdictBreakGlass, reason: "x", wantErr: ErrSelfApproval},
+		{name: "agent client approves as itself under another issuer spelling", actor: Actor{Issuer: "https://idp.example/", Subject: "agent-1", Groups: []string{"sre"}}, verdict: VerdictApprove, wantErr: ErrSelfApproval},
+		{name: "same subject from another issuer is another person", actor: Actor{Issuer: "https://corp.example", Subject: "alice", Groups: []string{"sre"}}, verdict: VerdictApprove, wantState: RequestApproved, wantGroup: []string{"sre"}},
+		{name: "same approver twice under two spellings of the issuer", threshold: 2, decisions: issued("https://sso.example/", "bob"), actor: Actor{Issuer: "https://SSO.example", Subject: "bob", Groups: []string{"sre"}}, verdict: VerdictApprove, wantErr: ErrAlreadyDecided},
+		{name: "same subject from two issuers approves as two people", threshold: 2, decisions: issued("https://sso.example", "bob"), actor: Actor{Issuer: "https://corp.example", Subject: "bob", Groups: []string{"sre"}}, verdict: VerdictApprove, wantState: RequestApproved, wantGroup: []string{"sre"}},
+		{name: "a decision recorded without an issuer counts for the subject", threshold: 2, decisions: prior("bob"), actor: Actor{Issuer: "https://sso.example", Subject: "bob", Groups: []string{"sre"}}, verdict: VerdictApprove, wantErr: ErrAlreadyDecided},
 		{name: "reason required by terms", reasonReq: true, actor: bob, verdict: VerdictApprove, wantErr: ErrReasonRequired},
 		{name: "reason required and given", reasonReq: true, actor: bob, verdict: VerdictApprove, reason: "ok", wantState: RequestApproved, wantGroup: []string{"sre"}},
 		{name: "deny needs the reason too when required", reasonReq: true, actor: bob, verdict: VerdictDeny, wantErr: ErrReasonRequired},
@@ -88,7 +101,7 @@ func TestJudge(t *testing.T) {
 			if state != tt.wantState {
 				t.Errorf("state = %s, want %s", state, tt.wantState)
 			}
-			want := Decision{Actor: tt.actor.Subject, User: tt.actor.User, Verdict: tt.verdict, Groups: tt.wantGroup, Reason: tt.reason, At: now}
+			want := Decision{Actor: tt.actor.Subject, Issuer: tt.actor.Issuer, User: tt.actor.User, Verdict: tt.verdict, Groups: tt.wantGroup, Reason: tt.reason, At: now}
 			if diff := cmp.Diff(want, d); diff != "" {
 				t.Errorf("decision (-want +got):\n%s", diff)
 			}
@@ -117,7 +130,7 @@ func TestOpenReasonRule(t *testing.T) {
 
 func TestMayCancelAndRevoke(t *testing.T) {
 	r := &Request{ID: "req_x", Principal: alice}
-	g := &Grant{ID: "gr_x", Subject: "alice"}
+	g := &Grant{ID: "gr_x", Subject: "alice", Issuer: alice.Issuer}
 	terms := Terms{ApproverGroups: []string{"sre"}, BreakGlassGroups: []string{"oncall"}}
 	tests := []struct {
 		name       string
@@ -126,6 +139,9 @@ func TestMayCancelAndRevoke(t *testing.T) {
 		revokeErrr error
 	}{
 		{"requester", Actor{Subject: "alice"}, nil, nil},
+		{"requester, issuer named", Actor{Issuer: "https://idp.example", Subject: "alice"}, nil, nil},
+		{"requester, another spelling of the issuer", Actor{Issuer: "HTTPS://idp.EXAMPLE/", Subject: "alice"}, nil, nil},
+		{"same subject from another issuer", Actor{Issuer: "https://corp.example", Subject: "alice"}, ErrNotAllowed, ErrNotAllowed},
 		{"approver", bob, ErrNotAllowed, nil},
 		{"break-glass member", dave, ErrNotAllowed, nil},
 		{"outsider", mallet, ErrNotAllowed, ErrNotAllowed},

@@ -90,6 +90,7 @@ func New(store Store, cfg Config, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grants: loading the store: %w", err)
 	}
+	legacyGrantIssuers(&snap)
 	tx := &txn{}
 	for i := range snap.Requests {
 		tx.reqs = append(tx.reqs, &snap.Requests[i])
@@ -263,7 +264,7 @@ func (s *Service) install(tx *txn) {
 		switch {
 		case r.State == RequestPending && !wasPending:
 			s.pending[r.CallKey] = r.ID
-			s.pendingBy[r.Principal.Subject]++
+			s.pendingBy[principalKey(r.Principal.Issuer, r.Principal.Subject)]++
 			s.done[r.ID] = make(chan struct{})
 			sched = append(sched, deadline{r.ExpiresAt, r.ID, timerRequest})
 		case r.State != RequestPending && (old == nil || wasPending):
@@ -316,10 +317,11 @@ func (s *Service) unpend(old *Request) {
 	if s.pending[old.CallKey] == old.ID {
 		delete(s.pending, old.CallKey)
 	}
-	if n := s.pendingBy[old.Principal.Subject] - 1; n > 0 {
-		s.pendingBy[old.Principal.Subject] = n
+	k := principalKey(old.Principal.Issuer, old.Principal.Subject)
+	if n := s.pendingBy[k] - 1; n > 0 {
+		s.pendingBy[k] = n
 	} else {
-		delete(s.pendingBy, old.Principal.Subject)
+		delete(s.pendingBy, k)
 	}
 	if ch := s.done[old.ID]; ch != nil {
 		close(ch)

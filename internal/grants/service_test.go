@@ -54,7 +54,7 @@ func TestGrantShape(t *testing.T) {
 			at := time.Date(2026, 3, 1, 9, 5, 0, 0, time.UTC)
 			want := tt.want
 			want.ID, want.Version, want.RequestID, want.State = g.ID, 1, r.ID, GrantActive
-			want.Subject, want.User, want.ClientID = "alice", "alice@example.com", "agent-1"
+			want.Subject, want.Issuer, want.User, want.ClientID = "alice", "https://idp.example", "alice@example.com", "agent-1"
 			want.Target, want.Kind, want.Tool = "github", KindTool, "delete_repository"
 			want.NotBefore, want.CreatedAt, want.ApprovedBy = at, at, []string{"bob"}
 			if diff := cmp.Diff(&want, g); diff != "" {
