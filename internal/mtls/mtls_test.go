@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"log/slog"
 	"math/big"
@@ -21,6 +20,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
+
+	"github.com/airlock-mcp/airlock/internal/mtls/mtlstest"
 )
 
 const (
@@ -78,23 +79,23 @@ func call(t *testing.T, addr string, creds credentials.TransportCredentials) (*b
 	return p.AuthInfo.(credentials.TLSInfo).State.PeerCertificates[0].SerialNumber, nil
 }
 
-func clientCreds(t *testing.T, serverCA *testCA, cert *leaf) credentials.TransportCredentials {
+func clientCreds(t *testing.T, serverCA *mtlstest.CA, cert *mtlstest.Leaf) credentials.TransportCredentials {
 	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(serverCA.pem)
-	c := &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}
-	if cert != nil {
-		c.Certificates = []tls.Certificate{cert.tlsCert(t)}
-	}
-	return credentials.NewTLS(c)
+	return credentials.NewTLS(mtlstest.ClientConfig(t, serverCA, serverName, cert))
+}
+
+// serverFiles writes a server cert, key and client CA into a temp dir.
+func serverFiles(t *testing.T, srv mtlstest.Leaf, clientCA *mtlstest.CA) Config {
+	f := mtlstest.WriteServerFiles(t, srv, clientCA)
+	return Config{CertFile: f.Cert, KeyFile: f.Key, ClientCAFile: f.ClientCA}
 }
 
 // Over real loopback gRPC: only a client certificate from the client CA
 // carrying an allowed identity gets an answer.
 func TestHandshakeOverGRPC(t *testing.T) {
-	serverCA, clientCA, otherCA := newCA(t, "server-ca"), newCA(t, "client-ca"), newCA(t, "other-ca")
+	serverCA, clientCA, otherCA := mtlstest.NewCA(t, "server-ca"), mtlstest.NewCA(t, "client-ca"), mtlstest.NewCA(t, "other-ca")
 	day := time.Now().Add(24 * time.Hour)
-	cfg := serverFiles(t, serverCA.issue(t, "airlock", day, serverName), clientCA)
+	cfg := serverFiles(t, serverCA.Issue(t, "airlock", day, serverName), clientCA)
 	cfg.AllowedIdentities = []string{gatewaySPID, "envoy.gateway.internal", "spiffe://cluster.local/ns/gateways/sa/*"}
 	logs := &syncBuffer{}
 	s, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -108,15 +109,15 @@ func TestHandshakeOverGRPC(t *testing.T) {
 		creds  credentials.TransportCredentials
 		wantOK bool
 	}{
-		{"SPIFFE ID allowed", clientCreds(t, serverCA, ptr(clientCA.issue(t, "gw", day, gatewaySPID))), true},
-		{"DNS SAN allowed (case-insensitive)", clientCreds(t, serverCA, ptr(clientCA.issue(t, "gw", day, "Envoy.Gateway.Internal"))), true},
-		{"SPIFFE path pattern", clientCreds(t, serverCA, ptr(clientCA.issue(t, "gw", day, "spiffe://cluster.local/ns/gateways/sa/edge"))), true},
-		{"one allowed SAN among others", clientCreds(t, serverCA, ptr(clientCA.issue(t, "gw", day, "spiffe://cluster.local/ns/x/sa/y", gatewaySPID))), true},
-		{"wrong SPIFFE ID", clientCreds(t, serverCA, ptr(clientCA.issue(t, "gw", day, "spiffe://cluster.local/ns/default/sa/attacker"))), false},
-		{"SPIFFE ID of another trust domain", clientCreds(t, serverCA, ptr(clientCA.issue(t, "gw", day, "spiffe://evil.example/ns/istio-system/sa/istio-ingressgateway"))), false},
-		{"pattern is a path prefix, not a string prefix", clientCreds(t, serverCA, ptr(clientCA.issue(t, "gw", day, "spiffe://cluster.local/ns/gateways/sa"))), false},
-		{"allowed name only in the common name", clientCreds(t, serverCA, ptr(clientCA.issue(t, "envoy.gateway.internal", day, "other.internal"))), false},
-		{"allowed SAN but another CA", clientCreds(t, serverCA, ptr(otherCA.issue(t, "gw", day, gatewaySPID))), false},
+		{"SPIFFE ID allowed", clientCreds(t, serverCA, ptr(clientCA.Issue(t, "gw", day, gatewaySPID))), true},
+		{"DNS SAN allowed (case-insensitive)", clientCreds(t, serverCA, ptr(clientCA.Issue(t, "gw", day, "Envoy.Gateway.Internal"))), true},
+		{"SPIFFE path pattern", clientCreds(t, serverCA, ptr(clientCA.Issue(t, "gw", day, "spiffe://cluster.local/ns/gateways/sa/edge"))), true},
+		{"one allowed SAN among others", clientCreds(t, serverCA, ptr(clientCA.Issue(t, "gw", day, "spiffe://cluster.local/ns/x/sa/y", gatewaySPID))), true},
+		{"wrong SPIFFE ID", clientCreds(t, serverCA, ptr(clientCA.Issue(t, "gw", day, "spiffe://cluster.local/ns/default/sa/attacker"))), false},
+		{"SPIFFE ID of another trust domain", clientCreds(t, serverCA, ptr(clientCA.Issue(t, "gw", day, "spiffe://evil.example/ns/istio-system/sa/istio-ingressgateway"))), false},
+		{"pattern is a path prefix, not a string prefix", clientCreds(t, serverCA, ptr(clientCA.Issue(t, "gw", day, "spiffe://cluster.local/ns/gateways/sa"))), false},
+		{"allowed name only in the common name", clientCreds(t, serverCA, ptr(clientCA.Issue(t, "envoy.gateway.internal", day, "other.internal"))), false},
+		{"allowed SAN but another CA", clientCreds(t, serverCA, ptr(otherCA.Issue(t, "gw", day, gatewaySPID))), false},
 		{"no client certificate", clientCreds(t, serverCA, nil), false},
 		{"plaintext", insecure.NewCredentials(), false},
 	}
@@ -137,9 +138,9 @@ func ptr[T any](v T) *T { return &v }
 
 // TLS 1.1 and below are refused; 1.3 is what a modern client gets.
 func TestProtocolVersions(t *testing.T) {
-	serverCA, clientCA := newCA(t, "server-ca"), newCA(t, "client-ca")
+	serverCA, clientCA := mtlstest.NewCA(t, "server-ca"), mtlstest.NewCA(t, "client-ca")
 	day := time.Now().Add(24 * time.Hour)
-	cfg := serverFiles(t, serverCA.issue(t, "airlock", day, serverName), clientCA)
+	cfg := serverFiles(t, serverCA.Issue(t, "airlock", day, serverName), clientCA)
 	cfg.AllowedIdentities = []string{gatewaySPID}
 	s, err := New(cfg, Options{})
 	if err != nil {
@@ -159,9 +160,8 @@ func TestProtocolVersions(t *testing.T) {
 			go func() { _ = c.(*tls.Conn).Handshake(); c.Close() }()
 		}
 	}()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(serverCA.pem)
-	cert := clientCA.issue(t, "gw", day, gatewaySPID).tlsCert(t)
+	pool := serverCA.Pool()
+	cert := clientCA.Issue(t, "gw", day, gatewaySPID).TLS(t)
 	for _, tc := range []struct {
 		max     uint16
 		want    uint16
@@ -189,9 +189,9 @@ func TestProtocolVersions(t *testing.T) {
 // rotated client CA are picked up; a broken file keeps the last good set
 // and is logged without its contents.
 func TestRotation(t *testing.T) {
-	serverCA, clientCA1, clientCA2 := newCA(t, "server-ca"), newCA(t, "client-ca-1"), newCA(t, "client-ca-2")
+	serverCA, clientCA1, clientCA2 := mtlstest.NewCA(t, "server-ca"), mtlstest.NewCA(t, "client-ca-1"), mtlstest.NewCA(t, "client-ca-2")
 	day := time.Now().Add(24 * time.Hour)
-	srv1 := serverCA.issue(t, "airlock", day, serverName)
+	srv1 := serverCA.Issue(t, "airlock", day, serverName)
 	cfg := serverFiles(t, srv1, clientCA1)
 	cfg.AllowedIdentities = []string{gatewaySPID}
 	logs := &syncBuffer{}
@@ -200,45 +200,45 @@ func TestRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := startGRPC(t, s)
-	gw1 := clientCreds(t, serverCA, ptr(clientCA1.issue(t, "gw", day, gatewaySPID)))
-	gw2 := clientCreds(t, serverCA, ptr(clientCA2.issue(t, "gw", day, gatewaySPID)))
+	gw1 := clientCreds(t, serverCA, ptr(clientCA1.Issue(t, "gw", day, gatewaySPID)))
+	gw2 := clientCreds(t, serverCA, ptr(clientCA2.Issue(t, "gw", day, gatewaySPID)))
 
 	got, err := call(t, addr, gw1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Cmp(srv1.serial) != 0 {
-		t.Fatalf("served serial %v, want %v", got, srv1.serial)
+	if got.Cmp(srv1.Serial) != 0 {
+		t.Fatalf("served serial %v, want %v", got, srv1.Serial)
 	}
 	if _, err := call(t, addr, gw2); err == nil {
 		t.Fatal("a client of the not yet trusted CA was let in")
 	}
 
 	// Rotate the server certificate and the client CA.
-	srv2 := serverCA.issue(t, "airlock", day, serverName)
-	writeAtomic(t, cfg.CertFile, srv2.certPEM)
-	writeAtomic(t, cfg.KeyFile, srv2.keyPEM)
-	writeAtomic(t, cfg.ClientCAFile, clientCA2.pem)
+	srv2 := serverCA.Issue(t, "airlock", day, serverName)
+	mtlstest.WriteAtomic(t, cfg.CertFile, srv2.CertPEM)
+	mtlstest.WriteAtomic(t, cfg.KeyFile, srv2.KeyPEM)
+	mtlstest.WriteAtomic(t, cfg.ClientCAFile, clientCA2.PEM)
 	if got, err = call(t, addr, gw2); err != nil {
 		t.Fatalf("after rotation: %v", err)
 	}
-	if got.Cmp(srv2.serial) != 0 {
-		t.Fatalf("after rotation served serial %v, want %v", got, srv2.serial)
+	if got.Cmp(srv2.Serial) != 0 {
+		t.Fatalf("after rotation served serial %v, want %v", got, srv2.Serial)
 	}
 	if _, err := call(t, addr, gw1); err == nil {
 		t.Fatal("a client of the rotated-out CA was still let in")
 	}
 
 	// A half-done rotation (new cert, old key) and garbage keep the good set.
-	srv3 := serverCA.issue(t, "airlock", day, serverName)
-	writeAtomic(t, cfg.CertFile, srv3.certPEM)
-	if got, err = call(t, addr, gw2); err != nil || got.Cmp(srv2.serial) != 0 {
-		t.Fatalf("mismatched cert/key: serial %v err %v, want the previous %v", got, err, srv2.serial)
+	srv3 := serverCA.Issue(t, "airlock", day, serverName)
+	mtlstest.WriteAtomic(t, cfg.CertFile, srv3.CertPEM)
+	if got, err = call(t, addr, gw2); err != nil || got.Cmp(srv2.Serial) != 0 {
+		t.Fatalf("mismatched cert/key: serial %v err %v, want the previous %v", got, err, srv2.Serial)
 	}
 	secret := "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n"
-	writeAtomic(t, cfg.KeyFile, []byte(secret))
-	if got, err = call(t, addr, gw2); err != nil || got.Cmp(srv2.serial) != 0 {
-		t.Fatalf("garbage key: serial %v err %v, want the previous %v", got, err, srv2.serial)
+	mtlstest.WriteAtomic(t, cfg.KeyFile, []byte(secret))
+	if got, err = call(t, addr, gw2); err != nil || got.Cmp(srv2.Serial) != 0 {
+		t.Fatalf("garbage key: serial %v err %v, want the previous %v", got, err, srv2.Serial)
 	}
 	l := logs.String()
 	if !strings.Contains(l, "cannot be used") || !strings.Contains(l, "key_file") {
@@ -248,20 +248,20 @@ func TestRotation(t *testing.T) {
 		t.Errorf("the log quotes a key file:\n%s", l)
 	}
 	// Completing the rotation takes it.
-	writeAtomic(t, cfg.KeyFile, srv3.keyPEM)
-	if got, err = call(t, addr, gw2); err != nil || got.Cmp(srv3.serial) != 0 {
-		t.Fatalf("completed rotation: serial %v err %v, want %v", got, err, srv3.serial)
+	mtlstest.WriteAtomic(t, cfg.KeyFile, srv3.KeyPEM)
+	if got, err = call(t, addr, gw2); err != nil || got.Cmp(srv3.Serial) != 0 {
+		t.Fatalf("completed rotation: serial %v err %v, want %v", got, err, srv3.Serial)
 	}
-	if s.Certificate().SerialNumber.Cmp(srv3.serial) != 0 {
+	if s.Certificate().SerialNumber.Cmp(srv3.Serial) != 0 {
 		t.Errorf("Certificate() = %v", s.Certificate().SerialNumber)
 	}
 }
 
 // The files are looked at no more often than the interval.
 func TestCheckInterval(t *testing.T) {
-	serverCA, clientCA := newCA(t, "server-ca"), newCA(t, "client-ca")
+	serverCA, clientCA := mtlstest.NewCA(t, "server-ca"), mtlstest.NewCA(t, "client-ca")
 	day := time.Now().Add(24 * time.Hour)
-	srv1 := serverCA.issue(t, "airlock", day, serverName)
+	srv1 := serverCA.Issue(t, "airlock", day, serverName)
 	cfg := serverFiles(t, srv1, clientCA)
 	cfg.AllowedIdentities = []string{gatewaySPID}
 	var mu sync.Mutex
@@ -272,27 +272,27 @@ func TestCheckInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := startGRPC(t, s)
-	gw := clientCreds(t, serverCA, ptr(clientCA.issue(t, "gw", day, gatewaySPID)))
-	srv2 := serverCA.issue(t, "airlock", day, serverName)
-	writeAtomic(t, cfg.CertFile, srv2.certPEM)
-	writeAtomic(t, cfg.KeyFile, srv2.keyPEM)
-	if got, err := call(t, addr, gw); err != nil || got.Cmp(srv1.serial) != 0 {
-		t.Fatalf("within the interval: serial %v err %v, want the old %v", got, err, srv1.serial)
+	gw := clientCreds(t, serverCA, ptr(clientCA.Issue(t, "gw", day, gatewaySPID)))
+	srv2 := serverCA.Issue(t, "airlock", day, serverName)
+	mtlstest.WriteAtomic(t, cfg.CertFile, srv2.CertPEM)
+	mtlstest.WriteAtomic(t, cfg.KeyFile, srv2.KeyPEM)
+	if got, err := call(t, addr, gw); err != nil || got.Cmp(srv1.Serial) != 0 {
+		t.Fatalf("within the interval: serial %v err %v, want the old %v", got, err, srv1.Serial)
 	}
 	mu.Lock()
 	now = now.Add(2 * time.Minute)
 	mu.Unlock()
-	if got, err := call(t, addr, gw); err != nil || got.Cmp(srv2.serial) != 0 {
-		t.Fatalf("after the interval: serial %v err %v, want the new %v", got, err, srv2.serial)
+	if got, err := call(t, addr, gw); err != nil || got.Cmp(srv2.Serial) != 0 {
+		t.Fatalf("after the interval: serial %v err %v, want the new %v", got, err, srv2.Serial)
 	}
 }
 
 func TestNewErrorsNameTheField(t *testing.T) {
-	serverCA, clientCA := newCA(t, "server-ca"), newCA(t, "client-ca")
+	serverCA, clientCA := mtlstest.NewCA(t, "server-ca"), mtlstest.NewCA(t, "client-ca")
 	day := time.Now().Add(24 * time.Hour)
-	good := serverCA.issue(t, "airlock", day, serverName)
-	other := serverCA.issue(t, "airlock", day, serverName)
-	expired := serverCA.issue(t, "airlock", time.Now().Add(-time.Minute), serverName)
+	good := serverCA.Issue(t, "airlock", day, serverName)
+	other := serverCA.Issue(t, "airlock", day, serverName)
+	expired := serverCA.Issue(t, "airlock", time.Now().Add(-time.Minute), serverName)
 	cases := []struct {
 		name  string
 		setup func(c *Config)
@@ -301,11 +301,11 @@ func TestNewErrorsNameTheField(t *testing.T) {
 		{"missing cert", func(c *Config) { c.CertFile += ".nope" }, "cert_file: open"},
 		{"missing key", func(c *Config) { c.KeyFile += ".nope" }, "key_file: open"},
 		{"missing CA", func(c *Config) { c.ClientCAFile += ".nope" }, "client_ca_file: open"},
-		{"key of another cert", func(c *Config) { writeAtomic(t, c.KeyFile, other.keyPEM) }, "not a matching PEM certificate and key"},
-		{"CA not PEM", func(c *Config) { writeAtomic(t, c.ClientCAFile, []byte("hello")) }, "client_ca_file"},
+		{"key of another cert", func(c *Config) { mtlstest.WriteAtomic(t, c.KeyFile, other.KeyPEM) }, "not a matching PEM certificate and key"},
+		{"CA not PEM", func(c *Config) { mtlstest.WriteAtomic(t, c.ClientCAFile, []byte("hello")) }, "client_ca_file"},
 		{"expired", func(c *Config) {
-			writeAtomic(t, c.CertFile, expired.certPEM)
-			writeAtomic(t, c.KeyFile, expired.keyPEM)
+			mtlstest.WriteAtomic(t, c.CertFile, expired.CertPEM)
+			mtlstest.WriteAtomic(t, c.KeyFile, expired.KeyPEM)
 		}, "certificate expired"},
 		{"no identities", func(c *Config) { c.AllowedIdentities = nil }, "allowed_identities: name at least one"},
 		{"no files", func(c *Config) { *c = Config{AllowedIdentities: c.AllowedIdentities} }, "cert_file: is required"},
