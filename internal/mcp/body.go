@@ -4,8 +4,9 @@ import "bytes"
 
 // This file is the MCP side of the scanner: while scanning a POST body it
 // records where the members policy needs sit (the message's
-// jsonrpc/id/method/params/result/error, and params' name/uri/arguments and
-// _meta protocol version), so no second pass is needed, and it flags member
+// jsonrpc/id/method/params/result/error, params' name/uri/arguments/ref,
+// params.ref's type/name/uri and the _meta protocol version), so no second
+// pass is needed, and it flags member
 // names that differ from those only in letter case. Recorded values are
 // spans into the body; nothing is copied.
 
@@ -19,8 +20,9 @@ const metaVersionKey = "io.modelcontextprotocol/protocolVersion"
 
 var (
 	messageMembers = []string{"jsonrpc", "id", "method", "params", "result", "error"}
-	paramsMembers  = []string{"name", "uri", "arguments", "_meta"}
+	paramsMembers  = []string{"name", "uri", "arguments", "_meta", "ref"}
 	metaMembers    = []string{metaVersionKey}
+	refMembers     = []string{"type", "name", "uri"}
 )
 
 // level says which object the scanner is in, to know what to record.
@@ -31,6 +33,7 @@ const (
 	levelMessage
 	levelParams
 	levelMeta
+	levelRef // params.ref (completion/complete)
 )
 
 // span is s.b[s:e]; e == 0 means absent (no member value starts at byte 0).
@@ -44,6 +47,7 @@ type rawMsg struct {
 	jsonrpc, id, method, params, result span
 	err                                 span
 	name, uri, args, metaVersion        span // members of params (and params._meta)
+	ref, refType, refName, refURI       span // params.ref and its members
 	notObject                           bool // a batch element that is not an object
 }
 
@@ -80,8 +84,21 @@ func (s *scanner) member(lv level, m *rawMsg, key []byte, keyOff int) bool {
 			dst = &m.args
 		case "_meta":
 			next = levelMeta
+		case "ref":
+			dst, next = &m.ref, levelRef
 		default:
 			s.caseVariant(key, keyOff, paramsMembers, "params.")
+		}
+	case levelRef:
+		switch string(key) {
+		case "type":
+			dst = &m.refType
+		case "name":
+			dst = &m.refName
+		case "uri":
+			dst = &m.refURI
+		default:
+			s.caseVariant(key, keyOff, refMembers, "params.ref.")
 		}
 	case levelMeta:
 		if string(key) == metaVersionKey {

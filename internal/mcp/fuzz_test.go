@@ -3,6 +3,8 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
+	"mime"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -53,7 +55,7 @@ func addSeeds(f *testing.F) {
 		for _, c := range methodCases {
 			req, _ := c.build(v)
 			h := req.Headers
-			f.Add(req.Body, h[v25], h["mcp-method"], h["mcp-name"], "session-1", uint8(allHeaders))
+			f.Add(req.Body, h[v25], h["mcp-method"], h["mcp-name"], "session-1", "", uint8(allHeaders))
 		}
 	}
 	seeds := []string{
@@ -65,21 +67,36 @@ func addSeeds(f *testing.F) {
 		`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///x"}}`,
 		`{"jsonrpc":"2.0","id":null,"error":{"code":-1,"message":"x"}}`,
 		`[]`, `[1]`, `{}`, `"x"`, `{"a":1,"a":2}`, `{"jsonrpc":"2.0","id":1`, "\xff", `[[[[[[]]]]]]`,
+		`{"jsonrpc":"2.0","id":1,"method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","id":2,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":""}}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"file:///{x}"}}}`,
+		`{"jsonrpc":"2.0","id":4,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p","uri":"u"}}}`,
+		`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"+AGQ-elete_all"}}`,
 	}
 	for _, s := range seeds {
-		f.Add([]byte(s), "", "", "", "", uint8(0))
-		f.Add([]byte(s), "2025-03-26", "tools/call", "a", "s", uint8(1|2|4))
+		f.Add([]byte(s), "", "", "", "", "", uint8(0))
+		f.Add([]byte(s), "2025-03-26", "tools/call", "a", "s", "", uint8(1|2|4))
 	}
-	f.Add([]byte(`{}`), "2026-07-28", "", "", "", uint8(1|1<<4))    // GET
-	f.Add([]byte(`{}`), "2025-06-18", "", "", "s", uint8(1|8|2<<4)) // DELETE
-	f.Add([]byte(`{}`), "", "", "", "", uint8(3<<4))                // other method
-	f.Add([]byte(`{}`), "", "", "", "", uint8(64))                  // truncated
+	for _, ct := range []string{"application/json; charset=utf-7", `application/json; charset="UTF-8"`, "application/json;charset=utf-8; foo=bar",
+		"application/json, text/plain", "application/json; charset=utf-16", "text/plain", ""} {
+		f.Add([]byte(seeds[0]), "", "", "", "", ct, uint8(128))
+	}
+	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`), "", "", "", "", "", uint8(1<<4))   // GET with a body
+	f.Add([]byte{}, "2025-11-25", "", "", "s", "", uint8(1|8|1<<4))                              // GET
+	f.Add([]byte{}, "2025-06-18", "", "", "", "", uint8(1|2<<4))                                 // DELETE without a session
+	f.Add([]byte(`{}`), "2026-07-28", "", "", "", "", uint8(1|1<<4))                             // GET
+	f.Add([]byte(`{}`), "2025-06-18", "", "", "s", "", uint8(1|8|2<<4))                          // DELETE
+	f.Add([]byte(`{"jsonrpc":"2.0","id":"x","method":"ping"}`), "", "", "", "", "", uint8(3<<4)) // other method
+	f.Add([]byte(`{}`), "", "", "", "", "", uint8(64))                                           // truncated
 }
 
 func FuzzParseHTTP(f *testing.F) {
 	addSeeds(f)
-	f.Fuzz(func(t *testing.T, body []byte, version, mcpMethod, mcpName, session string, flags uint8) {
+	f.Fuzz(func(t *testing.T, body []byte, version, mcpMethod, mcpName, session, contentType string, flags uint8) {
 		h := map[string]string{"content-type": "application/json"}
+		if flags&128 != 0 {
+			h["content-type"] = contentType
+		}
 		if flags&1 != 0 {
 			h[v25] = version
 		}
@@ -109,6 +126,14 @@ func FuzzParseHTTP(f *testing.F) {
 			if resp := err.Response(); !json.Valid(resp) {
 				t.Fatalf("error response is not JSON: %s", resp)
 			}
+			// An error about a body that is one message carries exactly
+			// the id PeekID reads (none when the body was cut).
+			if peek := PeekID(body); !req.Truncated && !isArray(body) && string(err.ID) != string(peek) {
+				t.Fatalf("error id %s, PeekID %s: %s", err.ID, peek, err.Message)
+			}
+			if req.Truncated && err.ID != nil {
+				t.Fatalf("error on a truncated body has id %s", err.ID)
+			}
 			return
 		}
 		if call == nil {
@@ -122,6 +147,9 @@ func FuzzParseHTTP(f *testing.F) {
 		}
 		if len(call.Messages) == 0 {
 			t.Fatal("POST Call without messages")
+		}
+		if !call.Batch && string(call.Messages[0].ID) != string(PeekID(body)) && call.Messages[0].Kind == KindRequest {
+			t.Fatalf("request id %s, PeekID %s", call.Messages[0].ID, PeekID(body))
 		}
 		for _, m := range call.Messages {
 			checkMessage(t, m)
@@ -162,8 +190,17 @@ func checkMessage(t *testing.T, m Message) {
 		}
 	}
 	if m.Kind == KindRequest {
-		if (m.Method == "tools/call") != (m.Tool != "") || (m.Method == "prompts/get") != (m.Prompt != "") {
+		if strings.HasPrefix(m.Method, "notifications/") {
+			t.Fatalf("a notifications/ method with an id was accepted: %+v", m)
+		}
+		if (m.Method == "tools/call") != (m.Tool != "") || (m.Method == "prompts/get") && m.Prompt == "" {
 			t.Fatalf("tool/prompt not set for %q: %+v", m.Method, m)
+		}
+		if m.Prompt != "" && m.Method != "prompts/get" && m.Method != "completion/complete" {
+			t.Fatalf("prompt set for %q: %+v", m.Method, m)
+		}
+		if m.Method == "completion/complete" && (m.Prompt == "") == (m.URI == "") {
+			t.Fatalf("completion/complete needs exactly one of prompt and uri: %+v", m)
 		}
 		if m.Arguments != nil && m.Arguments[0] != '{' {
 			t.Fatalf("arguments not an object: %s", m.Arguments)
@@ -208,6 +245,41 @@ func FuzzScan(f *testing.F) {
 				if got := string(jsontext.AppendUnescaped(nil, raw)); got != want {
 					t.Fatalf("decoded %q, encoding/json %q", got, want)
 				}
+			}
+		}
+	})
+}
+
+// isArray reports whether b's first non-whitespace byte is '['.
+func isArray(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '['
+}
+
+// FuzzContentType checks the Content-Type rule against mime.ParseMediaType:
+// whatever the gateway accepts, the standard parser reads as
+// application/json with no parameter or a charset of utf-8, so no other
+// parser's reading can name a charset or a parameter the gateway ignored.
+func FuzzContentType(f *testing.F) {
+	for _, ct := range []string{"application/json", "application/json;charset=utf-8", `application/json; charset="UTF-8"`,
+		"application/json; charset=utf-7", "application/json; charset=utf-8; foo=bar", "application/json, text/plain",
+		"application/json;", `application/json; charset="utf-8`, "APPLICATION/JSON ; CHARSET=UTF-8 ", "application/json; charset*=utf-8''x"} {
+		f.Add(ct)
+	}
+	f.Fuzz(func(t *testing.T, ct string) {
+		if contentTypeProblem(ct) != "" {
+			return
+		}
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil {
+			t.Fatalf("accepted %q, which mime.ParseMediaType refuses: %v", ct, err)
+		}
+		if mt != "application/json" {
+			t.Fatalf("accepted %q, media type %q", ct, mt)
+		}
+		for k, v := range params {
+			if k != "charset" || !strings.EqualFold(v, "utf-8") {
+				t.Fatalf("accepted %q with parameter %s=%q", ct, k, v)
 			}
 		}
 	})

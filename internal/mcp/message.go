@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/airlock-mcp/airlock/internal/jsontext"
@@ -118,6 +119,9 @@ func (s *scanner) message(m *rawMsg, where string) (Message, *Error) {
 			return msg, invalid(400, CodeInvalidRequest, id, `%s"method" is empty`, where)
 		}
 		msg.Method = internMethod(method)
+		if m.id.present() && strings.HasPrefix(msg.Method, "notifications/") {
+			return msg, invalid(400, CodeInvalidRequest, id, `%sa notification must not have an id; %s carries one`, where, quoteClip(msg.Method))
+		}
 		if m.result.present() || m.err.present() {
 			return msg, invalid(400, CodeInvalidRequest, id, `%sa message with "method" must not carry "result" or "error"`, where)
 		}
@@ -189,6 +193,8 @@ func (s *scanner) requestParams(m *rawMsg, msg *Message, where string) *Error {
 		field, sp, dst = "name", m.name, &msg.Prompt
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
 		field, sp, dst = "uri", m.uri, &msg.URI
+	case "completion/complete":
+		return s.completionRef(m, msg, where)
 	default:
 		return nil
 	}
@@ -212,6 +218,56 @@ func (s *scanner) requestParams(m *rawMsg, msg *Message, where string) *Error {
 		}
 		msg.Arguments = s.raw(m.args)
 	}
+	return nil
+}
+
+// completionRef reads params.ref of a completion/complete request into
+// msg.Prompt (a "ref/prompt" reference's name) or msg.URI (a
+// "ref/resource" reference's uri, a resource URI or URI template), so that
+// policy applies the rules of the prompt or resource the completion is
+// about. A ref of neither type, one without its name or uri, or one that
+// carries the other type's member (a server could read either) is -32602.
+func (s *scanner) completionRef(m *rawMsg, msg *Message, where string) *Error {
+	const method = "completion/complete"
+	if !s.isObject(m.params) || !s.isObject(m.ref) {
+		got := "it is missing"
+		if m.ref.present() {
+			got = "it is a JSON " + jsonType(s.b[m.ref.s])
+		}
+		return invalid(400, CodeInvalidParams, msg.ID, `%s%s needs params.ref, an object with "type" "ref/prompt" or "ref/resource"; %s`, where, method, got)
+	}
+	typ, ok := s.text(m.refType)
+	var field string
+	var sp, other span
+	var dst *string
+	switch {
+	case ok && string(typ) == "ref/prompt":
+		field, sp, other, dst = "name", m.refName, m.refURI, &msg.Prompt
+	case ok && string(typ) == "ref/resource":
+		field, sp, other, dst = "uri", m.refURI, m.refName, &msg.URI
+	case ok:
+		return invalid(400, CodeInvalidParams, msg.ID, `%sparams.ref.type of %s must be "ref/prompt" or "ref/resource", not %s`, where, method, quoteClip(string(typ)))
+	case m.refType.present():
+		return invalid(400, CodeInvalidParams, msg.ID, `%sparams.ref.type of %s must be a string, not a JSON %s`, where, method, jsonType(s.b[m.refType.s]))
+	default:
+		return invalid(400, CodeInvalidParams, msg.ID, `%s%s needs params.ref.type ("ref/prompt" or "ref/resource")`, where, method)
+	}
+	v, ok := s.text(sp)
+	switch {
+	case !sp.present():
+		return invalid(400, CodeInvalidParams, msg.ID, `%sa %s reference of %s needs params.ref.%s`, where, typ, method, field)
+	case !ok:
+		return invalid(400, CodeInvalidParams, msg.ID, `%sparams.ref.%s of %s must be a string, not a JSON %s`, where, field, method, jsonType(s.b[sp.s]))
+	case len(v) == 0:
+		return invalid(400, CodeInvalidParams, msg.ID, `%sparams.ref.%s of %s is empty`, where, field, method)
+	case other.present():
+		otherField := "uri"
+		if field == "uri" {
+			otherField = "name"
+		}
+		return invalid(400, CodeInvalidParams, msg.ID, `%sa %s reference of %s must not carry params.ref.%s`, where, typ, method, otherField)
+	}
+	*dst = string(v)
 	return nil
 }
 

@@ -176,7 +176,8 @@ func (s *scanner) enter() bool {
 }
 
 // object scans an object at s.i. m receives the members of a message
-// (levelMessage) or of its params (levelParams, levelMeta); it is nil at levelAny.
+// (levelMessage) or of its params (levelParams, levelMeta, levelRef); it is
+// nil at levelAny.
 func (s *scanner) object(lv level, m *rawMsg) bool {
 	if !s.enter() {
 		return false

@@ -33,7 +33,11 @@ type Message struct {
 	ID json.RawMessage `json:"id,omitempty"`
 	// Tool is params.name of a tools/call request, Prompt params.name of a
 	// prompts/get request, URI params.uri of a resources/read, resources/subscribe
-	// or resources/unsubscribe request.
+	// or resources/unsubscribe request. For a completion/complete request,
+	// Prompt is params.ref.name of a "ref/prompt" reference and URI
+	// params.ref.uri of a "ref/resource" one (a resource URI or URI
+	// template), so that the completion follows the rules of what it
+	// completes; exactly one of them is set.
 	Tool      string          `json:"tool,omitempty"`
 	Prompt    string          `json:"prompt,omitempty"`
 	URI       string          `json:"uri,omitempty"`
@@ -117,3 +121,29 @@ func knownVersion(v string) (string, bool) {
 // under version v: only 2024-11-05 and 2025-03-26 (batching was removed in
 // 2025-06-18, changelog major #1).
 func batchAllowed(v string) bool { return v == Version20241105 || v == Version20250326 }
+
+// ClientNotification reports whether method is a notification the schema
+// of protocol version defines for a client to send to a server (the
+// ClientNotification union of schema/<version>/schema.ts):
+//
+//   - 2024-11-05, 2025-03-26, 2025-06-18: notifications/cancelled,
+//     notifications/progress, notifications/initialized,
+//     notifications/roots/list_changed;
+//   - 2025-11-25: those and notifications/tasks/status;
+//   - 2026-07-28: notifications/cancelled only.
+//
+// It is false for an unknown version and for every other name. ParseHTTP
+// accepts any notification name (which ones pass is policy's choice) but
+// never one that carries an id.
+func ClientNotification(version, method string) bool {
+	switch method {
+	case "notifications/cancelled":
+		_, ok := knownVersion(version)
+		return ok
+	case "notifications/progress", "notifications/initialized", "notifications/roots/list_changed":
+		return version == Version20241105 || version == Version20250326 || version == Version20250618 || version == Version20251125
+	case "notifications/tasks/status":
+		return version == Version20251125
+	}
+	return false
+}
