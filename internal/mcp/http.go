@@ -31,26 +31,37 @@ const (
 
 // ParseHTTP reads the MCP call out of an HTTP request to an MCP endpoint,
 // for every protocol version airlock supports (see SupportedVersions). It
-// never guesses: anything it cannot read exactly as the MCP server will is
-// an *Error carrying the HTTP status and JSON-RPC error to answer with.
+// gives one reading or none: anything it cannot read exactly as the MCP
+// server will (whatever charset, coding or method override the server or
+// its framework honours) is an *Error carrying the HTTP status and JSON-RPC
+// error to answer with.
 //
 // What it checks, per the Streamable HTTP transport of each version:
 //   - HTTP method: POST carries messages; GET (server stream, resume) and
 //     DELETE (end session) give a Call without messages; anything else is
 //     405. Under 2026-07-28, which has no GET stream and no sessions, GET
-//     and DELETE are 405 too.
+//     and DELETE are 405 too. GET and DELETE must not carry a body (a
+//     non-empty body, a Content-Length other than 0 or a Transfer-Encoding
+//     is 400), and DELETE needs Mcp-Session-Id (else 400).
+//   - Method-override headers (X-HTTP-Method-Override, X-HTTP-Method,
+//     X-Method-Override) are 400 on every method, whatever their value.
 //   - MCP-Protocol-Version: absent means 2025-03-26; an unsupported value is
 //     400 with UNSUPPORTED_PROTOCOL_VERSION (-32022) listing the supported ones.
 //   - Mcp-Session-Id: when present it must be visible ASCII (0x21-0x7E),
 //     else 400. Ignored under 2026-07-28, which has no sessions.
-//   - POST Content-Type: when present it must be application/json (its
-//     parameters are ignored), else 415. A body Envoy truncated is 413.
+//   - POST encoding, 415 unless: Content-Type is present and is
+//     application/json with no parameter or only charset=utf-8 (any case,
+//     quoted or not; see contentTypeProblem), Content-Encoding is absent or
+//     identity, and Transfer-Encoding is absent or chunked. A body Envoy
+//     truncated is 413.
 //   - The body: one JSON-RPC 2.0 message (request, notification or
 //     response); a batch array only under 2024-11-05 and 2025-03-26, with 1
 //     to 1000 messages, all requests and notifications or all responses, and
 //     no initialize (2025-03-26 lifecycle). Invalid JSON is -32700 with the
-//     byte offset; a wrong JSON-RPC shape -32600; bad params of tools/call,
-//     prompts/get and resources/* requests -32602.
+//     byte offset; a wrong JSON-RPC shape -32600 (also a notifications/*
+//     method with an id); bad params of tools/call, prompts/get,
+//     resources/read|subscribe|unsubscribe and completion/complete (its
+//     params.ref) requests -32602.
 //     Duplicate member names (also ones equal up to letter case), invalid
 //     UTF-8 and unpaired surrogates are rejected anywhere in the body, and
 //     member names the gateway reads must have exactly their case: a server
@@ -65,8 +76,13 @@ const (
 //     header. Under every version a mirrored header that is present must
 //     match, Mcp-Name is refused on messages it is not defined for, and a
 //     body _meta protocol version needs a matching header.
-//     Failures are 400 with HeaderMismatch (-32020) and the request id.
+//     Failures are 400 with HeaderMismatch (-32020).
 //     Under 2026-07-28 a client may not POST a JSON-RPC response.
+//
+// Every error carries the request's id when the body is one message with a
+// string or number id (the id PeekID reads), also for errors about headers;
+// an error about one element of a batch carries that element's id; a body
+// that was truncated or cannot be read gives none (null).
 //
 // The returned Call's raw fields (ID, Params, Arguments, Result, RPCError)
 // share memory with r.Body; r.Body must not be modified while they are used.
