@@ -37,7 +37,7 @@ const (
 )
 
 // span is s.b[s:e]; e == 0 means absent (no member value starts at byte 0).
-type span struct{ s, e int }
+type span struct{ s, e int32 } // int32: ParseHTTP refuses bodies over 2 GiB
 
 func (p span) present() bool { return p.e > 0 }
 
@@ -115,7 +115,7 @@ func (s *scanner) member(lv level, m *rawMsg, key []byte, keyOff int) bool {
 		ok = s.value()
 	}
 	if ok && dst != nil {
-		*dst = span{start, s.i}
+		*dst = span{int32(start), int32(s.i)}
 	}
 	return ok
 }
