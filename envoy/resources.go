@@ -108,6 +108,9 @@ func Build(cfg *config.Config, opts Options) (*Resources, error) {
 		}
 		r.Clusters = append(r.Clusters, c)
 	}
+	if err := secureAirlockClusters(cfg, r.Clusters); err != nil { // mutual TLS to airlock (envoy/tls.go)
+		return nil, err
+	}
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
