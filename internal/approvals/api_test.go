@@ -40,7 +40,9 @@ func TestAuthFailures(t *testing.T) {
 	}{
 		{"no token", "", "no bearer token", `Bearer realm="airlock"`},
 		{"garbage", "not-a-jwt", "token rejected (malformed)", `error="invalid_token"`},
-		{"wrong audience", mint(func(tk *oidcissuer.Token) { tk.Audience = []string{"http://gateway.test/mcp/github"} }), "wrong_audience", `error="invalid_token"`},
+		{"wrong audience", mint(func(tk *oidcissuer.Token) { tk.Audience = []string{"https://elsewhere.example"} }), "wrong_audience", `error="invalid_token"`},
+		{"an MCP target's token", mint(func(tk *oidcissuer.Token) { tk.Audience = []string{"http://gateway.test/mcp/github"} }),
+			"this token was minted for an MCP target (github, audience http://gateway.test/mcp/github), not for the approvals API", `error="invalid_token"`},
 		{"expired", mint(func(tk *oidcissuer.Token) {
 			tk.IssuedAt = time.Now().Add(-2 * time.Hour)
 			tk.ExpiresAt = time.Now().Add(-time.Hour)

@@ -2,7 +2,9 @@ package approvals
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/airlock-mcp/airlock/internal/identity"
@@ -24,9 +26,13 @@ func bearerToken(h string) (string, bool) {
 	return tok, tok != ""
 }
 
-// authenticate verifies the request's bearer token for the API audience.
-// The error is an *apiError (401, or 503 when the issuer cannot be
-// reached) whose message never contains the token.
+// authenticate verifies the request's bearer token for the API audience
+// and nothing else (no issuer-level audience, no target's resource URI),
+// then applies api.approver_scopes and api.client_ids. The error is an
+// *apiError (401 for a token that is not for the API, 403 for a token
+// for the API that lacks a scope or comes from a client not allowed, 503
+// when the issuer cannot be reached) whose message never contains the
+// token.
 func (h *Handler) authenticate(r *http.Request) (*identity.Principal, *apiError) {
 	tok, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
@@ -34,15 +40,77 @@ func (h *Handler) authenticate(r *http.Request) (*identity.Principal, *apiError)
 	}
 	p, err := h.verifier.Verify(r.Context(), tok, []string{h.audience})
 	if err != nil {
-		if identity.ReasonOf(err) == identity.ReasonIssuerUnavailable {
+		switch identity.ReasonOf(err) {
+		case identity.ReasonIssuerUnavailable:
 			return nil, newError(http.StatusServiceUnavailable, "unavailable", err.Error())
+		case identity.ReasonWrongAudience:
+			if ae := h.targetToken(r, tok); ae != nil {
+				return nil, ae
+			}
 		}
 		return nil, newError(http.StatusUnauthorized, "unauthorized", err.Error())
 	}
 	if p.Subject == "" {
 		return nil, newError(http.StatusUnauthorized, "unauthorized", "the token names no subject")
 	}
+	if name, aud := h.targetAudience(p.Audience); name != "" {
+		return nil, mintedForTarget(name, aud, h.audience)
+	}
+	if len(h.clientIDs) > 0 && !slices.Contains(h.clientIDs, p.ClientID) {
+		return nil, newError(http.StatusForbidden, "client_not_allowed", fmt.Sprintf(
+			"this token was issued to the OAuth client %q, which is not one of the approvals API's clients (api.client_ids): approve with a token from the CLI or another client people use, not an agent's", p.ClientID))
+	}
+	if missing := missingScopes(p.Scopes, h.approverScopes); len(missing) > 0 {
+		return nil, newError(http.StatusForbidden, "insufficient_scope", fmt.Sprintf(
+			"the token lacks the approver scope(s) %s (api.approver_scopes): approving needs a person's token for the approvals API", strings.Join(missing, " ")))
+	}
 	return p, nil
+}
+
+// targetToken explains a token refused for its audience when it is a
+// valid token for one of the MCP targets: the commonest mistake, and the
+// attack this API must refuse (an agent's token used to approve).
+func (h *Handler) targetToken(r *http.Request, tok string) *apiError {
+	if len(h.resources) == 0 {
+		return nil
+	}
+	p, err := h.verifier.Verify(r.Context(), tok, h.resources)
+	if err != nil {
+		return nil
+	}
+	if name, aud := h.targetAudience(p.Audience); name != "" {
+		return mintedForTarget(name, aud, h.audience)
+	}
+	return nil
+}
+
+// targetAudience is the target (name and resource URI) whose resource
+// URI is one of aud, if any.
+func (h *Handler) targetAudience(aud []string) (name, resource string) {
+	for _, a := range aud {
+		for i, res := range h.resources {
+			if a == res {
+				return h.resourceOf[i], res
+			}
+		}
+	}
+	return "", ""
+}
+
+func mintedForTarget(target, resource, audience string) *apiError {
+	return newError(http.StatusUnauthorized, "unauthorized", fmt.Sprintf(
+		"this token was minted for an MCP target (%s, audience %s), not for the approvals API: use a token for audience %s", target, resource, audience))
+}
+
+// missingScopes are the members of want not in have.
+func missingScopes(have, want []string) []string {
+	var out []string
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // authed wraps an API handler with bearer authentication.
@@ -51,7 +119,10 @@ func (h *Handler) authed(next func(w http.ResponseWriter, r *http.Request, p *id
 		p, ae := h.authenticate(r)
 		if ae != nil {
 			challenge := `Bearer realm="airlock"`
-			if ae.status == http.StatusUnauthorized && r.Header.Get("Authorization") != "" {
+			switch {
+			case ae.code == "insufficient_scope":
+				challenge += `, error="insufficient_scope", scope="` + headerSafe(strings.Join(h.approverScopes, " ")) + `", error_description="` + headerSafe(ae.msg) + `"`
+			case ae.status == http.StatusUnauthorized && r.Header.Get("Authorization") != "":
 				challenge += `, error="invalid_token", error_description="` + headerSafe(ae.msg) + `"`
 			}
 			w.Header().Set("WWW-Authenticate", challenge)

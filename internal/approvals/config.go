@@ -20,9 +20,17 @@ const (
 
 // APIConfig is the api section of airlock.yaml.
 type APIConfig struct {
-	// Audience is the aud that API bearer tokens must carry. Default
-	// public_url + "/airlock".
+	// Audience is the aud that API bearer tokens must carry, and the only
+	// one accepted: never a target's resource URI nor an issuer-level
+	// audience (issuers[].audiences). Default public_url + "/airlock".
 	Audience string `yaml:"audience"`
+	// ApproverScopes, when set, must all be in an API token's scopes:
+	// give them only to the OAuth clients people use (the CLI), never to
+	// agents.
+	ApproverScopes []string `yaml:"approver_scopes"`
+	// ClientIDs, when set, are the OAuth clients whose tokens the API
+	// accepts (the token's client id claim must be one of them).
+	ClientIDs []string `yaml:"client_ids"`
 }
 
 // AudienceFor is the configured audience, or the default for publicURL.
@@ -35,10 +43,21 @@ func (c *APIConfig) AudienceFor(publicURL string) string {
 
 // Validate checks the api section.
 func (c *APIConfig) Validate() error {
+	var errs []error
 	if c.Audience != "" && strings.TrimSpace(c.Audience) != c.Audience {
-		return &ConfigError{Field: "audience", Message: fmt.Sprintf("%q has surrounding white space", c.Audience)}
+		errs = append(errs, &ConfigError{Field: "audience", Message: fmt.Sprintf("%q has surrounding white space", c.Audience)})
 	}
-	return nil
+	for _, f := range []struct {
+		field string
+		list  []string
+	}{{"approver_scopes", c.ApproverScopes}, {"client_ids", c.ClientIDs}} {
+		for i, v := range f.list {
+			if v == "" || strings.ContainsAny(v, " \t\r\n") {
+				errs = append(errs, &ConfigError{Field: fmt.Sprintf("%s[%d]", f.field, i), Message: fmt.Sprintf("%q is empty or holds white space", v)})
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // InboxConfig is the inbox section of airlock.yaml: how approvers sign in

@@ -33,7 +33,7 @@ func (h *Handler) listGrants(w http.ResponseWriter, r *http.Request, p *identity
 	}
 	items, next := paginate(all, page, grantKey, func(g *grants.Grant) bool {
 		if mine {
-			return g.Subject == v.Subject
+			return g.HeldBy(v.Issuer, v.Subject)
 		}
 		return h.canSeeGrant(r.Context(), v, g)
 	})

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/airlock-mcp/airlock/internal/grants"
@@ -49,18 +50,25 @@ type Options struct {
 // Handler serves the API under /airlock/v1/ and the inbox under
 // /airlock/inbox/. It is an http.Handler; mount it on "/airlock/".
 type Handler struct {
-	grants    *grants.Service
-	verifier  Verifier
-	policy    Policy
-	audience  string
-	targets   map[string]Target
-	profiles  map[string]*mask.Profile
-	strict    *mask.Profile
-	log       *slog.Logger
-	now       func() time.Time
-	heartbeat time.Duration
-	inbox     *inbox // nil when off
-	mux       *http.ServeMux
+	grants   *grants.Service
+	verifier Verifier
+	policy   Policy
+	audience string
+	// approverScopes and clientIDs are api.approver_scopes and
+	// api.client_ids; resources the targets' resource URIs (resourceOf
+	// their names), which API tokens must not carry.
+	approverScopes []string
+	clientIDs      []string
+	resources      []string
+	resourceOf     []string
+	targets        map[string]Target
+	profiles       map[string]*mask.Profile
+	strict         *mask.Profile
+	log            *slog.Logger
+	now            func() time.Time
+	heartbeat      time.Duration
+	inbox          *inbox // nil when off
+	mux            *http.ServeMux
 }
 
 // New builds the Handler. It contacts nobody: the inbox's OIDC provider is
@@ -81,6 +89,12 @@ func New(opts Options) (*Handler, error) {
 	}
 	if err := opts.Inbox.Validate(); err != nil {
 		errs = append(errs, prefixed("inbox.", err))
+	}
+	aud := opts.API.AudienceFor(opts.PublicURL)
+	for _, t := range opts.Targets {
+		if t.Resource == aud {
+			errs = append(errs, &ConfigError{Field: "api.audience", Message: fmt.Sprintf("%q is also the resource URI of target %s: an agent's token for it would be accepted by the approvals API", aud, t.Name)})
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -118,7 +132,11 @@ func New(opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("approvals: target %s: %w", t.Name, err)
 		}
 		h.targets[t.Name], h.profiles[t.Name] = t, p
+		if t.Resource != "" {
+			h.resources, h.resourceOf = append(h.resources, t.Resource), append(h.resourceOf, t.Name)
+		}
 	}
+	h.approverScopes, h.clientIDs = slices.Clone(opts.API.ApproverScopes), slices.Clone(opts.API.ClientIDs)
 	h.routeAPI()
 	if opts.Inbox.Enabled() {
 		getenv := opts.Getenv

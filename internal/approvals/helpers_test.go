@@ -96,8 +96,8 @@ func (f *inboxFixture) sessionCookie(t *testing.T, s *session) *http.Cookie {
 }
 
 var (
-	requester = grants.Principal{Subject: "alice@example.com", User: "00u-alice", ClientID: "0oa-agent", Groups: []string{"eng"}}
-	approver  = session{Subject: "00u-bob", User: "bob@example.com", Groups: []string{"airlock-approvers"}}
+	requester = grants.Principal{Issuer: "https://idp.example/oauth2/default", Subject: "alice@example.com", User: "00u-alice", ClientID: "0oa-agent", Groups: []string{"eng"}}
+	approver  = session{Issuer: "https://idp.example", Subject: "00u-bob", User: "bob@example.com", Groups: []string{"airlock-approvers"}}
 	terms     = policy.Approval{ApproverGroups: []string{"airlock-approvers"}, Threshold: 1, SingleUse: true, BreakGlassGroups: []string{"sre-oncall"}}
 )
 

@@ -30,11 +30,11 @@ func get(t *testing.T, f *inboxFixture, path string, cookies ...*http.Cookie) (*
 func TestInboxNeedsSignIn(t *testing.T) {
 	f := newInboxFixture(t, nil)
 	req := f.open(t, "delete_repository", `{"repo":"x"}`)
-	expired := f.sessionCookie(t, &session{Subject: "bob", Groups: approver.Groups, Expires: time.Now().Add(-time.Minute).Unix()})
-	forged := f.sessionCookie(t, &session{Subject: "bob", Groups: approver.Groups})
+	expired := f.sessionCookie(t, &session{Issuer: "https://idp.example", Subject: "bob", Groups: approver.Groups, Expires: time.Now().Add(-time.Minute).Unix()})
+	forged := f.sessionCookie(t, &session{Issuer: "https://idp.example", Subject: "bob", Groups: approver.Groups})
 	forged.Value = forged.Value[:len(forged.Value)-2] + "AA"
 	// A valid login-state cookie's value under the session cookie's name.
-	swapped := f.sessionCookie(t, &session{Subject: "bob"})
+	swapped := f.sessionCookie(t, &session{Issuer: "https://idp.example", Subject: "bob"})
 	swapped.Value, _ = f.h.inbox.sealer.seal(f.h.inbox.loginCookie, session{Subject: "bob", CSRF: "x", Expires: time.Now().Add(time.Hour).Unix()})
 	tests := []struct {
 		name   string
@@ -148,12 +148,12 @@ func TestInboxShowsArgumentsSafely(t *testing.T) {
 		}
 	}
 	// The requester sees it but gets no form.
-	mine := f.sessionCookie(t, &session{Subject: "00u-alice", Groups: []string{"airlock-approvers"}})
+	mine := f.sessionCookie(t, &session{Issuer: "https://idp.example", Subject: "00u-alice", Groups: []string{"airlock-approvers"}})
 	if _, body := get(t, f, "/airlock/inbox/requests/"+req.ID, mine); strings.Contains(body, `class="decide"`) || !strings.Contains(body, "someone else decides") {
 		t.Error("the requester is offered a decision on their own request")
 	}
 	// Somebody else sees nothing.
-	other := f.sessionCookie(t, &session{Subject: "eve", Groups: []string{"eng"}})
+	other := f.sessionCookie(t, &session{Issuer: "https://idp.example", Subject: "eve", Groups: []string{"eng"}})
 	if resp, _ := get(t, f, "/airlock/inbox/requests/"+req.ID, other); resp.StatusCode != 404 {
 		t.Errorf("an outsider's request page = %d, want 404", resp.StatusCode)
 	}

@@ -66,6 +66,7 @@ func viewRequest(v viewer, r *grants.Request) reqView {
 		EndedBy: r.EndedBy, EndReason: r.EndReason, GrantID: r.GrantID, Approvals: r.Approvals(),
 		Threshold: max(r.Terms.Threshold, 1), Joined: r.Joined, ApproverGroups: strings.Join(r.Terms.ApproverGroups, ", "),
 		BreakGlass: strings.Join(r.Terms.BreakGlassGroups, ", "), ReasonRequired: r.Terms.ReasonRequired,
+		// Mine only explains the missing decision form: as wide as asked.
 		Mine: asked(v, r), WasBroken: r.BreakGlass,
 	}
 	out.CanDecide = canDecide(v, r) && intersects(v.Groups, r.Terms.ApproverGroups)

@@ -75,7 +75,7 @@ func (h *Handler) listRequests(w http.ResponseWriter, r *http.Request, p *identi
 	}
 	items, next := paginate(all, page, requestKey, func(x *grants.Request) bool {
 		if mine {
-			return asked(v, x)
+			return owns(v, x)
 		}
 		return canSeeRequest(v, x)
 	})

@@ -13,8 +13,10 @@ import (
 )
 
 // session is what an inbox sign-in leaves in the browser, sealed: who the
-// approver is and the CSRF token of this sign-in. No OAuth token is kept.
+// approver is (the ID token's issuer and subject) and the CSRF token of
+// this sign-in. No OAuth token is kept.
 type session struct {
+	Issuer  string   `json:"iss"`
 	Subject string   `json:"sub"`
 	User    string   `json:"usr,omitempty"`
 	Groups  []string `json:"grp,omitempty"`
@@ -22,7 +24,9 @@ type session struct {
 	Expires int64    `json:"exp"` // unix seconds
 }
 
-func (s *session) viewer() viewer { return viewer{Subject: s.Subject, User: s.User, Groups: s.Groups} }
+func (s *session) viewer() viewer {
+	return viewer{Issuer: s.Issuer, Subject: s.Subject, User: s.User, Groups: s.Groups}
+}
 
 // loginState is kept in a short-lived sealed cookie between the redirect
 // to the provider and the callback.
@@ -142,7 +146,8 @@ func (in *inbox) session(r *http.Request) *session {
 		return nil
 	}
 	var s session
-	if in.sealer.open(in.sessionCookie, c.Value, &s) != nil || s.Subject == "" || s.CSRF == "" {
+	// A session sealed before sessions kept the issuer has none: sign in again.
+	if in.sealer.open(in.sessionCookie, c.Value, &s) != nil || s.Issuer == "" || s.Subject == "" || s.CSRF == "" {
 		return nil
 	}
 	if in.h.now().Unix() >= s.Expires {

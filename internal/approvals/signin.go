@@ -154,10 +154,22 @@ func (in *inbox) callback(w http.ResponseWriter, r *http.Request) {
 }
 
 // sessionFrom reads the approver's identity out of a verified ID token.
+// go-oidc has checked that the token's issuer is inbox.issuer and that its
+// aud holds inbox.client_id; here the token must also have been issued to
+// this client (OpenID Connect Core 3.1.3.7): with several audiences, or an
+// azp claim, azp must be client_id. An ID token minted for another client
+// that merely lists this one is not a sign-in here.
 func (in *inbox) sessionFrom(idt *oidc.IDToken) (*session, error) {
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
 		return nil, fmt.Errorf("the ID token's claims do not decode: %w", err)
+	}
+	azp, isString := claims["azp"].(string)
+	if _, present := claims["azp"]; (present || len(idt.Audience) > 1) && (!isString || azp != in.cfg.ClientID) {
+		return nil, fmt.Errorf("the ID token was issued to another client (azp %.80q), not to the inbox (%s)", azp, in.cfg.ClientID)
+	}
+	if idt.Issuer == "" {
+		return nil, errors.New("the ID token names no issuer")
 	}
 	sub, _ := claims[in.cfg.Claims.Subject].(string)
 	if sub == "" {
@@ -178,7 +190,7 @@ func (in *inbox) sessionFrom(idt *oidc.IDToken) (*session, error) {
 	case string:
 		groups = strings.Fields(g)
 	}
-	return &session{Subject: sub, User: user, Groups: groups, CSRF: randomToken(), Expires: in.h.now().Add(in.cfg.SessionTTL).Unix()}, nil
+	return &session{Issuer: idt.Issuer, Subject: sub, User: user, Groups: groups, CSRF: randomToken(), Expires: in.h.now().Add(in.cfg.SessionTTL).Unix()}, nil
 }
 
 // redactOAuthError keeps the provider's error code and drops the body,

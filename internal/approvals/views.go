@@ -11,8 +11,9 @@ import (
 )
 
 // viewer is who is looking or acting: from an API token or an inbox
-// session.
+// session. The person is the pair (Issuer, Subject).
 type viewer struct {
+	Issuer   string
 	Subject  string
 	User     string
 	ClientID string
@@ -20,11 +21,11 @@ type viewer struct {
 }
 
 func viewerFrom(p *identity.Principal) viewer {
-	return viewer{Subject: p.Subject, User: p.User, ClientID: p.ClientID, Groups: p.Groups}
+	return viewer{Issuer: p.Issuer, Subject: p.Subject, User: p.User, ClientID: p.ClientID, Groups: p.Groups}
 }
 
 func (v viewer) actor() grants.Actor {
-	return grants.Actor{Subject: v.Subject, User: v.User, ClientID: v.ClientID, Groups: slices.Clone(v.Groups)}
+	return grants.Actor{Issuer: v.Issuer, Subject: v.Subject, User: v.User, ClientID: v.ClientID, Groups: slices.Clone(v.Groups)}
 }
 
 func intersects(have, want []string) bool {
@@ -38,8 +39,21 @@ func intersects(have, want []string) bool {
 
 func same(a, b string) bool { return a != "" && a == b }
 
-// asked reports whether v is the person (or the agent client itself) who
-// asked for r. Beyond the subject it matches the user id across the two
+// owns reports whether v is the requester of r, the pair (issuer,
+// subject) compared canonically, or the agent client itself under the
+// same issuer: what gives the requester's rights (seeing the request as
+// one's own). The same subject from another issuer is someone else.
+func owns(v viewer, r *grants.Request) bool {
+	p := r.Principal
+	return p.Is(v.Issuer, v.Subject) || (p.ClientID != "" && grants.Principal{Issuer: p.Issuer, Subject: p.ClientID}.Is(v.Issuer, v.Subject))
+}
+
+// asked reports whether v may be the person (or the agent client itself)
+// who asked for r, for refusing a decision: it is wider than owns, on
+// purpose, since it only ever refuses. It ignores the issuer (the inbox's
+// sign-in issuer is often not the one that mints API tokens: Okta's org
+// server and a custom authorization server name one person by the same
+// user id), and beyond the subject it matches the user id across the two
 // namespaces an IdP may use (Okta: an access token's sub is the login, an
 // ID token's sub the user id, which access tokens carry as uid), so a
 // requester signed in to the inbox cannot approve their own request under
@@ -59,7 +73,7 @@ func isRequester(v viewer, r *grants.Request) bool {
 // canSeeRequest: the requester and the request's approver and break-glass
 // groups.
 func canSeeRequest(v viewer, r *grants.Request) bool {
-	return asked(v, r) || intersects(v.Groups, r.Terms.ApproverGroups) || intersects(v.Groups, r.Terms.BreakGlassGroups)
+	return owns(v, r) || intersects(v.Groups, r.Terms.ApproverGroups) || intersects(v.Groups, r.Terms.BreakGlassGroups)
 }
 
 // canDecide: a pending request v is eligible to approve or deny (the
@@ -69,10 +83,10 @@ func canDecide(v viewer, r *grants.Request) bool {
 		(intersects(v.Groups, r.Terms.ApproverGroups) || intersects(v.Groups, r.Terms.BreakGlassGroups))
 }
 
-// canSeeGrant: the holder and the approver and break-glass groups of the
+// canSeeGrant: the holder (issuer and subject) and the approver and break-glass groups of the
 // grant's request (when it is still kept).
 func (h *Handler) canSeeGrant(ctx context.Context, v viewer, g *grants.Grant) bool {
-	if g.Subject == v.Subject || (v.User != "" && (g.User == v.User || g.Subject == v.User)) {
+	if g.HeldBy(v.Issuer, v.Subject) {
 		return true
 	}
 	r, err := h.grants.Get(ctx, g.RequestID)

@@ -59,6 +59,7 @@ const Target = "github"
 type Person struct {
 	Subject, User, ClientID string
 	Groups                  []string
+	Scopes                  []string // in API tokens (scp)
 }
 
 // The people of the tests.
@@ -86,6 +87,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Heartbeat of event streams (default the handler's).
 	Heartbeat time.Duration
+	// API is the api section (default: audience public_url + /airlock,
+	// no approver scopes, any client).
+	API approvals.APIConfig
+	// IssuerAudiences are the issuer's configured issuer-level audiences
+	// (issuers[].audiences), which the API must never accept.
+	IssuerAudiences []string
 }
 
 // Stack is a running API.
@@ -117,7 +124,7 @@ func Start(opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Issuer.Close)
-	ver, err := identity.New(context.Background(), []identity.Issuer{{Name: "okta", URL: s.Issuer.URL()}}, identity.Options{Logger: log})
+	ver, err := identity.New(context.Background(), []identity.Issuer{{Name: "okta", URL: s.Issuer.URL(), Audiences: opts.IssuerAudiences}}, identity.Options{Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +152,7 @@ func Start(opts Options) (_ *Stack, err error) {
 	s.closers = append(s.closers, s.Grants.Close)
 	s.Handler, err = approvals.New(approvals.Options{
 		Grants: s.Grants, Verifier: ver, Policy: pol, PublicURL: "http://gateway.test",
-		Inbox:   opts.Inbox,
+		Inbox: opts.Inbox, API: opts.API,
 		Targets: []approvals.Target{{Name: Target, Resource: "http://gateway.test/mcp/github", PathPrefix: "/mcp/github", MaskingProfile: "default"}},
 		Logger:  log, Heartbeat: opts.Heartbeat,
 	})
@@ -178,7 +185,7 @@ func Start(opts Options) (_ *Stack, err error) {
 
 // Token mints an API token (audience: the API's) for p.
 func (s *Stack) Token(p Person) (string, error) {
-	return s.Issuer.Mint(oidcissuer.Token{Subject: p.Subject, User: p.User, ClientID: p.ClientID, Groups: p.Groups, Audience: []string{s.Audience}})
+	return s.Issuer.Mint(oidcissuer.Token{Subject: p.Subject, User: p.User, ClientID: p.ClientID, Groups: p.Groups, Scopes: p.Scopes, Audience: []string{s.Audience}})
 }
 
 // Open opens a request for tool with args as ext_authz would for p's
