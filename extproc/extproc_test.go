@@ -61,14 +61,21 @@ type env struct {
 }
 
 // start serves a Processor over real gRPC on loopback.
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startWith(t, nil) }
+
+// startWith is start with options changed by mod.
+func startWith(t *testing.T, mod func(*Options)) *env {
 	t.Helper()
 	set, err := mask.NewSet(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &env{rec: &recorder{}, grants: &grantLog{}}
-	p := New(Options{Profiles: set, Recorder: e.rec, Grants: e.grants, MaxEventBytes: 4096})
+	opts := Options{Profiles: set, Recorder: e.rec, Grants: e.grants, MaxEventBytes: 4096}
+	if mod != nil {
+		mod(&opts)
+	}
+	p := New(opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +101,8 @@ type exchange struct {
 	stream extprocv3.ExternalProcessor_ProcessClient
 	first  bool
 	mode   procmodev3.ProcessingMode_BodySendMode
+	// noProtocol: play an Envoy older than 1.34, which sends no protocol_config.
+	noProtocol bool
 }
 
 func (e *env) open(t *testing.T, respMode procmodev3.ProcessingMode_BodySendMode) *exchange {
@@ -121,7 +130,7 @@ func headers(kv ...string) *extprocv3.HttpHeaders {
 
 func (x *exchange) send(req *extprocv3.ProcessingRequest) {
 	x.t.Helper()
-	if x.first {
+	if x.first && !x.noProtocol {
 		// protocol_config only in the first message.
 		req.ProtocolConfig = &extprocv3.ProtocolConfiguration{RequestBodyMode: procmodev3.ProcessingMode_BUFFERED, ResponseBodyMode: x.mode}
 		x.first = false

@@ -4,6 +4,24 @@
 // event with a carry-over buffer across chunks) and records every MCP
 // message, masked, for the audit trail. Processor and Stream are the
 // gRPC-free core; grpc.go adapts them to envoy.service.ext_proc.v3.
+//
+// Plaintext for masking, or nothing: every byte the agent receives has
+// been masked, or the response is withheld and the agent gets a JSON-RPC
+// error by its request's id (an array for a batch), with an "error" record
+// in the audit trail saying why. In particular:
+//
+//   - A response with a content-encoding other than identity is refused
+//     (502), never decompressed: decompressing would put a zip-bomb-sized
+//     buffer and a second reading of the bytes (gzip, br, zstd, deflate,
+//     stacked codings) between the server and what airlock decides on,
+//     and re-encoding would hand the agent bytes airlock never read.
+//     airlock's routes ask upstreams for accept-encoding: identity, so a
+//     compliant server never compresses.
+//   - The response body mode Envoy announces in protocol_config decides
+//     how the body is read; a mode that would let bytes pass unseen
+//     (NONE, BUFFERED_PARTIAL past Envoy's buffer, no protocol_config) is
+//     switched with mode_override when Options.ModeOverride says Envoy
+//     honours it, and refused otherwise (see Stream.planBody).
 package extproc
 
 import (
@@ -77,7 +95,14 @@ type Options struct {
 	MaxBodyBytes int
 	// MaxRecordBytes caps the payload stored per message. Default 64 KiB.
 	MaxRecordBytes int
-	Now            func() time.Time
+	// ModeOverride says Envoy honours mode_override (allow_mode_override
+	// on, allowed_override_modes unset, not full duplex), as in the
+	// configuration airlock renders. Only then is a response whose body
+	// Envoy would not send whole (response_body_mode NONE, or SSE in
+	// BUFFERED_PARTIAL) switched to a mode airlock can mask; otherwise it
+	// is refused. Off by default: the processor cannot see Envoy's config.
+	ModeOverride bool
+	Now          func() time.Time
 }
 
 // Processor holds what all streams share.

@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -12,7 +13,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	procmodev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
 	"github.com/airlock-mcp/airlock/internal/mask"
 )
@@ -38,13 +38,23 @@ type Stream struct {
 
 	reqMode, respMode procmodev3.ProcessingMode_BodySendMode
 	protocolSeen      bool
-	overridden        bool // we asked Envoy to buffer the response body
+	// setLength: a whole (JSON or text) body may come in BUFFERED mode
+	// with the headers held, where the processor must set a matching
+	// content-length itself.
+	setLength bool
+	// partial: the body may come in BUFFERED_PARTIAL mode, where a chunk
+	// without end_of_stream means the rest would pass unprocessed.
+	partial bool
+	// passthrough: nothing to mask (profile "off") and Envoy sends no body.
+	passthrough bool
 
 	meta     streamMeta
 	start    time.Time
 	session  string
 	reqBody  []byte
 	requests map[string]requestInfo // JSON-RPC id → what was asked
+	reqIDs   []json.RawMessage      // the request's JSON-RPC ids, in order
+	reqBatch bool                   // the request body was a batch
 
 	status  int
 	kind    bodyKind
@@ -115,6 +125,7 @@ func (s *Stream) requestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRespons
 		s.reqBody = append(s.reqBody, b.GetBody()...)
 	}
 	if b.GetEndOfStream() {
+		s.noteRequestIDs(s.reqBody)
 		s.recordRequest(s.reqBody)
 		s.reqBody = nil
 	}
@@ -148,22 +159,112 @@ func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 	}
 	out := &extprocv3.HeadersResponse{}
 	resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: out}}
-	switch s.kind {
-	case kindNone:
+	if s.kind == kindNone {
 		s.finish()
-	case kindSSE:
+		return resp
+	}
+	// Plaintext or nothing: airlock masks (and records) only what it can
+	// read, so a compressed body is refused, never passed or decompressed
+	// (see the package doc).
+	if ce := contentEncoding(h); ce != "" {
+		return s.refuse(502, "airlock_response_encoding_refused",
+			"airlock refused the server's response: it is compressed (content-encoding "+printable(ce)+") and airlock passes only plaintext responses it has masked")
+	}
+	override, why := s.planBody()
+	if why != "" {
+		return s.refuse(502, "airlock_response_body_mode_refused", why)
+	}
+	if override != procmodev3.ProcessingMode_NONE {
+		resp.ModeOverride = &procmodev3.ProcessingMode{ResponseBodyMode: override}
+	}
+	if s.kind == kindSSE {
 		s.sse = mask.NewSSEMasker(s.profile, s.p.opts.MaxEventBytes)
 		s.sse.OnEvent(s.recordEvent)
-	default:
-		// A JSON body is masked whole: ask Envoy to buffer it (honoured
-		// only with allow_mode_override, never in full duplex; otherwise
-		// the chunks are gathered here).
-		if s.respMode == procmodev3.ProcessingMode_STREAMED {
-			resp.ModeOverride = &procmodev3.ProcessingMode{ResponseBodyMode: procmodev3.ProcessingMode_BUFFERED}
-			s.overridden = true
-		}
+	}
+	if s.passthrough {
+		s.finish()
 	}
 	return resp
+}
+
+// planBody decides, at the response headers, how the body must reach
+// airlock so that every byte the agent gets has been masked: which
+// mode_override to ask for (NONE: none), or why the response must be
+// refused. The mode Envoy uses is the response_body_mode of
+// protocol_config (sent on a stream's first message since Envoy 1.34);
+// a mode_override is honoured only when Envoy's allow_mode_override is on,
+// which the processor cannot see, so it is relied on only when
+// Options.ModeOverride says so.
+//
+//   - STREAMED, FULL_DUPLEX_STREAMED: SSE is masked event by event, a
+//     JSON or text body gathered until its end (asking STREAMED → BUFFERED
+//     for it: either way every chunk is held until the end).
+//   - BUFFERED: the whole body in one message.
+//   - BUFFERED_PARTIAL: a JSON or text body asks for BUFFERED; a chunk
+//     without end_of_stream means the body outgrew Envoy's buffer and the
+//     rest would pass unprocessed, so the response is refused. SSE is
+//     switched to STREAMED when the override is relied on, else treated
+//     the same way.
+//   - NONE (or no protocol_config): no body would reach airlock; the
+//     override to BUFFERED (JSON, text) or STREAMED (SSE) is asked for
+//     when relied on, else the response is refused.
+//
+// A target whose masking profile is "off" has nothing to mask: its body
+// passes in any mode.
+func (s *Stream) planBody() (override procmodev3.ProcessingMode_BodySendMode, why string) {
+	const (
+		none     = procmodev3.ProcessingMode_NONE
+		streamed = procmodev3.ProcessingMode_STREAMED
+		buffered = procmodev3.ProcessingMode_BUFFERED
+		partial  = procmodev3.ProcessingMode_BUFFERED_PARTIAL
+		duplex   = procmodev3.ProcessingMode_FULL_DUPLEX_STREAMED
+	)
+	want := buffered
+	if s.kind == kindSSE {
+		want = streamed
+	}
+	trust := s.p.opts.ModeOverride
+	off := s.profile.Off()
+	mode := s.respMode
+	if !s.protocolSeen {
+		mode = none // unknown: assume the worst
+	}
+	switch mode {
+	case streamed:
+		if want == buffered {
+			s.setLength = true
+			return buffered, ""
+		}
+		return none, ""
+	case duplex:
+		return none, ""
+	case buffered:
+		s.setLength = want == buffered
+		return none, ""
+	case partial:
+		if want == streamed && trust {
+			return streamed, ""
+		}
+		s.partial = !off
+		if want == buffered {
+			s.setLength = true
+			return buffered, ""
+		}
+		return none, ""
+	default: // NONE, or not told
+		if trust {
+			s.setLength = want == buffered
+			return want, ""
+		}
+		if off {
+			s.passthrough = true
+			return none, ""
+		}
+		if !s.protocolSeen {
+			return none, "airlock refused the server's response: Envoy did not say how it sends the response body (protocol_config, Envoy 1.34 or later), so airlock cannot be sure to mask all of it"
+		}
+		return none, "airlock refused the server's response: Envoy is configured not to send the response body to airlock (response_body_mode " + mode.String() + "), so it cannot be masked"
+	}
 }
 
 func (s *Stream) responseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingResponse, error) {
@@ -177,6 +278,10 @@ func (s *Stream) responseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingRes
 	var out []byte
 	switch s.kind {
 	case kindSSE:
+		if s.partial && !eos {
+			return one(s.refuse(502, "airlock_response_body_mode_refused",
+				"airlock refused the server's event stream: Envoy sends only its first part to airlock (response_body_mode BUFFERED_PARTIAL), so the rest cannot be masked"))
+		}
 		chunk, err := s.sse.Write(b.GetBody())
 		if err != nil {
 			return one(s.fail(500, err))
@@ -191,6 +296,12 @@ func (s *Stream) responseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingRes
 			s.countMasked(s.sse.Counts())
 		}
 	default:
+		if s.partial && !eos {
+			// BUFFERED_PARTIAL: this is all Envoy's buffer held; the rest
+			// would reach the agent without airlock seeing it.
+			return one(s.refuse(502, "airlock_response_body_mode_refused",
+				"airlock refused the server's response: it is larger than Envoy's buffer and Envoy sends only its first part to airlock (response_body_mode BUFFERED_PARTIAL), so it cannot be masked whole"))
+		}
 		if len(s.body)+len(b.GetBody()) > s.p.opts.MaxBodyBytes {
 			return one(s.fail(502, fmt.Errorf("response body over %d bytes cannot be masked", s.p.opts.MaxBodyBytes)))
 		}
@@ -238,7 +349,7 @@ func (s *Stream) bodyResponse(out []byte, eos bool) *extprocv3.ProcessingRespons
 		} else {
 			cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
 		}
-		if s.overridden && eos {
+		if s.setLength && eos {
 			cr.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{{
 				Header:       &corev3.HeaderValue{Key: "content-length", RawValue: []byte(strconv.Itoa(len(out)))},
 				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
@@ -284,18 +395,11 @@ func (s *Stream) maskWhole(body []byte) ([]byte, error) {
 }
 
 // fail ends the response with an error instead of passing anything
-// unmasked (failure_mode_allow stays off).
+// unmasked (failure_mode_allow stays off). err is logged, never sent: it
+// may quote what the server sent.
 func (s *Stream) fail(status int, err error) *extprocv3.ProcessingResponse {
-	s.failed = true
-	s.p.metrics.streams.WithLabelValues("failed").Inc()
-	s.p.log.Error("response withheld", "decision_id", s.meta.str("decision_id"), "target", s.meta.str("target"), "error", err)
-	body := fmt.Sprintf(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"airlock could not safely process the server's response (decision %s)"}}`, s.meta.str("decision_id"))
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
-		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(status)},
-		Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "content-type", RawValue: []byte("application/json")}}}},
-		Body:    []byte(body),
-		Details: "airlock_masking_failed",
-	}}}
+	s.p.log.Error("masking failed", "decision_id", s.meta.str("decision_id"), "target", s.meta.str("target"), "error", err)
+	return s.refuse(status, "airlock_masking_failed", "airlock could not safely process the server's response")
 }
 
 // finish runs once when the response has ended.
