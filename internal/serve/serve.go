@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -32,6 +33,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/internal/mtls"
 	"github.com/airlock-mcp/airlock/internal/notify"
 	"github.com/airlock-mcp/airlock/internal/policy"
 	"github.com/airlock-mcp/airlock/xds"
@@ -49,6 +51,9 @@ type Gateway struct {
 
 	Processor *extproc.Processor
 	XDS       *xds.Server
+	// TLS serves the gRPC listeners' certificates (listen.tls); nil when
+	// they are plaintext (loopback, or listen.insecure).
+	TLS *mtls.Server
 
 	AuthzAddr net.Addr // where ext_authz listens (resolved, e.g. after port 0); nil when off
 	ProcAddr  net.Addr // ext_proc
@@ -56,6 +61,7 @@ type Gateway struct {
 	HTTPAddr  net.Addr
 
 	log     *slog.Logger
+	creds   credentials.TransportCredentials // nil: plaintext
 	grpcs   []*grpc.Server
 	closers []func() error // after the servers stop, in order
 	httpSrv *http.Server
@@ -77,6 +83,10 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	tlsSrv, err := Transport(ctx, cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -136,6 +146,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 		return nil, err
 	}
 	g := &Gateway{Config: cfg, Authorizer: authz, Policy: store, Grants: svc, Registry: reg, log: log, done: make(chan struct{}), errc: make(chan error, 8)}
+	if tlsSrv != nil {
+		g.TLS, g.creds = tlsSrv, tlsSrv.Credentials()
+	}
 	g.Audit = rec
 	g.closers = append(g.closers, svc.Close, func() error { sender.Close(); return nil }, closeAudit)
 	g.HTTP = api.New(cfg, api.Options{Gatherer: reg, Logger: log.With("component", "http")})
@@ -169,12 +182,12 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 		MaxEventBytes: cfg.Masking.MaxEventBytes, MaxBodyBytes: cfg.Masking.MaxBodyBytes,
 	})
 
-	if g.AuthzAddr, err = g.serveGRPC("listen.authz", cfg.Listen.Authz, func(s *grpc.Server) {
+	if g.AuthzAddr, err = g.serveGRPC("listen.authz", cfg.Listen.Authz, AuthzMaxRecvMsgSize(cfg), func(s *grpc.Server) {
 		authv3.RegisterAuthorizationServer(s, &extauthz.Server{A: authz})
 	}); err != nil {
 		return fail(err)
 	}
-	if g.ProcAddr, err = g.serveGRPC("listen.proc", cfg.Listen.Proc, func(s *grpc.Server) {
+	if g.ProcAddr, err = g.serveGRPC("listen.proc", cfg.Listen.Proc, ProcMaxRecvMsgSize(cfg), func(s *grpc.Server) {
 		extprocv3.RegisterExternalProcessorServer(s, &extproc.Server{P: g.Processor})
 	}); err != nil {
 		return fail(err)
@@ -211,7 +224,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 		g.XDS = x
 		authz.SetGrantRoutes(x)
 		g.closers = append(g.closers, func() error { x.Close(); return nil })
-		if g.XDSAddr, err = g.serveGRPC("listen.xds", cfg.Listen.XDS, x.Register); err != nil {
+		if g.XDSAddr, err = g.serveGRPC("listen.xds", cfg.Listen.XDS, 0, x.Register); err != nil {
 			return fail(err)
 		}
 	}
@@ -231,7 +244,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	}()
 	g.HTTP.SetReady(true)
 	log.Info("airlock serving", "authz", addrString(g.AuthzAddr), "proc", addrString(g.ProcAddr), "xds", addrString(g.XDSAddr), "http", addrString(g.HTTPAddr),
-		"targets", len(cfg.Targets), "policy_version", store.Current().Version())
+		"grpc_transport", transportName(g.TLS), "targets", len(cfg.Targets), "policy_version", store.Current().Version())
 	return g, nil
 }
 
@@ -279,8 +292,9 @@ func (g *Gateway) Stop(ctx context.Context) {
 }
 
 // serveGRPC starts one gRPC service on addr ("" = off), each on its own
-// port as Envoy's clusters expect, with keepalive and gRPC health.
-func (g *Gateway) serveGRPC(field, addr string, register func(*grpc.Server)) (net.Addr, error) {
+// port as Envoy's clusters expect, with keepalive, gRPC health, mutual
+// TLS when listen.tls is set, and a receive limit (0: gRPC's 4 MiB).
+func (g *Gateway) serveGRPC(field, addr string, maxRecv int, register func(*grpc.Server)) (net.Addr, error) {
 	if addr == "" {
 		return nil, nil
 	}
@@ -288,10 +302,17 @@ func (g *Gateway) serveGRPC(field, addr string, register func(*grpc.Server)) (ne
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", field, err)
 	}
-	s := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if g.creds != nil {
+		opts = append(opts, grpc.Creds(g.creds))
+	}
+	if maxRecv > 0 {
+		opts = append(opts, grpc.MaxRecvMsgSize(maxRecv))
+	}
+	s := grpc.NewServer(opts...)
 	register(s)
 	healthpb.RegisterHealthServer(s, health.NewServer())
 	g.grpcs = append(g.grpcs, s)
