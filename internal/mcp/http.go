@@ -53,7 +53,8 @@ const (
 //     application/json with no parameter or only charset=utf-8 (any case,
 //     quoted or not; see contentTypeProblem), Content-Encoding is absent or
 //     identity, and Transfer-Encoding is absent or chunked. A body Envoy
-//     truncated is 413.
+//     truncated is 413; a Content-Length other than the length of the body
+//     received is 400.
 //   - The body: one JSON-RPC 2.0 message (request, notification or
 //     response); a batch array only under 2024-11-05 and 2025-03-26, with 1
 //     to 1000 messages, all requests and notifications or all responses, and
@@ -165,6 +166,9 @@ func parsePost(r *HTTPRequest) (*Call, *Error) {
 	if len(r.Body) > math.MaxInt32 { // the scanner keeps offsets as int32
 		return nil, &Error{HTTPStatus: 413, Code: CodeInvalidRequest,
 			Message: "request body is larger than 2 GiB; the call cannot be checked"}
+	}
+	if err := bodyLength(r); err != nil {
+		return nil, withPeekedID(r, err)
 	}
 	if blank(r.Body) {
 		return nil, &Error{HTTPStatus: 400, Code: CodeParseError,

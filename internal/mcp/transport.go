@@ -3,6 +3,7 @@ package mcp
 import (
 	"encoding/json"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -54,6 +55,34 @@ func postEncoding(h map[string]string) *Error {
 	if te, ok := h["transfer-encoding"]; ok && !strings.EqualFold(trimOWS(te), "chunked") {
 		return &Error{HTTPStatus: 415, Code: CodeInvalidRequest,
 			Message: "Transfer-Encoding " + quoteClip(te) + " is not supported; only chunked is accepted"}
+	}
+	return nil
+}
+
+// bodyLength refuses a POST whose Content-Length is not the number of body
+// bytes the gateway received (the body was not cut, see truncated): the
+// server would read other bytes than the gateway checked, or the gateway
+// got no body at all (Envoy's with_request_body missing).
+func bodyLength(r *HTTPRequest) *Error {
+	cl, ok := r.Headers["content-length"]
+	if !ok {
+		return nil // chunked, or HTTP/2 without one: the body is what Envoy buffered
+	}
+	v := trimOWS(cl)
+	var n int64
+	digits := 0
+	for ; digits < len(v) && isDigit(v[digits]); digits++ {
+		if n <= math.MaxInt32 { // beyond that it cannot match a body the gateway takes
+			n = n*10 + int64(v[digits]-'0')
+		}
+	}
+	if digits == 0 || digits != len(v) {
+		return &Error{HTTPStatus: 400, Code: CodeInvalidRequest,
+			Message: "Content-Length " + quoteClip(cl) + " is not one decimal length"}
+	}
+	if n != int64(len(r.Body)) {
+		return &Error{HTTPStatus: 400, Code: CodeInvalidRequest,
+			Message: "Content-Length " + quoteClip(cl) + " does not match the " + strconv.Itoa(len(r.Body)) + " body bytes the gateway received; the call cannot be checked"}
 	}
 	return nil
 }
