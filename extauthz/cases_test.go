@@ -22,6 +22,7 @@ func TestCheckAllowSwapsCredential(t *testing.T) {
 				"authorization":        "Bearer " + tok,
 				"mcp-protocol-version": "2025-06-18",
 				"mcp-session-id":       "sess-1",
+				"accept-encoding":      "gzip",
 				"x-airlock-grant":      "forged-by-client",
 			},
 			body: toolCall(7, "search_issues", `{"q":"bug"}`),
@@ -40,6 +41,9 @@ func TestCheckAllowSwapsCredential(t *testing.T) {
 		}
 		if set["x-airlock-principal"] != "00u1alice" || set["x-airlock-client-id"] != "0oa-agent" || set["x-airlock-target"] != "github" || set["x-airlock-decision-id"] == "" {
 			t.Errorf("identity headers: %v", set)
+		}
+		if set["accept-encoding"] != "identity" {
+			t.Errorf("upstream accept-encoding %q, want identity (masking reads plaintext)", set["accept-encoding"])
 		}
 		if !contains(ok.GetHeadersToRemove(), "x-airlock-grant") {
 			t.Errorf("a client-sent x-airlock-grant must be removed, removes %v", ok.GetHeadersToRemove())
@@ -89,34 +93,36 @@ func TestCheckDenials(t *testing.T) {
 		rpcCode   int
 		rpcID     string
 		bodyHas   string
+		told      []string // must not be in the challenge or the body
 	}{
 		{
 			name:   "no token",
-			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(1, "x", "{}")},
+			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(21, "x", "{}")},
 			status: 401, grpcCode: code.Code_UNAUTHENTICATED,
 			challenge: []string{`resource_metadata="https://gw.test/.well-known/oauth-protected-resource/mcp/github"`, `scope="mcp.github"`},
-			rpcCode:   -32001, bodyHas: "no bearer token",
+			rpcCode:   -32001, rpcID: "21", bodyHas: "no bearer token",
 		},
 		{
 			name:   "expired token",
-			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(1, "x", "{}"), headers: map[string]string{"authorization": "Bearer " + e.token(t, oidcissuer.Token{IssuedAt: time.Now().Add(-2 * time.Hour), TTL: time.Hour})}},
+			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall("r-22", "x", "{}"), headers: map[string]string{"authorization": "Bearer " + e.token(t, oidcissuer.Token{IssuedAt: time.Now().Add(-2 * time.Hour), TTL: time.Hour})}},
 			status: 401, grpcCode: code.Code_UNAUTHENTICATED,
-			challenge: []string{`error="invalid_token"`, "resource_metadata="},
-			rpcCode:   -32001, bodyHas: "expired",
+			challenge: []string{`error="invalid_token"`, `error_description="the token has expired"`, "resource_metadata="},
+			rpcCode:   -32001, rpcID: `"r-22"`, bodyHas: "expired",
 		},
 		{
 			name:   "token for another resource",
-			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(1, "x", "{}"), headers: map[string]string{"authorization": "Bearer " + e.token(t, oidcissuer.Token{Audience: []string{"https://gw.test/mcp/everything"}})}},
+			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(23, "x", "{}"), headers: map[string]string{"authorization": "Bearer " + e.token(t, oidcissuer.Token{Audience: []string{"https://gw.test/mcp/everything"}})}},
 			status: 401, grpcCode: code.Code_UNAUTHENTICATED,
-			challenge: []string{`error="invalid_token"`},
-			rpcCode:   -32001, bodyHas: "the token is not valid for this resource",
+			challenge: []string{`error="invalid_token"`, `error_description="the token is not valid for this resource"`},
+			rpcCode:   -32001, rpcID: "23", bodyHas: "the token is not valid for this resource",
+			told: []string{"api://default", "mcp/everything", "audience", "issuer", "oauth2/default"},
 		},
 		{
 			name:   "missing scope",
-			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(1, "x", "{}"), headers: map[string]string{"authorization": "Bearer " + e.token(t, oidcissuer.Token{Scopes: []string{"openid"}})}},
+			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(24, "x", "{}"), headers: map[string]string{"authorization": "Bearer " + e.token(t, oidcissuer.Token{Scopes: []string{"openid"}})}},
 			status: 403, grpcCode: code.Code_PERMISSION_DENIED,
 			challenge: []string{`error="insufficient_scope"`, `scope="mcp.github"`},
-			rpcCode:   -32003, bodyHas: "lacks scope mcp.github",
+			rpcCode:   -32003, rpcID: "24", bodyHas: "lacks scope mcp.github",
 		},
 		{
 			name:   "policy deny keeps the request id",
@@ -202,6 +208,11 @@ func TestCheckDenials(t *testing.T) {
 			if tc.bodyHas != "" && !strings.Contains(d.GetBody(), tc.bodyHas) {
 				t.Errorf("body %s lacks %q", d.GetBody(), tc.bodyHas)
 			}
+			for _, s := range tc.told {
+				if strings.Contains(h["www-authenticate"]+d.GetBody(), s) {
+					t.Errorf("the caller is told %q: %s / %s", s, h["www-authenticate"], d.GetBody())
+				}
+			}
 			if strings.Contains(d.GetBody(), upstreamSecret) || strings.Contains(d.GetBody(), "eyJ") {
 				t.Error("denied body leaks a credential or token")
 			}
@@ -241,6 +252,11 @@ func TestCheckStreamAndTargetResolution(t *testing.T) {
 		{"target by path when the route names none", envoyRequest{method: "GET", path: "/mcp/github", headers: map[string]string{"authorization": "Bearer " + good}}, 0},
 		{"no target at path", envoyRequest{method: "GET", path: "/mcp/githubx", headers: map[string]string{"authorization": "Bearer " + good}}, 404},
 		{"no target below a target's path", envoyRequest{method: "GET", path: "/mcp/github/admin", headers: map[string]string{"authorization": "Bearer " + good}}, 404},
+		{"nothing below the endpoint (GET)", envoyRequest{method: "GET", path: "/mcp/github/admin/secrets", target: "github", headers: map[string]string{"authorization": "Bearer " + good}}, 404},
+		{"nothing below the endpoint (DELETE)", envoyRequest{method: "DELETE", path: "/mcp/github/repos/acme/prod", target: "github", headers: map[string]string{"authorization": "Bearer " + good, "mcp-session-id": "s2"}}, 404},
+		{"nothing below the endpoint (POST)", envoyRequest{method: "POST", path: "/mcp/github/admin/users/42/delete", target: "github", headers: map[string]string{"authorization": "Bearer " + good}, body: toolCall(1, "search_issues", "{}")}, 404},
+		{"no query on the endpoint", envoyRequest{method: "POST", path: "/mcp/github?x=1", target: "github", headers: map[string]string{"authorization": "Bearer " + good}, body: toolCall(1, "search_issues", "{}")}, 404},
+		{"no encoded spelling of the endpoint", envoyRequest{method: "POST", path: "/mcp/%67ithub", target: "github", headers: map[string]string{"authorization": "Bearer " + good}, body: toolCall(1, "search_issues", "{}")}, 404},
 		{"foreign Origin is refused (DNS rebinding)", envoyRequest{method: "GET", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good, "origin": "http://evil.example.com"}}, 403},
 		{"the gateway's own Origin passes", envoyRequest{method: "GET", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good, "origin": "https://gw.test"}}, 0},
 		{"PUT is not MCP", envoyRequest{method: "PUT", path: "/mcp/github", target: "github", headers: map[string]string{"authorization": "Bearer " + good}}, 405},
