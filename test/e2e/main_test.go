@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,9 @@ func TestMain(m *testing.M) {
 	stack = s
 	fmt.Fprintf(os.Stderr, "e2e: data path is %s at %s\n", s.DataPath.Kind(), s.BaseURL)
 	code := m.Run()
+	if adv != nil {
+		adv.Close()
+	}
 	s.Close()
 	os.Exit(code)
 }
@@ -45,3 +49,51 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// The attack suite's stack (attack_test.go), started on first use: the data
+// path fed over ADS (as production runs it) to the Go SDK servers, the
+// TypeScript SDK server (which decodes bodies by charset and
+// Content-Encoding) and two compressing Go servers.
+var (
+	advOnce sync.Once
+	adv     *harness.Stack
+	advErr  error
+)
+
+// advMaxBody is the attack stack's body limit: above Envoy's default
+// 1 MiB connection buffer, so a body between the two must still be
+// decided and forwarded.
+const advMaxBody = 3 << 20
+
+func adversarial(t *testing.T) *harness.Stack {
+	t.Helper()
+	advOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		adv, advErr = harness.Start(ctx, harness.Options{
+			ADS: true, TSServer: true, GzipServers: true, NoScopeTarget: true,
+			IssuerAudiences: []string{issuerAudience},
+			MaxRequestBytes: advMaxBody,
+			HoldWindow:      time.Second, PendingTTL: 5 * time.Minute,
+			PolicyData: map[string]string{
+				"airlock/rules/tsserver/data.yaml":    advPromptRules,
+				"airlock/rules/tsstateless/data.yaml": advPromptRules,
+			},
+		})
+		if advErr == nil {
+			fmt.Fprintf(os.Stderr, "e2e: attack data path is %s at %s\n", adv.DataPath.Kind(), adv.BaseURL)
+		}
+	})
+	if advErr != nil {
+		t.Fatalf("cannot start the attack stack: %v", advErr)
+	}
+	return adv
+}
+
+// issuerAudience is the okta issuer's own audience in the attack stack
+// (Okta's default authorization server puts it in every token).
+const issuerAudience = "api://default"
+
+// advPromptRules deny one prompt of the TypeScript server, so completing
+// its argument must be denied too.
+const advPromptRules = "prompts:\n  deny: [\"secret_prompt\"]\n"

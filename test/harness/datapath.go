@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -41,6 +42,33 @@ func startDataPath(ctx context.Context, b *bootstrapv3.Bootstrap, addr string, w
 	}
 	return driverPath{d}, nil
 }
+
+// startADSDataPath runs an ADS bootstrap: real Envoy when on PATH, else
+// the stand-in's ADS client (which starts its driver on the first
+// complete configuration). addr is the listener address the ADS server
+// renders (public_url's port).
+func startADSDataPath(ctx context.Context, b *bootstrapv3.Bootstrap, addr, workDir string, log *slog.Logger) (DataPath, error) {
+	if bin, err := exec.LookPath("envoy"); err == nil && os.Getenv("AIRLOCK_NO_ENVOY") == "" {
+		return startEnvoy(ctx, bin, b, addr, workDir)
+	}
+	a, err := envoydriver.ConnectBootstrap(b, envoydriver.ADSOptions{Logger: log.With("component", "envoydriver")})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.WaitReady(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := waitTCP(ctx, addr, 10*time.Second); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("the stand-in fed over ADS does not listen on %s: %w", addr, err)
+	}
+	return adsPath{a}, nil
+}
+
+type adsPath struct{ *envoydriver.ADS }
+
+func (adsPath) Kind() string { return "envoydriver over ADS (local stand-in for Envoy)" }
 
 type driverPath struct{ *envoydriver.Driver }
 

@@ -12,12 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +58,28 @@ type Options struct {
 	// OIDCProvider also starts the certified npm oidc-provider as a second
 	// trusted issuer, with the client AgentClientID / AgentClientSecret.
 	OIDCProvider bool
+	// ADS feeds the data path over ADS from airlock's xDS listener, as
+	// production does (`airlock envoy bootstrap --ads`), instead of a
+	// static bootstrap; grant routes then come and go as grants do.
+	ADS bool
+	// TSServer also starts the TypeScript SDK server (test/node/tsserver.mjs,
+	// which decodes bodies by their charset and Content-Encoding) as targets
+	// "tsserver" (stateful, SSE) and "tsstateless" (no sessions, JSON).
+	TSServer bool
+	// GzipServers also starts two Go servers that compress their answers:
+	// "gzipjson" (JSON, gzip when the request accepts it) and "gzipsse"
+	// (SSE, gzip always, whatever the request accepts).
+	GzipServers bool
+	// NoScopeTarget adds target "noscope" (the stateless Go JSON server
+	// of "jsonapi") without scopes_required.
+	NoScopeTarget bool
+	// IssuerAudiences are the okta issuer's own audiences (accepted in
+	// addition to each target's resource URI; Okta's api://default).
+	IssuerAudiences []string
+	// PolicyData are more policy data files, by path under the policy
+	// directory (e.g. "airlock/rules/tsserver/data.yaml" holds
+	// data.airlock.rules.tsserver).
+	PolicyData map[string]string
 }
 
 // The OAuth client the oidc-provider issuer knows (client_credentials).
@@ -73,11 +97,16 @@ type Stack struct {
 	JSONServer *peers.GoServer
 	Everything *peers.Everything
 	OIDC       *peers.OIDCProvider
+	// TSServer serves targets "tsserver" and "tsstateless" (Options.TSServer).
+	TSServer *peers.TSServer
+	// GzipJSON and GzipSSE serve targets "gzipjson" and "gzipsse"
+	// (Options.GzipServers).
+	GzipJSON, GzipSSE *peers.GoServer
 	Gateway    *serve.Gateway // nil when airlock runs as a process
 	Config     *config.Config
 	// AuthzAddr, ProcAddr and HTTPAddr are where airlock's ext_authz,
-	// ext_proc and HTTP listen.
-	AuthzAddr, ProcAddr, HTTPAddr string
+	// ext_proc and HTTP listen; XDSAddr its ADS server (Options.ADS).
+	AuthzAddr, ProcAddr, HTTPAddr, XDSAddr string
 	DataPath                      DataPath
 	// BaseURL is where agents reach the gateway (the data path's listener).
 	BaseURL string
@@ -122,6 +151,23 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		s.closers = append(s.closers, s.Everything.Close)
 	}
 
+	if opts.TSServer {
+		if s.TSServer, err = peers.StartTSServer(ctx, peers.TSServerOptions{RequireBearer: UpstreamSecret}); err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, s.TSServer.Close)
+	}
+	if opts.GzipServers {
+		if s.GzipJSON, err = peers.StartGoServer(ctx, peers.GoServerOptions{RequireBearer: UpstreamSecret, JSONResponse: true, Stateless: true, Gzip: peers.GzipIfAccepted}); err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, s.GzipJSON.Close)
+		if s.GzipSSE, err = peers.StartGoServer(ctx, peers.GoServerOptions{RequireBearer: UpstreamSecret, Stateless: true, Gzip: peers.GzipAlways}); err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, s.GzipSSE.Close)
+	}
+
 	if opts.OIDCProvider {
 		if s.OIDC, err = peers.StartOIDCProvider(ctx, peers.OIDCOptions{Clients: []peers.OIDCClient{{
 			ID: AgentClientID, Secret: AgentClientSecret, UID: "00u-agent-owner", Groups: []string{"engineering"},
@@ -145,26 +191,42 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// Envoy's clusters point at the ports airlock actually bound.
-	rendered := *s.Config
-	rendered.Listen.Authz, rendered.Listen.Proc, rendered.Listen.HTTP = s.AuthzAddr, s.ProcAddr, s.HTTPAddr
-	res, err := envoy.Build(&rendered, envoy.Options{ListenAddress: listen})
-	if err != nil {
-		return nil, err
-	}
-	b, err := envoy.StaticBootstrap(res, envoy.Node{ID: "airlock-e2e", Cluster: "airlock"})
-	if err != nil {
-		return nil, err
-	}
-	if s.DataPath, err = startDataPath(ctx, b, listen, s.WorkDir); err != nil {
-		return nil, err
+	if opts.ADS {
+		// Everything but the ADS cluster arrives over ADS; the listener
+		// binds public_url's port.
+		b, err := envoy.ADSBootstrap(envoy.Node{ID: "airlock-e2e", Cluster: "airlock"}, s.XDSAddr, envoy.ADSOptions{})
+		if err != nil {
+			return nil, err
+		}
+		if s.DataPath, err = startADSDataPath(ctx, b, listen, s.WorkDir, log); err != nil {
+			return nil, err
+		}
+	} else {
+		// Envoy's clusters point at the ports airlock actually bound.
+		rendered := *s.Config
+		rendered.Listen.Authz, rendered.Listen.Proc, rendered.Listen.HTTP = s.AuthzAddr, s.ProcAddr, s.HTTPAddr
+		res, err := envoy.Build(&rendered, envoy.Options{ListenAddress: listen})
+		if err != nil {
+			return nil, err
+		}
+		b, err := envoy.StaticBootstrap(res, envoy.Node{ID: "airlock-e2e", Cluster: "airlock"})
+		if err != nil {
+			return nil, err
+		}
+		if s.DataPath, err = startDataPath(ctx, b, listen, s.WorkDir); err != nil {
+			return nil, err
+		}
 	}
 	s.closers = append(s.closers, s.DataPath.Close)
 	return s, nil
 }
 
 func (s *Stack) startInProcess(ctx context.Context, opts Options, log *slog.Logger) (err error) {
-	if s.Config, err = s.writeConfig(opts, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "debug"); err != nil {
+	xdsAddr := ""
+	if opts.ADS {
+		xdsAddr = "127.0.0.1:0"
+	}
+	if s.Config, err = s.writeConfig(opts, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", xdsAddr, "debug"); err != nil {
 		return err
 	}
 	if s.Gateway, err = serve.Start(ctx, s.Config, serve.Options{Logger: log.With("component", "airlock")}); err != nil {
@@ -178,12 +240,15 @@ func (s *Stack) startInProcess(ctx context.Context, opts Options, log *slog.Logg
 	})
 	s.AuthzAddr, s.HTTPAddr = s.Gateway.AuthzAddr.String(), s.Gateway.HTTPAddr.String()
 	s.ProcAddr = s.Gateway.ProcAddr.String()
+	if s.Gateway.XDSAddr != nil {
+		s.XDSAddr = s.Gateway.XDSAddr.String()
+	}
 	return nil
 }
 
 // startProcess runs `airlock serve` as users do and waits for /readyz.
 func (s *Stack) startProcess(ctx context.Context, opts Options) (err error) {
-	var ports [3]int
+	var ports [4]int
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
 			return err
@@ -191,7 +256,10 @@ func (s *Stack) startProcess(ctx context.Context, opts Options) (err error) {
 	}
 	s.AuthzAddr, s.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	s.ProcAddr = fmt.Sprintf("127.0.0.1:%d", ports[2])
-	if s.Config, err = s.writeConfig(opts, s.AuthzAddr, s.HTTPAddr, s.ProcAddr, "info"); err != nil {
+	if opts.ADS {
+		s.XDSAddr = fmt.Sprintf("127.0.0.1:%d", ports[3])
+	}
+	if s.Config, err = s.writeConfig(opts, s.AuthzAddr, s.HTTPAddr, s.ProcAddr, s.XDSAddr, "info"); err != nil {
 		return err
 	}
 	cmd := exec.Command(opts.AirlockBinary, "serve", "--config", filepath.Join(s.WorkDir, "airlock.yaml"))
@@ -236,20 +304,28 @@ func (s *Stack) startProcess(ctx context.Context, opts Options) (err error) {
 	}
 }
 
-func (s *Stack) writeConfig(opts Options, authz, httpAddr, proc, level string) (*config.Config, error) {
+func (s *Stack) writeConfig(opts Options, authz, httpAddr, proc, xdsAddr, level string) (*config.Config, error) {
 	polDir := filepath.Join(s.WorkDir, "policies")
 	if err := os.MkdirAll(polDir, 0o755); err != nil {
 		return nil, err
 	}
-	rego, err := os.ReadFile(filepath.Join(repoRoot(), "policies", "airlock", "decision.rego"))
-	if err != nil {
+	if err := copyShippedPolicy(filepath.Join(repoRoot(), "policies", "airlock"), filepath.Join(polDir, "airlock")); err != nil {
 		return nil, fmt.Errorf("shipped policy: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(polDir, "decision.rego"), rego, 0o644); err != nil {
-		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(polDir, "data.yaml"), policyData, 0o644); err != nil {
 		return nil, err
+	}
+	for rel, data := range opts.PolicyData {
+		p := filepath.Join(polDir, filepath.FromSlash(rel))
+		if !strings.HasPrefix(p, polDir+string(filepath.Separator)) {
+			return nil, fmt.Errorf("policy data file %q is outside the policy directory", rel)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	credFile := filepath.Join(s.WorkDir, "github-credential")
 	if err := os.WriteFile(credFile, []byte(UpstreamSecret+"\n"), 0o600); err != nil {
@@ -263,7 +339,7 @@ func (s *Stack) writeConfig(opts Options, authz, httpAddr, proc, level string) (
 	// Local tools (the conformance suite, MCP inspectors) send a loopback Origin.
 	fmt.Fprintf(&b, `public_url: %s
 allowed_origins: ["http://127.0.0.1:*", "http://localhost:*"]
-listen: {authz: %q, http: %q, proc: %q, xds: ""}
+listen: {authz: %q, http: %q, proc: %q, xds: %q}
 issuers:
   - name: okta
     url: %s
@@ -276,7 +352,12 @@ targets:
     upstream: %s
     scopes_required: [mcp.read]
     credential: {prefix: "Bearer ", file: %s}
-`, s.BaseURL, authz, httpAddr, proc, s.Issuer.URL(), s.GoServer.URL(), credFile, s.JSONServer.URL(), credFile)
+`, s.BaseURL, authz, httpAddr, proc, xdsAddr, s.Issuer.URL(), s.GoServer.URL(), credFile, s.JSONServer.URL(), credFile)
+	if len(opts.IssuerAudiences) > 0 {
+		cfg := b.String()
+		b.Reset()
+		b.WriteString(strings.Replace(cfg, "    url: "+s.Issuer.URL()+"\n", fmt.Sprintf("    url: %s\n    audiences: %s\n", s.Issuer.URL(), yamlList(opts.IssuerAudiences)), 1))
+	}
 	if s.OIDC != nil {
 		// A second issuer, appended under issuers: by rewriting the targets: key.
 		cfg := b.String()
@@ -285,6 +366,19 @@ targets:
 	}
 	if s.Everything != nil {
 		fmt.Fprintf(&b, "  - name: everything\n    upstream: %s\n", s.Everything.URL())
+	}
+	if s.TSServer != nil {
+		for _, t := range [][2]string{{"tsserver", s.TSServer.URL()}, {"tsstateless", s.TSServer.StatelessURL()}} {
+			fmt.Fprintf(&b, "  - name: %s\n    upstream: %s\n    scopes_required: [mcp.read]\n    credential: {prefix: \"Bearer \", file: %s}\n", t[0], t[1], credFile)
+		}
+	}
+	if s.GzipJSON != nil {
+		for _, t := range [][2]string{{"gzipjson", s.GzipJSON.URL()}, {"gzipsse", s.GzipSSE.URL()}} {
+			fmt.Fprintf(&b, "  - name: %s\n    upstream: %s\n    scopes_required: [mcp.read]\n    credential: {prefix: \"Bearer \", file: %s}\n", t[0], t[1], credFile)
+		}
+	}
+	if opts.NoScopeTarget {
+		fmt.Fprintf(&b, "  - name: noscope\n    upstream: %s\n    credential: {prefix: \"Bearer \", file: %s}\n", s.JSONServer.URL(), credFile)
 	}
 	fmt.Fprintf(&b, "policy: {dir: %s, reload_interval: 2s}\nlimits: {max_request_bytes: %d}\nlog: {level: %s, format: json}\n", polDir, maxBody, level)
 	fmt.Fprintf(&b, "grants: {dir: %s", filepath.Join(s.WorkDir, "grants"))
@@ -300,6 +394,47 @@ targets:
 		return nil, err
 	}
 	return config.Load(path)
+}
+
+// yamlList is a YAML flow sequence of quoted strings.
+func yamlList(items []string) string {
+	q := make([]string, len(items))
+	for i, it := range items {
+		q[i] = strconv.Quote(it)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// copyShippedPolicy copies the shipped policy's Rego modules and data
+// files (not its tests) from src to dst, keeping their relative paths
+// (data files are namespaced by their directory).
+func copyShippedPolicy(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if strings.HasPrefix(d.Name(), ".") && rel != "." {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		name := d.Name()
+		keep := (strings.HasSuffix(name, ".rego") && !strings.HasSuffix(name, "_test.rego")) ||
+			name == "data.yaml" || name == "data.yml" || name == "data.json"
+		if !keep {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
 }
 
 // TargetURL is the gateway URL of a target's MCP endpoint.
