@@ -125,7 +125,7 @@ func attacks() []attack {
 		{name: "control/content-encoding identity", target: "tsstateless", header: [][2]string{{"Content-Encoding", "identity"}},
 			body: call("c-3", "echo", `{"text":"hi"}`), expect: expect{allow: true, ran: []string{"ts:echo"}}},
 		{name: "control/completion of an allowed prompt", target: "tsstateless",
-			body: []byte(`{"jsonrpc":"2.0","id":"c-4","method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"triage"},"argument":{"name":"topic","value":"a"}}}`),
+			body:   []byte(`{"jsonrpc":"2.0","id":"c-4","method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"triage"},"argument":{"name":"topic","value":"a"}}}`),
 			expect: expect{allow: true, ran: []string{"ts:completion:triage"}}},
 		{name: "control/own session", target: "tsserver", session: "own", body: call("c-5", "echo", `{"text":"mine"}`),
 			expect: expect{allow: true, ran: []string{"ts:echo"}}},

@@ -102,12 +102,12 @@ type Stack struct {
 	// GzipJSON and GzipSSE serve targets "gzipjson" and "gzipsse"
 	// (Options.GzipServers).
 	GzipJSON, GzipSSE *peers.GoServer
-	Gateway    *serve.Gateway // nil when airlock runs as a process
-	Config     *config.Config
+	Gateway           *serve.Gateway // nil when airlock runs as a process
+	Config            *config.Config
 	// AuthzAddr, ProcAddr and HTTPAddr are where airlock's ext_authz,
 	// ext_proc and HTTP listen; XDSAddr its ADS server (Options.ADS).
 	AuthzAddr, ProcAddr, HTTPAddr, XDSAddr string
-	DataPath                      DataPath
+	DataPath                               DataPath
 	// BaseURL is where agents reach the gateway (the data path's listener).
 	BaseURL string
 	WorkDir string
