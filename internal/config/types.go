@@ -76,8 +76,14 @@ type Target struct {
 	// Issuers that may issue tokens for this target (names). Default: all.
 	Issuers []string `yaml:"issuers"`
 	// ScopesRequired must all be present in the token (403 insufficient_scope otherwise).
-	ScopesRequired []string   `yaml:"scopes_required"`
-	Credential     Credential `yaml:"credential"`
+	ScopesRequired []string `yaml:"scopes_required"`
+	// AcceptIssuerAudiences also admits tokens whose aud is one of the
+	// issuer's own audiences (issuers[].audiences, e.g. Okta's
+	// api://default) instead of Resource. Such a token is not bound to this
+	// MCP server, so the target must set scopes_required (validate refuses
+	// it otherwise). Default false: only Resource is accepted.
+	AcceptIssuerAudiences bool       `yaml:"accept_issuer_audiences"`
+	Credential            Credential `yaml:"credential"`
 	// MaskingProfile names the default masking profile for responses.
 	MaskingProfile string `yaml:"masking_profile"`
 }

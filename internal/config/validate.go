@@ -164,6 +164,7 @@ func (c *Config) Validate() error {
 		}
 		add(t.Credential.check(p + ".credential"))
 	}
+	errs = append(errs, c.checkAudiences()...)
 	profiles, perr := mask.NewSet(c.Masking.Profiles)
 	if perr != nil {
 		add(fieldErr("masking.profiles", "%v", perr))
