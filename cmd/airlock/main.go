@@ -28,7 +28,8 @@ const usage = `airlock — just-in-time, policy-checked access from AI agents to
 
 Usage:
   airlock serve     --config airlock.yaml   run ext_authz, the HTTP API and policy reload
-  airlock validate  --config airlock.yaml   check the config and the policies, then exit
+  airlock validate  --config airlock.yaml   check the config, the policies, credentials, TLS files and
+                                            listen addresses, and the Envoy config, then exit
   airlock sessions  --config airlock.yaml [--principal P] [--target T] [--since 24h] [--limit N]
                                             list recorded MCP sessions (ClickHouse or the embedded store)
   airlock replay    --config airlock.yaml [--payloads] SESSION
@@ -132,13 +133,27 @@ func cmdValidate(args []string, stdout io.Writer) error {
 			}
 		}
 	}
-	if _, err := envoy.Build(cfg, envoy.Options{}); err != nil {
+	// The gRPC transport as serve will set it up: TLS files loaded, or
+	// every plaintext listener on loopback (host names resolved).
+	grpcTransport := "plaintext on loopback"
+	if _, err := serve.Transport(context.Background(), cfg, nil); err != nil {
+		errs = append(errs, err)
+	} else if cfg.Listen.TLS.Enabled() {
+		grpcTransport = "mutual TLS"
+	} else if cfg.Listen.Insecure {
+		grpcTransport = "plaintext (listen.insecure)"
+	}
+	if cfg.Listen.TLS.Enabled() && !cfg.Listen.TLS.Envoy.Configured() {
+		// Envoy is configured elsewhere (Istio, Envoy Gateway): airlock
+		// cannot render a configuration that reaches its listeners.
+		fmt.Fprintf(stdout, "%s: Envoy config not checked: listen.tls is set without listen.tls.envoy\n", *path)
+	} else if _, err := envoy.Build(cfg, envoy.Options{}); err != nil {
 		errs = append(errs, fmt.Errorf("envoy config: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d issuers, %d targets, policy %s version %s)\n", *path, len(cfg.Issuers), len(cfg.Targets), cfg.Policy.Dir, eng.Version())
+	fmt.Fprintf(stdout, "%s: ok (%d issuers, %d targets, policy %s version %s, gRPC listeners %s)\n", *path, len(cfg.Issuers), len(cfg.Targets), cfg.Policy.Dir, eng.Version(), grpcTransport)
 	return nil
 }
 
@@ -184,6 +199,10 @@ func cmdEnvoy(args []string, stdout io.Writer) error {
 			return err
 		}
 		if b, err = envoy.ADSBootstrap(node, addr, envoy.ADSOptions{SotW: *sotw}); err != nil {
+			return err
+		}
+		// With listen.tls, Envoy reaches ADS with its client certificate.
+		if err := envoy.SecureADSBootstrap(b, cfg); err != nil {
 			return err
 		}
 	}
