@@ -165,13 +165,17 @@ func adsSource() *corev3.ConfigSource {
 	}
 }
 
-// Validate checks every resource deeply.
+// Validate checks every resource deeply, and that no target's responses
+// can bypass masking (checkResponseBodyModes).
 func (d *Dynamic) Validate() error {
 	var errs []error
 	for _, m := range []proto.Message{d.Listener, d.BaseScope} {
 		if err := ValidateDeep(m); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := checkResponseBodyModes(d.Listener, d.BaseScope.GetRouteConfiguration()); err != nil {
+		errs = append(errs, err)
 	}
 	for _, c := range d.Clusters {
 		if err := ValidateDeep(c); err != nil {

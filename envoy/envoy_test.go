@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -195,6 +196,65 @@ func TestParseBootstrapRejectsBrokenConfig(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if _, err := ParseBootstrap([]byte(src)); err == nil {
 				t.Fatal("accepted a broken bootstrap")
+			}
+		})
+	}
+}
+
+// TestRefusesUnmaskableBodyModes: a data path where a target's responses
+// could pass ext_proc unseen does not render (validate).
+func TestRefusesUnmaskableBodyModes(t *testing.T) {
+	perRoute := func(pr *extprocv3.ExtProcPerRoute) func(*Resources) {
+		return func(r *Resources) {
+			for _, rt := range r.Routes.VirtualHosts[0].Routes {
+				if rt.Name == "target-everything" {
+					rt.TypedPerFilterConfig[ExtProcFilter] = mustAny(pr)
+				}
+			}
+		}
+	}
+	mode := func(m extprocv3.ProcessingMode_BodySendMode) *extprocv3.ExtProcPerRoute {
+		return &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{Overrides: &extprocv3.ExtProcOverrides{
+			ProcessingMode: &extprocv3.ProcessingMode{ResponseBodyMode: m}}}}
+	}
+	filterMode := func(m extprocv3.ProcessingMode_BodySendMode) func(*Resources) {
+		return func(r *Resources) {
+			hcm := &hcmv3.HttpConnectionManager{}
+			_ = r.Listener.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(hcm)
+			proc := &extprocv3.ExternalProcessor{}
+			_ = hcm.HttpFilters[1].GetTypedConfig().UnmarshalTo(proc)
+			proc.ProcessingMode.ResponseBodyMode = m
+			hcm.HttpFilters[1].ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(proc)}
+			r.Listener.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*Resources)
+		want string // "" = valid
+	}{
+		{"as rendered", func(*Resources) {}, ""},
+		{"route NONE", perRoute(mode(extprocv3.ProcessingMode_NONE)), "response_body_mode NONE"},
+		{"route BUFFERED_PARTIAL", perRoute(mode(extprocv3.ProcessingMode_BUFFERED_PARTIAL)), "response_body_mode BUFFERED_PARTIAL"},
+		{"route BUFFERED", perRoute(mode(extprocv3.ProcessingMode_BUFFERED)), ""},
+		{"route FULL_DUPLEX_STREAMED", perRoute(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{Overrides: &extprocv3.ExtProcOverrides{
+			ProcessingMode: &extprocv3.ProcessingMode{ResponseBodyMode: extprocv3.ProcessingMode_FULL_DUPLEX_STREAMED, ResponseTrailerMode: extprocv3.ProcessingMode_SEND}}}}), ""},
+		{"ext_proc disabled on a target", perRoute(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Disabled{Disabled: true}}), "ext_proc is disabled on a target route"},
+		{"filter NONE", filterMode(extprocv3.ProcessingMode_NONE), "route target-github: ext_proc response_body_mode NONE"},
+		{"filter BUFFERED_PARTIAL", filterMode(extprocv3.ProcessingMode_BUFFERED_PARTIAL), "route target-everything: ext_proc response_body_mode BUFFERED_PARTIAL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Build(loadConfig(t), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.mod(res)
+			err = res.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Validate = %v, want an error saying %q", err, tc.want)
 			}
 		})
 	}

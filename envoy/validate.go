@@ -3,7 +3,12 @@ package envoy
 import (
 	"errors"
 	"fmt"
+	"strings"
 
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -62,7 +67,8 @@ func walk(m protoreflect.Message, path string, errs *[]error) {
 	})
 }
 
-// Validate checks every resource deeply.
+// Validate checks every resource deeply, and that no target's responses
+// can bypass masking (checkResponseBodyModes).
 func (r *Resources) Validate() error {
 	var errs []error
 	if err := ValidateDeep(r.Listener); err != nil {
@@ -71,10 +77,88 @@ func (r *Resources) Validate() error {
 	if err := ValidateDeep(r.Routes); err != nil {
 		errs = append(errs, err)
 	}
+	if err := checkResponseBodyModes(r.Listener, r.Routes); err != nil {
+		errs = append(errs, err)
+	}
 	for _, c := range r.Clusters {
 		if err := ValidateDeep(c); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkResponseBodyModes refuses a data path where a target's responses
+// could reach the agent without ext_proc seeing every byte: ext_proc
+// disabled on a target route, or a response_body_mode of NONE or
+// BUFFERED_PARTIAL (on the filter, or overridden per virtual host or
+// route) for a target. Policy may pick a masking profile for any call, so
+// every target counts as one that masks. Without an ext_proc filter
+// (listen.proc unset) there is no masking to protect.
+func checkResponseBodyModes(lis *listenerv3.Listener, rc *routev3.RouteConfiguration) error {
+	var proc *extprocv3.ExternalProcessor
+	rcs := []*routev3.RouteConfiguration{rc}
+	for _, f := range lis.GetFilterChains() {
+		for _, nf := range f.GetFilters() {
+			hcm := &hcmv3.HttpConnectionManager{}
+			if nf.GetTypedConfig().UnmarshalTo(hcm) != nil {
+				continue
+			}
+			if inline := hcm.GetRouteConfig(); inline != nil {
+				rcs = append(rcs, inline)
+			}
+			for _, hf := range hcm.GetHttpFilters() {
+				if hf.GetName() != ExtProcFilter {
+					continue
+				}
+				proc = &extprocv3.ExternalProcessor{}
+				if err := hf.GetTypedConfig().UnmarshalTo(proc); err != nil {
+					return fmt.Errorf("%s: %w", ExtProcFilter, err)
+				}
+			}
+		}
+	}
+	if proc == nil {
+		return nil
+	}
+	var errs []error
+	for _, rc := range rcs {
+		errs = append(errs, checkRouteBodyModes(proc, rc)...)
+	}
+	return errors.Join(errs...)
+}
+
+func checkRouteBodyModes(proc *extprocv3.ExternalProcessor, rc *routev3.RouteConfiguration) []error {
+	var errs []error
+	for _, vh := range rc.GetVirtualHosts() {
+		for _, r := range vh.GetRoutes() {
+			if !strings.HasPrefix(r.GetRoute().GetCluster(), TargetClusterPref) {
+				continue
+			}
+			mode := proc.GetProcessingMode().GetResponseBodyMode()
+			for _, pf := range []map[string]*anypb.Any{vh.GetTypedPerFilterConfig(), r.GetTypedPerFilterConfig()} {
+				a := pf[ExtProcFilter]
+				if a == nil {
+					continue
+				}
+				per := &extprocv3.ExtProcPerRoute{}
+				if err := a.UnmarshalTo(per); err != nil {
+					errs = append(errs, fmt.Errorf("route %s: %s: %w", r.GetName(), ExtProcFilter, err))
+					continue
+				}
+				if per.GetDisabled() {
+					errs = append(errs, fmt.Errorf("route %s: ext_proc is disabled on a target route: its responses would reach the agent unmasked", r.GetName()))
+				}
+				if m := per.GetOverrides().GetProcessingMode(); m != nil {
+					mode = m.GetResponseBodyMode()
+				}
+			}
+			switch mode {
+			case extprocv3.ProcessingMode_STREAMED, extprocv3.ProcessingMode_BUFFERED, extprocv3.ProcessingMode_FULL_DUPLEX_STREAMED:
+			default:
+				errs = append(errs, fmt.Errorf("route %s: ext_proc response_body_mode %s would let response bytes reach the agent unmasked; use STREAMED, BUFFERED or FULL_DUPLEX_STREAMED", r.GetName(), mode))
+			}
+		}
+	}
+	return errs
 }
