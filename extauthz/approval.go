@@ -14,10 +14,12 @@ import (
 
 // Approvals is the just-in-time access service (internal/grants'
 // Service implements it): the caller's active grants as policy input,
-// using a grant for a call, and holding a call for a human.
+// using a grant for a call, and holding a call for a human. The caller is
+// the (issuer, subject) pair of its token: a grant issued to a subject of
+// one issuer is not another issuer's same subject's.
 type Approvals interface {
-	ActiveForClient(ctx context.Context, subject, clientID, target string, now time.Time) ([]policy.GrantInput, error)
-	Consume(ctx context.Context, grantID, subject string) (*grants.Grant, error)
+	ActiveForPrincipal(ctx context.Context, p grants.Principal, target string, now time.Time) ([]policy.GrantInput, error)
+	ConsumeFor(ctx context.Context, grantID string, p grants.Principal) (*grants.Grant, error)
 	Hold(ctx context.Context, p grants.OpenParams) (*grants.HoldResult, error)
 }
 
@@ -55,7 +57,7 @@ func (a *Authorizer) awaitRoute(ctx context.Context, id, grantID string) {
 // however many identical calls race for it (the losers are decided again
 // without it, and so held). ok is false when the grant could not be used.
 func (a *Authorizer) useGrant(ctx context.Context, p *identity.Principal, grantID string) (ok bool, err error) {
-	_, err = a.approvals.Consume(ctx, grantID, p.Subject)
+	_, err = a.approvals.ConsumeFor(ctx, grantID, grants.PrincipalFrom(p))
 	switch {
 	case err == nil:
 		return true, nil

@@ -92,15 +92,17 @@ type fakeApprovals struct {
 	grants   []policy.GrantInput
 	consumed map[string]int
 	holds    int
+	askedFor []grants.Principal
 }
 
-func (f *fakeApprovals) ActiveForClient(context.Context, string, string, string, time.Time) ([]policy.GrantInput, error) {
+func (f *fakeApprovals) ActiveForPrincipal(_ context.Context, p grants.Principal, _ string, _ time.Time) ([]policy.GrantInput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.askedFor = append(f.askedFor, p)
 	return f.grants, nil
 }
 
-func (f *fakeApprovals) Consume(_ context.Context, id, _ string) (*grants.Grant, error) {
+func (f *fakeApprovals) ConsumeFor(_ context.Context, id string, _ grants.Principal) (*grants.Grant, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.consumed == nil {
@@ -278,6 +280,10 @@ func TestBatchWithGrantCoveredCallIsRefusedAndGrantKept(t *testing.T) {
 	r := c.a.Check(context.Background(), post("alice", call(2, "danger")))
 	if r.Outcome != OutcomeAllow || r.Metadata["grant"] != "grt_1" || c.approvals.consumed["grt_1"] != 1 {
 		t.Fatalf("the call alone: outcome %s, grant %v, consumed %v", r.Outcome, r.Metadata["grant"], c.approvals.consumed)
+	}
+	// Grants are looked up for the (issuer, subject) pair, and never for a batch.
+	if len(c.approvals.askedFor) != 1 || c.approvals.askedFor[0].Issuer != testIssuer || c.approvals.askedFor[0].Subject != "alice" {
+		t.Errorf("grants asked for %+v", c.approvals.askedFor)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mcp"
 	"github.com/airlock-mcp/airlock/internal/policy"
@@ -40,7 +41,7 @@ func messageInput(base policy.MessageInput, m *mcp.Message) policy.MessageInput 
 func (a *Authorizer) decide(ctx context.Context, t *target, p *identity.Principal, req *Request, call *mcp.Call, unusable map[string]bool) (policy.Decision, error) {
 	in := a.input(t, p, req, call)
 	if a.approvals != nil {
-		g, err := a.approvals.ActiveForClient(ctx, p.Subject, p.ClientID, t.cfg.Name, in.Time)
+		g, err := a.approvals.ActiveForPrincipal(ctx, grants.PrincipalFrom(p), t.cfg.Name, in.Time)
 		if err != nil {
 			return policy.Decision{}, fmt.Errorf("grant store: %w", err)
 		}
