@@ -48,6 +48,7 @@ func TestAuthFailures(t *testing.T) {
 			tk.ExpiresAt = time.Now().Add(-time.Hour)
 		}), "(expired)", `error="invalid_token"`},
 		{"alg none", mint(func(tk *oidcissuer.Token) { tk.Alg = "none" }), "token rejected", `error="invalid_token"`},
+		{"unknown issuer", mint(func(tk *oidcissuer.Token) { tk.Issuer = "https://evil.example" }), "token rejected (unknown_issuer): its issuer is not trusted here", `error="invalid_token"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,6 +59,10 @@ func TestAuthFailures(t *testing.T) {
 				}
 				if !strings.Contains(string(r.body), tc.wantMsg) {
 					t.Errorf("GET %s message %s lacks %q", path, r.body, tc.wantMsg)
+				}
+				// Who is trusted is not told to callers without a genuine token.
+				if strings.Contains(string(r.body), s.Issuer.URL()) || strings.Contains(r.header.Get("WWW-Authenticate"), s.Issuer.URL()) {
+					t.Errorf("GET %s names the trusted issuer: %s", path, r.body)
 				}
 				if ch := r.header.Get("WWW-Authenticate"); !strings.Contains(ch, tc.wantChallenge) {
 					t.Errorf("WWW-Authenticate %q lacks %q", ch, tc.wantChallenge)

@@ -48,7 +48,8 @@ func (h *Handler) authenticate(r *http.Request) (*identity.Principal, *apiError)
 				return nil, ae
 			}
 		}
-		return nil, newError(http.StatusUnauthorized, "unauthorized", err.Error())
+		h.log.Debug("API token rejected", "error", err)
+		return nil, newError(http.StatusUnauthorized, "unauthorized", publicTokenError(err))
 	}
 	if p.Subject == "" {
 		return nil, newError(http.StatusUnauthorized, "unauthorized", "the token names no subject")
@@ -65,6 +66,28 @@ func (h *Handler) authenticate(r *http.Request) (*identity.Principal, *apiError)
 			"the token lacks the approver scope(s) %s (api.approver_scopes): approving needs a person's token for the approvals API", strings.Join(missing, " ")))
 	}
 	return p, nil
+}
+
+// publicTokenError is what the caller of a rejected token is told. A
+// token whose signature was not verified (malformed, an unknown issuer, an
+// algorithm or key not accepted) may come from anyone: its caller learns
+// the reason, not the verifier's detail, which names the trusted issuers
+// and algorithms. Past the signature (wrong audience, expired, claims) the
+// caller holds a genuine token and gets the detail.
+func publicTokenError(err error) string {
+	r := identity.ReasonOf(err)
+	switch r {
+	case identity.ReasonMalformed:
+		return "token rejected (malformed): it is not a signed JWT"
+	case identity.ReasonUnknownIssuer:
+		return "token rejected (unknown_issuer): its issuer is not trusted here"
+	case identity.ReasonBadSignature, identity.ReasonUnsupportedAlgorithm:
+		return "token rejected (" + string(r) + "): its signature could not be verified"
+	case "":
+		return "token rejected: it could not be verified"
+	default:
+		return err.Error()
+	}
 }
 
 // targetToken explains a token refused for its audience when it is a
