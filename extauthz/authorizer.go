@@ -244,7 +244,7 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
 		const why = "no bearer token in the Authorization header"
 		return a.finish(t, nil, nil, t.unauthenticated(id, rpcID, "", why, why))
 	}
-	p, err := a.verifier.Verify(ctx, raw, t.audiences)
+	p, err := a.verify(ctx, t, raw)
 	if err != nil {
 		return a.finish(t, nil, nil, t.unauthenticated(id, rpcID, "invalid_token", publicReason(err), safeReason(err)))
 	}
@@ -438,6 +438,25 @@ func missingScopes(required, have []string) []string {
 		}
 	}
 	return missing
+}
+
+// IssuerAudienceVerifier is a Verifier that can also accept the token
+// issuer's own audiences (identity.Verifier's VerifyFor). Only a target
+// with accept_issuer_audiences asks for them; with a Verifier that cannot,
+// such a target accepts its resource URI alone (fail closed).
+type IssuerAudienceVerifier interface {
+	VerifyFor(ctx context.Context, raw string, audiences []string, issuerAudiences bool) (*identity.Principal, error)
+}
+
+// verify checks the token for target t: its resource URI, and the
+// issuer-level audiences only when t opts in.
+func (a *Authorizer) verify(ctx context.Context, t *target, raw string) (*identity.Principal, error) {
+	if t.issuerAudiences {
+		if v, ok := a.verifier.(IssuerAudienceVerifier); ok {
+			return v.VerifyFor(ctx, raw, t.audiences, true)
+		}
+	}
+	return a.verifier.Verify(ctx, raw, t.audiences)
 }
 
 // reasonNotForResource is what a caller whose token is for another

@@ -284,6 +284,38 @@ func TestCheckStreamAndTargetResolution(t *testing.T) {
 	}
 }
 
+// Issuer-level audiences (api://default) open only targets that opt in
+// with accept_issuer_audiences (and so require scopes).
+func TestCheckIssuerAudiencesOnlyWhereOptedIn(t *testing.T) {
+	e := startEnv(t)
+	issuerAud := []string{"api://default"}
+	cases := []struct {
+		name, target string
+		token        oidcissuer.Token
+		allowed      bool
+	}{
+		{"opted-in target takes the issuer's audience", "okta", oidcissuer.Token{Audience: issuerAud, Scopes: []string{"mcp.okta"}}, true},
+		{"opted-in target takes its resource URI", "okta", oidcissuer.Token{Audience: []string{"https://gw.test/mcp/okta"}, Scopes: []string{"mcp.okta"}}, true},
+		{"opted-in target still needs its scopes", "okta", oidcissuer.Token{Audience: issuerAud, Scopes: []string{"openid"}}, false},
+		{"a target that did not opt in refuses it", "everything", oidcissuer.Token{Audience: issuerAud, Scopes: []string{"openid"}}, false},
+		{"nor with scopes", "github", oidcissuer.Token{Audience: issuerAud, Scopes: []string{"mcp.github"}}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := envoyRequest{method: "POST", path: "/mcp/" + tc.target, target: tc.target,
+				headers: map[string]string{"authorization": "Bearer " + e.token(t, tc.token)},
+				body:    `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`}
+			resp, err := e.client.Check(context.Background(), req.proto())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := resp.GetOkResponse() != nil; got != tc.allowed {
+				t.Fatalf("allowed %v, want %v: %s", got, tc.allowed, resp.GetDeniedResponse().GetBody())
+			}
+		})
+	}
+}
+
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {

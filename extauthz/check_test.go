@@ -71,6 +71,10 @@ targets:
     credential: {prefix: "Bearer ", env: AIRLOCK_TEST_GITHUB_TOKEN}
   - name: everything
     upstream: http://127.0.0.1:2/mcp
+  - name: okta
+    upstream: http://127.0.0.1:3/mcp
+    scopes_required: [mcp.okta]
+    accept_issuer_audiences: true
 policy: {dir: %s, reload_interval: 0s}
 grants: {dir: %s, hold_window: 0s}
 audit: {spool: {dir: %s}, embedded: {dir: %s}}

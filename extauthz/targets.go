@@ -12,13 +12,17 @@ import (
 // precomputed: audiences, trusted issuers, the credential header value and
 // the WWW-Authenticate challenge.
 type target struct {
-	cfg        config.Target
-	input      policy.TargetInput
-	audiences  []string
-	issuers    map[string]bool // issuer URLs; nil = all configured issuers
-	credHeader string
-	credValue  string // the secret; never logged
-	prmURL     string
+	cfg       config.Target
+	input     policy.TargetInput
+	audiences []string
+	// issuerAudiences: the target also accepts the issuer's own audiences
+	// (accept_issuer_audiences, which configuration allows only with
+	// scopes_required).
+	issuerAudiences bool
+	issuers         map[string]bool // issuer URLs; nil = all configured issuers
+	credHeader      string
+	credValue       string // the secret; never logged
+	prmURL          string
 }
 
 type targets struct {
@@ -38,12 +42,13 @@ func newTargets(cfg *config.Config) (*targets, error) {
 			return nil, fmt.Errorf("target %s: %w", tc.Name, err)
 		}
 		t := &target{
-			cfg:        tc,
-			input:      policy.TargetInput{Name: tc.Name, Resource: tc.Resource, ScopesRequired: tc.ScopesRequired},
-			audiences:  []string{tc.Resource},
-			credHeader: tc.Credential.Header,
-			credValue:  cred,
-			prmURL:     cfg.PublicURL + tc.MetadataPath(),
+			cfg:             tc,
+			input:           policy.TargetInput{Name: tc.Name, Resource: tc.Resource, ScopesRequired: tc.ScopesRequired},
+			audiences:       []string{tc.Resource},
+			issuerAudiences: tc.AcceptIssuerAudiences,
+			credHeader:      tc.Credential.Header,
+			credValue:       cred,
+			prmURL:          cfg.PublicURL + tc.MetadataPath(),
 		}
 		if len(tc.Issuers) > 0 {
 			t.issuers = map[string]bool{}
