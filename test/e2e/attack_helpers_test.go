@@ -330,26 +330,37 @@ func auditLines(t *testing.T, s *harness.Stack, prefix string) [][]byte {
 }
 
 // eventsOf is every audit event (the masked MCP messages ext_proc
-// recorded) of principal's sessions.
+// recorded, events-*.jsonl) of principal.
 func eventsOf(t *testing.T, s *harness.Stack, principal string) []audit.Event {
 	t.Helper()
-	ctx := ctxT(t, 10*time.Second)
-	if err := s.Gateway.Audit.Drain(ctx); err != nil {
-		t.Fatal(err)
-	}
-	sums, err := s.Gateway.Audit.Sessions(ctx, audit.SessionFilter{Principal: principal, Since: time.Now().Add(-time.Hour)})
-	if err != nil {
+	if err := s.Gateway.Audit.Drain(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	var out []audit.Event
-	for _, sum := range sums {
-		evs, err := s.Gateway.Audit.Replay(ctx, sum.SessionID)
-		if err != nil {
-			t.Fatal(err)
+	for _, line := range auditLines(t, s, "events-") {
+		var e audit.Event
+		if err := json.Unmarshal(line, &e); err != nil {
+			t.Fatalf("audit event: %v", err)
 		}
-		out = append(out, evs...)
+		if e.Principal == principal {
+			out = append(out, e)
+		}
 	}
 	return out
+}
+
+// eventsUntil polls eventsOf until ok holds (ext_proc records an exchange
+// as its stream ends, a moment after the agent has the answer) or 5 s pass.
+func eventsUntil(t *testing.T, s *harness.Stack, principal string, ok func([]audit.Event) bool) []audit.Event {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		evs := eventsOf(t, s, principal)
+		if ok(evs) || time.Now().After(deadline) {
+			return evs
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func outcomes(ds []audit.Decision) []string {
