@@ -195,7 +195,6 @@ func TestAttackCompressedResponses(t *testing.T) {
 	}
 }
 
-
 // Finding 5: an approver's AGENT token (minted for an MCP target, or with
 // the issuer-level audience every Okta token carries) cannot approve
 // another user's request; a token minted for the approvals API can.
