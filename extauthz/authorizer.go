@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,6 +86,9 @@ type Result struct {
 	// verdicts is, for a batch decided message by message, each message's
 	// own outcome and reason (same order as call.Messages).
 	verdicts []verdict
+	// rpcID is the request's id as read before parsing (mcp.PeekID), for
+	// the audit of a request refused before its call was read.
+	rpcID []byte
 }
 
 // verdict is what was decided about one message of a batch.
@@ -193,6 +197,8 @@ func (a *Authorizer) record(r *Result, took time.Duration) {
 	if c == nil || len(c.Messages) == 0 {
 		if c != nil {
 			base.SessionID = c.SessionID
+		} else {
+			base.JSONRPCID = string(r.rpcID)
 		}
 		a.recordOne(&base)
 		return
@@ -223,6 +229,14 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
 	// denial answers it: an unauthenticated caller learns nothing from
 	// this beyond getting its own id back.
 	rpcID := mcp.PeekID(req.Body)
+	r := a.decideRequest(ctx, id, rpcID, req)
+	if r.call == nil {
+		r.rpcID = rpcID
+	}
+	return r
+}
+
+func (a *Authorizer) decideRequest(ctx context.Context, id string, rpcID json.RawMessage, req *Request) *Result {
 	t := a.targets.match(req)
 	if t == nil {
 		return a.finish(nil, nil, nil, notFound(id, rpcID, fmt.Sprintf("no MCP target is served at %s", pathOnly(req.Path))))

@@ -574,8 +574,8 @@ func TestUnauthenticatedLearnNoConfiguration(t *testing.T) {
 			if !strings.Contains(r.Reason, tc.detail) || !strings.Contains(c.log.String(), tc.detail) {
 				t.Errorf("the decision log lacks the detail %q: reason %q", tc.detail, r.Reason)
 			}
-			if recs := c.audit.take(); len(recs) != 1 || !strings.Contains(recs[0].Reason, tc.detail) {
-				t.Errorf("audit %+v lacks the detail", recs)
+			if recs := c.audit.take(); len(recs) != 1 || !strings.Contains(recs[0].Reason, tc.detail) || recs[0].JSONRPCID != "1" {
+				t.Errorf("audit %+v lacks the detail or the request id", recs)
 			}
 		})
 	}
