@@ -209,8 +209,18 @@ func (d *inputDeps) reads(top, field string) bool {
 	return d == nil || d.all || d.whole[top] || d.fields[top][field]
 }
 
-func (d *inputDeps) readsAny(top string) bool {
-	return d == nil || d.all || d.whole[top] || len(d.fields[top]) > 0
+// readsAny says whether the policy may read any part of input.<top> or,
+// when fields are given, any of input.<top>.<field>.
+func (d *inputDeps) readsAny(top string, fields ...string) bool {
+	if len(fields) == 0 {
+		return d == nil || d.all || d.whole[top] || len(d.fields[top]) > 0
+	}
+	for _, f := range fields {
+		if d.reads(top, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // key hashes the parts of in that the policy reads.
@@ -308,6 +318,15 @@ func (d *inputDeps) key(in *Input) ([32]byte, error) {
 		}
 		if rd("batch") && m.Batch {
 			buf = append(buf, 'b')
+		}
+		if d.readsAny("mcp", nameFields...) {
+			// name_normalized, name_words and name_suspicious are functions
+			// of the name and of whether it is a URI.
+			name, uri := m.itemName()
+			if uri {
+				buf = append(buf, 'U')
+			}
+			str('n', name)
 		}
 	}
 	if d.readsAny("request") {

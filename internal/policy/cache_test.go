@@ -27,7 +27,7 @@ func TestDecisionCacheEligibility(t *testing.T) {
 		unread []string // top.field the key must leave out
 	}{
 		{name: "shipped default policy", dir: shippedPolicies, on: true,
-			reads:  []string{"principal.subject", "principal.groups", "mcp.tool", "target.name", "grants.id"},
+			reads:  []string{"principal.subject", "principal.groups", "mcp.tool", "target.name", "grants.id", "mcp.name", "mcp.name_normalized", "mcp.name_words", "mcp.name_suspicious"},
 			unread: []string{"mcp.arguments", "mcp.id", "principal.claims", "request.headers"}},
 		{name: "shipped business-hours example reads the clock", dir: shippedPolicies, query: "data.airlock.examples.business_hours.decision",
 			reason: "input.time"},
@@ -90,12 +90,12 @@ func TestDecisionCacheIsExact(t *testing.T) {
 	now := time.Date(2026, 1, 7, 12, 0, 0, 0, time.UTC)
 	for i := range 600 {
 		sub := pick("alice", "bob")
-		tool := pick("get_issue", "delete_issue", "drop_table", "search")
+		tool := pick("get_issue", "delete_issue", "drop_table", "search", "repoDelete", "DELETE_all", "d\u0435lete", "del\u200bete", "summarize")
 		args := json.RawMessage(pick(`{"id":1}`, `{"id":2}`, ``))
 		in := &Input{
 			Principal: &identity.Principal{Subject: sub, Groups: []string{pick("eng", "sre")}},
 			Target:    TargetInput{Name: pick("jira", "github")},
-			MCP:       MessageInput{Method: pick("tools/call", "tools/list", "prompts/get", "secrets/list"), Kind: "request", ID: json.RawMessage(fmt.Sprint(i)), Tool: tool, Prompt: tool, Arguments: args},
+			MCP:       MessageInput{Method: pick("tools/call", "tools/list", "prompts/get", "secrets/list", "completion/complete", "resources/read", "notifications/x"), Kind: "request", ID: json.RawMessage(fmt.Sprint(i)), Tool: tool, Prompt: pick(tool, ""), URI: pick("", "file:///x/"+tool), Arguments: args},
 			Request:   RequestInput{Method: "POST", Headers: map[string]string{"x-request-id": fmt.Sprint(i)}},
 			Time:      now,
 		}
@@ -118,6 +118,57 @@ func TestDecisionCacheIsExact(t *testing.T) {
 	st := cached.CacheStats()
 	if st.Hits == 0 || st.Misses == 0 {
 		t.Errorf("the cache was not exercised: %+v", st)
+	}
+}
+
+// TestDecisionCacheKeysNameFacts: a policy that reads only the derived
+// name fields (not mcp.tool, mcp.uri or mcp.method) is still keyed on the
+// name they are derived from, and on whether it is a URI (whose words
+// include the percent-decoded ones).
+func TestDecisionCacheKeysNameFacts(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "p.rego", `package airlock
+
+decision := {"outcome": "allow", "reason": sprintf("%s|%s|%s|%s", [input.mcp.name, input.mcp.name_normalized, concat(",", input.mcp.name_words), input.mcp.name_suspicious])}
+`)
+	e, err := Load(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := e.CacheStats(); !st.Enabled {
+		t.Fatalf("cache off: %s", st.Reason)
+	}
+	for _, f := range []string{"tool", "uri", "prompt", "method"} {
+		if e.deps.reads("mcp", f) {
+			t.Fatalf("the test policy reads mcp.%s; it must read only the name facts", f)
+		}
+	}
+	inputs := []struct {
+		m    MessageInput
+		want string
+	}{
+		{MessageInput{Method: "tools/call", Tool: "get_issue"}, "get_issue|get_issue|get,issue|"},
+		{MessageInput{Method: "tools/call", Tool: "repoDelete"}, "repoDelete|repodelete|repo,delete|"},
+		{MessageInput{Method: "tools/call", Tool: "d\u0435lete"}, "d\u0435lete|d\u0435lete|d\u0435lete|mixed scripts Latin+Cyrillic"},
+		{MessageInput{Method: "tools/call", Tool: "a%64"}, "a%64|a%64|a,64|"},
+		{MessageInput{Method: "resources/read", URI: "a%64"}, "a%64|a%64|a,64,ad|"},
+		{MessageInput{Method: "prompts/get", Prompt: "a%64", Tool: "x"}, "a%64|a%64|a,64|"},
+		{MessageInput{Method: "completion/complete", URI: "a%64"}, "a%64|a%64|a,64,ad|"},
+		{MessageInput{Method: "tools/call", Tool: "get_issue"}, "get_issue|get_issue|get,issue|"},
+	}
+	for round := range 2 { // the second round is served from the cache
+		for _, tc := range inputs {
+			d, err := e.Evaluate(context.Background(), &Input{MCP: tc.m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Reason != tc.want {
+				t.Errorf("round %d, %+v: reason %q, want %q", round, tc.m, d.Reason, tc.want)
+			}
+		}
+	}
+	if st := e.CacheStats(); st.Hits < uint64(len(inputs)) {
+		t.Errorf("the cache was not used: %+v", st)
 	}
 }
 

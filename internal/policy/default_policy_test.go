@@ -123,6 +123,130 @@ func TestDefaultPolicy(t *testing.T) {
 	}
 }
 
+// TestDefaultPolicyNames runs names in every style through the input
+// builder and the shipped policy and data.yaml, as the gateway does.
+func TestDefaultPolicyNames(t *testing.T) {
+	e, err := Load(shippedPolicies, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := &identity.Principal{Subject: "00u1abcd", Groups: []string{"eng"}}
+	eval := func(m MessageInput) Decision {
+		t.Helper()
+		m.Kind = "request"
+		d, err := e.Evaluate(context.Background(), &Input{Principal: alice, Target: TargetInput{Name: "jira"}, MCP: m, Request: RequestInput{Method: "POST"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	held := []string{
+		"delete_all", "DELETE_all", "deleteAll", "DeleteAll", "removeUser", "repoDelete",
+		"repo-delete", "repo.delete", "repo/delete", "repo:delete", "ＤＥＬＥＴＥ_all", "ｄelete",
+		"HTTPDelete", "𝐝𝐞𝐥𝐞𝐭𝐞_all", "dropTable", "DROP TABLE", "runShellCommand", "execSQL",
+		"sendPayment", "send_payment", "force-push", "killProcess", "RevokeToken", "factoryReset",
+		"deleteall", "deleted_items_count", // caught by the shipped "delete*" glob, not by the words
+	}
+	for _, name := range held {
+		if d := eval(MessageInput{Method: "tools/call", Tool: name}); d.Outcome != OutcomeApprovalRequired {
+			t.Errorf("tool %q: %s (%s), want approval_required", name, d.Outcome, d.Reason)
+		}
+	}
+	for _, name := range []string{"get_issue", "listRuns", "search", "send_email", "getFormatter", "create_issue"} {
+		if d := eval(MessageInput{Method: "tools/call", Tool: name}); d.Outcome != OutcomeAllow {
+			t.Errorf("tool %q: %s (%s), want allow", name, d.Outcome, d.Reason)
+		}
+	}
+	reasons := []struct {
+		m    MessageInput
+		want Decision
+	}{
+		{MessageInput{Method: "tools/call", Tool: "repoDelete"},
+			Decision{Outcome: OutcomeApprovalRequired, Reason: `tool "repoDelete" on target "jira" requires approval ("delete" is in rules["*"].tools.destructive_verbs)`}},
+		{MessageInput{Method: "tools/call", Tool: "DELETE_all"},
+			Decision{Outcome: OutcomeApprovalRequired, Reason: `tool "DELETE_all" on target "jira" requires approval (pattern "delete*" in rules["*"].tools.require_approval)`}},
+		{MessageInput{Method: "tools/call", Tool: "d\u0435lete_all"},
+			Decision{Outcome: OutcomeDeny, Reason: "tool \"d\u0435lete_all\" on target \"jira\" is denied because of its name: mixed scripts Latin+Cyrillic"}},
+		{MessageInput{Method: "tools/call", Tool: "get\u200b_issue"},
+			Decision{Outcome: OutcomeDeny, Reason: `tool "get\u200b_issue" on target "jira" is denied because of its name: zero-width character U+200B`}},
+		{MessageInput{Method: "tools/call", Tool: "get_issue\u202e"},
+			Decision{Outcome: OutcomeDeny, Reason: `tool "get_issue\u202e" on target "jira" is denied because of its name: bidi control U+202E`}},
+		{MessageInput{Method: "tools/call", Tool: "get_issue\n"},
+			Decision{Outcome: OutcomeDeny, Reason: `tool "get_issue\n" on target "jira" is denied because of its name: control character U+000A`}},
+		{MessageInput{Method: "resources/read", URI: "file:///docs/a%E2%80%8Eb"},
+			Decision{Outcome: OutcomeDeny, Reason: `resource "file:///docs/a%E2%80%8Eb" on target "jira" is denied because of its name: bidi control U+200E (percent-encoded)`}},
+		{MessageInput{Method: "prompts/get", Prompt: "summ\u00adary"},
+			Decision{Outcome: OutcomeDeny, Reason: `prompt "summ\u00adary" on target "jira" is denied because of its name: invisible character U+00AD`}},
+		{MessageInput{Method: "notifications/tools/call"},
+			Decision{Outcome: OutcomeDeny, Reason: `method "notifications/tools/call" is not allowed through airlock (target "jira")`}},
+		{MessageInput{Method: "notifications/cancelled"},
+			Decision{Outcome: OutcomeAllow, Reason: `protocol method "notifications/cancelled" on target "jira"`}},
+		{MessageInput{Method: "completion/complete", Prompt: "triage"},
+			Decision{Outcome: OutcomeAllow, Reason: `prompt "triage" allowed on target "jira"`}},
+		{MessageInput{Method: "completion/complete", Prompt: "tri\u200bage"},
+			Decision{Outcome: OutcomeDeny, Reason: `prompt "tri\u200bage" on target "jira" is denied because of its name: zero-width character U+200B`}},
+		{MessageInput{Method: "completion/complete"},
+			Decision{Outcome: OutcomeDeny, Reason: `completion/complete on target "jira" names no prompt or resource (params.ref)`}},
+	}
+	for _, tc := range reasons {
+		got := eval(tc.m)
+		tc.want.MaskingProfile, tc.want.Record, tc.want.PolicyVersion = "default", true, e.Version()
+		if tc.want.Outcome == OutcomeApprovalRequired {
+			tc.want.Approval = got.Approval
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%+v (-want +got):\n%s", tc.m, diff)
+		}
+	}
+}
+
+// TestDefaultPolicyCompletionFollowsPrompt: completion/complete of a denied
+// prompt is denied, and of a resource that needs approval is denied too.
+func TestDefaultPolicyCompletionFollowsPrompt(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(shippedPolicies, "airlock", "decision.rego"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write(t, dir, "airlock/decision.rego", string(src))
+	write(t, dir, "data.yaml", `airlock:
+  rules:
+    "*":
+      tools: {allow: ["*"]}
+      prompts: {allow: ["*"], deny: ["admin_*"]}
+      resources: {allow: ["*"], require_approval: ["db://payroll/*"]}
+      approval: {approver_groups: [approvers]}
+`)
+	e := mustLoad(t, dir)
+	tests := []struct {
+		m       MessageInput
+		outcome string
+		reason  string
+	}{
+		{MessageInput{Method: "completion/complete", Prompt: "admin_console"}, OutcomeDeny,
+			`prompt "admin_console" on target "t" is denied by pattern "admin_*" in rules["*"].prompts.deny`},
+		{MessageInput{Method: "completion/complete", Prompt: "ADMIN_console"}, OutcomeDeny,
+			`prompt "ADMIN_console" on target "t" is denied by pattern "admin_*" in rules["*"].prompts.deny`},
+		{MessageInput{Method: "prompts/get", Prompt: "admin_console"}, OutcomeDeny,
+			`prompt "admin_console" on target "t" is denied by pattern "admin_*" in rules["*"].prompts.deny`},
+		{MessageInput{Method: "completion/complete", URI: "db://payroll/{year}"}, OutcomeDeny,
+			`completion/complete for resource is denied: resource "db://payroll/{year}" on target "t" requires approval (pattern "db://payroll/*" in rules["*"].resources.require_approval)`},
+		{MessageInput{Method: "resources/read", URI: "db://payroll/2026"}, OutcomeApprovalRequired,
+			`resource "db://payroll/2026" on target "t" requires approval (pattern "db://payroll/*" in rules["*"].resources.require_approval)`},
+		{MessageInput{Method: "completion/complete", Prompt: "summary"}, OutcomeAllow, `prompt "summary" allowed on target "t"`},
+	}
+	for _, tc := range tests {
+		tc.m.Kind = "request"
+		d, err := e.Evaluate(context.Background(), &Input{Principal: &identity.Principal{Subject: "u"}, Target: TargetInput{Name: "t"}, MCP: tc.m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Outcome != tc.outcome || d.Reason != tc.reason {
+			t.Errorf("%+v: %s %q, want %s %q", tc.m, d.Outcome, d.Reason, tc.outcome, tc.reason)
+		}
+	}
+}
+
 // TestExampleQueries loads the shipped directory with each example's query,
 // as an operator selecting it would.
 func TestExampleQueries(t *testing.T) {

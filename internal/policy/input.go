@@ -125,7 +125,15 @@ var (
 	keyHost            = ast.StringTerm("host")
 	keyHeaders         = ast.StringTerm("headers")
 	keySingleUse       = ast.StringTerm("single_use")
+	keyNameNormalized  = ast.StringTerm("name_normalized")
+	keyNameWords       = ast.StringTerm("name_words")
+	keyNameSuspicious  = ast.StringTerm("name_suspicious")
 )
+
+// nameFields are the input.mcp fields derived from the name a message is
+// about (MessageInput.itemName): they are computed, and keyed in the
+// decision cache, only for a policy that reads one of them.
+var nameFields = []string{"name", "name_normalized", "name_words", "name_suspicious"}
 
 // Value builds the Rego input document directly as an AST value (no JSON
 // round trip). now is the evaluation time used when in.Time is zero. Every
@@ -245,6 +253,15 @@ func messageTerm(m *MessageInput, d *inputDeps) (*ast.Term, error) {
 			return nil, fmt.Errorf("mcp arguments: %w", err)
 		}
 	}
+	name, uri := m.itemName()
+	var f nameFacts
+	if d.readsAny("mcp", nameFields...) {
+		f = facts(name, uri)
+	}
+	words := make([]*ast.Term, len(f.Words))
+	for i, w := range f.Words {
+		words[i] = ast.StringTerm(w)
+	}
 	return ast.ObjectTerm(
 		[2]*ast.Term{keyMethod, ast.StringTerm(m.Method)},
 		[2]*ast.Term{keyKind, ast.StringTerm(m.Kind)},
@@ -256,6 +273,10 @@ func messageTerm(m *MessageInput, d *inputDeps) (*ast.Term, error) {
 		[2]*ast.Term{keyProtocolVersion, ast.StringTerm(m.ProtocolVersion)},
 		[2]*ast.Term{keySessionID, ast.StringTerm(m.SessionID)},
 		[2]*ast.Term{keyBatch, ast.InternedTerm(m.Batch)},
+		[2]*ast.Term{keyName, ast.StringTerm(name)},
+		[2]*ast.Term{keyNameNormalized, ast.StringTerm(f.Normalized)},
+		[2]*ast.Term{keyNameWords, ast.ArrayTerm(words...)},
+		[2]*ast.Term{keyNameSuspicious, ast.StringTerm(f.Suspicious)},
 	), nil
 }
 

@@ -117,6 +117,8 @@ func jsonInput(in *Input, now time.Time) map[string]any {
 	if headers == nil {
 		headers = map[string]string{}
 	}
+	name, uri := in.MCP.itemName()
+	f := facts(name, uri)
 	return map[string]any{
 		"principal": principal,
 		"target": map[string]any{
@@ -128,6 +130,8 @@ func jsonInput(in *Input, now time.Time) map[string]any {
 			"tool": in.MCP.Tool, "prompt": in.MCP.Prompt, "uri": in.MCP.URI,
 			"arguments": raw(in.MCP.Arguments), "protocol_version": in.MCP.ProtocolVersion,
 			"session_id": in.MCP.SessionID, "batch": in.MCP.Batch,
+			"name": name, "name_normalized": f.Normalized, "name_words": f.Words,
+			"name_suspicious": f.Suspicious,
 		},
 		"request": map[string]any{
 			"method": in.Request.Method, "path": in.Request.Path, "host": in.Request.Host,

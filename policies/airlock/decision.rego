@@ -121,7 +121,6 @@ protocol_methods := {
 	"initialize",
 	"ping",
 	"server/discover",
-	"completion/complete",
 	"logging/setLevel",
 	"subscriptions/listen",
 	"resources/unsubscribe",
@@ -144,7 +143,19 @@ protocol_call if {
 
 protocol_call if input.mcp.method in protocol_methods
 
-protocol_call if startswith(input.mcp.method, "notifications/")
+protocol_call if input.mcp.method in client_notifications
+
+# The notifications a client may send, per the MCP schema's
+# ClientNotification (2024-11-05 through 2026-07-28). Any other
+# notifications/* name is denied: a server may act on a name airlock does
+# not know.
+client_notifications := {
+	"notifications/initialized",
+	"notifications/cancelled",
+	"notifications/progress",
+	"notifications/roots/list_changed",
+	"notifications/tasks/status",
+}
 
 # The tool, resource or prompt a call names.
 item := {"kind": "tools", "label": "tool", "name": object.get(input, ["mcp", "tool"], "")} if {
@@ -159,6 +170,91 @@ item := {"kind": "prompts", "label": "prompt", "name": object.get(input, ["mcp",
 	input.mcp.method == "prompts/get"
 }
 
+# completion/complete is about the prompt or resource its params.ref names,
+# and follows that prompt's or resource's rules.
+item := {"kind": "prompts", "label": "prompt", "name": input.mcp.prompt} if {
+	completion
+	object.get(input, ["mcp", "prompt"], "") != ""
+}
+
+item := {"kind": "resources", "label": "resource", "name": object.get(input, ["mcp", "uri"], "")} if {
+	completion
+	object.get(input, ["mcp", "prompt"], "") == ""
+}
+
+completion if input.mcp.method == "completion/complete"
+
+# ---------------------------------------------------------------------------
+# Names. airlock computes, from the raw name (input.mcp.name, the same
+# string as item.name): name_normalized (NFKC, case-folded), name_words
+# (split at every non-letter/digit, camelCase and acronym boundaries) and
+# name_suspicious (why the name cannot be trusted: control, zero-width,
+# bidi or other invisible characters, mixed scripts; "" when it can).
+# Another host of this policy (opa test, OPA beside Envoy) may not: then an
+# ASCII approximation is used.
+# ---------------------------------------------------------------------------
+
+name_facts_given if is_array(object.get(input, ["mcp", "name_words"], null))
+
+name_normalized := input.mcp.name_normalized if {
+	name_facts_given
+} else := lower(item.name)
+
+name_words := input.mcp.name_words if {
+	name_facts_given
+} else := [w |
+	# camelCase and acronym boundaries, then any non-alphanumeric run.
+	spaced := regex.replace(regex.replace(item.name, `([a-z0-9])([A-Z])`, "$1 $2"), `([A-Z]+)([A-Z][a-z])`, "$1 $2")
+	some w in regex.split(`[^a-z0-9]+`, lower(spaced))
+	w != ""
+]
+
+name_suspicious := input.mcp.name_suspicious if {
+	name_facts_given
+} else := "control, zero-width or bidi character" if {
+	regex.match(`[\x00-\x1f\x7f-\x9f\x{200B}-\x{200F}\x{202A}-\x{202E}\x{2060}-\x{2069}\x{FEFF}]`, item.name)
+} else := ""
+
+# The words that hold a call of this kind for approval: rules.<kind>.
+# destructive_verbs, or, when no rules set it, default_destructive_verbs.
+# An entry of several words ("send_payment", "send payment") matches those
+# words in a row. Prompts are never held, so they have none.
+destructive_verbs := v if {
+	item.kind in {"tools", "resources"}
+	v := object.get(settings, [item.kind, "destructive_verbs"], default_destructive_verbs[item.kind])
+}
+
+# The shipped defaults, used when data.yaml does not set the lists (the same
+# lists as policies/data.yaml, which operators edit). A test keeps the two
+# equal.
+default_destructive_verbs := {
+	"tools": [
+		"delete", "del", "remove", "rm", "rmdir", "unlink", "drop", "truncate",
+		"destroy", "purge", "wipe", "erase", "shred", "exec", "execute", "run",
+		"shell", "sh", "bash", "eval", "spawn", "sudo", "kill", "terminate",
+		"shutdown", "reboot", "transfer", "pay", "payment", "send_payment",
+		"withdraw", "refund", "force", "revoke", "reset", "format", "overwrite",
+		"uninstall", "disable",
+	],
+	"resources": [],
+}
+
+# The first entry of destructive_verbs whose words appear in a row among
+# the name's words; undefined when none does.
+destructive_match := ms[0] if {
+	ms := [e |
+		some e in destructive_verbs
+		is_string(e)
+		ew := entry_words(e)
+		count(ew) > 0
+		some i, _ in name_words
+		array.slice(name_words, i, i + count(ew)) == ew
+	]
+	count(ms) > 0
+}
+
+entry_words(e) := [w | some w in regex.split(`[^\p{L}\p{N}]+`, lower(e)); w != ""]
+
 known_method if item
 
 known_method if protocol_call
@@ -167,14 +263,34 @@ known_method if protocol_call
 # name; undefined when none does.
 deny_match := first_match(object.get(settings, [item.kind, "deny"], []), item.name)
 
-allow_match := first_match(object.get(settings, [item.kind, "allow"], []), item.name)
+# Allow patterns match the name exactly as written (case-sensitive), so an
+# allow list never widens through normalisation: with allow ["get_*"],
+# GET_secrets is not allowed.
+allow_match := ps[0] if {
+	ps := [p | some p in object.get(settings, [item.kind, "allow"], []); glob.match(p, null, item.name)]
+	count(ps) > 0
+}
 
 approval_match := first_match(object.get(settings, [item.kind, "require_approval"], []), item.name)
 
+# Deny and require_approval patterns match the raw name as written, and,
+# lower-cased, the normalised name (so DELETE_all and ＤＥＬＥＴＥ_all match
+# "delete_*"): normalising can only add matches to these lists.
 first_match(patterns, name) := ps[0] if {
-	ps := [p | some p in patterns; glob.match(p, null, name)]
+	ps := [p |
+		some p in patterns
+		pattern_matches(p, name)
+	]
 	count(ps) > 0
 }
+
+pattern_matches(p, name) if glob.match(p, null, name)
+
+pattern_matches(p, name) if glob.match(lower(p), null, normalized(name))
+
+normalized(name) := name_normalized if {
+	name == item.name
+} else := lower(name)
 
 # A list that is not a list would match nothing, so a mistyped deny list
 # would deny nothing: such rules deny every call instead.
@@ -183,7 +299,7 @@ config_errors contains sprintf("%s is %s, want a list", [setting_source(["requir
 }
 
 config_errors contains sprintf("%s is %s, want a list", [setting_source([item.kind, list]), type_name(v)]) if {
-	some list in ["deny", "allow", "require_approval"]
+	some list in ["deny", "allow", "require_approval", "destructive_verbs"]
 	v := object.get(settings, [item.kind, list], [])
 	not is_array(v)
 }
@@ -207,8 +323,25 @@ deny_reason := "the request has no authenticated principal" if {
 	not known_method
 	msg := sprintf("method %q is not allowed through airlock (target %q)", [input.mcp.method, input.target.name])
 } else := msg if {
+	completion
+	object.get(input, ["mcp", "prompt"], "") == ""
+	object.get(input, ["mcp", "uri"], "") == ""
+	msg := sprintf("completion/complete on target %q names no prompt or resource (params.ref)", [input.target.name])
+} else := msg if {
+	completion
+	object.get(input, ["mcp", "prompt"], "") != ""
+	object.get(input, ["mcp", "uri"], "") != ""
+	msg := sprintf("completion/complete on target %q names both a prompt and a resource", [input.target.name])
+} else := msg if {
 	item.name == ""
 	msg := sprintf("%s on target %q names no %s", [input.mcp.method, input.target.name, item.label])
+} else := msg if {
+	name_facts_given
+	object.get(input, ["mcp", "name"], "") != item.name
+	msg := sprintf("%s on target %q: the name facts in the input are for %q, not %q", [input.mcp.method, input.target.name, input.mcp.name, item.name])
+} else := msg if {
+	name_suspicious != ""
+	msg := sprintf("%s %q on target %q is denied because of its name: %s", [item.label, item.name, input.target.name, name_suspicious])
 } else := msg if {
 	p := deny_match
 	msg := sprintf("%s %q on target %q is denied by pattern %q in %s", [
@@ -222,15 +355,38 @@ deny_reason := "the request has no authenticated principal" if {
 		item.label, item.name, input.target.name,
 		setting_source([item.kind, "allow"]),
 	])
+} else := msg if {
+	# Completions are not held for approval (no one should approve an
+	# autocomplete, and a grant covers calls, not completions): the
+	# completion of something that needs approval is denied.
+	completion
+	why := item_approval_reason
+	msg := sprintf("completion/complete for %s is denied: %s", [item.label, why])
 }
 
-approval_reason := msg if {
+# Why the item needs approval; undefined when it does not.
+item_approval_reason := msg if {
 	item.kind in {"tools", "resources"}
 	p := approval_match
 	msg := sprintf("%s %q on target %q requires approval (pattern %q in %s)", [
 		item.label, item.name, input.target.name, p,
 		setting_source([item.kind, "require_approval"]),
 	])
+} else := msg if {
+	v := destructive_match
+	msg := sprintf("%s %q on target %q requires approval (%q is in %s)", [
+		item.label, item.name, input.target.name, v,
+		destructive_verbs_source,
+	])
+}
+
+destructive_verbs_source := setting_source([item.kind, "destructive_verbs"]) if {
+	object.get(settings, [item.kind, "destructive_verbs"], null) != null
+} else := sprintf("the default destructive verbs for %s (decision.rego default_destructive_verbs)", [item.kind])
+
+approval_reason := msg if {
+	not completion
+	msg := item_approval_reason
 }
 
 allow_reason := "client response to a server request" if {

@@ -233,8 +233,9 @@ test_grant_for_resource if {
 test_lifecycle_methods_allowed if {
 	every m in [
 		"initialize", "ping", "tools/list", "prompts/list", "resources/list",
-		"resources/templates/list", "server/discover", "completion/complete",
+		"resources/templates/list", "server/discover",
 		"logging/setLevel", "notifications/initialized", "notifications/cancelled",
+		"notifications/progress", "notifications/roots/list_changed", "notifications/tasks/status",
 		"subscriptions/listen", "tasks/get",
 	] {
 		d := decide(mk("jira", {"method": m}, []))
@@ -379,4 +380,275 @@ test_required_groups_that_is_not_a_list_denies if {
 	d := airlock.decision with input as mk("github", {"method": "ping"}, []) with data.airlock.rules as r
 	d.outcome == "deny"
 	contains(d.reason, `rules["github"].required_groups is string, want a list`)
+}
+
+# --- names in any style ----------------------------------------------------
+
+# named builds a tools/call (or, with msg, another message) carrying the
+# name facts airlock computes in Go (internal/policy/names.go) for name.
+named(tgt, msg, name, normalized, words, suspicious) := mk(
+	tgt, object.union(
+		object.union({"tool": name}, msg),
+		{"name": name, "name_normalized": normalized, "name_words": words, "name_suspicious": suspicious},
+	),
+	[],
+)
+
+# Rules without approval globs, so that only the destructive-verb rule holds.
+word_rules := json.patch(rules, [{"op": "replace", "path": "/*/tools/require_approval", "value": []}])
+
+decide_words(inp) := d if {
+	d := airlock.decision with input as inp with data.airlock.rules as word_rules
+}
+
+# Each style of a destructive name, with the facts the Go normaliser gives
+# it (TestNameWords checks the same table on the Go side).
+destructive_styles := [
+	{"name": "delete_all", "normalized": "delete_all", "words": ["delete", "all"], "verb": "delete"},
+	{"name": "DELETE_all", "normalized": "delete_all", "words": ["delete", "all"], "verb": "delete"},
+	{"name": "deleteAll", "normalized": "deleteall", "words": ["delete", "all"], "verb": "delete"},
+	{"name": "DeleteAll", "normalized": "deleteall", "words": ["delete", "all"], "verb": "delete"},
+	{"name": "removeUser", "normalized": "removeuser", "words": ["remove", "user"], "verb": "remove"},
+	{"name": "repoDelete", "normalized": "repodelete", "words": ["repo", "delete"], "verb": "delete"},
+	{"name": "repo-delete", "normalized": "repo-delete", "words": ["repo", "delete"], "verb": "delete"},
+	{"name": "repo.delete", "normalized": "repo.delete", "words": ["repo", "delete"], "verb": "delete"},
+	{"name": "repo/delete", "normalized": "repo/delete", "words": ["repo", "delete"], "verb": "delete"},
+	{"name": "repo:delete", "normalized": "repo:delete", "words": ["repo", "delete"], "verb": "delete"},
+	{"name": "ＤＥＬＥＴＥ_all", "normalized": "delete_all", "words": ["delete", "all"], "verb": "delete"},
+	{"name": "ｄelete", "normalized": "delete", "words": ["delete"], "verb": "delete"},
+	{"name": "HTTPDelete", "normalized": "httpdelete", "words": ["http", "delete"], "verb": "delete"},
+	{"name": "rm-rf", "normalized": "rm-rf", "words": ["rm", "rf"], "verb": "rm"},
+	{"name": "dropTable", "normalized": "droptable", "words": ["drop", "table"], "verb": "drop"},
+	{"name": "TRUNCATE.logs", "normalized": "truncate.logs", "words": ["truncate", "logs"], "verb": "truncate"},
+	{"name": "runShellCommand", "normalized": "runshellcommand", "words": ["run", "shell", "command"], "verb": "run"},
+	{"name": "execSQL", "normalized": "execsql", "words": ["exec", "sql"], "verb": "exec"},
+	{"name": "sendPayment", "normalized": "sendpayment", "words": ["send", "payment"], "verb": "payment"},
+	{"name": "force_push", "normalized": "force_push", "words": ["force", "push"], "verb": "force"},
+	{"name": "killProcess", "normalized": "killprocess", "words": ["kill", "process"], "verb": "kill"},
+	{"name": "wire/transfer", "normalized": "wire/transfer", "words": ["wire", "transfer"], "verb": "transfer"},
+	{"name": "revokeToken", "normalized": "revoketoken", "words": ["revoke", "token"], "verb": "revoke"},
+	{"name": "factory_reset", "normalized": "factory_reset", "words": ["factory", "reset"], "verb": "reset"},
+	{"name": "formatDisk", "normalized": "formatdisk", "words": ["format", "disk"], "verb": "format"},
+]
+
+test_destructive_word_in_any_style_needs_approval if {
+	every st in destructive_styles {
+		d := decide_words(named("jira", {}, st.name, st.normalized, st.words, ""))
+		d.outcome == "approval_required"
+		d.reason == sprintf(`tool %q on target "jira" requires approval (%q is in the default destructive verbs for tools (decision.rego default_destructive_verbs))`, [st.name, st.verb])
+	}
+}
+
+# Words are matched exactly: "deleted" is not the verb "delete", "runs" is
+# not "run". Names that only contain a verb inside a longer word are left to
+# the require_approval globs (the shipped "delete*" holds deleted_items_count).
+test_words_are_exact if {
+	every st in [
+		{"name": "deleted_items_count", "words": ["deleted", "items", "count"]},
+		{"name": "list_runs", "words": ["list", "runs"]},
+		{"name": "list_payments", "words": ["list", "payments"]},
+		{"name": "send_email", "words": ["send", "email"]},
+		{"name": "getFormatter", "words": ["get", "formatter"]},
+		{"name": "get_issue", "words": ["get", "issue"]},
+	] {
+		d := decide_words(named("jira", {}, st.name, lower(st.name), st.words, ""))
+		d.outcome == "allow"
+	}
+}
+
+test_multi_word_entry_matches_words_in_a_row if {
+	r := json.patch(word_rules, [{"op": "add", "path": "/*/tools/destructive_verbs", "value": ["send_payment", "wire transfer"]}])
+	held(r, "sendPayment", ["send", "payment"])
+	held(r, "send_payment_now", ["send", "payment", "now"])
+	held(r, "WireTransfer", ["wire", "transfer"])
+	not held(r, "send_money", ["send", "money"])
+	not held(r, "payment_send", ["payment", "send"])
+	not held(r, "transfer", ["transfer"])
+	d := airlock.decision with input as named("jira", {}, "sendPayment", "sendpayment", ["send", "payment"], "") with data.airlock.rules as r
+	d.reason == `tool "sendPayment" on target "jira" requires approval ("send_payment" is in rules["*"].tools.destructive_verbs)`
+}
+
+held(r, name, words) if {
+	d := airlock.decision with input as named("wiki", {}, name, lower(name), words, "") with data.airlock.rules as r
+	d.outcome == "approval_required"
+}
+
+test_destructive_verbs_overridable_per_target if {
+	r := json.patch(word_rules, [
+		{"op": "add", "path": "/*/tools/destructive_verbs", "value": ["nuke"]},
+		{"op": "add", "path": "/jira", "value": {"tools": {"destructive_verbs": []}}},
+	])
+	held(r, "nukeAll", ["nuke", "all"])
+	not held(r, "delete_all", ["delete", "all"]) # the operator's list replaces the default
+	d := airlock.decision with input as named("jira", {}, "nukeAll", "nukeall", ["nuke", "all"], "") with data.airlock.rules as r
+	d.outcome == "allow" # rules["jira"] turns the word rule off for jira
+}
+
+test_destructive_verbs_not_a_list_denies if {
+	r := json.patch(word_rules, [{"op": "add", "path": "/*/tools/destructive_verbs", "value": "delete"}])
+	d := airlock.decision with input as call("jira", "get_issue") with data.airlock.rules as r
+	d.outcome == "deny"
+	d.reason == `airlock rules for target "jira" are invalid: rules["*"].tools.destructive_verbs is string, want a list`
+}
+
+test_destructive_word_covered_by_grant if {
+	g := grant({"tool": "repoDelete"})
+	inp := json.patch(named("jira", {}, "repoDelete", "repodelete", ["repo", "delete"], ""), [{"op": "replace", "path": "/grants", "value": [g]}])
+	d := decide_words(inp)
+	d.outcome == "allow"
+	d.grant == "g1"
+}
+
+test_resources_have_no_default_destructive_verbs if {
+	inp := named("jira", {"method": "resources/read", "tool": "", "uri": "file:///public/delete.md"}, "file:///public/delete.md", "file:///public/delete.md", ["file", "public", "delete", "md"], "")
+	decide_words(inp).outcome == "allow"
+	r := json.patch(word_rules, [{"op": "add", "path": "/*/resources/destructive_verbs", "value": ["delete"]}])
+	d := airlock.decision with input as inp with data.airlock.rules as r
+	d.outcome == "approval_required"
+	d.reason == `resource "file:///public/delete.md" on target "jira" requires approval ("delete" is in rules["*"].resources.destructive_verbs)`
+}
+
+# Without airlock's name facts (another OPA host), an ASCII approximation
+# splits the same styles.
+test_words_without_name_facts if {
+	every name in ["delete_all", "DELETE_all", "deleteAll", "DeleteAll", "removeUser", "repoDelete", "repo-delete", "repo.delete", "repo/delete", "repo:delete", "HTTPDelete"] {
+		d := decide_words(call("jira", name))
+		d.outcome == "approval_required"
+	}
+	decide_words(call("jira", "deleted_items_count")).outcome == "allow"
+}
+
+# --- glob patterns are case-insensitive on the normalised name ----------------
+
+test_globs_match_normalised_name if {
+	d := decide(named("jira", {}, "DELETE_Issue", "delete_issue", ["delete", "issue"], ""))
+	d.outcome == "approval_required"
+	d.reason == `tool "DELETE_Issue" on target "jira" requires approval (pattern "delete_*" in rules["*"].tools.require_approval)`
+	x := decide(named("jira", {}, "ＤＡＮＧＥＲ_zone", "danger_zone", ["danger", "zone"], ""))
+	x.outcome == "deny"
+	x.reason == `tool "ＤＡＮＧＥＲ_zone" on target "jira" is denied by pattern "danger_*" in rules["*"].tools.deny`
+	r := json.patch(rules, [{"op": "replace", "path": "/*/tools/deny", "value": ["Danger_*"]}])
+	y := airlock.decision with input as named("jira", {}, "danger_zone", "danger_zone", ["danger", "zone"], "") with data.airlock.rules as r
+	y.outcome == "deny"
+}
+
+# Allow lists match the name as written: normalising never widens them.
+test_allow_list_matches_raw_name if {
+	decide(named("payments", {}, "get_balance", "get_balance", ["get", "balance"], "")).outcome == "allow"
+	d := decide(named("payments", {}, "GET_balance", "get_balance", ["get", "balance"], ""))
+	d.outcome == "deny"
+	d.reason == `tool "GET_balance" on target "payments" matches no pattern in rules["payments"].tools.allow`
+}
+
+# --- names that cannot be trusted are denied ------------------------------------
+
+test_suspicious_names_denied if {
+	every st in [
+		{"name": "del\u200bete_all", "why": "zero-width character U+200B"},
+		{"name": "delete\u202e", "why": "bidi control U+202E"},
+		{"name": "delete\u0000all", "why": "control character U+0000"},
+		{"name": "d\u0435lete_all", "why": "mixed scripts Latin+Cyrillic"},
+		{"name": "get\u00adissue", "why": "invisible character U+00AD"},
+	] {
+		d := decide(named("jira", {}, st.name, st.name, [], st.why))
+		d.outcome == "deny"
+		d.reason == sprintf(`tool %q on target "jira" is denied because of its name: %s`, [st.name, st.why])
+	}
+}
+
+test_suspicious_prompt_and_resource_denied if {
+	p := decide(named("jira", {"method": "prompts/get", "tool": "", "prompt": "summ\u200bary"}, "summ\u200bary", "summ\u200bary", [], "zero-width character U+200B"))
+	p.outcome == "deny"
+	contains(p.reason, `prompt "summ\u200bary"`)
+	u := "file:///public/a%00b"
+	r := decide(named("jira", {"method": "resources/read", "tool": "", "uri": u}, u, u, [], "control character U+0000 (percent-encoded)"))
+	r.outcome == "deny"
+	contains(r.reason, "control character U+0000 (percent-encoded)")
+}
+
+test_suspicious_without_name_facts if {
+	every name in ["del\u200bete", "delete\u202e", "a\u0007b", "x\ufeff"] {
+		d := decide(call("jira", name))
+		d.outcome == "deny"
+		contains(d.reason, "control, zero-width or bidi character")
+	}
+}
+
+test_name_facts_for_another_name_denied if {
+	inp := json.patch(named("jira", {}, "get_issue", "get_issue", ["get", "issue"], ""), [{"op": "replace", "path": "/mcp/tool", "value": "delete_all"}])
+	d := decide(inp)
+	d.outcome == "deny"
+	d.reason == `tools/call on target "jira": the name facts in the input are for "get_issue", not "delete_all"`
+}
+
+# --- notifications ---------------------------------------------------------
+
+test_unknown_notifications_denied if {
+	every m in [
+		"notifications/tools/list_changed", # server to client
+		"notifications/message",
+		"notifications/elicitation/complete",
+		"notifications/x/run_tool",
+		"notifications/",
+	] {
+		d := decide(mk("jira", {"method": m, "kind": "notification", "id": null}, []))
+		d.outcome == "deny"
+		d.reason == sprintf(`method %q is not allowed through airlock (target "jira")`, [m])
+	}
+}
+
+# --- completion/complete follows the prompt or resource it names ---------------
+
+completion(msg) := mk("jira", object.union({"method": "completion/complete", "tool": ""}, msg), [])
+
+test_completion_of_allowed_prompt_and_resource if {
+	p := decide(completion({"prompt": "summarize"}))
+	p.outcome == "allow"
+	p.reason == `prompt "summarize" allowed on target "jira"`
+	r := decide(completion({"uri": "file:///public/{name}"}))
+	r.outcome == "allow"
+}
+
+test_completion_of_denied_prompt_denied if {
+	d := decide(completion({"prompt": "jailbreak_v2"}))
+	d.outcome == "deny"
+	d.reason == `prompt "jailbreak_v2" on target "jira" is denied by pattern "jailbreak*" in rules["*"].prompts.deny`
+}
+
+test_completion_of_unlisted_resource_denied if {
+	d := decide(completion({"uri": "file:///etc/{file}"}))
+	d.outcome == "deny"
+	contains(d.reason, "matches no pattern in rules[\"*\"].resources.allow")
+}
+
+test_completion_of_approval_gated_resource_denied if {
+	d := decide(completion({"uri": "db://reports/payroll-{year}"}))
+	d.outcome == "deny"
+	d.reason == `completion/complete for resource is denied: resource "db://reports/payroll-{year}" on target "jira" requires approval (pattern "db://reports/payroll*" in rules["*"].resources.require_approval)`
+
+	# A grant covers reads, not completions.
+	g := grant({"tool": "", "resource": "db://reports/payroll-{year}"})
+	x := decide(mk("jira", {"method": "completion/complete", "tool": "", "uri": "db://reports/payroll-{year}"}, [g]))
+	x.outcome == "deny"
+}
+
+test_completion_without_ref_denied if {
+	d := decide(completion({}))
+	d.outcome == "deny"
+	d.reason == `completion/complete on target "jira" names no prompt or resource (params.ref)`
+	b := decide(completion({"prompt": "summarize", "uri": "file:///public/x"}))
+	b.outcome == "deny"
+	b.reason == `completion/complete on target "jira" names both a prompt and a resource`
+}
+
+test_completion_with_suspicious_prompt_denied if {
+	d := decide(named("jira", {"method": "completion/complete", "tool": "", "prompt": "summ\u200bary"}, "summ\u200bary", "summ\u200bary", [], "zero-width character U+200B"))
+	d.outcome == "deny"
+}
+
+# --- the shipped data.yaml's list is the default ----------------------------------
+
+test_shipped_destructive_verbs_equal_default if {
+	data.airlock.rules["*"].tools.destructive_verbs == airlock.default_destructive_verbs.tools
+	data.airlock.rules["*"].resources.destructive_verbs == airlock.default_destructive_verbs.resources
 }
