@@ -1,0 +1,58 @@
+package policy
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/airlock-mcp/airlock/internal/identity"
+)
+
+// TestHarnessPolicyData: the rules the end-to-end tests and the demo run
+// with (test/harness/policy_data.yaml, over the shipped decision.rego)
+// decide the tools those tests call as they expect.
+func TestHarnessPolicyData(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(shippedPolicies, "airlock", "decision.rego"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(shippedPolicies, "..", "test", "harness", "policy_data.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write(t, dir, "decision.rego", string(src))
+	write(t, dir, "data.yaml", string(data))
+	e := mustLoad(t, dir)
+	want := map[string]string{
+		"delete_repository":              OutcomeApprovalRequired,
+		"drop_table":                     OutcomeApprovalRequired,
+		"repoDelete":                     OutcomeApprovalRequired,
+		"DELETE_repository":              OutcomeApprovalRequired,
+		"get-env":                        OutcomeDeny,
+		"GET-ENV":                        OutcomeDeny,
+		"ｇｅｔ-env":                        OutcomeDeny,
+		"echo":                           OutcomeAllow,
+		"search_issues":                  OutcomeAllow,
+		"get_secret_config":              OutcomeAllow,
+		"count_slowly":                   OutcomeAllow,
+		"trigger-long-running-operation": OutcomeAllow,
+		"get-structured-content":         OutcomeAllow,
+	}
+	for tool, outcome := range want {
+		for _, target := range []string{"github", "jsonapi", "everything"} {
+			d, err := e.Evaluate(context.Background(), &Input{
+				Principal: &identity.Principal{Subject: "u"},
+				Target:    TargetInput{Name: target},
+				MCP:       MessageInput{Method: "tools/call", Kind: "request", Tool: tool},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Outcome != outcome {
+				t.Errorf("%s on %s: %s (%s), want %s", tool, target, d.Outcome, d.Reason, outcome)
+			}
+		}
+	}
+}
