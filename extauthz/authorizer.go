@@ -153,7 +153,7 @@ func New(cfg *config.Config, opts Options) (*Authorizer, error) {
 		targets: ts, verifier: opts.Verifier, policy: opts.Policy, approvals: opts.Approvals,
 		log: opts.Logger, metrics: opts.Metrics, now: opts.Now, maxBody: cfg.Limits.MaxRequestBytes,
 		origins: newOrigins(cfg.AllowedOrigins), audit: opts.Audit,
-		sessions: newSessions(maxSessions, sessionIdle),
+		sessions: newSessions(maxSessions, maxSessionsPerPrincipal, sessionIdle),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -657,7 +658,7 @@ func TestSessionDeniedDeleteKeepsBinding(t *testing.T) {
 func TestSessionTableBoundedAndExpiring(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	alice, bob := sessionOwner{"i", "alice"}, sessionOwner{"i", "bob"}
-	s := newSessions(3, time.Hour)
+	s := newSessions(3, 3, time.Hour)
 	for i := range 5 {
 		if !s.bind("t", fmt.Sprint(i), alice, t0.Add(time.Duration(i)*time.Minute)) {
 			t.Fatal("a fresh id refused")
@@ -683,6 +684,48 @@ func TestSessionTableBoundedAndExpiring(t *testing.T) {
 	}
 	if s.len() > 3 {
 		t.Errorf("%d entries after expiry, bound 3", s.len())
+	}
+	s.consistent(t)
+}
+
+func TestSessionTableOnePrincipalCannotFlushOthers(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	alice, mallory := sessionOwner{"i", "alice"}, sessionOwner{"i", "mallory"}
+	s := newSessions(100, 5, time.Hour)
+	s.bind("t", "alice-session", alice, t0)
+	for i := range 1000 {
+		if !s.bind("t", fmt.Sprint("junk-", i), mallory, t0.Add(time.Second)) {
+			t.Fatal("a fresh id refused")
+		}
+	}
+	if s.bind("t", "alice-session", mallory, t0.Add(2*time.Second)) {
+		t.Fatal("mallory flushed alice's binding with her own")
+	}
+	if n := s.len(); n != 6 {
+		t.Errorf("%d entries, want alice's 1 and mallory's last 5", n)
+	}
+	s.unbind("t", "alice-session")
+	if s.len() != 5 || len(s.byOwner) != 1 {
+		t.Errorf("after unbind: %d entries, %d owners", s.len(), len(s.byOwner))
+	}
+	s.consistent(t)
+}
+
+// consistent checks the table's three indexes agree.
+func (s *sessions) consistent(t *testing.T) {
+	t.Helper()
+	n := 0
+	for o, l := range s.byOwner {
+		for el := l.Front(); el != nil; el = el.Next() {
+			e := el.Value.(*list.Element).Value.(*sessionEntry)
+			if e.owner != o || s.byID[e.key] != el.Value.(*list.Element) {
+				t.Fatalf("owner index out of step at %+v", e.key)
+			}
+			n++
+		}
+	}
+	if n != len(s.byID) || s.lru.Len() != len(s.byID) {
+		t.Fatalf("indexes: %d by owner, %d by id, %d in lru", n, len(s.byID), s.lru.Len())
 	}
 }
 

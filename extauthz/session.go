@@ -16,13 +16,16 @@ import (
 // transport gives for an unknown session.
 //
 // The table is in memory, bounded (maxSessions entries, least recently
-// used evicted first) and entries expire after sessionIdle without use.
+// used evicted first; one principal holds at most maxSessionsPerPrincipal,
+// its own least recently used evicted first, so that no caller can flush
+// the others' bindings) and entries expire after sessionIdle without use.
 // With several airlock replicas each replica holds its own table: a
 // session first seen by one replica is unbound on the others until used
 // there (the HA work moves the table to PostgreSQL).
 const (
-	maxSessions = 100_000
-	sessionIdle = 24 * time.Hour
+	maxSessions             = 100_000
+	maxSessionsPerPrincipal = 1_000
+	sessionIdle             = 24 * time.Hour
 )
 
 type sessionKey struct{ target, id string }
@@ -30,21 +33,25 @@ type sessionKey struct{ target, id string }
 type sessionOwner struct{ issuer, subject string }
 
 type sessionEntry struct {
-	key   sessionKey
-	owner sessionOwner
-	last  time.Time
+	key     sessionKey
+	owner   sessionOwner
+	last    time.Time
+	ownerEl *list.Element // in byOwner[owner]
 }
 
 type sessions struct {
-	mu   sync.Mutex
-	max  int
-	idle time.Duration
-	byID map[sessionKey]*list.Element // of *sessionEntry
-	lru  list.List                    // front = most recently used
+	mu       sync.Mutex
+	max      int
+	perOwner int
+	idle     time.Duration
+	byID     map[sessionKey]*list.Element // of *sessionEntry
+	lru      list.List                    // front = most recently used
+	byOwner  map[sessionOwner]*list.List  // each owner's entries (*list.Element of lru), front = most recent
 }
 
-func newSessions(max int, idle time.Duration) *sessions {
-	s := &sessions{max: max, idle: idle, byID: map[sessionKey]*list.Element{}}
+func newSessions(max, perOwner int, idle time.Duration) *sessions {
+	s := &sessions{max: max, perOwner: perOwner, idle: idle,
+		byID: map[sessionKey]*list.Element{}, byOwner: map[sessionOwner]*list.List{}}
 	s.lru.Init()
 	return s
 }
@@ -65,17 +72,28 @@ func (s *sessions) bind(target, id string, owner sessionOwner, now time.Time) bo
 			}
 			e.last = now
 			s.lru.MoveToFront(el)
+			s.byOwner[owner].MoveToFront(e.ownerEl)
 			return true
 		}
 		// expired: the id is free again
-		s.lru.Remove(el)
-		delete(s.byID, k)
+		s.evict(el)
 	}
 	s.sweep(now)
+	mine := s.byOwner[owner]
+	if mine == nil {
+		mine = list.New()
+		s.byOwner[owner] = mine
+	}
+	for mine.Len() >= s.perOwner {
+		s.evict(mine.Back().Value.(*list.Element))
+	}
 	for len(s.byID) >= s.max {
 		s.evict(s.lru.Back())
 	}
-	s.byID[k] = s.lru.PushFront(&sessionEntry{key: k, owner: owner, last: now})
+	e := &sessionEntry{key: k, owner: owner, last: now}
+	el := s.lru.PushFront(e)
+	e.ownerEl = mine.PushFront(el)
+	s.byID[k] = el
 	return true
 }
 
@@ -103,8 +121,15 @@ func (s *sessions) evict(el *list.Element) {
 	if el == nil {
 		return
 	}
+	e := el.Value.(*sessionEntry)
 	s.lru.Remove(el)
-	delete(s.byID, el.Value.(*sessionEntry).key)
+	delete(s.byID, e.key)
+	if mine := s.byOwner[e.owner]; mine != nil {
+		mine.Remove(e.ownerEl)
+		if mine.Len() == 0 {
+			delete(s.byOwner, e.owner)
+		}
+	}
 }
 
 func (s *sessions) len() int {
