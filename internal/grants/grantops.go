@@ -42,7 +42,7 @@ func (s *Service) activeGrants(issuer, subject, clientID, target string, now tim
 	}
 	out := make([]policy.GrantInput, 0, len(list))
 	for _, g := range list { // the slice is never changed in place
-		if g.usable(now) && (!byClient || g.ClientID == clientID) && g.heldBy(issuer, subject) {
+		if g.usable(now) && (!byClient || g.ClientID == clientID) && g.HeldBy(issuer, subject) {
 			out = append(out, g.Input())
 		}
 	}
@@ -65,7 +65,7 @@ func (s *Service) Consume(ctx context.Context, id, subject string) (*Grant, erro
 // consume is Consume for (issuer, subject); an empty issuer matches any.
 func (s *Service) consume(ctx context.Context, id, issuer, subject string) (*Grant, error) {
 	g, uses := s.grant(id)
-	if g == nil || !g.heldBy(issuer, subject) {
+	if g == nil || !g.HeldBy(issuer, subject) {
 		return nil, notFound("grant", id)
 	}
 	now := s.now()
@@ -184,7 +184,7 @@ type GrantFilter struct {
 
 func (f *GrantFilter) match(g *Grant) bool {
 	return (len(f.States) == 0 || slices.Contains(f.States, g.State)) &&
-		(f.Subject == "" || g.heldBy(f.Issuer, f.Subject)) &&
+		(f.Subject == "" || g.HeldBy(f.Issuer, f.Subject)) &&
 		(f.Target == "" || f.Target == g.Target) &&
 		(f.RequestID == "" || f.RequestID == g.RequestID)
 }

@@ -34,13 +34,22 @@ func principalKey(issuer, subject string) string {
 	return identity.CanonicalIssuer(issuer) + "\x00" + subject
 }
 
+// Is reports whether (issuer, subject) is p (issuers compared
+// canonically; an empty issuer on either side matches on the subject
+// alone).
+func (p Principal) Is(issuer, subject string) bool {
+	return samePrincipal(issuer, subject, p.Issuer, p.Subject)
+}
+
 // isRequester reports whether a is the principal who asked for r.
 func (a Actor) isRequester(r *Request) bool {
 	return samePrincipal(a.Issuer, a.Subject, r.Principal.Issuer, r.Principal.Subject)
 }
 
-// heldBy reports whether (issuer, subject) is the principal g was issued to.
-func (g *Grant) heldBy(issuer, subject string) bool {
+// HeldBy reports whether (issuer, subject) is the principal g was issued
+// to (issuers compared canonically; an empty issuer on either side
+// matches on the subject alone).
+func (g *Grant) HeldBy(issuer, subject string) bool {
 	return samePrincipal(issuer, subject, g.Issuer, g.Subject)
 }
 

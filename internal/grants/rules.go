@@ -132,7 +132,7 @@ func mayRevoke(g *Grant, t Terms, a Actor) error {
 	if a.Subject == "" {
 		return fmt.Errorf("the revoking actor has no subject: %w", ErrInvalid)
 	}
-	if g.heldBy(a.Issuer, a.Subject) || len(intersect(a.Groups, t.ApproverGroups)) > 0 || len(intersect(a.Groups, t.BreakGlassGroups)) > 0 {
+	if g.HeldBy(a.Issuer, a.Subject) || len(intersect(a.Groups, t.ApproverGroups)) > 0 || len(intersect(a.Groups, t.BreakGlassGroups)) > 0 {
 		return nil
 	}
 	return fmt.Errorf("%s is neither the holder of grant %s nor in its approver groups %s: %w",
