@@ -40,6 +40,13 @@
 //   - ext_proc reads header mutation values from raw_value only (Envoy's
 //     send_header_raw_value default); a value in HeaderValue.value sets the
 //     header to "".
+//   - ext_proc body modes follow ext_proc.cc: protocol_config (in the first
+//     message only) carries the body modes after per-route overrides;
+//     mode_override is honoured only on a header response, with
+//     allow_mode_override, without send_body_without_waiting_for_header_response,
+//     outside FULL_DUPLEX_STREAMED and within allowed_override_modes;
+//     BUFFERED_PARTIAL sends what is held once it exceeds the buffer limit
+//     (end_of_stream false) and passes the rest of the body unprocessed.
 //   - Regular request headers reach filters sorted by name (net/http does not
 //     keep arrival order across names); duplicates keep their order.
 //   - Scoped routes (SRDS) select a route configuration by header-derived key
