@@ -1,0 +1,236 @@
+package extproc_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/airlock-mcp/airlock/envoy"
+	"github.com/airlock-mcp/airlock/extproc"
+	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/test/envoydriver"
+)
+
+const (
+	secret = "AKIAIOSFODNN7EXAMPLE"
+	call   = `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_config","arguments":{}}}`
+)
+
+// allowAuthz allows every call, with the metadata ext_authz gives ext_proc.
+type allowAuthz struct {
+	authv3.UnimplementedAuthorizationServer
+	mu sync.Mutex
+	n  int
+}
+
+func (a *allowAuthz) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	a.mu.Lock()
+	a.n++
+	a.mu.Unlock()
+	md, _ := structpb.NewStruct(map[string]any{"principal": "00u-alice", "target": "github", "decision_id": "d-9", "masking_profile": "default", "record": true})
+	return &authv3.CheckResponse{Status: &status.Status{}, DynamicMetadata: md,
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}, nil
+}
+
+func (a *allowAuthz) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n
+}
+
+type records struct {
+	mu   sync.Mutex
+	msgs []extproc.Message
+}
+
+func (r *records) Record(m extproc.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, m)
+	return nil
+}
+
+func (r *records) errors() []extproc.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []extproc.Message
+	for _, m := range r.msgs {
+		if m.Direction == "error" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func serve(t *testing.T, register func(*grpc.Server)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	register(s)
+	go s.Serve(ln)
+	t.Cleanup(s.Stop)
+	return ln.Addr().String()
+}
+
+func gz(s string) []byte {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	w.Write([]byte(s))
+	w.Close()
+	return b.Bytes()
+}
+
+// TestDataPath runs airlock's own rendered Envoy configuration (envoy.Build)
+// in the Envoy stand-in, with the real Processor behind ext_proc and an
+// upstream that answers as the x-case header says: plaintext responses
+// reach the agent masked, compressed ones never reach it (a JSON-RPC
+// error by the request's id instead, and an audit record), the upstream is
+// always asked for accept-encoding identity, and nothing below the target's
+// endpoint is served.
+func TestDataPath(t *testing.T) {
+	body := `{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"key ` + secret + `"}]}}`
+	sse := "event: message\ndata: " + body + "\n\n"
+	var upMu sync.Mutex
+	var upSeen []string // accept-encoding per request
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		upMu.Lock()
+		upSeen = append(upSeen, r.URL.Path+" "+strings.Join(r.Header.Values("Accept-Encoding"), "|"))
+		upMu.Unlock()
+		ct, payload, enc := "application/json", []byte(body), ""
+		switch r.Header.Get("X-Case") {
+		case "sse":
+			ct, payload = "text/event-stream", []byte(sse)
+		case "text":
+			ct, payload = "text/plain", []byte("key "+secret)
+		case "gzip-json":
+			payload, enc = gz(body), "gzip"
+		case "gzip-sse":
+			ct, payload, enc = "text/event-stream", gz(sse), "gzip"
+		case "br-text":
+			ct, payload, enc = "text/plain", []byte("key "+secret), "br" // not really brotli: never read
+		}
+		w.Header().Set("Content-Type", ct)
+		if enc != "" {
+			w.Header().Set("Content-Encoding", enc)
+		}
+		w.Write(payload)
+	}))
+	t.Cleanup(up.Close)
+
+	set, err := mask.NewSet(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &records{}
+	proc := extproc.New(extproc.Options{Profiles: set, Recorder: rec})
+	procAddr := serve(t, func(s *grpc.Server) { extprocv3.RegisterExternalProcessorServer(s, &extproc.Server{P: proc}) })
+	authz := &allowAuthz{}
+	authzAddr := serve(t, func(s *grpc.Server) { authv3.RegisterAuthorizationServer(s, authz) })
+
+	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
+public_url: http://127.0.0.1:10000
+listen: {authz: %q, proc: %q, http: ""}
+issuers: [{name: test, url: "https://issuer.test"}]
+targets:
+  - name: github
+    upstream: http://%s/mcp
+policy: {dir: %q}
+`, authzAddr, procAddr, up.Listener.Addr(), t.TempDir())), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := envoy.Build(cfg, envoy.Options{ListenAddress: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := envoydriver.New(envoydriver.Config{Listener: res.Listener, Clusters: res.Clusters}, envoydriver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+	do := func(path, kase string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+d.Addr()+path, strings.NewReader(call))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Accept-Encoding", "gzip, br")
+		req.Header.Set("X-Case", kase)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	for _, kase := range []string{"json", "sse", "text"} {
+		code, got := do("/mcp/github", kase)
+		if code != 200 || strings.Contains(got, secret) || !strings.Contains(got, "[MASKED:aws_access_key]") {
+			t.Errorf("%s: %d %q, want 200 and masked", kase, code, got)
+		}
+	}
+	for _, kase := range []string{"gzip-json", "gzip-sse", "br-text"} {
+		before := len(rec.errors())
+		code, got := do("/mcp/github", kase)
+		var e struct {
+			ID    json.RawMessage `json:"id"`
+			Error struct{ Message string }
+		}
+		if code != 502 || json.Unmarshal([]byte(got), &e) != nil || string(e.ID) != "7" || !strings.Contains(e.Error.Message, "compressed") {
+			t.Errorf("%s: %d %q, want 502 and a JSON-RPC error for id 7", kase, code, got)
+		}
+		if strings.Contains(got, secret) || strings.Contains(got, "\x1f\x8b") {
+			t.Errorf("%s: the server's bytes reached the agent: %q", kase, got)
+		}
+		if errs := rec.errors(); len(errs) != before+1 || errs[len(errs)-1].JSONRPCID != "7" || errs[len(errs)-1].Status != 502 {
+			t.Errorf("%s: audit error records %+v", kase, errs)
+		}
+	}
+	upMu.Lock()
+	for _, s := range upSeen {
+		if s != "/mcp identity" {
+			t.Errorf("upstream saw %q, want path /mcp with accept-encoding identity only", s)
+		}
+	}
+	n := len(upSeen)
+	upMu.Unlock()
+
+	checks := authz.count()
+	for _, path := range []string{"/mcp/github/admin/secrets", "/mcp/github/", "/mcp/github/x/../../github/y"} {
+		if code, got := do(path, "json"); code != 404 || strings.Contains(got, secret) {
+			t.Errorf("%s: %d %q, want 404", path, code, got)
+		}
+	}
+	if code, _ := do("/mcp/github%2Fadmin", "json"); code != 400 {
+		t.Errorf("escaped slash: %d, want 400", code)
+	}
+	upMu.Lock()
+	defer upMu.Unlock()
+	if len(upSeen) != n || authz.count() != checks {
+		t.Errorf("a path beside the endpoint reached the upstream (%v) or ext_authz", upSeen[n:])
+	}
+}
