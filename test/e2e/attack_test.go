@@ -62,11 +62,12 @@ const utf7HiddenCall = `{"jsonrpc":"2.0","method":"notifications/cancelled","par
 type tokenKind int
 
 const (
-	tokAgent       tokenKind = iota // aud = the target, scope mcp.read
-	tokNone                         // no Authorization
-	tokNoScope                      // aud = the target, scope openid only
-	tokOtherTarget                  // aud = another target (github)
-	tokIssuerAud                    // aud = the issuer-level audience only, scope openid
+	tokAgent           tokenKind = iota // aud = the target, scope mcp.read
+	tokNone                             // no Authorization
+	tokNoScope                          // aud = the target, scope openid only
+	tokOtherTarget                      // aud = another target (github)
+	tokIssuerAud                        // aud = the issuer-level audience only, scope openid
+	tokIssuerAudScoped                  // aud = the issuer-level audience only, scope mcp.read
 )
 
 type attack struct {
@@ -167,6 +168,13 @@ func attacks() []attack {
 			body: gz(call("a-8", "delete_all", "")), expect: expect{status: []int{415}, anyErr: true, outcomes: invalid}},
 		{name: "encoding/deflate label on a plain body", target: "tsstateless", header: [][2]string{{"Content-Encoding", "deflate"}},
 			body: call("a-9", "echo", ""), expect: expect{status: []int{415}, errIDs: []string{`"a-9"`}, outcomes: invalid}},
+		{name: "charset/utf-7 quotes on a stateful session", target: "tsserver", session: "own", header: [][2]string{ct("application/json; charset=utf-7")},
+			body: []byte(utf7HiddenCall), expect: expect{status: []int{415}, anyErr: true, outcomes: invalid}},
+		{name: "charset/two Content-Type headers, utf-7 first", target: "tsstateless",
+			header: [][2]string{ct("application/json; charset=utf-7"), {"Content-Type", "application/json"}},
+			body:   call("a-12", "+AGQ-elete_all", ""), expect: expect{status: []int{400, 415}, outcomes: invalid}},
+		{name: "encoding/upper-case GZIP", target: "tsstateless", header: [][2]string{{"Content-Encoding", "GZIP"}},
+			body: gz(call("a-13", "delete_all", "")), expect: expect{status: []int{415}, anyErr: true, outcomes: invalid}},
 		{name: "encoding/gzip, identity list", target: "tsstateless", header: [][2]string{{"Content-Encoding", "identity, gzip"}},
 			body: gz(call("a-10", "delete_all", "")), expect: expect{status: []int{415}, anyErr: true, outcomes: invalid}},
 
@@ -273,12 +281,18 @@ func attacks() []attack {
 			expect: expect{status: []int{403}, errIDs: []string{`"t-4"`}, outcomes: forbid}},
 		{name: "auth/issuer-level audience with only openid on a target without scopes", target: "noscope", tok: tokIssuerAud, body: call("t-5", "echo", ""),
 			expect: expect{status: []int{401, 403}, errIDs: []string{`"t-5"`}, outcomes: []string{"unauthenticated", "forbidden"}}},
+		{name: "auth/issuer-level audience with the target's scope on a target that does not opt in", target: "tsstateless", tok: tokIssuerAudScoped, body: call("t-7", "echo", ""),
+			expect: expect{status: []int{401, 403}, errIDs: []string{`"t-7"`}, outcomes: []string{"unauthenticated", "forbidden"}}},
 		{name: "control/target audience with only openid on a target without scopes", target: "noscope", tok: tokNoScope, body: call("t-6", "echo", `{"text":"x"}`),
 			expect: expect{allow: true, ran: []string{"go(jsonapi):echo"}}},
 
 		// --- 9. a session belongs to who opened it ---
 		{name: "session/another principal's TypeScript session", target: "tsserver", session: "other", body: call("s-1", "echo", ""),
 			expect: expect{status: []int{403, 404}, errIDs: []string{`"s-1"`}, outcomes: refused}},
+		{name: "session/DELETE another principal's session", target: "tsserver", session: "other", method: "DELETE",
+			expect: expect{status: []int{403, 404}, outcomes: refused}},
+		{name: "session/GET another principal's stream", target: "tsserver", session: "other", method: "GET",
+			header: [][2]string{{"Accept", "text/event-stream"}}, expect: expect{status: []int{403, 404}, outcomes: refused}},
 		{name: "session/another principal's Go session", target: "github", session: "other", body: call("s-2", "echo", `{"text":"x"}`),
 			expect: expect{status: []int{403, 404}, errIDs: []string{`"s-2"`}, outcomes: refused}},
 
@@ -332,6 +346,8 @@ func runAttack(t *testing.T, s *harness.Stack, u upstreams, sub string, a attack
 			tk.Scopes = []string{"openid"}
 			tk.Audience = []string{issuerAudience}
 		})
+	case tokIssuerAudScoped:
+		tok, err = s.Token(sub, a.target, func(tk *oidcissuer.Token) { tk.Audience = []string{issuerAudience} })
 	}
 	if err != nil {
 		t.Fatal(err)
