@@ -1,7 +1,10 @@
-// Package extauthz answers Envoy's ext_authz Check: it verifies the caller's
-// token, reads the MCP call out of the request, asks the Rego policy, and
-// returns allow (with the upstream credential swapped in), deny, or
-// "approval required". The decision pipeline (Authorizer) is free of gRPC;
+// Package extauthz answers Envoy's ext_authz Check: it refuses any path but
+// a target's MCP endpoint, verifies the caller's token, reads the MCP call
+// out of the request, holds each session to the principal that opened it,
+// asks the Rego policy about every message, and returns allow (with the
+// upstream credential swapped in), deny, or "approval required". A batch
+// goes through only when every message is allowed without grant or
+// approval. The decision pipeline (Authorizer) is free of gRPC;
 // grpc.go adapts it to envoy.service.auth.v3.Authorization, the way
 // opa-envoy-plugin keeps envoyauth apart from its server.
 package extauthz
