@@ -1,8 +1,12 @@
 // Package peers starts the real protocol peers airlock's end-to-end tests
 // and demo talk to: the reference MCP server ("server-everything") and the
-// TypeScript SDK client from npm, an MCP server and client built with the
-// official Go SDK, and the certified npm oidc-provider issuing Okta-shaped
-// access tokens through the client_credentials grant.
+// TypeScript SDK client from npm, an MCP server built with the TypeScript
+// SDK's Express app (which decodes bodies by their charset and
+// Content-Encoding, and records what it received and ran: the attack
+// suite's upstream), an MCP server (optionally compressing its answers) and
+// client built with the official Go SDK, and the certified npm
+// oidc-provider issuing Okta-shaped access tokens through the
+// client_credentials grant.
 //
 // Every peer listens on loopback only and is started by a Start function
 // that waits until the peer answers, with a bounded timeout. Each returns a
