@@ -1,9 +1,11 @@
 // Package harness starts airlock end to end as users run it, on loopback:
 // a real OIDC issuer, real MCP servers (the Go SDK server and, on request,
-// the npm server-everything), airlock's services over real gRPC and HTTP,
-// and the data path (real Envoy when an envoy binary is on PATH, else the
-// local stand-in test/envoydriver) configured with the bootstrap airlock
-// renders. The end-to-end tests and `make demo` both use it.
+// the npm server-everything, the TypeScript SDK server and compressing Go
+// servers), airlock's services over real gRPC and HTTP, and the data path
+// (real Envoy when an envoy binary is on PATH, else the local stand-in
+// test/envoydriver) configured with the static bootstrap airlock renders
+// or, with Options.ADS, fed over ADS by airlock's xDS server. The
+// end-to-end tests and `make demo` both use it.
 package harness
 
 import (
