@@ -41,26 +41,26 @@ type staleApprovals struct {
 	frozen []policy.GrantInput
 }
 
-func (s *staleApprovals) ActiveForClient(ctx context.Context, subject, clientID, target string, now time.Time) ([]policy.GrantInput, error) {
+func (s *staleApprovals) ActiveForPrincipal(ctx context.Context, p grants.Principal, target string, now time.Time) ([]policy.GrantInput, error) {
 	s.mu.Lock()
 	frozen := s.frozen
 	s.mu.Unlock()
 	if frozen != nil {
 		return frozen, nil
 	}
-	return s.Service.ActiveForClient(ctx, subject, clientID, target, now)
+	return s.Service.ActiveForPrincipal(ctx, p, target, now)
 }
 
-func (s *staleApprovals) Consume(ctx context.Context, id, subject string) (*grants.Grant, error) {
+func (s *staleApprovals) ConsumeFor(ctx context.Context, id string, p grants.Principal) (*grants.Grant, error) {
 	s.mu.Lock()
 	frozen := s.frozen
 	s.mu.Unlock()
 	for _, g := range frozen {
 		if g.ID == id {
-			return &grants.Grant{ID: id, Subject: subject}, nil
+			return &grants.Grant{ID: id, Issuer: p.Issuer, Subject: p.Subject}, nil
 		}
 	}
-	return s.Service.Consume(ctx, id, subject)
+	return s.Service.ConsumeFor(ctx, id, p)
 }
 
 func (s *staleApprovals) freeze(gs []policy.GrantInput) {
