@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -205,6 +206,15 @@ func ToolCall(id int, name, args string) string {
 	return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":%s,"_meta":{"progressToken":%d}}}`, id, name, args, id)
 }
 
+// sessionID is the request's Mcp-Session-Id, fixed width: each user has
+// its own sessions (ext_authz binds a session id to the principal that
+// first used it and refuses it to others).
+func sessionID(token string, n int) string {
+	h := fnv.New32a()
+	h.Write([]byte(token))
+	return fmt.Sprintf("8d3c2a91f0e1%06x%06d", h.Sum32()&0xffffff, n%997)
+}
+
 // EnvoyCheckRequest is the CheckRequest Envoy's ext_authz filter sends for
 // an MCP POST on airlock's route (attribute_context.proto): lower-case
 // headers with pseudo-headers, the body as raw_body (pack_as_bytes, as
@@ -222,7 +232,7 @@ func EnvoyCheckRequest(s Shape, n int, token, body string) *authv3.CheckRequest 
 		"content-type":              "application/json",
 		"content-length":            strconv.Itoa(len(body)),
 		"mcp-protocol-version":      "2025-06-18",
-		"mcp-session-id":            fmt.Sprintf("8d3c2a91f0e14b7c9e%06d", n%997),
+		"mcp-session-id":            sessionID(token, n),
 		"user-agent":                "claude-code/2.1.3 (mcp-client)",
 		"x-forwarded-for":           "10.20.3.41",
 		"x-forwarded-proto":         "https",
