@@ -125,6 +125,7 @@ func TestCompressedResponseRefused(t *testing.T) {
 
 	// The body itself never gets through, even if Envoy sends it anyway
 	// (the stream is failed: every later chunk is refused too).
+	e.rec.msgs = nil
 	x := e.open(t, streamed)
 	x.requestPhases(meta, toolCall)
 	x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: headers(":status", "200", "content-type", "text/event-stream", "content-encoding", "gzip")}})
@@ -132,6 +133,11 @@ func TestCompressedResponseRefused(t *testing.T) {
 	x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: gzipped(t, "data: "+awsKey+"\n\n")}}})
 	if r := x.recv(); r.GetImmediateResponse() == nil || r.GetResponseBody() != nil {
 		t.Fatalf("a chunk after the refusal got %v", r)
+	}
+	x.stream.CloseSend()
+	x.stream.Recv()
+	if n := len(e.rec.errors()); n != 1 {
+		t.Errorf("%d error records for one refused exchange, want 1", n)
 	}
 
 	// identity is no encoding: masked as usual.
@@ -275,5 +281,22 @@ func TestBufferedBodyGetsItsLength(t *testing.T) {
 				t.Errorf("content-length %v for a %d-byte body", set, len(out))
 			}
 		})
+	}
+}
+
+// TestPartialWithProfileOff: nothing to mask, so a BUFFERED_PARTIAL first
+// part passes as it is (no override asked, not refused).
+func TestPartialWithProfileOff(t *testing.T) {
+	e := start(t)
+	x := e.open(t, partial)
+	x.requestPhases(map[string]any{"decision_id": "d-1", "masking_profile": "off"}, toolCall)
+	x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: headers(":status", "200", "content-type", "application/json")}})
+	if r := x.recv(); r.GetResponseHeaders() == nil {
+		t.Fatalf("got %v", r)
+	}
+	x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(`{"jsonrpc":"2.0","id":7,"res`)}}})
+	r := x.recv()
+	if r.GetResponseBody() == nil || r.GetResponseBody().GetResponse().GetBodyMutation() != nil {
+		t.Fatalf("the first part must pass unchanged, got %v", r)
 	}
 }

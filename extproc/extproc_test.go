@@ -32,6 +32,19 @@ type recorder struct {
 	err  error
 }
 
+// errors returns the "error" records.
+func (r *recorder) errors() []Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Message
+	for _, m := range r.msgs {
+		if m.Direction == "error" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 func (r *recorder) Record(m Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -83,12 +83,13 @@ func (s *Stream) refuse(status int, details, why string) *extprocv3.ProcessingRe
 	s.p.log.Error("response withheld", "decision_id", s.meta.str("decision_id"), "target", s.meta.str("target"), "reason", why)
 	body := s.errorBody(why + " (decision " + s.meta.str("decision_id") + ")")
 	s.recordRefusal(status, body)
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
+	s.refusal = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
 		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(status)},
 		Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "content-type", RawValue: []byte("application/json")}}}},
 		Body:    body,
 		Details: details,
 	}}}
+	return s.refusal
 }
 
 // recordRefusal writes the withheld exchange to the audit trail: one

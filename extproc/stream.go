@@ -47,6 +47,9 @@ type Stream struct {
 	partial bool
 	// passthrough: nothing to mask (profile "off") and Envoy sends no body.
 	passthrough bool
+	// passPartial: nothing to mask (profile "off") and the body may come
+	// BUFFERED_PARTIAL: a partial chunk passes as it is.
+	passPartial bool
 
 	meta     streamMeta
 	start    time.Time
@@ -63,6 +66,7 @@ type Stream struct {
 	body    []byte // a JSON/text response being buffered
 	ended   bool   // the response body has ended
 	failed  bool
+	refusal *extprocv3.ProcessingResponse // what a failed exchange answers
 	// auditErr is set when the recorder refused a message (fail-closed
 	// audit): the exchange is then failed.
 	auditErr error
@@ -245,7 +249,7 @@ func (s *Stream) planBody() (override procmodev3.ProcessingMode_BodySendMode, wh
 		if want == streamed && trust {
 			return streamed, ""
 		}
-		s.partial = !off
+		s.partial, s.passPartial = !off, off
 		if want == buffered {
 			s.setLength = true
 			return buffered, ""
@@ -269,7 +273,9 @@ func (s *Stream) planBody() (override procmodev3.ProcessingMode_BodySendMode, wh
 
 func (s *Stream) responseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingResponse, error) {
 	if s.failed {
-		return one(s.fail(500, errors.New("response already failed")))
+		// Envoy sends nothing after an immediate response; if it did, the
+		// answer stays the same (recorded once).
+		return one(s.refusal)
 	}
 	if s.ended {
 		return nil, fmt.Errorf("%w: response body after its end", errProtocol)
@@ -296,6 +302,12 @@ func (s *Stream) responseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingRes
 			s.countMasked(s.sse.Counts())
 		}
 	default:
+		if s.passPartial && !eos {
+			// Only the first part comes; the rest passes unprocessed
+			// anyway, and there is nothing to mask.
+			s.finish()
+			return one(&extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}})
+		}
 		if s.partial && !eos {
 			// BUFFERED_PARTIAL: this is all Envoy's buffer held; the rest
 			// would reach the agent without airlock seeing it.
