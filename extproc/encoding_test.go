@@ -265,13 +265,21 @@ func TestBodyModes(t *testing.T) {
 // (announced, or asked for) carries a matching content-length, since
 // Envoy keeps the upstream's in that mode.
 func TestBufferedBodyGetsItsLength(t *testing.T) {
-	body := `{"jsonrpc":"2.0","id":7,"result":{"k":"` + awsKey + `"}}`
-	for _, mode := range []procmodev3.ProcessingMode_BodySendMode{buffered, streamed, partial} {
-		t.Run(mode.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		mode     procmodev3.ProcessingMode_BodySendMode
+		ct, body string
+	}{
+		{buffered, "application/json", `{"jsonrpc":"2.0","id":7,"result":{"k":"` + awsKey + `"}}`},
+		{streamed, "application/json", `{"jsonrpc":"2.0","id":7,"result":{"k":"` + awsKey + `"}}`},
+		{partial, "application/json", `{"jsonrpc":"2.0","id":7,"result":{"k":"` + awsKey + `"}}`},
+		{buffered, "text/event-stream", sseStream},
+	} {
+		mode, body := tc.mode, tc.body
+		t.Run(mode.String()+" "+tc.ct, func(t *testing.T) {
 			e := start(t)
 			x := e.open(t, mode)
 			x.requestPhases(meta, toolCall)
-			x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: headers(":status", "200", "content-type", "application/json", "content-length", fmt.Sprint(len(body)))}})
+			x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: headers(":status", "200", "content-type", tc.ct, "content-length", fmt.Sprint(len(body)))}})
 			x.recv()
 			x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}}})
 			cr := x.recv().GetResponseBody().GetResponse()

@@ -243,7 +243,9 @@ func (s *Stream) planBody() (override procmodev3.ProcessingMode_BodySendMode, wh
 	case duplex:
 		return none, ""
 	case buffered:
-		s.setLength = want == buffered
+		// The whole body, SSE included, in one message with the headers
+		// held: its masked length goes in content-length.
+		s.setLength = true
 		return none, ""
 	case partial:
 		if want == streamed && trust {
