@@ -1,9 +1,11 @@
 // Package envoy renders the Envoy configuration airlock needs: the HTTP
-// listener with the ext_authz (and later ext_proc) filters, a route and a
-// cluster per MCP target, and clusters for airlock's own services. The same
+// listener with the ext_authz and ext_proc filters, a route for exactly
+// each MCP target's endpoint (anything else is a 404 no filter sees) and a
+// cluster per target, and clusters for airlock's own services. The same
 // resources feed the static bootstrap (`airlock envoy bootstrap --static`),
 // the end-to-end harness, and the xDS server. Every resource is checked with
-// ValidateAll, including the typed_config inside each Any.
+// ValidateAll, including the typed_config inside each Any, and no target's
+// responses may bypass ext_proc (checkResponseBodyModes).
 package envoy
 
 import (
