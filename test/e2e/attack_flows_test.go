@@ -16,6 +16,12 @@ import (
 	"github.com/airlock-mcp/airlock/test/oidcissuer"
 )
 
+// uniq makes a subject unique to this run of a test (-count=n reuses the
+// attack stack, and with it earlier runs' grants and requests).
+func uniq(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1_000_000_000)
+}
+
 // pendingOn waits for subject's pending request on target in stack s.
 func pendingOn(t *testing.T, ctx context.Context, s *harness.Stack, subject, target string) *grants.Request {
 	t.Helper()
@@ -44,7 +50,7 @@ func TestAttackBatchReplayOfSingleUseGrant(t *testing.T) {
 	s := adversarial(t)
 	u := upstreams{s}
 	ctx := ctxT(t, 60*time.Second)
-	const sub = "00u-atk-batch"
+	sub := uniq("00u-atk-batch")
 	tok, err := s.Token(sub, "jsonapi")
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +143,7 @@ func TestAttackCompressedResponses(t *testing.T) {
 		{"server always gzips (SSE), agent accepts nothing", "gzipsse", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sub := fmt.Sprintf("00u-atk-gz-%d", i)
+			sub := uniq(fmt.Sprintf("00u-atk-gz-%d", i))
 			tok, err := s.Token(sub, tc.target)
 			if err != nil {
 				t.Fatal(err)
@@ -201,7 +207,7 @@ func TestAttackCompressedResponses(t *testing.T) {
 func TestAttackAgentTokenCannotApprove(t *testing.T) {
 	s := adversarial(t)
 	ctx := ctxT(t, 30*time.Second)
-	const victim = "00u-atk-victim"
+	victim := uniq("00u-atk-victim")
 	vtok, err := s.Token(victim, "tsstateless")
 	if err != nil {
 		t.Fatal(err)
@@ -311,5 +317,109 @@ func TestAttackBodyAboveGRPCDefaultLimit(t *testing.T) {
 		t.Errorf("a body within max_request_bytes was refused: %s", r)
 	default:
 		t.Errorf("a 5 MiB body within an 8 MiB limit got %s: neither decided nor a JSON-RPC error with its id", r)
+	}
+}
+
+// Finding 9: identity is the (issuer, subject) pair. A second trusted
+// issuer minting the same subject string is another principal: it neither
+// uses the first one's grant nor its session.
+func TestAttackSameSubjectFromAnotherIssuer(t *testing.T) {
+	s := adversarial(t)
+	u := upstreams{s}
+	ctx := ctxT(t, 60*time.Second)
+	sub := uniq("00u-atk-shared")
+	okta, err := s.Token(sub, "tsstateless")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := s.Token2(sub, "tsstateless")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := send(t, s.BaseURL, rawRequest{Target: "/mcp/tsstateless", Header: mcpHeaders(okta), Body: call("i-0", "delete_all", "")}); r.errorFor(`"i-0"`) == nil {
+		t.Fatalf("the call to approve was not held: %s", r)
+	}
+	req := pendingOn(t, ctx, s, sub, "tsstateless")
+	if _, err := s.Gateway.Grants.Decide(ctx, req.ID, approver, grants.VerdictApprove, "fine"); err != nil {
+		t.Fatal(err)
+	}
+	// Control: the grantee's call runs (once its grant route is live in
+	// the data path: see TestAttackGrantRouteLiveAtApproval).
+	u.reset()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		r := send(t, s.BaseURL, rawRequest{Target: "/mcp/tsstateless", Header: mcpHeaders(okta), Body: call("i-1", "delete_all", "")})
+		if r.resultFor(`"i-1"`) != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("control: the grantee's call: %s, ran %q", r, u.ran(t))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ran := u.ran(t); !slices.Equal(ran, []string{"ts:delete_all"}) {
+		t.Fatalf("control: the grantee's call ran %q", ran)
+	}
+
+	u.reset()
+	start := time.Now()
+	r := send(t, s.BaseURL, rawRequest{Target: "/mcp/tsstateless", Header: mcpHeaders(other), Body: call("i-2", "delete_all", "")})
+	decisions := decisionsBetween(t, s, start, time.Now())
+	if r.errorFor(`"i-2"`) == nil {
+		t.Errorf("the same subject from another issuer was not refused: %s", r)
+	}
+	if ran := u.ran(t); len(ran) > 0 {
+		t.Errorf("the upstream RAN %q for the other issuer's token", ran)
+	}
+	if len(decisions) == 0 {
+		t.Error("the attempt is not in the audit")
+	}
+	for _, d := range decisions {
+		if d.Outcome == "allow" || d.Issuer != s.Issuer2.URL() {
+			t.Errorf("audit decision %q (issuer %q), want a refusal of the second issuer's token", outcomes([]audit.Decision{d}), d.Issuer)
+		}
+	}
+
+	// Nor does it take over the first one's session.
+	tsOkta, err := s.Token(sub, "tsserver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsOther, err := s.Token2(sub, "tsserver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := openSession(t, s, "tsserver", tsOkta)
+	u.reset()
+	r = send(t, s.BaseURL, rawRequest{Target: "/mcp/tsserver", Header: mcpHeaders(tsOther, [2]string{"Mcp-Session-Id", sid}), Body: call("i-3", "echo", `{"text":"x"}`)})
+	if r.errorFor(`"i-3"`) == nil || len(u.received(t)) > 0 {
+		t.Errorf("the same subject from another issuer used the session: %s, upstream received %q", r, u.received(t))
+	}
+}
+
+// A call an approver has just approved goes through at once: ext_authz
+// lets a granted call go only when its grant route is live in every
+// connected Envoy (here the stand-in fed over ADS), so the agent never
+// gets "no live grant route" for a grant it holds.
+func TestAttackGrantRouteLiveAtApproval(t *testing.T) {
+	s := adversarial(t)
+	u := upstreams{s}
+	ctx := ctxT(t, 30*time.Second)
+	sub := uniq("00u-atk-route")
+	tok, err := s.Token(sub, "tsstateless")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := send(t, s.BaseURL, rawRequest{Target: "/mcp/tsstateless", Header: mcpHeaders(tok), Body: call("g-0", "repoDelete", "")}); r.errorFor(`"g-0"`) == nil {
+		t.Fatalf("the call to approve was not held: %s", r)
+	}
+	req := pendingOn(t, ctx, s, sub, "tsstateless")
+	if _, err := s.Gateway.Grants.Decide(ctx, req.ID, approver, grants.VerdictApprove, "fine"); err != nil {
+		t.Fatal(err)
+	}
+	u.reset()
+	start := time.Now()
+	r := send(t, s.BaseURL, rawRequest{Target: "/mcp/tsstateless", Header: mcpHeaders(tok), Body: call("g-1", "repoDelete", "")})
+	if r.resultFor(`"g-1"`) == nil || !slices.Equal(u.ran(t), []string{"ts:repoDelete"}) {
+		t.Errorf("the call right after approval (%v): %s, ran %q", time.Since(start).Round(time.Millisecond), r, u.ran(t))
 	}
 }

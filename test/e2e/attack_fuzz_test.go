@@ -51,10 +51,11 @@ func TestAttackClassificationDifferential(t *testing.T) {
 	}
 	var all []sent
 	toks := map[string]string{}
+	run := uniq("00u-fz") // this run's principals (-count=n reuses the stack)
 	for i := 0; i < cases && time.Now().Before(deadline); i++ {
 		c := genCase(rng, i)
 		for _, target := range []string{"tsstateless", "jsonapi"} {
-			sub := fmt.Sprintf("00u-fz-%s-%03d", target[:2], i)
+			sub := fmt.Sprintf("%s-%s-%03d", run, target[:2], i)
 			tok, ok := toks[sub]
 			if !ok {
 				var err error
@@ -89,7 +90,7 @@ func TestAttackClassificationDifferential(t *testing.T) {
 	allowed := map[string][]string{}
 	allowedTools := map[string][]string{}
 	for _, d := range decisionsBetween(t, s, time.Now().Add(-10*time.Minute), time.Now()) {
-		if !strings.HasPrefix(d.Principal, "00u-fz-") || d.Outcome != "allow" {
+		if !strings.HasPrefix(d.Principal, run+"-") || d.Outcome != "allow" {
 			continue
 		}
 		allowed[d.Principal] = append(allowed[d.Principal], msgKey(d.Method, d.Tool, d.JSONRPCID))
@@ -106,7 +107,7 @@ func TestAttackClassificationDifferential(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range recs {
-		if !strings.HasPrefix(r.Principal, "00u-fz-") {
+		if !strings.HasPrefix(r.Principal, run+"-") {
 			continue
 		}
 		switch r.Kind {
@@ -121,7 +122,7 @@ func TestAttackClassificationDifferential(t *testing.T) {
 	// What the Go server read, per principal, with the Go SDK's reader.
 	goRead := map[string][]string{}
 	for _, r := range s.JSONServer.Requests() {
-		if p := r.Header.Get("X-Airlock-Principal"); strings.HasPrefix(p, "00u-fz-") {
+		if p := r.Header.Get("X-Airlock-Principal"); strings.HasPrefix(p, run+"-") {
 			goRead[p] = append(goRead[p], goMessages(r.Body)...)
 			received[p]++
 		}

@@ -325,7 +325,7 @@ func TestAttack(t *testing.T) {
 	u := upstreams{s}
 	for i, a := range attacks() {
 		t.Run(a.name, func(t *testing.T) {
-			sub := fmt.Sprintf("00u-atk-%02d", i)
+			sub := uniq(fmt.Sprintf("00u-atk-%02d", i))
 			runAttack(t, s, u, sub, a)
 		})
 	}

@@ -71,7 +71,7 @@ func adversarial(t *testing.T) *harness.Stack {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
 		adv, advErr = harness.Start(ctx, harness.Options{
-			ADS: true, TSServer: true, GzipServers: true, NoScopeTarget: true,
+			ADS: true, TSServer: true, GzipServers: true, NoScopeTarget: true, SecondIssuer: true,
 			IssuerAudiences: []string{issuerAudience},
 			MaxRequestBytes: advMaxBody,
 			HoldWindow:      time.Second, PendingTTL: 5 * time.Minute,

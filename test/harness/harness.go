@@ -78,6 +78,10 @@ type Options struct {
 	// IssuerAudiences are the okta issuer's own audiences (accepted in
 	// addition to each target's resource URI; Okta's api://default).
 	IssuerAudiences []string
+	// SecondIssuer also starts a second token issuer (test/oidcissuer at
+	// /oauth2/second), trusted as "second", minting any subject — the same
+	// subject as an okta one included (see Stack.Token2).
+	SecondIssuer bool
 	// PolicyData are more policy data files, by path under the policy
 	// directory (e.g. "airlock/rules/tsserver/data.yaml" holds
 	// data.airlock.rules.tsserver).
@@ -92,7 +96,9 @@ const (
 
 // Stack is a running airlock with its peers.
 type Stack struct {
-	Issuer   *oidcissuer.Issuer
+	Issuer *oidcissuer.Issuer
+	// Issuer2 is the second issuer (Options.SecondIssuer).
+	Issuer2  *oidcissuer.Issuer
 	GoServer *peers.GoServer
 	// JSONServer is the same Go SDK server answering with application/json
 	// instead of SSE, as target "jsonapi".
@@ -138,6 +144,12 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Issuer.Close)
+	if opts.SecondIssuer {
+		if s.Issuer2, err = oidcissuer.New(oidcissuer.Options{Path: "/oauth2/second", TokenTTL: opts.TokenTTL}); err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, s.Issuer2.Close)
+	}
 	if s.GoServer, err = peers.StartGoServer(ctx, peers.GoServerOptions{RequireBearer: UpstreamSecret}); err != nil {
 		return nil, err
 	}
@@ -360,6 +372,11 @@ targets:
 		b.Reset()
 		b.WriteString(strings.Replace(cfg, "    url: "+s.Issuer.URL()+"\n", fmt.Sprintf("    url: %s\n    audiences: %s\n", s.Issuer.URL(), yamlList(opts.IssuerAudiences)), 1))
 	}
+	if s.Issuer2 != nil {
+		cfg := b.String()
+		b.Reset()
+		b.WriteString(strings.Replace(cfg, "targets:\n", fmt.Sprintf("  - name: second\n    url: %s\ntargets:\n", s.Issuer2.URL()), 1))
+	}
 	if s.OIDC != nil {
 		// A second issuer, appended under issuers: by rewriting the targets: key.
 		cfg := b.String()
@@ -455,6 +472,22 @@ func (s *Stack) Token(sub, target string, mutate ...func(*oidcissuer.Token)) (st
 		m(&t)
 	}
 	return s.Issuer.Mint(t)
+}
+
+// Token2 is Token from the second issuer (Options.SecondIssuer).
+func (s *Stack) Token2(sub, target string, mutate ...func(*oidcissuer.Token)) (string, error) {
+	if s.Issuer2 == nil {
+		return "", errors.New("harness: no second issuer (Options.SecondIssuer)")
+	}
+	t := oidcissuer.Token{
+		Subject: sub, User: sub, ClientID: "0oa-agent",
+		Scopes: []string{"mcp.read"}, Groups: []string{"engineering"},
+		Audience: []string{s.TargetURL(target)},
+	}
+	for _, m := range mutate {
+		m(&t)
+	}
+	return s.Issuer2.Mint(t)
 }
 
 // Close stops everything, last started first.
