@@ -15,11 +15,17 @@ import (
 	"testing"
 	"time"
 
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	extprocv3pb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/extproc"
@@ -233,4 +239,133 @@ policy: {dir: %q}
 	if len(upSeen) != n || authz.count() != checks {
 		t.Errorf("a path beside the endpoint reached the upstream (%v) or ext_authz", upSeen[n:])
 	}
+}
+
+// TestDataPathBodyModes runs the real Processor behind the stand-in's
+// ext_proc filter configured with the response body modes airlock does not
+// render (envoy refuses to): every byte the agent gets is masked, or the
+// response is a 502 JSON-RPC error by the request's id.
+func TestDataPathBodyModes(t *testing.T) {
+	small := `{"jsonrpc":"2.0","id":7,"result":{"k":"` + secret + `"}}`
+	big := `{"jsonrpc":"2.0","id":7,"result":{"k":"` + secret + `","pad":"` + strings.Repeat("x", 300) + `"}}`
+	sse := "event: message\ndata: " + big + "\n\n"
+	for _, tc := range []struct {
+		name          string
+		mode          extprocv3pb.ProcessingMode_BodySendMode
+		allowOverride bool // Envoy's allow_mode_override
+		trust         bool // Options.ModeOverride
+		kase          string
+		want          string // masked, refused (502 by id) or envoy500 (Envoy's BUFFERED overflow)
+	}{
+		{"NONE, override honoured: JSON", extprocv3pb.ProcessingMode_NONE, true, true, "small", "masked"},
+		{"NONE, override honoured: SSE", extprocv3pb.ProcessingMode_NONE, true, true, "sse", "masked"},
+		{"NONE, override not relied on", extprocv3pb.ProcessingMode_NONE, true, false, "small", "refused"},
+		{"NONE, no allow_mode_override", extprocv3pb.ProcessingMode_NONE, false, false, "small", "refused"},
+		{"BUFFERED_PARTIAL, body fits", extprocv3pb.ProcessingMode_BUFFERED_PARTIAL, false, false, "small", "masked"},
+		{"BUFFERED_PARTIAL, body over the buffer", extprocv3pb.ProcessingMode_BUFFERED_PARTIAL, false, false, "big", "refused"},
+		{"BUFFERED_PARTIAL, override to BUFFERED honoured, body over the buffer", extprocv3pb.ProcessingMode_BUFFERED_PARTIAL, true, false, "big", "envoy500"},
+		{"BUFFERED_PARTIAL, SSE over the buffer", extprocv3pb.ProcessingMode_BUFFERED_PARTIAL, false, false, "sse", "refused"},
+		{"BUFFERED_PARTIAL, SSE switched to STREAMED", extprocv3pb.ProcessingMode_BUFFERED_PARTIAL, true, true, "sse", "masked"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				switch tc.kase {
+				case "sse":
+					w.Header().Set("Content-Type", "text/event-stream")
+					w.Write([]byte(sse[:200])) // over the 128-byte buffer
+					w.(http.Flusher).Flush()
+					time.Sleep(100 * time.Millisecond) // the first part is processed alone
+					w.Write([]byte(sse[200:]))
+				case "big":
+					w.Header().Set("Content-Type", "application/json")
+					w.Write([]byte(big[:200]))
+					w.(http.Flusher).Flush()
+					time.Sleep(100 * time.Millisecond) // the first part is processed alone
+					w.Write([]byte(big[200:]))
+				default:
+					w.Header().Set("Content-Type", "application/json")
+					w.Write([]byte(small))
+				}
+			}))
+			t.Cleanup(up.Close)
+			set, _ := mask.NewSet(nil)
+			proc := extproc.New(extproc.Options{Profiles: set, Recorder: &records{}, ModeOverride: tc.trust})
+			procAddr := serve(t, func(s *grpc.Server) { extprocv3.RegisterExternalProcessorServer(s, &extproc.Server{P: proc}) })
+			authzAddr := serve(t, func(s *grpc.Server) { authv3.RegisterAuthorizationServer(s, &allowAuthz{}) })
+			cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
+public_url: http://127.0.0.1:10000
+listen: {authz: %q, proc: %q, http: ""}
+issuers: [{name: test, url: "https://issuer.test"}]
+targets: [{name: github, upstream: "http://%s/mcp"}]
+policy: {dir: %q}
+`, authzAddr, procAddr, up.Listener.Addr(), t.TempDir())), "test.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := envoy.Build(cfg, envoy.Options{ListenAddress: "127.0.0.1:0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The mode airlock would refuse to render, set behind its back.
+			hcm := &hcmv3.HttpConnectionManager{}
+			if err := res.Listener.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
+				t.Fatal(err)
+			}
+			pc := &extprocv3pb.ExternalProcessor{}
+			if err := hcm.HttpFilters[1].GetTypedConfig().UnmarshalTo(pc); err != nil {
+				t.Fatal(err)
+			}
+			pc.ProcessingMode.ResponseBodyMode = tc.mode
+			pc.AllowModeOverride = tc.allowOverride
+			hcm.HttpFilters[1].ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: anyOf(t, pc)}
+			res.Listener.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: anyOf(t, hcm)}
+			res.Listener.PerConnectionBufferLimitBytes = wrapperspb.UInt32(128)
+			d, err := envoydriver.New(envoydriver.Config{Listener: res.Listener, Clusters: res.Clusters}, envoydriver.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close() })
+
+			req, _ := http.NewRequest("POST", "http://"+d.Addr()+"/mcp/github", strings.NewReader(call))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got := string(b)
+			if strings.Contains(got, secret) {
+				t.Fatalf("unmasked bytes reached the agent: %d %q", resp.StatusCode, got)
+			}
+			switch tc.want {
+			case "masked":
+				if resp.StatusCode != 200 || !strings.Contains(got, "[MASKED:aws_access_key]") {
+					t.Errorf("got %d %q, want it masked", resp.StatusCode, got)
+				}
+				return
+			case "envoy500":
+				if resp.StatusCode != 500 {
+					t.Errorf("got %d %q, want Envoy's 500 for a BUFFERED body over the limit", resp.StatusCode, got)
+				}
+				return
+			}
+			var e struct {
+				ID json.RawMessage `json:"id"`
+			}
+			if resp.StatusCode != 502 || json.Unmarshal(b, &e) != nil || string(e.ID) != "7" {
+				t.Errorf("got %d %q, want a 502 JSON-RPC error for id 7", resp.StatusCode, got)
+			}
+		})
+	}
+}
+
+func anyOf(t *testing.T, m proto.Message) *anypb.Any {
+	t.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
