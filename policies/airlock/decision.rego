@@ -217,12 +217,12 @@ name_suspicious := input.mcp.name_suspicious if {
 
 # The words that hold a call of this kind for approval: rules.<kind>.
 # destructive_verbs, or, when no rules set it, default_destructive_verbs.
-# An entry of several words ("send_payment", "send payment") matches those
-# words in a row. Prompts are never held, so they have none.
-destructive_verbs := v if {
+# Entries are plain lower-case words; an entry of several words joined by
+# "_", "-", ".", ":", "/" or a space ("send_payment") matches those words in
+# a row. Prompts are never held, so they have none.
+destructive_verbs := settings[item.kind].destructive_verbs if {
 	item.kind in {"tools", "resources"}
-	v := object.get(settings, [item.kind, "destructive_verbs"], default_destructive_verbs[item.kind])
-}
+} else := default_destructive_verbs[item.kind]
 
 # The shipped defaults, used when data.yaml does not set the lists (the same
 # lists as policies/data.yaml, which operators edit). A test keeps the two
@@ -239,21 +239,18 @@ default_destructive_verbs := {
 	"resources": [],
 }
 
-# The first entry of destructive_verbs whose words appear in a row among
-# the name's words; undefined when none does.
-destructive_match := ms[0] if {
-	ms := [e |
-		some e in destructive_verbs
-		is_string(e)
-		ew := entry_words(e)
-		count(ew) > 0
-		some i, _ in name_words
-		array.slice(name_words, i, i + count(ew)) == ew
-	]
-	count(ms) > 0
+# The first entry of destructive_verbs (its words joined by spaces) found
+# as whole words in the name; undefined when none is. One regular
+# expression over the joined words rather than a loop over the entries:
+# this runs for every call.
+destructive_match := m[1] if {
+	count(destructive_verbs) > 0
+	alternatives := strings.replace_n(entry_separators, lower(concat("|", destructive_verbs)))
+	pattern := sprintf(`(?:^| )(%s)(?: |$)`, [alternatives])
+	m := regex.find_all_string_submatch_n(pattern, concat(" ", name_words), 1)[0]
 }
 
-entry_words(e) := [w | some w in regex.split(`[^\p{L}\p{N}]+`, lower(e)); w != ""]
+entry_separators := {"_": " ", "-": " ", ".": " ", ":": " ", "/": " "}
 
 known_method if item
 
@@ -273,20 +270,22 @@ allow_match := ps[0] if {
 
 approval_match := first_match(object.get(settings, [item.kind, "require_approval"], []), item.name)
 
-# Deny and require_approval patterns match the raw name as written, and,
-# lower-cased, the normalised name (so DELETE_all and ＤＥＬＥＴＥ_all match
-# "delete_*"): normalising can only add matches to these lists.
+# Deny and require_approval patterns match the raw name as written and the
+# normalised name (so "delete_*" also matches DELETE_all and ＤＥＬＥＴＥ_all):
+# normalising can only add matches to these lists. Patterns are written in
+# lower case, as the normalised name is.
 first_match(patterns, name) := ps[0] if {
-	ps := [p |
-		some p in patterns
-		pattern_matches(p, name)
-	]
+	ps := matching_patterns(patterns, name)
 	count(ps) > 0
 }
 
-pattern_matches(p, name) if glob.match(p, null, name)
-
-pattern_matches(p, name) if glob.match(lower(p), null, normalized(name))
+matching_patterns(patterns, name) := [p | some p in patterns; glob.match(p, null, name)] if {
+	normalized(name) == name
+} else := [p |
+	some p in patterns
+	some s in [normalized(name), name]
+	glob.match(p, null, s)
+]
 
 normalized(name) := name_normalized if {
 	name == item.name

@@ -422,7 +422,7 @@ destructive_styles := [
 	{"name": "TRUNCATE.logs", "normalized": "truncate.logs", "words": ["truncate", "logs"], "verb": "truncate"},
 	{"name": "runShellCommand", "normalized": "runshellcommand", "words": ["run", "shell", "command"], "verb": "run"},
 	{"name": "execSQL", "normalized": "execsql", "words": ["exec", "sql"], "verb": "exec"},
-	{"name": "sendPayment", "normalized": "sendpayment", "words": ["send", "payment"], "verb": "payment"},
+	{"name": "sendPayment", "normalized": "sendpayment", "words": ["send", "payment"], "verb": "send payment"},
 	{"name": "force_push", "normalized": "force_push", "words": ["force", "push"], "verb": "force"},
 	{"name": "killProcess", "normalized": "killprocess", "words": ["kill", "process"], "verb": "kill"},
 	{"name": "wire/transfer", "normalized": "wire/transfer", "words": ["wire", "transfer"], "verb": "transfer"},
@@ -465,7 +465,7 @@ test_multi_word_entry_matches_words_in_a_row if {
 	not held(r, "payment_send", ["payment", "send"])
 	not held(r, "transfer", ["transfer"])
 	d := airlock.decision with input as named("jira", {}, "sendPayment", "sendpayment", ["send", "payment"], "") with data.airlock.rules as r
-	d.reason == `tool "sendPayment" on target "jira" requires approval ("send_payment" is in rules["*"].tools.destructive_verbs)`
+	d.reason == `tool "sendPayment" on target "jira" requires approval ("send payment" is in rules["*"].tools.destructive_verbs)`
 }
 
 held(r, name, words) if {
@@ -527,9 +527,14 @@ test_globs_match_normalised_name if {
 	x := decide(named("jira", {}, "ＤＡＮＧＥＲ_zone", "danger_zone", ["danger", "zone"], ""))
 	x.outcome == "deny"
 	x.reason == `tool "ＤＡＮＧＥＲ_zone" on target "jira" is denied by pattern "danger_*" in rules["*"].tools.deny`
+
+	# Patterns are written in lower case: one with capitals matches only the
+	# raw name as written.
 	r := json.patch(rules, [{"op": "replace", "path": "/*/tools/deny", "value": ["Danger_*"]}])
-	y := airlock.decision with input as named("jira", {}, "danger_zone", "danger_zone", ["danger", "zone"], "") with data.airlock.rules as r
+	y := airlock.decision with input as named("jira", {}, "Danger_zone", "danger_zone", ["danger", "zone"], "") with data.airlock.rules as r
 	y.outcome == "deny"
+	z := airlock.decision with input as named("jira", {}, "DANGER_zone", "danger_zone", ["danger", "zone"], "") with data.airlock.rules as r
+	z.outcome == "allow"
 }
 
 # Allow lists match the name as written: normalising never widens them.
