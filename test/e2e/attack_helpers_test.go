@@ -198,11 +198,17 @@ func mcpHeaders(tok string, extra ...[2]string) [][2]string {
 	if tok != "" {
 		h = append(h, [2]string{"Authorization", "Bearer " + tok})
 	}
-	// An extra header replaces a default of the same name (case-insensitive).
+	// An extra header replaces a default of the same name (case-insensitive);
+	// one with an empty value removes it.
 	for _, e := range extra {
 		h = slices.DeleteFunc(h, func(d [2]string) bool { return strings.EqualFold(d[0], e[0]) })
 	}
-	return append(h, extra...)
+	for _, e := range extra {
+		if e[1] != "" {
+			h = append(h, e)
+		}
+	}
+	return h
 }
 
 // upstreams resets and reads back every upstream of the attack stack.

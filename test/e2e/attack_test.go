@@ -81,7 +81,9 @@ type attack struct {
 	header      [][2]string // replaces the default header of the same name, or adds
 	body        []byte
 	// session: "own" opens a session as the attacker first and sends its
-	// id; "other" opens it as another principal (the victim).
+	// id; "other" opens it as another principal (the victim) and sends
+	// that; "both" opens one of each and sends two Mcp-Session-Id headers,
+	// the victim's first.
 	session string
 	expect
 }
@@ -296,10 +298,57 @@ func attacks() []attack {
 		{name: "session/another principal's Go session", target: "github", session: "other", body: call("s-2", "echo", `{"text":"x"}`),
 			expect: expect{status: []int{403, 404}, errIDs: []string{`"s-2"`}, outcomes: refused}},
 
+		// The Go SDK acts on the first of two Mcp-Session-Id headers.
+		{name: "session/two Mcp-Session-Id headers, the victim's first (Go)", target: "github", session: "both", body: call("s-5", "echo", `{"text":"x"}`),
+			expect: expect{errIDs: []string{`"s-5"`}, outcomes: refused}},
+		{name: "session/two Mcp-Session-Id headers, the victim's first (TypeScript)", target: "tsserver", session: "both", body: call("s-6", "echo", `{"text":"x"}`),
+			expect: expect{errIDs: []string{`"s-6"`}, outcomes: refused}},
+
+		// --- 2. batches: all or nothing, every message answered by its id ---
+		{name: "control/batch of allowed messages (2025-03-26)", target: "jsonapi", header: [][2]string{{"Mcp-Protocol-Version", "2025-03-26"}},
+			body:   []byte(`[{"jsonrpc":"2.0","id":"k-1","method":"ping"},{"jsonrpc":"2.0","id":"k-2","method":"tools/call","params":{"name":"echo","arguments":{"text":"b"}}}]`),
+			expect: expect{allow: true, ran: []string{"go(jsonapi):echo"}, check: everyMessageDecided("ping", "tools/call")}},
+		{name: "batch/an approval-gated call beside an allowed one", target: "tsstateless", header: [][2]string{{"Mcp-Protocol-Version", "2025-03-26"}},
+			body:   []byte(`[{"jsonrpc":"2.0","id":"k-3","method":"tools/call","params":{"name":"echo","arguments":{"text":"b"}}},{"jsonrpc":"2.0","id":"k-4","method":"tools/call","params":{"name":"delete_all","arguments":{}}}]`),
+			expect: expect{errIDs: []string{`"k-3"`, `"k-4"`}, outcomes: refused}},
+		{name: "batch/a denied call behind a ping (no version header)", target: "tsstateless", header: [][2]string{{"Mcp-Protocol-Version", ""}},
+			body:   []byte(`[{"jsonrpc":"2.0","id":"k-5","method":"ping"},{"jsonrpc":"2.0","id":"k-6","method":"tools/call","params":{"name":"get-env","arguments":{}}}]`),
+			expect: expect{errIDs: []string{`"k-5"`, `"k-6"`}, outcomes: refused}},
+		{name: "batch/in a version without batches", target: "jsonapi", header: [][2]string{{"Mcp-Protocol-Version", "2025-11-25"}},
+			body:   []byte(`[{"jsonrpc":"2.0","id":"k-7","method":"ping"},{"jsonrpc":"2.0","id":"k-8","method":"tools/call","params":{"name":"echo","arguments":{"text":"b"}}}]`),
+			expect: expect{status: []int{400}, anyErr: true, outcomes: invalid}},
+		{name: "batch/nested", target: "jsonapi", header: [][2]string{{"Mcp-Protocol-Version", "2025-03-26"}},
+			body:   []byte(`[[{"jsonrpc":"2.0","id":"k-9","method":"tools/call","params":{"name":"delete_repository","arguments":{"repo":"a/b"}}}]]`),
+			expect: expect{status: []int{400}, anyErr: true, outcomes: invalid}},
+		{name: "batch/empty", target: "jsonapi", header: [][2]string{{"Mcp-Protocol-Version", "2025-03-26"}},
+			body: []byte(`[]`), expect: expect{status: []int{400}, anyErr: true, outcomes: invalid}},
+		{name: "shape/tool name is not a string", target: "tsstateless",
+			body:   []byte(`{"jsonrpc":"2.0","id":"k-10","method":"tools/call","params":{"name":["delete_all"],"arguments":{}}}`),
+			expect: expect{status: []int{400}, errIDs: []string{`"k-10"`}, outcomes: invalid}},
+
 		// --- 9. bodies over the limit ---
 		{name: "limit/body over max_request_bytes", target: "tsstateless",
 			body:   call("l-1", "echo", `{"text":"`+strings.Repeat("a", advMaxBody+(1<<20))+`"}`),
 			expect: expect{status: []int{413}, anyErr: true, dataPath: true}},
+	}
+}
+
+// everyMessageDecided: the audit has an allow decision for each method
+// of the batch (every message is in the decision log).
+func everyMessageDecided(methods ...string) func(*testing.T, *harness.Stack, *reply, string) {
+	return func(t *testing.T, s *harness.Stack, _ *reply, sub string) {
+		t.Helper()
+		var got []string
+		for _, d := range decisionsBetween(t, s, time.Now().Add(-time.Minute), time.Now()) {
+			if d.Principal == sub && d.Outcome == "allow" {
+				got = append(got, d.Method)
+			}
+		}
+		for _, m := range methods {
+			if !slices.Contains(got, m) {
+				t.Errorf("the decision log lacks the batch's %s (allowed: %q)", m, got)
+			}
+		}
 	}
 }
 
@@ -356,12 +405,15 @@ func runAttack(t *testing.T, s *harness.Stack, u upstreams, sub string, a attack
 	switch a.session {
 	case "own":
 		hdr = append(hdr, [2]string{"Mcp-Session-Id", openSession(t, s, a.target, tok)})
-	case "other":
+	case "other", "both":
 		victim, err := s.Token(sub+"-victim", a.target)
 		if err != nil {
 			t.Fatal(err)
 		}
 		hdr = append(hdr, [2]string{"Mcp-Session-Id", openSession(t, s, a.target, victim)})
+		if a.session == "both" {
+			hdr = append(hdr, [2]string{"Mcp-Session-Id", openSession(t, s, a.target, tok)})
+		}
 	}
 	target := "/mcp/" + a.target + a.suffix
 	if a.raw != "" {
