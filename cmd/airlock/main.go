@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -152,6 +153,9 @@ func cmdValidate(args []string, stdout io.Writer) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	if names := cfg.Unmasked(); len(names) > 0 {
+		fmt.Fprintf(stdout, "%s: warning: listen.proc is empty, so responses of %s are neither masked nor recorded (set listen.proc, or masking_profile: off to say so)\n", *path, strings.Join(names, ", "))
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d issuers, %d targets, policy %s version %s, gRPC listeners %s)\n", *path, len(cfg.Issuers), len(cfg.Targets), cfg.Policy.Dir, eng.Version(), grpcTransport)
 	return nil

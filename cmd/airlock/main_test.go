@@ -49,11 +49,22 @@ func TestValidate(t *testing.T) {
 		args     []string
 		wantCode int
 		wantOut  []string
+		notOut   []string
 	}{
 		{
 			name:     "good",
 			files:    map[string]string{"airlock.yaml": goodConfig, "policies/p.rego": goodPolicy},
-			wantCode: 0, wantOut: []string{"airlock.yaml: ok (1 issuers, 1 targets"},
+			wantCode: 0, wantOut: []string{"airlock.yaml: ok (1 issuers, 1 targets"}, notOut: []string{"warning"},
+		},
+		{
+			name:     "no ext_proc while a target masks is said",
+			files:    map[string]string{"airlock.yaml": goodConfig + "listen: {proc: \"\"}\n", "policies/p.rego": goodPolicy},
+			wantCode: 0, wantOut: []string{"warning: listen.proc is empty, so responses of github are neither masked nor recorded", "ok (1 issuers"},
+		},
+		{
+			name: "no ext_proc with masking off is fine", notOut: []string{"warning"},
+			files:    map[string]string{"airlock.yaml": strings.Replace(goodConfig, "    upstream: http://127.0.0.1:3001/mcp", "    upstream: http://127.0.0.1:3001/mcp\n    masking_profile: \"off\"", 1) + "listen: {proc: \"\"}\n", "policies/p.rego": goodPolicy},
+			wantCode: 0, wantOut: []string{"ok (1 issuers"},
 		},
 		{
 			name:     "broken config points at the line",
@@ -90,6 +101,11 @@ func TestValidate(t *testing.T) {
 			for _, w := range tc.wantOut {
 				if !strings.Contains(all, w) {
 					t.Errorf("output %q lacks %q", all, w)
+				}
+			}
+			for _, w := range tc.notOut {
+				if strings.Contains(all, w) {
+					t.Errorf("output %q has %q", all, w)
 				}
 			}
 		})

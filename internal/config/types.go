@@ -127,3 +127,20 @@ type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // json or text
 }
+
+// Unmasked names the targets whose responses are meant to be masked and
+// recorded (a masking profile other than "off") while listen.proc is
+// empty: without ext_proc nothing is masked or recorded, whatever the
+// profile says. serve and validate warn about them.
+func (c *Config) Unmasked() []string {
+	if c.Listen.Proc != "" {
+		return nil
+	}
+	var names []string
+	for _, t := range c.Targets {
+		if t.MaskingProfile != "off" {
+			names = append(names, t.Name)
+		}
+	}
+	return names
+}

@@ -102,6 +102,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 		return nil, err
 	}
 	reg.MustRegister(statsCollector{ver: ver, store: store})
+	if names := cfg.Unmasked(); len(names) > 0 {
+		log.Warn("listen.proc is empty: responses are neither masked nor recorded (no ext_proc)", "targets", names)
+	}
 	if st := store.Current().CacheStats(); !st.Enabled {
 		log.Warn("policy decisions will not be cached", "why", st.Reason)
 	}
