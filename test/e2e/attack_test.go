@@ -104,6 +104,9 @@ type expect struct {
 	// dataPath: the data path answers (404, 413) before airlock decides;
 	// the audit may have no decision, but never an allow.
 	dataPath bool
+	// either: allowed or refused are both acceptable answers; check (and
+	// the audit's having a decision) is what matters.
+	either bool
 	// check runs more assertions.
 	check func(t *testing.T, s *harness.Stack, r *reply, sub string)
 }
@@ -326,12 +329,46 @@ func attacks() []attack {
 			body:   []byte(`{"jsonrpc":"2.0","id":"k-10","method":"tools/call","params":{"name":["delete_all"],"arguments":{}}}`),
 			expect: expect{status: []int{400}, errIDs: []string{`"k-10"`}, outcomes: invalid}},
 
+		// --- no token passthrough, however it is sent ---
+		{name: "passthrough/the agent's token in the query", target: "jsonapi", suffix: "?access_token={TOKEN}", body: call("q-1", "echo", `{"text":"x"}`),
+			expect: expect{either: true, check: upstreamNeverSawToken}},
+		{name: "passthrough/two Authorization headers", target: "jsonapi", header: [][2]string{{"Authorization", "Bearer {TOKEN}"}, {"Authorization", "Bearer forged-credential"}},
+			body: call("q-2", "echo", `{"text":"x"}`), expect: expect{either: true, check: upstreamNeverSawToken}},
+
 		// --- 9. bodies over the limit ---
 		{name: "limit/body over max_request_bytes", target: "tsstateless",
 			body:   call("l-1", "echo", `{"text":"`+strings.Repeat("a", advMaxBody+(1<<20))+`"}`),
 			expect: expect{status: []int{413}, anyErr: true, dataPath: true}},
 	}
 }
+
+// upstreamNeverSawToken: no Go server request carried the agent's token
+// (in the path, the query or any header), and every Authorization it got
+// is the gateway's credential.
+func upstreamNeverSawToken(t *testing.T, s *harness.Stack, _ *reply, sub string) {
+	t.Helper()
+	tok := tokens[sub]
+	for name, g := range (upstreams{s}).goServers() {
+		for _, r := range g.Requests() {
+			if strings.Contains(r.Path+"?"+r.Query, tok) {
+				t.Errorf("the agent's token reached %s in the URL", name)
+			}
+			for h, vs := range r.Header {
+				for _, v := range vs {
+					if strings.Contains(v, tok) {
+						t.Errorf("the agent's token reached %s in %s", name, h)
+					}
+					if strings.EqualFold(h, "Authorization") && v != "Bearer "+harness.UpstreamSecret {
+						t.Errorf("%s got an Authorization that is not the gateway's credential (%.12s…)", name, v)
+					}
+				}
+			}
+		}
+	}
+}
+
+// tokens is the agent token of each row's subject, for checks.
+var tokens = map[string]string{}
 
 // everyMessageDecided: the audit has an allow decision for each method
 // of the batch (every message is in the decision log).
@@ -401,7 +438,12 @@ func runAttack(t *testing.T, s *harness.Stack, u upstreams, sub string, a attack
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr := mcpHeaders(tok, a.header...)
+	tokens[sub] = tok
+	extra := slices.Clone(a.header)
+	for i := range extra {
+		extra[i][1] = strings.ReplaceAll(extra[i][1], "{TOKEN}", tok)
+	}
+	hdr := mcpHeaders(tok, extra...)
 	switch a.session {
 	case "own":
 		hdr = append(hdr, [2]string{"Mcp-Session-Id", openSession(t, s, a.target, tok)})
@@ -415,7 +457,7 @@ func runAttack(t *testing.T, s *harness.Stack, u upstreams, sub string, a attack
 			hdr = append(hdr, [2]string{"Mcp-Session-Id", openSession(t, s, a.target, tok)})
 		}
 	}
-	target := "/mcp/" + a.target + a.suffix
+	target := "/mcp/" + a.target + strings.ReplaceAll(a.suffix, "{TOKEN}", tok)
 	if a.raw != "" {
 		target = a.raw
 	}
@@ -433,7 +475,11 @@ func runAttack(t *testing.T, s *harness.Stack, u upstreams, sub string, a attack
 	ran, received := u.ran(t), u.received(t)
 	decisions := decisionsBetween(t, s, start, end)
 
-	if a.allow {
+	if a.either {
+		if len(decisions) == 0 {
+			t.Errorf("(c) the attempt is not in the audit (no decision)")
+		}
+	} else if a.allow {
 		if r.Status != 200 && r.Status != 202 {
 			t.Errorf("(a) control: answered %s, want 200/202", r)
 		}
