@@ -30,9 +30,13 @@ type rawRequest struct {
 	Method string
 	// Target is the request target as sent (path and query).
 	Target string
-	// Header lines, in order; Host, Content-Length and Connection are added.
+	// Header lines, in order; Host, Content-Length (or Transfer-Encoding)
+	// and Connection are added.
 	Header [][2]string
 	Body   []byte
+	// Chunked sends the body with Transfer-Encoding: chunked, in chunks
+	// of at most 1000 bytes, instead of a Content-Length.
+	Chunked bool
 }
 
 // reply is what the agent got back.
@@ -121,11 +125,23 @@ func send(t *testing.T, base string, req rawRequest) *reply {
 	for _, h := range req.Header {
 		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
 	}
-	if req.Body != nil || method == "POST" {
+	switch {
+	case req.Chunked:
+		b.WriteString("Transfer-Encoding: chunked\r\n")
+	case req.Body != nil || method == "POST":
 		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(req.Body))
 	}
 	b.WriteString("Connection: close\r\n\r\n")
-	b.Write(req.Body)
+	if req.Chunked {
+		for rest := req.Body; len(rest) > 0; {
+			n := min(len(rest), 1000)
+			fmt.Fprintf(&b, "%x\r\n%s\r\n", n, rest[:n])
+			rest = rest[n:]
+		}
+		b.WriteString("0\r\n\r\n")
+	} else {
+		b.Write(req.Body)
+	}
 	if _, err := conn.Write(b.Bytes()); err != nil {
 		t.Fatal(err)
 	}

@@ -80,6 +80,7 @@ type attack struct {
 	tok         tokenKind
 	header      [][2]string // replaces the default header of the same name, or adds
 	body        []byte
+	chunked     bool // send the body chunked, without Content-Length
 	// session: "own" opens a session as the attacker first and sends its
 	// id; "other" opens it as another principal (the victim) and sends
 	// that; "both" opens one of each and sends two Mcp-Session-Id headers,
@@ -347,6 +348,19 @@ func attacks() []attack {
 		{name: "passthrough/two Authorization headers", target: "jsonapi", header: [][2]string{{"Authorization", "Bearer {TOKEN}"}, {"Authorization", "Bearer forged-credential"}},
 			body: call("q-2", "echo", `{"text":"x"}`), expect: expect{either: true, check: upstreamNeverSawToken}},
 
+		// --- framing ---
+		{name: "control/chunked body", target: "tsstateless", chunked: true, body: call("w-1", "echo", `{"text":"`+strings.Repeat("c", 3000)+`"}`),
+			expect: expect{allow: true, ran: []string{"ts:echo"}}},
+		{name: "framing/chunked held call", target: "tsstateless", chunked: true, body: call("w-2", "delete_all", `{"text":"`+strings.Repeat("c", 3000)+`"}`),
+			expect: expect{errIDs: []string{`"w-2"`}, outcomes: held}},
+		{name: "framing/chunked utf-7 name", target: "tsstateless", chunked: true, header: [][2]string{ct("application/json; charset=utf-7")},
+			body: call("w-3", "+AGQ-elete_all", ""), expect: expect{status: []int{415}, errIDs: []string{`"w-3"`}, outcomes: invalid}},
+		{name: "framing/chunked body over max_request_bytes", target: "tsstateless", chunked: true,
+			body:   call("w-4", "echo", `{"text":"`+strings.Repeat("a", advMaxBody+(1<<20))+`"}`),
+			expect: expect{status: []int{413}, anyErr: true, dataPath: true}},
+		{name: "path/matrix parameter", target: "tsstateless", raw: "/mcp/tsstateless;x=1", body: call("p-13", "echo", ""),
+			expect: expect{status: []int{400, 404}, dataPath: true}},
+
 		// --- 9. bodies over the limit ---
 		{name: "limit/body over max_request_bytes", target: "tsstateless",
 			body:   call("l-1", "echo", `{"text":"`+strings.Repeat("a", advMaxBody+(1<<20))+`"}`),
@@ -479,7 +493,7 @@ func runAttack(t *testing.T, s *harness.Stack, u upstreams, sub string, a attack
 
 	u.reset()
 	start := time.Now()
-	r := send(t, s.BaseURL, rawRequest{Method: a.method, Target: target, Header: hdr, Body: a.body})
+	r := send(t, s.BaseURL, rawRequest{Method: a.method, Target: target, Header: hdr, Body: a.body, Chunked: a.chunked})
 	// Let a refused-but-forwarded request (the bug) reach the upstream
 	// before looking.
 	time.Sleep(50 * time.Millisecond)
