@@ -145,7 +145,7 @@ func send(t *testing.T, base string, req rawRequest) *reply {
 	if _, err := conn.Write(b.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method})
 	if err != nil {
 		t.Fatalf("%s %s: reading the answer: %v", method, req.Target, err)
 	}
