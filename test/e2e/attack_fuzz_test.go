@@ -54,6 +54,10 @@ func TestAttackClassificationDifferential(t *testing.T) {
 	run := uniq("00u-fz") // this run's principals (-count=n reuses the stack)
 	for i := 0; i < cases && time.Now().Before(deadline); i++ {
 		c := genCase(rng, i)
+		if i < len(fuzzSeeds) {
+			c = fuzzSeeds[i]
+			c.desc = fmt.Sprintf("#%d seed [%s]", i, c.desc)
+		}
 		for _, target := range []string{"tsstateless", "jsonapi"} {
 			sub := fmt.Sprintf("%s-%s-%03d", run, target[:2], i)
 			tok, ok := toks[sub]
@@ -288,6 +292,26 @@ func goMessages(body []byte) []string {
 		out = append(out, msgKey(req.Method, nameOf(req.Method, req.Params), id))
 	}
 	return out
+}
+
+// fuzzSeeds are the first cases: the reproductions of issue 11 and what
+// held before it.
+var fuzzSeeds = []fuzzCase{
+	{desc: "utf-7 name", contentType: "application/json; charset=utf-7", version: "2025-11-25", body: call("s-0", "+AGQ-elete_all", "")},
+	{desc: "utf-7 quotes", contentType: "application/json; charset=utf-7", version: "2025-11-25", body: []byte(utf7HiddenCall)},
+	{desc: "utf-16", contentType: "application/json; charset=utf-16le", version: "2025-11-25", body: utf16le(string(call("s-2", "echo", `{"text":"x"}`)))},
+	{desc: "gzip", contentType: "application/json", encoding: "gzip", version: "2025-11-25", body: gz(call("s-3", "echo", `{"text":"x"}`))},
+	{desc: "batch ping + held", contentType: "application/json", version: "2025-03-26",
+		body: []byte(`[{"jsonrpc":"2.0","id":"s-4a","method":"ping"},{"jsonrpc":"2.0","id":"s-4b","method":"tools/call","params":{"name":"delete_all","arguments":{}}}]`)},
+	{desc: "batch ping + echo, no version", contentType: "application/json",
+		body: []byte(`[{"jsonrpc":"2.0","id":"s-5a","method":"ping"},{"jsonrpc":"2.0","id":"s-5b","method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}]`)},
+	{desc: "duplicate name", contentType: "application/json", version: "2025-11-25",
+		body: []byte(`{"jsonrpc":"2.0","id":"s-6","method":"tools/call","params":{"name":"echo","name":"delete_all","arguments":{"text":"x"}}}`)},
+	{desc: "case-variant method key", contentType: "application/json", version: "2025-11-25",
+		body: []byte(`{"jsonrpc":"2.0","id":"s-7","method":"ping","Method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`)},
+	{desc: "BOM", contentType: "application/json", version: "2025-11-25", body: append([]byte("\xef\xbb\xbf"), call("s-8", "echo", `{"text":"x"}`)...)},
+	{desc: "escaped name", contentType: "application/json", version: "2025-11-25",
+		body: []byte(`{"jsonrpc":"2.0","id":"s-9","method":"tools/call","params":{"name":"\u0065cho","arguments":{"text":"x"}}}`)},
 }
 
 // fuzzCase is one generated request.
