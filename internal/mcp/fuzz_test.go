@@ -127,12 +127,12 @@ func FuzzParseHTTP(f *testing.F) {
 				t.Fatalf("error response is not JSON: %s", resp)
 			}
 			// An error about a body that is one message carries exactly
-			// the id PeekID reads (none when the body was cut).
-			if peek := PeekID(body); !req.Truncated && !isArray(body) && string(err.ID) != string(peek) {
+			// the id PeekID reads (PeekIDPrefix when the body was cut).
+			if peek := PeekID(body); !truncated(req) && !isArray(body) && string(err.ID) != string(peek) {
 				t.Fatalf("error id %s, PeekID %s: %s", err.ID, peek, err.Message)
 			}
-			if req.Truncated && err.ID != nil {
-				t.Fatalf("error on a truncated body has id %s", err.ID)
+			if peek := PeekIDPrefix(body); truncated(req) && string(err.ID) != string(peek) {
+				t.Fatalf("error on a truncated body has id %s, PeekIDPrefix %s", err.ID, peek)
 			}
 			return
 		}

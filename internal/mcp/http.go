@@ -105,11 +105,15 @@ func ParseHTTP(r *HTTPRequest) (*Call, *Error) {
 	return call, nil
 }
 
-// withPeekedID gives err the id of r's body (see PeekID) unless the body
-// was cut, and returns it.
+// withPeekedID gives err the id of r's body (see PeekID; PeekIDPrefix
+// when the body was cut), and returns it.
 func withPeekedID(r *HTTPRequest, err *Error) *Error {
-	if err.ID == nil && !truncated(r) {
-		err.ID = PeekID(r.Body)
+	if err.ID == nil {
+		if truncated(r) {
+			err.ID = PeekIDPrefix(r.Body)
+		} else {
+			err.ID = PeekID(r.Body)
+		}
 	}
 	return err
 }
@@ -160,7 +164,7 @@ func parsePost(r *HTTPRequest) (*Call, *Error) {
 		return nil, withPeekedID(r, err)
 	}
 	if truncated(r) {
-		return nil, &Error{HTTPStatus: 413, Code: CodeInvalidRequest,
+		return nil, &Error{HTTPStatus: 413, Code: CodeInvalidRequest, ID: PeekIDPrefix(r.Body),
 			Message: "request body was cut at the gateway limit; the call cannot be checked (send a smaller request or raise the gateway's max_request_bytes)"}
 	}
 	if len(r.Body) > math.MaxInt32 { // the scanner keeps offsets as int32

@@ -249,3 +249,37 @@ func PeekID(body []byte) json.RawMessage {
 	}
 	return nil
 }
+
+// PeekIDPrefix is PeekID for a body Envoy cut at its limit
+// (allow_partial_message): the id of the one message object the prefix
+// starts, when its id member (a string or number) ended before the cut and
+// nothing before the cut is malformed; otherwise nil. Only the answer to
+// an over-size request uses it: the call itself is never judged on a
+// prefix (ParseHTTP refuses a cut body with 413). A prefix cannot show a
+// duplicate id after the cut; echoing the first one in an error is
+// harmless, as the request is refused either way.
+func PeekIDPrefix(prefix []byte) json.RawMessage {
+	if id := PeekID(prefix); id != nil {
+		return id
+	}
+	if len(prefix) > math.MaxInt32 {
+		return nil
+	}
+	var s scanner
+	s.init(prefix)
+	s.skipWS()
+	if s.i >= len(prefix) || prefix[s.i] != '{' {
+		return nil
+	}
+	var one rawMsg
+	var batch []rawMsg
+	if _, ok := s.body(&one, &batch); ok || s.err == nil || s.err.kind != kindSyntax || s.i < len(prefix) {
+		return nil // complete (PeekID said no), or malformed before the cut
+	}
+	// The id's value must have ended before the cut: a number at the very
+	// end may have lost digits.
+	if !one.id.present() || int(one.id.e) >= len(prefix) {
+		return nil
+	}
+	return s.validID(&one)
+}

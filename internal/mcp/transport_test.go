@@ -112,7 +112,9 @@ func TestPostEncoding(t *testing.T) {
 		{"transfer-encoding identity", post(pingBody, "transfer-encoding", "identity"), e415("7", `Transfer-Encoding "identity" is not supported`)},
 		{"utf-7 body keeps its id", post(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"+AGQ-elete_all"}}`, "content-type", "application/json; charset=utf-7"),
 			e415("3", `charset "utf-7" is not supported`)},
-		{"415 on a truncated body has no id", &HTTPRequest{Method: "POST", Headers: map[string]string{"content-type": "text/plain"}, Body: []byte(pingBody), Truncated: true},
+		{"415 on a truncated body has the prefix's id", &HTTPRequest{Method: "POST", Headers: map[string]string{"content-type": "text/plain"}, Body: []byte(pingBody[:len(pingBody)-3]), Truncated: true},
+			e415("7", "is not supported")},
+		{"415 on a body cut inside its id has none", &HTTPRequest{Method: "POST", Headers: map[string]string{"content-type": "text/plain"}, Body: []byte(`{"jsonrpc":"2.0","id":7`), Truncated: true},
 			e415("", "is not supported")},
 
 		{"content-length matches", post(pingBody, "content-length", "40"), nil},
