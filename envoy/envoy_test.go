@@ -90,8 +90,13 @@ func TestBuildShapesTheDataPath(t *testing.T) {
 	if err := hcm.HttpFilters[0].GetTypedConfig().UnmarshalTo(authz); err != nil {
 		t.Fatal(err)
 	}
-	if authz.FailureModeAllow || authz.WithRequestBody.GetAllowPartialMessage() {
-		t.Error("ext_authz must fail closed and never judge a partial body")
+	if authz.FailureModeAllow {
+		t.Error("ext_authz must fail closed")
+	}
+	// A body over the limit reaches airlock cut, flagged partial, so that
+	// airlock answers 413 with the request's id (and refuses it).
+	if !authz.WithRequestBody.GetAllowPartialMessage() {
+		t.Error("ext_authz must send the head of an over-size body so airlock can answer with its id")
 	}
 	if got := authz.GetGrpcService().GetTimeout().AsDuration(); got <= 25e9 {
 		t.Errorf("ext_authz timeout %v does not exceed the 25s approval hold window", got)

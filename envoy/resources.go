@@ -146,11 +146,15 @@ func extAuthz(cfg *config.Config) *extauthzv3.ExtAuthz {
 		TransportApiVersion: corev3.ApiVersion_V3,
 		// Fail closed: if airlock cannot be reached, nothing passes.
 		FailureModeAllow: false,
-		// The MCP call is in the body; Envoy answers 413 itself past the limit
-		// (allow_partial_message off), so a call is never judged on half its body.
+		// The MCP call is in the body. Past the limit Envoy sends the first
+		// max_request_bytes with x-envoy-auth-partial-body: true
+		// (allow_partial_message), and airlock refuses the call with a 413
+		// JSON-RPC error carrying the request's id: a call is never judged
+		// on part of its body (mcp.ParseHTTP refuses every cut body).
 		WithRequestBody: &extauthzv3.BufferSettings{
-			MaxRequestBytes: uint32(cfg.Limits.MaxRequestBytes),
-			PackAsBytes:     true,
+			MaxRequestBytes:     uint32(cfg.Limits.MaxRequestBytes),
+			PackAsBytes:         true,
+			AllowPartialMessage: true,
 		},
 		// ext_authz sets x-airlock-grant on granted calls; re-match so the per-grant route is chosen.
 		ClearRouteCache: true,
