@@ -82,6 +82,10 @@ type Options struct {
 	// /oauth2/second), trusted as "second", minting any subject — the same
 	// subject as an okta one included (see Stack.Token2).
 	SecondIssuer bool
+	// ListenTLS, when set, makes airlock's gRPC listeners (ext_authz,
+	// ext_proc, ADS) take mutual TLS only (listen.tls), and the data path
+	// reach them with the client certificate it names.
+	ListenTLS *config.ListenTLS
 	// PolicyData are more policy data files, by path under the policy
 	// directory (e.g. "airlock/rules/tsserver/data.yaml" holds
 	// data.airlock.rules.tsserver).
@@ -210,6 +214,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		// binds public_url's port.
 		b, err := envoy.ADSBootstrap(envoy.Node{ID: "airlock-e2e", Cluster: "airlock"}, s.XDSAddr, envoy.ADSOptions{})
 		if err != nil {
+			return nil, err
+		}
+		if err := envoy.SecureADSBootstrap(b, s.Config); err != nil {
 			return nil, err
 		}
 		if s.DataPath, err = startADSDataPath(ctx, b, listen, s.WorkDir, log); err != nil {
@@ -353,7 +360,7 @@ func (s *Stack) writeConfig(opts Options, authz, httpAddr, proc, xdsAddr, level 
 	// Local tools (the conformance suite, MCP inspectors) send a loopback Origin.
 	fmt.Fprintf(&b, `public_url: %s
 allowed_origins: ["http://127.0.0.1:*", "http://localhost:*"]
-listen: {authz: %q, http: %q, proc: %q, xds: %q}
+listen: {authz: %q, http: %q, proc: %q, xds: %q%s}
 issuers:
   - name: okta
     url: %s
@@ -366,7 +373,7 @@ targets:
     upstream: %s
     scopes_required: [mcp.read]
     credential: {prefix: "Bearer ", file: %s}
-`, s.BaseURL, authz, httpAddr, proc, xdsAddr, s.Issuer.URL(), s.GoServer.URL(), credFile, s.JSONServer.URL(), credFile)
+`, s.BaseURL, authz, httpAddr, proc, xdsAddr, listenTLS(opts.ListenTLS), s.Issuer.URL(), s.GoServer.URL(), credFile, s.JSONServer.URL(), credFile)
 	if len(opts.IssuerAudiences) > 0 {
 		cfg := b.String()
 		b.Reset()
@@ -413,6 +420,15 @@ targets:
 		return nil, err
 	}
 	return config.Load(path)
+}
+
+// listenTLS is the listen.tls member of the listen: flow mapping ("" when t is nil).
+func listenTLS(t *config.ListenTLS) string {
+	if t == nil {
+		return ""
+	}
+	return fmt.Sprintf(", tls: {cert_file: %q, key_file: %q, client_ca_file: %q, allowed_identities: %s, envoy: {cert_file: %q, key_file: %q, ca_file: %q, server_name: %q}}",
+		t.CertFile, t.KeyFile, t.ClientCAFile, yamlList(t.AllowedIdentities), t.Envoy.CertFile, t.Envoy.KeyFile, t.Envoy.CAFile, t.Envoy.ServerName)
 }
 
 // yamlList is a YAML flow sequence of quoted strings.
