@@ -520,7 +520,12 @@ func TestDenialsCarryTheRequestID(t *testing.T) {
 		{"content coding", post("alice", call(46, "read"), "content-encoding", "gzip"), 415, "46"},
 		{"policy deny", post("alice", call(47, "nuke")), 403, "47"},
 		// A body Envoy cut at the limit: the id its head shows.
-		{"body cut at the limit", func() *Request { r := post("alice", call(48, "read")); r.Truncated = true; r.Body = r.Body[:len(r.Body)-5]; return r }(), 413, "48"},
+		{"body cut at the limit", func() *Request {
+			r := post("alice", call(48, "read"))
+			r.Truncated = true
+			r.Body = r.Body[:len(r.Body)-5]
+			return r
+		}(), 413, "48"},
 		{"body cut inside its id", func() *Request {
 			r := post("alice", call(48, "read"))
 			r.Truncated = true
