@@ -36,6 +36,9 @@ type ADSOptions struct {
 	// OnResponse, if set, is called after each response was applied and
 	// ACKed, or rejected and NACKed. It runs on the client's goroutine.
 	OnResponse func(ADSResponse)
+
+	// tls is the ADS cluster's TLS transport socket (ConnectBootstrap).
+	tls *upstreamTLS
 }
 
 // ADSResponse reports one xDS response as the client handled it.
@@ -127,9 +130,10 @@ func sotwFullState(typeURL string) bool {
 	return typeURL == typeListenerURL || typeURL == typeClusterURL || typeURL == typeScopedURL
 }
 
-// ConnectADS dials the ADS server at addr (host:port, plaintext, loopback
-// in tests) and runs the client until Close. It returns at once; use
-// WaitReady for the driver.
+// ConnectADS dials the ADS server at addr (host:port, loopback in tests;
+// plaintext, or the bootstrap ADS cluster's TLS transport socket when
+// ConnectBootstrap calls it) and runs the client until Close. It returns
+// at once; use WaitReady for the driver.
 func ConnectADS(addr string, opts ADSOptions) (*ADS, error) {
 	if opts.Node.GetId() == "" {
 		return nil, errors.New("envoydriver ADS: node id is required")
@@ -138,7 +142,11 @@ func ConnectADS(addr string, opts ADSOptions) (*ADS, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds := insecure.NewCredentials()
+	if opts.tls != nil {
+		creds = opts.tls.credentials()
+	}
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
 	if err != nil {
 		return nil, fmt.Errorf("envoydriver ADS: %w", err)
@@ -370,7 +378,8 @@ func sortedNames(m map[string]bool) []string {
 
 // ConnectBootstrap starts an ADS client the way Envoy would from an ADS
 // bootstrap (airlock's `envoy bootstrap --ads`): its node, the address of
-// the static cluster ads_config names, and DELTA_GRPC or GRPC.
+// the static cluster ads_config names and that cluster's TLS transport
+// socket, and DELTA_GRPC or GRPC.
 func ConnectBootstrap(b *bootstrapv3.Bootstrap, opts ADSOptions) (*ADS, error) {
 	ads := b.GetDynamicResources().GetAdsConfig()
 	if ads == nil {
@@ -398,6 +407,7 @@ func ConnectBootstrap(b *bootstrapv3.Bootstrap, opts ADSOptions) (*ADS, error) {
 			return nil, err
 		}
 		addr = cl.endpoints[0].addr
+		opts.tls = cl.tls
 	}
 	if addr == "" {
 		return nil, fmt.Errorf("envoydriver ADS: ads_config cluster %q is not a static cluster of the bootstrap", name)

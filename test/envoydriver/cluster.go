@@ -21,6 +21,9 @@ type cluster struct {
 	endpoints      []endpoint
 	connectTimeout time.Duration
 	next           atomic.Uint64
+	// tls is the cluster's TLS transport socket (upstreamtls.go), nil for
+	// plaintext (Envoy's default raw_buffer).
+	tls *upstreamTLS
 }
 
 type endpoint struct {
@@ -30,7 +33,9 @@ type endpoint struct {
 
 // compileCluster accepts STATIC, STRICT_DNS and LOGICAL_DNS clusters whose
 // load_assignment lists socket addresses; EDS and other discovery types need
-// an xDS client and are rejected.
+// an xDS client and are rejected. A transport_socket may be the
+// envoy.transport_sockets.tls subset upstreamtls.go implements (used by
+// gRPC services and ADS); transport_socket_matches is refused.
 func compileCluster(c *clusterv3.Cluster) (*cluster, error) {
 	if err := c.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
@@ -43,10 +48,17 @@ func compileCluster(c *clusterv3.Cluster) (*cluster, error) {
 		}
 		return nil, fmt.Errorf("cluster %q: discovery type %s is not supported", c.GetName(), c.GetType())
 	}
-	if c.GetTransportSocket() != nil {
-		return nil, fmt.Errorf("cluster %q: transport_socket (TLS) is not supported", c.GetName())
+	if len(c.GetTransportSocketMatches()) > 0 {
+		return nil, fmt.Errorf("cluster %q: transport_socket_matches is not supported", c.GetName())
 	}
 	cl := &cluster{name: c.GetName(), connectTimeout: defaultConnectTimeout}
+	if ts := c.GetTransportSocket(); ts != nil {
+		t, err := compileTransportSocket(ts)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+		}
+		cl.tls = t
+	}
 	if c.GetConnectTimeout() != nil {
 		cl.connectTimeout = c.GetConnectTimeout().AsDuration()
 	}

@@ -55,4 +55,13 @@
 //     (header_mutation extension) run before routing, and local_reply_config
 //     mappers (header, response flag, status code filters) rewrite local
 //     replies.
+//   - A cluster's transport_socket may be envoy.transport_sockets.tls with
+//     the UpstreamTlsContext subset airlock renders (envoy/tls.go): a client
+//     certificate and key, validation_context.trusted_ca (required) with
+//     match_typed_subject_alt_names (Envoy's DNS wildcard semantics for
+//     exact DNS matchers), sni, alpn_protocols, TLS versions; Envoy's client
+//     defaults otherwise (TLS 1.2 maximum, its cipher list and curves). It
+//     serves envoy_grpc services (ext_authz, ext_proc) and the bootstrap's
+//     ADS cluster; the router refuses a TLS cluster with 503. Any other TLS
+//     setting is an error naming the field.
 package envoydriver

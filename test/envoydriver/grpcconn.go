@@ -20,11 +20,13 @@ type grpcTarget struct {
 	authority string
 	timeout   time.Duration // GrpcService.timeout, 0 when unset
 	metadata  []string      // initial_metadata as key/value pairs
+	tls       *upstreamTLS  // the envoy_grpc cluster's TLS transport socket, nil for plaintext
 }
 
 // resolveGrpcService follows grpc_service.proto GrpcService: envoy_grpc
-// names a cluster (its first endpoint is dialled, plaintext HTTP/2);
-// google_grpc.target_uri is dialled as given.
+// names a cluster (its first endpoint is dialled over HTTP/2, through the
+// cluster's TLS transport socket when it has one, plaintext otherwise);
+// google_grpc.target_uri is dialled as given, plaintext.
 func resolveGrpcService(gs *corev3.GrpcService, c *compiled) (grpcTarget, error) {
 	var t grpcTarget
 	switch s := gs.GetTargetSpecifier().(type) {
@@ -34,6 +36,7 @@ func resolveGrpcService(gs *corev3.GrpcService, c *compiled) (grpcTarget, error)
 			return t, fmt.Errorf("grpc_service envoy_grpc cluster %q is not defined (clusters: %v)", s.EnvoyGrpc.GetClusterName(), c.clusterNames())
 		}
 		t.target = "passthrough:///" + cl.endpoints[0].addr
+		t.tls = cl.tls
 		t.authority = s.EnvoyGrpc.GetAuthority()
 		if t.authority == "" {
 			// grpc_service.proto EnvoyGrpc.authority: "If not set, the
@@ -82,6 +85,11 @@ type connPool struct {
 
 func (p *connPool) get(t grpcTarget) (*grpc.ClientConn, error) {
 	key := t.target + "|" + t.authority
+	creds := insecure.NewCredentials()
+	if t.tls != nil {
+		key += "|tls:" + t.tls.key
+		creds = t.tls.credentials()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -90,7 +98,7 @@ func (p *connPool) get(t grpcTarget) (*grpc.ClientConn, error) {
 	if cc, ok := p.conns[key]; ok {
 		return cc, nil
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if t.authority != "" {
 		opts = append(opts, grpc.WithAuthority(t.authority))
 	}

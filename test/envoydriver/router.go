@@ -90,6 +90,13 @@ func (s *stream) proxy(h *headerMap, body bodySource, rp *transports) (*response
 		drain(s.ctx, body)
 		return nil, &localReply{status: rt.notFoundStatus, details: "cluster_not_found"}
 	}
+	if cl.tls != nil {
+		// The router's HTTP/1 upstream does not implement TLS
+		// (upstreamtls.go serves gRPC services and ADS only): fail closed.
+		drain(s.ctx, body)
+		s.log.Error("envoydriver: the router cannot reach a cluster with a TLS transport socket", "cluster", cl.name)
+		return nil, &localReply{status: http.StatusServiceUnavailable, body: "upstream connect error or disconnect/reset before headers. reset reason: connection failure", details: "upstream_tls_not_supported_by_stand_in"}
+	}
 	ep := cl.pick()
 	up := s.upstreamHeaders(rt, h, ep)
 	upCtx, upCancel := context.WithCancel(s.abortCtx)
