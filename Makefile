@@ -35,6 +35,12 @@ fuzz:
 	$(GO) test ./internal/audit -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 200000x
 	$(GO) test ./internal/audit -run '^$$' -fuzz FuzzParseSegment -fuzztime 200000x
 	$(GO) test ./internal/grants -run '^$$' -fuzz FuzzScanFrames -fuzztime 200000x
+	$(GO) test ./internal/mcp -run '^$$' -fuzz FuzzContentType -fuzztime 200000x
+	$(GO) test ./internal/mcp -run '^$$' -fuzz FuzzPeekIDPrefix -fuzztime 200000x
+	$(GO) test ./extproc -run '^$$' -fuzz FuzzErrorBody -fuzztime 200000x
+	$(GO) test ./extproc -run '^$$' -fuzz FuzzContentEncoding -fuzztime 200000x
+	$(GO) test ./internal/policy -run '^$$' -fuzz FuzzNormalizeName -fuzztime 200000x
+	$(GO) test ./internal/mtls -run '^$$' -fuzz FuzzAllowedIdentities -fuzztime 200000x
 
 # Build airlock, start an OIDC issuer, two MCP servers, `airlock serve` and
 # the data path (Envoy if on PATH, else the local stand-in), run a scripted
