@@ -26,21 +26,17 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Short fuzzing of every parser (the seed corpora also run in `make test`).
+# Short fuzzing of every parser: every Fuzz target in the module, found by
+# `go test -list`, so a new one is never left out (the seed corpora also
+# run in `make test`). FUZZTIME=30s make fuzz for longer runs.
+FUZZTIME ?= 200000x
 fuzz:
-	$(GO) test ./internal/mcp -run '^$$' -fuzz FuzzParseHTTP -fuzztime 200000x
-	$(GO) test ./internal/config -run '^$$' -fuzz FuzzParse -fuzztime 200000x
-	$(GO) test ./internal/mask -run '^$$' -fuzz FuzzMaskJSON -fuzztime 200000x
-	$(GO) test ./internal/mask -run '^$$' -fuzz FuzzSSE -fuzztime 200000x
-	$(GO) test ./internal/audit -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 200000x
-	$(GO) test ./internal/audit -run '^$$' -fuzz FuzzParseSegment -fuzztime 200000x
-	$(GO) test ./internal/grants -run '^$$' -fuzz FuzzScanFrames -fuzztime 200000x
-	$(GO) test ./internal/mcp -run '^$$' -fuzz FuzzContentType -fuzztime 200000x
-	$(GO) test ./internal/mcp -run '^$$' -fuzz FuzzPeekIDPrefix -fuzztime 200000x
-	$(GO) test ./extproc -run '^$$' -fuzz FuzzErrorBody -fuzztime 200000x
-	$(GO) test ./extproc -run '^$$' -fuzz FuzzContentEncoding -fuzztime 200000x
-	$(GO) test ./internal/policy -run '^$$' -fuzz FuzzNormalizeName -fuzztime 200000x
-	$(GO) test ./internal/mtls -run '^$$' -fuzz FuzzAllowedIdentities -fuzztime 200000x
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME); \
+	  done; \
+	done
 
 # Build airlock, start an OIDC issuer, two MCP servers, `airlock serve` and
 # the data path (Envoy if on PATH, else the local stand-in), run a scripted
