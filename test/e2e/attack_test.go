@@ -364,14 +364,14 @@ func attacks() []attack {
 			body: call("w-3", "+AGQ-elete_all", ""), expect: expect{status: []int{415}, errIDs: []string{`"w-3"`}, outcomes: invalid}},
 		{name: "framing/chunked body over max_request_bytes", target: "tsstateless", chunked: true,
 			body:   call("w-4", "echo", `{"text":"`+strings.Repeat("a", advMaxBody+(1<<20))+`"}`),
-			expect: expect{status: []int{413}, anyErr: true, dataPath: true}},
+			expect: expect{status: []int{413}, errIDs: []string{`"w-4"`}, outcomes: invalid}},
 		{name: "path/matrix parameter", target: "tsstateless", raw: "/mcp/tsstateless;x=1", body: call("p-13", "echo", ""),
 			expect: expect{status: []int{400, 404}, dataPath: true}},
 
 		// --- 9. bodies over the limit ---
 		{name: "limit/body over max_request_bytes", target: "tsstateless",
 			body:   call("l-1", "echo", `{"text":"`+strings.Repeat("a", advMaxBody+(1<<20))+`"}`),
-			expect: expect{status: []int{413}, anyErr: true, dataPath: true}},
+			expect: expect{status: []int{413}, errIDs: []string{`"l-1"`}, outcomes: invalid}},
 	}
 }
 
