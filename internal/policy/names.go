@@ -322,30 +322,22 @@ type scriptRange struct {
 // search (ranging over the map per character would be slow).
 var scriptRanges = sync.OnceValue(func() []scriptRange {
 	var rs []scriptRange
+	// add appends lo..hi (every stride-th rune of it) to rs.
+	add := func(lo, hi, stride rune, name string) {
+		if stride == 1 {
+			rs = append(rs, scriptRange{lo, hi, name})
+			return
+		}
+		for r := lo; r <= hi; r += stride {
+			rs = append(rs, scriptRange{r, r, name})
+		}
+	}
 	for name, t := range unicode.Scripts {
 		for _, r := range t.R16 {
-			for lo := rune(r.Lo); lo <= rune(r.Hi); lo += rune(r.Stride) {
-				hi := lo
-				if r.Stride == 1 {
-					hi = rune(r.Hi)
-				}
-				rs = append(rs, scriptRange{lo, hi, name})
-				if r.Stride == 1 {
-					break
-				}
-			}
+			add(rune(r.Lo), rune(r.Hi), rune(r.Stride), name)
 		}
 		for _, r := range t.R32 {
-			for lo := rune(r.Lo); lo <= rune(r.Hi); lo += rune(r.Stride) {
-				hi := lo
-				if r.Stride == 1 {
-					hi = rune(r.Hi)
-				}
-				rs = append(rs, scriptRange{lo, hi, name})
-				if r.Stride == 1 {
-					break
-				}
-			}
+			add(rune(r.Lo), rune(r.Hi), rune(r.Stride), name)
 		}
 	}
 	sort.Slice(rs, func(i, j int) bool { return rs[i].lo < rs[j].lo })
