@@ -50,17 +50,26 @@ func (c *callbacks) sentScopes(id int64, nonce string, d ackDelta) {
 }
 
 // ackedScopes applies the response a request answered, when it is an ACK.
+// A stream counts as subscribed to scoped routes from its first request
+// for them: until then no response may have been sent (with no grant live
+// there is nothing to send), and a grant issued then must still wait for
+// that Envoy.
 func (c *callbacks) ackedScopes(id int64, typeURL, nonce string, nack bool) {
-	if typeURL != resource.ScopedRouteType || nonce == "" {
+	if typeURL != resource.ScopedRouteType {
 		return
 	}
 	c.streamsMu.Lock()
 	st := c.streams[id]
-	if st == nil || st.acks == nil {
+	if st == nil {
 		c.streamsMu.Unlock()
 		return
 	}
-	a := st.acks
+	a := st.ack()
+	a.seen = true
+	if nonce == "" {
+		c.streamsMu.Unlock()
+		return
+	}
 	d, ok := a.pending[nonce]
 	delete(a.pending, nonce)
 	if ok && !nack {

@@ -35,3 +35,30 @@ func TestWaitGrantRoute(t *testing.T) {
 		})
 	}
 }
+
+// An Envoy that subscribed to scoped routes before any grant existed has
+// been sent no scoped-route response yet; a first grant must still wait
+// for it rather than go before its route exists.
+func TestWaitGrantRouteCountsEnvoysWithoutScopes(t *testing.T) {
+	for _, delta := range []bool{true, false} {
+		t.Run(mode(delta), func(t *testing.T) {
+			g := startGateway(t, delta)
+			short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			if err := g.srv.WaitGrantRoute(short, "gr_first"); err == nil || !strings.Contains(err.Error(), "not yet in 1 Envoy") {
+				t.Fatalf("a first grant's wait with no scope sent yet: %v", err)
+			}
+			if err := g.srv.UpsertGrant(Grant{ID: "gr_first", Target: "github", Expiry: time.Now().Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel2 := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel2()
+			if err := g.srv.WaitGrantRoute(ctx, "gr_first"); err != nil {
+				t.Fatal(err)
+			}
+			if status, body := g.call(t, "/mcp/github", map[string]string{"x-test-grant": "gr_first"}); status != 200 {
+				t.Errorf("the first grant's call got %d: %s", status, body)
+			}
+		})
+	}
+}
