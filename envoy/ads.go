@@ -102,7 +102,7 @@ func BuildDynamic(cfg *config.Config, opts Options) (*Dynamic, error) {
 	// No scope for the key (the grant ended): the router answers 404 "NR";
 	// make that Envoy's own 403.
 	hcm.LocalReplyConfig = &hcmv3.LocalReplyConfig{Mappers: []*hcmv3.ResponseMapper{noGrantRouteMapper()}}
-	lis, err := listenerWith(net.JoinHostPort(addr.GetAddress(), fmt.Sprint(addr.GetPortValue())), hcm)
+	lis, err := listenerWith(cfg, net.JoinHostPort(addr.GetAddress(), fmt.Sprint(addr.GetPortValue())), hcm)
 	if err != nil {
 		return nil, err
 	}

@@ -98,6 +98,11 @@ func TestBuildShapesTheDataPath(t *testing.T) {
 	if !authz.WithRequestBody.GetAllowPartialMessage() {
 		t.Error("ext_authz must send the head of an over-size body so airlock can answer with its id")
 	}
+	// With partial bodies ext_authz does not raise the stream's buffer
+	// limit: the listener's must hold a whole body up to the limit.
+	if got, want := res.Listener.GetPerConnectionBufferLimitBytes().GetValue(), authz.WithRequestBody.GetMaxRequestBytes(); got < want {
+		t.Errorf("per_connection_buffer_limit_bytes %d is below max_request_bytes %d", got, want)
+	}
 	if got := authz.GetGrpcService().GetTimeout().AsDuration(); got <= 25e9 {
 		t.Errorf("ext_authz timeout %v does not exceed the 25s approval hold window", got)
 	}

@@ -133,7 +133,7 @@ func mustAny(m proto.Message) *anypb.Any {
 func listener(cfg *config.Config, addr string) (*listenerv3.Listener, error) {
 	hcm := connectionManager(cfg, extAuthz(cfg))
 	hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: routes(cfg)}
-	return listenerWith(addr, hcm)
+	return listenerWith(cfg, addr, hcm)
 }
 
 // extAuthz is the ext_authz filter config airlock needs.
@@ -198,8 +198,23 @@ func authzTimeout(cfg *config.Config) time.Duration {
 	return max(AuthzTimeout, cfg.Grants.HoldWindow+5*time.Second)
 }
 
+// defaultBufferLimit is Envoy's per_connection_buffer_limit_bytes when
+// unset (listener.proto).
+const defaultBufferLimit = 1 << 20
+
+// bufferLimit is the listener's per_connection_buffer_limit_bytes: room for
+// a whole request body up to limits.max_request_bytes. ext_authz raises a
+// stream's decoder buffer limit to max_request_bytes only without
+// allow_partial_message (ext_authz.cc); airlock sends partial bodies (to
+// answer an over-size call with its id), so the listener's limit must hold
+// the largest body airlock accepts, or ext_proc's buffering of it would
+// hit Envoy's 413 first.
+func bufferLimit(cfg *config.Config) uint32 {
+	return uint32(max(defaultBufferLimit, cfg.Limits.MaxRequestBytes))
+}
+
 // listenerWith wraps an HTTP connection manager in a listener on addr.
-func listenerWith(addr string, hcm *hcmv3.HttpConnectionManager) (*listenerv3.Listener, error) {
+func listenerWith(cfg *config.Config, addr string, hcm *hcmv3.HttpConnectionManager) (*listenerv3.Listener, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen address %q: %w", addr, err)
@@ -209,7 +224,8 @@ func listenerWith(addr string, hcm *hcmv3.HttpConnectionManager) (*listenerv3.Li
 		return nil, fmt.Errorf("listen address %q: bad port", addr)
 	}
 	return &listenerv3.Listener{
-		Name: ListenerName,
+		Name:                          ListenerName,
+		PerConnectionBufferLimitBytes: wrapperspb.UInt32(bufferLimit(cfg)),
 		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 			Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(port)},
 		}}},
