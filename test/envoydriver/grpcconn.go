@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -98,7 +99,11 @@ func (p *connPool) get(t grpcTarget) (*grpc.ClientConn, error) {
 	if cc, ok := p.conns[key]; ok {
 		return cc, nil
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	// Envoy's gRPC client takes messages of any size unless the cluster's
+	// GrpcService.EnvoyGrpc sets max_receive_message_length ("Defaults to
+	// 0, which means unlimited", api/envoy/config/core/v3/grpc_service.proto);
+	// grpc-go's own default would be 4 MiB.
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32))}
 	if t.authority != "" {
 		opts = append(opts, grpc.WithAuthority(t.authority))
 	}
