@@ -85,6 +85,9 @@ func StartGoServer(ctx context.Context, opts GoServerOptions) (*GoServer, error)
 		JSONResponse:               opts.JSONResponse,
 		Logger:                     logger,
 		DisableLocalhostProtection: opts.DisableLocalhostProtection,
+		// The gateway decides how large a call may be (limits up to 64
+		// MiB); the SDK's own 4 MiB default would answer first.
+		MaxRequestBodyBytes: 64 << 20,
 	})
 	var h http.Handler = handler
 	if opts.Gzip != GzipNever {
