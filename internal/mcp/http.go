@@ -47,8 +47,10 @@ const (
 //     X-Method-Override) are 400 on every method, whatever their value.
 //   - MCP-Protocol-Version: absent means 2025-03-26; an unsupported value is
 //     400 with UNSUPPORTED_PROTOCOL_VERSION (-32022) listing the supported ones.
-//   - Mcp-Session-Id: when present it must be visible ASCII (0x21-0x7E),
-//     else 400. Ignored under 2026-07-28, which has no sessions.
+//   - Mcp-Session-Id: when present it must be visible ASCII (0x21-0x7E)
+//     without a comma (Envoy joins a repeated header with commas, and a
+//     server reads the first), else 400. Under 2026-07-28, which has no
+//     sessions, it must be absent (400).
 //   - POST encoding, 415 unless: Content-Type is present and is
 //     application/json with no parameter or only charset=utf-8 (any case,
 //     quoted or not; see contentTypeProblem), Content-Encoding is absent or
@@ -219,6 +221,11 @@ func postContext(s *scanner, h map[string]string) (headerCheck, string, *Error) 
 		if session, err = sessionID(h); err != nil {
 			return headerCheck{}, "", err
 		}
+	} else if _, ok := h["mcp-session-id"]; ok {
+		// A server that also speaks older versions could still act on the
+		// session the header names, one airlock would not have checked.
+		return headerCheck{}, "", &Error{HTTPStatus: 400, Code: CodeInvalidRequest,
+			Message: "Mcp-Session-Id is not part of protocol 2026-07-28 (no sessions); leave it out"}
 	}
 	return headerCheck{h: h, version: version, versionSent: sent}, session, nil
 }
@@ -332,6 +339,12 @@ func sessionID(h map[string]string) (string, *Error) {
 		if c := v[i]; c < 0x21 || c > 0x7e {
 			return "", &Error{HTTPStatus: 400, Code: CodeInvalidRequest,
 				Message: "Mcp-Session-Id header must be visible ASCII (0x21-0x7E); byte " + strconv.Itoa(i) + " is not"}
+		}
+		// Envoy joins repeated headers with commas, and a server reads the
+		// first of them: "a,b" is two sessions to the two readers.
+		if v[i] == ',' {
+			return "", &Error{HTTPStatus: 400, Code: CodeInvalidRequest,
+				Message: "Mcp-Session-Id must be sent once and hold no comma (byte " + strconv.Itoa(i) + "): a repeated header names two sessions"}
 		}
 	}
 	return v, nil
