@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sort"
+	"sync/atomic"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -77,7 +78,10 @@ type compiled struct {
 	router      routerSettings
 	routes      *routeTable
 	scopes      *scopeTable // scoped_routes instead of routes
-	clusters    map[string]*cluster
+	// live is the driver's current scope table (see Driver.live); streams
+	// select scopes from it, not from scopes.
+	live     *atomic.Pointer[scopeTable]
+	clusters map[string]*cluster
 }
 
 // filterFactory is one configured HTTP filter.

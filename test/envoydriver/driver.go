@@ -15,12 +15,20 @@ type Driver struct {
 	log    *slog.Logger
 	scopes scopeCache
 	cur    atomic.Pointer[compiled]
-	pool   connPool
-	tr     transports
-	ln     net.Listener
-	srv    *http.Server
-	port   string
-	done   chan struct{}
+	// live is the scope table every stream reads, whatever configuration
+	// it started with: Envoy updates SRDS scopes in place on each worker
+	// (source/common/router/scoped_rds.cc addOrUpdateScopes →
+	// ScopedRdsConfigSubscription::applyConfigUpdate, which mutates each
+	// worker's ScopedConfigImpl), so a scope pushed while a call is held
+	// is visible when the call re-selects its scope after
+	// clear_route_cache, unlike a RouteConfiguration, snapped per request.
+	live atomic.Pointer[scopeTable]
+	pool connPool
+	tr   transports
+	ln   net.Listener
+	srv  *http.Server
+	port string
+	done chan struct{}
 }
 
 // New compiles cfg and starts serving HTTP/1.1 on 127.0.0.1 at the
@@ -36,6 +44,8 @@ func New(cfg Config, opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("envoydriver: %w", err)
 	}
+	c.live = &d.live
+	d.live.Store(c.scopes)
 	_, port, _ := net.SplitHostPort(c.addr)
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
 	if err != nil {
@@ -73,6 +83,8 @@ func (d *Driver) Update(cfg Config) error {
 	if _, p, _ := net.SplitHostPort(c.addr); p != "0" && p != d.port {
 		return fmt.Errorf("envoydriver: listener port %s differs from the bound port %s; the listener address cannot change", p, d.port)
 	}
+	c.live = &d.live
+	d.live.Store(c.scopes)
 	d.cur.Store(c)
 	return nil
 }

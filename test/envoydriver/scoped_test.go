@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -242,5 +243,43 @@ func TestLocalReplyMappers(t *testing.T) {
 		if _, err := compileLocalReply(c); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestScopePushedWhileHeldIsVisible: SRDS scopes are updated in place on
+// Envoy's workers (scoped_rds.cc applyConfigUpdate), so a scope pushed
+// while ext_authz holds a call is the one the call re-selects after
+// clear_route_cache — the grant route airlock pushes while a call waits
+// for approval. A call started after the push sees it too.
+func TestScopePushedWhileHeldIsVisible(t *testing.T) {
+	a := newUpstream(t, nil)
+	b := newUpstream(t, nil)
+	held, release := make(chan struct{}), make(chan struct{})
+	_, authzAddr := newAuthz(t, func(_ context.Context, r *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+		close(held)
+		<-release
+		ok := &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-scope", Value: "s1"}}}}
+		return &authv3.CheckResponse{Status: &status.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}, nil
+	})
+	cfg := Config{
+		Listener: scopedListener(t, scopedRDS(), "authz"),
+		Clusters: []*clusterv3.Cluster{staticCluster("a", a.addr()), staticCluster("b", b.addr()), staticCluster("authz", authzAddr)},
+		Scopes:   []*routev3.ScopedRouteConfiguration{scope("base", "base", namedRC("rc-a", prefixRoute("/", "a")))},
+	}
+	d := startDriver(t, cfg)
+	done := make(chan result, 1)
+	go func() { done <- do(t, d, "GET", "/x", "", nil) }()
+	select {
+	case <-held:
+	case <-time.After(testTimeout):
+		t.Fatal("ext_authz never saw the call")
+	}
+	cfg.Scopes = append(cfg.Scopes, scope("s1", "s1", namedRC("rc-b", prefixRoute("/", "b"))))
+	if err := d.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if got := <-done; got.Status != 200 || len(b.requests()) != 1 {
+		t.Fatalf("the held call got %d %q; scope s1's upstream saw %d requests", got.Status, got.Body, len(b.requests()))
 	}
 }

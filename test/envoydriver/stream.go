@@ -101,7 +101,13 @@ func (s *stream) route() *route {
 	if !s.routeCached {
 		t := s.cfg.routes
 		if s.cfg.scopes != nil {
-			t = s.cfg.scopes.find(s.reqHeaders)
+			scopes := s.cfg.scopes
+			if s.cfg.live != nil {
+				if cur := s.cfg.live.Load(); cur != nil {
+					scopes = cur // updated in place, as on Envoy's workers
+				}
+			}
+			t = scopes.find(s.reqHeaders)
 		}
 		s.route_ = t.match(s.reqHeaders)
 		s.routeCached = true
