@@ -3,6 +3,7 @@ package xds
 import (
 	"context"
 	"fmt"
+	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -21,9 +22,9 @@ import (
 
 // ackState is one stream's scoped-route knowledge.
 type ackState struct {
-	seen    bool                // the stream subscribed to scoped routes
-	has     map[string]bool     // scope names it has acknowledged
-	pending map[string]ackDelta // nonce → what that response changes
+	seen    bool                 // the stream subscribed to scoped routes
+	has     map[string]time.Time // scope names it has acknowledged, and when
+	pending map[string]ackDelta  // nonce → what that response changes
 }
 
 type ackDelta struct {
@@ -33,7 +34,7 @@ type ackDelta struct {
 
 func (st *streamState) ack() *ackState {
 	if st.acks == nil {
-		st.acks = &ackState{has: map[string]bool{}, pending: map[string]ackDelta{}}
+		st.acks = &ackState{has: map[string]time.Time{}, pending: map[string]ackDelta{}}
 	}
 	return st.acks
 }
@@ -73,14 +74,23 @@ func (c *callbacks) ackedScopes(id int64, typeURL, nonce string, nack bool) {
 	d, ok := a.pending[nonce]
 	delete(a.pending, nonce)
 	if ok && !nack {
+		now := time.Now()
 		if d.full {
-			a.has = map[string]bool{}
+			prev := a.has
+			a.has = make(map[string]time.Time, len(d.add))
+			for _, n := range d.add {
+				if at, kept := prev[n]; kept {
+					a.has[n] = at
+				}
+			}
 		}
 		for _, n := range d.remove {
 			delete(a.has, n)
 		}
 		for _, n := range d.add {
-			a.has[n] = true
+			if _, known := a.has[n]; !known {
+				a.has[n] = now
+			}
 		}
 	}
 	ch := c.ackCh
@@ -108,24 +118,48 @@ func sotwScopes(resp *discovery.DiscoveryResponse) ackDelta {
 	return d
 }
 
+// applySettle is how long after an Envoy acknowledged a scope its workers
+// are taken to route with it. Envoy ACKs an SRDS update once its main
+// thread accepted it and then posts the new scopes to every worker
+// (scoped_rds.cc applyConfigUpdate → ScopedConfigImpl on each worker), so a
+// call let go the instant the ACK arrives can still meet the old scopes.
+const applySettle = 25 * time.Millisecond
+
 // WaitGrantRoute returns when every connected Envoy that takes scoped
-// routes has acknowledged the grant's scope, or with an error when ctx
-// ends first. With no Envoy connected it returns at once.
+// routes has acknowledged the grant's scope at least applySettle ago, or
+// with an error when ctx ends first. With no Envoy connected it returns at
+// once.
 func (s *Server) WaitGrantRoute(ctx context.Context, grantID string) error {
 	name := ScopeName(grantID)
 	c := (*callbacks)(s)
 	for {
 		s.streamsMu.Lock()
 		missing := 0
+		var last time.Time
 		for _, st := range s.streams {
-			if st.acks != nil && st.acks.seen && !st.acks.has[name] {
+			if st.acks == nil || !st.acks.seen {
+				continue
+			}
+			at, ok := st.acks.has[name]
+			if !ok {
 				missing++
+			} else if at.After(last) {
+				last = at
 			}
 		}
 		ch := c.ackCh
 		s.streamsMu.Unlock()
 		if missing == 0 {
-			return nil
+			wait := time.Until(last.Add(applySettle))
+			if wait <= 0 {
+				return nil
+			}
+			select {
+			case <-time.After(wait):
+				return nil
+			case <-ctx.Done():
+				return fmt.Errorf("the route of grant %s was just acknowledged and may not be applied yet: %w", grantID, ctx.Err())
+			}
 		}
 		select {
 		case <-ch:

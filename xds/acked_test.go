@@ -56,6 +56,15 @@ func TestWaitGrantRouteCountsEnvoysWithoutScopes(t *testing.T) {
 			if err := g.srv.WaitGrantRoute(ctx, "gr_first"); err != nil {
 				t.Fatal(err)
 			}
+			// Envoy's workers apply a scope a moment after the ACK: the
+			// wait lasts applySettle past it.
+			g.srv.streamsMu.Lock()
+			for id, st := range g.srv.streams {
+				if at, ok := st.acks.has[ScopeName("gr_first")]; !ok || time.Since(at) < applySettle {
+					t.Errorf("stream %d: WaitGrantRoute returned %v after the ACK (acknowledged: %v), want at least %v", id, time.Since(at), ok, applySettle)
+				}
+			}
+			g.srv.streamsMu.Unlock()
 			if status, body := g.call(t, "/mcp/github", map[string]string{"x-test-grant": "gr_first"}); status != 200 {
 				t.Errorf("the first grant's call got %d: %s", status, body)
 			}
