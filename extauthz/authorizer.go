@@ -228,29 +228,38 @@ func (a *Authorizer) recordOne(d *audit.Decision) {
 
 func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
 	id := newDecisionID()
-	// The request's JSON-RPC id, read before authentication so that every
-	// denial answers it: an unauthenticated caller learns nothing from
-	// this beyond getting its own id back.
-	rpcID := mcp.PeekID(req.Body)
-	r := a.decideRequest(ctx, id, rpcID, req)
+	r := a.decideRequest(ctx, id, req)
 	if r.call == nil {
-		r.rpcID = rpcID
+		r.rpcID = requestID(req)
 	}
 	return r
 }
 
-func (a *Authorizer) decideRequest(ctx context.Context, id string, rpcID json.RawMessage, req *Request) *Result {
+// requestID is the request's JSON-RPC id read without parsing the call
+// (mcp.PeekID, or PeekIDPrefix for a body Envoy cut), for the denials
+// decided before the body is parsed: every denial answers with the
+// request's id, and an unauthenticated caller learns nothing from this
+// beyond getting its own id back. It is read only on those paths: an
+// allowed call's body is scanned once.
+func requestID(req *Request) json.RawMessage {
+	if req.Truncated {
+		return mcp.PeekIDPrefix(req.Body)
+	}
+	return mcp.PeekID(req.Body)
+}
+
+func (a *Authorizer) decideRequest(ctx context.Context, id string, req *Request) *Result {
 	t := a.targets.match(req)
 	if t == nil {
-		return a.finish(nil, nil, nil, notFound(id, rpcID, fmt.Sprintf("no MCP target is served at %s", pathOnly(req.Path))))
+		return a.finish(nil, nil, nil, notFound(id, requestID(req), fmt.Sprintf("no MCP target is served at %s", pathOnly(req.Path))))
 	}
 	if why := t.endpoint(req.Path); why != "" {
-		return a.finish(t, nil, nil, notFound(id, rpcID, why))
+		return a.finish(t, nil, nil, notFound(id, requestID(req), why))
 	}
 
 	if why := a.origins.check(req.Headers["origin"]); why != "" {
 		return a.finish(t, nil, nil, &Result{Outcome: OutcomeForbidden, Status: 403, DecisionID: id, Reason: why,
-			ResponseHeaders: []Header{jsonContentType}, Body: mcp.ErrorResponse(rpcID, CodeForbidden, "forbidden: "+why, nil)})
+			ResponseHeaders: []Header{jsonContentType}, Body: mcp.ErrorResponse(requestID(req), CodeForbidden, "forbidden: "+why, nil)})
 	}
 
 	// Who is calling. An unauthenticated caller learns nothing about
@@ -259,18 +268,18 @@ func (a *Authorizer) decideRequest(ctx context.Context, id string, rpcID json.Ra
 	raw, ok := bearer(req.Headers["authorization"])
 	if !ok {
 		const why = "no bearer token in the Authorization header"
-		return a.finish(t, nil, nil, t.unauthenticated(id, rpcID, "", why, why))
+		return a.finish(t, nil, nil, t.unauthenticated(id, requestID(req), "", why, why))
 	}
 	p, err := a.verify(ctx, t, raw)
 	if err != nil {
-		return a.finish(t, nil, nil, t.unauthenticated(id, rpcID, "invalid_token", publicReason(err), safeReason(err)))
+		return a.finish(t, nil, nil, t.unauthenticated(id, requestID(req), "invalid_token", publicReason(err), safeReason(err)))
 	}
 	if !t.trusts(p.Issuer) {
-		return a.finish(t, p, nil, t.unauthenticated(id, rpcID, "invalid_token", reasonNotForResource,
+		return a.finish(t, p, nil, t.unauthenticated(id, requestID(req), "invalid_token", reasonNotForResource,
 			fmt.Sprintf("issuer %s is not trusted for target %s", p.Issuer, t.cfg.Name)))
 	}
 	if missing := missingScopes(t.cfg.ScopesRequired, p.Scopes); len(missing) > 0 {
-		return a.finish(t, p, nil, t.insufficientScope(id, rpcID, missing))
+		return a.finish(t, p, nil, t.insufficientScope(id, requestID(req), missing))
 	}
 
 	// What it asks for.

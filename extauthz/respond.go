@@ -268,13 +268,15 @@ func (t *target) allow(id string, p *identity.Principal, call *mcp.Call, req *Re
 		md["grant"] = d.Grant
 	}
 	if len(call.Messages) > 0 {
-		// method and tool are the first message's (what ext_proc reads);
-		// methods, tools and ids list every message, in order ("" where a
-		// message has no tool or id). structpb takes []any, not []string.
+		// method and tool are the first message's (what ext_proc reads).
 		md["method"] = call.Messages[0].Method
 		if tool := call.Messages[0].Tool; tool != "" {
 			md["tool"] = tool
 		}
+	}
+	if call.Batch {
+		// A batch lists every message, in order ("" where a message has
+		// no tool or id): methods, tools, ids. structpb takes []any.
 		methods := make([]any, len(call.Messages))
 		tools := make([]any, len(call.Messages))
 		ids := make([]any, len(call.Messages))
@@ -282,7 +284,7 @@ func (t *target) allow(id string, p *identity.Principal, call *mcp.Call, req *Re
 			methods[i], tools[i], ids[i] = m.Method, m.Tool, string(m.ID)
 		}
 		md["methods"], md["tools"], md["ids"] = methods, tools, ids
-		md["batch"] = call.Batch
+		md["batch"] = true
 	}
 	r.Metadata = md
 	return r
