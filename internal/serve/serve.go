@@ -331,6 +331,10 @@ func (g *Gateway) stopGRPC() {
 
 // Run starts the gateway and serves until ctx ends or a service fails.
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+	gc := tuneGC()
+	if opts.Logger != nil {
+		opts.Logger.Debug("garbage collector", "gc_percent", gc)
+	}
 	g, err := Start(ctx, cfg, opts)
 	if err != nil {
 		return err
