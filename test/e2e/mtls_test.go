@@ -4,14 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	procv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"google.golang.org/grpc"
@@ -20,7 +16,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/mtls/mtlstest"
 	"github.com/airlock-mcp/airlock/test/harness"
 	"github.com/airlock-mcp/airlock/test/peers"
@@ -41,28 +36,10 @@ func TestMTLSStaticBootstrap(t *testing.T) {
 		airlockName = "airlock.airlock-system.svc.cluster.local"
 		gatewayName = "envoy-gateway.airlock-system.svc.cluster.local"
 	)
-	serverCA, gatewayCA, otherCA := mtlstest.NewCA(t, "airlock-server-ca"), mtlstest.NewCA(t, "gateway-ca"), mtlstest.NewCA(t, "other-ca")
-	srv := mtlstest.WriteServerFiles(t, serverCA.Issue(t, "airlock", time.Time{}, airlockName), gatewayCA)
-	gw := gatewayCA.Issue(t, "gateway", time.Time{}, gatewayName)
-	dir := t.TempDir()
-	envoyCert, envoyKey, envoyCA := filepath.Join(dir, "gateway.crt"), filepath.Join(dir, "gateway.key"), filepath.Join(dir, "airlock-ca.crt")
-	for p, b := range map[string][]byte{envoyCert: gw.CertPEM, envoyKey: gw.KeyPEM, envoyCA: serverCA.PEM} {
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s, err := harness.Start(ctx, harness.Options{ListenTLS: &config.ListenTLS{
-		CertFile: srv.Cert, KeyFile: srv.Key, ClientCAFile: srv.ClientCA, AllowedIdentities: []string{gatewayName},
-		Envoy: config.EnvoyTLS{CertFile: envoyCert, KeyFile: envoyKey, CAFile: envoyCA, ServerName: airlockName},
-	}})
-	if err != nil {
-		t.Fatalf("the stack with mutual TLS on airlock's gRPC listeners (static bootstrap): %v", err)
-	}
-	defer s.Close()
+	gatewayCA, otherCA := mtlstest.NewCA(t, "gateway-ca"), mtlstest.NewCA(t, "other-ca")
+	s, serverCA, gw := startMTLSStack(t, false, airlockName, gatewayCA, gatewayName)
 	t.Logf("data path: %s", s.DataPath.Kind())
+	ctx := ctxT(t, 60*time.Second)
 	const sub = "00u-mtls-agent"
 	tok, err := s.Token(sub, "github")
 	if err != nil {
@@ -96,7 +73,7 @@ func TestMTLSStaticBootstrap(t *testing.T) {
 	// Control: the gateway's own identity gets an answer carrying the
 	// credential, so the refusals below are not vacuous.
 	gwCreds := credentials.NewTLS(mtlstest.ClientConfig(t, serverCA, airlockName, &gw))
-	if got, err := mtlsCheck(s, tok, gwCreds); err != nil || !got {
+	if got, err := directCheck(s, tok, "github", gwCreds); err != nil || !got {
 		t.Fatalf("control: Check with the gateway's certificate: credential=%v err=%v", got, err)
 	}
 	if err := mtlsProcStream(s, gwCreds); status.Code(err) == codes.Unavailable {
@@ -113,7 +90,7 @@ func TestMTLSStaticBootstrap(t *testing.T) {
 		"the gateway's certificate, URI": credentials.NewTLS(mtlstest.ClientConfig(t, serverCA, airlockName, ptr(gatewayCA.Issue(t, "gateway", time.Time{}, "spiffe://"+gatewayName)))),
 	} {
 		t.Run(name, func(t *testing.T) {
-			got, err := mtlsCheck(s, tok, creds)
+			got, err := directCheck(s, tok, "github", creds)
 			if err == nil {
 				t.Fatalf("Check answered (credential handed out: %v)", got)
 			}
@@ -128,42 +105,6 @@ func TestMTLSStaticBootstrap(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// mtlsCheck asks airlock's ext_authz, as Envoy would, to decide an echo
-// call on target github, and reports whether the answer carries the
-// upstream credential.
-func mtlsCheck(s *harness.Stack, tok string, creds credentials.TransportCredentials) (bool, error) {
-	conn, err := grpc.NewClient("passthrough:///"+s.AuthzAddr, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close()
-	body := string(call("mtls-1", peers.ToolEcho, `{"text":"x"}`))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-			SocketAddress: &corev3.SocketAddress{Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}}}}},
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: "POST", Path: "/mcp/github", Host: "gw.test", Scheme: "http", Protocol: "HTTP/1.1",
-			Headers: map[string]string{
-				"authorization": "Bearer " + tok, "content-type": "application/json", "accept": "application/json, text/event-stream",
-				"mcp-protocol-version": "2025-11-25", "content-length": strconv.Itoa(len(body)),
-			},
-			Body: body, Size: int64(len(body)),
-		}},
-		ContextExtensions: map[string]string{"airlock_target": "github"},
-	}})
-	if err != nil {
-		return false, err
-	}
-	for _, h := range resp.GetOkResponse().GetHeaders() {
-		if h.GetHeader().GetKey() == "authorization" && h.GetHeader().GetValue() == "Bearer "+harness.UpstreamSecret {
-			return true, nil
-		}
-	}
-	return false, nil
-}
 
 // mtlsProcStream opens an ext_proc stream, sends request headers and
 // reads airlock's answer: nil or an error of airlock's when the stream
