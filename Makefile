@@ -6,7 +6,7 @@ NODE_DIR := test/node
 # Go test timeout for the whole run; keep `make test` well under 20 minutes on 2 cores.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test test-deps lint bench bench-go bench-authz bench-xds bench-audit demo clean fuzz
+.PHONY: all build test test-deps lint bench bench-go bench-authz bench-xds bench-audit demo clean fuzz quickstart-mcp quickstart-issuer standin
 
 all: build
 
@@ -43,6 +43,19 @@ fuzz:
 # agent session and print what happened. Ctrl-C stops everything.
 demo: build test-deps
 	$(GO) run ./test/demo --airlock $(BIN)
+
+# The README's quick start by hand, one terminal each: the reference MCP
+# server on :3001, an OIDC issuer minting Okta-shaped tokens on :9400
+# (token in /tmp/token.txt), and, without Envoy, airlock's local stand-in
+# for it running ENVOY_CONFIG (what `airlock envoy bootstrap` printed).
+ENVOY_CONFIG ?= /tmp/envoy.yaml
+quickstart-mcp: test-deps
+	cd $(NODE_DIR) && PORT=3001 node_modules/.bin/mcp-server-everything streamableHttp
+quickstart-issuer:
+	$(GO) run ./test/cmd/issuer --addr 127.0.0.1:9400 --token-file /tmp/token.txt \
+	    --audience http://127.0.0.1:10000/mcp/everything
+standin:
+	$(GO) run ./test/cmd/standin -c $(ENVOY_CONFIG)
 
 # Benchmarks: Go micro-benchmarks of the hot paths, then the load drivers.
 # Figures and how to read them: docs/benchmarks.md.
