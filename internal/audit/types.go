@@ -91,7 +91,7 @@ type Decision struct {
 	Tool          string    `json:"tool"`
 	JSONRPCID     string    `json:"jsonrpc_id"`
 	Outcome       string    `json:"outcome"` // allow, deny, approval_required, …
-	Reason        string    `json:"reason"`  // why, as told to the agent
+	Reason        string    `json:"reason"`  // why, for the operator (for 401/403 more precise than the agent is told)
 	PolicyVersion string    `json:"policy_version"`
 	GrantID       string    `json:"grant_id"`
 	RequestID     string    `json:"request_id"` // the access request opened, if any
