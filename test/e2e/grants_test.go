@@ -38,23 +38,11 @@ func deleteRepo(ctx context.Context, cs *mcp.ClientSession, repo string) error {
 	return err
 }
 
-// pendingFor waits for the pending request of subject's call to appear.
+// pendingFor waits for the pending request of subject's call to appear
+// on the shared stack.
 func pendingFor(t *testing.T, ctx context.Context, subject, target string) *grants.Request {
 	t.Helper()
-	for {
-		rs, err := stack.Gateway.Grants.List(ctx, grants.RequestFilter{States: []grants.RequestState{grants.RequestPending}, Subject: subject, Target: target})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(rs) > 0 {
-			return rs[0]
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no pending request for %s on %s", subject, target)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return pendingOn(t, ctx, stack, subject, target)
 }
 
 func upstreamDeleted(repo string) bool {
