@@ -1,0 +1,72 @@
+package wire
+
+import (
+	"reflect"
+	"testing"
+
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// full sets every field of Decision to a non-zero value, by reflection, so
+// a field added later is covered without editing this test.
+func full(t *testing.T) Decision {
+	t.Helper()
+	var d Decision
+	v := reflect.ValueOf(&d).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(v.Type().Field(i).Name + "-value")
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{v.Type().Field(i).Name, ""}))
+		default:
+			t.Fatalf("Decision.%s: kind %s not covered by the round-trip test", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	return d
+}
+
+// TestDecisionRoundTrip holds the ext_authz → ext_proc contract: what
+// ext_authz writes (through structpb, as Envoy carries it) reads back
+// field for field.
+func TestDecisionRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		d    Decision
+	}{
+		{"every field", full(t)},
+		{"single call, nothing optional", Decision{DecisionID: "d1", Target: "gh", Principal: "alice", Record: true, MaskingProfile: "default"}},
+		{"record off", Decision{DecisionID: "d2", Record: false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := structpb.NewStruct(tc.d.Fields())
+			if err != nil {
+				t.Fatalf("structpb.NewStruct: %v", err)
+			}
+			got := ReadDecision(st.GetFields())
+			if !reflect.DeepEqual(got, tc.d) {
+				t.Fatalf("round trip changed the decision:\n got %+v\nwant %+v", got, tc.d)
+			}
+		})
+	}
+}
+
+// TestReadDecisionAbsent: metadata that does not say is recorded.
+func TestReadDecisionAbsent(t *testing.T) {
+	d := ReadDecision(nil)
+	if !d.Record || d.DecisionID != "" || d.Batch {
+		t.Fatalf("ReadDecision(nil) = %+v, want the zero decision with Record true", d)
+	}
+}
+
+// TestKeysDistinct: two fields sharing a key would overwrite each other.
+func TestKeysDistinct(t *testing.T) {
+	d := full(t)
+	f := d.Fields()
+	if got, want := len(f), reflect.TypeOf(d).NumField(); got != want {
+		t.Fatalf("Fields() has %d keys for %d fields: a key is shared or missing", got, want)
+	}
+}
