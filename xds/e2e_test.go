@@ -25,6 +25,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/policy"
+	"github.com/airlock-mcp/airlock/internal/policy/rego"
 	"github.com/airlock-mcp/airlock/test/envoydriver"
 	"github.com/airlock-mcp/airlock/test/oidcissuer"
 	"github.com/airlock-mcp/airlock/xds"
@@ -108,7 +109,7 @@ func runEndToEnd(t *testing.T, delta bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := policy.NewStore(cfg.Policy.Dir, cfg.Policy.Query, nil)
+	pol, err := rego.NewStore(cfg.Policy.Dir, cfg.Policy.Query, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

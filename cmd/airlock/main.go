@@ -21,7 +21,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/cli"
 	"github.com/airlock-mcp/airlock/internal/config"
-	"github.com/airlock-mcp/airlock/internal/policy"
+	"github.com/airlock-mcp/airlock/internal/policy/rego"
 	"github.com/airlock-mcp/airlock/internal/serve"
 )
 
@@ -123,7 +123,7 @@ func cmdValidate(args []string, stdout io.Writer) error {
 		return err
 	}
 	var errs []error
-	eng, err := policy.Load(cfg.Policy.Dir, cfg.Policy.Query)
+	eng, err := rego.Load(cfg.Policy.Dir, cfg.Policy.Query)
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/policy"
+	"github.com/airlock-mcp/airlock/internal/policy/rego"
 	"github.com/airlock-mcp/airlock/test/oidcissuer"
 )
 
@@ -26,13 +27,13 @@ func (refuseTokens) Verify(context.Context, string, []string) (*identity.Princip
 // allowAll is a one-rule policy: these tests open requests directly.
 const allowAll = "package airlock\n\ndecision := {\"outcome\": \"allow\", \"reason\": \"test\"}\n"
 
-func loadAllowAll(t testing.TB) *policy.Engine {
+func loadAllowAll(t testing.TB) *rego.Engine {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(allowAll), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e, err := policy.Load(dir, "")
+	e, err := rego.Load(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}

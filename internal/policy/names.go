@@ -27,8 +27,9 @@ import (
 // characters, and letters of scripts that do not belong together — are
 // reported, so the policy can refuse the name instead of guessing.
 
-// nameFacts is what the policy input says about one name.
-type nameFacts struct {
+// NameFacts is what the policy input says about one name
+// (input.mcp.name_normalized, name_words and name_suspicious).
+type NameFacts struct {
 	Normalized string
 	Words      []string
 	Suspicious string // why the name cannot be trusted; "" when it can
@@ -127,11 +128,11 @@ func SuspiciousName(name string) string {
 	return mixedScripts(name)
 }
 
-// facts computes the name facts; uri says the name is a resource URI,
+// Facts computes the name facts; uri says the name is a resource URI,
 // whose percent-encoded form a server may decode: its words and checks
 // then cover the decoded form too.
-func facts(name string, uri bool) nameFacts {
-	f := nameFacts{Normalized: NormalizeName(name), Words: NameWords(name), Suspicious: SuspiciousName(name)}
+func Facts(name string, uri bool) NameFacts {
+	f := NameFacts{Normalized: NormalizeName(name), Words: NameWords(name), Suspicious: SuspiciousName(name)}
 	if f.Words == nil {
 		f.Words = []string{}
 	}
@@ -146,11 +147,11 @@ func facts(name string, uri bool) nameFacts {
 	return f
 }
 
-// itemName is the name the message is about, as the shipped policy reads
+// ItemName is the name the message is about, as the shipped policy reads
 // it: the tool of tools/call, the prompt of prompts/get, the URI of
 // resources/*, and the prompt (or else the URI) that completion/complete
 // names. uri says the name is a resource URI.
-func (m *MessageInput) itemName() (name string, uri bool) {
+func (m *MessageInput) ItemName() (name string, uri bool) {
 	switch {
 	case m.Method == "tools/call":
 		return m.Tool, false

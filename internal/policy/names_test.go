@@ -127,7 +127,7 @@ func TestNameFactsOfURIs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.uri, func(t *testing.T) {
-			f := facts(tt.uri, true)
+			f := Facts(tt.uri, true)
 			if diff := cmp.Diff(tt.words, f.Words); diff != "" {
 				t.Errorf("words (-want +got):\n%s", diff)
 			}
@@ -137,7 +137,7 @@ func TestNameFactsOfURIs(t *testing.T) {
 		})
 	}
 	// A tool name is never percent-decoded: servers look tools up as sent.
-	if f := facts("%64elete", false); slices.Contains(f.Words, "delete") {
+	if f := Facts("%64elete", false); slices.Contains(f.Words, "delete") {
 		t.Errorf("tool name was percent-decoded: %q", f.Words)
 	}
 }
@@ -157,9 +157,9 @@ func TestItemName(t *testing.T) {
 		{MessageInput{Method: "ping"}, "", false},
 	}
 	for _, tt := range tests {
-		name, uri := tt.m.itemName()
+		name, uri := tt.m.ItemName()
 		if name != tt.name || uri != tt.uri {
-			t.Errorf("%+v: itemName() = %q, %v; want %q, %v", tt.m, name, uri, tt.name, tt.uri)
+			t.Errorf("%+v: ItemName() = %q, %v; want %q, %v", tt.m, name, uri, tt.name, tt.uri)
 		}
 	}
 }
@@ -198,6 +198,6 @@ func FuzzNormalizeName(f *testing.F) {
 			}
 		}
 		_ = SuspiciousName(s)
-		_ = facts(s, true)
+		_ = Facts(s, true)
 	})
 }

@@ -4,14 +4,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/airlock-mcp/airlock/internal/identity"
-	"github.com/airlock-mcp/airlock/internal/policy"
+	"github.com/airlock-mcp/airlock/internal/policy/rego"
 )
 
 // statsCollector exposes the counters identity and policy keep themselves
 // (read at scrape time, so the hot path pays nothing for metrics).
 type statsCollector struct {
 	ver   *identity.Verifier
-	store *policy.Store
+	store *rego.Store
 }
 
 var (

@@ -35,7 +35,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/mtls"
 	"github.com/airlock-mcp/airlock/internal/notify"
-	"github.com/airlock-mcp/airlock/internal/policy"
+	"github.com/airlock-mcp/airlock/internal/policy/rego"
 	"github.com/airlock-mcp/airlock/xds"
 )
 
@@ -43,7 +43,7 @@ import (
 type Gateway struct {
 	Config     *config.Config
 	Authorizer *extauthz.Authorizer
-	Policy     *policy.Store
+	Policy     *rego.Store
 	Grants     *grants.Service
 	Audit      audit.Recorder
 	HTTP       *api.Server
@@ -91,7 +91,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := policy.NewStore(cfg.Policy.Dir, cfg.Policy.Query, log.With("component", "policy"))
+	store, err := rego.NewStore(cfg.Policy.Dir, cfg.Policy.Query, log.With("component", "policy"))
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/policy"
+	"github.com/airlock-mcp/airlock/internal/policy/rego"
 	"github.com/airlock-mcp/airlock/test/oidcissuer"
 )
 
@@ -224,13 +225,13 @@ func (s *Stack) Close() error {
 }
 
 // LoadPolicy compiles the shipped decision policy with PolicyData.
-func LoadPolicy() (*policy.Engine, error) {
+func LoadPolicy() (*rego.Engine, error) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
 		return nil, errors.New("approvalstest: cannot locate the repository")
 	}
-	rego := filepath.Join(filepath.Dir(file), "..", "..", "..", "policies", "airlock", "decision.rego")
-	src, err := os.ReadFile(rego)
+	shipped := filepath.Join(filepath.Dir(file), "..", "..", "..", "policies", "airlock", "decision.rego")
+	src, err := os.ReadFile(shipped)
 	if err != nil {
 		return nil, fmt.Errorf("approvalstest: the shipped policy: %w", err)
 	}
@@ -245,7 +246,7 @@ func LoadPolicy() (*policy.Engine, error) {
 	if err := os.WriteFile(filepath.Join(dir, "data.yaml"), []byte(PolicyData), 0o600); err != nil {
 		return nil, err
 	}
-	return policy.Load(dir, "")
+	return rego.Load(dir, "")
 }
 
 // Actor is p deciding through the grants Service directly.

@@ -14,6 +14,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mcp"
 	"github.com/airlock-mcp/airlock/internal/policy"
+	"github.com/airlock-mcp/airlock/internal/policy/rego"
 )
 
 // The stage benchmarks split BenchmarkAirlockCheck along airlock's Check
@@ -25,7 +26,7 @@ type stageFixture struct {
 	reqs       []*extauthz.Request
 	tokens     []string
 	verifier   *identity.Verifier
-	policy     *policy.Store
+	policy     *rego.Store
 	principals []*identity.Principal
 }
 
@@ -48,7 +49,7 @@ func newStageFixture(b *testing.B) *stageFixture {
 	if err != nil {
 		b.Fatal(err)
 	}
-	store, err := policy.NewStore(repoPolicies, "", nil)
+	store, err := rego.NewStore(repoPolicies, "", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func BenchmarkStagePolicyInput(b *testing.B) {
 	}
 	now := ins[0].Time
 	runStage(b, len(ins), func(i int) error {
-		_, err := ins[i].Value(now)
+		_, err := rego.InputValue(ins[i], now)
 		return err
 	})
 }

@@ -1,4 +1,4 @@
-package policy
+package rego
 
 import (
 	"context"
@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
 // FuzzDecodeDecision checks that any value a policy can produce either
@@ -47,11 +48,11 @@ func FuzzDecodeDecision(f *testing.F) {
 			t.Errorf("%s: decoded with an empty reason", s)
 		}
 		switch d.Outcome {
-		case OutcomeAllow, OutcomeDeny:
+		case policy.OutcomeAllow, policy.OutcomeDeny:
 			if d.Approval != nil {
 				t.Errorf("%s: %s with approval details", s, d.Outcome)
 			}
-		case OutcomeApprovalRequired:
+		case policy.OutcomeApprovalRequired:
 			a := d.Approval
 			if a == nil || len(a.ApproverGroups) == 0 || a.Threshold < 1 || a.GrantDuration < 0 || (a.GrantDuration == 0 && !a.SingleUse) {
 				t.Errorf("%s: approval %+v breaks an invariant", s, a)
@@ -59,7 +60,7 @@ func FuzzDecodeDecision(f *testing.F) {
 		default:
 			t.Errorf("%s: decoded outcome %q", s, d.Outcome)
 		}
-		if d.Grant != "" && d.Outcome != OutcomeAllow {
+		if d.Grant != "" && d.Outcome != policy.OutcomeAllow {
 			t.Errorf("%s: grant on %s", s, d.Outcome)
 		}
 	})
@@ -79,48 +80,48 @@ func TestEvaluateDecodesDecision(t *testing.T) {
 	tests := []struct {
 		name     string
 		decision string // JSON
-		want     Decision
+		want     policy.Decision
 	}{
 		{
 			name:     "minimal allow",
 			decision: `{"outcome": "allow"}`,
-			want:     Decision{Outcome: "allow", Reason: "allowed by policy", Record: true},
+			want:     policy.Decision{Outcome: "allow", Reason: "allowed by policy", Record: true},
 		},
 		{
 			name:     "allow with grant, profile and no recording",
 			decision: `{"outcome": "allow", "reason": "granted", "grant": "g-1", "masking_profile": "strict", "record": false}`,
-			want:     Decision{Outcome: "allow", Reason: "granted", Grant: "g-1", MaskingProfile: "strict", Record: false},
+			want:     policy.Decision{Outcome: "allow", Reason: "granted", Grant: "g-1", MaskingProfile: "strict", Record: false},
 		},
 		{
 			name:     "deny without reason gets one",
 			decision: `{"outcome": "deny"}`,
-			want:     Decision{Outcome: "deny", Reason: "denied by policy", Record: true},
+			want:     policy.Decision{Outcome: "deny", Reason: "denied by policy", Record: true},
 		},
 		{
 			name:     "deny ignores approval details",
 			decision: `{"outcome": "deny", "reason": "no", "approval": {"approver_groups": ["x"]}}`,
-			want:     Decision{Outcome: "deny", Reason: "no", Record: true},
+			want:     policy.Decision{Outcome: "deny", Reason: "no", Record: true},
 		},
 		{
 			name: "approval with every field",
 			decision: `{"outcome": "approval_required", "reason": "risky", "masking_profile": "default",
 				"approval": {"approver_groups": ["sec", "ops"], "threshold": 2, "grant_duration": "1h30m",
 				"single_use": false, "reason_required": true, "break_glass_groups": ["oncall"]}}`,
-			want: Decision{Outcome: "approval_required", Reason: "risky", MaskingProfile: "default", Record: true,
-				Approval: &Approval{ApproverGroups: []string{"sec", "ops"}, Threshold: 2, GrantDuration: 90 * time.Minute,
+			want: policy.Decision{Outcome: "approval_required", Reason: "risky", MaskingProfile: "default", Record: true,
+				Approval: &policy.Approval{ApproverGroups: []string{"sec", "ops"}, Threshold: 2, GrantDuration: 90 * time.Minute,
 					ReasonRequired: true, BreakGlassGroups: []string{"oncall"}}},
 		},
 		{
 			name:     "approval defaults: threshold 1, zero duration is single use",
 			decision: `{"outcome": "approval_required", "approval": {"approver_groups": ["sec"], "grant_duration": "0s"}}`,
-			want: Decision{Outcome: "approval_required", Reason: "approval required by policy", Record: true,
-				Approval: &Approval{ApproverGroups: []string{"sec"}, Threshold: 1, SingleUse: true}},
+			want: policy.Decision{Outcome: "approval_required", Reason: "approval required by policy", Record: true,
+				Approval: &policy.Approval{ApproverGroups: []string{"sec"}, Threshold: 1, SingleUse: true}},
 		},
 		{
 			name:     "single use without duration",
 			decision: `{"outcome": "approval_required", "approval": {"approver_groups": ["sec"], "single_use": true}}`,
-			want: Decision{Outcome: "approval_required", Reason: "approval required by policy", Record: true,
-				Approval: &Approval{ApproverGroups: []string{"sec"}, Threshold: 1, SingleUse: true}},
+			want: policy.Decision{Outcome: "approval_required", Reason: "approval required by policy", Record: true,
+				Approval: &policy.Approval{ApproverGroups: []string{"sec"}, Threshold: 1, SingleUse: true}},
 		},
 	}
 	for _, tt := range tests {
@@ -143,7 +144,7 @@ func TestEvaluateApproverGroupsFromSet(t *testing.T) {
 
 decision := {"outcome": "approval_required", "approval": {"approver_groups": {"b", "a"}, "grant_duration": "5m"}}
 `)
-	d, err := mustLoad(t, dir).Evaluate(context.Background(), &Input{})
+	d, err := mustLoad(t, dir).Evaluate(context.Background(), &policy.Input{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,8 +206,8 @@ func TestEvaluateRejectsMalformedDecisions(t *testing.T) {
 }
 
 // decisionInput carries decision (JSON) to the passThrough policy.
-func decisionInput(decision string) *Input {
-	return &Input{MCP: MessageInput{
+func decisionInput(decision string) *policy.Input {
+	return &policy.Input{MCP: policy.MessageInput{
 		Method:    "tools/call",
 		Kind:      "request",
 		Tool:      "t",

@@ -1,4 +1,4 @@
-package policy
+package rego
 
 import (
 	"encoding/json"
@@ -10,11 +10,12 @@ import (
 	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/airlock-mcp/airlock/internal/identity"
+	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
 // sampleInput is a realistic tools/call as the gateway builds it.
-func sampleInput(now time.Time) *Input {
-	return &Input{
+func sampleInput(now time.Time) *policy.Input {
+	return &policy.Input{
 		Principal: &identity.Principal{
 			Issuer:   "https://example.okta.com/oauth2/default",
 			Subject:  "00u1abcd",
@@ -30,8 +31,8 @@ func sampleInput(now time.Time) *Input {
 				"groups": []any{"eng", "airlock-users"}, "amr": []any{"pwd", "mfa"},
 			},
 		},
-		Target: TargetInput{Name: "jira", Resource: "https://airlock.example.com/mcp/jira", ScopesRequired: []string{"mcp:tools"}},
-		MCP: MessageInput{
+		Target: policy.TargetInput{Name: "jira", Resource: "https://airlock.example.com/mcp/jira", ScopesRequired: []string{"mcp:tools"}},
+		MCP: policy.MessageInput{
 			Method:          "tools/call",
 			Kind:            "request",
 			ID:              json.RawMessage(`42`),
@@ -40,7 +41,7 @@ func sampleInput(now time.Time) *Input {
 			ProtocolVersion: "2025-11-25",
 			SessionID:       "3f6c0a9e-5b7d-4c1e-9a2b-8d7e6f5a4b3c",
 		},
-		Request: RequestInput{
+		Request: policy.RequestInput{
 			Method: "POST",
 			Path:   "/mcp/jira",
 			Host:   "airlock.example.com",
@@ -52,7 +53,7 @@ func sampleInput(now time.Time) *Input {
 				"user-agent":           "agent/1.0",
 			},
 		},
-		Grants: []GrantInput{
+		Grants: []policy.GrantInput{
 			{ID: "g-old", Target: "jira", Tool: "delete_issue", Principal: "00u1abcd", Expiry: now.Add(-time.Minute)},
 			{ID: "g-other", Target: "jira", Tool: "delete_project", Principal: "00u1abcd", Expiry: now.Add(time.Hour)},
 			{ID: "g-1", Target: "jira", Tool: "delete_issue", Principal: "00u1abcd", Expiry: now.Add(10 * time.Minute),
@@ -64,8 +65,8 @@ func sampleInput(now time.Time) *Input {
 
 // jsonInput is the input document written the slow way: a JSON-shaped Go
 // map, as rego.EvalInput would see it. It is the schema of
-// policies/README.md in Go, kept independent of Input.Value.
-func jsonInput(in *Input, now time.Time) map[string]any {
+// policies/README.md in Go, kept independent of InputValue.
+func jsonInput(in *policy.Input, now time.Time) map[string]any {
 	if !in.Time.IsZero() {
 		now = in.Time
 	}
@@ -117,8 +118,8 @@ func jsonInput(in *Input, now time.Time) map[string]any {
 	if headers == nil {
 		headers = map[string]string{}
 	}
-	name, uri := in.MCP.itemName()
-	f := facts(name, uri)
+	name, uri := in.MCP.ItemName()
+	f := policy.Facts(name, uri)
 	return map[string]any{
 		"principal": principal,
 		"target": map[string]any{
@@ -162,44 +163,44 @@ func viaJSON(t testing.TB, x any) ast.Value {
 
 func TestInputValueMatchesJSONSchema(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
-	tests := map[string]*Input{
+	tests := map[string]*policy.Input{
 		"full tools/call": sampleInput(now),
 		"empty":           {},
 		"no principal, GET stream": {
-			Request: RequestInput{Method: "GET", Path: "/mcp/jira"},
-			MCP:     MessageInput{ProtocolVersion: "2025-06-18", SessionID: "s"},
+			Request: policy.RequestInput{Method: "GET", Path: "/mcp/jira"},
+			MCP:     policy.MessageInput{ProtocolVersion: "2025-06-18", SessionID: "s"},
 		},
 		"resource read with string id": {
 			Principal: &identity.Principal{Subject: "u"},
-			MCP:       MessageInput{Method: "resources/read", Kind: "request", ID: json.RawMessage(`"abc"`), URI: "file:///x"},
+			MCP:       policy.MessageInput{Method: "resources/read", Kind: "request", ID: json.RawMessage(`"abc"`), URI: "file:///x"},
 		},
 		"batch notification with big number": {
-			MCP: MessageInput{Method: "notifications/progress", Kind: "notification", Batch: true,
+			MCP: policy.MessageInput{Method: "notifications/progress", Kind: "notification", Batch: true,
 				Arguments: json.RawMessage(`{"progress": 12345678901234567890123}`)},
 		},
 	}
 	for name, in := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := in.Value(now)
+			got, err := InputValue(in, now)
 			if err != nil {
 				t.Fatal(err)
 			}
 			want := viaJSON(t, jsonInput(in, now))
 			if got.Compare(want) != 0 {
-				t.Errorf("Value() differs from the JSON schema:\n got %v\nwant %v", got, want)
+				t.Errorf("InputValue() differs from the JSON schema:\n got %v\nwant %v", got, want)
 			}
 		})
 	}
 }
 
 func TestInputValueDropsCredentialHeaders(t *testing.T) {
-	in := &Input{Request: RequestInput{Headers: map[string]string{
+	in := &policy.Input{Request: policy.RequestInput{Headers: map[string]string{
 		"authorization":       "Bearer secret-token",
 		"Proxy-Authorization": "Basic c2VjcmV0",
 		"cookie":              "session=secret",
 		"accept":              "application/json",
 	}}}
-	v, err := in.Value(time.Now())
+	v, err := InputValue(in, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func TestInputValueDropsCredentialHeaders(t *testing.T) {
 
 func TestInputValueUsesNowWhenTimeIsZero(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	v, err := (&Input{}).Value(now)
+	v, err := InputValue(&policy.Input{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,13 +245,13 @@ func FuzzInputValue(f *testing.F) {
 			// keeps them. Either is safe; they are just not comparable.
 			return
 		}
-		in := &Input{MCP: MessageInput{Method: method, Tool: tool, Arguments: json.RawMessage(args)}}
-		got, err := in.Value(now)
+		in := &policy.Input{MCP: policy.MessageInput{Method: method, Tool: tool, Arguments: json.RawMessage(args)}}
+		got, err := InputValue(in, now)
 		var x any
 		jerr := util.UnmarshalJSON([]byte(args), &x)
 		if args != "" && jerr != nil {
 			if err == nil {
-				t.Fatalf("arguments %q are not JSON but Value() accepted them", args)
+				t.Fatalf("arguments %q are not JSON but InputValue() accepted them", args)
 			}
 			return
 		}
@@ -268,7 +269,7 @@ func FuzzInputValue(f *testing.F) {
 			t.Fatal(err)
 		}
 		if got.Compare(want) != 0 {
-			t.Fatalf("Value() differs from the JSON round trip:\n got %v\nwant %v", got, want)
+			t.Fatalf("InputValue() differs from the JSON round trip:\n got %v\nwant %v", got, want)
 		}
 	})
 }

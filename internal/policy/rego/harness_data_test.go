@@ -1,4 +1,4 @@
-package policy
+package rego
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/airlock-mcp/airlock/internal/identity"
+	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
 // TestHarnessPolicyData: the rules the end-to-end tests and the demo run
@@ -26,26 +27,26 @@ func TestHarnessPolicyData(t *testing.T) {
 	write(t, dir, "data.yaml", string(data))
 	e := mustLoad(t, dir)
 	want := map[string]string{
-		"delete_repository":              OutcomeApprovalRequired,
-		"drop_table":                     OutcomeApprovalRequired,
-		"repoDelete":                     OutcomeApprovalRequired,
-		"DELETE_repository":              OutcomeApprovalRequired,
-		"get-env":                        OutcomeDeny,
-		"GET-ENV":                        OutcomeDeny,
-		"ｇｅｔ-env":                        OutcomeDeny,
-		"echo":                           OutcomeAllow,
-		"search_issues":                  OutcomeAllow,
-		"get_secret_config":              OutcomeAllow,
-		"count_slowly":                   OutcomeAllow,
-		"trigger-long-running-operation": OutcomeAllow,
-		"get-structured-content":         OutcomeAllow,
+		"delete_repository":              policy.OutcomeApprovalRequired,
+		"drop_table":                     policy.OutcomeApprovalRequired,
+		"repoDelete":                     policy.OutcomeApprovalRequired,
+		"DELETE_repository":              policy.OutcomeApprovalRequired,
+		"get-env":                        policy.OutcomeDeny,
+		"GET-ENV":                        policy.OutcomeDeny,
+		"ｇｅｔ-env":                        policy.OutcomeDeny,
+		"echo":                           policy.OutcomeAllow,
+		"search_issues":                  policy.OutcomeAllow,
+		"get_secret_config":              policy.OutcomeAllow,
+		"count_slowly":                   policy.OutcomeAllow,
+		"trigger-long-running-operation": policy.OutcomeAllow,
+		"get-structured-content":         policy.OutcomeAllow,
 	}
 	for tool, outcome := range want {
 		for _, target := range []string{"github", "jsonapi", "everything"} {
-			d, err := e.Evaluate(context.Background(), &Input{
+			d, err := e.Evaluate(context.Background(), &policy.Input{
 				Principal: &identity.Principal{Subject: "u"},
-				Target:    TargetInput{Name: target},
-				MCP:       MessageInput{Method: "tools/call", Kind: "request", Tool: tool},
+				Target:    policy.TargetInput{Name: target},
+				MCP:       policy.MessageInput{Method: "tools/call", Kind: "request", Tool: tool},
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -1,4 +1,4 @@
-package policy
+package rego
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
 func TestLoadErrors(t *testing.T) {
@@ -125,7 +127,7 @@ func TestLoadErrors(t *testing.T) {
 					t.Errorf("error does not contain %q:\n%v", w, err)
 				}
 			}
-			var pe *PolicyError
+			var pe *policy.PolicyError
 			if !errors.As(err, &pe) || len(pe.Problems) == 0 {
 				t.Errorf("error %T is not a *PolicyError with problems", err)
 			}
@@ -161,7 +163,7 @@ func TestLoadSkipsTestsHiddenAndOtherFiles(t *testing.T) {
 	if diff := cmp.Diff(want, e.Files()); diff != "" {
 		t.Errorf("Files() (-want +got):\n%s", diff)
 	}
-	d, err := e.Evaluate(context.Background(), &Input{})
+	d, err := e.Evaluate(context.Background(), &policy.Input{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +211,7 @@ func TestVersion(t *testing.T) {
 	if e4.Version() == e1.Version() {
 		t.Errorf("changing the policy kept version %s", e1.Version())
 	}
-	d, err := e4.Evaluate(context.Background(), &Input{})
+	d, err := e4.Evaluate(context.Background(), &policy.Input{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,11 +228,11 @@ func TestEvaluateUndefinedFailsClosed(t *testing.T) {
 decision := {"outcome": "allow"} if input.mcp.method == "tools/call"
 `)
 	e := mustLoad(t, dir)
-	d, err := e.Evaluate(context.Background(), &Input{MCP: MessageInput{Method: "ping"}})
+	d, err := e.Evaluate(context.Background(), &policy.Input{MCP: policy.MessageInput{Method: "ping"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Decision{Outcome: OutcomeDeny, Reason: ReasonNoDecision, Record: true, PolicyVersion: e.Version()}
+	want := policy.Decision{Outcome: policy.OutcomeDeny, Reason: policy.ReasonNoDecision, Record: true, PolicyVersion: e.Version()}
 	if diff := cmp.Diff(want, d); diff != "" {
 		t.Errorf("decision (-want +got):\n%s", diff)
 	}
@@ -281,7 +283,7 @@ decisions contains {"outcome": "deny"}
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := e.Evaluate(context.Background(), &Input{MCP: MessageInput{Method: "tools/call", Tool: "x"}})
+			d, err := e.Evaluate(context.Background(), &policy.Input{MCP: policy.MessageInput{Method: "tools/call", Tool: "x"}})
 			if err == nil {
 				t.Fatalf("got %+v, want an error", d)
 			}
@@ -304,10 +306,10 @@ func TestEvaluateBadInput(t *testing.T) {
 	if _, err := e.Evaluate(context.Background(), nil); err == nil {
 		t.Error("nil input: got no error")
 	}
-	for name, in := range map[string]*Input{
-		"arguments":       {MCP: MessageInput{Arguments: json.RawMessage(`{"a":`)}},
-		"id":              {MCP: MessageInput{ID: json.RawMessage(`1 2`)}},
-		"grant arguments": {Grants: []GrantInput{{ID: "g1", Arguments: json.RawMessage(`nope`)}}},
+	for name, in := range map[string]*policy.Input{
+		"arguments":       {MCP: policy.MessageInput{Arguments: json.RawMessage(`{"a":`)}},
+		"id":              {MCP: policy.MessageInput{ID: json.RawMessage(`1 2`)}},
+		"grant arguments": {Grants: []policy.GrantInput{{ID: "g1", Arguments: json.RawMessage(`nope`)}}},
 	} {
 		if _, err := e.Evaluate(context.Background(), in); err == nil || !strings.Contains(err.Error(), "policy input") {
 			t.Errorf("%s: got %v, want a policy input error", name, err)
@@ -331,7 +333,7 @@ decision := {"outcome": "allow"} if {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	d, err := e.Evaluate(ctx, &Input{})
+	d, err := e.Evaluate(ctx, &policy.Input{})
 	if err == nil {
 		t.Fatalf("got %+v, want a cancellation error", d)
 	}
@@ -351,7 +353,7 @@ decision := {"outcome": "allow", "reason": sprintf("%d %d %s", [time.now_ns(), i
 `)
 	e := mustLoad(t, dir)
 	at := time.Date(2026, 3, 4, 5, 6, 7, 8, time.FixedZone("x", 3600))
-	d, err := e.Evaluate(context.Background(), &Input{Time: at})
+	d, err := e.Evaluate(context.Background(), &policy.Input{Time: at})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package policy
+package rego
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 )
 
 // shippedPolicies is the repository's policies/ directory.
-const shippedPolicies = "../../policies"
+const shippedPolicies = "../../../policies"
 
 // TestShippedRegoTests runs every Rego unit test under policies/ and fails,
 // naming each failing test, if any does not pass.

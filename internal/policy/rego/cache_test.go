@@ -1,4 +1,4 @@
-package policy
+package rego
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/airlock-mcp/airlock/internal/identity"
+	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
 func TestDecisionCacheEligibility(t *testing.T) {
@@ -92,19 +93,19 @@ func TestDecisionCacheIsExact(t *testing.T) {
 		sub := pick("alice", "bob")
 		tool := pick("get_issue", "delete_issue", "drop_table", "search", "repoDelete", "DELETE_all", "d\u0435lete", "del\u200bete", "summarize")
 		args := json.RawMessage(pick(`{"id":1}`, `{"id":2}`, ``))
-		in := &Input{
+		in := &policy.Input{
 			Principal: &identity.Principal{Subject: sub, Groups: []string{pick("eng", "sre")}},
-			Target:    TargetInput{Name: pick("jira", "github")},
-			MCP:       MessageInput{Method: pick("tools/call", "tools/list", "prompts/get", "secrets/list", "completion/complete", "resources/read", "notifications/x"), Kind: "request", ID: json.RawMessage(fmt.Sprint(i)), Tool: tool, Prompt: pick(tool, ""), URI: pick("", "file:///x/"+tool), Arguments: args},
-			Request:   RequestInput{Method: "POST", Headers: map[string]string{"x-request-id": fmt.Sprint(i)}},
+			Target:    policy.TargetInput{Name: pick("jira", "github")},
+			MCP:       policy.MessageInput{Method: pick("tools/call", "tools/list", "prompts/get", "secrets/list", "completion/complete", "resources/read", "notifications/x"), Kind: "request", ID: json.RawMessage(fmt.Sprint(i)), Tool: tool, Prompt: pick(tool, ""), URI: pick("", "file:///x/"+tool), Arguments: args},
+			Request:   policy.RequestInput{Method: "POST", Headers: map[string]string{"x-request-id": fmt.Sprint(i)}},
 			Time:      now,
 		}
 		if rng.IntN(2) == 0 {
-			g := GrantInput{ID: "g" + fmt.Sprint(rng.IntN(3)), Target: in.Target.Name, Tool: pick("delete_issue", "drop_table"), Principal: pick("alice", "bob"), Expiry: now.Add(time.Hour)}
+			g := policy.GrantInput{ID: "g" + fmt.Sprint(rng.IntN(3)), Target: in.Target.Name, Tool: pick("delete_issue", "drop_table"), Principal: pick("alice", "bob"), Expiry: now.Add(time.Hour)}
 			if rng.IntN(2) == 0 {
 				g.Arguments = json.RawMessage(`{"id":1}`)
 			}
-			in.Grants = []GrantInput{g}
+			in.Grants = []policy.GrantInput{g}
 		}
 		want, err1 := plain.Evaluate(context.Background(), in)
 		got, err2 := cached.Evaluate(context.Background(), in)
@@ -144,21 +145,21 @@ decision := {"outcome": "allow", "reason": sprintf("%s|%s|%s|%s", [input.mcp.nam
 		}
 	}
 	inputs := []struct {
-		m    MessageInput
+		m    policy.MessageInput
 		want string
 	}{
-		{MessageInput{Method: "tools/call", Tool: "get_issue"}, "get_issue|get_issue|get,issue|"},
-		{MessageInput{Method: "tools/call", Tool: "repoDelete"}, "repoDelete|repodelete|repo,delete|"},
-		{MessageInput{Method: "tools/call", Tool: "d\u0435lete"}, "d\u0435lete|d\u0435lete|d\u0435lete|mixed scripts Latin+Cyrillic"},
-		{MessageInput{Method: "tools/call", Tool: "a%64"}, "a%64|a%64|a,64|"},
-		{MessageInput{Method: "resources/read", URI: "a%64"}, "a%64|a%64|a,64,ad|"},
-		{MessageInput{Method: "prompts/get", Prompt: "a%64", Tool: "x"}, "a%64|a%64|a,64|"},
-		{MessageInput{Method: "completion/complete", URI: "a%64"}, "a%64|a%64|a,64,ad|"},
-		{MessageInput{Method: "tools/call", Tool: "get_issue"}, "get_issue|get_issue|get,issue|"},
+		{policy.MessageInput{Method: "tools/call", Tool: "get_issue"}, "get_issue|get_issue|get,issue|"},
+		{policy.MessageInput{Method: "tools/call", Tool: "repoDelete"}, "repoDelete|repodelete|repo,delete|"},
+		{policy.MessageInput{Method: "tools/call", Tool: "d\u0435lete"}, "d\u0435lete|d\u0435lete|d\u0435lete|mixed scripts Latin+Cyrillic"},
+		{policy.MessageInput{Method: "tools/call", Tool: "a%64"}, "a%64|a%64|a,64|"},
+		{policy.MessageInput{Method: "resources/read", URI: "a%64"}, "a%64|a%64|a,64,ad|"},
+		{policy.MessageInput{Method: "prompts/get", Prompt: "a%64", Tool: "x"}, "a%64|a%64|a,64|"},
+		{policy.MessageInput{Method: "completion/complete", URI: "a%64"}, "a%64|a%64|a,64,ad|"},
+		{policy.MessageInput{Method: "tools/call", Tool: "get_issue"}, "get_issue|get_issue|get,issue|"},
 	}
 	for round := range 2 { // the second round is served from the cache
 		for _, tc := range inputs {
-			d, err := e.Evaluate(context.Background(), &Input{MCP: tc.m})
+			d, err := e.Evaluate(context.Background(), &policy.Input{MCP: tc.m})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,7 +178,7 @@ func TestDecisionCacheBounded(t *testing.T) {
 	for i := range 1000 {
 		var k [32]byte
 		k[0], k[1], k[2] = byte(i), byte(i>>8), 7
-		c.put(k, Decision{Outcome: OutcomeAllow})
+		c.put(k, policy.Decision{Outcome: policy.OutcomeAllow})
 	}
 	n := 0
 	for i := range c.shards {

@@ -1,4 +1,4 @@
-package policy
+package rego
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
 // BenchmarkEvaluate is the hot path: the shipped default policy deciding a
@@ -39,9 +41,9 @@ func benchmarkEvaluate(b *testing.B, cached bool) {
 		outcome string
 		grant   string
 	}{
-		{"allowed_tool", "get_issue", OutcomeAllow, ""},
-		{"granted_high_risk_tool", "delete_issue", OutcomeAllow, "g-1"},
-		{"held_high_risk_tool", "drop_table", OutcomeApprovalRequired, ""},
+		{"allowed_tool", "get_issue", policy.OutcomeAllow, ""},
+		{"granted_high_risk_tool", "delete_issue", policy.OutcomeAllow, "g-1"},
+		{"held_high_risk_tool", "drop_table", policy.OutcomeApprovalRequired, ""},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -73,7 +75,7 @@ func BenchmarkInputValue(b *testing.B) {
 	b.Run("direct", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := in.Value(now); err != nil {
+			if _, err := InputValue(in, now); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,4 +1,4 @@
-package policy
+package rego
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
 const (
@@ -46,7 +48,7 @@ func newTestStore(t *testing.T, dir string) (*Store, *syncBuffer) {
 
 func reasonOf(t *testing.T, s *Store) string {
 	t.Helper()
-	d, err := s.Evaluate(context.Background(), &Input{})
+	d, err := s.Evaluate(context.Background(), &policy.Input{})
 	if err != nil {
 		t.Fatal(err)
 	}

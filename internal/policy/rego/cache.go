@@ -1,4 +1,4 @@
-package policy
+package rego
 
 import (
 	"crypto/sha256"
@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
 // Decision cache.
@@ -224,7 +226,7 @@ func (d *inputDeps) readsAny(top string, fields ...string) bool {
 }
 
 // key hashes the parts of in that the policy reads.
-func (d *inputDeps) key(in *Input) ([32]byte, error) {
+func (d *inputDeps) key(in *policy.Input) ([32]byte, error) {
 	b := keyBufs.Get().(*[]byte)
 	buf := (*b)[:0]
 	str := func(tag byte, s string) {
@@ -322,7 +324,7 @@ func (d *inputDeps) key(in *Input) ([32]byte, error) {
 		if d.readsAny("mcp", nameFields...) {
 			// name_normalized, name_words and name_suspicious are functions
 			// of the name and of whether it is a URI.
-			name, uri := m.itemName()
+			name, uri := m.ItemName()
 			if uri {
 				buf = append(buf, 'U')
 			}
@@ -393,7 +395,7 @@ type decisionCache struct {
 
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[[32]byte]Decision
+	m  map[[32]byte]policy.Decision
 }
 
 // DefaultCacheSize is the number of decisions an Engine remembers.
@@ -402,12 +404,12 @@ const DefaultCacheSize = 10000
 func newDecisionCache(size int) *decisionCache {
 	c := &decisionCache{perShard: max(1, size/16)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[[32]byte]Decision)
+		c.shards[i].m = make(map[[32]byte]policy.Decision)
 	}
 	return c
 }
 
-func (c *decisionCache) get(k [32]byte) (Decision, bool) {
+func (c *decisionCache) get(k [32]byte) (policy.Decision, bool) {
 	s := &c.shards[k[0]&15]
 	s.mu.RLock()
 	d, ok := s.m[k]
@@ -420,7 +422,7 @@ func (c *decisionCache) get(k [32]byte) (Decision, bool) {
 	return d, ok
 }
 
-func (c *decisionCache) put(k [32]byte, d Decision) {
+func (c *decisionCache) put(k [32]byte, d policy.Decision) {
 	s := &c.shards[k[0]&15]
 	s.mu.Lock()
 	if len(s.m) >= c.perShard {

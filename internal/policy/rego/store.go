@@ -1,4 +1,4 @@
-package policy
+package rego
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
 // Store serves the current Engine of a policy directory and replaces it
@@ -39,7 +41,7 @@ func NewStore(dir, query string, logger *slog.Logger) (*Store, error) {
 func (s *Store) Current() *Engine { return s.cur.Load() }
 
 // Evaluate evaluates in with the current engine.
-func (s *Store) Evaluate(ctx context.Context, in *Input) (Decision, error) {
+func (s *Store) Evaluate(ctx context.Context, in *policy.Input) (policy.Decision, error) {
 	return s.Current().Evaluate(ctx, in)
 }
 
@@ -57,7 +59,7 @@ func (s *Store) reloadLocked() error {
 	if err != nil {
 		old := s.Current()
 		attrs := []any{"dir", s.dir, "serving_version", old.Version(), "err", err.Error()}
-		var pe *PolicyError
+		var pe *policy.PolicyError
 		if errors.As(err, &pe) {
 			attrs = append(attrs, "problems", pe.Problems)
 		}

@@ -1,4 +1,14 @@
-package policy
+// Package rego is airlock's policy engine: OPA Rego behind the vocabulary
+// of internal/policy. It loads and compiles a directory of Rego and data
+// files into an Engine, builds the input document straight into OPA's AST,
+// evaluates a prepared query on the hot path with an exact decision cache,
+// converts the result strictly (anything malformed is an error, so callers
+// fail closed), hot reloads while keeping the last good policy (Store), and
+// runs the Rego unit tests shipped beside a policy.
+//
+// Only code that builds an engine imports this package; everything that
+// decides through one takes a policy.Evaluator, so it does not compile OPA.
+package rego
 
 import (
 	"context"
@@ -9,9 +19,17 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/metrics"
-	"github.com/open-policy-agent/opa/v1/rego"
+	oparego "github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/airlock-mcp/airlock/internal/policy"
+)
+
+// Engine and Store are the policy.Evaluator callers are given.
+var (
+	_ policy.Evaluator = (*Engine)(nil)
+	_ policy.Evaluator = (*Store)(nil)
 )
 
 // DefaultQuery is the decision the gateway asks for.
@@ -26,7 +44,7 @@ type Engine struct {
 	files    []string
 	loadedAt time.Time
 	snap     *snapshot
-	pq       rego.PreparedEvalQuery
+	pq       oparego.PreparedEvalQuery
 	deps     *inputDeps
 	cache    *decisionCache // nil when the policy is not cacheable
 }
@@ -54,22 +72,22 @@ func Load(dir, query string) (*Engine, error) {
 		return nil, snap.policyError("query", fmt.Errorf("query %q: %w", query, err))
 	}
 	if len(body) != 1 {
-		return nil, &PolicyError{Op: "query", Dir: dir, Problems: []string{fmt.Sprintf("query %q has %d expressions, want one (such as data.airlock.decision)", query, len(body))}}
+		return nil, &policy.PolicyError{Op: "query", Dir: dir, Problems: []string{fmt.Sprintf("query %q has %d expressions, want one (such as data.airlock.decision)", query, len(body))}}
 	}
 	if err := checkQueryDefined(compiler, docs, body, query); err != nil {
-		return nil, &PolicyError{Op: "query", Dir: dir, Problems: []string{err.Error()}}
+		return nil, &policy.PolicyError{Op: "query", Dir: dir, Problems: []string{err.Error()}}
 	}
 	store := inmem.NewFromObjectWithOpts(docs,
 		inmem.OptRoundTripOnWrite(false),
 		inmem.OptReturnASTValuesOnRead(true))
-	pq, err := rego.New(
-		rego.ParsedQuery(body),
-		rego.Compiler(compiler),
-		rego.Store(store),
-		rego.GenerateJSON(keepTerm),
+	pq, err := oparego.New(
+		oparego.ParsedQuery(body),
+		oparego.Compiler(compiler),
+		oparego.Store(store),
+		oparego.GenerateJSON(keepTerm),
 		// A built-in that fails (a bad glob, a bad time zone) is an error,
 		// not an undefined expression that could skip a deny rule.
-		rego.StrictBuiltinErrors(true),
+		oparego.StrictBuiltinErrors(true),
 	).PrepareForEval(context.Background())
 	if err != nil {
 		return nil, snap.policyError("query", err)
@@ -117,7 +135,7 @@ func (s *snapshot) compile(tests bool) (*ast.Compiler, map[string]*ast.Module, m
 		return nil, nil, nil, s.policyError("load", err)
 	}
 	if len(res.Modules) == 0 {
-		return nil, nil, nil, &PolicyError{Op: "load", Dir: s.dir, Problems: []string{"no .rego files found"}}
+		return nil, nil, nil, &policy.PolicyError{Op: "load", Dir: s.dir, Problems: []string{"no .rego files found"}}
 	}
 	parsed := res.ParsedModules()
 	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
@@ -163,7 +181,7 @@ var noMetrics = metrics.NoOp()
 
 // keepTerm makes the prepared query hand back result terms as they are,
 // so decisions are decoded from the AST without a generic conversion.
-func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+func keepTerm(t *ast.Term, _ *oparego.EvalContext) (any, error) { return t, nil }
 
 // Version is a hash of the loaded (non-test) files' names and contents.
 func (e *Engine) Version() string { return e.version }
@@ -184,15 +202,15 @@ func (e *Engine) LoadedAt() time.Time { return e.loadedAt }
 // result that is not a well-formed decision, is returned as an error: the
 // caller must deny. An undefined result is a deny with ReasonNoDecision.
 // The returned decision carries the engine's PolicyVersion.
-func (e *Engine) Evaluate(ctx context.Context, in *Input) (Decision, error) {
+func (e *Engine) Evaluate(ctx context.Context, in *policy.Input) (policy.Decision, error) {
 	if in == nil {
-		return Decision{}, errors.New("policy input: nil")
+		return policy.Decision{}, errors.New("policy input: nil")
 	}
 	var key [32]byte
 	if e.cache != nil {
 		var err error
 		if key, err = e.deps.key(in); err != nil {
-			return Decision{}, fmt.Errorf("policy input: %w", err)
+			return policy.Decision{}, fmt.Errorf("policy input: %w", err)
 		}
 		if d, ok := e.cache.get(key); ok {
 			return d, nil
@@ -202,27 +220,27 @@ func (e *Engine) Evaluate(ctx context.Context, in *Input) (Decision, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	v, err := in.value(now, e.deps)
+	v, err := inputValue(in, now, e.deps)
 	if err != nil {
-		return Decision{}, fmt.Errorf("policy input: %w", err)
+		return policy.Decision{}, fmt.Errorf("policy input: %w", err)
 	}
 	cancel := topdown.NewCancel()
 	stop := context.AfterFunc(ctx, cancel.Cancel)
 	rs, err := e.pq.Eval(ctx,
-		rego.EvalParsedInput(v),
-		rego.EvalTime(now),
-		rego.EvalMetrics(noMetrics),
-		rego.EvalExternalCancel(cancel))
+		oparego.EvalParsedInput(v),
+		oparego.EvalTime(now),
+		oparego.EvalMetrics(noMetrics),
+		oparego.EvalExternalCancel(cancel))
 	stop()
 	if err != nil {
 		if ctx.Err() != nil {
-			return Decision{}, fmt.Errorf("policy eval: %w", ctx.Err())
+			return policy.Decision{}, fmt.Errorf("policy eval: %w", ctx.Err())
 		}
-		return Decision{}, e.snap.policyError("eval", err)
+		return policy.Decision{}, e.snap.policyError("eval", err)
 	}
 	d, err := e.decode(rs)
 	if err != nil {
-		return Decision{}, fmt.Errorf("policy %s (version %s): %w", e.query, e.version, err)
+		return policy.Decision{}, fmt.Errorf("policy %s (version %s): %w", e.query, e.version, err)
 	}
 	d.PolicyVersion = e.version
 	if e.cache != nil {
@@ -231,20 +249,20 @@ func (e *Engine) Evaluate(ctx context.Context, in *Input) (Decision, error) {
 	return d, nil
 }
 
-func (e *Engine) decode(rs rego.ResultSet) (Decision, error) {
+func (e *Engine) decode(rs oparego.ResultSet) (policy.Decision, error) {
 	switch len(rs) {
 	case 0:
-		return Decision{Outcome: OutcomeDeny, Reason: ReasonNoDecision, Record: true}, nil
+		return policy.Decision{Outcome: policy.OutcomeDeny, Reason: policy.ReasonNoDecision, Record: true}, nil
 	case 1:
 	default:
-		return Decision{}, fmt.Errorf("query produced %d results, want one", len(rs))
+		return policy.Decision{}, fmt.Errorf("query produced %d results, want one", len(rs))
 	}
 	if len(rs[0].Expressions) != 1 {
-		return Decision{}, fmt.Errorf("query produced %d expressions, want one", len(rs[0].Expressions))
+		return policy.Decision{}, fmt.Errorf("query produced %d expressions, want one", len(rs[0].Expressions))
 	}
 	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
 	if !ok {
-		return Decision{}, errors.New("query result is not a term")
+		return policy.Decision{}, errors.New("query result is not a term")
 	}
 	return decodeDecision(t.Value)
 }
