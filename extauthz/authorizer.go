@@ -106,10 +106,9 @@ type Verifier interface {
 	Verify(ctx context.Context, raw string, audiences []string) (*identity.Principal, error)
 }
 
-// Policy decides (internal/policy's Store implements it).
-type Policy interface {
-	Evaluate(ctx context.Context, in *policy.Input) (policy.Decision, error)
-}
+// Policy decides (internal/policy/rego's Store implements it). It is the
+// OPA-free policy.Evaluator, so the decision core does not compile OPA.
+type Policy = policy.Evaluator
 
 // Options are the Authorizer's collaborators.
 type Options struct {

@@ -1,7 +1,6 @@
 package approvals
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,12 +14,10 @@ import (
 	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
-// Policy evaluates the decision policy; *policy.Engine is one. The API
+// Policy evaluates the decision policy; *rego.Engine is one. The API
 // asks it what approval a call opened through POST /requests needs, with
 // the input ext_authz would build for the same call.
-type Policy interface {
-	Evaluate(ctx context.Context, in *policy.Input) (policy.Decision, error)
-}
+type Policy = policy.Evaluator
 
 // Options are the Handler's collaborators and settings.
 type Options struct {
