@@ -62,7 +62,7 @@ standin:
 bench: bench-go bench-authz bench-xds bench-audit
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./internal/mcp ./internal/identity ./internal/policy ./internal/mask ./extauthz ./extproc
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./internal/mcp ./internal/identity ./internal/policy/... ./internal/mask ./extauthz ./extproc
 
 # xDS: time and cost from a grant change to the client holding the routes,
 # with 1,000 and 10,000 live grants.
