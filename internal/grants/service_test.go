@@ -374,16 +374,21 @@ func TestSubscriberDroppedWhenBehind(t *testing.T) {
 	slow := f.s.Subscribe(ctx)
 	fast := f.s.Subscribe(ctx)
 	got := make(chan int)
+	seen := make(chan struct{}, 1)
 	go func() {
 		n := 0
 		for range fast {
 			n++
+			seen <- struct{}{}
 		}
 		got <- n
 	}()
 	for i := range subscriberBuffer + 1 {
 		f.open(openParams("t", `{"i":`+itoa(i)+`}`, approval(nil)))
 		f.s.cfg.MaxPendingPerPrincipal = 1 << 20
+		// The fast subscriber keeps up (in lockstep, whatever the
+		// scheduler does under load); only the slow one falls behind.
+		<-seen
 	}
 	n := 0
 	for range slow {
