@@ -128,7 +128,7 @@ func approvalPending(id string, call *mcp.Call, d policy.Decision, requestID, ur
 	case mcp.Version20251125, mcp.Version20260728:
 		body = mcp.URLElicitationRequired(call.Messages[0].ID, msg, url, requestID)
 	default:
-		body = mcp.ErrorResponse(call.Messages[0].ID, CodeApprovalRequired, msg, map[string]any{
+		body = mcp.ErrorResponse(call.Messages[0].ID, mcp.CodeApprovalRequired, msg, map[string]any{
 			"decision_id": id, "request_id": requestID, "url": url,
 		})
 	}

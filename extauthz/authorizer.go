@@ -41,7 +41,7 @@ type Request struct {
 	// Truncated is Envoy's x-envoy-auth-partial-body: the body was cut at max_request_bytes.
 	Truncated bool
 	// ContextExtensions come from the route (ExtAuthzPerRoute.check_settings); airlock's
-	// Envoy config names the target in "airlock_target".
+	// Envoy config names the target in wire.ContextTarget.
 	ContextExtensions map[string]string
 }
 
@@ -98,7 +98,7 @@ type Result struct {
 type verdict struct {
 	Outcome Outcome
 	Reason  string
-	code    int // JSON-RPC error code of a refused message; 0: CodeForbidden
+	code    int // JSON-RPC error code of a refused message; 0: mcp.CodeForbidden
 }
 
 // Verifier checks bearer tokens (internal/identity implements it).
@@ -258,7 +258,7 @@ func (a *Authorizer) decideRequest(ctx context.Context, id string, req *Request)
 
 	if why := a.origins.check(req.Headers["origin"]); why != "" {
 		return a.finish(t, nil, nil, &Result{Outcome: OutcomeForbidden, Status: 403, DecisionID: id, Reason: why,
-			ResponseHeaders: []Header{jsonContentType}, Body: mcp.ErrorResponse(requestID(req), CodeForbidden, "forbidden: "+why, nil)})
+			ResponseHeaders: []Header{jsonContentType}, Body: mcp.ErrorResponse(requestID(req), mcp.CodeForbidden, "forbidden: "+why, nil)})
 	}
 
 	// Who is calling. An unauthenticated caller learns nothing about

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/airlock-mcp/airlock/internal/mcp"
 	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
@@ -20,8 +21,8 @@ func TestBatchWithGrantCoveredCallIsRefusedAndGrantKept(t *testing.T) {
 			t.Fatalf("attempt %d: outcome %s status %d, want the batch refused", i, r.Outcome, r.Status)
 		}
 		want := []idErr{
-			{"1", CodeForbidden, reasonBatchNotSent},
-			{"2", CodeApprovalRequired, reasonBatchNeedsAlone},
+			{"1", mcp.CodeForbidden, reasonBatchNotSent},
+			{"2", mcp.CodeApprovalRequired, reasonBatchNeedsAlone},
 		}
 		if diff := cmp.Diff(want, batchErrors(t, r.Body)); diff != "" {
 			t.Errorf("attempt %d: errors (-want +got):\n%s", i, diff)
@@ -64,13 +65,13 @@ func TestBatchRefusals(t *testing.T) {
 		want []idErr // nil: one error with a null id
 	}{
 		{"a denied call denies the batch", batch(ping, call(2, "nuke"), call("c", "read")),
-			[]idErr{{"1", CodeForbidden, reasonBatchNotSent}, {"2", CodeForbidden, denied}, {`"c"`, CodeForbidden, reasonBatchNotSent}}},
+			[]idErr{{"1", mcp.CodeForbidden, reasonBatchNotSent}, {"2", mcp.CodeForbidden, denied}, {`"c"`, mcp.CodeForbidden, reasonBatchNotSent}}},
 		{"an approval-gated call is never held in a batch", batch(call(1, "read"), call(2, "danger")),
-			[]idErr{{"1", CodeForbidden, reasonBatchNotSent}, {"2", CodeApprovalRequired, reasonBatchNeedsAlone}}},
+			[]idErr{{"1", mcp.CodeForbidden, reasonBatchNotSent}, {"2", mcp.CodeApprovalRequired, reasonBatchNeedsAlone}}},
 		{"a denied and a gated call each say why", batch(call(1, "danger"), call(2, "nuke"), initialized),
-			[]idErr{{"1", CodeApprovalRequired, reasonBatchNeedsAlone}, {"2", CodeForbidden, denied}}},
+			[]idErr{{"1", mcp.CodeApprovalRequired, reasonBatchNeedsAlone}, {"2", mcp.CodeForbidden, denied}}},
 		{"a batch of one gated call", batch(call(7, "danger")),
-			[]idErr{{"7", CodeApprovalRequired, reasonBatchNeedsAlone}}},
+			[]idErr{{"7", mcp.CodeApprovalRequired, reasonBatchNeedsAlone}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -95,7 +95,7 @@ func (a *Authorizer) decideBatch(ctx context.Context, id string, t *target, p *i
 		case d.Outcome == policy.OutcomeAllow && d.Grant == "":
 			verdicts[i] = verdict{Outcome: OutcomeAllow, Reason: d.Reason}
 		case d.Outcome == policy.OutcomeAllow, d.Outcome == policy.OutcomeApprovalRequired:
-			verdicts[i] = verdict{Outcome: OutcomeDeny, Reason: reasonBatchNeedsAlone, code: CodeApprovalRequired}
+			verdicts[i] = verdict{Outcome: OutcomeDeny, Reason: reasonBatchNeedsAlone, code: mcp.CodeApprovalRequired}
 			refused++
 		default:
 			verdicts[i] = verdict{Outcome: OutcomeDeny, Reason: "denied: " + orDefault(d.Reason, "denied by policy")}

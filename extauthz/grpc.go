@@ -9,6 +9,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/airlock-mcp/airlock/internal/wire"
 )
 
 // PartialBodyHeader is set by Envoy's ext_authz filter on the check request
@@ -104,7 +106,7 @@ func toCheckResponse(r *Result) *authv3.CheckResponse {
 	for _, h := range r.ResponseHeaders {
 		denied.Headers = append(denied.Headers, headerOption(h))
 	}
-	denied.Headers = append(denied.Headers, headerOption(Header{HeaderDecisionID, r.DecisionID}))
+	denied.Headers = append(denied.Headers, headerOption(Header{wire.HeaderDecisionID, r.DecisionID}))
 	resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied}
 	return resp
 }

@@ -8,25 +8,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mcp"
 	"github.com/airlock-mcp/airlock/internal/policy"
-)
-
-// JSON-RPC error codes airlock uses for its own denials, in the range the
-// MCP spec leaves to implementations (-32000..-32019).
-const (
-	CodeUnauthorized     = -32001
-	CodeForbidden        = -32003
-	CodeApprovalRequired = -32004
-)
-
-// Header names airlock sets on allowed requests. A client can never set
-// them: every incoming x-airlock-* header is removed.
-const (
-	HeaderPrefix     = "x-airlock-"
-	HeaderPrincipal  = "x-airlock-principal"
-	HeaderClientID   = "x-airlock-client-id"
-	HeaderTarget     = "x-airlock-target"
-	HeaderDecisionID = "x-airlock-decision-id"
-	HeaderGrant      = "x-airlock-grant"
+	"github.com/airlock-mcp/airlock/internal/wire"
 )
 
 var jsonContentType = Header{"content-type", "application/json"}
@@ -60,7 +42,7 @@ func (t *target) unauthenticated(id string, rpcID json.RawMessage, errCode, publ
 	return &Result{
 		Outcome: OutcomeUnauthenticated, Status: 401, Reason: detail, DecisionID: id,
 		ResponseHeaders: []Header{t.challenge(params...), jsonContentType},
-		Body:            mcp.ErrorResponse(rpcID, CodeUnauthorized, "unauthorized: "+public, nil),
+		Body:            mcp.ErrorResponse(rpcID, mcp.CodeUnauthorized, "unauthorized: "+public, nil),
 	}
 }
 
@@ -72,7 +54,7 @@ func (t *target) insufficientScope(id string, rpcID json.RawMessage, missing []s
 		Outcome: OutcomeForbidden, Status: 403, DecisionID: id,
 		Reason:          fmt.Sprintf("the token lacks scope %s required by target %s", strings.Join(missing, ", "), t.cfg.Name),
 		ResponseHeaders: []Header{t.challenge(`error="insufficient_scope"`, fmt.Sprintf("scope=%q", strings.Join(t.cfg.ScopesRequired, " "))), jsonContentType},
-		Body:            mcp.ErrorResponse(rpcID, CodeForbidden, "forbidden: "+public, nil),
+		Body:            mcp.ErrorResponse(rpcID, mcp.CodeForbidden, "forbidden: "+public, nil),
 	}
 }
 
@@ -113,13 +95,13 @@ func batchRefused(id string, call *mcp.Call, verdicts []verdict, refused int) *R
 		}
 		c := v.code
 		if c == 0 {
-			c = CodeForbidden
+			c = mcp.CodeForbidden
 		}
 		parts = append(parts, mcp.ErrorResponse(m.ID, c, v.Reason, map[string]any{"decision_id": id, "batch_index": i}))
 	}
 	var body []byte
 	if len(parts) == 0 {
-		body = mcp.ErrorResponse(nil, CodeForbidden, "denied: "+strings.Join(why, "; "), map[string]string{"decision_id": id})
+		body = mcp.ErrorResponse(nil, mcp.CodeForbidden, "denied: "+strings.Join(why, "; "), map[string]string{"decision_id": id})
 	} else {
 		body, _ = json.Marshal(parts)
 	}
@@ -194,7 +176,7 @@ func policyDenied(id string, call *mcp.Call, o Outcome, status int, reason strin
 	return &Result{
 		Outcome: o, Status: status, Reason: reason, DecisionID: id,
 		ResponseHeaders: []Header{jsonContentType},
-		Body:            errorBody(call, CodeForbidden, "denied: "+reason, map[string]string{"decision_id": id}),
+		Body:            errorBody(call, mcp.CodeForbidden, "denied: "+reason, map[string]string{"decision_id": id}),
 	}
 }
 
@@ -213,7 +195,7 @@ func approvalRequired(id string, call *mcp.Call, d policy.Decision) *Result {
 	return &Result{
 		Outcome: OutcomeApprovalRequired, Status: 403, Reason: reason, DecisionID: id,
 		ResponseHeaders: []Header{jsonContentType},
-		Body:            errorBody(call, CodeApprovalRequired, "approval required: "+reason, data),
+		Body:            errorBody(call, mcp.CodeApprovalRequired, "approval required: "+reason, data),
 	}
 }
 
@@ -229,15 +211,15 @@ func (t *target) allow(id string, p *identity.Principal, call *mcp.Call, req *Re
 		// The server answers in plaintext, which ext_proc can mask: a
 		// compressed response would pass the masking unread.
 		Header{"accept-encoding", "identity"},
-		Header{HeaderPrincipal, p.Subject},
-		Header{HeaderTarget, t.cfg.Name},
-		Header{HeaderDecisionID, id},
+		Header{wire.HeaderPrincipal, p.Subject},
+		Header{wire.HeaderTarget, t.cfg.Name},
+		Header{wire.HeaderDecisionID, id},
 	)
 	if p.ClientID != "" {
-		set = append(set, Header{HeaderClientID, p.ClientID})
+		set = append(set, Header{wire.HeaderClientID, p.ClientID})
 	}
 	if d.Grant != "" {
-		set = append(set, Header{HeaderGrant, d.Grant})
+		set = append(set, Header{wire.HeaderGrant, d.Grant})
 	}
 	r.SetHeaders = set
 	// The agent's token never travels upstream (MCP: no token passthrough),
@@ -246,47 +228,42 @@ func (t *target) allow(id string, p *identity.Principal, call *mcp.Call, req *Re
 		r.RemoveHeaders = append(r.RemoveHeaders, "authorization")
 	}
 	for k := range req.Headers {
-		if strings.HasPrefix(k, HeaderPrefix) && !setsHeader(set, k) {
+		if strings.HasPrefix(k, wire.HeaderPrefix) && !setsHeader(set, k) {
 			r.RemoveHeaders = append(r.RemoveHeaders, k)
 		}
 	}
-	md := map[string]any{
-		"decision_id":     id,
-		"target":          t.cfg.Name,
-		"principal":       p.Subject,
-		"client_id":       p.ClientID,
-		"issuer":          p.Issuer,
-		"masking_profile": orDefault(d.MaskingProfile, t.cfg.MaskingProfile),
-		"record":          d.Record,
-		"policy_version":  d.PolicyVersion,
-		"protocol":        call.ProtocolVersion,
-	}
-	if call.SessionID != "" {
-		md["session_id"] = call.SessionID
-	}
-	if d.Grant != "" {
-		md["grant"] = d.Grant
+	// What ext_proc and the access log read about this call: the typed
+	// wire contract, so a renamed key cannot compile here and be missed
+	// there.
+	wd := wire.Decision{
+		DecisionID:     id,
+		Target:         t.cfg.Name,
+		Principal:      p.Subject,
+		ClientID:       p.ClientID,
+		Issuer:         p.Issuer,
+		MaskingProfile: orDefault(d.MaskingProfile, t.cfg.MaskingProfile),
+		Record:         d.Record,
+		PolicyVersion:  d.PolicyVersion,
+		Protocol:       call.ProtocolVersion,
+		SessionID:      call.SessionID,
+		Grant:          d.Grant,
 	}
 	if len(call.Messages) > 0 {
 		// method and tool are the first message's (what ext_proc reads).
-		md["method"] = call.Messages[0].Method
-		if tool := call.Messages[0].Tool; tool != "" {
-			md["tool"] = tool
-		}
+		wd.Method, wd.Tool = call.Messages[0].Method, call.Messages[0].Tool
 	}
 	if call.Batch {
 		// A batch lists every message, in order ("" where a message has
-		// no tool or id): methods, tools, ids. structpb takes []any.
-		methods := make([]any, len(call.Messages))
-		tools := make([]any, len(call.Messages))
-		ids := make([]any, len(call.Messages))
+		// no tool or id): methods, tools, ids.
+		wd.Batch = true
+		wd.Methods = make([]string, len(call.Messages))
+		wd.Tools = make([]string, len(call.Messages))
+		wd.IDs = make([]string, len(call.Messages))
 		for i, m := range call.Messages {
-			methods[i], tools[i], ids[i] = m.Method, m.Tool, string(m.ID)
+			wd.Methods[i], wd.Tools[i], wd.IDs[i] = m.Method, m.Tool, string(m.ID)
 		}
-		md["methods"], md["tools"], md["ids"] = methods, tools, ids
-		md["batch"] = true
 	}
-	r.Metadata = md
+	r.Metadata = wd.Fields()
 	return r
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/policy"
+	"github.com/airlock-mcp/airlock/internal/wire"
 )
 
 // target is one configured MCP server with everything Check needs
@@ -67,7 +68,7 @@ func newTargets(cfg *config.Config) (*targets, error) {
 // path is exactly the request's path. Either way the caller then checks
 // the path with endpoint.
 func (ts *targets) match(req *Request) *target {
-	if n := req.ContextExtensions["airlock_target"]; n != "" {
+	if n := req.ContextExtensions[wire.ContextTarget]; n != "" {
 		return ts.byName[n]
 	}
 	return ts.byPath[req.Path]

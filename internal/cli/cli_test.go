@@ -245,10 +245,11 @@ func TestUsageAndSetup(t *testing.T) {
 		code    int
 		wantErr string
 	}{
-		{"unknown command", nil, []string{"approv"}, 2, "airlock: want one of"},
+		{"unknown command", nil, []string{"approv"}, 2, "airlock: unknown command \"approv\"\n\nDid you mean this?\n\tapprove\n"},
 		{"approve without id", nil, []string{"approve"}, 2, "usage: airlock approve ID"},
 		{"bad output", nil, []string{"requests", "-o", "yaml"}, 2, `--output "yaml"`},
-		{"unknown flag", nil, []string{"requests", "--nope"}, 2, "flag provided but not defined: -nope"},
+		{"unknown flag", nil, []string{"requests", "--nope"}, 2, "airlock requests: unknown flag: --nope\nusage: airlock requests [ID]"},
+		{"two ids", nil, []string{"requests", "a", "b"}, 2, "takes at most one argument, got 2"},
 		{"no token", map[string]string{"AIRLOCK_SERVER": f.s.URL}, []string{"requests"}, 1, "no token: pass --token-file FILE or set AIRLOCK_TOKEN"},
 		{"token file", map[string]string{"AIRLOCK_SERVER": f.s.URL}, []string{"requests", "--token-file", tokFile}, 0, ""},
 		{"token file from env", map[string]string{"AIRLOCK_SERVER": f.s.URL, "AIRLOCK_TOKEN_FILE": tokFile}, []string{"grants"}, 0, ""},

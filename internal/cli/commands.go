@@ -5,12 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/airlock-mcp/airlock/internal/approvals"
 	"github.com/airlock-mcp/airlock/internal/grants"
@@ -20,7 +21,7 @@ var cmdRequests = &command{
 	summary: "list access requests (pending by default), or show one",
 	usage:   "[ID] [--state pending|approved|denied|expired|cancelled|all] [--target T] [--mine] [--limit N] [--cursor C]",
 	args:    -1,
-	flags: func(fs *flag.FlagSet, c *cmdContext) {
+	flags: func(fs *pflag.FlagSet, c *cmdContext) {
 		fs.StringVar(&c.state, "state", "pending", "states, comma-separated, or all")
 		listFlags(fs, c)
 	},
@@ -49,7 +50,7 @@ var cmdGrants = &command{
 	summary: "list grants (active by default), or show one",
 	usage:   "[ID] [--state active|consumed|expired|revoked|all] [--target T] [--mine] [--limit N] [--cursor C]",
 	args:    -1,
-	flags: func(fs *flag.FlagSet, c *cmdContext) {
+	flags: func(fs *pflag.FlagSet, c *cmdContext) {
 		fs.StringVar(&c.state, "state", "active", "states, comma-separated, or all")
 		listFlags(fs, c)
 	},
@@ -74,7 +75,7 @@ var cmdGrants = &command{
 	},
 }
 
-func listFlags(fs *flag.FlagSet, c *cmdContext) {
+func listFlags(fs *pflag.FlagSet, c *cmdContext) {
 	fs.StringVar(&c.target, "target", "", "only this target")
 	fs.BoolVar(&c.mine, "mine", false, "only mine (asked by me / held by me)")
 	fs.IntVar(&c.limit, "limit", 0, "at most this many (the API's default 50, at most 500)")
@@ -115,7 +116,7 @@ var cmdRequest = &command{
 	summary: "ask for approval ahead of time (policy sets the terms)",
 	usage:   "--target T (--tool NAME [--arguments JSON] | --resource URI) --reason TEXT",
 	args:    0,
-	flags: func(fs *flag.FlagSet, c *cmdContext) {
+	flags: func(fs *pflag.FlagSet, c *cmdContext) {
 		fs.StringVar(&c.target, "target", "", "the MCP target")
 		fs.StringVar(&c.tool, "tool", "", "the tool to call")
 		fs.StringVar(&c.resource, "resource", "", "the resource URI to read")
@@ -155,7 +156,7 @@ func verdictCommand(verdict grants.Verdict, summary string) *command {
 		summary: summary,
 		usage:   usage,
 		args:    1,
-		flags: func(fs *flag.FlagSet, c *cmdContext) {
+		flags: func(fs *pflag.FlagSet, c *cmdContext) {
 			fs.StringVar(&c.reason, "reason", "", "why (kept with the decision)")
 			if verdict == grants.VerdictApprove {
 				fs.BoolVar(&c.breakGlass, "break-glass", false, "approve alone as a break-glass approver (needs --reason; flagged and audited)")
@@ -180,7 +181,7 @@ var (
 		summary: "withdraw your own pending request",
 		usage:   "ID [--reason TEXT]",
 		args:    1,
-		flags:   func(fs *flag.FlagSet, c *cmdContext) { fs.StringVar(&c.reason, "reason", "", "why") },
+		flags:   func(fs *pflag.FlagSet, c *cmdContext) { fs.StringVar(&c.reason, "reason", "", "why") },
 		run: func(ctx context.Context, c *cmdContext) error {
 			var r grants.Request
 			raw, err := c.call(ctx, http.MethodPost, "requests/"+url.PathEscape(c.args[0])+"/cancel", approvals.VerdictBody{Reason: c.reason}, &r)
@@ -194,7 +195,7 @@ var (
 		summary: "end an active grant",
 		usage:   "ID [--reason TEXT]",
 		args:    1,
-		flags:   func(fs *flag.FlagSet, c *cmdContext) { fs.StringVar(&c.reason, "reason", "", "why") },
+		flags:   func(fs *pflag.FlagSet, c *cmdContext) { fs.StringVar(&c.reason, "reason", "", "why") },
 		run: func(ctx context.Context, c *cmdContext) error {
 			var g grants.Grant
 			raw, err := c.call(ctx, http.MethodPost, "grants/"+url.PathEscape(c.args[0])+"/revoke", approvals.VerdictBody{Reason: c.reason}, &g)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/airlock-mcp/airlock/internal/wire"
 )
 
 // Where an agent states why it makes a call. The _meta member wins over
@@ -13,10 +15,10 @@ import (
 const (
 	// ReasonMetaKey is the member of params._meta that carries the reason:
 	// {"name":"delete_repository","arguments":{…},"_meta":{"io.airlock/reason":"cleanup of the test repo, ticket OPS-12"}}
-	ReasonMetaKey = "io.airlock/reason"
+	ReasonMetaKey = wire.ReasonMetaKey
 	// ReasonHeader is the HTTP request header that carries the reason when
 	// the agent cannot set _meta.
-	ReasonHeader = "x-airlock-reason"
+	ReasonHeader = wire.HeaderReason
 	// MaxReasonRunes bounds a reason (agent's or approver's); longer ones
 	// are cut with an ellipsis.
 	MaxReasonRunes = 500

@@ -95,6 +95,12 @@ const (
 	// CodeURLElicitationNeeded is URL_ELICITATION_REQUIRED. It exists in
 	// 2025-11-25 only: 2026-07-28 keeps it reserved and never reuses it.
 	CodeURLElicitationNeeded = -32042
+
+	// airlock's own refusals, in the range the MCP spec leaves to
+	// implementations (-32000..-32019).
+	CodeUnauthorized     = -32001
+	CodeForbidden        = -32003
+	CodeApprovalRequired = -32004
 )
 
 // supportedVersions is newest first, as UnsupportedProtocolVersionError lists them.

@@ -26,13 +26,13 @@ import (
 
 	"github.com/airlock-mcp/airlock/extauthz"
 	"github.com/airlock-mcp/airlock/extproc"
-	"github.com/airlock-mcp/airlock/internal/api"
 	"github.com/airlock-mcp/airlock/internal/approvals"
 	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/internal/meta"
 	"github.com/airlock-mcp/airlock/internal/mtls"
 	"github.com/airlock-mcp/airlock/internal/notify"
 	"github.com/airlock-mcp/airlock/internal/policy/rego"
@@ -46,7 +46,7 @@ type Gateway struct {
 	Policy     *rego.Store
 	Grants     *grants.Service
 	Audit      audit.Recorder
-	HTTP       *api.Server
+	HTTP       *meta.Server
 	Registry   *prometheus.Registry
 
 	Processor *extproc.Processor
@@ -154,7 +154,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	}
 	g.Audit = rec
 	g.closers = append(g.closers, svc.Close, func() error { sender.Close(); return nil }, closeAudit)
-	g.HTTP = api.New(cfg, api.Options{Gatherer: reg, Logger: log.With("component", "http")})
+	g.HTTP = meta.New(cfg, meta.Options{Gatherer: reg, Logger: log.With("component", "http")})
 	var ts []approvals.Target
 	for _, t := range cfg.Targets {
 		ts = append(ts, approvals.Target{Name: t.Name, Resource: t.Resource, PathPrefix: t.PathPrefix,

@@ -1,7 +1,9 @@
-package main
+package cli_test
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +12,13 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
 	"github.com/airlock-mcp/airlock/envoy"
+	"github.com/airlock-mcp/airlock/internal/cli"
 )
+
+// run runs the airlock command line as cmd/airlock does.
+func run(args []string, stdout, stderr io.Writer) int {
+	return cli.Run(context.Background(), args, cli.Env{Stdout: stdout, Stderr: stderr})
+}
 
 func writeFiles(t *testing.T, files map[string]string) string {
 	t.Helper()

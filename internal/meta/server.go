@@ -1,7 +1,11 @@
-// Package api is airlock's HTTP face: OAuth Protected Resource Metadata
-// (RFC 9728) for every MCP target, health and readiness probes, and
-// Prometheus metrics. Later the approval API and inbox hang off the same mux.
-package api
+// Package meta serves what airlock says about itself over HTTP, apart
+// from what it does: OAuth Protected Resource Metadata (RFC 9728) for
+// every MCP target, the health and readiness probes, and Prometheus
+// metrics. Its Server is the one HTTP mux of `airlock serve`; the
+// approvals API, the inbox and the audit console hang their handlers on
+// it with Handle. It stays apart from internal/serve so these documents
+// are tested without starting airlock.
+package meta
 
 import (
 	"encoding/json"

@@ -1,0 +1,264 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/airlock-mcp/airlock/envoy"
+	"github.com/airlock-mcp/airlock/internal/audit"
+	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/policy/rego"
+	"github.com/airlock-mcp/airlock/internal/serve"
+)
+
+// The server verbs read airlock.yaml; they run in-process what the
+// packages below them provide.
+
+func configFlag(fs *pflag.FlagSet) *string {
+	return fs.String("config", "airlock.yaml", "path to airlock.yaml")
+}
+
+func serveCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "serve --config airlock.yaml",
+		Short:   "run ext_authz, ext_proc, xDS, the HTTP API and policy reload",
+		GroupID: groupServer,
+		Args:    noArgs,
+	}
+	path := configFlag(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmdServe(cmd.Context(), *path, env.Stderr) }
+	return cmd
+}
+
+func validateCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "validate --config airlock.yaml [--skip-credentials]",
+		Short:   "check the config, the policies, credentials, TLS files and listen addresses, and the Envoy config, then exit",
+		GroupID: groupServer,
+		Args:    noArgs,
+	}
+	path := configFlag(cmd.Flags())
+	noCreds := cmd.Flags().Bool("skip-credentials", false, "do not check that upstream credentials can be read (e.g. in CI without secrets)")
+	cmd.RunE = func(*cobra.Command, []string) error { return cmdValidate(env.Stdout, *path, *noCreds) }
+	return cmd
+}
+
+func envoyBootstrapCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bootstrap --config airlock.yaml [--node-id ID] [--node-cluster C] [--static] [--sotw]",
+		Short: "print the Envoy bootstrap: ADS from airlock (default), or --static with everything inline",
+		Args:  noArgs,
+	}
+	fs := cmd.Flags()
+	f := &bootstrapFlags{}
+	fs.StringVar(&f.path, "config", "airlock.yaml", "path to airlock.yaml")
+	fs.StringVar(&f.nodeID, "node-id", "airlock-gateway", "Envoy node id")
+	fs.StringVar(&f.nodeCluster, "node-cluster", "airlock", "Envoy node cluster")
+	fs.StringVar(&f.listen, "listen", "", "address Envoy accepts agents on (default: 0.0.0.0 and public_url's port)")
+	fs.BoolVar(&f.static, "static", false, "print a self-contained bootstrap (no control plane; no per-grant routes)")
+	fs.StringVar(&f.xdsAddr, "xds-address", "", "host:port where Envoy reaches airlock's ADS (default listen.xds)")
+	fs.BoolVar(&f.sotw, "sotw", false, "state-of-the-world ADS instead of incremental (delta)")
+	cmd.RunE = func(*cobra.Command, []string) error { return cmdEnvoyBootstrap(f, env.Stdout) }
+	return cmd
+}
+
+func sessionsCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "sessions --config airlock.yaml [--principal P] [--target T] [--since 24h] [--limit N]",
+		Short:   "list recorded MCP sessions (ClickHouse or the embedded store)",
+		GroupID: groupAudit,
+		Args:    noArgs,
+	}
+	fs := cmd.Flags()
+	path := configFlag(fs)
+	principal := fs.String("principal", "", "only this user (token subject)")
+	target := fs.String("target", "", "only this target")
+	since := fs.Duration("since", 24*time.Hour, "sessions active in this past window")
+	limit := fs.Int("limit", 50, "at most this many sessions")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return cmdSessions(cmd.Context(), *path, audit.SessionFilter{Principal: *principal, Target: *target, Since: time.Now().Add(-*since), Limit: *limit}, env.Stdout)
+	}
+	return cmd
+}
+
+func replayCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "replay --config airlock.yaml [--payloads] SESSION",
+		Short:   "print a session's messages in order, as they happened",
+		GroupID: groupAudit,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{msg: fmt.Sprintf("wants one SESSION, got %d argument(s)", len(args))}
+			}
+			return nil
+		},
+	}
+	path := configFlag(cmd.Flags())
+	payloads := cmd.Flags().Bool("payloads", false, "print each message's (masked) payload")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return cmdReplay(cmd.Context(), *path, args[0], *payloads, env.Stdout)
+	}
+	return cmd
+}
+
+// noArgs is cobra.NoArgs as a usage error.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{msg: fmt.Sprintf("takes no arguments, got %q", args)}
+	}
+	return nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	o := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+func cmdServe(ctx context.Context, path string, stderr io.Writer) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	return serve.Run(ctx, cfg, serve.Options{Logger: newLogger(cfg, stderr)})
+}
+
+func cmdValidate(stdout io.Writer, path string, noCreds bool) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	eng, err := rego.Load(cfg.Policy.Dir, cfg.Policy.Query)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if !noCreds {
+		for _, t := range cfg.Targets {
+			if _, err := t.Credential.Resolve(); err != nil {
+				errs = append(errs, fmt.Errorf("targets %s: %w", t.Name, err))
+			}
+		}
+	}
+	// The gRPC transport as serve will set it up: TLS files loaded, or
+	// every plaintext listener on loopback (host names resolved).
+	grpcTransport := "plaintext on loopback"
+	if _, err := serve.Transport(context.Background(), cfg, nil); err != nil {
+		errs = append(errs, err)
+	} else if cfg.Listen.TLS.Enabled() {
+		grpcTransport = "mutual TLS"
+	} else if cfg.Listen.Insecure {
+		grpcTransport = "plaintext (listen.insecure)"
+	}
+	if cfg.Listen.TLS.Enabled() && !cfg.Listen.TLS.Envoy.Configured() {
+		// Envoy is configured elsewhere (Istio, Envoy Gateway): airlock
+		// cannot render a configuration that reaches its listeners.
+		fmt.Fprintf(stdout, "%s: Envoy config not checked: listen.tls is set without listen.tls.envoy\n", path)
+	} else if _, err := envoy.Build(cfg, envoy.Options{}); err != nil {
+		errs = append(errs, fmt.Errorf("envoy config: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if names := cfg.Unmasked(); len(names) > 0 {
+		fmt.Fprintf(stdout, "%s: warning: listen.proc is empty, so responses of %s are neither masked nor recorded (set listen.proc, or masking_profile: off to say so)\n", path, strings.Join(names, ", "))
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d issuers, %d targets, policy %s version %s, gRPC listeners %s)\n", path, len(cfg.Issuers), len(cfg.Targets), cfg.Policy.Dir, eng.Version(), grpcTransport)
+	return nil
+}
+
+// bootstrapFlags are the flags of `airlock envoy bootstrap`.
+type bootstrapFlags struct {
+	path, nodeID, nodeCluster, listen, xdsAddr string
+	static, sotw                               bool
+}
+
+func cmdEnvoyBootstrap(f *bootstrapFlags, stdout io.Writer) error {
+	cfg, err := config.Load(f.path)
+	if err != nil {
+		return err
+	}
+	node := envoy.Node{ID: f.nodeID, Cluster: f.nodeCluster}
+	var b *bootstrapv3.Bootstrap
+	if f.static {
+		res, err := envoy.Build(cfg, envoy.Options{ListenAddress: f.listen})
+		if err != nil {
+			return err
+		}
+		if b, err = envoy.StaticBootstrap(res, node); err != nil {
+			return err
+		}
+	} else {
+		addr := f.xdsAddr
+		if addr == "" {
+			addr = cfg.Listen.XDS
+		}
+		if addr == "" {
+			return errors.New("ADS needs --xds-address or listen.xds (or use --static)")
+		}
+		// Report config errors here, not as NACKs later.
+		if _, err := envoy.BuildDynamic(cfg, envoy.Options{ListenAddress: f.listen}); err != nil {
+			return err
+		}
+		if b, err = envoy.ADSBootstrap(node, addr, envoy.ADSOptions{SotW: f.sotw}); err != nil {
+			return err
+		}
+		// With listen.tls, Envoy reaches ADS with its client certificate.
+		if err := envoy.SecureADSBootstrap(b, cfg); err != nil {
+			return err
+		}
+	}
+	out, err := envoy.YAML(b)
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(out)
+	return err
+}
+
+func openAudit(ctx context.Context, path string) (audit.StoreCloser, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return audit.OpenStore(ctx, cfg.Audit, audit.Options{})
+}
+
+func cmdSessions(ctx context.Context, path string, filter audit.SessionFilter, stdout io.Writer) error {
+	st, err := openAudit(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	sums, err := st.Sessions(ctx, filter)
+	if err != nil {
+		return err
+	}
+	return audit.WriteSessions(stdout, sums)
+}
+
+func cmdReplay(ctx context.Context, path, session string, payloads bool, stdout io.Writer) error {
+	st, err := openAudit(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	evs, err := st.Replay(ctx, session)
+	if err != nil {
+		return err
+	}
+	return audit.WriteTimeline(stdout, evs, audit.TimelineOptions{Payloads: payloads})
+}
