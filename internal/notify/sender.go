@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/mask"
 )
@@ -94,14 +95,14 @@ func New(cfg Config, opts Options) (*Sender, error) {
 		h := &hook{cfg: w, url: w.URL, q: newQueue(max(cfg.QueueSize, 1))}
 		if w.URLEnv != "" {
 			if h.url = getenv(w.URLEnv); h.url == "" {
-				errs = append(errs, &FieldError{Field: fmt.Sprintf("webhooks[%d].url_env", i), Message: fmt.Sprintf("environment variable %s is empty or unset", w.URLEnv)})
+				errs = append(errs, &config.FieldError{Path: fmt.Sprintf("notifications.webhooks[%d].url_env", i), Message: fmt.Sprintf("environment variable %s is empty or unset", w.URLEnv)})
 			} else if u, err := url.Parse(h.url); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				errs = append(errs, &FieldError{Field: fmt.Sprintf("webhooks[%d].url_env", i), Message: fmt.Sprintf("environment variable %s does not hold an absolute http(s) URL", w.URLEnv)})
+				errs = append(errs, &config.FieldError{Path: fmt.Sprintf("notifications.webhooks[%d].url_env", i), Message: fmt.Sprintf("environment variable %s does not hold an absolute http(s) URL", w.URLEnv)})
 			}
 		}
 		if w.SecretEnv != "" {
 			if h.secret = []byte(getenv(w.SecretEnv)); len(h.secret) == 0 {
-				errs = append(errs, &FieldError{Field: fmt.Sprintf("webhooks[%d].secret_env", i), Message: fmt.Sprintf("environment variable %s is empty or unset", w.SecretEnv)})
+				errs = append(errs, &config.FieldError{Path: fmt.Sprintf("notifications.webhooks[%d].secret_env", i), Message: fmt.Sprintf("environment variable %s is empty or unset", w.SecretEnv)})
 			}
 		}
 		s.hooks = append(s.hooks, h)

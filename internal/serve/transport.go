@@ -22,7 +22,9 @@ func Transport(ctx context.Context, cfg *config.Config, log *slog.Logger) (*mtls
 		log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Listen.TLS.Enabled() {
-		s, err := mtls.New(cfg.Listen.TLS.MTLS(), mtls.Options{Logger: log.With("component", "mtls")})
+		t := cfg.Listen.TLS
+		mc := mtls.Config{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile, AllowedIdentities: t.AllowedIdentities}
+		s, err := mtls.New(mc, mtls.Options{Logger: log.With("component", "mtls")})
 		if err != nil {
 			return nil, prefixTLS(err)
 		}
