@@ -21,7 +21,6 @@ import (
 	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/cli"
 	"github.com/airlock-mcp/airlock/internal/config"
-	"github.com/airlock-mcp/airlock/internal/policy"
 	"github.com/airlock-mcp/airlock/internal/serve"
 )
 
@@ -122,42 +121,17 @@ func cmdValidate(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	eng, err := policy.Load(cfg.Policy.Dir, cfg.Policy.Query)
+	chk, err := serve.Check(context.Background(), cfg, serve.CheckOptions{SkipCredentials: *noCreds})
 	if err != nil {
-		errs = append(errs, err)
-	}
-	if !*noCreds {
-		for _, t := range cfg.Targets {
-			if _, err := t.Credential.Resolve(); err != nil {
-				errs = append(errs, fmt.Errorf("targets %s: %w", t.Name, err))
-			}
-		}
-	}
-	// The gRPC transport as serve will set it up: TLS files loaded, or
-	// every plaintext listener on loopback (host names resolved).
-	grpcTransport := "plaintext on loopback"
-	if _, err := serve.Transport(context.Background(), cfg, nil); err != nil {
-		errs = append(errs, err)
-	} else if cfg.Listen.TLS.Enabled() {
-		grpcTransport = "mutual TLS"
-	} else if cfg.Listen.Insecure {
-		grpcTransport = "plaintext (listen.insecure)"
-	}
-	if cfg.Listen.TLS.Enabled() && !cfg.Listen.TLS.Envoy.Configured() {
-		// Envoy is configured elsewhere (Istio, Envoy Gateway): airlock
-		// cannot render a configuration that reaches its listeners.
-		fmt.Fprintf(stdout, "%s: Envoy config not checked: listen.tls is set without listen.tls.envoy\n", *path)
-	} else if _, err := envoy.Build(cfg, envoy.Options{}); err != nil {
-		errs = append(errs, fmt.Errorf("envoy config: %w", err))
-	}
-	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	for _, n := range chk.Notes {
+		fmt.Fprintf(stdout, "%s: %s\n", *path, n)
 	}
 	if names := cfg.Unmasked(); len(names) > 0 {
 		fmt.Fprintf(stdout, "%s: warning: listen.proc is empty, so responses of %s are neither masked nor recorded (set listen.proc, or masking_profile: off to say so)\n", *path, strings.Join(names, ", "))
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d issuers, %d targets, policy %s version %s, gRPC listeners %s)\n", *path, len(cfg.Issuers), len(cfg.Targets), cfg.Policy.Dir, eng.Version(), grpcTransport)
+	fmt.Fprintf(stdout, "%s: ok (%d issuers, %d targets, policy %s version %s, gRPC listeners %s)\n", *path, len(cfg.Issuers), len(cfg.Targets), cfg.Policy.Dir, chk.PolicyVersion, chk.GRPCTransport)
 	return nil
 }
 
