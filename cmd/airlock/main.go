@@ -113,7 +113,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 func cmdValidate(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	path := configFlag(fs)
-	noCreds := fs.Bool("skip-credentials", false, "do not check that upstream credentials can be read (e.g. in CI without secrets)")
+	noCreds := fs.Bool("skip-credentials", false, "do not check that upstream credentials and webhook URLs and keys can be read (e.g. in CI without secrets)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

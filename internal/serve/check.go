@@ -10,13 +10,15 @@ import (
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/mtls"
+	"github.com/airlock-mcp/airlock/internal/notify"
 	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
 // CheckOptions tune Check.
 type CheckOptions struct {
-	// SkipCredentials leaves the upstream credentials unread (airlock
-	// validate --skip-credentials, e.g. in CI without the secrets).
+	// SkipCredentials leaves the upstream credentials and the webhooks'
+	// environment unread (airlock validate --skip-credentials, e.g. in CI
+	// without the secrets).
 	SkipCredentials bool
 	// Logger receives the warnings of setting up the gRPC transport.
 	// Default: discard.
@@ -40,7 +42,8 @@ type Checked struct {
 // Check runs the checks of a parsed configuration that need airlock's
 // parts, which config.Validate (imported by every part, so importing
 // none) cannot make: masking profiles compile and every target's profile
-// exists, the policy compiles, upstream credentials can be read, the gRPC
+// exists, the policy compiles, upstream credentials and the webhooks' URLs
+// and signing keys can be read from the environment, the gRPC
 // transport can be set up (TLS files load, plaintext listeners are on
 // loopback, host names resolved) and Envoy's configuration renders.
 // airlock validate and Start both call it, so validate passes exactly
@@ -71,6 +74,9 @@ func Check(ctx context.Context, cfg *config.Config, opts CheckOptions) (*Checked
 				errs = append(errs, fmt.Errorf("targets %s: %w", t.Name, err))
 			}
 		}
+		// Webhook URLs and signing keys from the environment, which
+		// notify.New refuses to start without.
+		errs = append(errs, notify.CheckEnvironment(cfg.Notifications, nil))
 	}
 	// The gRPC transport as serving sets it up: TLS files loaded, or
 	// every plaintext listener on loopback (host names resolved).

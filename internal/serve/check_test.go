@@ -31,6 +31,8 @@ func TestCheckFindsWhatValidateCannot(t *testing.T) {
 			want: []string{"airlock.yaml:4:", "listen.tls.client_ca_file: is required"}},
 		{name: "TLS with a bad identity", listen: "  xds: ''\n  tls: {cert_file: a, key_file: b, client_ca_file: c, allowed_identities: ['*.internal']}",
 			want: []string{"airlock.yaml:4:", `listen.tls.allowed_identities[0]: "*.internal" is neither`}},
+		{name: "webhook secret unset", extra: "notifications:\n  webhooks: [{name: ops, url: \"https://hooks.example/x\", secret_env: AIRLOCK_TEST_SURELY_UNSET_SECRET}]\n",
+			want: []string{"airlock.yaml:9:", "notifications.webhooks[0].secret_env: environment variable AIRLOCK_TEST_SURELY_UNSET_SECRET is empty or unset"}},
 		{name: "missing credential", target: ", credential: {env: AIRLOCK_TEST_SURELY_UNSET_CRED}",
 			want: []string{"targets github: credential: environment variable AIRLOCK_TEST_SURELY_UNSET_CRED is not set"}},
 	}
