@@ -101,9 +101,9 @@ func TestAPIConfigValidate(t *testing.T) {
 		want string // "" valid
 	}{
 		{approvals.APIConfig{ApproverScopes: []string{"airlock:approve"}, ClientIDs: []string{"0oa-cli"}}, ""},
-		{approvals.APIConfig{ApproverScopes: []string{""}}, `approver_scopes[0]: "" is empty or holds white space`},
-		{approvals.APIConfig{ClientIDs: []string{"a", "b c"}}, `client_ids[1]: "b c" is empty or holds white space`},
-		{approvals.APIConfig{Audience: " x"}, `audience: " x" has surrounding white space`},
+		{approvals.APIConfig{ApproverScopes: []string{""}}, `api.approver_scopes[0]: "" is empty or holds white space`},
+		{approvals.APIConfig{ClientIDs: []string{"a", "b c"}}, `api.client_ids[1]: "b c" is empty or holds white space`},
+		{approvals.APIConfig{Audience: " x"}, `api.audience: " x" has surrounding white space`},
 	}
 	for _, tc := range tests {
 		err := tc.cfg.Validate()

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/policy"
@@ -82,15 +83,15 @@ func New(opts Options) (*Handler, error) {
 		errs = append(errs, errors.New("approvals: no policy"))
 	}
 	if err := opts.API.Validate(); err != nil {
-		errs = append(errs, prefixed("api.", err))
+		errs = append(errs, err)
 	}
 	if err := opts.Inbox.Validate(); err != nil {
-		errs = append(errs, prefixed("inbox.", err))
+		errs = append(errs, err)
 	}
 	aud := opts.API.AudienceFor(opts.PublicURL)
 	for _, t := range opts.Targets {
 		if t.Resource == aud {
-			errs = append(errs, &ConfigError{Field: "api.audience", Message: fmt.Sprintf("%q is also the resource URI of target %s: an agent's token for it would be accepted by the approvals API", aud, t.Name)})
+			errs = append(errs, &config.FieldError{Path: "api.audience", Message: fmt.Sprintf("%q is also the resource URI of target %s: an agent's token for it would be accepted by the approvals API", aud, t.Name)})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -144,7 +145,7 @@ func New(opts Options) (*Handler, error) {
 		if client == nil {
 			client = &http.Client{Timeout: 10 * time.Second}
 		}
-		if h.inbox, err = newInbox(h, opts.Inbox.withDefaults(), getenv, client); err != nil {
+		if h.inbox, err = newInbox(h, opts.Inbox.WithDefaults(), getenv, client); err != nil {
 			return nil, err
 		}
 		h.routeInbox()
@@ -173,26 +174,4 @@ func (h *Handler) routeAPI() {
 	h.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, newError(http.StatusNotFound, "not_found", "no API endpoint "+r.Method+" "+r.URL.Path+" (see docs/api.md)"))
 	})
-}
-
-// prefixed puts prefix before the Field of every *ConfigError in err.
-func prefixed(prefix string, err error) error {
-	var out []error
-	var walk func(error)
-	walk = func(e error) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range j.Unwrap() {
-				walk(x)
-			}
-			return
-		}
-		var ce *ConfigError
-		if errors.As(e, &ce) {
-			out = append(out, &ConfigError{Field: prefix + ce.Field, Message: ce.Message})
-			return
-		}
-		out = append(out, e)
-	}
-	walk(err)
-	return errors.Join(out...)
 }

@@ -1,190 +1,31 @@
 package audit
 
-import (
-	"errors"
-	"fmt"
-	"net"
-	"os"
-	"regexp"
-	"time"
+import "github.com/airlock-mcp/airlock/internal/config"
+
+// The `audit:` part of airlock.yaml is defined, defaulted and validated in
+// package config (which every part of airlock may import); these are its
+// names here. Validation errors are *config.FieldError.
+type (
+	Config           = config.Audit
+	ClickHouseConfig = config.AuditClickHouse
+	SpoolConfig      = config.AuditSpool
+	EmbeddedConfig   = config.AuditEmbedded
+	// FullPolicy is what Record does when the spool (or the embedded
+	// store's write queue) has no room.
+	FullPolicy = config.FullPolicy
 )
-
-// Config is the `audit:` part of airlock.yaml.
-type Config struct {
-	// ClickHouse is where audit rows go; with an empty Addr the embedded
-	// store is used instead.
-	ClickHouse ClickHouseConfig `yaml:"clickhouse"`
-	Spool      SpoolConfig      `yaml:"spool"`
-	Embedded   EmbeddedConfig   `yaml:"embedded"`
-	// PayloadMaxBytes caps the masked message kept per event (cut on a
-	// UTF-8 boundary, Truncated set). Default 64 KiB.
-	PayloadMaxBytes int `yaml:"payload_max_bytes"`
-}
-
-// ClickHouseConfig says how to reach ClickHouse (native protocol).
-type ClickHouseConfig struct {
-	Addr        string `yaml:"addr"`         // host:port of the native TCP port, e.g. 127.0.0.1:9000
-	Database    string `yaml:"database"`     // default airlock; created if missing
-	Username    string `yaml:"username"`     // default "default"
-	PasswordEnv string `yaml:"password_env"` // environment variable holding the password
-	// BatchSize is the most rows sent in one INSERT. Default 10000.
-	BatchSize int `yaml:"batch_size"`
-	// FlushInterval is the longest a row waits in the spool's open segment
-	// before it is sealed, and the longest a partial batch waits for more
-	// rows before it is sent: rows reach ClickHouse within about two
-	// intervals. Default 1s.
-	FlushInterval time.Duration `yaml:"flush_interval"`
-	// RetentionDays keeps this many days of rows (whole day partitions are
-	// dropped past it); 0 keeps everything. Default 90.
-	RetentionDays int `yaml:"retention_days"`
-	// DialTimeout bounds connecting; QueryTimeout bounds each INSERT or
-	// query. Defaults 5s and 30s.
-	DialTimeout  time.Duration `yaml:"dial_timeout"`
-	QueryTimeout time.Duration `yaml:"query_timeout"`
-}
-
-// FullPolicy is what Record does when the spool (or the embedded store's
-// write queue) has no room.
-type FullPolicy string
 
 // The full policies.
 const (
 	// DropNewest drops the row being recorded, counts it
 	// (airlock_audit_dropped_total) and lets the MCP message through.
-	DropNewest FullPolicy = "drop_newest"
+	DropNewest = config.DropNewest
 	// FailClosed makes Record return ErrSpoolFull: the caller denies or
 	// fails the message rather than let it pass unrecorded.
-	FailClosed FullPolicy = "fail_closed"
+	FailClosed = config.FailClosed
 )
-
-// SpoolConfig is the local durable buffer in front of ClickHouse.
-type SpoolConfig struct {
-	Dir string `yaml:"dir"` // default /var/lib/airlock/spool
-	// MaxBytes bounds the spool: segments on disk plus rows not yet
-	// written. Default 1 GiB.
-	MaxBytes int64 `yaml:"max_bytes"`
-	// SegmentBytes seals a segment once it is this large. Default 4 MiB.
-	SegmentBytes int64 `yaml:"segment_bytes"`
-	// FsyncInterval is how often the open segment is fsynced; 0 fsyncs
-	// after every write (each batch of rows the writer takes from memory).
-	// Segments are always fsynced when sealed. Record never waits for it.
-	// Default 200ms.
-	FsyncInterval time.Duration `yaml:"fsync_interval"`
-	FullPolicy    FullPolicy    `yaml:"full_policy"` // default drop_newest
-}
-
-// EmbeddedConfig is the local store used when ClickHouse is not configured.
-type EmbeddedConfig struct {
-	Dir           string `yaml:"dir"`            // default /var/lib/airlock/audit
-	RetentionDays int    `yaml:"retention_days"` // default 30; 0 keeps everything
-	// MaxPendingBytes bounds rows waiting to be written; past it
-	// spool.full_policy applies. Default 64 MiB.
-	MaxPendingBytes int64 `yaml:"max_pending_bytes"`
-}
 
 // Defaults returns the default configuration. Decode airlock.yaml's
 // `audit:` section over it: a field set to 0 there means 0 (retention_days:
 // 0 keeps everything, fsync_interval: 0 fsyncs after every write).
-func Defaults() Config {
-	return Config{
-		ClickHouse: ClickHouseConfig{
-			Database:      "airlock",
-			Username:      "default",
-			BatchSize:     10000,
-			FlushInterval: time.Second,
-			RetentionDays: 90,
-			DialTimeout:   5 * time.Second,
-			QueryTimeout:  30 * time.Second,
-		},
-		Spool: SpoolConfig{
-			Dir:           "/var/lib/airlock/spool",
-			MaxBytes:      1 << 30,
-			SegmentBytes:  4 << 20,
-			FsyncInterval: 200 * time.Millisecond,
-			FullPolicy:    DropNewest,
-		},
-		Embedded: EmbeddedConfig{
-			Dir:             "/var/lib/airlock/audit",
-			RetentionDays:   30,
-			MaxPendingBytes: 64 << 20,
-		},
-		PayloadMaxBytes: 64 << 10,
-	}
-}
-
-// FieldError is one invalid field of Config, named by its YAML path.
-type FieldError struct {
-	Field string // e.g. "audit.spool.max_bytes"
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
-
-var dbNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
-
-// Validate checks c and returns every problem found,
-// joined, each a *FieldError.
-func (c Config) Validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, &FieldError{Field: "audit." + field, Msg: fmt.Sprintf(format, args...)})
-	}
-	ch := c.ClickHouse
-	if ch.Addr != "" {
-		if _, port, err := net.SplitHostPort(ch.Addr); err != nil || port == "" {
-			bad("clickhouse.addr", "want host:port of ClickHouse's native TCP port, got %q", ch.Addr)
-		}
-		if c.Spool.Dir == "" {
-			bad("spool.dir", "required when clickhouse.addr is set")
-		}
-	}
-	if !dbNameRE.MatchString(ch.Database) {
-		bad("clickhouse.database", "%q is not a plain identifier (letters, digits, _)", ch.Database)
-	}
-	if ch.PasswordEnv != "" {
-		if _, ok := os.LookupEnv(ch.PasswordEnv); !ok {
-			bad("clickhouse.password_env", "environment variable %s is not set", ch.PasswordEnv)
-		}
-	}
-	if ch.BatchSize < 1 || ch.BatchSize > 1_000_000 {
-		bad("clickhouse.batch_size", "must be 1..1000000, got %d", ch.BatchSize)
-	}
-	if ch.FlushInterval < 10*time.Millisecond {
-		bad("clickhouse.flush_interval", "must be at least 10ms, got %s", ch.FlushInterval)
-	}
-	if ch.RetentionDays < 0 {
-		bad("clickhouse.retention_days", "must be ≥ 0 (0 keeps everything), got %d", ch.RetentionDays)
-	}
-	if ch.DialTimeout <= 0 || ch.QueryTimeout <= 0 {
-		bad("clickhouse.dial_timeout", "dial_timeout and query_timeout must be positive")
-	}
-	sp := c.Spool
-	if sp.SegmentBytes < 4096 {
-		bad("spool.segment_bytes", "must be at least 4096, got %d", sp.SegmentBytes)
-	}
-	if sp.MaxBytes < 2*sp.SegmentBytes {
-		bad("spool.max_bytes", "must be at least twice segment_bytes (%d), got %d", sp.SegmentBytes, sp.MaxBytes)
-	}
-	if sp.FsyncInterval < 0 {
-		bad("spool.fsync_interval", "must be ≥ 0 (0 fsyncs after every write), got %s", sp.FsyncInterval)
-	}
-	switch sp.FullPolicy {
-	case DropNewest, FailClosed:
-	default:
-		bad("spool.full_policy", "must be %s or %s, got %q", DropNewest, FailClosed, sp.FullPolicy)
-	}
-	em := c.Embedded
-	if ch.Addr == "" && em.Dir == "" {
-		bad("embedded.dir", "required when clickhouse.addr is empty")
-	}
-	if em.RetentionDays < 0 {
-		bad("embedded.retention_days", "must be ≥ 0 (0 keeps everything), got %d", em.RetentionDays)
-	}
-	if em.MaxPendingBytes < 1<<16 {
-		bad("embedded.max_pending_bytes", "must be at least 65536, got %d", em.MaxPendingBytes)
-	}
-	if c.PayloadMaxBytes < 256 || c.PayloadMaxBytes > 16<<20 {
-		bad("payload_max_bytes", "must be 256..16777216, got %d", c.PayloadMaxBytes)
-	}
-	return errors.Join(errs...)
-}
+func Defaults() Config { return config.AuditDefaults() }

@@ -16,7 +16,6 @@ import (
 	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/config"
-	"github.com/airlock-mcp/airlock/internal/policy/rego"
 	"github.com/airlock-mcp/airlock/internal/serve"
 )
 
@@ -47,7 +46,7 @@ func validateCmd(env *Env) *cobra.Command {
 		Args:    noArgs,
 	}
 	path := configFlag(cmd.Flags())
-	noCreds := cmd.Flags().Bool("skip-credentials", false, "do not check that upstream credentials can be read (e.g. in CI without secrets)")
+	noCreds := cmd.Flags().Bool("skip-credentials", false, "do not check that upstream credentials and webhook URLs and keys can be read (e.g. in CI without secrets)")
 	cmd.RunE = func(*cobra.Command, []string) error { return cmdValidate(env.Stdout, *path, *noCreds) }
 	return cmd
 }
@@ -141,42 +140,17 @@ func cmdValidate(stdout io.Writer, path string, noCreds bool) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	eng, err := rego.Load(cfg.Policy.Dir, cfg.Policy.Query)
+	chk, err := serve.Check(context.Background(), cfg, serve.CheckOptions{SkipCredentials: noCreds})
 	if err != nil {
-		errs = append(errs, err)
-	}
-	if !noCreds {
-		for _, t := range cfg.Targets {
-			if _, err := t.Credential.Resolve(); err != nil {
-				errs = append(errs, fmt.Errorf("targets %s: %w", t.Name, err))
-			}
-		}
-	}
-	// The gRPC transport as serve will set it up: TLS files loaded, or
-	// every plaintext listener on loopback (host names resolved).
-	grpcTransport := "plaintext on loopback"
-	if _, err := serve.Transport(context.Background(), cfg, nil); err != nil {
-		errs = append(errs, err)
-	} else if cfg.Listen.TLS.Enabled() {
-		grpcTransport = "mutual TLS"
-	} else if cfg.Listen.Insecure {
-		grpcTransport = "plaintext (listen.insecure)"
-	}
-	if cfg.Listen.TLS.Enabled() && !cfg.Listen.TLS.Envoy.Configured() {
-		// Envoy is configured elsewhere (Istio, Envoy Gateway): airlock
-		// cannot render a configuration that reaches its listeners.
-		fmt.Fprintf(stdout, "%s: Envoy config not checked: listen.tls is set without listen.tls.envoy\n", path)
-	} else if _, err := envoy.Build(cfg, envoy.Options{}); err != nil {
-		errs = append(errs, fmt.Errorf("envoy config: %w", err))
-	}
-	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	for _, n := range chk.Notes {
+		fmt.Fprintf(stdout, "%s: %s\n", path, n)
 	}
 	if names := cfg.Unmasked(); len(names) > 0 {
 		fmt.Fprintf(stdout, "%s: warning: listen.proc is empty, so responses of %s are neither masked nor recorded (set listen.proc, or masking_profile: off to say so)\n", path, strings.Join(names, ", "))
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d issuers, %d targets, policy %s version %s, gRPC listeners %s)\n", path, len(cfg.Issuers), len(cfg.Targets), cfg.Policy.Dir, eng.Version(), grpcTransport)
+	fmt.Fprintf(stdout, "%s: ok (%d issuers, %d targets, policy %s version %s, gRPC listeners %s)\n", path, len(cfg.Issuers), len(cfg.Targets), cfg.Policy.Dir, chk.PolicyVersion, chk.GRPCTransport)
 	return nil
 }
 

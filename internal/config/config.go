@@ -1,6 +1,14 @@
 // Package config owns airlock.yaml: its shape, its defaults, parsing (unknown
 // keys are errors) and validation. Every error names the file position and
 // the field it is about, so an operator can go straight to the line.
+//
+// Every section's types live here, the parts that run them (grants,
+// audit, notify, approvals, identity, mask) refer to them by alias, and
+// config imports no other airlock package: reading airlock.yaml must not
+// pull in OPA, gRPC or ClickHouse. Checks that need those parts (policy
+// and masking profiles compile, credentials and TLS files load, Envoy's
+// configuration renders) are serve.Check's; Locate gives its errors
+// positions too.
 package config
 
 import (
@@ -18,10 +26,6 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
-
-	"github.com/airlock-mcp/airlock/internal/audit"
-	"github.com/airlock-mcp/airlock/internal/grants"
-	"github.com/airlock-mcp/airlock/internal/notify"
 )
 
 // Defaults returns the configuration airlock runs with when a field is not set.
@@ -36,9 +40,9 @@ func Defaults() Config {
 		},
 		Policy:        Policy{Dir: "policies", Query: "data.airlock.decision", ReloadInterval: 2 * time.Second},
 		Masking:       Masking{MaxEventBytes: 1 << 20, MaxBodyBytes: 8 << 20},
-		Grants:        grants.Defaults(),
+		Grants:        GrantsDefaults(),
 		Audit:         auditDefaults(),
-		Notifications: notify.Defaults(),
+		Notifications: NotificationsDefaults(),
 		Limits:        Limits{MaxRequestBytes: 1 << 20, TokenCacheSize: 10000},
 		Log:           Log{Level: "info", Format: "text"},
 	}
@@ -68,8 +72,9 @@ func Parse(r io.Reader, name string) (*Config, error) {
 	}
 	cfg.applyDefaults()
 	cfg.resolvePaths(filepath.Dir(name))
+	cfg.src = source{name: name, data: src}
 	if err := cfg.Validate(); err != nil {
-		return nil, locate(name, src, err)
+		return nil, cfg.Locate(err)
 	}
 	return &cfg, nil
 }
@@ -147,6 +152,17 @@ func fieldErr(path, format string, args ...any) error {
 	return &FieldError{Path: path, Message: fmt.Sprintf(format, args...)}
 }
 
+// Locate fills the file name and position of the field into every
+// FieldError joined in err, when c came from Parse: checks made after
+// parsing (serve.Check) point at the line as Validate's errors do.
+// Other errors are returned as they are.
+func (c *Config) Locate(err error) error {
+	if err == nil || c.src.name == "" {
+		return err
+	}
+	return locate(c.src.name, c.src.data, err)
+}
+
 // locate fills file positions into every FieldError joined in err.
 func locate(name string, src []byte, err error) error {
 	file, perr := parser.ParseBytes(src, 0)
@@ -217,8 +233,8 @@ func (c *Config) resolvePaths(base string) {
 
 // auditDefaults keeps airlock's state next to its config by default (like
 // grants.dir), so a first run needs no writable /var/lib.
-func auditDefaults() audit.Config {
-	a := audit.Defaults()
+func auditDefaults() Audit {
+	a := AuditDefaults()
 	a.Spool.Dir = "data/audit-spool"
 	a.Embedded.Dir = "data/audit"
 	return a

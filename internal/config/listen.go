@@ -1,9 +1,8 @@
 package config
 
 import (
-	"errors"
-
-	"github.com/airlock-mcp/airlock/internal/mtls"
+	"net"
+	"strings"
 )
 
 // ListenTLS secures airlock's gRPC listeners (listen.authz, listen.proc,
@@ -41,11 +40,6 @@ func (t ListenTLS) Enabled() bool {
 	return t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != "" || len(t.AllowedIdentities) > 0
 }
 
-// MTLS is the server side as package mtls takes it.
-func (t ListenTLS) MTLS() mtls.Config {
-	return mtls.Config{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile, AllowedIdentities: t.AllowedIdentities}
-}
-
 // Configured reports whether Envoy's side is set (any field).
 func (e EnvoyTLS) Configured() bool {
 	return e.CertFile != "" || e.KeyFile != "" || e.CAFile != "" || e.ServerName != ""
@@ -61,10 +55,11 @@ func InsecureListenerError(field, addr string) error {
 	return fieldErr(field, "%q is not a loopback address and listen.tls is not set: ext_authz answers carry the upstream credential and ADS serves the data path, so any caller that reaches this port could take them and skip the gateway; set listen.tls (mutual TLS, only the gateway's certificate is let in), listen on 127.0.0.1, or set listen.insecure: true if something else (a service mesh sidecar) authenticates callers", addr)
 }
 
-// checkListenTLS validates listen.tls and listen.insecure. Files are
-// read when serving starts (and by airlock validate); here only the
-// fields. A gRPC listener whose address is known without a lookup not to
-// be loopback needs TLS or insecure; host names are resolved by serve.
+// checkListenTLS validates listen.insecure and listen.tls's Envoy side.
+// The server side (the files, which must all be set, and
+// allowed_identities) is package mtls's to judge: serve.Check and serve
+// load them. A gRPC listener whose address is known without a lookup not
+// to be loopback needs TLS or insecure; host names are resolved by serve.
 func (c *Config) checkListenTLS() []error {
 	var errs []error
 	t := c.Listen.TLS
@@ -77,7 +72,7 @@ func (c *Config) checkListenTLS() []error {
 				if l.Addr == "" {
 					continue
 				}
-				if lo, known := mtls.LoopbackLiteral(l.Addr); known && !lo {
+				if lo, known := LoopbackLiteral(l.Addr); known && !lo {
 					errs = append(errs, InsecureListenerError(l.Field, l.Addr))
 				}
 			}
@@ -86,14 +81,6 @@ func (c *Config) checkListenTLS() []error {
 	}
 	if c.Listen.Insecure {
 		errs = append(errs, fieldErr("listen.insecure", "true contradicts listen.tls; remove one of them"))
-	}
-	var fe *mtls.FieldError
-	for _, err := range unjoin(mtls.ValidateConfig(t.MTLS())) {
-		if errors.As(err, &fe) {
-			errs = append(errs, fieldErr("listen.tls."+fe.Field, "%s", fe.Msg))
-		} else {
-			errs = append(errs, fieldErr("listen.tls", "%v", err))
-		}
 	}
 	if e := t.Envoy; e.Configured() {
 		for _, f := range []struct{ name, v string }{{"cert_file", e.CertFile}, {"key_file", e.KeyFile}, {"ca_file", e.CAFile}, {"server_name", e.ServerName}} {
@@ -105,6 +92,27 @@ func (c *Config) checkListenTLS() []error {
 		errs = append(errs, fieldErr("listen.tls.envoy", "is required with listen.tls and listen.xds: the clusters airlock serves Envoy over ADS must carry Envoy's client certificate (cert_file, key_file, ca_file, server_name)"))
 	}
 	return errs
+}
+
+// LoopbackLiteral reports whether a listen address (host:port) is
+// loopback without name resolution: ok is false when the answer needs a
+// lookup (a host name other than localhost). An empty host (all
+// interfaces) is not loopback. Package mtls resolves the rest.
+func LoopbackLiteral(addr string) (loopback, ok bool) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, false
+	}
+	if host == "" {
+		return false, true
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback(), true
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true, true
+	}
+	return false, false
 }
 
 // resolveTLSPaths makes the TLS file paths relative to the config file.

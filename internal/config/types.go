@@ -1,15 +1,6 @@
 package config
 
-import (
-	"time"
-
-	"github.com/airlock-mcp/airlock/internal/approvals"
-	"github.com/airlock-mcp/airlock/internal/audit"
-	"github.com/airlock-mcp/airlock/internal/grants"
-	"github.com/airlock-mcp/airlock/internal/identity"
-	"github.com/airlock-mcp/airlock/internal/mask"
-	"github.com/airlock-mcp/airlock/internal/notify"
-)
+import "time"
 
 // Config is the whole airlock.yaml.
 type Config struct {
@@ -29,18 +20,28 @@ type Config struct {
 	Masking        Masking  `yaml:"masking"`
 	// Grants configures just-in-time access: the request/grant store, the
 	// hold window, the approval page.
-	Grants grants.Config `yaml:"grants"`
+	Grants Grants `yaml:"grants"`
 	// Notifications are the outgoing webhooks on request/grant events.
-	Notifications notify.Config `yaml:"notifications"`
+	Notifications Notifications `yaml:"notifications"`
 	// API is the approvals API (its token audience); Inbox the approvers'
 	// web inbox and its OIDC sign-in (off unless an issuer is set).
-	API   approvals.APIConfig   `yaml:"api"`
-	Inbox approvals.InboxConfig `yaml:"inbox"`
+	API   API   `yaml:"api"`
+	Inbox Inbox `yaml:"inbox"`
 	// Audit is where every MCP message and decision is recorded: ClickHouse
 	// through a local spool, or the embedded store when no ClickHouse is set.
-	Audit  audit.Config `yaml:"audit"`
-	Limits Limits       `yaml:"limits"`
-	Log    Log          `yaml:"log"`
+	Audit  Audit  `yaml:"audit"`
+	Limits Limits `yaml:"limits"`
+	Log    Log    `yaml:"log"`
+
+	// src is the file Parse read, kept so that checks made later (Locate)
+	// can point at the line too.
+	src source
+}
+
+// source is a parsed file's name and content.
+type source struct {
+	name string
+	data []byte
 }
 
 // Listen holds the address of each service; an empty address turns it off.
@@ -55,13 +56,6 @@ type Listen struct {
 	// something else, e.g. a mesh sidecar, authenticates callers).
 	Insecure bool `yaml:"insecure"`
 }
-
-// Issuer and ClaimNames are owned by identity, which verifies tokens
-// with them; airlock.yaml holds them under issuers:.
-type (
-	Issuer     = identity.Issuer
-	ClaimNames = identity.ClaimNames
-)
 
 // Target is one MCP server behind the gateway.
 type Target struct {
@@ -107,7 +101,7 @@ type Policy struct {
 type Masking struct {
 	// Profiles are custom masking profiles, next to the built-ins
 	// "default", "strict" and "off"; a target's masking_profile names one.
-	Profiles []mask.ProfileConfig `yaml:"profiles"`
+	Profiles []MaskingProfile `yaml:"profiles"`
 	// MaxEventBytes bounds one SSE event; bigger events are dropped with a
 	// marker, never passed unmasked. Default 1 MiB.
 	MaxEventBytes int `yaml:"max_event_bytes"`

@@ -10,12 +10,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/airlock-mcp/airlock/internal/approvals"
-	"github.com/airlock-mcp/airlock/internal/audit"
-	"github.com/airlock-mcp/airlock/internal/grants"
-	"github.com/airlock-mcp/airlock/internal/mask"
-	"github.com/airlock-mcp/airlock/internal/notify"
 )
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$`)
@@ -52,7 +46,7 @@ func (c *Config) applyDefaults() {
 		cl.Groups = or(cl.Groups, "groups")
 	}
 	// Approval pages are served by airlock, reached through the gateway.
-	if c.Grants.ApprovalURL == grants.Defaults().ApprovalURL {
+	if c.Grants.ApprovalURL == GrantsDefaults().ApprovalURL {
 		c.Grants.ApprovalURL = c.PublicURL + "/airlock/inbox/requests"
 	}
 	c.Notifications.ApplyDefaults()
@@ -82,7 +76,10 @@ func or(v, d string) string {
 }
 
 // Validate checks the whole configuration and returns every problem found,
-// joined, each a *FieldError.
+// joined, each a *FieldError. It checks what the configuration alone
+// tells; what needs airlock's parts (policy compiles, masking profiles
+// compile, credentials and TLS files load, Envoy's configuration renders)
+// is serve.Check's.
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(err error) {
@@ -165,52 +162,11 @@ func (c *Config) Validate() error {
 		add(t.Credential.check(p + ".credential"))
 	}
 	errs = append(errs, c.checkAudiences()...)
-	profiles, perr := mask.NewSet(c.Masking.Profiles)
-	if perr != nil {
-		add(fieldErr("masking.profiles", "%v", perr))
-	} else {
-		for i, t := range c.Targets {
-			if _, err := profiles.Get(t.MaskingProfile); err != nil {
-				add(fieldErr(fmt.Sprintf("targets[%d].masking_profile", i), "%v", err))
-			}
-		}
-	}
 	if c.Masking.MaxEventBytes < 1024 || c.Masking.MaxBodyBytes < 1024 {
 		add(fieldErr("masking", "max_event_bytes and max_body_bytes must be at least 1024"))
 	}
-	var ge *grants.ConfigError
-	for _, err := range unjoin(c.Grants.Validate()) {
-		if errors.As(err, &ge) {
-			add(fieldErr("grants."+ge.Field, "%s", ge.Message))
-		} else {
-			add(fieldErr("grants", "%v", err))
-		}
-	}
-	var ae *approvals.ConfigError
-	for prefix, err := range map[string]error{"api": c.API.Validate(), "inbox": c.Inbox.Validate()} {
-		for _, e := range unjoin(err) {
-			if errors.As(e, &ae) {
-				add(fieldErr(prefix+"."+ae.Field, "%s", ae.Message))
-			} else {
-				add(fieldErr(prefix, "%v", e))
-			}
-		}
-	}
-	var aue *audit.FieldError
-	for _, err := range unjoin(c.Audit.Validate()) {
-		if errors.As(err, &aue) {
-			add(fieldErr(aue.Field, "%s", aue.Msg))
-		} else {
-			add(fieldErr("audit", "%v", err))
-		}
-	}
-	var ne *notify.FieldError
-	for _, err := range unjoin(c.Notifications.Validate()) {
-		if errors.As(err, &ne) {
-			add(fieldErr("notifications."+ne.Field, "%s", ne.Message))
-		} else {
-			add(fieldErr("notifications", "%v", err))
-		}
+	for _, err := range []error{c.Grants.Validate(), c.API.Validate(), c.Inbox.Validate(), c.Audit.Validate(), c.Notifications.Validate()} {
+		errs = append(errs, unjoin(err)...)
 	}
 	if c.Policy.Dir == "" {
 		add(fieldErr("policy.dir", "a policy directory is required"))

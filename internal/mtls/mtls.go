@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/credentials"
+
+	"github.com/airlock-mcp/airlock/internal/config"
 )
 
 // Config names the files and the identities allowed to connect. Paths are
@@ -408,20 +410,6 @@ func Loopback(ctx context.Context, addr string, resolver *net.Resolver) (bool, e
 }
 
 // LoopbackLiteral is Loopback without name resolution: ok is false when
-// the answer needs a lookup (a host name other than localhost).
-func LoopbackLiteral(addr string) (loopback, ok bool) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false, false
-	}
-	if host == "" {
-		return false, true
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		return ip.IsLoopback(), true
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true, true
-	}
-	return false, false
-}
+// the answer needs a lookup (a host name other than localhost). It is
+// config.LoopbackLiteral, which configuration validation uses too.
+func LoopbackLiteral(addr string) (loopback, ok bool) { return config.LoopbackLiteral(addr) }

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/mask"
 )
@@ -91,19 +92,10 @@ func New(cfg Config, opts Options) (*Sender, error) {
 	}
 	var errs []error
 	for i, w := range cfg.Webhooks {
-		h := &hook{cfg: w, url: w.URL, q: newQueue(max(cfg.QueueSize, 1))}
-		if w.URLEnv != "" {
-			if h.url = getenv(w.URLEnv); h.url == "" {
-				errs = append(errs, &FieldError{Field: fmt.Sprintf("webhooks[%d].url_env", i), Message: fmt.Sprintf("environment variable %s is empty or unset", w.URLEnv)})
-			} else if u, err := url.Parse(h.url); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				errs = append(errs, &FieldError{Field: fmt.Sprintf("webhooks[%d].url_env", i), Message: fmt.Sprintf("environment variable %s does not hold an absolute http(s) URL", w.URLEnv)})
-			}
-		}
-		if w.SecretEnv != "" {
-			if h.secret = []byte(getenv(w.SecretEnv)); len(h.secret) == 0 {
-				errs = append(errs, &FieldError{Field: fmt.Sprintf("webhooks[%d].secret_env", i), Message: fmt.Sprintf("environment variable %s is empty or unset", w.SecretEnv)})
-			}
-		}
+		h := &hook{cfg: w, q: newQueue(max(cfg.QueueSize, 1))}
+		var herrs []error
+		h.url, h.secret, herrs = resolve(i, w, getenv)
+		errs = append(errs, herrs...)
 		s.hooks = append(s.hooks, h)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -115,6 +107,41 @@ func New(cfg Config, opts Options) (*Sender, error) {
 		go s.run(h)
 	}
 	return s, nil
+}
+
+// CheckEnvironment reads every webhook's URL and signing key from the
+// environment (getenv nil: os.Getenv) as New does, without starting
+// anything: airlock validate checks them through serve.Check. Errors are
+// *config.FieldError.
+func CheckEnvironment(cfg Config, getenv func(string) string) error {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var errs []error
+	for i, w := range cfg.Webhooks {
+		_, _, werrs := resolve(i, w, getenv)
+		errs = append(errs, werrs...)
+	}
+	return errors.Join(errs...)
+}
+
+// resolve returns webhook i's URL and signing key, from the environment
+// where the configuration names a variable.
+func resolve(i int, w Webhook, getenv func(string) string) (hookURL string, secret []byte, errs []error) {
+	hookURL = w.URL
+	if w.URLEnv != "" {
+		if hookURL = getenv(w.URLEnv); hookURL == "" {
+			errs = append(errs, &config.FieldError{Path: fmt.Sprintf("notifications.webhooks[%d].url_env", i), Message: fmt.Sprintf("environment variable %s is empty or unset", w.URLEnv)})
+		} else if u, err := url.Parse(hookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, &config.FieldError{Path: fmt.Sprintf("notifications.webhooks[%d].url_env", i), Message: fmt.Sprintf("environment variable %s does not hold an absolute http(s) URL", w.URLEnv)})
+		}
+	}
+	if w.SecretEnv != "" {
+		if secret = []byte(getenv(w.SecretEnv)); len(secret) == 0 {
+			errs = append(errs, &config.FieldError{Path: fmt.Sprintf("notifications.webhooks[%d].secret_env", i), Message: fmt.Sprintf("environment variable %s is empty or unset", w.SecretEnv)})
+		}
+	}
+	return hookURL, secret, errs
 }
 
 // Notify queues e for every webhook that wants it. It never blocks.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/grants"
 )
 
@@ -246,13 +247,13 @@ func TestNewResolvesEnvironment(t *testing.T) {
 	}})
 	var fields []string
 	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-		var fe *FieldError
+		var fe *config.FieldError
 		if !errors.As(e, &fe) {
-			t.Fatalf("%v is not a *FieldError", e)
+			t.Fatalf("%v is not a *config.FieldError", e)
 		}
-		fields = append(fields, fe.Field)
+		fields = append(fields, fe.Path)
 	}
-	if diff := cmp.Diff([]string{"webhooks[0].secret_env", "webhooks[1].url_env", "webhooks[2].url_env"}, fields); diff != "" {
+	if diff := cmp.Diff([]string{"notifications.webhooks[0].secret_env", "notifications.webhooks[1].url_env", "notifications.webhooks[2].url_env"}, fields); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

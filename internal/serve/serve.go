@@ -84,10 +84,13 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tlsSrv, err := Transport(ctx, cfg, log)
+	// The same checks as airlock validate: what validate passes, serve
+	// accepts.
+	chk, err := Check(ctx, cfg, CheckOptions{Logger: log})
 	if err != nil {
 		return nil, err
 	}
+	tlsSrv := chk.TLS
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 

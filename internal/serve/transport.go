@@ -22,7 +22,9 @@ func Transport(ctx context.Context, cfg *config.Config, log *slog.Logger) (*mtls
 		log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Listen.TLS.Enabled() {
-		s, err := mtls.New(cfg.Listen.TLS.MTLS(), mtls.Options{Logger: log.With("component", "mtls")})
+		t := cfg.Listen.TLS
+		mc := mtls.Config{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile, AllowedIdentities: t.AllowedIdentities}
+		s, err := mtls.New(mc, mtls.Options{Logger: log.With("component", "mtls")})
 		if err != nil {
 			return nil, prefixTLS(err)
 		}
@@ -54,16 +56,19 @@ func Transport(ctx context.Context, cfg *config.Config, log *slog.Logger) (*mtls
 	return nil, errors.Join(errs...)
 }
 
-// prefixTLS puts listen.tls. before mtls's field names.
+// prefixTLS turns mtls's field errors into airlock.yaml's (under
+// listen.tls), so they carry the file position; other errors (a file
+// that does not load) get the listen.tls. prefix.
 func prefixTLS(err error) error {
 	var out []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
+	for _, e := range flatten([]error{err}) {
+		if fe := (*mtls.FieldError)(nil); errors.As(e, &fe) {
+			out = append(out, &config.FieldError{Path: "listen.tls." + fe.Field, Message: fe.Msg})
+		} else {
 			out = append(out, fmt.Errorf("listen.tls.%w", e))
 		}
-		return errors.Join(out...)
 	}
-	return fmt.Errorf("listen.tls.%w", err)
+	return errors.Join(out...)
 }
 
 // grpcHeadroom is what a Check or ProcessingRequest carries besides the

@@ -1,0 +1,62 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestGrantsValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mod    func(*Grants)
+		fields []string // fields with errors, in order
+	}{
+		{"defaults", func(*Grants) {}, nil},
+		{"no hold", func(c *Grants) { c.HoldWindow = 0 }, nil},
+		{"no dir", func(c *Grants) { c.Dir = "" }, []string{"dir"}},
+		{"ttl too short", func(c *Grants) { c.PendingTTL = time.Second }, []string{"pending_ttl"}},
+		{"ttl not past the hold", func(c *Grants) { c.PendingTTL = 20 * time.Second }, []string{"pending_ttl"}},
+		{"hold negative", func(c *Grants) { c.HoldWindow = -time.Second }, []string{"hold_window"}},
+		{"hold too long", func(c *Grants) { c.HoldWindow = 6 * time.Minute }, []string{"hold_window"}},
+		{"single use ttl", func(c *Grants) { c.SingleUseTTL = 25 * time.Hour }, []string{"single_use_ttl"}},
+		{"max pending", func(c *Grants) { c.MaxPendingPerPrincipal = 0 }, []string{"max_pending_per_principal"}},
+		{"approval url relative", func(c *Grants) { c.ApprovalURL = "/requests" }, []string{"approval_url"}},
+		{"approval url with query", func(c *Grants) { c.ApprovalURL = "https://a.example/r?x=1" }, []string{"approval_url"}},
+		{"retention", func(c *Grants) { c.Retention = time.Second }, []string{"retention"}},
+		{"several", func(c *Grants) { c.Dir = ""; c.Retention = 0 }, []string{"dir", "retention"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := GrantsDefaults()
+			tt.mod(&c)
+			err := c.Validate()
+			var fields []string
+			if err != nil {
+				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+					var fe *FieldError
+					if !errors.As(e, &fe) {
+						t.Fatalf("%v is not a *FieldError", e)
+					}
+					fields = append(fields, strings.TrimPrefix(fe.Path, "grants."))
+				}
+			}
+			if diff := cmp.Diff(tt.fields, fields); diff != "" {
+				t.Errorf("fields (-want +got):\n%s (%v)", diff, err)
+			}
+		})
+	}
+}
+
+func TestGrantsRequestURL(t *testing.T) {
+	for _, base := range []string{"https://airlock.example/inbox/requests", "https://airlock.example/inbox/requests/"} {
+		c := GrantsDefaults()
+		c.ApprovalURL = base
+		if got := c.RequestURL("req_abc"); got != "https://airlock.example/inbox/requests/req_abc" {
+			t.Errorf("%s: %s", base, got)
+		}
+	}
+}

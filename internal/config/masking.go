@@ -1,0 +1,46 @@
+package config
+
+// MaskingProfile is a masking profile as configuration holds it
+// (masking.profiles); package mask compiles it. A profile starts from the
+// profile named in Extends (a built-in: "default", "strict", "off"; in a
+// set also any profile listed before it), turns on Detectors, turns off
+// DisableDetectors, and adds Keys, Paths and Patterns.
+type MaskingProfile struct {
+	// Name is how targets and policy decisions refer to the profile.
+	Name string `yaml:"name"`
+	// Extends names the profile this one starts from; empty starts from
+	// nothing (no detectors, no rules).
+	Extends string `yaml:"extends,omitempty"`
+	// Detectors turns built-in detectors on, by name (see
+	// mask.DetectorNames); "all" turns every one on.
+	Detectors []string `yaml:"detectors,omitempty"`
+	// DisableDetectors turns built-in detectors off, after Detectors.
+	DisableDetectors []string `yaml:"disable_detectors,omitempty"`
+	// Keys are JSON member names whose string and number values are
+	// masked wherever they occur. Matching ignores ASCII case, '_' and '-'
+	// ("client_secret" matches "clientSecret" and "CLIENT-SECRET"). In
+	// text, NAME=value and NAME: value are masked when NAME is one of the
+	// keys or ends with '_', '-' or '.' followed by one (DB_PASSWORD=…).
+	Keys []string `yaml:"keys,omitempty"`
+	// Paths are JSONPath-like locations whose values (of any type) are
+	// masked, e.g. $.result.structuredContent.credentials.*. Syntax: "$"
+	// then segments: .name, ['name'] or ["name"] (a member), [N] (an array
+	// element), .* or [*] (any member or element). Names match exactly
+	// (case-sensitive). Recursive descent (..) is not supported: Keys
+	// match names at any depth. Paths start at each JSON-RPC message (each
+	// element of a batch) and continue into strings that hold JSON: a path
+	// through $.result.content[*].text reaches members of JSON text there.
+	Paths []string `yaml:"paths,omitempty"`
+	// Patterns are extra detectors written as regular expressions.
+	Patterns []MaskingPattern `yaml:"patterns,omitempty"`
+}
+
+// MaskingPattern is an operator-defined detector: every match of Regexp in
+// a string (or text) is replaced by [MASKED:<Type>]. Each pattern costs a
+// regular-expression pass over every string, unlike the built-in detectors.
+type MaskingPattern struct {
+	// Type is the mask type: lower-case letters, digits and '_'.
+	Type string `yaml:"type"`
+	// Regexp is RE2 syntax (Go regexp); it must not match the empty string.
+	Regexp string `yaml:"regexp"`
+}
