@@ -19,6 +19,7 @@ import (
 
 	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/internal/audit"
+	auditch "github.com/airlock-mcp/airlock/internal/audit/clickhouse"
 	"github.com/airlock-mcp/airlock/internal/cli"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/policy"
@@ -223,7 +224,7 @@ func openAudit(path string) (audit.StoreCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return audit.OpenStore(context.Background(), cfg.Audit, audit.Options{})
+	return auditch.OpenStore(context.Background(), cfg.Audit, audit.Options{})
 }
 
 func cmdSessions(args []string, stdout io.Writer) error {

@@ -25,6 +25,10 @@ type metrics struct {
 	nRecorded, nDropped, nRejected, nShipped, nShipErrs, nCorrupt atomic.Int64
 }
 
+// shipLabel is the table label of airlock_audit_shipped_rows_total by
+// kind: the ClickHouse table each kind's rows go to.
+var shipLabel = [numKinds]string{kindEvent: "events", kindDecision: "decisions", kindRequest: "request_events", kindGrant: "grant_events"}
+
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		recorded: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -25,7 +25,7 @@ type fakeDest struct {
 
 func newFakeDest() *fakeDest { return &fakeDest{got: map[string]int{}} }
 
-func (d *fakeDest) newBatch() shipBatch { return &fakeBatch{d: d} }
+func (d *fakeDest) NewBatch() Batch { return &fakeBatch{d: d} }
 
 func (d *fakeDest) ids() map[string]int {
 	d.mu.Lock()
@@ -42,11 +42,11 @@ type fakeBatch struct {
 	ids []string
 }
 
-func (b *fakeBatch) add(r Record) { b.ids = append(b.ids, r.(*Event).EventID) }
-func (b *fakeBatch) len() int     { return len(b.ids) }
-func (b *fakeBatch) reset()       { b.ids = b.ids[:0] }
+func (b *fakeBatch) Add(r Record) { b.ids = append(b.ids, r.(*Event).EventID) }
+func (b *fakeBatch) Len() int     { return len(b.ids) }
+func (b *fakeBatch) Reset()       { b.ids = b.ids[:0] }
 
-func (b *fakeBatch) send(ctx context.Context) error {
+func (b *fakeBatch) Send(ctx context.Context) error {
 	b.d.mu.Lock()
 	gate := b.d.gate
 	b.d.mu.Unlock()
@@ -80,7 +80,7 @@ func spoolConfig(t *testing.T) SpoolConfig {
 }
 
 // startSpool runs a spool and shipper over dest.
-func startSpool(t *testing.T, cfg SpoolConfig, dest destination, log *slog.Logger) (*spool, *shipper) {
+func startSpool(t *testing.T, cfg SpoolConfig, dest batcher, log *slog.Logger) (*spool, *shipper) {
 	t.Helper()
 	m := newMetrics(nil)
 	sp, err := openSpool(cfg, 20*time.Millisecond, newPreparer(64<<10, nil), m, log)
@@ -246,52 +246,3 @@ func TestPreparerStampsIncrease(t *testing.T) {
 		}
 	}
 }
-
-func BenchmarkRecord(b *testing.B) {
-	dir := b.TempDir()
-	cfg := Defaults().Spool
-	cfg.Dir = dir
-	m := newMetrics(nil)
-	sp, err := openSpool(cfg, time.Second, newPreparer(64<<10, nil), m, nopLog())
-	if err != nil {
-		b.Fatal(err)
-	}
-	// A destination that accepts and forgets everything: what is measured
-	// is Record plus the spool's writer and shipper.
-	sh := startShipper(sp, discardDest{}, 10000, nopLog(), m, nil)
-	defer func() {
-		sp.closeWriter()
-		sh.cancel()
-		<-sh.done
-		sp.unlock()
-	}()
-	tmpl := sessionEvents("s1", 1, t0)[0]
-	tmpl.Masked = map[string]int{"aws_access_key": 1}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			e := *tmpl
-			e.EventID, e.Time = "", time.Time{}
-			if err := sp.Record(&e); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
-
-type discardDest struct{}
-
-func (discardDest) newBatch() shipBatch { return &discardBatch{cols: &eventCols{}} }
-
-// discardBatch builds the ClickHouse columns (as the real batch does) and
-// drops them.
-type discardBatch struct{ cols *eventCols }
-
-func (b *discardBatch) add(r Record) {
-	if e, ok := r.(*Event); ok {
-		b.cols.add(e)
-	}
-}
-func (b *discardBatch) len() int                   { return b.cols.len() }
-func (b *discardBatch) send(context.Context) error { return nil }
-func (b *discardBatch) reset()                     { b.cols.reset() }
