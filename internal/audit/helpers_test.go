@@ -8,7 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 func ctxT(t testing.TB, d time.Duration) context.Context {

@@ -68,10 +68,10 @@ type Batch interface {
 type Pipeline struct {
 	Store
 	dest Destination
-	sp  *spool
-	sh  *shipper
-	m   *metrics
-	log *slog.Logger
+	sp   *spool
+	sh   *shipper
+	m    *metrics
+	log  *slog.Logger
 }
 
 // OpenPipeline opens the spool (shipping whatever an earlier run left

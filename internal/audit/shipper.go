@@ -197,6 +197,20 @@ func (sh *shipper) readLoop() {
 			sh.s.freed(seg.size, 1)
 			continue
 		}
+		if n := futureRecords(payloads); n > 0 {
+			// A newer airlock wrote these (then this one was started in
+			// its place): keep the segment whole for a newer airlock, ship
+			// none of it, and say so loudly.
+			kept := segmentFile(sh.s.dir, seg.seq, futureExt)
+			if err := os.Rename(seg.path, kept); err != nil {
+				kept = seg.path
+			}
+			sh.m.futureRecords(n)
+			sh.log.Error("audit spool: segment holds records written by a newer airlock in a format this one cannot read; kept unshipped for a newer airlock",
+				"file", kept, "records", len(payloads), "newer_records", n, "err", &FutureVersionError{Version: maxVersion(payloads)})
+			sh.s.freed(seg.size, 1)
+			continue
+		}
 		if dropped > 0 {
 			sh.m.corruptBytes(dropped)
 			sh.log.Warn("audit spool: skipped a torn or corrupt tail (left by a crash)", "file", seg.path, "bytes", dropped, "records_read", len(payloads))
@@ -286,4 +300,25 @@ func (sh *shipper) delete(segs []segmentInfo) {
 		k++
 	}
 	sh.s.freed(n, k)
+}
+
+// futureRecords counts the payloads of a format newer than this airlock
+// reads.
+func futureRecords(payloads [][]byte) int {
+	n := 0
+	for _, p := range payloads {
+		if payloadVersion(p) > recordVersion {
+			n++
+		}
+	}
+	return n
+}
+
+// maxVersion is the newest format among payloads.
+func maxVersion(payloads [][]byte) int {
+	v := 0
+	for _, p := range payloads {
+		v = max(v, payloadVersion(p))
+	}
+	return v
 }

@@ -22,7 +22,7 @@ type docQuery struct {
 // docQueries extracts the SQL examples from docs/analytics.md.
 func docQueries(t *testing.T) []docQuery {
 	t.Helper()
-	f, err := os.Open("../../docs/analytics.md")
+	f, err := os.Open("../../../docs/analytics.md")
 	if err != nil {
 		t.Fatal(err)
 	}
