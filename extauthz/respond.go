@@ -132,13 +132,8 @@ func batchRefused(id string, call *mcp.Call, verdicts []verdict, refused int) *R
 }
 
 func nameSuffix(m *mcp.Message) string {
-	switch {
-	case m.Tool != "":
-		return " " + m.Tool
-	case m.Prompt != "":
-		return " " + m.Prompt
-	case m.URI != "":
-		return " " + m.URI
+	if subject := m.Subject(); subject != "" {
+		return " " + subject
 	}
 	return ""
 }
@@ -270,7 +265,7 @@ func (t *target) allow(id string, p *identity.Principal, call *mcp.Call, req *Re
 	if len(call.Messages) > 0 {
 		// method and tool are the first message's (what ext_proc reads).
 		md["method"] = call.Messages[0].Method
-		if tool := call.Messages[0].Tool; tool != "" {
+		if tool := call.Messages[0].Subject(); tool != "" {
 			md["tool"] = tool
 		}
 	}
@@ -281,7 +276,7 @@ func (t *target) allow(id string, p *identity.Principal, call *mcp.Call, req *Re
 		tools := make([]any, len(call.Messages))
 		ids := make([]any, len(call.Messages))
 		for i, m := range call.Messages {
-			methods[i], tools[i], ids[i] = m.Method, m.Tool, string(m.ID)
+			methods[i], tools[i], ids[i] = m.Method, m.Subject(), string(m.ID)
 		}
 		md["methods"], md["tools"], md["ids"] = methods, tools, ids
 		md["batch"] = true
