@@ -182,7 +182,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	}
 	g.HTTP.Handle("/airlock/", ah)
 	g.Processor = extproc.New(extproc.Options{
-		Profiles: profiles, Recorder: messageRecorder{rec}, Logger: log.With("component", "extproc"), Registry: reg,
+		Profiles: profiles, Recorder: rec, Logger: log.With("component", "extproc"), Registry: reg,
 		MaxEventBytes: cfg.Masking.MaxEventBytes, MaxBodyBytes: cfg.Masking.MaxBodyBytes,
 	})
 
