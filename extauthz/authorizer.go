@@ -211,7 +211,7 @@ func (a *Authorizer) record(r *Result, took time.Duration) {
 		if i > 0 {
 			d.DecisionID = r.DecisionID + "." + strconv.Itoa(i)
 		}
-		d.Method, d.Tool, d.JSONRPCID = m.Method, m.Tool+m.URI+m.Prompt, string(m.ID)
+		d.Method, d.Tool, d.JSONRPCID = m.Method, m.Subject(), string(m.ID)
 		if i < len(r.verdicts) {
 			d.Outcome, d.Reason = string(r.verdicts[i].Outcome), r.verdicts[i].Reason
 		}

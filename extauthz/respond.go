@@ -114,13 +114,8 @@ func batchRefused(id string, call *mcp.Call, verdicts []verdict, refused int) *R
 }
 
 func nameSuffix(m *mcp.Message) string {
-	switch {
-	case m.Tool != "":
-		return " " + m.Tool
-	case m.Prompt != "":
-		return " " + m.Prompt
-	case m.URI != "":
-		return " " + m.URI
+	if subject := m.Subject(); subject != "" {
+		return " " + subject
 	}
 	return ""
 }
@@ -250,7 +245,7 @@ func (t *target) allow(id string, p *identity.Principal, call *mcp.Call, req *Re
 	}
 	if len(call.Messages) > 0 {
 		// method and tool are the first message's (what ext_proc reads).
-		wd.Method, wd.Tool = call.Messages[0].Method, call.Messages[0].Tool
+		wd.Method, wd.Tool = call.Messages[0].Method, call.Messages[0].Subject()
 	}
 	if call.Batch {
 		// A batch lists every message, in order ("" where a message has
@@ -260,7 +255,7 @@ func (t *target) allow(id string, p *identity.Principal, call *mcp.Call, req *Re
 		wd.Tools = make([]string, len(call.Messages))
 		wd.IDs = make([]string, len(call.Messages))
 		for i, m := range call.Messages {
-			wd.Methods[i], wd.Tools[i], wd.IDs[i] = m.Method, m.Tool, string(m.ID)
+			wd.Methods[i], wd.Tools[i], wd.IDs[i] = m.Method, m.Subject(), string(m.ID)
 		}
 	}
 	r.Metadata = wd.Fields()

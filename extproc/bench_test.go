@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/mask"
 )
 
@@ -46,7 +47,7 @@ func (noop) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
 
 type discard struct{}
 
-func (discard) Record(Message) error { return nil }
+func (discard) Record(audit.Record) error { return nil }
 
 // BenchmarkExchange is one MCP exchange as Envoy drives it over real gRPC
 // on loopback (request headers and body, response headers, a ~4 KiB JSON

@@ -29,6 +29,7 @@ import (
 
 	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/extproc"
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/test/envoydriver"
@@ -63,20 +64,20 @@ func (a *allowAuthz) count() int {
 
 type records struct {
 	mu   sync.Mutex
-	msgs []extproc.Message
+	msgs []audit.Event
 }
 
-func (r *records) Record(m extproc.Message) error {
+func (r *records) Record(rec audit.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.msgs = append(r.msgs, m)
+	r.msgs = append(r.msgs, *rec.(*audit.Event))
 	return nil
 }
 
-func (r *records) errors() []extproc.Message {
+func (r *records) errors() []audit.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []extproc.Message
+	var out []audit.Event
 	for _, m := range r.msgs {
 		if m.Direction == "error" {
 			out = append(out, m)

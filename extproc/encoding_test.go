@@ -108,7 +108,7 @@ func TestCompressedResponseRefused(t *testing.T) {
 			for _, m := range e.rec.msgs {
 				if m.Direction == "error" {
 					got = append(got, m.JSONRPCID)
-					if m.Status != 502 || !strings.Contains(string(m.Payload), "compressed") || m.Principal != "00u-alice" || m.DecisionID != "d-1" {
+					if m.Status != 502 || !strings.Contains(m.Payload, "compressed") || m.Principal != "00u-alice" || m.DecisionID != "d-1" {
 						t.Errorf("audit record %+v", m)
 					}
 				}

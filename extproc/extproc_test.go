@@ -17,7 +17,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/internal/wire"
 )
 
 const (
@@ -28,15 +30,15 @@ const (
 
 type recorder struct {
 	mu   sync.Mutex
-	msgs []Message
+	msgs []audit.Event
 	err  error
 }
 
 // errors returns the "error" records.
-func (r *recorder) errors() []Message {
+func (r *recorder) errors() []audit.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []Message
+	var out []audit.Event
 	for _, m := range r.msgs {
 		if m.Direction == "error" {
 			out = append(out, m)
@@ -45,31 +47,18 @@ func (r *recorder) errors() []Message {
 	return out
 }
 
-func (r *recorder) Record(m Message) error {
+func (r *recorder) Record(rec audit.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {
 		return r.err
 	}
-	r.msgs = append(r.msgs, m)
-	return nil
-}
-
-type grantLog struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (g *grantLog) CallDone(_ context.Context, id string, status int) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.calls = append(g.calls, fmt.Sprintf("%s:%d", id, status))
+	r.msgs = append(r.msgs, *rec.(*audit.Event))
 	return nil
 }
 
 type env struct {
 	rec    *recorder
-	grants *grantLog
 	client extprocv3.ExternalProcessorClient
 }
 
@@ -83,8 +72,8 @@ func startWith(t *testing.T, mod func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{rec: &recorder{}, grants: &grantLog{}}
-	opts := Options{Profiles: set, Recorder: e.rec, Grants: e.grants, MaxEventBytes: 4096}
+	e := &env{rec: &recorder{}}
+	opts := Options{Profiles: set, Recorder: e.rec, MaxEventBytes: 4096}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -130,7 +119,7 @@ func (e *env) open(t *testing.T, respMode procmodev3.ProcessingMode_BodySendMode
 
 func authzMeta(fields map[string]any) *corev3.Metadata {
 	st, _ := structpb.NewStruct(fields)
-	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{AuthzNamespace: st}}
+	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{wire.AuthzNamespace: st}}
 }
 
 func headers(kv ...string) *extprocv3.HttpHeaders {
@@ -205,17 +194,14 @@ func TestBufferedJSONIsMaskedAndRecorded(t *testing.T) {
 	if req.Direction != "request" || req.Method != "tools/call" || req.Tool != "get_config" || req.SessionID != "s-1" || req.Principal != "00u-alice" || req.GrantID != "gr_1" {
 		t.Errorf("request record %+v", req)
 	}
-	if strings.Contains(string(req.Payload), ghToken) || req.Masked.Total() == 0 {
+	if strings.Contains(req.Payload, ghToken) || mask.Counts(req.Masked).Total() == 0 {
 		t.Errorf("the recorded request holds the secret argument: %s", req.Payload)
 	}
 	if resp.Direction != "response" || resp.Tool != "get_config" || resp.JSONRPCID != "7" || resp.Status != 200 || resp.Masked["aws_access_key"] != 1 {
 		t.Errorf("response record %+v", resp)
 	}
-	if strings.Contains(string(resp.Payload), awsKey) {
+	if strings.Contains(resp.Payload, awsKey) {
 		t.Error("the recorded response holds the secret")
-	}
-	if got := strings.Join(e.grants.calls, ","); got != "gr_1:200" {
-		t.Errorf("grant bookkeeping %q, want gr_1:200", got)
 	}
 }
 
@@ -275,7 +261,7 @@ func TestSSEMaskedAcrossChunks(t *testing.T) {
 				}
 				var dirs []string
 				for _, m := range e.rec.msgs {
-					dirs = append(dirs, m.Direction)
+					dirs = append(dirs, string(m.Direction))
 				}
 				if strings.Join(dirs, ",") != "request,notification,response" {
 					t.Errorf("recorded %v", dirs)

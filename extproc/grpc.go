@@ -20,7 +20,7 @@ var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
 
 // Process serves one stream until Envoy closes it.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
-	st := s.P.NewStream(stream.Context())
+	st := s.P.NewStream()
 	defer st.Close()
 	for {
 		req, err := stream.Recv()

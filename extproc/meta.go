@@ -3,16 +3,24 @@ package extproc
 import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/airlock-mcp/airlock/internal/wire"
 )
 
 // streamMeta is what ext_authz decided about this request, forwarded by
-// Envoy as dynamic metadata (namespace envoy.filters.http.ext_authz).
+// Envoy as dynamic metadata (namespace wire.AuthzNamespace): the fields
+// merged over the stream's messages, and the wire.Decision they read as.
 type streamMeta struct {
 	fields map[string]*structpb.Value
+	d      wire.Decision
 }
 
+// newStreamMeta is the metadata of a stream before Envoy forwarded any:
+// nothing known, recorded by default.
+func newStreamMeta() streamMeta { return streamMeta{d: wire.ReadDecision(nil)} }
+
 func (m *streamMeta) merge(md *corev3.Metadata) {
-	st := md.GetFilterMetadata()[AuthzNamespace]
+	st := md.GetFilterMetadata()[wire.AuthzNamespace]
 	if st == nil {
 		return
 	}
@@ -22,17 +30,5 @@ func (m *streamMeta) merge(md *corev3.Metadata) {
 	for k, v := range st.GetFields() {
 		m.fields[k] = v
 	}
-}
-
-func (m *streamMeta) str(k string) string {
-	return m.fields[k].GetStringValue()
-}
-
-// record says whether policy wants this call recorded (default yes).
-func (m *streamMeta) record() bool {
-	v, ok := m.fields["record"]
-	if !ok {
-		return true
-	}
-	return v.GetBoolValue()
+	m.d = wire.ReadDecision(m.fields)
 }

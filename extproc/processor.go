@@ -25,55 +25,14 @@
 package extproc
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/mask"
 )
-
-// AuthzNamespace is the dynamic metadata namespace ext_authz writes and
-// Envoy forwards to ext_proc (metadata_options.forwarding_namespaces).
-const AuthzNamespace = "envoy.filters.http.ext_authz"
-
-// Message is one MCP message seen on the wire, already masked, for the
-// audit trail.
-type Message struct {
-	Time       time.Time
-	SessionID  string
-	Principal  string
-	ClientID   string
-	Issuer     string
-	Target     string
-	DecisionID string
-	GrantID    string
-	Direction  string // request, response, notification, sse_event, error
-	Method     string // the request's method for responses
-	Tool       string
-	JSONRPCID  string
-	Status     int // HTTP status of the response carrying it (0 for requests)
-	Latency    time.Duration
-	Masked     mask.Counts
-	Payload    []byte // masked JSON (or text), capped by Options.MaxRecordBytes
-	Truncated  bool
-	Bytes      int // size before capping
-	RequestID  string
-}
-
-// Recorder takes recorded messages; it must not block (the audit
-// pipeline spools). An error means the audit trail cannot take the
-// message and the configured policy is to fail closed.
-type Recorder interface {
-	Record(Message) error
-}
-
-// Grants is told when a response that used a grant has ended, so a
-// single-use grant is consumed by the end of the call it was for.
-type Grants interface {
-	CallDone(ctx context.Context, grantID string, status int) error
-}
 
 // Profiles finds masking profiles by name.
 type Profiles interface {
@@ -83,8 +42,11 @@ type Profiles interface {
 // Options configure a Processor.
 type Options struct {
 	Profiles Profiles
-	Recorder Recorder // nil: nothing recorded
-	Grants   Grants   // nil: no grant bookkeeping
+	// Recorder takes the audit events of every message, masked; it must
+	// not block (the audit pipeline spools). An error means the audit
+	// trail cannot take the message and the configured policy is to fail
+	// closed: the exchange is then failed. nil: nothing recorded.
+	Recorder audit.Sink
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	// MaxEventBytes bounds one SSE event (and the memory of a stream);

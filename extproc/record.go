@@ -5,19 +5,10 @@ import (
 	"encoding/json"
 	"maps"
 
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/internal/mcp"
 )
-
-// rpcShape is what recording reads of a (masked) JSON-RPC message.
-type rpcShape struct {
-	Method string          `json:"method"`
-	ID     json.RawMessage `json:"id"`
-	Params struct {
-		Name string `json:"name"`
-	} `json:"params"`
-	Result json.RawMessage `json:"result"`
-	Error  json.RawMessage `json:"error"`
-}
 
 // messages splits a JSON-RPC body (one message or a batch) into messages.
 func messages(body []byte) []json.RawMessage {
@@ -31,26 +22,32 @@ func messages(body []byte) []json.RawMessage {
 	return []json.RawMessage{body}
 }
 
-func (s *Stream) base() Message {
-	return Message{
+// base is the audit event of a message of this exchange, before the
+// message is described: who, to what target, under which decision. Every
+// message ext_proc sees was allowed by ext_authz (a refusal is recorded
+// with direction "error").
+func (s *Stream) base() audit.Event {
+	d := &s.meta.d
+	return audit.Event{
 		Time:       s.p.opts.Now(),
 		SessionID:  s.session,
-		Principal:  s.meta.str("principal"),
-		ClientID:   s.meta.str("client_id"),
-		Issuer:     s.meta.str("issuer"),
-		Target:     s.meta.str("target"),
-		DecisionID: s.meta.str("decision_id"),
-		GrantID:    s.meta.str("grant"),
+		Principal:  d.Principal,
+		ClientID:   d.ClientID,
+		Issuer:     d.Issuer,
+		Target:     d.Target,
+		DecisionID: d.DecisionID,
+		GrantID:    d.Grant,
+		Outcome:    "allow",
 	}
 }
 
 // recordRequest records the client's messages, masked like responses are
 // (arguments may hold secrets too).
 func (s *Stream) recordRequest(body []byte) {
-	if s.p.opts.Recorder == nil || len(body) == 0 || !s.meta.record() {
+	if s.p.opts.Recorder == nil || len(body) == 0 || !s.meta.d.Record {
 		return
 	}
-	prof, err := s.p.opts.Profiles.Get(s.meta.str("masking_profile"))
+	prof, err := s.p.opts.Profiles.Get(s.meta.d.MaskingProfile)
 	if err != nil {
 		return // the response side fails the exchange for the same reason
 	}
@@ -90,7 +87,7 @@ func (s *Stream) Close() { s.flushRequests() }
 // body's mask counts go with its first message (a batch is masked whole),
 // so totals per exchange stay exact.
 func (s *Stream) recordResponse(masked []byte, counts mask.Counts) {
-	if s.p.opts.Recorder == nil || !s.meta.record() {
+	if s.p.opts.Recorder == nil || !s.meta.d.Record {
 		return
 	}
 	for i, raw := range messages(masked) {
@@ -105,12 +102,12 @@ func (s *Stream) recordResponse(masked []byte, counts mask.Counts) {
 
 // recordEvent records one SSE event's message.
 func (s *Stream) recordEvent(ev mask.Event) {
-	if s.p.opts.Recorder == nil || !s.meta.record() || (!ev.HasData && ev.Dropped == 0) || (len(ev.Data) == 0 && ev.Dropped == 0) {
+	if s.p.opts.Recorder == nil || !s.meta.d.Record || (!ev.HasData && ev.Dropped == 0) || (len(ev.Data) == 0 && ev.Dropped == 0) {
 		return
 	}
 	m := s.base()
 	if ev.Dropped > 0 {
-		m.Direction, m.Bytes = "sse_event", ev.Dropped
+		m.Direction, m.Bytes = audit.DirSSEEvent, int64(ev.Dropped)
 		m.Masked = mask.Counts{mask.DroppedType: 1}
 		s.emit(m)
 		return
@@ -119,48 +116,48 @@ func (s *Stream) recordEvent(ev mask.Event) {
 	s.emit(m)
 }
 
-// describe fills what the message is from its JSON-RPC shape.
-func (s *Stream) describe(m *Message, payload []byte, counts mask.Counts, sse bool) {
-	var r rpcShape
-	_ = json.Unmarshal(payload, &r)
+// describe fills what the message is from its JSON-RPC shape, read by
+// internal/mcp's classifier: the tool column holds what the call acts on
+// (tool name, prompt name or resource URI).
+func (s *Stream) describe(m *audit.Event, payload []byte, counts mask.Counts, sse bool) {
+	r := mcp.ReadRecorded(payload)
 	m.JSONRPCID = string(r.ID)
-	if m.JSONRPCID == "null" {
-		m.JSONRPCID = ""
-	}
 	switch {
-	case r.Method != "" && m.JSONRPCID != "":
-		m.Direction, m.Method, m.Tool = "request", r.Method, r.Params.Name
-	case r.Method != "":
-		m.Direction, m.Method = "notification", r.Method
-	case len(r.Error) > 0:
-		m.Direction = "error"
+	case r.Kind == mcp.KindRequest:
+		m.Direction, m.Method, m.Tool = audit.DirRequest, r.Method, r.Subject()
+	case r.Kind == mcp.KindNotification:
+		m.Direction, m.Method = audit.DirNotification, r.Method
+	case len(r.RPCError) > 0:
+		m.Direction = audit.DirError
 	default:
-		m.Direction = "response"
+		m.Direction = audit.DirResponse
 	}
-	if m.Direction == "response" || m.Direction == "error" {
+	if m.Direction == audit.DirResponse || m.Direction == audit.DirError {
 		if q, ok := s.requests[m.JSONRPCID]; ok {
 			m.Method, m.Tool = q.method, q.tool
 		}
 		m.Status = s.status
-		m.Latency = s.p.opts.Now().Sub(s.start)
+		m.LatencyMS = float64(s.p.opts.Now().Sub(s.start).Microseconds()) / 1000
 	}
-	if m.Tool == "" && m.Method == "tools/call" {
-		m.Tool = s.meta.str("tool")
+	if m.Tool == "" && mcp.HasSubject(m.Method) && m.Method == s.meta.d.Method {
+		// The recorded bytes did not say (cut, or masked as text): what
+		// ext_authz read of the call does.
+		m.Tool = s.meta.d.Tool
 	}
-	if sse && m.Direction != "request" {
+	if sse && m.Direction != audit.DirRequest {
 		m.Status = s.status
 	}
 	m.Masked = maps.Clone(counts)
-	m.Bytes = len(payload)
+	m.Bytes = int64(len(payload))
 	if len(payload) > s.p.opts.MaxRecordBytes {
 		payload, m.Truncated = payload[:s.p.opts.MaxRecordBytes], true
 	}
-	m.Payload = payload
+	m.Payload = string(payload)
 }
 
-func (s *Stream) emit(m Message) {
-	s.p.metrics.messages.WithLabelValues(m.Direction).Inc()
-	if err := s.p.opts.Recorder.Record(m); err != nil && s.auditErr == nil {
+func (s *Stream) emit(m audit.Event) {
+	s.p.metrics.messages.WithLabelValues(string(m.Direction)).Inc()
+	if err := s.p.opts.Recorder.Record(&m); err != nil && s.auditErr == nil {
 		// The audit trail is full and configured to fail closed: this
 		// exchange must not complete unrecorded.
 		s.auditErr = err

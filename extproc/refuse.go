@@ -80,8 +80,8 @@ func (s *Stream) errorBody(message string) []byte {
 func (s *Stream) refuse(status int, details, why string) *extprocv3.ProcessingResponse {
 	s.failed = true
 	s.p.metrics.streams.WithLabelValues("failed").Inc()
-	s.p.log.Error("response withheld", "decision_id", s.meta.str("decision_id"), "target", s.meta.str("target"), "reason", why)
-	body := s.errorBody(why + " (decision " + s.meta.str("decision_id") + ")")
+	s.p.log.Error("response withheld", "decision_id", s.meta.d.DecisionID, "target", s.meta.d.Target, "reason", why)
+	body := s.errorBody(why + " (decision " + s.meta.d.DecisionID + ")")
 	s.recordRefusal(status, body)
 	s.refusal = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
 		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(status)},

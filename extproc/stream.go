@@ -1,7 +1,6 @@
 package extproc
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	procmodev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/mask"
 )
 
@@ -33,8 +33,7 @@ const (
 // request phases: a local reply (an ext_authz denial) still runs the
 // response side of the filter chain.
 type Stream struct {
-	p   *Processor
-	ctx context.Context
+	p *Processor
 
 	reqMode, respMode procmodev3.ProcessingMode_BodySendMode
 	protocolSeen      bool
@@ -70,14 +69,14 @@ type Stream struct {
 	// auditErr is set when the recorder refused a message (fail-closed
 	// audit): the exchange is then failed.
 	auditErr error
-	pending  []Message // request messages, recorded at the response headers
+	pending  []audit.Event // request messages, recorded at the response headers
 }
 
 type requestInfo struct{ method, tool string }
 
 // NewStream starts processing one HTTP exchange.
-func (p *Processor) NewStream(ctx context.Context) *Stream {
-	return &Stream{p: p, ctx: ctx, start: p.opts.Now(), requests: map[string]requestInfo{}}
+func (p *Processor) NewStream() *Stream {
+	return &Stream{p: p, meta: newStreamMeta(), start: p.opts.Now(), requests: map[string]requestInfo{}}
 }
 
 // errProtocol is a message that breaks Envoy's ext_proc protocol.
@@ -157,7 +156,7 @@ func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 		s.kind = kindText
 	}
 	var err error
-	if s.profile, err = s.p.opts.Profiles.Get(s.meta.str("masking_profile")); err != nil {
+	if s.profile, err = s.p.opts.Profiles.Get(s.meta.d.MaskingProfile); err != nil {
 		// An unknown profile must not mean "no masking".
 		return s.fail(500, err)
 	}
@@ -412,7 +411,7 @@ func (s *Stream) maskWhole(body []byte) ([]byte, error) {
 // unmasked (failure_mode_allow stays off). err is logged, never sent: it
 // may quote what the server sent.
 func (s *Stream) fail(status int, err error) *extprocv3.ProcessingResponse {
-	s.p.log.Error("masking failed", "decision_id", s.meta.str("decision_id"), "target", s.meta.str("target"), "error", err)
+	s.p.log.Error("masking failed", "decision_id", s.meta.d.DecisionID, "target", s.meta.d.Target, "error", err)
 	return s.refuse(status, "airlock_masking_failed", "airlock could not safely process the server's response")
 }
 
@@ -423,11 +422,6 @@ func (s *Stream) finish() {
 	}
 	s.ended = true
 	s.p.metrics.streams.WithLabelValues("ok").Inc()
-	if g := s.meta.str("grant"); g != "" && s.p.opts.Grants != nil {
-		if err := s.p.opts.Grants.CallDone(s.ctx, g, s.status); err != nil {
-			s.p.log.Error("grant bookkeeping failed", "grant", g, "error", err)
-		}
-	}
 }
 
 func (s *Stream) countMasked(c mask.Counts) {

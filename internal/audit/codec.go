@@ -10,14 +10,60 @@ import (
 	"unsafe"
 )
 
-// The spool stores each row as: one kind byte, then the row's fields in a
-// fixed order — strings and lists as a uvarint length and the bytes,
-// integers as zig-zag varints, floats as 8 little-endian bytes, times as
-// nanoseconds since the Unix epoch (0 for the zero time). The order is the
-// format: a change needs a new segment magic (segment.go).
+// The spool stores each row as: a version byte (versionFlag|version), one
+// kind byte, then the row's fields in a fixed order — strings and lists as
+// a uvarint length and the bytes, integers as zig-zag varints, floats as 8
+// little-endian bytes, times as nanoseconds since the Unix epoch (0 for
+// the zero time).
+//
+// Version 1 is the format before versions: no version byte, the kind byte
+// first. Its kinds are 1–4, so a first byte with versionFlag set cannot be
+// a v1 record, and the decoder reads both. v1 and v2 carry the same fields.
+//
+// A spool outlives the binary that wrote it (rows wait for ClickHouse
+// across an upgrade, or a downgrade), so the decoder reads every version
+// up to recordVersion. To add a field: bump recordVersion, append the
+// field at the end of its kind in appendRecord, and decode it in
+// decodeRecord only when the record's version is at least the new one
+// (older records leave it zero). A record of a version above recordVersion was
+// written by a newer airlock: the decoder returns a *FutureVersionError
+// and the shipper keeps its segment for that newer airlock (shipper.go)
+// instead of skipping it as corrupt.
 
-// appendRecord appends the encoding of r (already prepared) to b.
+const (
+	// versionFlag marks a first byte as a version byte (v2 on).
+	versionFlag = 0x80
+	// recordVersion is the version appendRecord writes.
+	recordVersion = 2
+)
+
+// FutureVersionError says a spool record was written by a newer airlock
+// in a format this one does not know.
+type FutureVersionError struct {
+	Version int
+}
+
+func (e *FutureVersionError) Error() string {
+	return fmt.Sprintf("audit: spool record of format v%d, newer than this airlock reads (v%d): written by a newer airlock", e.Version, recordVersion)
+}
+
+// payloadVersion returns the version of an encoded record (1 for a record
+// without a version byte; 0 for an empty one).
+func payloadVersion(b []byte) int {
+	switch {
+	case len(b) == 0:
+		return 0
+	case b[0]&versionFlag != 0:
+		return int(b[0] &^ versionFlag)
+	default:
+		return 1
+	}
+}
+
+// appendRecord appends the encoding of r (already prepared) to b, in the
+// current version.
 func appendRecord(b []byte, r Record) []byte {
+	b = append(b, versionFlag|recordVersion)
 	switch v := r.(type) {
 	case *Event:
 		b = append(b, byte(kindEvent))
@@ -282,6 +328,22 @@ type scratch struct {
 func decodeRecord(b []byte, alias bool, into *scratch) (Record, error) {
 	if len(b) == 0 {
 		return nil, errors.New("audit: empty record")
+	}
+	// version is the record's format: a field added in a later version is
+	// decoded only when version is at least that one.
+	version := payloadVersion(b)
+	switch {
+	case version > recordVersion:
+		return nil, &FutureVersionError{Version: version}
+	case b[0]&versionFlag == 0:
+		// v1: no version byte, the kind first.
+	case version < 2:
+		return nil, fmt.Errorf("audit: bad record version byte %#x", b[0])
+	default:
+		b = b[1:]
+		if len(b) == 0 {
+			return nil, fmt.Errorf("audit: v%d record without a kind", version)
+		}
 	}
 	var reuse map[string]int
 	if into == nil {

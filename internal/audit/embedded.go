@@ -301,7 +301,7 @@ func (e *Embedded) writeBatch(batch []pendingLine) (int, []pendingLine) {
 				e.idx.add(l.ev, lineRef{day: k.day, off: size + fb.offs[i], n: int32(len(l.line))})
 			}
 		}
-		e.m.ship(tableOf[k.k], len(fb.lines))
+		e.m.ship(shipLabel[k.k], len(fb.lines))
 		written += len(fb.lines)
 	}
 	return written, failed
@@ -332,7 +332,7 @@ func (e *Embedded) retention(now time.Time) {
 	if e.retentionDays <= 0 {
 		return
 	}
-	cutoff := int32(retentionCutoff(now, e.retentionDays))
+	cutoff := int32(RetentionCutoff(now, e.retentionDays))
 	for k, f := range e.files {
 		if k.day < cutoff {
 			f.Close()
@@ -357,7 +357,7 @@ func (e *Embedded) dropExpired(now time.Time) bool {
 	if e.retentionDays <= 0 {
 		return false
 	}
-	cutoff := int32(retentionCutoff(now, e.retentionDays))
+	cutoff := int32(RetentionCutoff(now, e.retentionDays))
 	files, err := listDayFiles(e.dir)
 	if err != nil {
 		e.log.Error("audit store: retention", "err", err)

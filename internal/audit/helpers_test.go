@@ -5,115 +5,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"regexp"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	chgo "github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	chtest "github.com/airlock-mcp/airlock/test/clickhouse"
 )
-
-var (
-	sharedOnce sync.Once
-	shared     *chtest.Server
-	sharedErr  error
-	dbSeq      atomic.Int64
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared != nil {
-		shared.Close()
-	}
-	os.Exit(code)
-}
-
-// sharedServer is one ClickHouse for the package's tests; each test uses
-// its own database.
-func sharedServer(t testing.TB) *chtest.Server {
-	t.Helper()
-	sharedOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		shared, sharedErr = chtest.Start(ctx, chtest.Options{})
-	})
-	if sharedErr != nil {
-		t.Fatal(sharedErr)
-	}
-	return shared
-}
-
-var nonIdent = regexp.MustCompile(`[^A-Za-z0-9_]`)
-
-// testDB returns a fresh database name for t.
-func testDB(t testing.TB) string {
-	name := nonIdent.ReplaceAllString(t.Name(), "_")
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	return fmt.Sprintf("t%d_%s", dbSeq.Add(1), strings.ToLower(name))
-}
-
-// testConfig is a valid configuration for addr (ClickHouse) with fast
-// flushing and temporary directories.
-func testConfig(t testing.TB, addr, db string) Config {
-	c := Defaults()
-	c.ClickHouse.Addr = addr
-	c.ClickHouse.Database = db
-	c.ClickHouse.FlushInterval = 50 * time.Millisecond
-	c.ClickHouse.QueryTimeout = 20 * time.Second
-	c.ClickHouse.DialTimeout = 2 * time.Second
-	c.Spool.Dir = t.TempDir()
-	c.Spool.FsyncInterval = 10 * time.Millisecond
-	c.Embedded.Dir = t.TempDir()
-	return c
-}
-
-// connect opens a query connection to addr for assertions.
-func connect(t testing.TB, addr string) driver.Conn {
-	t.Helper()
-	conn, err := chgo.Open(&chgo.Options{Addr: []string{addr}, DialTimeout: 2 * time.Second, ReadTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
 
 func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func count(t testing.TB, conn driver.Conn, q string) uint64 {
-	t.Helper()
-	var n uint64
-	if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return n
-}
-
-func openPipeline(t testing.TB, cfg Config, opts Options) *Pipeline {
-	t.Helper()
-	p, err := OpenPipeline(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Bounded: with ClickHouse down, Close would ship until ctx ends.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		p.Close(ctx)
-	})
-	return p
 }
 
 // sessionEvents makes n events of one session with increasing times.

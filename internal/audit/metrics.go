@@ -15,6 +15,7 @@ type metrics struct {
 	shipped  *prometheus.CounterVec // table
 	shipErrs prometheus.Counter
 	corrupt  prometheus.Counter
+	future   prometheus.Counter
 	bytes    prometheus.Gauge
 	full     prometheus.Gauge
 	segments prometheus.Gauge
@@ -22,8 +23,12 @@ type metrics struct {
 
 	recK, dropK, rejK [numKinds]prometheus.Counter
 
-	nRecorded, nDropped, nRejected, nShipped, nShipErrs, nCorrupt atomic.Int64
+	nRecorded, nDropped, nRejected, nShipped, nShipErrs, nCorrupt, nFuture atomic.Int64
 }
+
+// shipLabel is the table label of airlock_audit_shipped_rows_total by
+// kind: the ClickHouse table each kind's rows go to.
+var shipLabel = [numKinds]string{kindEvent: "events", kindDecision: "decisions", kindRequest: "request_events", kindGrant: "grant_events"}
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -51,6 +56,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "airlock_audit_spool_corrupt_bytes_total",
 			Help: "Spool bytes skipped as torn or corrupt (after a crash).",
 		}),
+		future: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_audit_spool_future_records_total",
+			Help: "Spool records in a format newer than this airlock reads (left by a newer airlock before a downgrade); their segments are kept, not shipped, for a newer airlock to ship.",
+		}),
 		bytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "airlock_audit_spool_bytes",
 			Help: "Bytes held by the spool: segments on disk and rows not yet written.",
@@ -75,7 +84,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.rejK[k] = m.rejected.WithLabelValues(k.String())
 	}
 	if reg != nil {
-		reg.MustRegister(m.recorded, m.dropped, m.rejected, m.shipped, m.shipErrs, m.corrupt, m.bytes, m.full, m.segments, m.shipSecs)
+		reg.MustRegister(m.recorded, m.dropped, m.rejected, m.shipped, m.shipErrs, m.corrupt, m.future, m.bytes, m.full, m.segments, m.shipSecs)
 	}
 	return m
 }
@@ -110,6 +119,11 @@ func (m *metrics) corruptBytes(n int) {
 	m.nCorrupt.Add(int64(n))
 }
 
+func (m *metrics) futureRecords(n int) {
+	m.future.Add(float64(n))
+	m.nFuture.Add(int64(n))
+}
+
 // Stats is a snapshot of the pipeline's counters since it was opened.
 type Stats struct {
 	Recorded   int64 // rows accepted by Record
@@ -118,6 +132,7 @@ type Stats struct {
 	Shipped    int64 // rows acknowledged by ClickHouse (or written by the embedded store)
 	ShipErrors int64 // failed batch writes (each retried)
 	Corrupt    int64 // spool bytes skipped as torn or corrupt
+	Future     int64 // spool records of a newer format, kept unshipped for a newer airlock
 	SpoolBytes int64 // bytes held by the spool now
 	Full       bool  // the spool is full now
 	Segments   int   // sealed segments waiting now
@@ -129,6 +144,7 @@ func (m *metrics) stats() Stats {
 		Dropped:    m.nDropped.Load(),
 		Rejected:   m.nRejected.Load(),
 		Shipped:    m.nShipped.Load(),
+		Future:     m.nFuture.Load(),
 		ShipErrors: m.nShipErrs.Load(),
 		Corrupt:    m.nCorrupt.Load(),
 	}

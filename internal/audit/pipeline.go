@@ -15,13 +15,18 @@ type Options struct {
 	Registerer prometheus.Registerer // metrics are registered here when set
 	Now        func() time.Time      // clock for rows recorded without a time; default time.Now
 
-	// retentionEvery is how often retention sweeps (default 1h; negative:
-	// never, for tests that sweep by hand).
+	// retentionEvery is how often the embedded store's retention sweeps
+	// (default 1h; negative: never, for tests that sweep by hand).
 	retentionEvery time.Duration
-	// crashBeforeDelete simulates a crash between a batch being
-	// acknowledged and its segments being deleted (tests).
-	crashBeforeDelete func() bool
+	// CrashBeforeDelete, when set, is asked before the shipper deletes
+	// segments whose rows were acknowledged; true stops the shipper there,
+	// as a crash would. Only the at-least-once tests of
+	// internal/audit/clickhouse set it.
+	CrashBeforeDelete func() bool
 }
+
+// LoggerOrDiscard is Logger, or a logger that discards when it is nil.
+func (o Options) LoggerOrDiscard() *slog.Logger { return o.logger() }
 
 func (o Options) logger() *slog.Logger {
 	if o.Logger == nil {
@@ -30,85 +35,66 @@ func (o Options) logger() *slog.Logger {
 	return o.Logger
 }
 
-// Open starts the audit backend cfg describes: the spool and its shipper
-// to ClickHouse when cfg.ClickHouse.Addr is set, else the embedded store.
-// A ClickHouse that is down does not make Open fail: rows wait in the
-// spool until it answers.
-func Open(ctx context.Context, cfg Config, opts Options) (Recorder, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if cfg.ClickHouse.Addr != "" {
-		return OpenPipeline(cfg, opts)
-	}
-	return OpenEmbedded(cfg, opts)
-}
-
-// OpenStore opens the store for the `sessions` and `replay` commands:
-// ClickHouse when configured, else the embedded store's directory, read
-// only (a running `airlock serve` may be writing it).
-func OpenStore(ctx context.Context, cfg Config, opts Options) (StoreCloser, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if cfg.ClickHouse.Addr != "" {
-		return OpenClickHouseStore(ctx, cfg.ClickHouse, opts.logger())
-	}
-	return OpenEmbeddedReader(cfg.Embedded.Dir)
-}
-
 // StoreCloser is a Store to close after use.
 type StoreCloser interface {
 	Store
 	Close() error
 }
 
-// Pipeline records rows into the spool and ships them to ClickHouse; it
-// answers Sessions and Replay from ClickHouse.
+// Destination is where a Pipeline ships its rows and what answers its
+// Sessions and Replay: ClickHouse (internal/audit/clickhouse). Keeping it
+// an interface keeps clickhouse-go out of everything that only records.
+type Destination interface {
+	Store
+	// NewBatch returns an empty batch; the shipper keeps two in turn.
+	NewBatch() Batch
+	// Close releases the destination after the shipper stopped.
+	Close() error
+}
+
+// Batch collects rows and writes them. Send writes the rows not yet
+// acknowledged and may be called again after an error; rows a failed
+// attempt did store are stored again (the destination de-duplicates by
+// id). The shipper counts the rows as shipped once Send returns nil.
+type Batch interface {
+	Add(r Record) // r is only valid during the call
+	Len() int
+	Send(ctx context.Context) error
+	Reset()
+}
+
+// Pipeline records rows into the spool and ships them to its
+// Destination; it answers Sessions and Replay from the Destination.
 type Pipeline struct {
-	*ClickHouseStore
-	sp      *spool
-	sh      *shipper
-	m       *metrics
-	log     *slog.Logger
-	cancel  context.CancelFunc // stops the retention loop
-	retDone chan struct{}
+	Store
+	dest Destination
+	sp   *spool
+	sh   *shipper
+	m    *metrics
+	log  *slog.Logger
 }
 
 // OpenPipeline opens the spool (shipping whatever an earlier run left
-// in it) and starts shipping to ClickHouse in the background.
-func OpenPipeline(cfg Config, opts Options) (*Pipeline, error) {
+// in it) and starts shipping to dest in the background. The Pipeline
+// owns dest from then on: Close closes it, and so does a failed open.
+func OpenPipeline(cfg Config, dest Destination, opts Options) (*Pipeline, error) {
 	if err := cfg.Validate(); err != nil {
+		dest.Close()
 		return nil, err
 	}
 	if cfg.ClickHouse.Addr == "" {
+		dest.Close()
 		return nil, errors.New("audit: clickhouse.addr is empty")
 	}
 	log := opts.logger().With("component", "audit")
 	m := newMetrics(opts.Registerer)
-	ch, err := dialClickHouse(cfg.ClickHouse, log, m)
-	if err != nil {
-		return nil, err
-	}
 	sp, err := openSpool(cfg.Spool, cfg.ClickHouse.FlushInterval, newPreparer(cfg.PayloadMaxBytes, opts.Now), m, log)
 	if err != nil {
-		ch.close()
+		dest.Close()
 		return nil, err
 	}
-	p := &Pipeline{ClickHouseStore: &ClickHouseStore{ch: ch}, sp: sp, m: m, log: log, retDone: make(chan struct{})}
-	p.sh = startShipper(sp, ch, cfg.ClickHouse.BatchSize, log, m, opts.crashBeforeDelete)
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	every := opts.retentionEvery
-	if every == 0 {
-		every = time.Hour
-	}
-	go func() {
-		defer close(p.retDone)
-		if every > 0 {
-			ch.retentionLoop(ctx, every)
-		}
-	}()
+	p := &Pipeline{Store: dest, dest: dest, sp: sp, m: m, log: log}
+	p.sh = startShipper(sp, dest, cfg.ClickHouse.BatchSize, log, m, opts.CrashBeforeDelete)
 	return p, nil
 }
 
@@ -140,11 +126,9 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		<-p.sh.done
 	}
 	p.sh.cancel()
-	p.cancel()
-	<-p.retDone
 	p.sp.unlock()
 	if p.sp.pending() {
 		p.log.Warn("audit: closed with rows still in the spool; they are shipped at the next start", "bytes", p.Stats().SpoolBytes)
 	}
-	return p.ch.close()
+	return p.dest.Close()
 }

@@ -1,92 +1,24 @@
 package audit
 
-import (
-	"context"
-	"fmt"
-	"strconv"
-	"time"
-)
+import "time"
 
-// Retention drops whole day partitions, on every server version: it is
-// the cheapest way ClickHouse deletes data, needs no TTL support (18.16
-// has none) and takes a changed retention_days into account at the next
-// sweep without rewriting any part. A day D is dropped once every row in
-// it is older than retention_days, so between N and N+1 days are kept.
+// Retention drops whole days, in the embedded store (day files) and in
+// ClickHouse (day partitions) alike: it is the cheapest way either
+// deletes data and takes a changed retention_days into account at the
+// next sweep. A day D is dropped once every row in it is older than
+// retention_days, so between N and N+1 days are kept.
 
-// retentionCutoff returns the first day (yyyymmdd) kept at now.
-func retentionCutoff(now time.Time, days int) uint32 {
+// RetentionCutoff returns the first day (yyyymmdd) kept at now.
+func RetentionCutoff(now time.Time, days int) uint32 {
 	d := now.UTC().AddDate(0, 0, -days)
 	return uint32(d.Year()*10000 + int(d.Month())*100 + d.Day())
 }
 
-// dropExpired drops the day partitions of airlock's tables older than
-// the retention, and returns them as "table/partition".
-func (c *clickHouse) dropExpired(ctx context.Context, now time.Time) ([]string, error) {
-	if c.retentionDays <= 0 {
-		return nil, nil
+// nsTime is the time of ns nanoseconds since the Unix epoch, with 0 the
+// zero time (as the codec and the tables store times).
+func nsTime(ns uint64) time.Time {
+	if ns == 0 {
+		return time.Time{}
 	}
-	if err := c.ensureSchema(ctx); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
-	defer cancel()
-	cutoff := retentionCutoff(now, c.retentionDays)
-	rows, err := c.conn.Query(ctx, "SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND active AND table IN (?, ?, ?, ?)",
-		c.db, tableEvents, tableDecisions, tableRequests, tableGrants)
-	if err != nil {
-		return nil, fmt.Errorf("audit retention: listing partitions: %w", err)
-	}
-	type part struct{ table, partition string }
-	var old []part
-	for rows.Next() {
-		var p part
-		if err := rows.Scan(&p.table, &p.partition); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("audit retention: listing partitions: %w", err)
-		}
-		day, err := strconv.ParseUint(p.partition, 10, 32)
-		if err != nil {
-			continue // not one of our day partitions
-		}
-		if uint32(day) < cutoff {
-			old = append(old, p)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("audit retention: listing partitions: %w", err)
-	}
-	var dropped []string
-	for _, p := range old {
-		if err := c.conn.Exec(ctx, "ALTER TABLE "+c.db+"."+p.table+" DROP PARTITION "+p.partition); err != nil {
-			return dropped, fmt.Errorf("audit retention: dropping %s partition %s: %w", p.table, p.partition, err)
-		}
-		dropped = append(dropped, p.table+"/"+p.partition)
-	}
-	if len(dropped) > 0 {
-		c.log.Info("audit retention: dropped day partitions", "database", c.db, "retention_days", c.retentionDays, "partitions", dropped)
-	}
-	return dropped, nil
-}
-
-// retentionLoop sweeps at start and every interval until ctx ends.
-func (c *clickHouse) retentionLoop(ctx context.Context, interval time.Duration) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		next := interval
-		if _, err := c.dropExpired(ctx, time.Now()); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			c.log.Warn("audit retention sweep failed; retrying", "err", err)
-			next = min(interval, time.Minute)
-		}
-		t.Reset(next)
-	}
+	return time.Unix(0, int64(ns)).UTC()
 }

@@ -29,6 +29,10 @@ const (
 	maxFrameSize = 64 << 20 // far above any record (payloads are capped); guards corrupt lengths
 	sealedExt    = ".seg"
 	openExt      = ".open"
+	// futureExt names a sealed segment holding records of a format newer
+	// than the airlock that read it: it is kept, not shipped, and shipped
+	// by the first airlock that reads the format (every start retries it).
+	futureExt = ".future"
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -69,7 +73,7 @@ func listSegments(dir string) ([]segmentInfo, error) {
 	for _, e := range ents {
 		name := e.Name()
 		ext := filepath.Ext(name)
-		if ext != sealedExt && ext != openExt {
+		if ext != sealedExt && ext != openExt && ext != futureExt {
 			continue
 		}
 		seq, err := strconv.ParseUint(strings.TrimSuffix(name, ext), 10, 64)

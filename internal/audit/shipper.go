@@ -9,19 +9,26 @@ import (
 	"time"
 )
 
-// destination is where the shipper sends rows: ClickHouse.
-type destination interface {
-	newBatch() shipBatch
+// batcher is what the shipper needs of a Destination.
+type batcher interface {
+	NewBatch() Batch
 }
 
-// shipBatch collects rows and writes them. send writes the rows not yet
-// acknowledged and may be called again after an error; rows a failed
-// attempt did store are stored again (the tables de-duplicate by id).
-type shipBatch interface {
-	add(r Record) // r is only valid during the call
-	len() int
-	send(ctx context.Context) error
-	reset()
+// shipBatch is a destination's Batch and how many rows of each kind it
+// holds, counted as shipped once the destination acknowledged them.
+type shipBatch struct {
+	Batch
+	kinds [numKinds]int
+}
+
+func (b *shipBatch) add(r Record) {
+	b.Batch.Add(r)
+	b.kinds[r.kind()]++
+}
+
+func (b *shipBatch) reset() {
+	b.Batch.Reset()
+	b.kinds = [numKinds]int{}
 }
 
 // shipper sends sealed segments to the destination in batches of up to
@@ -33,7 +40,7 @@ type shipBatch interface {
 // segments after it was acknowledged. Two batches circulate between them.
 type shipper struct {
 	s             *spool
-	dest          destination
+	dest          batcher
 	batchSize     int
 	flushInterval time.Duration // longest a partial batch waits for more rows
 	log           *slog.Logger
@@ -43,8 +50,8 @@ type shipper struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	jobs chan shipJob   // reader → sender
-	free chan shipBatch // sender → reader: batches to fill again
+	jobs chan shipJob    // reader → sender
+	free chan *shipBatch // sender → reader: batches to fill again
 
 	// crashBeforeDelete, when set, is asked before deleting sent
 	// segments; true stops the shipper there, as a crash would (tests).
@@ -54,19 +61,19 @@ type shipper struct {
 // shipJob is a batch to send and the segments whose last rows it holds
 // (all their other rows are in earlier jobs).
 type shipJob struct {
-	b    shipBatch
+	b    *shipBatch
 	segs []segmentInfo
 }
 
-func startShipper(s *spool, dest destination, batchSize int, log *slog.Logger, m *metrics, crash func() bool) *shipper {
+func startShipper(s *spool, dest batcher, batchSize int, log *slog.Logger, m *metrics, crash func() bool) *shipper {
 	ctx, cancel := context.WithCancel(context.Background())
 	sh := &shipper{
 		s: s, dest: dest, batchSize: batchSize, flushInterval: s.sealEvery, log: log, m: m, ctx: ctx, cancel: cancel,
-		done: make(chan struct{}), jobs: make(chan shipJob, 1), free: make(chan shipBatch, 2),
+		done: make(chan struct{}), jobs: make(chan shipJob, 1), free: make(chan *shipBatch, 2),
 		crashBeforeDelete: crash,
 	}
-	sh.free <- dest.newBatch()
-	sh.free <- dest.newBatch()
+	sh.free <- &shipBatch{Batch: dest.NewBatch()}
+	sh.free <- &shipBatch{Batch: dest.NewBatch()}
 	sendDone := make(chan struct{})
 	go func() {
 		defer close(sendDone)
@@ -84,7 +91,7 @@ func startShipper(s *spool, dest destination, batchSize int, log *slog.Logger, m
 // sendLoop writes jobs in order and deletes their segments.
 func (sh *shipper) sendLoop() {
 	for job := range sh.jobs {
-		if job.b.len() > 0 && !sh.send(job.b) {
+		if job.b.Len() > 0 && !sh.send(job.b) {
 			sh.cancel()
 			return
 		}
@@ -104,7 +111,7 @@ func (sh *shipper) sendLoop() {
 // stopped and every segment was read, or the shipper is stopped.
 func (sh *shipper) readLoop() {
 	var (
-		b          shipBatch
+		b          *shipBatch
 		batchStart time.Time
 		queue      []segmentInfo
 		consumed   []segmentInfo // read whole since the last job
@@ -137,7 +144,7 @@ func (sh *shipper) readLoop() {
 			// segments until it is flushInterval old (fewer, larger
 			// INSERTs: fewer parts for ClickHouse to merge), unless a
 			// Drain or Close is waiting.
-			if b != nil && b.len() < sh.batchSize && !sh.s.draining() {
+			if b != nil && b.Len() < sh.batchSize && !sh.s.draining() {
 				if wait := sh.flushInterval - time.Since(batchStart); wait > 0 {
 					t := time.NewTimer(wait)
 					select {
@@ -190,6 +197,20 @@ func (sh *shipper) readLoop() {
 			sh.s.freed(seg.size, 1)
 			continue
 		}
+		if n := futureRecords(payloads); n > 0 {
+			// A newer airlock wrote these (then this one was started in
+			// its place): keep the segment whole for a newer airlock, ship
+			// none of it, and say so loudly.
+			kept := segmentFile(sh.s.dir, seg.seq, futureExt)
+			if err := os.Rename(seg.path, kept); err != nil {
+				kept = seg.path
+			}
+			sh.m.futureRecords(n)
+			sh.log.Error("audit spool: segment holds records written by a newer airlock in a format this one cannot read; kept unshipped for a newer airlock",
+				"file", kept, "records", len(payloads), "newer_records", n, "err", &FutureVersionError{Version: maxVersion(payloads)})
+			sh.s.freed(seg.size, 1)
+			continue
+		}
 		if dropped > 0 {
 			sh.m.corruptBytes(dropped)
 			sh.log.Warn("audit spool: skipped a torn or corrupt tail (left by a crash)", "file", seg.path, "bytes", dropped, "records_read", len(payloads))
@@ -208,7 +229,7 @@ func (sh *shipper) readLoop() {
 				batchStart = time.Now()
 			}
 			b.add(r)
-			if b.len() >= sh.batchSize && !flush() {
+			if b.Len() >= sh.batchSize && !flush() {
 				return
 			}
 		}
@@ -217,7 +238,7 @@ func (sh *shipper) readLoop() {
 }
 
 // batch waits for an empty batch; nil when the shipper is stopped.
-func (sh *shipper) batch() shipBatch {
+func (sh *shipper) batch() *shipBatch {
 	select {
 	case b := <-sh.free:
 		return b
@@ -228,15 +249,20 @@ func (sh *shipper) batch() shipBatch {
 
 // send writes b, retrying with backoff until it succeeds or the shipper
 // is stopped (false).
-func (sh *shipper) send(b shipBatch) bool {
+func (sh *shipper) send(b *shipBatch) bool {
 	backoff := 100 * time.Millisecond
 	var failingSince time.Time
 	var lastLog time.Time
 	for {
 		start := time.Now()
-		err := b.send(sh.ctx)
+		err := b.Send(sh.ctx)
 		if err == nil {
 			sh.m.shipSecs.Observe(time.Since(start).Seconds())
+			for k, n := range b.kinds {
+				if n > 0 {
+					sh.m.ship(shipLabel[k], n)
+				}
+			}
 			if !failingSince.IsZero() {
 				sh.log.Info("audit: ClickHouse accepts rows again; catching up", "down_for", time.Since(failingSince).Round(time.Millisecond))
 			}
@@ -251,7 +277,7 @@ func (sh *shipper) send(b shipBatch) bool {
 		}
 		if time.Since(lastLog) >= 30*time.Second {
 			lastLog = time.Now()
-			sh.log.Warn("audit: writing to ClickHouse failed; rows stay in the spool and are retried", "rows", b.len(), "err", err)
+			sh.log.Warn("audit: writing to ClickHouse failed; rows stay in the spool and are retried", "rows", b.Len(), "err", err)
 		}
 		select {
 		case <-time.After(backoff):
@@ -274,4 +300,25 @@ func (sh *shipper) delete(segs []segmentInfo) {
 		k++
 	}
 	sh.s.freed(n, k)
+}
+
+// futureRecords counts the payloads of a format newer than this airlock
+// reads.
+func futureRecords(payloads [][]byte) int {
+	n := 0
+	for _, p := range payloads {
+		if payloadVersion(p) > recordVersion {
+			n++
+		}
+	}
+	return n
+}
+
+// maxVersion is the newest format among payloads.
+func maxVersion(payloads [][]byte) int {
+	v := 0
+	for _, p := range payloads {
+		v = max(v, payloadVersion(p))
+	}
+	return v
 }

@@ -46,6 +46,9 @@ type SessionFilter struct {
 	Limit     int       // at most this many; default 100
 }
 
+// LimitOrDefault is Limit, or the default 100 when Limit is not positive.
+func (f SessionFilter) LimitOrDefault() int { return f.limit() }
+
 func (f SessionFilter) limit() int {
 	if f.Limit <= 0 {
 		return 100
@@ -72,5 +75,4 @@ type SessionSummary struct {
 var (
 	_ Recorder = (*Pipeline)(nil)
 	_ Recorder = (*Embedded)(nil)
-	_ Store    = (*ClickHouseStore)(nil)
 )

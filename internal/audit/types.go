@@ -38,6 +38,22 @@ const (
 
 var kindNames = [...]string{kindEvent: "event", kindDecision: "decision", kindRequest: "request", kindGrant: "grant"}
 
+// Kind is the exported name of a row's kind, for backends that keep one
+// table per kind (internal/audit/clickhouse).
+type Kind = kind
+
+// The kinds of rows, and one more than the largest (for arrays by kind).
+const (
+	KindEvent    = kindEvent
+	KindDecision = kindDecision
+	KindRequest  = kindRequest
+	KindGrant    = kindGrant
+	NumKinds     = numKinds
+)
+
+// KindOf returns r's kind.
+func KindOf(r Record) Kind { return r.kind() }
+
 func (k kind) String() string {
 	if int(k) < len(kindNames) && kindNames[k] != "" {
 		return kindNames[k]

@@ -15,6 +15,7 @@ import (
 
 	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/internal/audit"
+	auditch "github.com/airlock-mcp/airlock/internal/audit/clickhouse"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/serve"
 )
@@ -208,7 +209,7 @@ func openAudit(ctx context.Context, path string) (audit.StoreCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return audit.OpenStore(ctx, cfg.Audit, audit.Options{})
+	return auditch.OpenStore(ctx, cfg.Audit, audit.Options{})
 }
 
 func cmdSessions(ctx context.Context, path string, filter audit.SessionFilter, stdout io.Writer) error {

@@ -186,14 +186,14 @@ func (s *scanner) requestParams(m *rawMsg, msg *Message, where string) *Error {
 	var field string
 	var sp span
 	var dst *string
-	switch msg.Method {
-	case "tools/call":
+	switch targetOf(msg.Method) { // subject.go: the one table of what a method acts on
+	case targetTool:
 		field, sp, dst = "name", m.name, &msg.Tool
-	case "prompts/get":
+	case targetPrompt:
 		field, sp, dst = "name", m.name, &msg.Prompt
-	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+	case targetResource:
 		field, sp, dst = "uri", m.uri, &msg.URI
-	case "completion/complete":
+	case targetRef:
 		return s.completionRef(m, msg, where)
 	default:
 		return nil

@@ -4,23 +4,9 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/airlock-mcp/airlock/extproc"
 	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/grants"
 )
-
-// messageRecorder turns ext_proc's messages into audit events.
-type messageRecorder struct{ sink audit.Sink }
-
-func (r messageRecorder) Record(m extproc.Message) error {
-	return r.sink.Record(&audit.Event{
-		Time: m.Time, SessionID: m.SessionID, Principal: m.Principal, ClientID: m.ClientID, Issuer: m.Issuer,
-		Target: m.Target, Direction: audit.Direction(m.Direction), Method: m.Method, Tool: m.Tool,
-		JSONRPCID: m.JSONRPCID, DecisionID: m.DecisionID, GrantID: m.GrantID, Status: m.Status,
-		Outcome: "allow", LatencyMS: float64(m.Latency.Microseconds()) / 1000, Masked: m.Masked,
-		Payload: string(m.Payload), Truncated: m.Truncated, Bytes: int64(m.Bytes),
-	})
-}
 
 // grantAuditor records every access-request and grant step.
 type grantAuditor struct {

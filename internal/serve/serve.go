@@ -28,6 +28,7 @@ import (
 	"github.com/airlock-mcp/airlock/extproc"
 	"github.com/airlock-mcp/airlock/internal/approvals"
 	"github.com/airlock-mcp/airlock/internal/audit"
+	auditch "github.com/airlock-mcp/airlock/internal/audit/clickhouse"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
@@ -111,7 +112,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	if st := store.Current().CacheStats(); !st.Enabled {
 		log.Warn("policy decisions will not be cached", "why", st.Reason)
 	}
-	rec, err := audit.Open(ctx, cfg.Audit, audit.Options{Logger: log.With("component", "audit"), Registerer: reg})
+	rec, err := auditch.Open(ctx, cfg.Audit, audit.Options{Logger: log.With("component", "audit"), Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +185,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	}
 	g.HTTP.Handle("/airlock/", ah)
 	g.Processor = extproc.New(extproc.Options{
-		Profiles: profiles, Recorder: messageRecorder{rec}, Logger: log.With("component", "extproc"), Registry: reg,
+		Profiles: profiles, Recorder: rec, Logger: log.With("component", "extproc"), Registry: reg,
 		MaxEventBytes: cfg.Masking.MaxEventBytes, MaxBodyBytes: cfg.Masking.MaxBodyBytes,
 	})
 

@@ -16,6 +16,7 @@ import (
 	chgo "github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/airlock-mcp/airlock/internal/audit"
+	auditch "github.com/airlock-mcp/airlock/internal/audit/clickhouse"
 	chtest "github.com/airlock-mcp/airlock/test/clickhouse"
 )
 
@@ -83,7 +84,7 @@ func load(ctx context.Context, o options, logw io.Writer) (result, error) {
 	cfg.Spool.Dir = spool
 	cfg.Spool.MaxBytes = 8 << 30
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, err := audit.OpenPipeline(cfg, audit.Options{Logger: log})
+	p, err := auditch.OpenPipeline(cfg, audit.Options{Logger: log})
 	if err != nil {
 		return res, err
 	}

@@ -1,4 +1,4 @@
-package audit
+package clickhouse
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/airlock-mcp/airlock/internal/audit"
 )
 
 type eventRow struct {
@@ -98,17 +100,17 @@ func TestRowsLand(t *testing.T) {
 	db := testDB(t)
 	cfg := testConfig(t, s.Addr(), db)
 	cfg.PayloadMaxBytes = 256
-	p := openPipeline(t, cfg, Options{})
+	p := startPipeline(t, cfg, audit.Options{})
 	long := `{"jsonrpc":"2.0","id":9,"result":{"content":[{"type":"text","text":"` + strings.Repeat("é", 200) + `"}]}}`
 	sec := t0.Truncate(time.Second)
 	events := []struct {
 		name string
-		ev   Event
+		ev   audit.Event
 		want eventRow
 	}{
-		{"request with masks", Event{
+		{"request with masks", audit.Event{
 			EventID: "ev-request", Time: t0, SessionID: "s1", Principal: "alice", ClientID: "agent-1", Issuer: "https://issuer",
-			Target: "github", Direction: DirRequest, Method: "tools/call", Tool: "search", JSONRPCID: "9", DecisionID: "dec-1",
+			Target: "github", Direction: audit.DirRequest, Method: "tools/call", Tool: "search", JSONRPCID: "9", DecisionID: "dec-1",
 			GrantID: "grant-1", Status: 200, Outcome: "allow", Masked: map[string]int{"field:password": 2, "aws_access_key": 1},
 			Payload: `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"search","arguments":{"password":"[MASKED:field:password]"}}}`,
 		}, eventRow{
@@ -119,32 +121,32 @@ func TestRowsLand(t *testing.T) {
 			Payload: `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"search","arguments":{"password":"[MASKED:field:password]"}}}`,
 			Bytes:   124,
 		}},
-		{"response truncated", Event{
-			EventID: "ev-response", Time: t0.Add(time.Millisecond), SessionID: "s1", Direction: DirResponse, Method: "tools/call",
+		{"response truncated", audit.Event{
+			EventID: "ev-response", Time: t0.Add(time.Millisecond), SessionID: "s1", Direction: audit.DirResponse, Method: "tools/call",
 			JSONRPCID: "9", Status: 200, Outcome: "allow", LatencyMS: 41.25, Payload: long,
 		}, eventRow{
 			EventID: "ev-response", Time: sec, TimeNS: uint64(t0.Add(time.Millisecond).UnixNano()), SessionID: "s1",
 			Direction: "response", Method: "tools/call", JSONRPCID: "9", Status: 200, Outcome: "allow", LatencyMS: 41.25,
 			Types: []string{}, Counts: []uint32{}, Payload: cutUTF8(long, 256), Truncated: 1, Bytes: uint64(len(long)),
 		}},
-		{"notification", Event{
-			EventID: "ev-note", Time: t0.Add(2 * time.Millisecond), SessionID: "s1", Direction: DirNotification,
+		{"notification", audit.Event{
+			EventID: "ev-note", Time: t0.Add(2 * time.Millisecond), SessionID: "s1", Direction: audit.DirNotification,
 			Method: "notifications/progress", Payload: `{"jsonrpc":"2.0","method":"notifications/progress"}`, Bytes: 5000,
 		}, eventRow{
 			EventID: "ev-note", Time: sec, TimeNS: uint64(t0.Add(2 * time.Millisecond).UnixNano()), SessionID: "s1",
 			Direction: "notification", Method: "notifications/progress", Types: []string{}, Counts: []uint32{},
 			Payload: `{"jsonrpc":"2.0","method":"notifications/progress"}`, Bytes: 5000,
 		}},
-		{"sse event", Event{
-			EventID: "ev-sse", Time: t0.Add(3 * time.Millisecond), SessionID: "s1", Direction: DirSSEEvent, Method: "tools/call",
+		{"sse event", audit.Event{
+			EventID: "ev-sse", Time: t0.Add(3 * time.Millisecond), SessionID: "s1", Direction: audit.DirSSEEvent, Method: "tools/call",
 			JSONRPCID: `"x"`, Masked: map[string]int{"bearer_token": 1}, Payload: `{"jsonrpc":"2.0","id":"x","result":{}}`,
 		}, eventRow{
 			EventID: "ev-sse", Time: sec, TimeNS: uint64(t0.Add(3 * time.Millisecond).UnixNano()), SessionID: "s1",
 			Direction: "sse_event", Method: "tools/call", JSONRPCID: `"x"`, Types: []string{"bearer_token"}, Counts: []uint32{1},
 			Total: 1, Payload: `{"jsonrpc":"2.0","id":"x","result":{}}`, Bytes: 38,
 		}},
-		{"error", Event{
-			EventID: "ev-error", Time: t0.Add(4 * time.Millisecond), SessionID: "s1", Direction: DirError, Method: "tools/call",
+		{"error", audit.Event{
+			EventID: "ev-error", Time: t0.Add(4 * time.Millisecond), SessionID: "s1", Direction: audit.DirError, Method: "tools/call",
 			Tool: "delete_repo", JSONRPCID: "10", Status: 403, Outcome: "deny",
 			Payload: `{"jsonrpc":"2.0","id":10,"error":{"code":-32001,"message":"denied"}}`,
 		}, eventRow{
@@ -166,7 +168,7 @@ func TestRowsLand(t *testing.T) {
 		}
 	}
 	// A row without id or time gets both.
-	auto := &Event{SessionID: "s2", Direction: DirRequest}
+	auto := &audit.Event{SessionID: "s2", Direction: audit.DirRequest}
 	before := time.Now()
 	if err := p.Record(auto); err != nil {
 		t.Fatal(err)
@@ -197,7 +199,7 @@ func TestRowsLand(t *testing.T) {
 		})
 	}
 
-	dec := recs[0].(*Decision)
+	dec := recs[0].(*audit.Decision)
 	var gotDec []decisionRow
 	if err := conn.Select(ctx, &gotDec, "SELECT * FROM "+db+".decisions FINAL"); err != nil {
 		t.Fatal(err)
@@ -214,7 +216,7 @@ func TestRowsLand(t *testing.T) {
 		t.Errorf("decisions (-want +got):\n%s", d)
 	}
 
-	req := recs[1].(*RequestEvent)
+	req := recs[1].(*audit.RequestEvent)
 	var gotReq []requestRow
 	if err := conn.Select(ctx, &gotReq, "SELECT * FROM "+db+".request_events FINAL"); err != nil {
 		t.Fatal(err)
@@ -231,7 +233,7 @@ func TestRowsLand(t *testing.T) {
 		t.Errorf("request_events (-want +got):\n%s", d)
 	}
 
-	g := recs[2].(*GrantEvent)
+	g := recs[2].(*audit.GrantEvent)
 	var gotGr []grantRow
 	if err := conn.Select(ctx, &gotGr, "SELECT * FROM "+db+".grant_events FINAL ORDER BY event_id"); err != nil {
 		t.Fatal(err)
@@ -260,9 +262,9 @@ func TestRowsLand(t *testing.T) {
 func TestReplayMatchesSession(t *testing.T) {
 	s := sharedServer(t)
 	db := testDB(t)
-	p := openPipeline(t, testConfig(t, s.Addr(), db), Options{})
+	p := startPipeline(t, testConfig(t, s.Addr(), db), audit.Options{})
 	base := time.Now().UTC().Truncate(time.Millisecond)
-	sessions := map[string][]*Event{}
+	sessions := map[string][]*audit.Event{}
 	for i, id := range []string{"sa", "sb", "sc"} {
 		sessions[id] = sessionEvents(id, 30+i*10, base.Add(time.Duration(i)*time.Second))
 	}
@@ -288,7 +290,7 @@ func TestReplayMatchesSession(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := make([]Event, len(evs))
+		want := make([]audit.Event, len(evs))
 		for i, e := range evs {
 			want[i] = normalizeEvent(*e)
 		}
@@ -296,7 +298,7 @@ func TestReplayMatchesSession(t *testing.T) {
 			t.Errorf("replay %s (-want +got):\n%s", id, d)
 		}
 	}
-	sums, err := p.Sessions(ctx, SessionFilter{})
+	sums, err := p.Sessions(ctx, audit.SessionFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +310,7 @@ func TestReplayMatchesSession(t *testing.T) {
 		t.Fatalf("session order (newest first) (-want +got):\n%s", d)
 	}
 	sc := sums[0]
-	want := SessionSummary{
+	want := audit.SessionSummary{
 		SessionID: "sc", Principal: "alice@example.com", ClientID: "agent-1", Target: "github",
 		Start: sessions["sc"][0].Time, End: sessions["sc"][49].Time, Events: 50, Requests: 10, Denied: 1, Errors: 10,
 		Masked: maskedTotal(sessions["sc"]),
@@ -316,17 +318,17 @@ func TestReplayMatchesSession(t *testing.T) {
 	if d := cmp.Diff(want, sc); d != "" {
 		t.Errorf("summary (-want +got):\n%s", d)
 	}
-	only, err := p.Sessions(ctx, SessionFilter{Since: sessions["sb"][39].Time, Limit: 5})
+	only, err := p.Sessions(ctx, audit.SessionFilter{Since: sessions["sb"][39].Time, Limit: 5})
 	if err != nil || len(only) != 2 {
 		t.Fatalf("since filter: %v %v", only, err)
 	}
-	none, err := p.Sessions(ctx, SessionFilter{Principal: "mallory"})
+	none, err := p.Sessions(ctx, audit.SessionFilter{Principal: "mallory"})
 	if err != nil || len(none) != 0 {
 		t.Fatalf("principal filter: %v %v", none, err)
 	}
 }
 
-func maskedTotal(evs []*Event) int64 {
+func maskedTotal(evs []*audit.Event) int64 {
 	var n int64
 	for _, e := range evs {
 		for _, c := range e.Masked {
@@ -340,7 +342,7 @@ func maskedTotal(evs []*Event) int64 {
 // nothing listens at the address; rows wait in the spool.
 func TestOpenWithClickHouseDown(t *testing.T) {
 	cfg := testConfig(t, "127.0.0.1:1", "airlock")
-	p := openPipeline(t, cfg, Options{})
+	p := startPipeline(t, cfg, audit.Options{})
 	for _, e := range sessionEvents("down", 20, t0) {
 		if err := p.Record(e); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package audit
+package clickhouse
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/airlock-mcp/airlock/internal/audit"
 )
 
 func TestCapsFor(t *testing.T) {
@@ -56,7 +58,7 @@ func TestRenderByVersion(t *testing.T) {
 		t.Fatalf("%d statements, want %d", got, want)
 	}
 	// Every column the shipper inserts is in the schema, for each table.
-	for k := kindEvent; int(k) < numKinds; k++ {
+	for k := audit.KindEvent; int(k) < audit.NumKinds; k++ {
 		var stmt string
 		for _, st := range statements(legacy) {
 			if strings.Contains(st, "airlock."+tableOf[k]+" (") {

@@ -1,9 +1,11 @@
-package audit
+package clickhouse
 
 import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/airlock-mcp/airlock/internal/audit"
 )
 
 // Rows are sent column by column: each table has a builder holding one
@@ -18,41 +20,41 @@ const (
 	tableGrants    = "grant_events"
 )
 
-var tableOf = [numKinds]string{kindEvent: tableEvents, kindDecision: tableDecisions, kindRequest: tableRequests, kindGrant: tableGrants}
+var tableOf = [audit.NumKinds]string{audit.KindEvent: tableEvents, audit.KindDecision: tableDecisions, audit.KindRequest: tableRequests, audit.KindGrant: tableGrants}
 
-var columnsOf = [numKinds][]string{
-	kindEvent: {"event_id", "time", "time_ns", "session_id", "principal", "client_id", "issuer", "target",
+var columnsOf = [audit.NumKinds][]string{
+	audit.KindEvent: {"event_id", "time", "time_ns", "session_id", "principal", "client_id", "issuer", "target",
 		"direction", "method", "tool", "jsonrpc_id", "decision_id", "grant_id", "status", "outcome",
 		"latency_ms", "masked_types", "masked_counts", "masked_total", "payload", "truncated", "bytes"},
-	kindDecision: {"decision_id", "time", "time_ns", "session_id", "principal", "client_id", "issuer", "target",
+	audit.KindDecision: {"decision_id", "time", "time_ns", "session_id", "principal", "client_id", "issuer", "target",
 		"method", "tool", "jsonrpc_id", "outcome", "reason", "policy_version", "grant_id", "request_id",
 		"status", "latency_us"},
-	kindRequest: {"event_id", "time", "time_ns", "request_id", "from_state", "to_state", "actor", "principal",
+	audit.KindRequest: {"event_id", "time", "time_ns", "request_id", "from_state", "to_state", "actor", "principal",
 		"client_id", "target", "method", "tool", "reason", "decision_id", "grant_id"},
-	kindGrant: {"event_id", "time", "time_ns", "grant_id", "transition", "actor", "principal", "client_id",
+	audit.KindGrant: {"event_id", "time", "time_ns", "grant_id", "transition", "actor", "principal", "client_id",
 		"target", "tools", "request_id", "expires_at", "uses_left", "reason"},
 }
 
 // insertSQL is the INSERT statement for kind k in database db.
-func insertSQL(db string, k kind) string {
+func insertSQL(db string, k audit.Kind) string {
 	return "INSERT INTO " + db + "." + tableOf[k] + " (" + strings.Join(columnsOf[k], ", ") + ")"
 }
 
 // colBuilder collects rows of one table as columns.
 type colBuilder interface {
-	add(r Record)
+	add(r audit.Record)
 	len() int
 	columns() []any // one slice per column, in columnsOf order
 	reset()
 }
 
-func newColBuilder(k kind) colBuilder {
+func newColBuilder(k audit.Kind) colBuilder {
 	switch k {
-	case kindEvent:
+	case audit.KindEvent:
 		return &eventCols{}
-	case kindDecision:
+	case audit.KindDecision:
 		return &decisionCols{}
-	case kindRequest:
+	case audit.KindRequest:
 		return &requestCols{}
 	default:
 		return &grantCols{}
@@ -98,8 +100,8 @@ type eventCols struct {
 	countArena                                                              []uint32 // backs the mcounts rows
 }
 
-func (c *eventCols) add(r Record) {
-	v := r.(*Event)
+func (c *eventCols) add(r audit.Record) {
+	v := r.(*audit.Event)
 	c.id = append(c.id, v.EventID)
 	c.tm = append(c.tm, chTime(v.Time))
 	c.ns = append(c.ns, unixNS(v.Time))
@@ -179,8 +181,8 @@ type decisionCols struct {
 	status                                                              []uint16
 }
 
-func (c *decisionCols) add(r Record) {
-	v := r.(*Decision)
+func (c *decisionCols) add(r audit.Record) {
+	v := r.(*audit.Decision)
 	c.id = append(c.id, v.DecisionID)
 	c.tm = append(c.tm, chTime(v.Time))
 	c.ns = append(c.ns, unixNS(v.Time))
@@ -218,8 +220,8 @@ type requestCols struct {
 	ns                                                                    []uint64
 }
 
-func (c *requestCols) add(r Record) {
-	v := r.(*RequestEvent)
+func (c *requestCols) add(r audit.Record) {
+	v := r.(*audit.RequestEvent)
 	c.id = append(c.id, v.EventID)
 	c.tm = append(c.tm, chTime(v.Time))
 	c.ns = append(c.ns, unixNS(v.Time))
@@ -254,8 +256,8 @@ type grantCols struct {
 	uses                                                                     []int64
 }
 
-func (c *grantCols) add(r Record) {
-	v := r.(*GrantEvent)
+func (c *grantCols) add(r audit.Record) {
+	v := r.(*audit.GrantEvent)
 	c.id = append(c.id, v.EventID)
 	c.tm = append(c.tm, chTime(v.Time))
 	c.ns = append(c.ns, unixNS(v.Time))

@@ -1,4 +1,4 @@
-package audit
+package clickhouse
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	chtest "github.com/airlock-mcp/airlock/test/clickhouse"
+
+	"github.com/airlock-mcp/airlock/internal/audit"
 )
 
 // storedIDs returns every event id in db.events (FINAL) and the raw row
@@ -39,10 +41,10 @@ func storedIDs(t *testing.T, addr, db string) (ids []string, raw uint64) {
 	return ids, count(t, conn, "SELECT count() FROM "+db+".events")
 }
 
-func recordN(t *testing.T, r Sink, session string, n int, ids *[]string) {
+func recordN(t *testing.T, r audit.Sink, session string, n int, ids *[]string) {
 	t.Helper()
 	for i := range n {
-		e := &Event{SessionID: fmt.Sprint(session, i%7), Principal: "alice", Direction: DirRequest, Method: "tools/call",
+		e := &audit.Event{SessionID: fmt.Sprint(session, i%7), Principal: "alice", Direction: audit.DirRequest, Method: "tools/call",
 			Tool: "t", Payload: fmt.Sprintf(`{"i":%d}`, i)}
 		if err := r.Record(e); err != nil {
 			t.Fatalf("Record during %s: %v", session, err)
@@ -69,7 +71,7 @@ func TestClickHouseOutage(t *testing.T) {
 	srv := chtest.StartT(t)
 	db := testDB(t)
 	var logs syncBuffer
-	p := openPipeline(t, testConfig(t, srv.Addr(), db), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	p := startPipeline(t, testConfig(t, srv.Addr(), db), audit.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	var ids []string
 	recordN(t, p, "before", 2000, &ids)
 	waitFor(t, "the first rows to land", func() bool { return p.Stats().Shipped > 0 })
@@ -108,13 +110,20 @@ func TestCrashAfterSendBeforeDelete(t *testing.T) {
 	cfg := testConfig(t, s.Addr(), db)
 	cfg.ClickHouse.BatchSize = 700
 	var crashed atomic.Bool
-	p, err := OpenPipeline(cfg, Options{crashBeforeDelete: func() bool { return crashed.CompareAndSwap(false, true) }})
+	crashedAt := make(chan struct{})
+	p, err := OpenPipeline(cfg, audit.Options{CrashBeforeDelete: func() bool {
+		if crashed.CompareAndSwap(false, true) {
+			close(crashedAt)
+			return true
+		}
+		return false
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ids []string
 	recordN(t, p, "crash", 3000, &ids)
-	<-p.sh.done // the shipper "crashed" after its first batch
+	<-crashedAt // the shipper "crashed" after its first batch
 	first := p.Stats().Shipped
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	p.Close(ctx)
@@ -123,7 +132,7 @@ func TestCrashAfterSendBeforeDelete(t *testing.T) {
 		t.Fatal("nothing was shipped before the crash")
 	}
 
-	p2 := openPipeline(t, cfg, Options{})
+	p2 := startPipeline(t, cfg, audit.Options{})
 	if err := p2.Drain(ctxT(t, 2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +159,7 @@ func TestCrashAfterSendBeforeDelete(t *testing.T) {
 }
 
 // fullConfig has a spool that fills after a few dozen rows.
-func fullConfig(t *testing.T, addr string, policy FullPolicy) Config {
+func fullConfig(t *testing.T, addr string, policy audit.FullPolicy) audit.Config {
 	c := testConfig(t, addr, testDB(t))
 	c.Spool.SegmentBytes = 4096
 	c.Spool.MaxBytes = 8192
@@ -164,9 +173,9 @@ func fullConfig(t *testing.T, addr string, policy FullPolicy) Config {
 func TestSpoolFullDropNewest(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	var logs syncBuffer
-	p := openPipeline(t, fullConfig(t, "127.0.0.1:1", DropNewest), Options{Registerer: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	p := startPipeline(t, fullConfig(t, "127.0.0.1:1", audit.DropNewest), audit.Options{Registerer: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	for i := range 500 {
-		if err := p.Record(&Event{SessionID: "s", Payload: strings.Repeat("p", 100)}); err != nil {
+		if err := p.Record(&audit.Event{SessionID: "s", Payload: strings.Repeat("p", 100)}); err != nil {
 			t.Fatalf("row %d: %v", i, err)
 		}
 	}
@@ -174,10 +183,10 @@ func TestSpoolFullDropNewest(t *testing.T) {
 	if !st.Full || st.Dropped == 0 || st.Recorded+st.Dropped != 500 || st.SpoolBytes > 8192 {
 		t.Fatalf("stats %+v", st)
 	}
-	if v := metricValue(t, p.m.full); v != 1 {
+	if v := metricValue(t, reg, "airlock_audit_spool_full", ""); v != 1 {
 		t.Fatalf("airlock_audit_spool_full = %v", v)
 	}
-	if v := metricValue(t, p.m.dropped.WithLabelValues("event")); v != float64(st.Dropped) {
+	if v := metricValue(t, reg, "airlock_audit_dropped_total", "event"); v != float64(st.Dropped) {
 		t.Fatalf("airlock_audit_dropped_total = %v, want %d", v, st.Dropped)
 	}
 	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "audit spool full") {
@@ -196,16 +205,16 @@ func TestSpoolFullFailClosed(t *testing.T) {
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	cfg := fullConfig(t, srv.Addr(), FailClosed)
-	p := openPipeline(t, cfg, Options{})
+	cfg := fullConfig(t, srv.Addr(), audit.FailClosed)
+	p := startPipeline(t, cfg, audit.Options{})
 	var accepted []string
 	refused := 0
 	for range 300 {
-		e := &Event{SessionID: "s", Payload: strings.Repeat("p", 100)}
+		e := &audit.Event{SessionID: "s", Payload: strings.Repeat("p", 100)}
 		switch err := p.Record(e); {
 		case err == nil:
 			accepted = append(accepted, e.EventID)
-		case errors.Is(err, ErrSpoolFull):
+		case errors.Is(err, audit.ErrSpoolFull):
 			refused++
 		default:
 			t.Fatal(err)
@@ -223,7 +232,7 @@ func TestSpoolFullFailClosed(t *testing.T) {
 	if p.Stats().Full {
 		t.Fatal("still full after draining")
 	}
-	e := &Event{SessionID: "s"}
+	e := &audit.Event{SessionID: "s"}
 	if err := p.Record(e); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}
@@ -238,15 +247,37 @@ func TestSpoolFullFailClosed(t *testing.T) {
 	}
 }
 
-// metricValue reads a counter or gauge.
-func metricValue(t *testing.T, m prometheus.Metric) float64 {
+// metricValue reads a counter or gauge from reg: the one named name, with
+// kind label kind when kind is not empty.
+func metricValue(t *testing.T, reg *prometheus.Registry, name, kind string) float64 {
 	t.Helper()
-	var out dto.Metric
-	if err := m.Write(&out); err != nil {
+	mfs, err := reg.Gather()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Gauge != nil {
-		return out.Gauge.GetValue()
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if kind != "" && !hasLabel(m, "kind", kind) {
+				continue
+			}
+			if m.Gauge != nil {
+				return m.Gauge.GetValue()
+			}
+			return m.Counter.GetValue()
+		}
 	}
-	return out.Counter.GetValue()
+	t.Fatalf("no metric %s{kind=%q}", name, kind)
+	return 0
+}
+
+func hasLabel(m *dto.Metric, name, value string) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name && l.GetValue() == value {
+			return true
+		}
+	}
+	return false
 }

@@ -1,4 +1,4 @@
-package audit
+package clickhouse
 
 import (
 	"context"
@@ -6,21 +6,27 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/airlock-mcp/airlock/internal/audit"
 )
 
-// ClickHouseStore answers Sessions and Replay from ClickHouse. Queries
-// read with FINAL so rows sent twice count once.
-type ClickHouseStore struct {
+// Store answers Sessions and Replay from ClickHouse. Queries read with
+// FINAL so rows sent twice count once. It is also the audit.Destination
+// a Pipeline ships to.
+type Store struct {
 	ch *clickHouse
+	// stopRetention stops the retention loop a pipeline's Store runs, and
+	// waits for it; nil for a query-only Store.
+	stopRetention func()
 }
 
-// OpenClickHouseStore connects to ClickHouse for queries only (the
-// `sessions` and `replay` commands); it creates the schema if missing.
-func OpenClickHouseStore(ctx context.Context, cfg ClickHouseConfig, log *slog.Logger) (*ClickHouseStore, error) {
+// Connect connects to ClickHouse for queries only (the `sessions` and
+// `replay` commands); it creates the schema if missing.
+func Connect(ctx context.Context, cfg audit.ClickHouseConfig, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ch, err := dialClickHouse(cfg, log, nil)
+	ch, err := dialClickHouse(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -28,14 +34,22 @@ func OpenClickHouseStore(ctx context.Context, cfg ClickHouseConfig, log *slog.Lo
 		ch.close()
 		return nil, err
 	}
-	return &ClickHouseStore{ch: ch}, nil
+	return &Store{ch: ch}, nil
 }
 
-// Close closes the connection.
-func (s *ClickHouseStore) Close() error { return s.ch.close() }
+// NewBatch returns an empty batch for all four tables.
+func (s *Store) NewBatch() audit.Batch { return s.ch.newBatch() }
+
+// Close stops the retention loop, if any, and closes the connection.
+func (s *Store) Close() error {
+	if s.stopRetention != nil {
+		s.stopRetention()
+	}
+	return s.ch.close()
+}
 
 // Sessions lists sessions from the events table.
-func (s *ClickHouseStore) Sessions(ctx context.Context, f SessionFilter) ([]SessionSummary, error) {
+func (s *Store) Sessions(ctx context.Context, f audit.SessionFilter) ([]audit.SessionSummary, error) {
 	c := s.ch
 	if err := c.ensureSchema(ctx); err != nil {
 		return nil, err
@@ -76,16 +90,16 @@ GROUP BY session_id`
 	if len(having) > 0 {
 		q += "\nHAVING " + strings.Join(having, " AND ")
 	}
-	q += fmt.Sprintf("\nORDER BY last_ns DESC, session_id\nLIMIT %d", f.limit())
+	q += fmt.Sprintf("\nORDER BY last_ns DESC, session_id\nLIMIT %d", f.LimitOrDefault())
 	rows, err := c.conn.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit: listing sessions: %w", err)
 	}
 	defer rows.Close()
-	var out []SessionSummary
+	var out []audit.SessionSummary
 	for rows.Next() {
 		var (
-			s                                        SessionSummary
+			s                                        audit.SessionSummary
 			first, last                              uint64
 			events, requests, denied, errors, masked uint64
 		)
@@ -104,7 +118,7 @@ GROUP BY session_id`
 }
 
 // Replay returns one session's events in order.
-func (s *ClickHouseStore) Replay(ctx context.Context, sessionID string) ([]Event, error) {
+func (s *Store) Replay(ctx context.Context, sessionID string) ([]audit.Event, error) {
 	c := s.ch
 	if err := c.ensureSchema(ctx); err != nil {
 		return nil, err
@@ -121,10 +135,10 @@ ORDER BY time_ns, event_id`, sessionID)
 		return nil, fmt.Errorf("audit: replaying session: %w", err)
 	}
 	defer rows.Close()
-	var out []Event
+	var out []audit.Event
 	for rows.Next() {
 		var (
-			e         Event
+			e         audit.Event
 			ns, bytes uint64
 			dir       string
 			status    uint16
@@ -138,7 +152,7 @@ ORDER BY time_ns, event_id`, sessionID)
 			return nil, fmt.Errorf("audit: replaying session: %w", err)
 		}
 		e.Time = nsTime(ns)
-		e.Direction = Direction(dir)
+		e.Direction = audit.Direction(dir)
 		e.Status = int(status)
 		e.Truncated = truncated == 1
 		e.Bytes = int64(bytes)

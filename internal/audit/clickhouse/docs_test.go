@@ -1,4 +1,4 @@
-package audit
+package clickhouse
 
 import (
 	"bufio"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/airlock-mcp/airlock/internal/audit"
 )
 
 // docQuery is one "### Title" + ```sql block of docs/analytics.md.
@@ -20,7 +22,7 @@ type docQuery struct {
 // docQueries extracts the SQL examples from docs/analytics.md.
 func docQueries(t *testing.T) []docQuery {
 	t.Helper()
-	f, err := os.Open("../../docs/analytics.md")
+	f, err := os.Open("../../../docs/analytics.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,35 +59,35 @@ func docQueries(t *testing.T) []docQuery {
 
 // docsFixture is a small audit history: two sessions, decisions, three
 // access requests (approved, denied, undecided) and a grant.
-func docsFixture(base time.Time) []Record {
+func docsFixture(base time.Time) []audit.Record {
 	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
-	ev := func(id string, s int, session, who, client, target string, dir Direction, tool, rpc, outcome string, masked map[string]int) *Event {
-		return &Event{EventID: id, Time: at(s), SessionID: session, Principal: who, ClientID: client, Target: target,
+	ev := func(id string, s int, session, who, client, target string, dir audit.Direction, tool, rpc, outcome string, masked map[string]int) *audit.Event {
+		return &audit.Event{EventID: id, Time: at(s), SessionID: session, Principal: who, ClientID: client, Target: target,
 			Direction: dir, Method: "tools/call", Tool: tool, JSONRPCID: rpc, Status: 200, Outcome: outcome,
 			Masked: masked, Payload: `{"jsonrpc":"2.0","id":` + rpc + `}`}
 	}
-	recs := []Record{
-		ev("e1", 1, "sess-42", "alice", "agent-a", "github", DirRequest, "search_issues", "1", "allow", nil),
-		ev("e2", 2, "sess-42", "alice", "agent-a", "github", DirResponse, "search_issues", "1", "allow", map[string]int{"aws_access_key": 1}),
-		ev("e3", 3, "sess-42", "alice", "agent-a", "github", DirRequest, "search_issues", "2", "allow", nil),
-		ev("e4", 4, "sess-42", "alice", "agent-a", "github", DirResponse, "search_issues", "2", "allow", map[string]int{"aws_access_key": 1, "bearer_token": 1}),
-		ev("e5", 5, "sess-42", "alice", "agent-a", "github", DirRequest, "delete_repo", "3", "deny", nil),
-		ev("e6", 5, "sess-42", "alice", "agent-a", "github", DirError, "delete_repo", "3", "deny", nil),
-		ev("e7", 6, "sess-43", "bob", "agent-b", "jira", DirRequest, "create_ticket", "1", "allow", nil),
-		ev("e8", 7, "sess-43", "bob", "agent-b", "jira", DirResponse, "create_ticket", "1", "allow", map[string]int{"field:password": 2}),
-		&Decision{DecisionID: "d1", Time: at(1), Principal: "alice", ClientID: "agent-a", Target: "github", Tool: "search_issues", Outcome: "allow"},
-		&Decision{DecisionID: "d2", Time: at(3), Principal: "alice", ClientID: "agent-a", Target: "github", Tool: "search_issues", Outcome: "allow"},
-		&Decision{DecisionID: "d3", Time: at(5), Principal: "alice", ClientID: "agent-a", Target: "github", Tool: "delete_repo", Outcome: "deny", Reason: "needs approval"},
-		&Decision{DecisionID: "d4", Time: at(6), Principal: "bob", ClientID: "agent-b", Target: "jira", Tool: "create_ticket", Outcome: "allow"},
-		&Decision{DecisionID: "d5", Time: at(8), Principal: "bob", ClientID: "agent-b", Target: "jira", Tool: "delete_project", Outcome: "deny", Reason: "not allowed"},
-		&RequestEvent{EventID: "r1a", Time: at(10), RequestID: "req-1", ToState: "pending", Actor: "alice", Principal: "alice", Tool: "delete_repo"},
-		&RequestEvent{EventID: "r1b", Time: at(70), RequestID: "req-1", FromState: "pending", ToState: "approved", Actor: "carol", Principal: "alice", Tool: "delete_repo"},
-		&RequestEvent{EventID: "r2a", Time: at(20), RequestID: "req-2", ToState: "pending", Actor: "bob", Principal: "bob", Tool: "delete_project"},
-		&RequestEvent{EventID: "r2b", Time: at(50), RequestID: "req-2", FromState: "pending", ToState: "denied", Actor: "carol", Principal: "bob", Tool: "delete_project"},
-		&RequestEvent{EventID: "r3a", Time: at(30), RequestID: "req-3", ToState: "pending", Actor: "alice", Principal: "alice", Tool: "drop_table"},
-		&GrantEvent{EventID: "g1", Time: at(70), GrantID: "grant-1", Transition: "issued", Actor: "carol", Principal: "alice", Target: "github", Tools: []string{"delete_repo"}, UsesLeft: 1},
-		&GrantEvent{EventID: "g2", Time: at(80), GrantID: "grant-1", Transition: "used", Principal: "alice", Target: "github"},
-		&GrantEvent{EventID: "g3", Time: at(81), GrantID: "grant-1", Transition: "consumed", Actor: "system", Principal: "alice", Target: "github"},
+	recs := []audit.Record{
+		ev("e1", 1, "sess-42", "alice", "agent-a", "github", audit.DirRequest, "search_issues", "1", "allow", nil),
+		ev("e2", 2, "sess-42", "alice", "agent-a", "github", audit.DirResponse, "search_issues", "1", "allow", map[string]int{"aws_access_key": 1}),
+		ev("e3", 3, "sess-42", "alice", "agent-a", "github", audit.DirRequest, "search_issues", "2", "allow", nil),
+		ev("e4", 4, "sess-42", "alice", "agent-a", "github", audit.DirResponse, "search_issues", "2", "allow", map[string]int{"aws_access_key": 1, "bearer_token": 1}),
+		ev("e5", 5, "sess-42", "alice", "agent-a", "github", audit.DirRequest, "delete_repo", "3", "deny", nil),
+		ev("e6", 5, "sess-42", "alice", "agent-a", "github", audit.DirError, "delete_repo", "3", "deny", nil),
+		ev("e7", 6, "sess-43", "bob", "agent-b", "jira", audit.DirRequest, "create_ticket", "1", "allow", nil),
+		ev("e8", 7, "sess-43", "bob", "agent-b", "jira", audit.DirResponse, "create_ticket", "1", "allow", map[string]int{"field:password": 2}),
+		&audit.Decision{DecisionID: "d1", Time: at(1), Principal: "alice", ClientID: "agent-a", Target: "github", Tool: "search_issues", Outcome: "allow"},
+		&audit.Decision{DecisionID: "d2", Time: at(3), Principal: "alice", ClientID: "agent-a", Target: "github", Tool: "search_issues", Outcome: "allow"},
+		&audit.Decision{DecisionID: "d3", Time: at(5), Principal: "alice", ClientID: "agent-a", Target: "github", Tool: "delete_repo", Outcome: "deny", Reason: "needs approval"},
+		&audit.Decision{DecisionID: "d4", Time: at(6), Principal: "bob", ClientID: "agent-b", Target: "jira", Tool: "create_ticket", Outcome: "allow"},
+		&audit.Decision{DecisionID: "d5", Time: at(8), Principal: "bob", ClientID: "agent-b", Target: "jira", Tool: "delete_project", Outcome: "deny", Reason: "not allowed"},
+		&audit.RequestEvent{EventID: "r1a", Time: at(10), RequestID: "req-1", ToState: "pending", Actor: "alice", Principal: "alice", Tool: "delete_repo"},
+		&audit.RequestEvent{EventID: "r1b", Time: at(70), RequestID: "req-1", FromState: "pending", ToState: "approved", Actor: "carol", Principal: "alice", Tool: "delete_repo"},
+		&audit.RequestEvent{EventID: "r2a", Time: at(20), RequestID: "req-2", ToState: "pending", Actor: "bob", Principal: "bob", Tool: "delete_project"},
+		&audit.RequestEvent{EventID: "r2b", Time: at(50), RequestID: "req-2", FromState: "pending", ToState: "denied", Actor: "carol", Principal: "bob", Tool: "delete_project"},
+		&audit.RequestEvent{EventID: "r3a", Time: at(30), RequestID: "req-3", ToState: "pending", Actor: "alice", Principal: "alice", Tool: "drop_table"},
+		&audit.GrantEvent{EventID: "g1", Time: at(70), GrantID: "grant-1", Transition: "issued", Actor: "carol", Principal: "alice", Target: "github", Tools: []string{"delete_repo"}, UsesLeft: 1},
+		&audit.GrantEvent{EventID: "g2", Time: at(80), GrantID: "grant-1", Transition: "used", Principal: "alice", Target: "github"},
+		&audit.GrantEvent{EventID: "g3", Time: at(81), GrantID: "grant-1", Transition: "consumed", Actor: "system", Principal: "alice", Target: "github"},
 	}
 	return recs
 }
@@ -96,7 +98,7 @@ func docsFixture(base time.Time) []Record {
 func TestDocsQueries(t *testing.T) {
 	s := sharedServer(t)
 	cfg := testConfig(t, s.Addr(), "airlock") // the database the docs name
-	ch, err := dialClickHouse(cfg.ClickHouse, nopLog(), nil)
+	ch, err := dialClickHouse(cfg.ClickHouse, nopLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,9 +107,9 @@ func TestDocsQueries(t *testing.T) {
 	for range 2 { // every row twice: the queries must not double count
 		b := ch.newBatch()
 		for _, r := range docsFixture(base) {
-			b.add(r)
+			b.Add(r)
 		}
-		if err := b.send(ctxT(t, time.Minute)); err != nil {
+		if err := b.Send(ctxT(t, time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}

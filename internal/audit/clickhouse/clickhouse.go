@@ -1,4 +1,4 @@
-package audit
+package clickhouse
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/airlock-mcp/airlock/internal/audit"
 )
 
 // clickHouse is airlock's side of ClickHouse: one native-protocol
@@ -20,7 +22,6 @@ type clickHouse struct {
 	queryTimeout  time.Duration
 	retentionDays int
 	log           *slog.Logger
-	m             *metrics
 
 	mu       sync.Mutex
 	schemaOK bool
@@ -29,7 +30,7 @@ type clickHouse struct {
 
 // dialClickHouse opens a connection pool; it does not connect yet, so a
 // ClickHouse that is down does not stop airlock from starting.
-func dialClickHouse(cfg ClickHouseConfig, log *slog.Logger, m *metrics) (*clickHouse, error) {
+func dialClickHouse(cfg audit.ClickHouseConfig, log *slog.Logger) (*clickHouse, error) {
 	var password string
 	if cfg.PasswordEnv != "" {
 		password = os.Getenv(cfg.PasswordEnv)
@@ -50,10 +51,7 @@ func dialClickHouse(cfg ClickHouseConfig, log *slog.Logger, m *metrics) (*clickH
 	if err != nil {
 		return nil, fmt.Errorf("audit: ClickHouse at %s: %w", cfg.Addr, err)
 	}
-	if m == nil {
-		m = newMetrics(nil)
-	}
-	return &clickHouse{conn: conn, db: cfg.Database, queryTimeout: cfg.QueryTimeout, retentionDays: cfg.RetentionDays, log: log, m: m}, nil
+	return &clickHouse{conn: conn, db: cfg.Database, queryTimeout: cfg.QueryTimeout, retentionDays: cfg.RetentionDays, log: log}, nil
 }
 
 func (c *clickHouse) close() error { return c.conn.Close() }
@@ -93,9 +91,9 @@ func (c *clickHouse) schemaSuspect() {
 	c.mu.Unlock()
 }
 
-func (c *clickHouse) newBatch() shipBatch {
+func (c *clickHouse) newBatch() *chBatch {
 	b := &chBatch{ch: c}
-	for k := kindEvent; int(k) < numKinds; k++ {
+	for k := audit.KindEvent; int(k) < audit.NumKinds; k++ {
 		b.cols[k] = newColBuilder(k)
 	}
 	return b
@@ -105,32 +103,37 @@ func (c *clickHouse) newBatch() shipBatch {
 // table's rows with one INSERT and remembers which tables are done.
 type chBatch struct {
 	ch   *clickHouse
-	cols [numKinds]colBuilder
-	sent [numKinds]bool
+	cols [audit.NumKinds]colBuilder
+	sent [audit.NumKinds]bool
 	n    int
 }
 
-func (b *chBatch) add(r Record) {
-	b.cols[r.kind()].add(r)
+// Add appends r's row to its table's columns.
+func (b *chBatch) Add(r audit.Record) {
+	b.cols[audit.KindOf(r)].add(r)
 	b.n++
 }
 
-func (b *chBatch) len() int { return b.n }
+// Len is the number of rows added since the last Reset.
+func (b *chBatch) Len() int { return b.n }
 
-func (b *chBatch) reset() {
-	for k := kindEvent; int(k) < numKinds; k++ {
+// Reset empties the batch for reuse.
+func (b *chBatch) Reset() {
+	for k := audit.KindEvent; int(k) < audit.NumKinds; k++ {
 		b.cols[k].reset()
 		b.sent[k] = false
 	}
 	b.n = 0
 }
 
-func (b *chBatch) send(ctx context.Context) error {
+// Send inserts each table's rows not yet acknowledged, one INSERT per
+// table.
+func (b *chBatch) Send(ctx context.Context) error {
 	c := b.ch
 	if err := c.ensureSchema(ctx); err != nil {
 		return err
 	}
-	for k := kindEvent; int(k) < numKinds; k++ {
+	for k := audit.KindEvent; int(k) < audit.NumKinds; k++ {
 		cols := b.cols[k]
 		if b.sent[k] || cols.len() == 0 {
 			continue
@@ -140,12 +143,11 @@ func (b *chBatch) send(ctx context.Context) error {
 			return err
 		}
 		b.sent[k] = true
-		c.m.ship(tableOf[k], cols.len())
 	}
 	return nil
 }
 
-func (c *clickHouse) insert(ctx context.Context, k kind, cols colBuilder) (err error) {
+func (c *clickHouse) insert(ctx context.Context, k audit.Kind, cols colBuilder) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
 	defer cancel()
 	batch, err := c.conn.PrepareBatch(ctx, insertSQL(c.db, k))
