@@ -1,6 +1,8 @@
 package envoy
 
 import (
+	"iter"
+
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -35,20 +37,20 @@ var httpFilters = []httpFilter{
 }
 
 // filters are the rows of m's chain, in order.
-func (m *Model) filters() []httpFilter {
-	var fs []httpFilter
-	for _, f := range httpFilters {
-		if f.in == nil || f.in(m) {
-			fs = append(fs, f)
+func (m *Model) filters() iter.Seq[httpFilter] {
+	return func(yield func(httpFilter) bool) {
+		for _, f := range httpFilters {
+			if (f.in == nil || f.in(m)) && !yield(f) {
+				return
+			}
 		}
 	}
-	return fs
 }
 
 // httpFilterChain is the connection manager's http_filters.
 func (m *Model) httpFilterChain(ads bool) []*hcmv3.HttpFilter {
 	var out []*hcmv3.HttpFilter
-	for _, f := range m.filters() {
+	for f := range m.filters() {
 		out = append(out, &hcmv3.HttpFilter{Name: f.name, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(f.config(m, ads))}})
 	}
 	return out
@@ -57,7 +59,7 @@ func (m *Model) httpFilterChain(ads bool) []*hcmv3.HttpFilter {
 // notMCP turns airlock's filters off on a route that carries no MCP traffic.
 func (m *Model) notMCP() map[string]*anypb.Any {
 	out := map[string]*anypb.Any{}
-	for _, f := range m.filters() {
+	for f := range m.filters() {
 		if f.off != nil {
 			out[f.name] = mustAny(f.off())
 		}
@@ -69,7 +71,7 @@ func (m *Model) notMCP() map[string]*anypb.Any {
 // or of a grant's route.
 func (m *Model) targetFilterConfig(t Target, grant string) map[string]*anypb.Any {
 	out := map[string]*anypb.Any{}
-	for _, f := range m.filters() {
+	for f := range m.filters() {
 		if f.target != nil {
 			out[f.name] = mustAny(f.target(t, grant))
 		}

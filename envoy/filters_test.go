@@ -25,7 +25,7 @@ func TestFilterTableDrivesChainAndRoutes(t *testing.T) {
 		t.Run(tc.config, func(t *testing.T) {
 			m := loadModel(t, tc.config)
 			var off, onTarget []string
-			for _, f := range m.filters() {
+			for f := range m.filters() {
 				if f.off != nil {
 					off = append(off, f.name)
 				}
