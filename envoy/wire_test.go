@@ -58,8 +58,12 @@ func TestRenderedCarriesTheWireKeys(t *testing.T) {
 					t.Errorf("no route names target %s in %s.%s", tg.Name, wire.RouteNamespace, wire.RouteTarget)
 				}
 			}
+			// Envoy stores ext_authz's dynamic metadata under the filter's
+			// name: that is the namespace ext_proc is forwarded.
+			var authzNamed bool
 			var forwarded []string
 			for _, f := range tc.hcm.GetHttpFilters() {
+				authzNamed = authzNamed || f.GetName() == wire.AuthzNamespace && f.GetTypedConfig().MessageIs(&extauthzv3.ExtAuthz{})
 				if f.GetName() != ExtProcFilter {
 					continue
 				}
@@ -68,6 +72,9 @@ func TestRenderedCarriesTheWireKeys(t *testing.T) {
 					t.Fatal(err)
 				}
 				forwarded = proc.GetMetadataOptions().GetForwardingNamespaces().GetUntyped()
+			}
+			if !authzNamed {
+				t.Errorf("no ext_authz filter named %q", wire.AuthzNamespace)
 			}
 			if !cmp.Equal(forwarded, []string{wire.AuthzNamespace}) {
 				t.Errorf("ext_proc is forwarded %v, want ext_authz's namespace %q", forwarded, wire.AuthzNamespace)
