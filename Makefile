@@ -67,7 +67,7 @@ bench-go:
 # xDS: time and cost from a grant change to the client holding the routes,
 # with 1,000 and 10,000 live grants.
 bench-xds:
-	$(GO) test -run '^$$' -bench 'GrantChange/delta|UpsertGrant|GrantScope' -benchmem -benchtime 2000x ./xds
+	$(GO) test -run '^$$' -bench 'GrantChange/delta|UpsertGrant|GrantScope' -benchmem -benchtime 2000x ./xds ./envoy
 	$(GO) test -run '^$$' -bench 'GrantChange/sotw' -benchtime 200x ./xds
 
 # Audit ingestion into a local ClickHouse (started by the driver).

@@ -3,7 +3,10 @@ package envoy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
+	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -12,6 +15,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	// Registers every Envoy type, so protojson can resolve each typed_config.
 	_ "github.com/envoyproxy/go-control-plane/pkg/wellknown"
@@ -42,6 +46,67 @@ func StaticBootstrap(r *Resources, node Node) (*bootstrapv3.Bootstrap, error) {
 		return nil, fmt.Errorf("bootstrap does not validate: %w", err)
 	}
 	return b, nil
+}
+
+// ADSOptions shape the ADS bootstrap.
+type ADSOptions struct {
+	// SotW selects state-of-the-world ADS (api_type GRPC) instead of the
+	// default incremental ADS (DELTA_GRPC). With SotW every grant change
+	// resends every grant scope; see docs/xds.md.
+	SotW bool
+}
+
+// ADSBootstrap is the small bootstrap that points Envoy at airlock's ADS
+// server at xdsAddress (host:port): node identity, admin on loopback, the
+// ADS cluster, and LDS/CDS over ADS. Everything else arrives over ADS.
+func ADSBootstrap(node Node, xdsAddress string, opts ADSOptions) (*bootstrapv3.Bootstrap, error) {
+	if node.ID == "" || node.Cluster == "" {
+		return nil, errors.New("ADS bootstrap: node id and node cluster must both be set")
+	}
+	if _, _, err := net.SplitHostPort(xdsAddress); err != nil {
+		return nil, fmt.Errorf("ADS bootstrap: xds address %q must be host:port: %w", xdsAddress, err)
+	}
+	xds, err := cluster(ClusterXDS, "http://"+xdsAddress, true)
+	if err != nil {
+		return nil, fmt.Errorf("ADS bootstrap: xds address %q: %w", xdsAddress, err)
+	}
+	// Notice a dead control plane (or a silently dropped connection) and reconnect.
+	xds.TypedExtensionProtocolOptions[httpProtocolOptions] = mustAny(http2Options(&corev3.KeepaliveSettings{
+		Interval: durationpb.New(30 * time.Second), Timeout: durationpb.New(5 * time.Second),
+	}))
+	api := corev3.ApiConfigSource_DELTA_GRPC
+	if opts.SotW {
+		api = corev3.ApiConfigSource_GRPC
+	}
+	b := &bootstrapv3.Bootstrap{
+		Node:  &corev3.Node{Id: node.ID, Cluster: node.Cluster},
+		Admin: admin(),
+		DynamicResources: &bootstrapv3.Bootstrap_DynamicResources{
+			AdsConfig: &corev3.ApiConfigSource{
+				ApiType:             api,
+				TransportApiVersion: corev3.ApiVersion_V3,
+				GrpcServices: []*corev3.GrpcService{{
+					TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: ClusterXDS}},
+				}},
+				SetNodeOnFirstMessageOnly: true,
+			},
+			LdsConfig: adsSource(),
+			CdsConfig: adsSource(),
+		},
+		StaticResources: &bootstrapv3.Bootstrap_StaticResources{Clusters: []*clusterv3.Cluster{xds}},
+	}
+	if err := ValidateDeep(b); err != nil {
+		return nil, fmt.Errorf("bootstrap does not validate: %w", err)
+	}
+	return b, nil
+}
+
+// adsSource says a resource arrives over ADS.
+func adsSource() *corev3.ConfigSource {
+	return &corev3.ConfigSource{
+		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+		ResourceApiVersion:    corev3.ApiVersion_V3,
+	}
 }
 
 func admin() *bootstrapv3.Admin {

@@ -69,6 +69,26 @@ func walk(m protoreflect.Message, path string, errs *[]error) {
 
 // Validate checks every resource deeply, and that no target's responses
 // can bypass masking (checkResponseBodyModes).
+func (d *Dynamic) Validate() error {
+	var errs []error
+	for _, m := range []proto.Message{d.Listener, d.BaseScope} {
+		if err := ValidateDeep(m); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := checkResponseBodyModes(d.Listener, d.BaseScope.GetRouteConfiguration()); err != nil {
+		errs = append(errs, err)
+	}
+	for _, c := range d.Clusters {
+		if err := ValidateDeep(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks every resource deeply, and that no target's responses
+// can bypass masking (checkResponseBodyModes).
 func (r *Resources) Validate() error {
 	var errs []error
 	if err := ValidateDeep(r.Listener); err != nil {

@@ -8,6 +8,8 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/airlock-mcp/airlock/envoy"
 )
 
 // What each connected Envoy has applied.
@@ -130,7 +132,7 @@ const applySettle = 25 * time.Millisecond
 // with an error when ctx ends first. With no Envoy connected it returns at
 // once.
 func (s *Server) WaitGrantRoute(ctx context.Context, grantID string) error {
-	name := ScopeName(grantID)
+	name := envoy.ScopeName(grantID)
 	c := (*callbacks)(s)
 	for {
 		s.streamsMu.Lock()

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlock-mcp/airlock/envoy"
 )
 
 // WaitGrantRoute returns once the connected Envoy acknowledged the grant's
@@ -60,7 +62,7 @@ func TestWaitGrantRouteCountsEnvoysWithoutScopes(t *testing.T) {
 			// wait lasts applySettle past it.
 			g.srv.streamsMu.Lock()
 			for id, st := range g.srv.streams {
-				if at, ok := st.acks.has[ScopeName("gr_first")]; !ok || time.Since(at) < applySettle {
+				if at, ok := st.acks.has[envoy.ScopeName("gr_first")]; !ok || time.Since(at) < applySettle {
 					t.Errorf("stream %d: WaitGrantRoute returned %v after the ACK (acknowledged: %v), want at least %v", id, time.Since(at), ok, applySettle)
 				}
 			}

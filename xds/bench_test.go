@@ -117,6 +117,14 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+func benchModel(b *testing.B, bound envoy.Bound) *envoy.Model {
+	m, err := envoy.NewModel(benchConfig(b), bound)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
 func benchConfig(b *testing.B) *config.Config {
 	src := fmt.Sprintf(`
 public_url: http://127.0.0.1:10000
@@ -160,7 +168,7 @@ func BenchmarkGrantChange(b *testing.B) {
 }
 
 func benchGrantChange(b *testing.B, delta bool, n int) {
-	srv, err := xds.New(benchConfig(b), xds.Options{Envoy: envoy.Options{ListenAddress: "127.0.0.1:0"}})
+	srv, err := xds.New(benchModel(b, envoy.Bound{ListenAddress: "127.0.0.1:0"}), xds.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -274,7 +282,7 @@ func benchGrantChange(b *testing.B, delta bool, n int) {
 func BenchmarkUpsertGrant(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("grants=%d", n), func(b *testing.B) {
-			srv, err := xds.New(benchConfig(b), xds.Options{})
+			srv, err := xds.New(benchModel(b, envoy.Bound{}), xds.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -36,7 +36,7 @@ func TestADSBootstrapDrivesTheDataPath(t *testing.T) {
 			if err := g.srv.UpsertGrant(Grant{ID: "boot-1", Target: "github", Expiry: time.Now().Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
-			g.waitResponse(t, "grant route", scopeChange(ScopeName("boot-1"), false))
+			g.waitResponse(t, "grant route", scopeChange(envoy.ScopeName("boot-1"), false))
 			if code, _ := g.call(t, "/mcp/github", map[string]string{"x-test-grant": "boot-1"}); code != 200 || g.up.lastGrant() != "boot-1" {
 				t.Fatalf("granted call: %d via %q", code, g.up.lastGrant())
 			}

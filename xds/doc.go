@@ -5,9 +5,9 @@
 // connected Envoy; when it is revoked or expires the route is withdrawn,
 // and Envoy itself answers 403 to any request naming that grant.
 //
-// The model (Grant, and the targets of internal/config) is free of Envoy
-// types; translate.go is the one place grants become Envoy resources, next
-// to package envoy, which renders the listener, clusters and base routes.
+// xds only serves: package envoy renders every resource from an
+// envoy.Model (the data path) and an envoy.Grant (a grant's scope); xds
+// keeps the live grants, the snapshots and what each Envoy acknowledged.
 // The resource layout — routes scoped by the x-airlock-grant header, one
 // ScopedRouteConfiguration per grant, incremental ADS — is explained in
 // docs/xds.md.

@@ -26,6 +26,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/policy"
 	"github.com/airlock-mcp/airlock/internal/policy/rego"
+	"github.com/airlock-mcp/airlock/internal/wire"
 	"github.com/airlock-mcp/airlock/test/envoydriver"
 	"github.com/airlock-mcp/airlock/test/oidcissuer"
 	"github.com/airlock-mcp/airlock/xds"
@@ -92,7 +93,7 @@ func runEndToEnd(t *testing.T, delta bool) {
 	var upGrants []string
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		upMu.Lock()
-		upGrants = append(upGrants, r.Header.Get(envoy.GrantHeader))
+		upGrants = append(upGrants, r.Header.Get(wire.HeaderGrant))
 		upMu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"content":[]}}`)
@@ -130,7 +131,11 @@ func runEndToEnd(t *testing.T, delta bool) {
 	go func() { _ = gs.Serve(authzLn) }()
 	t.Cleanup(gs.Stop)
 
-	srv, err := xds.New(cfg, xds.Options{Envoy: envoy.Options{ListenAddress: "127.0.0.1:0"}})
+	m, err := envoy.NewModel(cfg, envoy.Bound{ListenAddress: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := xds.New(m, xds.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +234,7 @@ func runEndToEnd(t *testing.T, delta bool) {
 		t.Fatalf("grants: %v %v", issued, err)
 	}
 	id := issued[0].ID
-	waitScope(xds.ScopeName(id), false)
+	waitScope(envoy.ScopeName(id), false)
 	if code, body := call(); code != 200 || !strings.Contains(body, `"result"`) {
 		t.Fatalf("after approval: %d %s", code, body)
 	}
@@ -250,7 +255,7 @@ func runEndToEnd(t *testing.T, delta bool) {
 	if _, err := svc.Revoke(ctx, id, grants.Actor{Subject: "00u1bob", Groups: []string{"sre"}}, "done"); err != nil {
 		t.Fatal(err)
 	}
-	waitScope(xds.ScopeName(id), true)
+	waitScope(envoy.ScopeName(id), true)
 	if code, body := call(); code != 403 || body != envoy.NoGrantRouteBody {
 		t.Fatalf("after revoke, with a stale grant in ext_authz: %d %s", code, body)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/wire"
 	"github.com/airlock-mcp/airlock/test/envoydriver"
 )
 
@@ -62,13 +63,13 @@ func (f *fakeAuthz) Check(_ context.Context, r *authv3.CheckRequest) (*authv3.Ch
 	f.seen = append(f.seen, h)
 	f.mu.Unlock()
 	ok := &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{
-		{Header: &corev3.HeaderValue{Key: "x-airlock-decision-id", Value: "d-1"}},
+		{Header: &corev3.HeaderValue{Key: wire.HeaderDecisionID, Value: "d-1"}},
 	}}
 	if g := h["x-test-grant"]; g != "" {
-		ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: envoy.GrantHeader, Value: g}})
+		ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: wire.HeaderGrant, Value: g}})
 	}
 	for k := range h {
-		if strings.HasPrefix(k, "x-airlock-") {
+		if strings.HasPrefix(k, wire.HeaderPrefix) {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, k)
 		}
 	}
@@ -115,7 +116,7 @@ func newUpstream(t testing.TB) *upstream {
 	u := &upstream{}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
-		u.grants = append(u.grants, r.Header.Get(envoy.GrantHeader))
+		u.grants = append(u.grants, r.Header.Get(wire.HeaderGrant))
 		u.mu.Unlock()
 		io.WriteString(w, "upstream "+r.URL.Path)
 	}))
@@ -175,6 +176,16 @@ func startGateway(t *testing.T, delta bool) *gateway {
 	})
 }
 
+// testModel is cfg's model with Envoy listening on a free port.
+func testModel(t testing.TB, cfg *config.Config) *envoy.Model {
+	t.Helper()
+	m, err := envoy.NewModel(cfg, envoy.Bound{ListenAddress: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // startGatewayWith starts the gateway with the ADS client connect makes
 // (given the xds address and options reporting responses to g.resps).
 func startGatewayWith(t *testing.T, connect func(string, envoydriver.ADSOptions) (*envoydriver.ADS, error)) *gateway {
@@ -183,10 +194,9 @@ func startGatewayWith(t *testing.T, connect func(string, envoydriver.ADSOptions)
 		resps: make(chan envoydriver.ADSResponse, 1024)}
 	authzAddr := serveGRPC(t, func(s *grpc.Server) { authv3.RegisterAuthorizationServer(s, g.authz) })
 	cfg := testConfig(t, authzAddr, g.up.srv.Listener.Addr().String())
-	srv, err := New(cfg, Options{
+	srv, err := New(testModel(t, cfg), Options{
 		Logger:     slog.New(slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer: g.reg,
-		Envoy:      envoy.Options{ListenAddress: "127.0.0.1:0"},
 	})
 	if err != nil {
 		t.Fatal(err)

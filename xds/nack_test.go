@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/test/envoydriver"
 )
 
@@ -20,7 +21,7 @@ func (s *Server) inject(id string, scope *routev3.ScopedRouteConfiguration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.grants[id] = Grant{ID: id, Target: "github", Expiry: time.Now().Add(time.Hour)}
-	s.publish(map[string]types.Resource{ScopeName(id): scope}, nil)
+	s.publish(map[string]types.Resource{envoy.ScopeName(id): scope}, nil)
 }
 
 // TestNACK sends a resource Envoy must reject: the client NACKs it, the
@@ -32,7 +33,7 @@ func TestNACK(t *testing.T) {
 			g := startGateway(t, delta)
 			// A scope without a key fails ScopedRouteConfiguration validation
 			// ("Key: value is required"), as in Envoy's MessageUtil::validate.
-			bad := &routev3.ScopedRouteConfiguration{Name: ScopeName("bad"), RouteConfiguration: &routev3.RouteConfiguration{Name: "bad"}}
+			bad := &routev3.ScopedRouteConfiguration{Name: envoy.ScopeName("bad"), RouteConfiguration: &routev3.RouteConfiguration{Name: "bad"}}
 			g.srv.inject("bad", bad)
 			r := g.waitResponse(t, "the NACK", func(r envoydriver.ADSResponse) bool { return r.Err != nil })
 			if !strings.Contains(r.Err.Error(), "Key") {
@@ -43,7 +44,7 @@ func TestNACK(t *testing.T) {
 				return value(g.srv.metrics.nacks.WithLabelValues(resource.ScopedRouteType)) == 1 && strings.Contains(g.logs.String(), "xDS NACK")
 			})
 			logs := g.logs.String()
-			if !strings.Contains(logs, "xDS NACK") || !strings.Contains(logs, ScopeName("bad")) || !strings.Contains(logs, "value is required") {
+			if !strings.Contains(logs, "xDS NACK") || !strings.Contains(logs, envoy.ScopeName("bad")) || !strings.Contains(logs, "value is required") {
 				t.Errorf("NACK log lacks the resource or Envoy's error:\n%s", logs)
 			}
 			// The previous configuration is still in force.
@@ -63,7 +64,7 @@ func TestNACK(t *testing.T) {
 			if next.Err != nil {
 				t.Fatalf("the rejected version was resent: %v", next.Err)
 			}
-			g.waitResponse(t, "grant g-2", scopeChange(ScopeName("g-2"), false))
+			g.waitResponse(t, "grant g-2", scopeChange(envoy.ScopeName("g-2"), false))
 			if code, _ := g.call(t, "/mcp/github", map[string]string{"x-test-grant": "g-2"}); code != 200 {
 				t.Errorf("granted call after recovery: %d", code)
 			}

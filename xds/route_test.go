@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/airlock-mcp/airlock/envoy"
+	"github.com/airlock-mcp/airlock/internal/wire"
 )
 
 // TestGrantRouteLifecycle is the per-grant route as Envoy sees it, over
@@ -37,7 +38,7 @@ func TestGrantRouteLifecycle(t *testing.T) {
 			if err := g.srv.UpsertGrant(Grant{ID: "g-1", Target: "github", Tool: "create_issue", Expiry: time.Now().Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
-			g.waitResponse(t, "grant g-1 route", scopeChange(ScopeName("g-1"), false))
+			g.waitResponse(t, "grant g-1 route", scopeChange(envoy.ScopeName("g-1"), false))
 			if code, body := g.call(t, "/mcp/github", grant); code != 200 || body != "upstream /mcp" {
 				t.Fatalf("granted call: %d %q", code, body)
 			}
@@ -63,13 +64,13 @@ func TestGrantRouteLifecycle(t *testing.T) {
 
 			// A client cannot choose a grant: its x-airlock-grant is replaced
 			// before routing and never shown to ext_authz.
-			if code, _ := g.call(t, "/mcp/github", map[string]string{envoy.GrantHeader: "g-1"}); code != 200 {
+			if code, _ := g.call(t, "/mcp/github", map[string]string{wire.HeaderGrant: "g-1"}); code != 200 {
 				t.Fatalf("forged header: %d", code)
 			}
 			if got := g.up.lastGrant(); got != "" {
 				t.Errorf("a client-sent x-airlock-grant reached the upstream as %q", got)
 			}
-			if _, shown := g.authz.last()[envoy.GrantHeader]; shown {
+			if _, shown := g.authz.last()[wire.HeaderGrant]; shown {
 				t.Error("ext_authz was shown x-airlock-grant")
 			}
 
@@ -78,7 +79,7 @@ func TestGrantRouteLifecycle(t *testing.T) {
 			if err := g.srv.RemoveGrant("g-1"); err != nil {
 				t.Fatal(err)
 			}
-			g.waitResponse(t, "grant g-1 removal", scopeChange(ScopeName("g-1"), true))
+			g.waitResponse(t, "grant g-1 removal", scopeChange(envoy.ScopeName("g-1"), true))
 			if code, body := g.call(t, "/mcp/github", grant); code != 403 || body != envoy.NoGrantRouteBody {
 				t.Fatalf("revoked grant: %d %q", code, body)
 			}

@@ -24,7 +24,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/airlock-mcp/airlock/envoy"
-	"github.com/airlock-mcp/airlock/internal/config"
 )
 
 // Options are the Server's collaborators.
@@ -32,8 +31,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the airlock_xds_* metrics; nil registers nothing.
 	Registerer prometheus.Registerer
-	// Envoy shapes the rendered listener (e.g. its address).
-	Envoy envoy.Options
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -49,7 +46,6 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics
 	now      func() time.Time
-	envoyOpt envoy.Options
 	instance string
 
 	nodes  cache.SnapshotCache
@@ -61,7 +57,7 @@ type Server struct {
 
 	// mu orders every change of configuration and grants.
 	mu       sync.Mutex
-	tr       *translator
+	model    *envoy.Model
 	grants   map[string]Grant
 	expiries expiryHeap
 	baseGen  uint64
@@ -76,9 +72,10 @@ type Server struct {
 	ackCh     chan struct{} // closed and replaced on every scoped-route ACK
 }
 
-// New renders cfg and starts the grant expiry timer. Call Register to
-// serve it on a gRPC server, and Close when done.
-func New(cfg *config.Config, opts Options) (*Server, error) {
+// New serves m's data path (rendered by package envoy) and starts the
+// grant expiry timer. Call Register to serve it on a gRPC server, and
+// Close when done.
+func New(m *envoy.Model, opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -93,7 +90,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		log:      log,
 		metrics:  newMetrics(opts.Registerer),
 		now:      now,
-		envoyOpt: opts.Envoy,
+		model:    m,
 		instance: hex.EncodeToString(id[:]),
 		grants:   map[string]Grant{},
 		nodeRefs: map[string]int{},
@@ -103,17 +100,16 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		wake:     make(chan struct{}, 1),
 	}
 	cl := cpLogger{log}
-	tr, err := newTranslator(cfg, opts.Envoy)
+	base, err := m.Dynamic()
 	if err != nil {
 		return nil, err
 	}
-	s.tr = tr
 	s.nodes = cache.NewSnapshotCache(false, cache.IDHash{}, cl)
 	s.scopes = newScopeCache(resource.ScopedRouteType, s.instance+"-")
-	if err := s.scopes.update(map[string]types.Resource{envoy.BaseScopeName: tr.base.BaseScope}, nil); err != nil {
+	if err := s.scopes.update(map[string]types.Resource{envoy.BaseScopeName: base.BaseScope}, nil); err != nil {
 		return nil, err
 	}
-	if err := s.setBase(tr); err != nil {
+	if err := s.setBase(base); err != nil {
 		return nil, err
 	}
 	classify := func(typeURL string) string {
@@ -149,11 +145,11 @@ func (s *Server) Close() {
 	<-s.done
 }
 
-// setBase makes tr's listener and clusters the snapshot of every node.
-func (s *Server) setBase(tr *translator) error {
+// setBase makes base's listener and clusters the snapshot of every node.
+func (s *Server) setBase(base *envoy.Dynamic) error {
 	s.baseGen++
-	res := map[resource.Type][]types.Resource{resource.ListenerType: {tr.base.Listener}}
-	for _, c := range tr.base.Clusters {
+	res := map[resource.Type][]types.Resource{resource.ListenerType: {base.Listener}}
+	for _, c := range base.Clusters {
 		res[resource.ClusterType] = append(res[resource.ClusterType], c)
 	}
 	snap, err := cache.NewSnapshot(fmt.Sprintf("%s-%d", s.instance, s.baseGen), res)
@@ -172,31 +168,31 @@ func (s *Server) setBase(tr *translator) error {
 	return errors.Join(errs...)
 }
 
-// SetConfig renders a new configuration: listener, clusters and base
-// routes for every node, and every grant's route again. Grants of targets
-// that are gone lose their routes.
-func (s *Server) SetConfig(cfg *config.Config) error {
-	tr, err := newTranslator(cfg, s.envoyOpt)
+// SetModel serves a new model: listener, clusters and base routes for
+// every node, and every grant's route again. Grants of targets that are
+// gone lose their routes.
+func (s *Server) SetModel(m *envoy.Model) error {
+	base, err := m.Dynamic()
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tr = tr
+	s.model = m
 	now := s.now()
-	update := map[string]types.Resource{envoy.BaseScopeName: tr.base.BaseScope}
+	update := map[string]types.Resource{envoy.BaseScopeName: base.BaseScope}
 	var remove []string
 	for id, g := range s.grants {
-		scope, err := tr.grantScope(g, now)
+		scope, err := m.GrantScope(g, now)
 		if err != nil {
 			s.log.Warn("grant route withdrawn on configuration change", "grant", id, "target", g.Target, "err", err)
 			delete(s.grants, id)
-			remove = append(remove, ScopeName(id))
+			remove = append(remove, envoy.ScopeName(id))
 			continue
 		}
-		update[ScopeName(id)] = scope
+		update[envoy.ScopeName(id)] = scope
 	}
-	if err := s.setBase(tr); err != nil {
+	if err := s.setBase(base); err != nil {
 		return err
 	}
 	s.publish(update, remove)
@@ -210,9 +206,9 @@ func (s *Server) UpsertGrant(g Grant) error {
 	if cur, ok := s.grants[g.ID]; ok && sameGrant(cur, g) {
 		return nil
 	}
-	scope, err := s.tr.grantScope(g, s.now())
+	scope, err := s.model.GrantScope(g, s.now())
 	if err != nil {
-		if errors.Is(err, ErrExpired) {
+		if errors.Is(err, envoy.ErrExpired) {
 			s.removeLocked([]string{g.ID})
 		}
 		return err
@@ -220,13 +216,13 @@ func (s *Server) UpsertGrant(g Grant) error {
 	s.grants[g.ID] = g
 	s.addExpiry(g.ID, g.Expiry)
 	s.wakeExpiry()
-	s.publish(map[string]types.Resource{ScopeName(g.ID): scope}, nil)
+	s.publish(map[string]types.Resource{envoy.ScopeName(g.ID): scope}, nil)
 	return nil
 }
 
 // RemoveGrant withdraws a grant's route. Removing an unknown grant is not an error.
 func (s *Server) RemoveGrant(id string) error {
-	if err := validateID(id); err != nil {
+	if err := envoy.ValidateGrantID(id); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -240,7 +236,7 @@ func (s *Server) removeLocked(ids []string) {
 	for _, id := range ids {
 		if _, ok := s.grants[id]; ok {
 			delete(s.grants, id)
-			names = append(names, ScopeName(id))
+			names = append(names, envoy.ScopeName(id))
 		}
 	}
 	if len(names) > 0 {
@@ -267,7 +263,7 @@ func (s *Server) SetGrants(gs []Grant) error {
 			keep[g.ID] = true
 			continue
 		}
-		scope, err := s.tr.grantScope(g, now)
+		scope, err := s.model.GrantScope(g, now)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -275,13 +271,13 @@ func (s *Server) SetGrants(gs []Grant) error {
 		keep[g.ID] = true
 		s.grants[g.ID] = g
 		s.addExpiry(g.ID, g.Expiry)
-		update[ScopeName(g.ID)] = scope
+		update[envoy.ScopeName(g.ID)] = scope
 	}
 	var remove []string
 	for id := range s.grants {
 		if !keep[id] {
 			delete(s.grants, id)
-			remove = append(remove, ScopeName(id))
+			remove = append(remove, envoy.ScopeName(id))
 		}
 	}
 	s.wakeExpiry()

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/test/envoydriver"
 )
 
@@ -104,8 +105,8 @@ func TestExpiryWithdrawsTheRoute(t *testing.T) {
 	if err := g.srv.UpsertGrant(Grant{ID: "long", Target: "github", Expiry: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	g.waitResponse(t, "the short grant's route", scopeChange(ScopeName("short"), false))
-	g.waitResponse(t, "expiry of the short grant", scopeChange(ScopeName("short"), true))
+	g.waitResponse(t, "the short grant's route", scopeChange(envoy.ScopeName("short"), false))
+	g.waitResponse(t, "expiry of the short grant", scopeChange(envoy.ScopeName("short"), true))
 	if code, _ := g.call(t, "/mcp/github", map[string]string{"x-test-grant": "short"}); code != 403 {
 		t.Errorf("call on an expired grant: %d, want 403", code)
 	}
@@ -120,12 +121,12 @@ func TestExpiryWithdrawsTheRoute(t *testing.T) {
 	if err == nil {
 		t.Fatal("an expired grant was accepted")
 	}
-	g.waitResponse(t, "the expired re-issue", scopeChange(ScopeName("long"), true))
+	g.waitResponse(t, "the expired re-issue", scopeChange(envoy.ScopeName("long"), true))
 }
 
-// TestSetConfigReroutes: a configuration change reaches every node, and a
+// TestSetModelReroutes: a configuration change reaches every node, and a
 // grant whose target is gone loses its route.
-func TestSetConfigReroutes(t *testing.T) {
+func TestSetModelReroutes(t *testing.T) {
 	g := startGateway(t, true)
 	exp := time.Now().Add(time.Hour)
 	for _, gr := range []Grant{{ID: "gh", Target: "github", Expiry: exp}, {ID: "ev", Target: "everything", Expiry: exp}} {
@@ -133,18 +134,18 @@ func TestSetConfigReroutes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g.waitResponse(t, "grant ev", scopeChange(ScopeName("ev"), false))
+	g.waitResponse(t, "grant ev", scopeChange(envoy.ScopeName("ev"), false))
 	cfg := testConfig(t, "127.0.0.1:1", g.up.srv.Listener.Addr().String())
 	cfg.Targets = cfg.Targets[:1] // everything is gone
 	// Keep ext_authz where it is.
-	cfg.Listen.Authz = g.srv.tr.cfg.Listen.Authz
-	if err := g.srv.SetConfig(cfg); err != nil {
+	cfg.Listen.Authz = g.srv.model.Services.Authz
+	if err := g.srv.SetModel(testModel(t, cfg)); err != nil {
 		t.Fatal(err)
 	}
 	g.waitResponse(t, "clusters without everything", func(r envoydriver.ADSResponse) bool {
 		return r.TypeURL == resource.ClusterType && cmp.Equal(r.Removed, []string{"mcp_everything"})
 	})
-	g.waitResponse(t, "grant ev withdrawn", scopeChange(ScopeName("ev"), true))
+	g.waitResponse(t, "grant ev withdrawn", scopeChange(envoy.ScopeName("ev"), true))
 	if code, _ := g.call(t, "/mcp/github", map[string]string{"x-test-grant": "gh"}); code != 200 {
 		t.Errorf("grant of a remaining target after reload: %d", code)
 	}

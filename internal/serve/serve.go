@@ -24,6 +24,7 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
+	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/extauthz"
 	"github.com/airlock-mcp/airlock/extproc"
 	"github.com/airlock-mcp/airlock/internal/approvals"
@@ -215,16 +216,20 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	if cfg.Listen.XDS != "" {
 		// Envoy's clusters for airlock's own services point at the
 		// addresses actually bound (a config may ask for port 0).
-		resolved := *cfg
+		var bound envoy.Bound
 		for _, a := range []struct {
 			dst  *string
 			addr net.Addr
-		}{{&resolved.Listen.Authz, g.AuthzAddr}, {&resolved.Listen.Proc, g.ProcAddr}, {&resolved.Listen.HTTP, g.HTTPAddr}} {
+		}{{&bound.Authz, g.AuthzAddr}, {&bound.Proc, g.ProcAddr}, {&bound.HTTP, g.HTTPAddr}} {
 			if a.addr != nil {
 				*a.dst = a.addr.String()
 			}
 		}
-		x, err := xds.New(&resolved, xds.Options{Logger: log.With("component", "xds"), Registerer: reg})
+		model, err := envoy.NewModel(cfg, bound)
+		if err != nil {
+			return fail(err)
+		}
+		x, err := xds.New(model, xds.Options{Logger: log.With("component", "xds"), Registerer: reg})
 		if err != nil {
 			return fail(err)
 		}

@@ -50,10 +50,15 @@ const (
 	RouteNamespace = "airlock"
 )
 
-// Keys of route metadata (RouteNamespace).
+// Keys of route metadata (RouteNamespace). Operators read them in Envoy's
+// config dump and access logs (%METADATA(ROUTE:airlock:grant_id)%; see
+// docs/xds.md).
 const (
 	RouteTarget = "target"
-	RouteGrant  = "grant"
+	// RouteGrantID, RouteTool and RouteExpiry are on grant routes only.
+	RouteGrantID = "grant_id"
+	RouteTool    = "tool"
+	RouteExpiry  = "expiry"
 )
 
 // ext_authz context-extension keys, set per route in Envoy config.

@@ -224,9 +224,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 	} else {
 		// Envoy's clusters point at the ports airlock actually bound.
-		rendered := *s.Config
-		rendered.Listen.Authz, rendered.Listen.Proc, rendered.Listen.HTTP = s.AuthzAddr, s.ProcAddr, s.HTTPAddr
-		res, err := envoy.Build(&rendered, envoy.Options{ListenAddress: listen})
+		res, err := envoy.Build(s.Config, envoy.Bound{ListenAddress: listen, Authz: s.AuthzAddr, Proc: s.ProcAddr, HTTP: s.HTTPAddr})
 		if err != nil {
 			return nil, err
 		}

@@ -5,9 +5,10 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/wire"
 )
 
 // Names of the ext_proc parts.
@@ -21,7 +22,10 @@ const (
 	ProcMessageTimeout = 5 * time.Second
 )
 
-// extProc is the ext_proc filter airlock needs.
+// hasExtProc: the chain has ext_proc when airlock serves it (listen.proc).
+func hasExtProc(m *Model) bool { return m.Services.Proc != "" }
+
+// extProcConfig is the ext_proc filter airlock needs.
 //
 // Processing mode: request headers and the buffered request body (to
 // record the call), response headers, and the response body STREAMED.
@@ -35,7 +39,7 @@ const (
 // service supports full duplex too (extproc tests both).
 //
 // failure_mode_allow stays off: if masking fails, the response fails.
-func extProc(cfg *config.Config) *extprocv3.ExternalProcessor {
+func extProcConfig(*Model, bool) proto.Message {
 	return &extprocv3.ExternalProcessor{
 		GrpcService: &corev3.GrpcService{
 			TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: ClusterProc}},
@@ -54,7 +58,11 @@ func extProc(cfg *config.Config) *extprocv3.ExternalProcessor {
 		// What ext_authz decided (principal, decision id, masking profile,
 		// grant …) travels to ext_proc as dynamic metadata.
 		MetadataOptions: &extprocv3.MetadataOptions{
-			ForwardingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{ExtAuthzFilter}},
+			ForwardingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{wire.AuthzNamespace}},
 		},
 	}
+}
+
+func extProcOff() proto.Message {
+	return &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Disabled{Disabled: true}}
 }

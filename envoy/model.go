@@ -1,0 +1,141 @@
+package envoy
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/airlock-mcp/airlock/internal/config"
+)
+
+// Model is everything the rendered Envoy configuration depends on, free
+// of Envoy types: built once (NewModel) from the configuration and the
+// addresses actually bound, then rendered as the static resources
+// (Static), the ADS data path (Dynamic) or one grant's scope
+// (GrantScope). The renderer reads nothing else, so two equal models
+// render the same bytes.
+type Model struct {
+	// Listen is where Envoy accepts agents' HTTP (host:port).
+	Listen string
+	// Services are airlock's own listeners Envoy reaches.
+	Services Services
+	// TLS is Envoy's side of mutual TLS to airlock's gRPC services
+	// (listen.tls.envoy); nil when listen.tls is off.
+	TLS *TLS
+	// AuthzTimeout is how long Envoy waits for Check.
+	AuthzTimeout time.Duration
+	// MaxRequestBytes is the most of a request body ext_authz is sent
+	// (limits.max_request_bytes).
+	MaxRequestBytes uint32
+	// BufferLimit is the listener's per_connection_buffer_limit_bytes.
+	BufferLimit uint32
+	// Targets are the MCP targets, in configuration order.
+	Targets []Target
+}
+
+// Services are the host:port addresses of airlock's services Envoy
+// reaches; "" means the service is off (Authz is always on).
+type Services struct {
+	Authz, Proc, HTTP string
+}
+
+// TLS names Envoy's files for mutual TLS to airlock (paths on Envoy's
+// side) and the name airlock's certificate is checked against.
+type TLS struct {
+	CertFile, KeyFile, CAFile, ServerName string
+}
+
+// Target is one MCP target as Envoy routes it.
+type Target struct {
+	Name string
+	// Path is the gateway path of the MCP endpoint, matched exactly.
+	Path string
+	// Upstream is the MCP server's URL (validated by config).
+	Upstream *url.URL
+}
+
+// Bound are the addresses the rendered configuration must point at where
+// they differ from the configuration: where Envoy accepts agents, and
+// where airlock's services are actually bound (a config may ask for port
+// 0). Empty fields keep what the configuration says.
+type Bound struct {
+	// ListenAddress is where Envoy accepts agents' HTTP (default: 0.0.0.0
+	// and public_url's port).
+	ListenAddress string
+	// Authz, Proc and HTTP are where airlock's services listen.
+	Authz, Proc, HTTP string
+}
+
+// Options is Bound by its earlier name, for callers that only set
+// ListenAddress.
+type Options = Bound
+
+// defaultBufferLimit is Envoy's per_connection_buffer_limit_bytes when
+// unset (listener.proto).
+const defaultBufferLimit = 1 << 20
+
+// NewModel builds the model of cfg as served with the addresses in b.
+func NewModel(cfg *config.Config, b Bound) (*Model, error) {
+	addr := b.ListenAddress
+	if addr == "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil {
+			return nil, fmt.Errorf("public_url: %w", err)
+		}
+		addr = net.JoinHostPort("0.0.0.0", portOf(u))
+	}
+	tls, err := envoyTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{
+		Listen:   addr,
+		Services: Services{Authz: or(b.Authz, cfg.Listen.Authz), Proc: or(b.Proc, cfg.Listen.Proc), HTTP: or(b.HTTP, cfg.Listen.HTTP)},
+		TLS:      tls,
+		// Longer than the approval hold window, so a held call can still
+		// be allowed once a human approves it.
+		AuthzTimeout:    max(AuthzTimeout, cfg.Grants.HoldWindow+5*time.Second),
+		MaxRequestBytes: uint32(cfg.Limits.MaxRequestBytes),
+		// ext_authz raises a stream's decoder buffer limit to
+		// max_request_bytes only without allow_partial_message
+		// (ext_authz.cc); airlock sends partial bodies (to answer an
+		// over-size call with its id), so the listener's limit must hold
+		// the largest body airlock accepts, or ext_proc's buffering of it
+		// would hit Envoy's 413 first.
+		BufferLimit: uint32(max(defaultBufferLimit, cfg.Limits.MaxRequestBytes)),
+	}
+	for _, t := range cfg.Targets {
+		u, err := url.Parse(t.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		m.Targets = append(m.Targets, Target{Name: t.Name, Path: t.PathPrefix, Upstream: u})
+	}
+	return m, nil
+}
+
+// target is the target named name.
+func (m *Model) target(name string) (Target, bool) {
+	for _, t := range m.Targets {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Target{}, false
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// portOf is u's port, or its scheme's default.
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	return map[string]string{"http": "80", "https": "443"}[u.Scheme]
+}
