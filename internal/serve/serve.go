@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -62,14 +63,10 @@ type Gateway struct {
 	XDSAddr   net.Addr // ADS
 	HTTPAddr  net.Addr
 
-	log     *slog.Logger
-	creds   credentials.TransportCredentials // nil: plaintext
-	grpcs   []*grpc.Server
-	closers []func() error // after the servers stop, in order
-	httpSrv *http.Server
-	cancel  context.CancelFunc
-	done    chan struct{}
-	errc    chan error
+	log   *slog.Logger
+	creds credentials.TransportCredentials // nil: plaintext
+	life  lifecycle                        // what Start brought up, stopped in reverse
+	errc  chan error
 }
 
 // Options for Start.
@@ -79,8 +76,20 @@ type Options struct {
 }
 
 // Start builds every configured service, binds its listener and serves in
-// the background. It fails, having started nothing, if the configuration,
-// a credential or the policy is broken.
+// the background. It fails, having started nothing (or stopped what it
+// had started), if the configuration, a credential or the policy is
+// broken, or a later component cannot start.
+//
+// Components start in one order, each added to the gateway's lifecycle as
+// soon as it runs; Stop (and a failed Start) stops them in reverse:
+//
+//	audit → http → notify → grants → ext_authz → ext_proc → xDS → workers
+//
+// so at Stop the workers and xDS go first, held and in-flight calls drain
+// while the grant service still answers them, the grant service then ends
+// the approval event streams the HTTP server is holding, the HTTP server
+// shuts down, and the audit recorder closes last, after every recording
+// component.
 func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error) {
 	log := opts.Logger
 	if log == nil {
@@ -92,7 +101,6 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	if err != nil {
 		return nil, err
 	}
-	tlsSrv := chk.TLS
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -113,76 +121,103 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	if st := store.Current().CacheStats(); !st.Enabled {
 		log.Warn("policy decisions will not be cached", "why", st.Reason)
 	}
-	rec, err := auditch.Open(ctx, cfg.Audit, audit.Options{Logger: log.With("component", "audit"), Registerer: reg})
-	if err != nil {
+	g := &Gateway{Config: cfg, Policy: store, Registry: reg, log: log, errc: make(chan error, 8)}
+	g.life.log = log
+	if chk.TLS != nil {
+		g.TLS, g.creds = chk.TLS, chk.TLS.Credentials()
+	}
+	if err := g.start(ctx, ver); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = g.life.close(cctx)
 		return nil, err
 	}
-	closeAudit := func() error {
-		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return rec.Close(actx) // what is not shipped stays spooled for the next start
+	g.HTTP.SetReady(true)
+	log.Info("airlock serving", "authz", addrString(g.AuthzAddr), "proc", addrString(g.ProcAddr), "xds", addrString(g.XDSAddr), "http", addrString(g.HTTPAddr),
+		"grpc_transport", transportName(g.TLS), "targets", len(cfg.Targets), "policy_version", store.Current().Version(),
+		"components", g.life.names())
+	return g, nil
+}
+
+// start brings up the components in order, adding each to g.life.
+func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
+	cfg, log, reg := g.Config, g.log, g.Registry
+	rec, err := auditch.Open(ctx, cfg.Audit, audit.Options{Logger: log.With("component", "audit"), Registerer: reg})
+	if err != nil {
+		return err
 	}
+	g.Audit = rec
+	g.life.add("audit", func(ctx context.Context) error {
+		// What is not shipped stays spooled for the next start.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return rec.Close(actx)
+	})
+
+	// The HTTP server (probes, metrics, metadata; the approvals API and
+	// inbox once mounted below) is up early and stops late: it must
+	// outlive the grant service, which ends the event streams it holds.
+	g.HTTP = meta.New(cfg, meta.Options{Gatherer: reg, Logger: log.With("component", "http")})
+	if cfg.Listen.HTTP != "" {
+		l, err := net.Listen("tcp", cfg.Listen.HTTP)
+		if err != nil {
+			return fmt.Errorf("listen.http: %w", err)
+		}
+		g.HTTPAddr = l.Addr()
+		srv := &http.Server{Handler: g.HTTP, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				g.errc <- err
+			}
+		}()
+		g.life.add("http", srv.Shutdown)
+	}
+
 	sender, err := notify.New(cfg.Notifications, notify.Options{
 		Logger: log.With("component", "notify"), ApprovalURL: cfg.Grants.RequestURL,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	g.life.add("notify", func(context.Context) error { sender.Close(); return nil })
+
 	gstore, err := grants.OpenFileStore(cfg.Grants.Dir, grants.FileStoreOptions{Logger: log.With("component", "grants")})
 	if err != nil {
-		sender.Close()
-		closeAudit()
-		return nil, err
+		return err
 	}
 	svc, err := grants.New(gstore, cfg.Grants, grants.Options{
 		Notifier: sender, Auditor: grantAuditor{sink: rec, log: log}, Logger: log.With("component", "grants"),
 	})
 	if err != nil {
-		gstore.Close()
-		sender.Close()
-		closeAudit()
-		return nil, err
+		_ = gstore.Close()
+		return err
 	}
+	g.Grants = svc
+	g.life.add("grants", func(context.Context) error { return svc.Close() }) // closes the store too
+
 	authz, err := extauthz.New(cfg, extauthz.Options{
-		Verifier: ver, Policy: store, Approvals: svc, Audit: rec,
+		Verifier: ver, Policy: g.Policy, Approvals: svc, Audit: rec,
 		Logger: log.With("component", "extauthz"), Metrics: extauthz.NewMetrics(reg),
 	})
 	if err != nil {
-		svc.Close()
-		sender.Close()
-		closeAudit()
-		return nil, err
+		return err
 	}
-	g := &Gateway{Config: cfg, Authorizer: authz, Policy: store, Grants: svc, Registry: reg, log: log, done: make(chan struct{}), errc: make(chan error, 8)}
-	if tlsSrv != nil {
-		g.TLS, g.creds = tlsSrv, tlsSrv.Credentials()
+	g.Authorizer = authz
+	profiles, err := mask.NewSet(cfg.Masking.Profiles)
+	if err != nil {
+		return err
 	}
-	g.Audit = rec
-	g.closers = append(g.closers, svc.Close, func() error { sender.Close(); return nil }, closeAudit)
-	g.HTTP = meta.New(cfg, meta.Options{Gatherer: reg, Logger: log.With("component", "http")})
 	var ts []approvals.Target
 	for _, t := range cfg.Targets {
 		ts = append(ts, approvals.Target{Name: t.Name, Resource: t.Resource, PathPrefix: t.PathPrefix,
 			ScopesRequired: t.ScopesRequired, MaskingProfile: t.MaskingProfile})
 	}
-
-	fail := func(err error) (*Gateway, error) {
-		g.stopGRPC()
-		for _, c := range g.closers {
-			_ = c()
-		}
-		return nil, err
-	}
-	profiles, err := mask.NewSet(cfg.Masking.Profiles)
-	if err != nil {
-		return fail(err)
-	}
 	ah, err := approvals.New(approvals.Options{
-		Grants: svc, Verifier: ver, Policy: store, API: cfg.API, PublicURL: cfg.PublicURL,
+		Grants: svc, Verifier: ver, Policy: g.Policy, API: cfg.API, PublicURL: cfg.PublicURL,
 		Inbox: cfg.Inbox, Targets: ts, Profiles: profiles, Logger: log.With("component", "approvals"),
 	})
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	g.HTTP.Handle("/airlock/", ah)
 	g.Processor = extproc.New(extproc.Options{
@@ -190,28 +225,15 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 		MaxEventBytes: cfg.Masking.MaxEventBytes, MaxBodyBytes: cfg.Masking.MaxBodyBytes,
 	})
 
-	if g.AuthzAddr, err = g.serveGRPC("listen.authz", cfg.Listen.Authz, AuthzMaxRecvMsgSize(cfg), func(s *grpc.Server) {
+	if g.AuthzAddr, err = g.serveGRPC("ext_authz", "listen.authz", cfg.Listen.Authz, AuthzMaxRecvMsgSize(cfg), nil, func(s *grpc.Server) {
 		authv3.RegisterAuthorizationServer(s, &extauthz.Server{A: authz})
 	}); err != nil {
-		return fail(err)
+		return err
 	}
-	if g.ProcAddr, err = g.serveGRPC("listen.proc", cfg.Listen.Proc, ProcMaxRecvMsgSize(cfg), func(s *grpc.Server) {
+	if g.ProcAddr, err = g.serveGRPC("ext_proc", "listen.proc", cfg.Listen.Proc, ProcMaxRecvMsgSize(cfg), nil, func(s *grpc.Server) {
 		extprocv3.RegisterExternalProcessorServer(s, &extproc.Server{P: g.Processor})
 	}); err != nil {
-		return fail(err)
-	}
-	if cfg.Listen.HTTP != "" {
-		l, err := net.Listen("tcp", cfg.Listen.HTTP)
-		if err != nil {
-			return fail(fmt.Errorf("listen.http: %w", err))
-		}
-		g.HTTPAddr = l.Addr()
-		g.httpSrv = &http.Server{Handler: g.HTTP, ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := g.httpSrv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-				g.errc <- err
-			}
-		}()
+		return err
 	}
 	if cfg.Listen.XDS != "" {
 		// Envoy's clusters for airlock's own services point at the
@@ -227,37 +249,33 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 		}
 		model, err := envoy.NewModel(cfg, bound)
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		x, err := xds.New(model, xds.Options{Logger: log.With("component", "xds"), Registerer: reg})
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		g.XDS = x
 		authz.SetGrantRoutes(x)
-		g.closers = append(g.closers, func() error { x.Close(); return nil })
-		if g.XDSAddr, err = g.serveGRPC("listen.xds", cfg.Listen.XDS, 0, x.Register); err != nil {
-			return fail(err)
+		// ADS streams never end on their own: close them before the
+		// graceful stop, which would otherwise wait them out.
+		if g.XDSAddr, err = g.serveGRPC("xds", "listen.xds", cfg.Listen.XDS, 0, x.Close, x.Register); err != nil {
+			x.Close()
+			return err
 		}
 	}
+
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	g.cancel = cancel
+	var workers sync.WaitGroup
 	if g.XDS != nil {
 		// Routes follow grants: issued → a route in every Envoy; ended → gone.
-		go xds.Follow(wctx, svc, g.XDS, xds.FollowOptions{Logger: log.With("component", "xds")})
+		workers.Go(func() { xds.Follow(wctx, svc, g.XDS, xds.FollowOptions{Logger: log.With("component", "xds")}) })
 	}
-	go func() {
-		defer close(g.done)
-		if cfg.Policy.ReloadInterval > 0 {
-			store.Watch(wctx, cfg.Policy.ReloadInterval)
-		} else {
-			<-wctx.Done()
-		}
-	}()
-	g.HTTP.SetReady(true)
-	log.Info("airlock serving", "authz", addrString(g.AuthzAddr), "proc", addrString(g.ProcAddr), "xds", addrString(g.XDSAddr), "http", addrString(g.HTTPAddr),
-		"grpc_transport", transportName(g.TLS), "targets", len(cfg.Targets), "policy_version", store.Current().Version())
-	return g, nil
+	if cfg.Policy.ReloadInterval > 0 {
+		workers.Go(func() { g.Policy.Watch(wctx, cfg.Policy.ReloadInterval) })
+	}
+	g.life.add("workers", func(context.Context) error { cancel(); workers.Wait(); return nil })
+	return nil
 }
 
 func addrString(a net.Addr) string {
@@ -270,43 +288,20 @@ func addrString(a net.Addr) string {
 // Err reports a service that stopped serving on its own.
 func (g *Gateway) Err() <-chan error { return g.errc }
 
-// Stop shuts every service down, letting in-flight calls finish for up to
-// the context's deadline.
-//
-// Order: the gRPC services drain first (calls in flight, held ones
-// included, finish), then the grant service and the rest close (which ends
-// the approval event streams), then the HTTP server shuts down.
+// Stop shuts every service down, in the reverse of the order Start
+// brought them up (see Start), letting in-flight calls, held ones
+// included, finish for up to the context's deadline.
 func (g *Gateway) Stop(ctx context.Context) {
 	g.HTTP.SetReady(false)
-	g.cancel()
-	if g.XDS != nil {
-		// ADS streams never end on their own; GracefulStop would wait them out.
-		g.XDS.Close()
-	}
-	for _, s := range g.grpcs {
-		stopped := make(chan struct{})
-		go func() { s.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-ctx.Done():
-			s.Stop()
-		}
-	}
-	<-g.done
-	for _, c := range g.closers {
-		if err := c(); err != nil {
-			g.log.Error("shutdown", "error", err)
-		}
-	}
-	if g.httpSrv != nil {
-		_ = g.httpSrv.Shutdown(ctx)
-	}
+	_ = g.life.close(ctx) // each failure is logged with its component
 }
 
 // serveGRPC starts one gRPC service on addr ("" = off), each on its own
 // port as Envoy's clusters expect, with keepalive, gRPC health, mutual
-// TLS when listen.tls is set, and a receive limit (0: gRPC's 4 MiB).
-func (g *Gateway) serveGRPC(field, addr string, maxRecv int, register func(*grpc.Server)) (net.Addr, error) {
+// TLS when listen.tls is set, and a receive limit (0: gRPC's 4 MiB), and
+// adds it to the lifecycle: stopping it runs before (if not nil), then
+// drains the calls in flight until ctx ends, then cuts the rest.
+func (g *Gateway) serveGRPC(name, field, addr string, maxRecv int, before func(), register func(*grpc.Server)) (net.Addr, error) {
 	if addr == "" {
 		return nil, nil
 	}
@@ -327,15 +322,25 @@ func (g *Gateway) serveGRPC(field, addr string, maxRecv int, register func(*grpc
 	s := grpc.NewServer(opts...)
 	register(s)
 	healthpb.RegisterHealthServer(s, health.NewServer())
-	g.grpcs = append(g.grpcs, s)
-	go func() { g.errc <- s.Serve(l) }()
+	go func() {
+		if err := s.Serve(l); err != nil {
+			g.errc <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+	g.life.add(name, func(ctx context.Context) error {
+		if before != nil {
+			before()
+		}
+		stopped := make(chan struct{})
+		go func() { s.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			s.Stop()
+		}
+		return nil
+	})
 	return l.Addr(), nil
-}
-
-func (g *Gateway) stopGRPC() {
-	for _, s := range g.grpcs {
-		s.Stop()
-	}
 }
 
 // Run starts the gateway and serves until ctx ends or a service fails.
