@@ -13,8 +13,10 @@ import (
 )
 
 const (
-	// ExtAuthzFilter is the ext_authz HTTP filter.
-	ExtAuthzFilter = "envoy.filters.http.ext_authz"
+	// ExtAuthzFilter is the ext_authz HTTP filter. Its name is the
+	// namespace Envoy stores ext_authz's dynamic metadata under, which
+	// ext_proc is forwarded.
+	ExtAuthzFilter = wire.AuthzNamespace
 	// AuthzTimeout is the least Envoy waits for Check. It must exceed the
 	// approval hold window (25 s by default) so a held call can still be
 	// allowed once a human approves it (Model.AuthzTimeout).
