@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -22,30 +21,13 @@ import (
 
 	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/syncbuf"
 	"github.com/airlock-mcp/airlock/internal/wire"
 	"github.com/airlock-mcp/airlock/test/envoydriver"
 )
 
 // testTimeout bounds every wait.
 const testTimeout = 10 * time.Second
-
-// syncBuffer is a log sink tests can read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // fakeAuthz answers Check like airlock's ext_authz does for what routing
 // cares about: it allows, sets x-airlock-decision-id, sets x-airlock-grant
@@ -159,7 +141,7 @@ policy: {dir: %q}
 type gateway struct {
 	srv   *Server
 	reg   *prometheus.Registry
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 	ads   *envoydriver.ADS
 	d     *envoydriver.Driver
 	authz *fakeAuthz
@@ -190,7 +172,7 @@ func testModel(t testing.TB, cfg *config.Config) *envoy.Model {
 // (given the xds address and options reporting responses to g.resps).
 func startGatewayWith(t *testing.T, connect func(string, envoydriver.ADSOptions) (*envoydriver.ADS, error)) *gateway {
 	t.Helper()
-	g := &gateway{authz: &fakeAuthz{}, up: newUpstream(t), reg: prometheus.NewRegistry(), logs: &syncBuffer{},
+	g := &gateway{authz: &fakeAuthz{}, up: newUpstream(t), reg: prometheus.NewRegistry(), logs: &syncbuf.Buffer{},
 		resps: make(chan envoydriver.ADSResponse, 1024)}
 	authzAddr := serveGRPC(t, func(s *grpc.Server) { authv3.RegisterAuthorizationServer(s, g.authz) })
 	cfg := testConfig(t, authzAddr, g.up.srv.Listener.Addr().String())

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/airlock-mcp/airlock/internal/syncbuf"
 )
 
 // fakeDest collects event ids; send can be blocked or made to fail.
@@ -194,7 +196,7 @@ func TestSpoolRecoversLeftovers(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(cfg.Dir, "README"), []byte("not a segment"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	dest := newFakeDest()
 	sp, _ := startSpool(t, cfg, dest, slog.New(slog.NewTextHandler(&logs, nil)))
 	// New rows go to segments after the leftovers.
@@ -290,7 +292,7 @@ func TestFutureSegmentKept(t *testing.T) {
 	if err := os.WriteFile(segmentFile(cfg.Dir, 2, sealedExt), v1, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	dest := newFakeDest()
 	sp, _ := startSpool(t, cfg, dest, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err := sp.drain(ctxT(t, time.Minute)); err != nil {

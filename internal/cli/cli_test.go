@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,25 +17,8 @@ import (
 	"github.com/airlock-mcp/airlock/internal/approvals/approvalstest"
 	"github.com/airlock-mcp/airlock/internal/cli"
 	"github.com/airlock-mcp/airlock/internal/grants"
+	"github.com/airlock-mcp/airlock/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a command writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type fixture struct {
 	s   *approvalstest.Stack
@@ -67,7 +48,7 @@ func (f *fixture) run(t *testing.T, who approvalstest.Person, args ...string) (i
 
 func (f *fixture) runEnv(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	env := cli.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return vars[k] }}
 	if !f.now.IsZero() {
 		env.Now = func() time.Time { return f.now }
@@ -274,7 +255,7 @@ func TestWatch(t *testing.T) {
 	tok, _ := f.s.Token(approvalstest.Bob)
 	for _, output := range []string{"table", "json"} {
 		t.Run(output, func(t *testing.T) {
-			var out, errb syncBuffer
+			var out, errb syncbuf.Buffer
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan int)
 			go func() {

@@ -1,7 +1,6 @@
 package mtls
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -22,30 +21,13 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/airlock-mcp/airlock/internal/mtls/mtlstest"
+	"github.com/airlock-mcp/airlock/internal/syncbuf"
 )
 
 const (
 	serverName  = "airlock.airlock-system.svc"
 	gatewaySPID = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway"
 )
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startGRPC serves gRPC health on loopback with the server's credentials.
 func startGRPC(t *testing.T, s *Server) string {
@@ -97,7 +79,7 @@ func TestHandshakeOverGRPC(t *testing.T) {
 	day := time.Now().Add(24 * time.Hour)
 	cfg := serverFiles(t, serverCA.Issue(t, "airlock", day, serverName), clientCA)
 	cfg.AllowedIdentities = []string{gatewaySPID, "envoy.gateway.internal", "spiffe://cluster.local/ns/gateways/sa/*"}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	s, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +176,7 @@ func TestRotation(t *testing.T) {
 	srv1 := serverCA.Issue(t, "airlock", day, serverName)
 	cfg := serverFiles(t, srv1, clientCA1)
 	cfg.AllowedIdentities = []string{gatewaySPID}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	s, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), CheckInterval: -1})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package clickhouse
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -148,25 +147,6 @@ func sessionEvents(session string, n int, start time.Time) []*audit.Event {
 }
 
 func nopLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// syncBuffer is a bytes.Buffer safe for the pipeline's goroutines to log
-// into while a test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var t0 = time.Date(2026, 3, 14, 15, 9, 26, 535897932, time.UTC)
 

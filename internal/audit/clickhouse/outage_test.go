@@ -18,6 +18,7 @@ import (
 	chtest "github.com/airlock-mcp/airlock/test/clickhouse"
 
 	"github.com/airlock-mcp/airlock/internal/audit"
+	"github.com/airlock-mcp/airlock/internal/syncbuf"
 )
 
 // storedIDs returns every event id in db.events (FINAL) and the raw row
@@ -70,7 +71,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestClickHouseOutage(t *testing.T) {
 	srv := chtest.StartT(t)
 	db := testDB(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	p := startPipeline(t, testConfig(t, srv.Addr(), db), audit.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	var ids []string
 	recordN(t, p, "before", 2000, &ids)
@@ -172,7 +173,7 @@ func fullConfig(t *testing.T, addr string, policy audit.FullPolicy) audit.Config
 // alarm is raised in metrics and logs.
 func TestSpoolFullDropNewest(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	p := startPipeline(t, fullConfig(t, "127.0.0.1:1", audit.DropNewest), audit.Options{Registerer: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	for i := range 500 {
 		if err := p.Record(&audit.Event{SessionID: "s", Payload: strings.Repeat("p", 100)}); err != nil {

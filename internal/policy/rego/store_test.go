@@ -1,15 +1,14 @@
 package rego
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/airlock-mcp/airlock/internal/policy"
+	"github.com/airlock-mcp/airlock/internal/syncbuf"
 )
 
 const (
@@ -18,27 +17,9 @@ const (
 	brokenPolicy = "package airlock\n\ndecision := {\"outcome\": \"deny\",\n\t\"reason\" \"v3\"}\n"
 )
 
-// syncBuffer is a log sink safe for the Watch goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newTestStore(t *testing.T, dir string) (*Store, *syncBuffer) {
+func newTestStore(t *testing.T, dir string) (*Store, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	s, err := NewStore(dir, "", slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
