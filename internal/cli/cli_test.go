@@ -230,6 +230,7 @@ func TestUsageAndSetup(t *testing.T) {
 		{"approve without id", nil, []string{"approve"}, 2, "usage: airlock approve ID"},
 		{"bad output", nil, []string{"requests", "-o", "yaml"}, 2, `--output "yaml"`},
 		{"unknown flag", nil, []string{"requests", "--nope"}, 2, "airlock requests: unknown flag: --nope\nusage: airlock requests [ID]"},
+		{"one-dash long flag", nil, []string{"requests", "-server", "http://x"}, 2, "(long flags take two dashes: --server)"},
 		{"two ids", nil, []string{"requests", "a", "b"}, 2, "takes at most one argument, got 2"},
 		{"no token", map[string]string{"AIRLOCK_SERVER": f.s.URL}, []string{"requests"}, 1, "no token: pass --token-file FILE or set AIRLOCK_TOKEN"},
 		{"token file", map[string]string{"AIRLOCK_SERVER": f.s.URL}, []string{"requests", "--token-file", tokFile}, 0, ""},

@@ -85,7 +85,7 @@ func newRoot(env *Env) *cobra.Command {
 	root.SetIn(env.Stdin)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{msg: err.Error()} })
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{msg: flagHint(cmd, err)} })
 	root.AddGroup(
 		&cobra.Group{ID: groupServer, Title: "Running airlock:"},
 		&cobra.Group{ID: groupAccess, Title: "Just-in-time access (through the HTTP API):"},
@@ -137,6 +137,23 @@ func notACommand(cmd *cobra.Command, args []string) error {
 		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
 	}
 	return usageError{msg: msg, help: true}
+}
+
+// flagHint is err's message, plus the spelling airlock wants when a long
+// flag was given one dash (`-config`, as Go's flag package accepted).
+func flagHint(cmd *cobra.Command, err error) string {
+	msg := err.Error()
+	_, arg, ok := strings.Cut(msg, "unknown shorthand flag: ")
+	if !ok {
+		return msg
+	}
+	if i := strings.LastIndex(arg, " in -"); i >= 0 {
+		name, _, _ := strings.Cut(arg[i+len(" in -"):], "=")
+		if cmd.Flags().Lookup(name) != nil {
+			return msg + " (long flags take two dashes: --" + name + ")"
+		}
+	}
+	return msg
 }
 
 // usageError is a command line airlock cannot run: exit 2.

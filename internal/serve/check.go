@@ -69,9 +69,9 @@ func Check(ctx context.Context, cfg *config.Config, opts CheckOptions) (*Checked
 		chk.PolicyVersion = eng.Version()
 	}
 	if !opts.SkipCredentials {
-		for _, t := range cfg.Targets {
+		for i, t := range cfg.Targets {
 			if _, err := t.Credential.Resolve(); err != nil {
-				errs = append(errs, fmt.Errorf("targets %s: %w", t.Name, err))
+				errs = append(errs, &config.FieldError{Path: fmt.Sprintf("targets[%d].credential", i), Message: fmt.Sprintf("target %s: %v", t.Name, err)})
 			}
 		}
 		// Webhook URLs and signing keys from the environment, which

@@ -34,7 +34,7 @@ func TestCheckFindsWhatValidateCannot(t *testing.T) {
 		{name: "webhook secret unset", extra: "notifications:\n  webhooks: [{name: ops, url: \"https://hooks.example/x\", secret_env: AIRLOCK_TEST_SURELY_UNSET_SECRET}]\n",
 			want: []string{"airlock.yaml:9:", "notifications.webhooks[0].secret_env: environment variable AIRLOCK_TEST_SURELY_UNSET_SECRET is empty or unset"}},
 		{name: "missing credential", target: ", credential: {env: AIRLOCK_TEST_SURELY_UNSET_CRED}",
-			want: []string{"targets github: credential: environment variable AIRLOCK_TEST_SURELY_UNSET_CRED is not set"}},
+			want: []string{"airlock.yaml:", "targets[0].credential: target github: credential: environment variable AIRLOCK_TEST_SURELY_UNSET_CRED is not set"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
