@@ -78,3 +78,46 @@ policy:
 		t.Errorf("masking the documented input with the documented profile:\n got %s\nwant %s", out, want)
 	}
 }
+
+// TestDocsMaskingLists keeps the user guide's tables complete: every
+// built-in detector has its row in docs/masking.md, and the rows of the
+// built-in profiles name every key rule they hold.
+func TestDocsMaskingLists(t *testing.T) {
+	b, err := os.ReadFile("../../docs/masking.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(first string) string {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "| `"+first+"`") {
+				return line
+			}
+		}
+		return ""
+	}
+	for _, name := range DetectorNames() {
+		if row(name) == "" {
+			t.Errorf("docs/masking.md: the detector %q has no row in the detector table", name)
+		}
+	}
+	// A row may say "the default ones" rather than list them again.
+	inDefault := map[string]bool{}
+	for _, k := range Default().Config().Keys {
+		inDefault[k] = true
+	}
+	for _, c := range BuiltinConfigs() {
+		r := row(c.Name)
+		if r == "" {
+			t.Errorf("docs/masking.md: the built-in profile %q has no row", c.Name)
+			continue
+		}
+		for _, k := range c.Keys {
+			if c.Name != DefaultProfile && inDefault[k] && strings.Contains(r, "the default ones") {
+				continue
+			}
+			if !strings.Contains(r, "`"+k+"`") {
+				t.Errorf("docs/masking.md: the %q profile's row does not name its key rule %q", c.Name, k)
+			}
+		}
+	}
+}
