@@ -13,10 +13,12 @@ import (
 // client reads what it would have read, masked; a UTF-8 byte-order mark
 // is kept in front of the masked body. The bytes decide, not the
 // content-type's charset: a label can be wrong, and the bytes are what
-// the client reads. What airlock cannot read as text it is sure of —
-// UTF-32 (by its mark, or two NUL bytes at the start), or a body whose
-// label names UTF-16 or UTF-32 while the bytes are not — is refused with
-// a JSON-RPC error, never passed on unread.
+// the client reads; the label decides only where the bytes cannot (UTF-16
+// without a mark that starts with a non-ASCII character). What airlock
+// cannot read as text it is sure of — UTF-32 (by its mark, its label, or
+// two NUL bytes at the start), or ASCII bytes under a UTF-16 label, which
+// a client may read either way — is refused with a JSON-RPC error, never
+// passed on unread.
 
 // charset is how a body's text is encoded.
 type charset uint8
@@ -65,9 +67,18 @@ func sniffCharset(b []byte, label string) (cs charset, why string) {
 	case strings.HasPrefix(label, "utf-32"), strings.HasPrefix(label, "utf32"), strings.HasPrefix(label, "ucs-4"):
 		return 0, "its charset is " + printable(label) + ", which airlock does not read"
 	case (strings.HasPrefix(label, "utf-16") || strings.HasPrefix(label, "utf16") || strings.HasPrefix(label, "ucs-2")) &&
-		!cs.utf16() && len(b) >= 2:
-		// The client would decode UTF-16; airlock would read UTF-8.
-		return 0, "its charset is " + printable(label) + " but its bytes are not UTF-16"
+		cs == csUTF8 && len(b) >= 2:
+		if b[0] < 0x80 && b[1] < 0x80 {
+			// ASCII bytes under a UTF-16 label: the client may read
+			// them either way, and airlock would mask only one.
+			return 0, "its charset is " + printable(label) + " but its bytes read as UTF-8"
+		}
+		// No mark and no ASCII to tell by: the label's byte order
+		// (big-endian when it names none, RFC 2781).
+		if strings.HasSuffix(label, "le") {
+			return csUTF16LE, ""
+		}
+		return csUTF16BE, ""
 	}
 	return cs, ""
 }
