@@ -21,7 +21,7 @@ type bodyKind uint8
 
 const (
 	kindNone bodyKind = iota // no body expected (202, HEAD …)
-	kindJSON // labelled JSON: it must parse (as JSON, or JSON lines)
+	kindJSON                 // labelled JSON: it must parse (as JSON, or JSON lines)
 	kindSSE
 	kindText // any other label: masked as JSON if it parses, else as text
 )

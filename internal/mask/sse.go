@@ -8,10 +8,21 @@ import (
 
 // SSEMasker masks a text/event-stream body as it streams, chunk by chunk,
 // chunks being cut anywhere. It keeps the current event's bytes (at most
-// maxEvent+1 of them) until the blank line that ends it, then masks the
-// event's data — as JSON when it parses (MaskJSON), else as text
-// (MaskText) — and comments and unknown fields as text; "id", "event" and
-// "retry" lines pass as they are.
+// maxEvent+1 of them) until the blank line that ends it, then masks:
+//
+//   - the event's data, its data lines joined by "\n" as clients join
+//     them: as JSON when it parses (MaskJSON; a document spread over
+//     several data lines included); else, when the lines run together
+//     (a line break cut a JSON string) parse, as that JSON, written back
+//     as one data line; else as text (MaskText), where a token a data
+//     line break cuts in two (data: AKIAIOSF / data: ODNN7EXAMPLE) is
+//     found in the lines run together and masked whole, the mask taking
+//     the line break's place;
+//   - the values of "id", "event" and "retry" as text, without the card
+//     detector (clients echo the id as Last-Event-ID, so a secret there
+//     would travel on; a numeric id is an id, and masking it would break
+//     resumption);
+//   - comments and unknown fields as text, whole.
 //
 // An event with nothing to mask is written out byte for byte, line endings
 // included. An event with something masked is written again: its lines in
@@ -20,9 +31,10 @@ import (
 // same however it was cut into chunks.
 //
 // An event of more than maxEvent bytes is not passed on: its bytes are
-// dropped as they come, and where it ends the masker writes
-// ": [airlock: event over <maxEvent> bytes dropped]" and a blank line — a
-// comment, which SSE clients ignore — or what the OnOversize hook returns.
+// dropped as they come, and where it ends the masker writes what the
+// OnOversize hook returns (ext_proc: a JSON-RPC error event for the
+// request, after which it calls Stop), or without a hook
+// ": [airlock: event over <maxEvent> bytes dropped]" and a blank line.
 // The drop is counted as mask type "sse_event_dropped". Dropping (rather
 // than masking a prefix) is the choice because a cut JSON-RPC message
 // cannot be masked as JSON, and passing its bytes on unmasked would leak.
