@@ -328,11 +328,10 @@ func (s *Stream) responseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingRes
 			return s.hold()
 		}
 		masked, err := s.maskWhole(s.body)
-		var cr charsetRefusal
-		if errors.As(err, &cr) {
-			return one(s.refuse(502, "airlock_response_charset_refused", "airlock refused the server's response: "+cr.why))
-		}
 		if err != nil {
+			if cr, ok := err.(charsetRefusal); ok {
+				return one(s.refuse(502, "airlock_response_charset_refused", "airlock refused the server's response: "+cr.why))
+			}
 			return one(s.fail(502, err))
 		}
 		out = masked
