@@ -166,15 +166,25 @@ func phonePlus(s []byte, i, floor int, ms []match) ([]match, int) {
 	return append(ms, match{i, end, "phone"}), end
 }
 
-// cardWords are the words of a member name that say it holds a payment
-// card number; cardNames are whole names written without word breaks.
-var (
-	cardWords = map[string]bool{"card": true, "cards": true, "pan": true, "cc": true, "ccn": true,
-		"creditcard": true, "debitcard": true, "cardnumber": true, "cardnumbers": true}
-	cardNames = map[string]bool{"cardnumber": true, "cardnumbers": true, "cardno": true, "cardnum": true,
-		"ccnumber": true, "ccnum": true, "ccno": true, "creditcard": true, "creditcardnumber": true,
-		"debitcard": true, "debitcardnumber": true, "primaryaccountnumber": true, "pan": true}
-)
+// cardWord reports whether a word of a member name (lower case) says it
+// holds a payment card number; cardWhole the same of a whole name written
+// without word breaks.
+func cardWord(w []byte) bool {
+	switch string(w) {
+	case "card", "cards", "pan", "cc", "ccn", "creditcard", "debitcard", "cardnumber", "cardnumbers":
+		return true
+	}
+	return false
+}
+
+func cardWhole(w []byte) bool {
+	switch string(w) {
+	case "cardnumber", "cardnumbers", "cardno", "cardnum", "ccnumber", "ccnum", "ccno", "creditcard",
+		"creditcardnumber", "debitcard", "debitcardnumber", "primaryaccountnumber", "pan":
+		return true
+	}
+	return false
+}
 
 // cardName reports whether a JSON member name says the value is a payment
 // card number: one of its words (split at '_', '-', '.', ' ' and at
@@ -191,7 +201,7 @@ func cardName(name []byte) bool {
 	nw, n := 0, 0
 	hit := false
 	end := func() {
-		if n > 0 && cardWords[string(word[:n])] {
+		if n > 0 && cardWord(word[:n]) {
 			hit = true
 		}
 		n = 0
@@ -212,7 +222,7 @@ func cardName(name []byte) bool {
 		nw++
 	}
 	end()
-	return hit || cardNames[string(whole[:nw])]
+	return hit || cardWhole(whole[:nw])
 }
 
 // Values of ProfileConfig.NumberMask.

@@ -286,8 +286,8 @@ func (w *walker) member(ks, ke int, key []byte, esc bool, live uint64, pd int) b
 		child, typ = stepName(w.p.paths, live, pd, key)
 	}
 	pathTyp := typ != ""
-	card := w.p.on(dCard) && cardName(key)
 	c := w.src[w.i]
+	card := (isDigit(c) || c == '[') && w.p.on(dCard) && cardName(key)
 	if typ == "" && (c == '"' || c == '-' || isDigit(c)) {
 		if w.p.on(dAWSSecretKey) && c == '"' && awsSecretName(key, nil) && w.awsSecretValue() {
 			typ = "aws_secret_key"
