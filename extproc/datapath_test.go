@@ -136,6 +136,17 @@ func TestDataPath(t *testing.T) {
 			ct, payload, enc = "text/event-stream", gz(sse), "gzip"
 		case "br-text":
 			ct, payload, enc = "text/plain", []byte("key "+secret), "br" // not really brotli: never read
+		case "sse-fields": // a secret in the id, one cut by a data line break
+			ct, payload = "text/event-stream", []byte("id: "+secret+"\ndata: key AKIAIOSF\ndata: ODNN7EXAMPLE\n\n")
+		case "html-json": // JSON under another label, the secret behind an escape
+			ct, payload = "text/html", []byte(strings.Replace(body, "AKIA", `\u0041KIA`, 1))
+		case "utf16-json":
+			payload = []byte{0xff, 0xfe}
+			for _, c := range []byte(body) {
+				payload = append(payload, c, 0)
+			}
+		case "sse-oversize":
+			ct, payload = "text/event-stream", []byte("data: "+strings.Replace(body, "key", strings.Repeat("k", 5000), 1)+"\n\n")
 		}
 		w.Header().Set("Content-Type", ct)
 		if enc != "" {
@@ -150,7 +161,7 @@ func TestDataPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &records{}
-	proc := extproc.New(extproc.Options{Profiles: set, Recorder: rec})
+	proc := extproc.New(extproc.Options{Profiles: set, Recorder: rec, MaxEventBytes: 4096})
 	procAddr := serve(t, func(s *grpc.Server) { extprocv3.RegisterExternalProcessorServer(s, &extproc.Server{P: proc}) })
 	authz := &allowAuthz{}
 	authzAddr := serve(t, func(s *grpc.Server) { authv3.RegisterAuthorizationServer(s, authz) })
@@ -199,6 +210,23 @@ policy: {dir: %q}
 		if code != 200 || strings.Contains(got, secret) || !strings.Contains(got, "[MASKED:aws_access_key]") {
 			t.Errorf("%s: %d %q, want 200 and masked", kase, code, got)
 		}
+	}
+	for _, kase := range []string{"sse-fields", "html-json"} {
+		code, got := do("/mcp/github", kase)
+		if code != 200 || strings.Contains(got, secret) || strings.Contains(got, `\u0041KIA`) || !strings.Contains(got, "[MASKED:aws_access_key]") {
+			t.Errorf("%s: %d %q, want 200 and masked", kase, code, got)
+		}
+	}
+	if code, got := do("/mcp/github", "utf16-json"); code != 200 || !strings.HasPrefix(got, "\xff\xfe{\x00") ||
+		!strings.Contains(got, "[\x00M\x00A\x00S\x00K\x00E\x00D\x00") || strings.Contains(strings.ReplaceAll(got, "\x00", ""), secret) {
+		t.Errorf("utf16-json: %d %q, want 200 and masked in UTF-16", code, got)
+	}
+	before := len(rec.errors())
+	if code, got := do("/mcp/github", "sse-oversize"); code != 200 || !strings.Contains(got, `data: {"jsonrpc":"2.0","id":7,"error":`) || strings.Contains(got, secret) {
+		t.Errorf("sse-oversize: %d %q, want a JSON-RPC error event for id 7", code, got)
+	}
+	if errs := rec.errors(); len(errs) != before+1 || errs[len(errs)-1].JSONRPCID != "7" {
+		t.Errorf("sse-oversize: audit error records %+v", errs)
 	}
 	for _, kase := range []string{"gzip-json", "gzip-sse", "br-text"} {
 		before := len(rec.errors())

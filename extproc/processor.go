@@ -1,8 +1,10 @@
 // Package extproc answers Envoy's external processing filter: for every
 // HTTP exchange on an MCP endpoint it sees the request and the response,
-// masks secrets in the response (JSON bodies buffered, SSE streams event by
-// event with a carry-over buffer across chunks) and records every MCP
-// message, masked, for the audit trail. Processor and Stream are the
+// masks secrets in the response (SSE streams event by event with a
+// carry-over buffer across chunks; every other body buffered and masked by
+// what it holds — JSON, JSON lines or text — whatever its label; UTF-16
+// decoded and encoded back, see charset.go) and records every MCP message,
+// masked, for the audit trail. Processor and Stream are the
 // gRPC-free core; grpc.go adapts them to envoy.service.ext_proc.v3.
 //
 // Plaintext for masking, or nothing: every byte the agent receives has
@@ -49,8 +51,12 @@ type Options struct {
 	Recorder audit.Sink
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
-	// MaxEventBytes bounds one SSE event (and the memory of a stream);
-	// bigger events are dropped with a marker. Default 1 MiB.
+	// MaxEventBytes bounds one SSE event (and the memory of a stream). A
+	// bigger event cannot be masked and is not passed on: the client gets
+	// instead a JSON-RPC error event by each request id the stream has not
+	// answered, the audit trail an "error" record each, and the stream
+	// ends there (a stream with no request ids gets an error with a null
+	// id and goes on). Default 1 MiB (masking.max_event_bytes).
 	MaxEventBytes int
 	// MaxBodyBytes bounds a buffered (JSON) response; bigger ones fail
 	// rather than pass unmasked. Default 8 MiB.

@@ -100,18 +100,13 @@ func (s *Stream) recordResponse(masked []byte, counts mask.Counts) {
 	}
 }
 
-// recordEvent records one SSE event's message.
+// recordEvent records one SSE event's message. An event over the limit
+// is recorded by oversize, as the error the client got instead.
 func (s *Stream) recordEvent(ev mask.Event) {
-	if s.p.opts.Recorder == nil || !s.meta.d.Record || (!ev.HasData && ev.Dropped == 0) || (len(ev.Data) == 0 && ev.Dropped == 0) {
+	if s.p.opts.Recorder == nil || !s.meta.d.Record || !ev.HasData || len(ev.Data) == 0 || ev.Dropped > 0 {
 		return
 	}
 	m := s.base()
-	if ev.Dropped > 0 {
-		m.Direction, m.Bytes = audit.DirSSEEvent, int64(ev.Dropped)
-		m.Masked = mask.Counts{mask.DroppedType: 1}
-		s.emit(m)
-		return
-	}
 	s.describe(&m, bytes.Clone(ev.Data), ev.Counts, true)
 	s.emit(m)
 }

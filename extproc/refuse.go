@@ -9,6 +9,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+
+	"github.com/airlock-mcp/airlock/internal/mask"
 )
 
 // jsonrpcInternalError is the JSON-RPC code of every response airlock
@@ -48,11 +50,26 @@ func validID(id json.RawMessage) bool {
 	return c == '"' || c == '-' || c >= '0' && c <= '9'
 }
 
+// requestIDs are the JSON-RPC ids of the exchange's request. A request
+// body still coming when the response is withheld (Envoy streams it, or
+// the response came first) is read as far as it came.
+func (s *Stream) requestIDs() []json.RawMessage {
+	if len(s.reqIDs) == 0 && len(s.reqBody) > 0 {
+		s.noteRequestIDs(s.reqBody)
+	}
+	return s.reqIDs
+}
+
 // errorBody is the JSON-RPC error the agent gets instead of a withheld
 // response: one error per request of the exchange, by its id (a batch
 // gets an array), or a single error with a null id when the request's id
 // could not be read.
 func (s *Stream) errorBody(message string) []byte {
+	return errorBodyFor(s.requestIDs(), s.reqBatch, message)
+}
+
+// errorBodyFor is errorBody for the given ids.
+func errorBodyFor(ids []json.RawMessage, batch bool, message string) []byte {
 	one := func(id json.RawMessage) string {
 		if len(id) == 0 {
 			id = json.RawMessage("null")
@@ -60,14 +77,14 @@ func (s *Stream) errorBody(message string) []byte {
 		msg, _ := json.Marshal(message)
 		return `{"jsonrpc":"2.0","id":` + string(id) + `,"error":{"code":` + strconv.Itoa(jsonrpcInternalError) + `,"message":` + string(msg) + `}}`
 	}
-	if len(s.reqIDs) == 0 {
+	if len(ids) == 0 {
 		return []byte(one(nil))
 	}
-	if !s.reqBatch {
-		return []byte(one(s.reqIDs[0]))
+	if !batch {
+		return []byte(one(ids[0]))
 	}
-	parts := make([]string, len(s.reqIDs))
-	for i, id := range s.reqIDs {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
 		parts[i] = one(id)
 	}
 	return []byte("[" + strings.Join(parts, ",") + "]")
@@ -97,12 +114,21 @@ func (s *Stream) refuse(status int, details, why string) *extprocv3.ProcessingRe
 // It is written whatever the policy's record flag says: a refusal is an
 // outcome, not captured traffic, and holds nothing of the server's answer.
 func (s *Stream) recordRefusal(status int, body []byte) {
+	s.recordRefusalCounts(status, body, nil)
+}
+
+// recordRefusalCounts is recordRefusal with counts on the first record
+// (what was withheld, e.g. an SSE event over the limit).
+func (s *Stream) recordRefusalCounts(status int, body []byte, counts mask.Counts) {
 	if s.p.opts.Recorder == nil {
 		return
 	}
-	for _, raw := range messages(body) {
+	for i, raw := range messages(body) {
 		m := s.base()
-		s.describe(&m, raw, nil, false)
+		if i > 0 {
+			counts = nil
+		}
+		s.describe(&m, raw, counts, false)
 		m.Direction, m.Status = "error", status
 		s.emit(m)
 	}

@@ -21,9 +21,9 @@ type bodyKind uint8
 
 const (
 	kindNone bodyKind = iota // no body expected (202, HEAD …)
-	kindJSON
+	kindJSON                 // labelled JSON: it must parse (as JSON, or JSON lines)
 	kindSSE
-	kindText
+	kindText // any other label: masked as JSON if it parses, else as text
 )
 
 // Stream is one HTTP exchange: Envoy opens one ext_proc stream per request
@@ -70,6 +70,13 @@ type Stream struct {
 	// audit): the exchange is then failed.
 	auditErr error
 	pending  []audit.Event // request messages, recorded at the response headers
+
+	charsetLabel string  // the content-type's charset parameter
+	cs           charset // how the body is encoded, once csKnown
+	csKnown      bool
+	head         []byte   // the first bytes of an event stream, until its charset is known
+	dec          *decoder // a UTF-16 event stream's decoder
+	answered     map[string]bool
 }
 
 type requestInfo struct{ method, tool string }
@@ -144,7 +151,8 @@ func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 	if s.auditErr != nil {
 		return s.fail(503, s.auditErr)
 	}
-	ct, _, _ := mime.ParseMediaType(header(h, "content-type"))
+	ct, params, _ := mime.ParseMediaType(header(h, "content-type"))
+	s.charsetLabel = params["charset"]
 	switch {
 	case h.GetEndOfStream():
 		s.kind = kindNone
@@ -182,7 +190,8 @@ func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 	}
 	if s.kind == kindSSE {
 		s.sse = mask.NewSSEMasker(s.profile, s.p.opts.MaxEventBytes)
-		s.sse.OnEvent(s.recordEvent)
+		s.sse.OnEvent(s.onEvent)
+		s.sse.OnOversize(s.oversize)
 	}
 	if s.passthrough {
 		s.finish()
@@ -289,18 +298,14 @@ func (s *Stream) responseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingRes
 			return one(s.refuse(502, "airlock_response_body_mode_refused",
 				"airlock refused the server's event stream: Envoy sends only its first part to airlock (response_body_mode BUFFERED_PARTIAL), so the rest cannot be masked"))
 		}
-		chunk, err := s.sse.Write(b.GetBody())
-		if err != nil {
-			return one(s.fail(500, err))
+		var refused *extprocv3.ProcessingResponse
+		var held bool
+		out, held, refused = s.sseChunk(b.GetBody(), eos)
+		if refused != nil {
+			return one(refused)
 		}
-		out = append(out, chunk...)
-		if eos {
-			tail, err := s.sse.Flush()
-			if err != nil {
-				return one(s.fail(500, err))
-			}
-			out = append(out, tail...)
-			s.countMasked(s.sse.Counts())
+		if held {
+			return s.hold()
 		}
 	default:
 		if s.passPartial && !eos {
@@ -324,6 +329,9 @@ func (s *Stream) responseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingRes
 		}
 		masked, err := s.maskWhole(s.body)
 		if err != nil {
+			if cr, ok := err.(charsetRefusal); ok {
+				return one(s.refuse(502, "airlock_response_charset_refused", "airlock refused the server's response: "+cr.why))
+			}
 			return one(s.fail(502, err))
 		}
 		out = masked
@@ -388,25 +396,6 @@ func (s *Stream) responseTrailers() ([]*extprocv3.ProcessingResponse, error) {
 	return append(out, &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}), nil
 }
 
-// maskWhole masks a buffered body and records its messages.
-func (s *Stream) maskWhole(body []byte) ([]byte, error) {
-	if len(body) == 0 {
-		return body, nil
-	}
-	if s.kind == kindJSON {
-		out, counts, err := s.profile.MaskJSON(body)
-		if err != nil {
-			return nil, fmt.Errorf("masking the JSON response: %w", err)
-		}
-		s.countMasked(counts)
-		s.recordResponse(out, counts)
-		return out, nil
-	}
-	out, counts := s.profile.MaskText(body)
-	s.countMasked(counts)
-	return out, nil
-}
-
 // fail ends the response with an error instead of passing anything
 // unmasked (failure_mode_allow stays off). err is logged, never sent: it
 // may quote what the server sent.
@@ -421,6 +410,9 @@ func (s *Stream) finish() {
 		return
 	}
 	s.ended = true
+	if s.sse != nil && s.sse.Stopped() {
+		return // counted as failed when it was stopped
+	}
 	s.p.metrics.streams.WithLabelValues("ok").Inc()
 }
 

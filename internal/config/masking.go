@@ -33,6 +33,11 @@ type MaskingProfile struct {
 	Paths []string `yaml:"paths,omitempty"`
 	// Patterns are extra detectors written as regular expressions.
 	Patterns []MaskingPattern `yaml:"patterns,omitempty"`
+	// NumberMask is what a masked JSON number becomes: "string" (the
+	// mask as a JSON string, "[MASKED:card_number]") or "zero" (the number
+	// 0, so that clients validating a typed outputSchema still accept the
+	// result). Empty: as the extended profile says, else "string".
+	NumberMask string `yaml:"number_mask,omitempty"`
 }
 
 // MaskingPattern is an operator-defined detector: every match of Regexp in

@@ -102,8 +102,10 @@ type Masking struct {
 	// Profiles are custom masking profiles, next to the built-ins
 	// "default", "strict" and "off"; a target's masking_profile names one.
 	Profiles []MaskingProfile `yaml:"profiles"`
-	// MaxEventBytes bounds one SSE event; bigger events are dropped with a
-	// marker, never passed unmasked. Default 1 MiB.
+	// MaxEventBytes bounds one SSE event. A bigger event is never passed
+	// on: the client gets a JSON-RPC error event by the request's id
+	// instead (and the audit trail an "error" record), and the stream
+	// ends there. Default 1 MiB.
 	MaxEventBytes int `yaml:"max_event_bytes"`
 	// MaxBodyBytes bounds a JSON response masked whole; bigger ones fail.
 	// Default 8 MiB.

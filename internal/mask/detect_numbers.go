@@ -1,6 +1,9 @@
 package mask
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Detectors for numbers: payment cards (Luhn-checked) and phone numbers.
 
@@ -161,4 +164,90 @@ func phonePlus(s []byte, i, floor int, ms []match) ([]match, int) {
 		return ms, end
 	}
 	return append(ms, match{i, end, "phone"}), end
+}
+
+// cardWord reports whether a word of a member name (lower case) says it
+// holds a payment card number; cardWhole the same of a whole name written
+// without word breaks.
+func cardWord(w []byte) bool {
+	switch string(w) {
+	case "card", "cards", "pan", "cc", "ccn", "creditcard", "debitcard", "cardnumber", "cardnumbers":
+		return true
+	}
+	return false
+}
+
+func cardWhole(w []byte) bool {
+	switch string(w) {
+	case "cardnumber", "cardnumbers", "cardno", "cardnum", "ccnumber", "ccnum", "ccno", "creditcard",
+		"creditcardnumber", "debitcard", "debitcardnumber", "primaryaccountnumber", "pan":
+		return true
+	}
+	return false
+}
+
+// cardName reports whether a JSON member name says the value is a payment
+// card number: one of its words (split at '_', '-', '.', ' ' and at
+// camelCase humps, case folded) is card, pan, cc, ccn, creditcard …, or
+// the whole name run together is cardnumber, ccnum, creditcardnumber,
+// primaryaccountnumber and the like. card_number, cardNumber, CARD-NO,
+// pan, cc_number, creditCardNumber say so; id, imei, created_at,
+// scorecard_total, span do not.
+func cardName(name []byte) bool {
+	if len(name) > maxKeyLen {
+		return false
+	}
+	var whole, word [maxKeyLen]byte
+	nw, n := 0, 0
+	hit := false
+	end := func() {
+		if n > 0 && cardWord(word[:n]) {
+			hit = true
+		}
+		n = 0
+	}
+	for i, c := range name {
+		switch {
+		case c == '_' || c == '-' || c == '.' || c == ' ':
+			end()
+			continue
+		case 'A' <= c && c <= 'Z':
+			if i > 0 && 'a' <= name[i-1] && name[i-1] <= 'z' {
+				end()
+			}
+			c += 'a' - 'A'
+		}
+		word[n], whole[nw] = c, c
+		n++
+		nw++
+	}
+	end()
+	return hit || cardWhole(whole[:nw])
+}
+
+// Values of ProfileConfig.NumberMask.
+const (
+	NumberMaskString = "string"
+	NumberMaskZero   = "zero"
+)
+
+// compileNumberMask resolves the profile's number_mask (inherited from
+// the profile it extends when empty) into p.
+func (p *Profile) compileNumberMask(c ProfileConfig, lookup func(string) (*Profile, bool)) error {
+	nm := c.NumberMask
+	if nm == "" && c.Extends != "" {
+		if base, ok := lookup(c.Extends); ok {
+			nm = base.cfg.NumberMask
+		}
+	}
+	switch nm {
+	case "", NumberMaskString:
+		nm = NumberMaskString
+	case NumberMaskZero:
+		p.numZero = true
+	default:
+		return fmt.Errorf("number_mask %q: must be %q or %q", c.NumberMask, NumberMaskString, NumberMaskZero)
+	}
+	p.cfg.NumberMask = nm
+	return nil
 }

@@ -85,7 +85,9 @@ func FuzzMaskText(f *testing.F) {
 // byte for byte.
 func FuzzSSE(f *testing.F) {
 	for i, s := range []string{sseSample, "data: a\r\rdata: b\r\n\r\n", "\xef\xbb\xbfdata: {\"token\":\"x\"}\n\n", ": c\n\nid: 1\ndata\n\n",
-		"data: " + fakeGitHub + "\r\n\r\n" + "data: " + string(make([]byte, 80)) + "\n\n"} {
+		"data: " + fakeGitHub + "\r\n\r\n" + "data: " + string(make([]byte, 80)) + "\n\n",
+		"id: " + fakeAWSKeyID + "\nevent: x\ndata: AKIAIOSF\rdata: ODNN7EXAMPLE\r\n\r\n",
+		"data: {\"password\":\"a\ndata: b\"}\n\nretry: 4111111111111111\n\n"} {
 		f.Add([]byte(s), uint64(i))
 	}
 	f.Fuzz(func(t *testing.T, stream []byte, seed uint64) {

@@ -80,6 +80,7 @@ type walker struct {
 	depth int
 	scan  bool // detectors or patterns are on
 	rules bool // key or path rules are on
+	card  bool // the value is a member's whose name says card/PAN (cardName)
 
 	errOff int
 	errMsg string
@@ -188,7 +189,7 @@ func (w *walker) value(live uint64, pd int, msg bool) bool {
 		return w.literal("null")
 	default:
 		if c == '-' || isDigit(c) {
-			return w.number(w.scan)
+			return w.number(w.card)
 		}
 		return w.fail(w.i, "expected a value")
 	}
@@ -286,6 +287,7 @@ func (w *walker) member(ks, ke int, key []byte, esc bool, live uint64, pd int) b
 	}
 	pathTyp := typ != ""
 	c := w.src[w.i]
+	card := (isDigit(c) || c == '[') && w.p.on(dCard) && cardName(key)
 	if typ == "" && (c == '"' || c == '-' || isDigit(c)) {
 		if w.p.on(dAWSSecretKey) && c == '"' && awsSecretName(key, nil) && w.awsSecretValue() {
 			typ = "aws_secret_key"
@@ -299,7 +301,7 @@ func (w *walker) member(ks, ke int, key []byte, esc bool, live uint64, pd int) b
 	if typ != "" {
 		return w.maskWhole(typ, pathTyp)
 	}
-	return w.value(child, pd+1, false)
+	return w.memberValue(child, pd, card)
 }
 
 // awsSecretValue reports whether the string at w.i holds exactly 40
@@ -318,14 +320,12 @@ func (w *walker) maskWhole(typ string, all bool) bool {
 		return false
 	}
 	v := w.src[start:w.i]
-	if (v[0] == '"' && w.p.isMask(v[1:len(v)-1])) ||
+	if (v[0] == '"' && w.p.isMask(v[1:len(v)-1])) || (w.p.numZero && string(v) == "0") ||
 		(!all && (string(v) == `""` || string(v) == "null" || string(v) == "true" || string(v) == "false")) {
 		return true
 	}
 	w.flushTo(start)
-	w.out = append(w.out, '"')
-	w.out = appendMask(w.out, typ)
-	w.out = append(w.out, '"')
+	w.out = w.appendNumberOrMask(w.out, v, typ)
 	w.last = w.i
 	w.st.tally = append(w.st.tally, typ)
 	return true

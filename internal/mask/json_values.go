@@ -83,8 +83,23 @@ func (w *walker) literal(lit string) bool {
 	return true
 }
 
-// number scans a number; with detect, an integer that is a payment card
-// number becomes the string "[MASKED:card_number]".
+// memberValue masks a member's value; card says the member's name is a
+// card/PAN name, so that a number in it (or in an array in it) is looked
+// at as a card number. Objects below reset it member by member.
+func (w *walker) memberValue(child uint64, pd int, card bool) bool {
+	prev := w.card
+	w.card = card
+	ok := w.value(child, pd+1, false)
+	w.card = prev
+	return ok
+}
+
+// number scans a number. With detect (the member's name says card/PAN:
+// see cardName) an integer that is a payment card number is masked: as
+// the string "[MASKED:card_number]", or as 0 when the profile's
+// number_mask is "zero". Any other number — ids, IMEIs, timestamps, even
+// Luhn-valid ones with a card prefix — keeps its bytes: a number's name,
+// not its digits, says it is a card.
 func (w *walker) number(detect bool) bool {
 	s, i := w.src, w.i
 	if s[i] == '-' {
@@ -133,14 +148,24 @@ func (w *walker) number(detect bool) bool {
 		}
 		if cardNumber(d[:i-start]) {
 			w.flushTo(start)
-			w.out = append(w.out, '"')
-			w.out = appendMask(w.out, "card_number")
-			w.out = append(w.out, '"')
+			w.out = w.appendNumberOrMask(w.out, s[start:i], "card_number")
 			w.last = i
 			w.st.tally = append(w.st.tally, "card_number")
 		}
 	}
 	return true
+}
+
+// appendNumberOrMask appends what the masked value v becomes: the mask of
+// typ as a JSON string, except for a number when the profile keeps
+// numbers numbers (number_mask: zero), which becomes 0.
+func (w *walker) appendNumberOrMask(dst, v []byte, typ string) []byte {
+	if w.p.numZero && (v[0] == '-' || isDigit(v[0])) {
+		return append(dst, '0')
+	}
+	dst = append(dst, '"')
+	dst = appendMask(dst, typ)
+	return append(dst, '"')
 }
 
 // stringValue masks the string value at w.i: as JSON when it holds a JSON

@@ -33,6 +33,7 @@ type Profile struct {
 	cfg      ProfileConfig
 	known    map[string]bool // every mask type the profile writes
 	maxType  int             // the longest of them
+	numZero  bool            // number_mask: zero (masked JSON numbers become 0)
 }
 
 type pattern struct {
@@ -218,6 +219,9 @@ func compile(c ProfileConfig, lookup func(string) (*Profile, bool)) (*Profile, e
 		return nil, errors.Join(errs...)
 	}
 	p.cfg = ProfileConfig{Name: c.Name, Detectors: p.detectorNames(), Keys: keys, Paths: paths, Patterns: pats}
+	if err := p.compileNumberMask(c, lookup); err != nil {
+		return nil, fmt.Errorf("profile %q: %w", c.Name, err)
+	}
 	p.trig = buildTriggers(p)
 	p.known = make(map[string]bool)
 	addType := func(typ string) {

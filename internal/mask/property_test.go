@@ -230,8 +230,15 @@ func decodedStrings(doc []byte) []string {
 				walk(e)
 			}
 		case string:
-			out = append(out, v)
-			out = append(out, decodedStrings([]byte(v))...)
+			// A string that holds JSON is checked by its strings: a
+			// number in it stays a number (a Luhn-valid one included:
+			// only a card/PAN member name makes a number a card), so
+			// its digits may show in the string's text.
+			if json.Valid([]byte(v)) && looksJSON([]byte(v)) {
+				out = append(out, decodedStrings([]byte(v))...)
+			} else {
+				out = append(out, v)
+			}
 		}
 	}
 	walk(v)

@@ -8,10 +8,21 @@ import (
 
 // SSEMasker masks a text/event-stream body as it streams, chunk by chunk,
 // chunks being cut anywhere. It keeps the current event's bytes (at most
-// maxEvent+1 of them) until the blank line that ends it, then masks the
-// event's data — as JSON when it parses (MaskJSON), else as text
-// (MaskText) — and comments and unknown fields as text; "id", "event" and
-// "retry" lines pass as they are.
+// maxEvent+1 of them) until the blank line that ends it, then masks:
+//
+//   - the event's data, its data lines joined by "\n" as clients join
+//     them: as JSON when it parses (MaskJSON; a document spread over
+//     several data lines included); else, when the lines run together
+//     (a line break cut a JSON string) parse, as that JSON, written back
+//     as one data line; else as text (MaskText), where a token a data
+//     line break cuts in two (data: AKIAIOSF / data: ODNN7EXAMPLE) is
+//     found in the lines run together and masked whole, the mask taking
+//     the line break's place;
+//   - the values of "id", "event" and "retry" as text, without the card
+//     detector (clients echo the id as Last-Event-ID, so a secret there
+//     would travel on; a numeric id is an id, and masking it would break
+//     resumption);
+//   - comments and unknown fields as text, whole.
 //
 // An event with nothing to mask is written out byte for byte, line endings
 // included. An event with something masked is written again: its lines in
@@ -20,9 +31,10 @@ import (
 // same however it was cut into chunks.
 //
 // An event of more than maxEvent bytes is not passed on: its bytes are
-// dropped as they come, and where it ends the masker writes
-// ": [airlock: event over <maxEvent> bytes dropped]" and a blank line — a
-// comment, which SSE clients ignore — or what the OnOversize hook returns.
+// dropped as they come, and where it ends the masker writes what the
+// OnOversize hook returns (ext_proc: a JSON-RPC error event for the
+// request, after which it calls Stop), or without a hook
+// ": [airlock: event over <maxEvent> bytes dropped]" and a blank line.
 // The drop is counted as mask type "sse_event_dropped". Dropping (rather
 // than masking a prefix) is the choice because a cut JSON-RPC message
 // cannot be masked as JSON, and passing its bytes on unmasked would leak.
@@ -41,10 +53,15 @@ type SSEMasker struct {
 	dropping bool
 	dropped  int // bytes of the event being dropped, so far
 
-	out    []byte
-	data   []byte
-	counts Counts
-	closed bool
+	out     []byte
+	data    []byte
+	cat     []byte  // data lines run together (maskData)
+	nls     []int   // where data's line breaks are (maskCrossing)
+	ms      []match // scratch matches (maskCrossing)
+	counts  Counts
+	closed  bool
+	stopped bool     // Stop was called: nothing more goes out
+	idp     *Profile // p without the card detector, for id/event/retry values
 
 	onEvent  func(Event)
 	oversize func(size int) []byte
@@ -103,6 +120,15 @@ func (m *SSEMasker) OnEvent(fn func(Event)) { m.onEvent = fn }
 // whole SSE events, e.g. a JSON-RPC error for the pending request.
 func (m *SSEMasker) OnOversize(fn func(size int) []byte) { m.oversize = fn }
 
+// Stop ends the output where it is: what the masker has written so far
+// (in the current Write, up to the call) goes out, and every later byte of
+// the stream is read and discarded. It is for the OnOversize and OnEvent
+// hooks, e.g. after answering the request with an error.
+func (m *SSEMasker) Stop() { m.stopped = true }
+
+// Stopped reports whether Stop was called.
+func (m *SSEMasker) Stopped() bool { return m.stopped }
+
 // Counts returns what was masked in the stream so far (not a copy).
 func (m *SSEMasker) Counts() Counts { return m.counts }
 
@@ -113,7 +139,7 @@ func (m *SSEMasker) Write(chunk []byte) ([]byte, error) {
 		return nil, ErrClosed
 	}
 	m.out = m.out[:0]
-	for len(chunk) > 0 {
+	for len(chunk) > 0 && !m.stopped {
 		if m.dropping {
 			chunk = chunk[m.dropScan(chunk):]
 			continue
@@ -135,6 +161,7 @@ func (m *SSEMasker) Flush() ([]byte, error) {
 	m.closed = true
 	m.out = m.out[:0]
 	switch {
+	case m.stopped:
 	case m.dropping:
 		m.emitDropped()
 	case len(m.buf) > 0 && !m.bomDone:
@@ -150,7 +177,7 @@ func (m *SSEMasker) Flush() ([]byte, error) {
 // incomplete event that is already over the limit starts dropping.
 func (m *SSEMasker) drain() {
 	pos := 0
-	for pos < len(m.buf) {
+	for pos < len(m.buf) && !m.stopped {
 		if !m.bomDone {
 			rest := m.buf[pos:]
 			if len(rest) < len(bom) && bytes.HasPrefix(bom, rest) {
@@ -197,6 +224,10 @@ func (m *SSEMasker) drain() {
 		pos = end
 		m.scanned = end
 		m.ls = lsLineStart
+	}
+	if m.stopped {
+		m.buf, m.scanned = m.buf[:0], 0
+		return
 	}
 	n := copy(m.buf, m.buf[pos:])
 	m.buf = m.buf[:n]
@@ -343,13 +374,46 @@ func field(line []byte) (name, value []byte) {
 	return line[:c], value
 }
 
-// plainField reports whether a field passes without masking.
-func plainField(name []byte) bool {
+// valueField reports whether a field's value (not the whole line) is
+// masked: "id", "event" and "retry" are identifiers, masked as text
+// without the card detector (a numeric event id is not a card number,
+// and masking it would break Last-Event-ID resumption).
+func valueField(name []byte) bool {
 	switch string(name) {
 	case "id", "event", "retry":
 		return true
 	}
 	return false
+}
+
+// maskLine masks one line other than data: an id, event or retry value,
+// or a comment or unknown field whole. It returns line itself when
+// nothing is masked.
+func (m *SSEMasker) maskLine(line []byte) ([]byte, Counts) {
+	name, value := field(line)
+	if !valueField(name) {
+		return m.p.MaskText(line)
+	}
+	if m.idp == nil {
+		m.idp = m.p.withoutCards()
+	}
+	v, c := m.idp.MaskText(value)
+	if len(c) == 0 {
+		return line, nil
+	}
+	head := line[:len(line)-len(value)]
+	return append(append(make([]byte, 0, len(head)+len(v)), head...), v...), c
+}
+
+// withoutCards is p with the card detector off.
+func (p *Profile) withoutCards() *Profile {
+	if !p.on(dCard) {
+		return p
+	}
+	q := *p
+	q.det &^= dCard
+	q.trig = buildTriggers(&q)
+	return &q
 }
 
 // emit masks one event (complete: ended by a blank line) and writes it;
@@ -358,7 +422,7 @@ func (m *SSEMasker) emit(ev []byte, complete bool) (verbatim bool) {
 	var ev0 Event
 	ndata := 0
 	var data []byte
-	other := false // a comment or unknown field has something masked
+	var lineCounts Counts // what is masked in lines other than data
 	for i := 0; i < len(ev); {
 		line, next := nextLine(ev, i)
 		i = next
@@ -366,8 +430,7 @@ func (m *SSEMasker) emit(ev []byte, complete bool) (verbatim bool) {
 			break
 		}
 		name, value := field(line)
-		switch {
-		case string(name) == "data":
+		if string(name) == "data" {
 			switch ndata {
 			case 0:
 				data = value
@@ -379,26 +442,28 @@ func (m *SSEMasker) emit(ev []byte, complete bool) (verbatim bool) {
 				data = m.data
 			}
 			ndata++
-		case string(name) == "event":
-			ev0.Type = value
-		case string(name) == "id":
-			ev0.ID = value
-		case !plainField(name) && !other:
-			if _, c := m.p.MaskText(line); len(c) > 0 {
-				other = true
-			}
+			continue
+		}
+		masked, c := m.maskLine(line)
+		lineCounts.Merge(c)
+		switch string(name) {
+		case "event":
+			_, ev0.Type = field(masked)
+		case "id":
+			_, ev0.ID = field(masked)
 		}
 	}
 	var masked []byte
 	var counts Counts
 	if ndata > 0 {
-		masked, counts = m.maskData(data)
+		masked, counts = m.maskData(data, ndata)
 	}
-	verbatim = len(counts) == 0 && !other
+	verbatim = len(counts) == 0 && len(lineCounts) == 0
 	if verbatim {
 		m.out = append(m.out, ev...)
 	} else {
-		m.rewrite(ev, masked, complete, &counts)
+		m.rewrite(ev, masked, complete)
+		counts.Merge(lineCounts)
 	}
 	m.counts.Merge(counts)
 	if m.onEvent != nil && (ndata > 0 || len(counts) > 0) {
@@ -411,8 +476,8 @@ func (m *SSEMasker) emit(ev []byte, complete bool) (verbatim bool) {
 }
 
 // rewrite writes an event again with its data replaced by masked and its
-// comments and unknown fields masked, adding their counts to counts.
-func (m *SSEMasker) rewrite(ev, masked []byte, complete bool, counts *Counts) {
+// other lines masked (maskLine).
+func (m *SSEMasker) rewrite(ev, masked []byte, complete bool) {
 	wroteData := false
 	for i := 0; i < len(ev); {
 		line, next := nextLine(ev, i)
@@ -421,46 +486,118 @@ func (m *SSEMasker) rewrite(ev, masked []byte, complete bool, counts *Counts) {
 			break
 		}
 		name, _ := field(line)
-		switch {
-		case string(name) == "data":
-			if wroteData {
-				continue
-			}
-			wroteData = true
-			for {
-				k := bytes.IndexByte(masked, '\n')
-				if k < 0 {
-					break
-				}
-				m.out = append(append(append(m.out, "data: "...), masked[:k]...), '\n')
-				masked = masked[k+1:]
-			}
-			m.out = append(append(append(m.out, "data: "...), masked...), '\n')
-		case plainField(name):
-			m.out = append(append(m.out, line...), '\n')
-		default:
-			l, c := m.p.MaskText(line)
-			counts.Merge(c)
+		if string(name) != "data" {
+			l, _ := m.maskLine(line)
 			m.out = append(append(m.out, l...), '\n')
+			continue
 		}
+		if wroteData {
+			continue
+		}
+		wroteData = true
+		for {
+			k := bytes.IndexByte(masked, '\n')
+			if k < 0 {
+				break
+			}
+			m.out = append(append(append(m.out, "data: "...), masked[:k]...), '\n')
+			masked = masked[k+1:]
+		}
+		m.out = append(append(append(m.out, "data: "...), masked...), '\n')
 	}
 	if complete {
 		m.out = append(m.out, '\n')
 	}
 }
 
-// maskData masks an event's data: as JSON when it is JSON, else as text.
-func (m *SSEMasker) maskData(d []byte) ([]byte, Counts) {
+// maskData masks an event's data, lines joined by "\n" as clients join
+// them: as JSON when it is JSON; else, when it has several lines, as JSON
+// when the lines run together (a line break cut a JSON string: the masked
+// document then goes out as one data line) are; else as text, where a
+// token a line break cuts in two is found in the lines run together and
+// masked whole (maskCrossing).
+func (m *SSEMasker) maskData(d []byte, lines int) ([]byte, Counts) {
 	for _, c := range d {
-		if c == ' ' || c == '\t' {
+		if c == ' ' || c == '\t' || c == '\n' {
 			continue
 		}
 		if c == '{' || c == '[' || c == '"' || c == '-' || c == 't' || c == 'f' || c == 'n' || isDigit(c) {
 			if out, counts, err := m.p.MaskJSON(d); err == nil {
 				return out, counts
 			}
+			if lines > 1 {
+				m.cat = runTogether(m.cat[:0], d)
+				if out, counts, err := m.p.MaskJSON(m.cat); err == nil {
+					if len(counts) == 0 {
+						return d, nil
+					}
+					return out, counts
+				}
+			}
 		}
 		break
 	}
-	return m.p.MaskText(d)
+	out, counts := m.p.MaskText(d)
+	if lines > 1 {
+		out, counts = m.maskCrossing(out, counts)
+	}
+	return out, counts
+}
+
+// runTogether appends d without its line breaks to dst.
+func runTogether(dst, d []byte) []byte {
+	for {
+		k := bytes.IndexByte(d, '\n')
+		if k < 0 {
+			return append(dst, d...)
+		}
+		dst = append(dst, d[:k]...)
+		d = d[k+1:]
+	}
+}
+
+// maskCrossing masks in d (data lines joined by "\n", already masked as
+// text) the secrets that only show with the lines run together: those
+// that a line break cuts (data: AKIAIOSF / data: ODNN7EXAMPLE). The mask
+// takes the line break's place.
+func (m *SSEMasker) maskCrossing(d []byte, counts Counts) ([]byte, Counts) {
+	m.nls = m.nls[:0]
+	for i, c := range d {
+		if c == '\n' {
+			m.nls = append(m.nls, i)
+		}
+	}
+	if len(m.nls) == 0 {
+		return d, counts
+	}
+	m.cat = runTogether(m.cat[:0], d)
+	ms := m.p.scanText(m.cat, m.ms[:0], false)
+	m.ms = ms[:0]
+	// A break after line j sits at m.nls[j]-j in cat: before cat[m.nls[j]-j].
+	toD := func(k int) int {
+		n := 0
+		for _, p := range m.nls {
+			if p-n > k {
+				break
+			}
+			n++
+		}
+		return k + n
+	}
+	var cross []match
+	for _, mt := range ms {
+		for j, p := range m.nls {
+			if b := p - j; mt.s < b && b < mt.e {
+				cross = append(cross, match{toD(mt.s), toD(mt.e-1) + 1, mt.typ})
+				break
+			}
+		}
+	}
+	if len(cross) == 0 {
+		return d, counts
+	}
+	for _, mt := range cross {
+		counts.Add(mt.typ, 1)
+	}
+	return applyMatches(make([]byte, 0, len(d)), d, cross), counts
 }
