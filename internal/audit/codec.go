@@ -19,6 +19,8 @@ import (
 // Version 1 is the format before versions: no version byte, the kind byte
 // first. Its kinds are 1–4, so a first byte with versionFlag set cannot be
 // a v1 record, and the decoder reads both. v1 and v2 carry the same fields.
+// v3 appends Seq to request and grant rows (older records decode with
+// Seq 0).
 //
 // A spool outlives the binary that wrote it (rows wait for ClickHouse
 // across an upgrade, or a downgrade), so the decoder reads every version
@@ -34,7 +36,9 @@ const (
 	// versionFlag marks a first byte as a version byte (v2 on).
 	versionFlag = 0x80
 	// recordVersion is the version appendRecord writes.
-	recordVersion = 2
+	recordVersion = 3
+	// versionSeq is the first version with RequestEvent.Seq and GrantEvent.Seq.
+	versionSeq = 3
 )
 
 // FutureVersionError says a spool record was written by a newer airlock
@@ -122,6 +126,7 @@ func appendRecord(b []byte, r Record) []byte {
 		b = appendStr(b, v.Reason)
 		b = appendStr(b, v.DecisionID)
 		b = appendStr(b, v.GrantID)
+		b = binary.AppendUvarint(b, v.Seq)
 	case *GrantEvent:
 		b = append(b, byte(kindGrant))
 		b = appendStr(b, v.EventID)
@@ -140,6 +145,7 @@ func appendRecord(b []byte, r Record) []byte {
 		b = appendTime(b, v.ExpiresAt)
 		b = binary.AppendVarint(b, v.UsesLeft)
 		b = appendStr(b, v.Reason)
+		b = binary.AppendUvarint(b, v.Seq)
 	}
 	return b
 }
@@ -419,6 +425,9 @@ func decodeRecord(b []byte, alias bool, into *scratch) (Record, error) {
 		v.Reason = d.str()
 		v.DecisionID = d.str()
 		v.GrantID = d.str()
+		if version >= versionSeq {
+			v.Seq = d.uvarint()
+		}
 		r = v
 	case kindGrant:
 		v := &into.gr
@@ -441,6 +450,9 @@ func decodeRecord(b []byte, alias bool, into *scratch) (Record, error) {
 		v.ExpiresAt = d.time()
 		v.UsesLeft = d.varint()
 		v.Reason = d.str()
+		if version >= versionSeq {
+			v.Seq = d.uvarint()
+		}
 		r = v
 	default:
 		return nil, fmt.Errorf("audit: unknown record kind %d", b[0])

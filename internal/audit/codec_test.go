@@ -33,12 +33,12 @@ func sampleRecords() []Record {
 		&RequestEvent{
 			EventID: "r1", Time: t0, RequestID: "req-1", FromState: "pending", ToState: "approved", Actor: "bob@example.com",
 			Principal: "alice@example.com", ClientID: "agent-1", Target: "github", Method: "tools/call", Tool: "delete_repo",
-			Reason: "cleanup", DecisionID: "dec-1", GrantID: "grant-1",
+			Reason: "cleanup", DecisionID: "dec-1", GrantID: "grant-1", Seq: 9,
 		},
 		&GrantEvent{
 			EventID: "g1", Time: t0, GrantID: "grant-1", Transition: "issued", Actor: "bob@example.com", Principal: "alice@example.com",
 			ClientID: "agent-1", Target: "github", Tools: []string{"delete_repo", "create_repo"}, RequestID: "req-1",
-			ExpiresAt: t0.Add(time.Hour), UsesLeft: -1, Reason: "approved",
+			ExpiresAt: t0.Add(time.Hour), UsesLeft: -1, Reason: "approved", Seq: 1 << 32,
 		},
 		&GrantEvent{EventID: "g2", Time: t0, GrantID: "grant-1", Transition: "expired"},
 	}
@@ -262,7 +262,8 @@ func TestDecodeV1Segment(t *testing.T) {
 }
 
 // TestEncodeWritesCurrentVersion: new records carry the version byte, and
-// a v2 record is a v1 record behind it (the two versions share fields).
+// a v3 record is a v1 record behind it, plus Seq at the end of request and
+// grant rows (v2 had the fields of v1; v3 added Seq).
 func TestEncodeWritesCurrentVersion(t *testing.T) {
 	data, err := os.ReadFile("testdata/spool-v1.seg")
 	if err != nil {
@@ -274,8 +275,50 @@ func TestEncodeWritesCurrentVersion(t *testing.T) {
 		if payloadVersion(enc) != recordVersion || enc[0] != versionFlag|recordVersion {
 			t.Fatalf("record %d: first byte %#x, want version %d", i, enc[0], recordVersion)
 		}
-		if !bytes.Equal(enc[1:], v1[i]) {
-			t.Errorf("record %d: v2 body differs from the v1 record", i)
+		body := v1[i]
+		if k := r.kind(); k == kindRequest || k == kindGrant {
+			body = append(bytes.Clone(body), 0) // Seq 0
+		}
+		if !bytes.Equal(enc[1:], body) {
+			t.Errorf("record %d: v%d body differs from the v1 record (+ Seq)", i, recordVersion)
+		}
+	}
+}
+
+// TestDecodeV2Records: a v2 record (the v1 fields behind a version byte,
+// no Seq) still decodes, with Seq 0, so a spool left by the airlock before
+// Seq ships after an upgrade.
+func TestDecodeV2Records(t *testing.T) {
+	data, err := os.ReadFile("testdata/spool-v1.seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, _, _ := parseSegment(data)
+	want := v1Records()
+	for i, p := range v1 {
+		v2 := append([]byte{versionFlag | 2}, p...)
+		got, err := decodeRecord(v2, false, nil)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if d := cmp.Diff(want[i], got); d != "" {
+			t.Errorf("record %d (-want +got):\n%s", i, d)
+		}
+	}
+}
+
+// TestSeqRoundTrip: Seq survives the spool for both kinds that carry it.
+func TestSeqRoundTrip(t *testing.T) {
+	for _, r := range []Record{
+		&RequestEvent{EventID: "r", RequestID: "req-1", ToState: "approved", Seq: 1<<40 + 7},
+		&GrantEvent{EventID: "g", GrantID: "grant-1", Transition: "used", Seq: 3},
+	} {
+		got, err := decodeRecord(appendRecord(nil, r), false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(r, got); d != "" {
+			t.Errorf("(-want +got):\n%s", d)
 		}
 	}
 }

@@ -132,6 +132,13 @@ type RequestEvent struct {
 	Reason     string    `json:"reason"`
 	DecisionID string    `json:"decision_id"` // the decision that opened the request
 	GrantID    string    `json:"grant_id"`    // the grant issued on approval
+
+	// Seq orders the rows of one request: it grows with every step, also
+	// across airlock restarts, and the row that ended the request has the
+	// largest, so the request's state is the to_state of its largest Seq.
+	// time_ns cannot say that: a vote and the approval it completes are
+	// one step and share their time.
+	Seq uint64 `json:"seq"`
 }
 
 // GrantEvent is one transition of a just-in-time grant: issued, used,
@@ -150,6 +157,10 @@ type GrantEvent struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 	UsesLeft   int64     `json:"uses_left"` // -1: unlimited
 	Reason     string    `json:"reason"`
+
+	// Seq orders the rows of one grant as RequestEvent.Seq does a
+	// request's: the transition that ended the grant has the largest.
+	Seq uint64 `json:"seq"`
 }
 
 func (*Event) kind() kind        { return kindEvent }

@@ -27,6 +27,7 @@ func (a grantAuditor) Record(e grants.Event) {
 			Time: e.At, GrantID: g.ID, Transition: strings.TrimPrefix(string(e.Type), "grant."), Actor: e.Actor,
 			Principal: g.Subject, ClientID: g.ClientID, Target: g.Target, Tools: []string{g.Tool + g.Resource},
 			RequestID: g.RequestID, ExpiresAt: g.Expiry, UsesLeft: left, Reason: e.Reason,
+			Seq: grantSeq(g),
 		})
 	case e.Request != nil:
 		r := e.Request
@@ -38,12 +39,45 @@ func (a grantAuditor) Record(e grants.Event) {
 			Time: e.At, RequestID: r.ID, FromState: from, ToState: string(r.State), Actor: e.Actor,
 			Principal: r.Principal.Subject, ClientID: r.Principal.ClientID, Target: r.Target,
 			Method: methodOf(r), Tool: r.Tool + r.Resource, Reason: firstNonEmpty(e.Reason, r.Reason),
-			DecisionID: r.DecisionID, GrantID: r.GrantID,
+			DecisionID: r.DecisionID, GrantID: r.GrantID, Seq: requestSeq(e.Type, r),
 		})
 	}
 	if err != nil {
 		a.log.Error("audit refused a grant event", "type", e.Type, "error", err)
 	}
+}
+
+// requestSeq orders the rows of one request (request_events.seq). Every
+// step that changes a request stores a new version of it (Version, kept
+// across restarts), and one step may emit several rows — a vote and the
+// approval or denial it completes share a version and a time — so the
+// sequence is the version with the row's rank within its step: opened
+// and joined first, then the vote, then the end (approved, denied,
+// expired, cancelled). A refused vote changes nothing and stores no
+// version: it ranks after every row of the version it was refused in
+// (and before the next), so it never outranks the row that ends the
+// request, which is always the last version.
+func requestSeq(t grants.EventType, r *grants.Request) uint64 {
+	var rank uint64
+	switch t {
+	case grants.EventRequestOpened, grants.EventRequestJoined:
+		rank = 0
+	case grants.EventRequestDecision:
+		rank = 1
+	case grants.EventDecisionRefused:
+		rank = 3
+	default: // approved, denied, expired, cancelled: the step's last row
+		rank = 2
+	}
+	return r.Version<<2 | rank
+}
+
+// grantSeq orders the rows of one grant (grant_events.seq): its stored
+// version (issued is 1; consumed, expired and revoked each store a new
+// one), then its use count, which a time-bound grant's uses raise without
+// storing a version.
+func grantSeq(g *grants.Grant) uint64 {
+	return g.Version<<32 | uint64(uint32(max(g.Uses, 0)))
 }
 
 func methodOf(r *grants.Request) string {

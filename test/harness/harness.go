@@ -90,6 +90,11 @@ type Options struct {
 	// directory (e.g. "airlock/rules/tsserver/data.yaml" holds
 	// data.airlock.rules.tsserver).
 	PolicyData map[string]string
+	// ClickHouse, when set (host:port of a native-protocol listener),
+	// sends the audit rows to ClickHouse database ClickHouseDatabase
+	// (default airlock), flushing every 50ms, instead of keeping them in
+	// the embedded store.
+	ClickHouse, ClickHouseDatabase string
 }
 
 // The OAuth client the oidc-provider issuer knows (client_credentials).
@@ -413,6 +418,13 @@ targets:
 		fmt.Fprintf(&b, ", pending_ttl: %s", opts.PendingTTL)
 	}
 	b.WriteString("}\n")
+	if opts.ClickHouse != "" {
+		db := opts.ClickHouseDatabase
+		if db == "" {
+			db = "airlock"
+		}
+		fmt.Fprintf(&b, "audit: {clickhouse: {addr: %q, database: %q, flush_interval: 50ms}, spool: {fsync_interval: 10ms}}\n", opts.ClickHouse, db)
+	}
 	path := filepath.Join(s.WorkDir, "airlock.yaml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		return nil, err

@@ -30,9 +30,9 @@ var columnsOf = [audit.NumKinds][]string{
 		"method", "tool", "jsonrpc_id", "outcome", "reason", "policy_version", "grant_id", "request_id",
 		"status", "latency_us"},
 	audit.KindRequest: {"event_id", "time", "time_ns", "request_id", "from_state", "to_state", "actor", "principal",
-		"client_id", "target", "method", "tool", "reason", "decision_id", "grant_id"},
+		"client_id", "target", "method", "tool", "reason", "decision_id", "grant_id", "seq"},
 	audit.KindGrant: {"event_id", "time", "time_ns", "grant_id", "transition", "actor", "principal", "client_id",
-		"target", "tools", "request_id", "expires_at", "uses_left", "reason"},
+		"target", "tools", "request_id", "expires_at", "uses_left", "reason", "seq"},
 }
 
 // insertSQL is the INSERT statement for kind k in database db.
@@ -217,7 +217,7 @@ type requestCols struct {
 	id, request, from, to, actor, principal, client, target, method, tool []string
 	reason, decision, grant                                               []string
 	tm                                                                    []time.Time
-	ns                                                                    []uint64
+	ns, seq                                                               []uint64
 }
 
 func (c *requestCols) add(r audit.Record) {
@@ -237,13 +237,14 @@ func (c *requestCols) add(r audit.Record) {
 	c.reason = append(c.reason, v.Reason)
 	c.decision = append(c.decision, v.DecisionID)
 	c.grant = append(c.grant, v.GrantID)
+	c.seq = append(c.seq, v.Seq)
 }
 
 func (c *requestCols) len() int { return len(c.id) }
 
 func (c *requestCols) columns() []any {
 	return []any{c.id, c.tm, c.ns, c.request, c.from, c.to, c.actor, c.principal,
-		c.client, c.target, c.method, c.tool, c.reason, c.decision, c.grant}
+		c.client, c.target, c.method, c.tool, c.reason, c.decision, c.grant, c.seq}
 }
 
 func (c *requestCols) reset() { *c = requestCols{} }
@@ -252,7 +253,7 @@ type grantCols struct {
 	id, grant, transition, actor, principal, client, target, request, reason []string
 	tools                                                                    [][]string
 	tm, expires                                                              []time.Time
-	ns                                                                       []uint64
+	ns, seq                                                                  []uint64
 	uses                                                                     []int64
 }
 
@@ -276,13 +277,14 @@ func (c *grantCols) add(r audit.Record) {
 	c.expires = append(c.expires, chTime(v.ExpiresAt).Truncate(time.Second))
 	c.uses = append(c.uses, v.UsesLeft)
 	c.reason = append(c.reason, v.Reason)
+	c.seq = append(c.seq, v.Seq)
 }
 
 func (c *grantCols) len() int { return len(c.id) }
 
 func (c *grantCols) columns() []any {
 	return []any{c.id, c.tm, c.ns, c.grant, c.transition, c.actor, c.principal, c.client,
-		c.target, c.tools, c.request, c.expires, c.uses, c.reason}
+		c.target, c.tools, c.request, c.expires, c.uses, c.reason, c.seq}
 }
 
 func (c *grantCols) reset() { *c = grantCols{} }

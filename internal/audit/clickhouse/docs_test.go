@@ -58,7 +58,10 @@ func docQueries(t *testing.T) []docQuery {
 }
 
 // docsFixture is a small audit history: two sessions, decisions, three
-// access requests (approved, denied, undecided) and a grant.
+// access requests (approved, denied, undecided) and a grant, shaped as
+// airlock records them. TestAnalyticsFromARealRun (test/analytics) runs
+// the same queries on rows a real end-to-end run recorded; this one pins
+// exact answers, duplicates included.
 func docsFixture(base time.Time) []audit.Record {
 	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
 	ev := func(id string, s int, session, who, client, target string, dir audit.Direction, tool, rpc, outcome string, masked map[string]int) *audit.Event {
@@ -80,14 +83,18 @@ func docsFixture(base time.Time) []audit.Record {
 		&audit.Decision{DecisionID: "d3", Time: at(5), Principal: "alice", ClientID: "agent-a", Target: "github", Tool: "delete_repo", Outcome: "deny", Reason: "needs approval"},
 		&audit.Decision{DecisionID: "d4", Time: at(6), Principal: "bob", ClientID: "agent-b", Target: "jira", Tool: "create_ticket", Outcome: "allow"},
 		&audit.Decision{DecisionID: "d5", Time: at(8), Principal: "bob", ClientID: "agent-b", Target: "jira", Tool: "delete_project", Outcome: "deny", Reason: "not allowed"},
-		&audit.RequestEvent{EventID: "r1a", Time: at(10), RequestID: "req-1", ToState: "pending", Actor: "alice", Principal: "alice", Tool: "delete_repo"},
-		&audit.RequestEvent{EventID: "r1b", Time: at(70), RequestID: "req-1", FromState: "pending", ToState: "approved", Actor: "carol", Principal: "alice", Tool: "delete_repo"},
-		&audit.RequestEvent{EventID: "r2a", Time: at(20), RequestID: "req-2", ToState: "pending", Actor: "bob", Principal: "bob", Tool: "delete_project"},
-		&audit.RequestEvent{EventID: "r2b", Time: at(50), RequestID: "req-2", FromState: "pending", ToState: "denied", Actor: "carol", Principal: "bob", Tool: "delete_project"},
-		&audit.RequestEvent{EventID: "r3a", Time: at(30), RequestID: "req-3", ToState: "pending", Actor: "alice", Principal: "alice", Tool: "drop_table"},
-		&audit.GrantEvent{EventID: "g1", Time: at(70), GrantID: "grant-1", Transition: "issued", Actor: "carol", Principal: "alice", Target: "github", Tools: []string{"delete_repo"}, UsesLeft: 1},
-		&audit.GrantEvent{EventID: "g2", Time: at(80), GrantID: "grant-1", Transition: "used", Principal: "alice", Target: "github"},
-		&audit.GrantEvent{EventID: "g3", Time: at(81), GrantID: "grant-1", Transition: "consumed", Actor: "system", Principal: "alice", Target: "github"},
+		// seq as airlock records it (internal/serve/audit.go): the stored
+		// version of the request << 2 | the row's rank in its step. The
+		// vote and the approval (or denial) it completes share their time.
+		&audit.RequestEvent{EventID: "r1a", Time: at(10), RequestID: "req-1", Seq: 4, ToState: "pending", Actor: "alice", Principal: "alice", Tool: "delete_repo"},
+		&audit.RequestEvent{EventID: "r1v", Time: at(70), RequestID: "req-1", Seq: 9, FromState: "pending", ToState: "pending", Actor: "carol", Principal: "alice", Tool: "delete_repo"},
+		&audit.RequestEvent{EventID: "r1b", Time: at(70), RequestID: "req-1", Seq: 10, FromState: "pending", ToState: "approved", Actor: "carol", Principal: "alice", Tool: "delete_repo"},
+		&audit.RequestEvent{EventID: "r2a", Time: at(20), RequestID: "req-2", Seq: 4, ToState: "pending", Actor: "bob", Principal: "bob", Tool: "delete_project"},
+		&audit.RequestEvent{EventID: "r2v", Time: at(50), RequestID: "req-2", Seq: 9, FromState: "pending", ToState: "pending", Actor: "carol", Principal: "bob", Tool: "delete_project"},
+		&audit.RequestEvent{EventID: "r2b", Time: at(50), RequestID: "req-2", Seq: 10, FromState: "pending", ToState: "denied", Actor: "carol", Principal: "bob", Tool: "delete_project"},
+		&audit.RequestEvent{EventID: "r3a", Time: at(30), RequestID: "req-3", Seq: 4, ToState: "pending", Actor: "alice", Principal: "alice", Tool: "drop_table"},
+		&audit.GrantEvent{EventID: "g1", Time: at(70), GrantID: "grant-1", Seq: 1 << 32, Transition: "issued", Actor: "carol", Principal: "alice", Target: "github", Tools: []string{"delete_repo"}, UsesLeft: 1},
+		&audit.GrantEvent{EventID: "g3", Time: at(80), GrantID: "grant-1", Seq: 2<<32 | 1, Transition: "consumed", Actor: "alice", Principal: "alice", Target: "github"},
 	}
 	return recs
 }

@@ -171,14 +171,14 @@ func sampleRecords() []audit.Record {
 		&audit.RequestEvent{
 			EventID: "r1", Time: t0, RequestID: "req-1", FromState: "pending", ToState: "approved", Actor: "bob@example.com",
 			Principal: "alice@example.com", ClientID: "agent-1", Target: "github", Method: "tools/call", Tool: "delete_repo",
-			Reason: "cleanup", DecisionID: "dec-1", GrantID: "grant-1",
+			Reason: "cleanup", DecisionID: "dec-1", GrantID: "grant-1", Seq: 10,
 		},
 		&audit.GrantEvent{
-			EventID: "g1", Time: t0, GrantID: "grant-1", Transition: "issued", Actor: "bob@example.com", Principal: "alice@example.com",
+			EventID: "g1", Time: t0, GrantID: "grant-1", Seq: 1 << 32, Transition: "issued", Actor: "bob@example.com", Principal: "alice@example.com",
 			ClientID: "agent-1", Target: "github", Tools: []string{"delete_repo", "create_repo"}, RequestID: "req-1",
 			ExpiresAt: t0.Add(time.Hour), UsesLeft: -1, Reason: "approved",
 		},
-		&audit.GrantEvent{EventID: "g2", Time: t0, GrantID: "grant-1", Transition: "expired"},
+		&audit.GrantEvent{EventID: "g2", Time: t0, GrantID: "grant-1", Seq: 2 << 32, Transition: "expired"},
 	}
 }
 

@@ -74,6 +74,7 @@ type requestRow struct {
 	Reason     string    `ch:"reason"`
 	DecisionID string    `ch:"decision_id"`
 	GrantID    string    `ch:"grant_id"`
+	Seq        uint64    `ch:"seq"`
 }
 
 type grantRow struct {
@@ -91,6 +92,7 @@ type grantRow struct {
 	ExpiresAt  time.Time `ch:"expires_at"`
 	UsesLeft   int64     `ch:"uses_left"`
 	Reason     string    `ch:"reason"`
+	Seq        uint64    `ch:"seq"`
 }
 
 // TestRowsLand records every kind of row and reads each table back
@@ -224,7 +226,7 @@ func TestRowsLand(t *testing.T) {
 	wantReq := []requestRow{{
 		EventID: req.EventID, Time: sec, TimeNS: uint64(t0.UnixNano()), RequestID: req.RequestID, FromState: req.FromState,
 		ToState: req.ToState, Actor: req.Actor, Principal: req.Principal, ClientID: req.ClientID, Target: req.Target,
-		Method: req.Method, Tool: req.Tool, Reason: req.Reason, DecisionID: req.DecisionID, GrantID: req.GrantID,
+		Method: req.Method, Tool: req.Tool, Reason: req.Reason, DecisionID: req.DecisionID, GrantID: req.GrantID, Seq: req.Seq,
 	}}
 	for i := range gotReq {
 		gotReq[i].Time = gotReq[i].Time.UTC()
@@ -241,9 +243,9 @@ func TestRowsLand(t *testing.T) {
 	wantGr := []grantRow{
 		{EventID: "g1", Time: sec, TimeNS: uint64(t0.UnixNano()), GrantID: g.GrantID, Transition: "issued", Actor: g.Actor,
 			Principal: g.Principal, ClientID: g.ClientID, Target: g.Target, Tools: g.Tools, RequestID: g.RequestID,
-			ExpiresAt: t0.Add(time.Hour).Truncate(time.Second), UsesLeft: -1, Reason: g.Reason},
+			ExpiresAt: t0.Add(time.Hour).Truncate(time.Second), UsesLeft: -1, Reason: g.Reason, Seq: 1 << 32},
 		{EventID: "g2", Time: sec, TimeNS: uint64(t0.UnixNano()), GrantID: g.GrantID, Transition: "expired", Tools: []string{},
-			ExpiresAt: time.Unix(0, 0).UTC()},
+			ExpiresAt: time.Unix(0, 0).UTC(), Seq: 2 << 32},
 	}
 	for i := range gotGr {
 		gotGr[i].Time, gotGr[i].ExpiresAt = gotGr[i].Time.UTC(), gotGr[i].ExpiresAt.UTC()

@@ -73,6 +73,13 @@ var migrationFS embed.FS
 // migrations is airlock's schema history; append, never edit.
 var migrations = []migration{
 	{Version: 1, Name: "tables", SQL: mustRead("migrations/0001_tables.sql")},
+	// seq orders one request's (or grant's) rows where time_ns ties: a
+	// vote and the approval it completes share their time. Rows stored
+	// before it read 0; time_ns still orders them as before.
+	{Version: 2, Name: "seq", SQL: mustRead("migrations/0002_seq.sql"), Add: []addColumn{
+		{Table: "request_events", Column: "seq", Type: "UInt64"},
+		{Table: "grant_events", Column: "seq", Type: "UInt64"},
+	}},
 }
 
 func mustRead(name string) string {

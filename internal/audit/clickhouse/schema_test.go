@@ -57,7 +57,14 @@ func TestRenderByVersion(t *testing.T) {
 	if got, want := len(statements(legacy)), 4; got != want {
 		t.Fatalf("%d statements, want %d", got, want)
 	}
-	// Every column the shipper inserts is in the schema, for each table.
+	// Every column the shipper inserts is in the schema, for each table:
+	// in its CREATE or added by a later migration.
+	added := map[string]bool{}
+	for _, m := range migrations[1:] {
+		for _, a := range m.Add {
+			added[a.Table+"."+a.Column] = true
+		}
+	}
 	for k := audit.KindEvent; int(k) < audit.NumKinds; k++ {
 		var stmt string
 		for _, st := range statements(legacy) {
@@ -69,7 +76,7 @@ func TestRenderByVersion(t *testing.T) {
 			t.Fatalf("no CREATE for %s", tableOf[k])
 		}
 		for _, col := range columnsOf[k] {
-			if !strings.Contains(stmt, "\n    "+col+" ") {
+			if !strings.Contains(stmt, "\n    "+col+" ") && !added[tableOf[k]+"."+col] {
 				t.Errorf("%s: column %s not in CREATE", tableOf[k], col)
 			}
 		}
@@ -105,7 +112,8 @@ func TestMigrateIdempotent(t *testing.T) {
 		SQL: "CREATE TABLE IF NOT EXISTS {{.DB}}.extra (x UInt8) ENGINE = MergeTree() ORDER BY x",
 		Add: []addColumn{{Table: "events", Column: "note", Type: `{{lc "String"}}`}},
 	})
-	for run, want := range [][]int{{1, 99}, nil} {
+	// Migration 2 (seq) is airlock's since the request_events.seq column.
+	for run, want := range [][]int{{1, 2, 99}, nil} {
 		applied, err := migrate(ctx, conn, db, caps, ms)
 		if err != nil {
 			t.Fatalf("run %d: %v", run+1, err)
@@ -114,8 +122,8 @@ func TestMigrateIdempotent(t *testing.T) {
 			t.Fatalf("run %d applied (-want +got):\n%s", run+1, d)
 		}
 	}
-	if n := count(t, conn, "SELECT count() FROM "+db+".schema_migrations FINAL"); n != 2 {
-		t.Fatalf("schema_migrations has %d rows, want 2", n)
+	if n := count(t, conn, "SELECT count() FROM "+db+".schema_migrations FINAL"); n != 3 {
+		t.Fatalf("schema_migrations has %d rows, want 3", n)
 	}
 	if n := count(t, conn, "SELECT count() FROM system.tables WHERE database = '"+db+"'"); n != 6 {
 		t.Fatalf("%d tables, want 6 (4 audit tables, schema_migrations, extra)", n)
@@ -128,7 +136,53 @@ func TestMigrateIdempotent(t *testing.T) {
 	if err := conn.Exec(ctx, "DROP TABLE "+db+".schema_migrations"); err != nil {
 		t.Fatal(err)
 	}
-	if applied, err := migrate(context.Background(), conn, db, caps, ms); err != nil || len(applied) != 2 {
+	if applied, err := migrate(context.Background(), conn, db, caps, ms); err != nil || len(applied) != 3 {
 		t.Fatalf("re-applying: %v, %v", applied, err)
+	}
+}
+
+// TestMigrateAddsSeq: tables created by migration 1 (an airlock before
+// seq) get request_events.seq and grant_events.seq from migration 2, and
+// their rows read seq 0.
+func TestMigrateAddsSeq(t *testing.T) {
+	s := sharedServer(t)
+	conn := connect(t, s.Addr())
+	ctx := ctxT(t, time.Minute)
+	db := testDB(t)
+	var version string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	caps, err := capsFor(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrate(ctx, conn, db, caps, migrations[:1]); err != nil {
+		t.Fatal(err)
+	}
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".request_events (event_id, time, time_ns, request_id, to_state)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Append("old-1", time.Now().UTC(), uint64(time.Now().UnixNano()), "req-old", "pending"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := migrate(ctx, conn, db, caps, migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]int{2}, applied); d != "" {
+		t.Fatalf("applied (-want +got):\n%s", d)
+	}
+	for _, table := range []string{"request_events", "grant_events"} {
+		if n := count(t, conn, "SELECT count() FROM system.columns WHERE database = '"+db+"' AND table = '"+table+"' AND name = 'seq'"); n != 1 {
+			t.Errorf("%s.seq: %d columns", table, n)
+		}
+	}
+	if n := count(t, conn, "SELECT count() FROM "+db+".request_events FINAL WHERE request_id = 'req-old' AND seq = 0"); n != 1 {
+		t.Errorf("the row stored before seq: %d rows with seq 0, want 1", n)
 	}
 }

@@ -1,0 +1,6 @@
+-- Migration 2 adds request_events.seq and grant_events.seq (UInt64): the
+-- order of one request's (or grant's) rows, which time_ns cannot give
+-- when two rows of one step share their time. The columns are added by
+-- the migration's column list (schema.go), only where system.columns
+-- lacks them, since ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS; the
+-- sorting keys stay as they are (a sorting key cannot change in place).
