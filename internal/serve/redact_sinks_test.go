@@ -1,4 +1,4 @@
-package serve
+package serve_test
 
 import (
 	"bytes"
@@ -20,8 +20,10 @@ import (
 	"github.com/airlock-mcp/airlock/extauthz"
 	"github.com/airlock-mcp/airlock/internal/approvals"
 	"github.com/airlock-mcp/airlock/internal/approvals/approvalstest"
+	"github.com/airlock-mcp/airlock/internal/cli"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/grants"
+	"github.com/airlock-mcp/airlock/internal/serve"
 	"github.com/airlock-mcp/airlock/internal/syncbuf"
 	"github.com/airlock-mcp/airlock/internal/wire"
 	"github.com/airlock-mcp/airlock/test/oidcissuer"
@@ -33,12 +35,13 @@ var sinkSecrets = []string{"AKIAIOSFODNN7EXAMPLE", "ghp_aBcDeFgHiJkLmNoPqRsTuVwX
 
 // TestNoSecretReachesAnySink drives held calls carrying secrets in their
 // arguments and in the agent's reason (params._meta and the header) through
-// the whole gateway: ext_authz holds them, an approver denies one and
-// approves the other through the API with secrets in the reasons, the
-// webhooks (generic and Slack) are told, the audit trail and the grant
+// the whole gateway: ext_authz holds them, an approver denies one with the
+// CLI and approves the other through the API, with secrets in the reasons,
+// the webhooks (generic and Slack) are told, the audit trail and the grant
 // store record it all. Then it greps every sink for the secrets: the grant
-// store's files, the audit store's and spool's files, airlock's log, the
-// webhook bodies, the API's answers and what the agent was told.
+// store's files, the audit store's (and spool's) files, airlock's log, the
+// webhook bodies, the API's answers, the CLI's output (requests, grants,
+// sessions, replay) and what the agent was told.
 func TestNoSecretReachesAnySink(t *testing.T) {
 	iss, err := oidcissuer.New(oidcissuer.Options{Path: "/oauth2/default"})
 	if err != nil {
@@ -87,12 +90,16 @@ notifications:
     - {name: slack, url: %q, format: slack}
 `, iss.URL(), pol, filepath.Join(dir, "grants"), filepath.Join(dir, "audit"), filepath.Join(dir, "spool"),
 		hook.URL+"/generic", hook.URL+"/slack")
-	cfg, err := config.Parse(strings.NewReader(src), filepath.Join(dir, "airlock.yaml"))
+	cfgPath := filepath.Join(dir, "airlock.yaml")
+	if err := os.WriteFile(cfgPath, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(strings.NewReader(src), cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncbuf.Buffer{}
-	g, err := Start(context.Background(), cfg, Options{Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	g, err := serve.Start(context.Background(), cfg, serve.Options{Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +124,25 @@ notifications:
 		Groups: []string{"airlock-approvers"}, Audience: []string{cfg.API.AudienceFor(cfg.PublicURL)}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// run runs the CLI as bob; its output is checked with the rest.
+	run := func(args ...string) int {
+		t.Helper()
+		var out, errb syncbuf.Buffer
+		env := cli.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
+			return map[string]string{"AIRLOCK_SERVER": "http://" + g.HTTPAddr.String(), "AIRLOCK_TOKEN": bob}[k]
+		}}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		code := cli.Run(ctx, args, env)
+		told = append(told, []byte(out.String()), []byte(errb.String()))
+		return code
+	}
+	mustRun := func(args ...string) {
+		t.Helper()
+		if code := run(args...); code != 0 {
+			t.Fatalf("airlock %s: exit %d", args[0], code) // stderr is not printed: it may hold a secret
+		}
 	}
 	api := func(method, path string, body any) []byte {
 		t.Helper()
@@ -143,14 +169,15 @@ notifications:
 	// held sends one call needing approval, with secrets in its arguments
 	// and reason, and waits while the approver decides with a secret in
 	// the reason (verdict "deny" or "approve").
-	held := func(n int, verdict string) *extauthz.Result {
+	held := func(n int, verdict string, decide func(id, reason string)) *extauthz.Result {
 		t.Helper()
 		body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"delete_repo",`+
 			`"arguments":{"repo":"acme/x%d","aws_key":%q},"_meta":{%q:"rotating %s"}}}`,
 			n, n, sinkSecrets[0], grants.ReasonMetaKey, sinkSecrets[1])
 		req := &extauthz.Request{Method: "POST", Path: cfg.Targets[0].PathPrefix, Host: "gateway.test", Scheme: "http",
 			Headers: map[string]string{"authorization": "Bearer " + agent, "content-type": "application/json",
-				"mcp-protocol-version": "2025-03-26", grants.ReasonHeader: "header " + sinkSecrets[0]},
+				"mcp-protocol-version": "2025-03-26", "mcp-session-id": "sess-redact",
+				grants.ReasonHeader: "header " + sinkSecrets[0]},
 			Body: []byte(body), ContextExtensions: map[string]string{wire.ContextTarget: "github"}}
 		done := make(chan *extauthz.Result, 1)
 		go func() { done <- g.Authorizer.Check(context.Background(), req) }()
@@ -171,7 +198,7 @@ notifications:
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		api("POST", "requests/"+id+"/"+verdict, approvals.VerdictBody{Reason: verdict + " with " + sinkSecrets[1] + " and " + sinkSecrets[0]})
+		decide(id, verdict+" with "+sinkSecrets[1]+" and "+sinkSecrets[0])
 		api("GET", "requests/"+id, nil)
 		select {
 		case r := <-done:
@@ -182,14 +209,25 @@ notifications:
 			return nil
 		}
 	}
-	if r := held(1, "deny"); r.Outcome != extauthz.OutcomeDeny || !strings.Contains(string(r.Body), "[MASKED:") {
+	viaCLI := func(verdict string) func(id, reason string) {
+		return func(id, reason string) { mustRun(verdict, id, "--reason", reason) }
+	}
+	viaAPI := func(verdict string) func(id, reason string) {
+		return func(id, reason string) {
+			api("POST", "requests/"+id+"/"+verdict, approvals.VerdictBody{Reason: reason})
+		}
+	}
+	if r := held(1, "deny", viaCLI("deny")); r.Outcome != extauthz.OutcomeDeny || !strings.Contains(string(r.Body), "[MASKED:") {
 		t.Errorf("denied call: outcome %s; want deny, and the approver's reason masked in the body", r.Outcome)
 	}
-	if r := held(2, "approve"); r.Outcome != extauthz.OutcomeAllow {
+	if r := held(2, "approve", viaAPI("approve")); r.Outcome != extauthz.OutcomeAllow {
 		t.Errorf("approved call: outcome %s, want allow", r.Outcome)
 	}
 	api("GET", "requests", nil)
 	api("GET", "grants", nil)
+	mustRun("requests", "--state", "all")
+	mustRun("grants", "--state", "all")
+	mustRun("requests", "-o", "json", "--state", "all")
 
 	// Every webhook delivery (2 requests: opened, decided, ended, issued…)
 	// arrives before the gateway stops.
@@ -203,6 +241,13 @@ notifications:
 		time.Sleep(20 * time.Millisecond)
 	}
 	stop()
+	// The audit trail as the auditor reads it, once the gateway is down.
+	// (Without ext_proc these sessions hold only what ext_authz records;
+	// the files under audit/ are checked below either way.)
+	// Replay's exit code is not the point here (an unknown session may
+	// exit non-zero): only what it prints.
+	mustRun("sessions", "--config", cfgPath)
+	_ = run("replay", "--config", cfgPath, "sess-redact")
 
 	check := func(where string, b []byte) {
 		t.Helper()
@@ -213,8 +258,12 @@ notifications:
 		}
 	}
 	hookMu.Lock()
-	if len(hookBodies) == 0 {
-		t.Error("no webhook was delivered")
+	kinds := map[string]int{}
+	for _, b := range hookBodies {
+		kinds[string(bytes.SplitN(b, []byte(" "), 2)[0])]++
+	}
+	if kinds["/generic"] == 0 || kinds["/slack"] == 0 {
+		t.Errorf("webhook deliveries by endpoint %v: want both the generic and the Slack one", kinds)
 	}
 	for i, b := range hookBodies {
 		check(fmt.Sprintf("webhook delivery %d (%s)", i, bytes.SplitN(b, []byte(" "), 2)[0]), b)
