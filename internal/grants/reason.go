@@ -28,7 +28,9 @@ const (
 // params._meta["io.airlock/reason"] of the JSON-RPC params, else the
 // x-airlock-reason header (lower-case names, as extauthz keeps them),
 // cleaned with CleanReason. It returns "" when neither is there or params
-// is not a JSON object.
+// is not a JSON object. The result is not masked yet: it goes to the grant
+// service only (OpenParams.Reason), which masks it before anyone keeps,
+// logs or shows it.
 func ReasonFromCall(params []byte, headers map[string]string) string {
 	if len(params) > 0 {
 		var p struct {

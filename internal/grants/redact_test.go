@@ -271,3 +271,46 @@ func TestMaskReasonCutsAfterMasking(t *testing.T) {
 		t.Errorf("reason of %d runes, over the bound", n)
 	}
 }
+
+// plainStore hides MemStore's rewrite: a Store that can only Apply.
+type plainStore struct{ Store }
+
+// TestLegacyRecordsMigrateInAnyStore: records kept raw are masked on load
+// whether the store can rewrite itself (MemStore, FileStore) or only
+// Apply (then each changed record is written as its next version).
+func TestLegacyRecordsMigrateInAnyStore(t *testing.T) {
+	raw := Request{ID: "req_legacy", Version: 1, State: RequestPending, Principal: alice, Target: "github", Kind: KindTool,
+		Tool: "deploy", Arguments: json.RawMessage(`{"k":"` + fakeAWSKey + `"}`), Reason: "key " + fakeAWSKey,
+		Terms:     Terms{ApproverGroups: []string{"sre"}, Threshold: 2},
+		Decisions: []Decision{{Actor: "carol", Verdict: VerdictApprove, Reason: "ok " + fakeGHP}},
+		CreatedAt: newClock().Now(), ExpiresAt: newClock().Now().Add(time.Hour), CallKey: "k"}
+	for name, wrap := range map[string]func(*MemStore) Store{
+		"rewrite": func(m *MemStore) Store { return m },
+		"apply":   func(m *MemStore) Store { return plainStore{m} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			mem := NewMemStore()
+			if err := mem.Apply(context.Background(), Mutation{Requests: []Request{raw}}); err != nil {
+				t.Fatal(err)
+			}
+			f := newFixture(t, wrap(mem), testConfig())
+			got, err := f.s.Get(f.ctx, raw.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ArgumentsHash != argsHash(t, raw.Arguments) {
+				t.Error("the migrated request's hash is not that of its raw arguments")
+			}
+			snap, _ := mem.Load(f.ctx)
+			b, _ := json.Marshal(snap)
+			assertNoSecret(t, "the store after migration", b)
+			if len(snap.Requests) != 1 || snap.Requests[0].Version != got.Version {
+				t.Fatalf("store and service disagree on the version: %+v vs %d", snap.Requests, got.Version)
+			}
+			// The service can still write the record: its version is the stored one.
+			if _, err := f.s.Cancel(f.ctx, raw.ID, Actor{Issuer: alice.Issuer, Subject: alice.Subject}, ""); err != nil {
+				t.Fatalf("cancelling the migrated request: %v", err)
+			}
+		})
+	}
+}
