@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/policy"
@@ -91,7 +92,7 @@ func redactRequest(p *mask.Profile, r *Request) bool {
 		r.Arguments, changed = a, true
 	}
 	changed = remask(p, &r.Reason) || changed
-	changed = remask(p, &r.EndReason) || changed
+	changed = remaskEnd(p, &r.EndReason, r.EndedBy) || changed
 	for i := range r.Decisions {
 		changed = remask(p, &r.Decisions[i].Reason) || changed
 	}
@@ -108,7 +109,7 @@ func redactGrant(p *mask.Profile, g *Grant) bool {
 	if a := maskArguments(p, g.Arguments); string(a) != string(g.Arguments) {
 		g.Arguments, changed = a, true
 	}
-	return remask(p, &g.EndReason) || changed
+	return remaskEnd(p, &g.EndReason, g.EndedBy) || changed
 }
 
 // hashStored is the arguments hash of raw arguments an older store kept.
@@ -118,6 +119,27 @@ func hashStored(raw json.RawMessage) string {
 		c = raw // never stored so; hashed as bytes, it can match nothing wrongly
 	}
 	return policy.HashCanonical(c)
+}
+
+// remaskEnd masks the person's reason inside an end reason ("denied by
+// bob: <reason>", "cancelled by the requester: <reason>", and the break
+// glass and revoke forms), the only free text one holds; the rest is
+// airlock's own words and names, left as written (a strict profile would
+// otherwise mask the approver's e-mail address in "approved by …").
+func remaskEnd(p *mask.Profile, s *string, endedBy string) bool {
+	for _, prefix := range []string{
+		"denied by " + endedBy + ": ", "break glass by " + endedBy + ": ",
+		"revoked by " + endedBy + ": ", "cancelled by the requester: ",
+	} {
+		if rest, ok := strings.CutPrefix(*s, prefix); ok {
+			if !remask(p, &rest) {
+				return false
+			}
+			*s = prefix + rest
+			return true
+		}
+	}
+	return false
 }
 
 func remask(p *mask.Profile, s *string) bool {

@@ -314,3 +314,18 @@ func TestLegacyRecordsMigrateInAnyStore(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrationMasksOnlyThePersonsReason: in an end reason only the
+// person's words are masked; airlock's own (who, when) stay as written,
+// even under a profile that masks e-mail addresses.
+func TestMigrationMasksOnlyThePersonsReason(t *testing.T) {
+	strict, _ := mask.Builtin(mask.StrictProfile)
+	r := Request{EndedBy: "bob@example.com", EndReason: "denied by bob@example.com: no, " + fakeAWSKey}
+	if !redactRequest(strict, &r) || r.EndReason != "denied by bob@example.com: no, [MASKED:aws_access_key]" {
+		t.Errorf("end reason migrated to %q", r.EndReason)
+	}
+	g := Grant{EndedBy: "bob@example.com", EndReason: "revoked by bob@example.com"}
+	if redactGrant(strict, &g) || g.EndReason != "revoked by bob@example.com" {
+		t.Errorf("airlock's own end reason changed to %q", g.EndReason)
+	}
+}
