@@ -90,6 +90,7 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (*Request, bool, error
 		}
 		hash = policy.HashCanonical(canon)
 	}
+	shown := maskArguments(prof, args) // kept for display; hash is what matches
 	name := p.Tool
 	if p.Kind == KindResource {
 		name = p.Resource
@@ -120,7 +121,7 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (*Request, bool, error
 		}
 		r := &Request{
 			ID: newID(RequestIDPrefix), State: RequestPending, Principal: p.Principal, Target: p.Target,
-			Kind: p.Kind, Arguments: maskArguments(prof, args), ArgumentsHash: hash, Reason: reason, Terms: terms,
+			Kind: p.Kind, Arguments: shown, ArgumentsHash: hash, Reason: reason, Terms: terms,
 			CreatedAt: tx.now, ExpiresAt: tx.now.Add(s.cfg.PendingTTL), CallKey: key,
 			Session: p.Session, DecisionID: p.DecisionID,
 		}
