@@ -8,7 +8,8 @@
 // Both sit on top of internal/grants, which owns the rules: this package
 // authenticates the caller (an OIDC bearer token for the API, a sealed
 // session cookie for the inbox), decides what the caller may see, masks
-// arguments with the target's masking profile before anything leaves, and
+// arguments and reasons with the target's masking profile before anything
+// leaves (again: the grant service masked them as they entered), and
 // maps the Service's errors to HTTP statuses. The CLI (internal/cli) talks
 // to the API only. docs/api.md describes the endpoints, the events and the
 // inbox's sign-in setup.

@@ -125,8 +125,9 @@ func maskText(p *mask.Profile, s string) string {
 	return string(out)
 }
 
-// maskRequest is a copy of r fit to show: arguments and the agent's reason
-// masked by the target's profile.
+// maskRequest is a copy of r fit to show: arguments and every reason
+// masked by the target's profile. The grant service masked them as they
+// entered; this is the backstop on the way out.
 func (h *Handler) maskRequest(r *grants.Request) *grants.Request {
 	if r == nil {
 		return nil
@@ -135,16 +136,23 @@ func (h *Handler) maskRequest(r *grants.Request) *grants.Request {
 	c := *r
 	c.Arguments = maskArgs(p, r.Arguments)
 	c.Reason = maskText(p, r.Reason)
+	c.EndReason = maskText(p, r.EndReason)
+	c.Decisions = slices.Clone(r.Decisions)
+	for i := range c.Decisions {
+		c.Decisions[i].Reason = maskText(p, c.Decisions[i].Reason)
+	}
 	return &c
 }
 
-// maskGrant is a copy of g with its pinned arguments masked.
+// maskGrant is a copy of g with its pinned arguments and end reason masked.
 func (h *Handler) maskGrant(g *grants.Grant) *grants.Grant {
 	if g == nil {
 		return nil
 	}
+	p := h.profile(g.Target)
 	c := *g
-	c.Arguments = maskArgs(h.profile(g.Target), g.Arguments)
+	c.Arguments = maskArgs(p, g.Arguments)
+	c.EndReason = maskText(p, g.EndReason)
 	return &c
 }
 
@@ -168,6 +176,8 @@ func (h *Handler) eventFor(ctx context.Context, v viewer, e grants.Event) (grant
 	}
 	if e.Request != nil {
 		e.Reason = maskText(h.profile(e.Request.Target), e.Reason)
+	} else {
+		e.Reason = maskText(h.profile(e.Grant.Target), e.Reason)
 	}
 	e.Request = h.maskRequest(e.Request)
 	e.Grant = h.maskGrant(e.Grant)

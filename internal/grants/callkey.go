@@ -6,16 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math/big"
-	"slices"
-	"strconv"
-	"strings"
-)
 
-// maxCanonicalExponent bounds the decimal exponent a number may have to be
-// normalised exactly; a larger one (absurd in tool arguments) keeps its
-// spelling, which can only keep two calls apart, never join them wrongly.
-const maxCanonicalExponent = 400
+	"github.com/airlock-mcp/airlock/internal/policy"
+)
 
 // normalizeArguments checks raw is one JSON value and returns it compacted.
 // For a tool call, absent or null arguments are {} (MCP's arguments member
@@ -39,85 +32,14 @@ func normalizeArguments(kind Kind, raw json.RawMessage) (json.RawMessage, error)
 }
 
 // CanonicalArguments writes a JSON value in a form where two values equal
-// as JSON (the way policy compares a grant's arguments with a call's) are
-// equal as bytes: object members sorted by name, no white space, strings
-// re-escaped, numbers as exact rationals (1, 1.0 and 1e0 are one number).
-// The output is for hashing, not for sending on.
+// as JSON are equal as bytes (see policy.CanonicalArguments, which it is,
+// with this package's ErrInvalid).
 func CanonicalArguments(raw []byte) ([]byte, error) {
-	if !json.Valid(raw) {
-		return nil, fmt.Errorf("arguments are not one valid JSON value: %w", ErrInvalid)
+	c, err := policy.CanonicalArguments(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, ErrInvalid)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("arguments are not valid JSON: %v: %w", err, ErrInvalid)
-	}
-	var b bytes.Buffer
-	writeCanonical(&b, v)
-	return b.Bytes(), nil
-}
-
-func writeCanonical(b *bytes.Buffer, v any) {
-	switch x := v.(type) {
-	case nil:
-		b.WriteString("null")
-	case bool:
-		b.WriteString(strconv.FormatBool(x))
-	case json.Number:
-		b.WriteString(canonicalNumber(string(x)))
-	case string:
-		writeString(b, x)
-	case []any:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			writeCanonical(b, e)
-		}
-		b.WriteByte(']')
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b.WriteByte('{')
-		for i, k := range keys {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			writeString(b, k)
-			b.WriteByte(':')
-			writeCanonical(b, x[k])
-		}
-		b.WriteByte('}')
-	}
-}
-
-func writeString(b *bytes.Buffer, s string) {
-	enc, _ := json.Marshal(s) // a string always marshals
-	b.Write(enc)
-}
-
-// canonicalNumber spells a JSON number as its exact rational value ("1",
-// "-1/10"), unless its exponent is out of bounds.
-func canonicalNumber(s string) string {
-	if i := strings.IndexAny(s, "eE"); i >= 0 {
-		exp := strings.TrimLeft(strings.TrimLeft(s[i+1:], "+-"), "0")
-		if len(exp) > len(strconv.Itoa(maxCanonicalExponent)) {
-			return "n:" + strings.ToLower(s)
-		}
-		if n, err := strconv.Atoi(exp); exp != "" && (err != nil || n > maxCanonicalExponent) {
-			return "n:" + strings.ToLower(s)
-		}
-	}
-	r, ok := new(big.Rat).SetString(s)
-	if !ok {
-		return "n:" + s
-	}
-	return r.RatString()
+	return c, nil
 }
 
 // callKey identifies a call for joining duplicates: same principal, agent

@@ -275,6 +275,24 @@ func (s *FileStore) compact() error {
 	return nil
 }
 
+// rewrite replaces every record with snap's and writes them as a new
+// snapshot, emptying the log: no earlier version of a record stays in
+// either file (see rewriter). The sequence moves on, so a log record from
+// before cannot be replayed over the new snapshot.
+func (s *FileStore) rewrite(_ context.Context, snap Snapshot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken != nil {
+		return fmt.Errorf("%w: %v", ErrStoreBroken, s.broken)
+	}
+	if s.wal == nil {
+		return ErrClosed
+	}
+	s.rs = recordsOf(snap)
+	s.seq++
+	return s.compact()
+}
+
 // Close closes the log and releases the directory.
 func (s *FileStore) Close() error {
 	s.mu.Lock()

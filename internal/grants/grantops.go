@@ -125,8 +125,7 @@ func usableAt(g *Grant, now time.Time) error {
 
 // Revoke ends an active grant. The holder may give it up; members of the
 // approver or break-glass groups of its request may take it away.
-func (s *Service) Revoke(ctx context.Context, id string, a Actor, reason string) (*Grant, error) {
-	reason = CleanReason(reason)
+func (s *Service) Revoke(ctx context.Context, id string, a Actor, rawReason string) (*Grant, error) {
 	var out *Grant
 	err := s.update(ctx, func(tx *txn) error {
 		g, uses := s.grant(id)
@@ -143,6 +142,7 @@ func (s *Service) Revoke(ctx context.Context, id string, a Actor, reason string)
 		if err := mayRevoke(g, terms, a); err != nil {
 			return err
 		}
+		reason := maskReason(s.profile(g.Target), rawReason)
 		n := s.grantView(g, uses)
 		n.State = GrantRevoked
 		n.EndedAt, n.EndedBy = tx.now, a.Subject

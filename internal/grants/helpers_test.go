@@ -10,6 +10,16 @@ import (
 	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
+// argsHash is the hash a request or grant keeps of these arguments.
+func argsHash(t *testing.T, args json.RawMessage) string {
+	t.Helper()
+	h, err := policy.ArgumentsHash(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // clock is a settable clock for tests.
 type clock struct {
 	mu sync.Mutex

@@ -113,7 +113,8 @@ type Decision struct {
 	Verdict Verdict `json:"verdict"`
 	// Groups are the actor's groups that made them eligible (approver or
 	// break-glass groups of the request), not all their groups.
-	Groups []string  `json:"groups"`
+	Groups []string `json:"groups"`
+	// Reason is the approver's reason, masked with the target's profile.
 	Reason string    `json:"reason,omitempty"`
 	At     time.Time `json:"at"`
 }
@@ -175,10 +176,14 @@ type Request struct {
 	Kind      Kind         `json:"kind"`
 	Tool      string       `json:"tool,omitempty"`     // KindTool
 	Resource  string       `json:"resource,omitempty"` // KindResource: the URI
-	// Arguments are the call's params.arguments exactly as sent (compacted);
-	// nil when the call had none.
+	// Arguments are the call's params.arguments (compacted), masked with
+	// the target's profile; nil when the call had none. The raw arguments
+	// are never kept: ArgumentsHash identifies them.
 	Arguments json.RawMessage `json:"arguments,omitempty"`
-	// Reason is the agent's stated reason (see ReasonFromCall).
+	// ArgumentsHash is policy.HashCanonical of the exact arguments'
+	// canonical form; "" when the call had none.
+	ArgumentsHash string `json:"arguments_sha256,omitempty"`
+	// Reason is the agent's stated reason (see ReasonFromCall), masked.
 	Reason    string     `json:"reason,omitempty"`
 	Terms     Terms      `json:"terms"`
 	Decisions []Decision `json:"decisions,omitempty"`
@@ -257,8 +262,10 @@ type Grant struct {
 	Tool     string `json:"tool,omitempty"`
 	Resource string `json:"resource,omitempty"`
 	// Arguments, when set, limit the grant to calls with these arguments
-	// (as JSON values); single-use grants always carry them.
-	Arguments json.RawMessage `json:"arguments,omitempty"`
+	// (as JSON values); single-use grants always carry them. They are the
+	// masked copy, for display: ArgumentsHash is what calls are matched by.
+	Arguments     json.RawMessage `json:"arguments,omitempty"`
+	ArgumentsHash string          `json:"arguments_sha256,omitempty"`
 	// MaxUses is 1 for a single-use grant, 0 for unlimited (time-bound).
 	MaxUses int `json:"max_uses"`
 	// Uses counts the calls the grant allowed. For time-bound grants the
@@ -318,7 +325,7 @@ func (g *Grant) usable(now time.Time) bool {
 // Input is the grant as policy sees it.
 func (g *Grant) Input() policy.GrantInput {
 	return policy.GrantInput{
-		ID: g.ID, Target: g.Target, Tool: g.Tool, Resource: g.Resource, Arguments: g.Arguments,
+		ID: g.ID, Target: g.Target, Tool: g.Tool, Resource: g.Resource, Arguments: g.Arguments, ArgumentsHash: g.ArgumentsHash,
 		SingleUse: g.SingleUse(), Expiry: g.Expiry, Principal: g.Subject,
 	}
 }

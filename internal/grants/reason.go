@@ -28,7 +28,9 @@ const (
 // params._meta["io.airlock/reason"] of the JSON-RPC params, else the
 // x-airlock-reason header (lower-case names, as extauthz keeps them),
 // cleaned with CleanReason. It returns "" when neither is there or params
-// is not a JSON object.
+// is not a JSON object. The result is not masked yet: it goes to the grant
+// service only (OpenParams.Reason), which masks it before anyone keeps,
+// logs or shows it.
 func ReasonFromCall(params []byte, headers map[string]string) string {
 	if len(params) > 0 {
 		var p struct {
@@ -51,12 +53,20 @@ func ReasonFromCall(params []byte, headers map[string]string) string {
 // (bidirectional overrides and the like, which can disguise text in an
 // approval page) are dropped, runs of white space become one space, and
 // the result is trimmed and cut to MaxReasonRunes.
-func CleanReason(s string) string {
+//
+// The result is not masked: only the grant service, which masks it
+// (maskReason), may keep or pass on the agent's or an approver's reason.
+func CleanReason(s string) string { return cleanText(s, MaxReasonRunes) }
+
+// cleanText is CleanReason cutting at limit runes (0: no limit).
+func cleanText(s string, limit int) string {
 	if s == "" {
 		return ""
 	}
 	var b strings.Builder
-	b.Grow(min(len(s), 4*MaxReasonRunes))
+	if limit > 0 {
+		b.Grow(min(len(s), 4*limit))
+	}
 	n := 0
 	space := false
 	for _, r := range s {
@@ -67,12 +77,12 @@ func CleanReason(s string) string {
 		case unicode.Is(unicode.Cf, r):
 			continue
 		}
-		if n == MaxReasonRunes {
+		if limit > 0 && n == limit {
 			b.WriteRune('…')
 			return b.String()
 		}
 		if space {
-			if n+1 == MaxReasonRunes {
+			if limit > 0 && n+1 == limit {
 				b.WriteRune('…')
 				return b.String()
 			}

@@ -21,7 +21,8 @@ type OpenParams struct {
 	Tool      string          // KindTool: params.name
 	Resource  string          // KindResource: params.uri
 	Arguments json.RawMessage // params.arguments as sent; nil when absent
-	// Reason is the agent's stated reason (ReasonFromCall); cleaned again here.
+	// Reason is the agent's stated reason (ReasonFromCall), raw: Open
+	// cleans and masks it with the target's profile before anything keeps it.
 	Reason string
 	// Approval is the policy decision's approval settings.
 	Approval policy.Approval
@@ -73,7 +74,8 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (*Request, bool, error
 		return nil, false, err
 	}
 	terms := TermsFrom(p.Approval)
-	reason := CleanReason(p.Reason)
+	prof := s.profile(p.Target)
+	reason := maskReason(prof, p.Reason)
 	if err := checkOpenReason(terms, reason); err != nil {
 		return nil, false, err
 	}
@@ -81,12 +83,14 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (*Request, bool, error
 	if err != nil {
 		return nil, false, err
 	}
-	canon := []byte(nil)
+	canon, hash := []byte(nil), ""
 	if args != nil {
 		if canon, err = CanonicalArguments(args); err != nil {
 			return nil, false, err
 		}
+		hash = policy.HashCanonical(canon)
 	}
+	shown := maskArguments(prof, args) // kept for display; hash is what matches
 	name := p.Tool
 	if p.Kind == KindResource {
 		name = p.Resource
@@ -117,7 +121,7 @@ func (s *Service) Open(ctx context.Context, p OpenParams) (*Request, bool, error
 		}
 		r := &Request{
 			ID: newID(RequestIDPrefix), State: RequestPending, Principal: p.Principal, Target: p.Target,
-			Kind: p.Kind, Arguments: args, Reason: reason, Terms: terms,
+			Kind: p.Kind, Arguments: shown, ArgumentsHash: hash, Reason: reason, Terms: terms,
 			CreatedAt: tx.now, ExpiresAt: tx.now.Add(s.cfg.PendingTTL), CallKey: key,
 			Session: p.Session, DecisionID: p.DecisionID,
 		}
@@ -178,8 +182,7 @@ func (s *Service) current(id string, last *Request) *Request {
 // break-glass) approve it and issue the grant. Deciding a request that is
 // not pending fails with ErrNotPending; one whose deadline has passed is
 // expired first, so approval and expiry never both happen.
-func (s *Service) Decide(ctx context.Context, id string, a Actor, v Verdict, reason string) (*Request, error) {
-	reason = CleanReason(reason)
+func (s *Service) Decide(ctx context.Context, id string, a Actor, v Verdict, rawReason string) (*Request, error) {
 	var out *Request
 	err := s.update(ctx, func(tx *txn) error {
 		r := s.request(id)
@@ -194,6 +197,7 @@ func (s *Service) Decide(ctx context.Context, id string, a Actor, v Verdict, rea
 			tx.after = fmt.Errorf("request %s expired at %s: %w", id, r.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"), ErrNotPending)
 			return nil
 		}
+		reason := maskReason(s.profile(r.Target), rawReason)
 		d, next, err := judge(r, a, v, reason, tx.now)
 		if err != nil {
 			tx.notes = append(tx.notes, Event{Type: EventDecisionRefused, At: tx.now, Actor: a.Subject, Reason: err.Error(), Request: r.Clone()})
@@ -251,7 +255,7 @@ func (s *Service) issue(r *Request, tx *txn) *Grant {
 	}
 	if r.Terms.SingleUse || r.Terms.GrantDuration == 0 {
 		g.MaxUses = 1
-		g.Arguments = r.Arguments
+		g.Arguments, g.ArgumentsHash = r.Arguments, r.ArgumentsHash
 		if r.Terms.GrantDuration == 0 {
 			g.Expiry = tx.now.Add(s.cfg.SingleUseTTL)
 		}
@@ -261,8 +265,7 @@ func (s *Service) issue(r *Request, tx *txn) *Grant {
 }
 
 // Cancel ends a pending request at its requester's wish.
-func (s *Service) Cancel(ctx context.Context, id string, a Actor, reason string) (*Request, error) {
-	reason = CleanReason(reason)
+func (s *Service) Cancel(ctx context.Context, id string, a Actor, rawReason string) (*Request, error) {
 	var out *Request
 	err := s.update(ctx, func(tx *txn) error {
 		r := s.request(id)
@@ -275,6 +278,7 @@ func (s *Service) Cancel(ctx context.Context, id string, a Actor, reason string)
 		if err := mayCancel(r, a); err != nil {
 			return err
 		}
+		reason := maskReason(s.profile(r.Target), rawReason)
 		n := r.Clone()
 		n.State = RequestCancelled
 		n.EndedAt, n.EndedBy = tx.now, a.Subject

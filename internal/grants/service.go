@@ -18,6 +18,10 @@ type Options struct {
 	Notifier Notifier // every event, for webhooks; default none
 	Logger   *slog.Logger
 	Now      func() time.Time // the clock; default time.Now
+	// Mask gives a target's masking profile, used on arguments and
+	// reasons as they enter (see redact.go); default, and for a target it
+	// returns nil for, mask.Default().
+	Mask ProfileFunc
 
 	// manualExpiry leaves the expiry loop off: tests with a fake clock
 	// call sweep themselves.
@@ -38,6 +42,7 @@ type Service struct {
 	now      func() time.Time
 	auditor  Auditor
 	notifier Notifier
+	mask     ProfileFunc
 	hub      hub
 	seq      atomic.Uint64
 
@@ -68,7 +73,7 @@ func New(store Store, cfg Config, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("grants config: %w", err)
 	}
 	s := &Service{
-		cfg: cfg, store: store, log: opts.Logger, now: opts.Now, auditor: opts.Auditor, notifier: opts.Notifier,
+		cfg: cfg, store: store, log: opts.Logger, now: opts.Now, auditor: opts.Auditor, notifier: opts.Notifier, mask: opts.Mask,
 		requests: make(map[string]*Request), grants: make(map[string]*Grant), pending: make(map[string]string),
 		pendingBy: make(map[string]int), active: make(map[string][]*Grant), done: make(map[string]chan struct{}),
 		uses: make(map[string]*atomic.Int64), closed: make(chan struct{}), loopDone: make(chan struct{}),
@@ -91,6 +96,9 @@ func New(store Store, cfg Config, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("grants: loading the store: %w", err)
 	}
 	legacyGrantIssuers(&snap)
+	if err := s.redactLoaded(context.Background(), &snap); err != nil {
+		return nil, err
+	}
 	tx := &txn{}
 	for i := range snap.Requests {
 		tx.reqs = append(tx.reqs, &snap.Requests[i])

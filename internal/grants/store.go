@@ -141,6 +141,26 @@ func (s *MemStore) Apply(_ context.Context, m Mutation) error {
 // Close does nothing.
 func (s *MemStore) Close() error { return nil }
 
+// rewrite replaces every record (see rewriter).
+func (s *MemStore) rewrite(_ context.Context, snap Snapshot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rs = recordsOf(snap)
+	return nil
+}
+
+// recordsOf is a working copy holding exactly snap's records.
+func recordsOf(snap Snapshot) records {
+	rs := newRecords()
+	for _, r := range snap.Requests {
+		rs.requests[r.ID] = *r.Clone()
+	}
+	for _, g := range snap.Grants {
+		rs.grants[g.ID] = *g.Clone()
+	}
+	return rs
+}
+
 func cloneMutation(m *Mutation) Mutation {
 	c := Mutation{DropRequests: append([]string(nil), m.DropRequests...), DropGrants: append([]string(nil), m.DropGrants...)}
 	for i := range m.Requests {

@@ -19,7 +19,9 @@ const (
 
 // render builds message bodies. Arguments and free text (reasons) pass
 // through the masking profile first: a message leaves airlock, so it
-// never carries what masking would hide.
+// never carries what masking would hide. The grant service already masked
+// them with the target's profile as they entered; this second pass (strict
+// by default) is a backstop, not the place masking happens.
 type render struct {
 	mask        *mask.Profile
 	approvalURL func(requestID string) string

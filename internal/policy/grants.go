@@ -7,8 +7,9 @@ import (
 )
 
 // CoveringGrants returns the grants whose argument constraint the call's
-// arguments meet: a grant without Arguments covers any call; one with
-// Arguments covers only a call whose arguments equal them as JSON values
+// arguments meet: a grant without Arguments (or ArgumentsHash) covers any
+// call; one with ArgumentsHash covers only a call whose arguments hash to
+// it; one with Arguments alone only a call whose arguments equal them as JSON values
 // (key order, spacing and number spelling do not matter: 1 equals 1.0;
 // absent arguments equal {}).
 // The policy sees only these, so a decision never depends on the call's
@@ -16,7 +17,7 @@ import (
 func CoveringGrants(grants []GrantInput, args json.RawMessage) []GrantInput {
 	all := true
 	for i := range grants {
-		if len(grants[i].Arguments) > 0 {
+		if len(grants[i].Arguments) > 0 || grants[i].ArgumentsHash != "" {
 			all = false
 			break
 		}
@@ -32,7 +33,21 @@ func CoveringGrants(grants []GrantInput, args json.RawMessage) []GrantInput {
 	if len(bytes.TrimSpace(args)) > 0 {
 		callOK = jsonValue(args, &call)
 	}
+	var callHash string
+	hashed := false
 	for _, g := range grants {
+		if g.ArgumentsHash != "" {
+			// The store's grants: compared by the hash of the canonical
+			// form, which is equality as JSON values too.
+			if !hashed {
+				callHash, _ = ArgumentsHash(args) // "" for arguments that do not parse: no match
+				hashed = true
+			}
+			if callHash != "" && callHash == g.ArgumentsHash {
+				out = append(out, g)
+			}
+			continue
+		}
 		if len(g.Arguments) == 0 {
 			out = append(out, g)
 			continue

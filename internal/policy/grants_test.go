@@ -52,3 +52,32 @@ func TestCoveringGrants(t *testing.T) {
 		t.Error("2^53 and 2^53+1 compared equal")
 	}
 }
+
+// TestCoveringGrantsByHash: a grant that keeps only the hash of its
+// arguments (the grant store keeps no raw copy) covers exactly the calls
+// whose arguments equal them as JSON values.
+func TestCoveringGrantsByHash(t *testing.T) {
+	h, err := ArgumentsHash([]byte(`{"n":1,"key":"PROJ-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty, _ := ArgumentsHash(nil)
+	grants := []GrantInput{{ID: "exact", ArgumentsHash: h, Arguments: json.RawMessage(`{"key":"[MASKED:x]","n":1}`)}, {ID: "none", ArgumentsHash: empty}}
+	for args, want := range map[string]string{
+		`{"key": "PROJ-1", "n": 1.0}`: "exact",
+		`{"key":"PROJ-1","n":10e-1}`:  "exact",
+		`{"key":"[MASKED:x]","n":1}`:  "",
+		`{"key":"PROJ-2","n":1}`:      "",
+		`{"key":`:                     "",
+		``:                            "none",
+		`{}`:                          "none",
+	} {
+		var ids string
+		for _, g := range CoveringGrants(grants, json.RawMessage(args)) {
+			ids += g.ID
+		}
+		if ids != want {
+			t.Errorf("arguments %s: covered by %q, want %q", args, ids, want)
+		}
+	}
+}

@@ -68,7 +68,12 @@ type GrantInput struct {
 	// Arguments, when set, must equal the call's arguments exactly (as JSON
 	// values) for the grant to apply.
 	Arguments json.RawMessage
-	SingleUse bool
-	Expiry    time.Time
-	Principal string // subject of the principal the grant was issued to
+	// ArgumentsHash, when set, is ArgumentsHash of the exact arguments the
+	// grant is limited to, and what CoveringGrants matches: the grant store
+	// keeps no raw copy of a call's arguments (they may hold secrets), so
+	// Arguments is then the masked copy, for reading only.
+	ArgumentsHash string
+	SingleUse     bool
+	Expiry        time.Time
+	Principal     string // subject of the principal the grant was issued to
 }

@@ -181,12 +181,26 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 	}
 	g.life.add("notify", func(context.Context) error { sender.Close(); return nil })
 
+	profiles, err := mask.NewSet(cfg.Masking.Profiles)
+	if err != nil {
+		return err
+	}
+	byTarget := make(map[string]string, len(cfg.Targets))
+	for _, t := range cfg.Targets {
+		byTarget[t.Name] = t.MaskingProfile
+	}
+	// The grant service masks arguments and reasons as they enter, so the
+	// store, audit, logs, webhooks and the agent only see them masked.
+	gmask, err := grants.ProfilesOf(profiles, byTarget)
+	if err != nil {
+		return err
+	}
 	gstore, err := grants.OpenFileStore(cfg.Grants.Dir, grants.FileStoreOptions{Logger: log.With("component", "grants")})
 	if err != nil {
 		return err
 	}
 	svc, err := grants.New(gstore, cfg.Grants, grants.Options{
-		Notifier: sender, Auditor: grantAuditor{sink: rec, log: log}, Logger: log.With("component", "grants"),
+		Notifier: sender, Auditor: grantAuditor{sink: rec, log: log}, Logger: log.With("component", "grants"), Mask: gmask,
 	})
 	if err != nil {
 		_ = gstore.Close()
@@ -203,10 +217,6 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 		return err
 	}
 	g.Authorizer = authz
-	profiles, err := mask.NewSet(cfg.Masking.Profiles)
-	if err != nil {
-		return err
-	}
 	var ts []approvals.Target
 	for _, t := range cfg.Targets {
 		ts = append(ts, approvals.Target{Name: t.Name, Resource: t.Resource, PathPrefix: t.PathPrefix,
