@@ -143,6 +143,11 @@ func Story(t *Trail, f ReplayFilter) *Replay {
 		if !a.Time.Equal(b.Time) {
 			return a.Time.Before(b.Time)
 		}
+		if a.Kind == StepApproval && b.Kind == StepApproval {
+			// A vote and the transition it causes can share a time:
+			// opened, then still pending, then where it ended.
+			return approvalRank(a.Request) < approvalRank(b.Request)
+		}
 		return rank[a.Kind] < rank[b.Kind]
 	})
 	if len(r.Steps) > 0 {
@@ -152,6 +157,17 @@ func Story(t *Trail, f ReplayFilter) *Replay {
 		}
 	}
 	return r
+}
+
+func approvalRank(q *RequestEvent) int {
+	switch {
+	case q.FromState == "":
+		return 0
+	case q.ToState == "pending":
+		return 1
+	default:
+		return 2
+	}
 }
 
 func (r *Replay) add(f ReplayFilter, s Step) {

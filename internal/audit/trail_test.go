@@ -50,6 +50,10 @@ func storyRecords(sid string, at time.Time) []Record {
 			Target: "github", Method: "tools/call", Tool: "delete_repo", Reason: "cleanup", DecisionID: "d-held-ok"},
 		&RequestEvent{EventID: "rq-2", Time: ms(55), RequestID: "req-ok", FromState: "pending", ToState: "approved", Actor: "bob",
 			Principal: "alice", Target: "github", Method: "tools/call", Tool: "delete_repo", Reason: "fine", DecisionID: "d-held-ok", GrantID: "g-1"},
+		// The vote and the approval it causes at the same time; by event
+		// id the vote sorts last.
+		&RequestEvent{EventID: "rq-2v", Time: ms(55), RequestID: "req-ok", FromState: "pending", ToState: "pending", Actor: "bob",
+			Principal: "alice", Target: "github", Method: "tools/call", Tool: "delete_repo", Reason: "fine", DecisionID: "d-held-ok"},
 		&GrantEvent{EventID: "gr-1", Time: ms(56), GrantID: "g-1", Transition: "issued", Actor: "bob", Principal: "alice", Target: "github",
 			Tools: []string{"delete_repo"}, RequestID: "req-ok", ExpiresAt: at.Add(time.Hour), UsesLeft: 1},
 		&GrantEvent{EventID: "gr-2", Time: ms(57), GrantID: "g-1", Transition: "consumed", Principal: "alice", Target: "github",
@@ -231,6 +235,7 @@ func TestReplayTellsTheStory(t *testing.T) {
 		"+0.021s  response  tools/call read         id=2      allow 200              masked aws_access_key=2",
 		`+0.030s  decision  tools/call get_env      id=3      deny 403               reason "tool get_env is denied"  policy v1  decision d-deny`,
 		`+0.040s  approval  tools/call delete_repo  req-ok    opened                 by alice  reason "cleanup"`,
+		`+0.055s  approval  tools/call delete_repo  req-ok    pending                by bob  reason "fine"`,
 		`+0.055s  approval  tools/call delete_repo  req-ok    approved               by bob  reason "fine"  grant g-1`,
 		"+0.056s  grant     delete_repo             g-1       issued                 by bob  uses left 1  expires 2026-03-14T16:09:26Z  request req-ok",
 		"+0.057s  grant     delete_repo             g-1       consumed               uses left 0  expires 2026-03-14T16:09:26Z  request req-ok",
@@ -276,7 +281,7 @@ func TestReplayTellsTheStory(t *testing.T) {
 		{"tool read: its decisions and messages", ReplayFilter{Tool: "read"}, []string{"decision d-read",
 			"message " + tr.Events[2].EventID, "message " + tr.Events[3].EventID, "decision d-batch"}},
 		{"tool and outcome: the approved call, its request and grant", ReplayFilter{Tool: "delete_repo", Outcome: "allow"}, []string{
-			"approval rq-1", "approval rq-2", "grant gr-1", "grant gr-2", "decision d-held-ok", "message " + tr.Events[4].EventID}},
+			"approval rq-1", "approval rq-2v", "approval rq-2", "grant gr-1", "grant gr-2", "decision d-held-ok", "message " + tr.Events[4].EventID}},
 		{"since", ReplayFilter{Since: t0.Add(130 * time.Millisecond)}, []string{"decision d-unauth", "decision d-batch", "decision d-batch.1"}},
 		{"nothing matches", ReplayFilter{Tool: "absent"}, nil},
 	} {
