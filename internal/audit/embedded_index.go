@@ -155,7 +155,7 @@ func (x *embeddedIndex) add(m *rowMeta, ref lineRef) {
 	if m.direction == string(DirRequest) {
 		s.sum.Requests++
 	}
-	if m.direction == string(DirError) {
+	if m.direction == string(DirError) && m.outcome == "allow" {
 		s.sum.Errors++
 	}
 	s.sum.Masked += m.masked

@@ -99,8 +99,11 @@ type SessionSummary struct {
 	Denied   int64 `json:"denied"`
 	Held     int64 `json:"held"`     // calls held for approval (decisions with a request id)
 	Approved int64 `json:"approved"` // held calls that went through once approved
-	// Errors counts error messages (direction error) and the calls the
-	// gateway failed or found malformed (decision outcomes error, invalid).
+	// Errors counts the error messages of calls that went through
+	// (direction error, outcome allow: the server's errors) and the calls
+	// the gateway failed or found malformed (decision outcomes error,
+	// invalid). A refused call's local reply, if ext_proc records one, is
+	// counted by its decision, not again here.
 	Errors int64 `json:"errors"`
 	Masked int64 `json:"masked"` // values masked, all types
 }

@@ -91,7 +91,7 @@ func (s *Store) Sessions(ctx context.Context, f audit.SessionFilter) ([]audit.Se
     countIf(k = 'd' AND has(?, outcome)) AS n_denied,
     countIf(k = 'd' AND request_id != '') AS n_held,
     countIf(k = 'd' AND request_id != '' AND outcome = 'allow') AS n_approved,
-    countIf(k = 'e' AND direction = 'error' OR k = 'd' AND has(?, outcome)) AS n_errors,
+    countIf(k = 'e' AND direction = 'error' AND outcome = 'allow' OR k = 'd' AND has(?, outcome)) AS n_errors,
     sum(masked_total) AS n_masked
 FROM
 (
