@@ -246,12 +246,13 @@ type ReplayOptions struct {
 // WriteReplay prints a replay for `airlock replay`: the session, then one
 // line per step with its offset from the first.
 func WriteReplay(w io.Writer, r *Replay, opts ReplayOptions) error {
-	fmt.Fprintf(w, "session %s  principal %s  client %s  target %s  started %s\n",
-		orDash(r.SessionID), orDash(r.Principal), orDash(r.ClientID), orDash(r.Target), r.Start.UTC().Format(time.RFC3339Nano))
 	if len(r.Steps) == 0 {
-		_, err := fmt.Fprintln(w, "no steps match")
+		_, err := fmt.Fprintf(w, "session %s  principal %s  client %s  target %s\nnothing matches the filters\n",
+			orDash(r.SessionID), orDash(r.Principal), orDash(r.ClientID), orDash(r.Target))
 		return err
 	}
+	fmt.Fprintf(w, "session %s  principal %s  client %s  target %s  started %s\n",
+		orDash(r.SessionID), orDash(r.Principal), orDash(r.ClientID), orDash(r.Target), r.Start.UTC().Format(time.RFC3339Nano))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, s := range r.Steps {
 		var line string

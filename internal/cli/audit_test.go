@@ -135,6 +135,10 @@ func TestSessionsAndReplay(t *testing.T) {
 		t.Errorf("replay --since 2s (just after the session): exit %d:\n%s", code, out)
 	}
 
+	code, out, _ = runAt(now, "replay", "--config", cfg, "--tool", "absent", "sess-cli")
+	if code != 0 || !strings.Contains(out, "session sess-cli  principal rita") || !strings.HasSuffix(out, "\nnothing matches the filters\n") {
+		t.Errorf("replay --tool absent: exit %d:\n%s", code, out)
+	}
 	code, out, _ = runAt(now, "replay", "--config", cfg, "-o", "json", "--outcome", "approval_required", "sess-cli")
 	var r audit.Replay
 	if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil || r.SessionID != "sess-cli" || len(r.Steps) != 2 ||
