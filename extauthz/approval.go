@@ -100,11 +100,10 @@ func (a *Authorizer) hold(ctx context.Context, id string, t *target, p *identity
 		a.log.Error("approval hold failed; denying", "decision_id", id, "error", err)
 		return policyDenied(id, call, OutcomeError, 403, "the gateway could not hold the call for approval; the call is denied")
 	}
-	r := res.Request
 	out := a.holdOutcome(ctx, id, t, p, req, call, d, res)
 	// The decision names the request the call was held on, whatever came
 	// of it: replay and the analytics join the approval to the call.
-	out.requestID = r.ID
+	out.requestID = res.Request.ID
 	return out
 }
 

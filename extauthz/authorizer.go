@@ -258,17 +258,17 @@ func (a *Authorizer) knownSession(target, id string) string {
 	return id
 }
 
-// PolicyVersioner is a Policy that names the version it serves
+// policyVersioner is a Policy that names the version it serves
 // (internal/policy/rego's Store and Engine): the version recorded with a
 // decision no policy took (unauthenticated, malformed, a gateway error).
-type PolicyVersioner interface {
+type policyVersioner interface {
 	Version() string
 }
 
 // servingVersion is the version of the policy serving now, or "" when the
 // Policy does not say.
 func (a *Authorizer) servingVersion() string {
-	if v, ok := a.policy.(PolicyVersioner); ok {
+	if v, ok := a.policy.(policyVersioner); ok {
 		return v.Version()
 	}
 	return ""
