@@ -125,3 +125,26 @@ func with(d audit.Decision, method, tool, rpcID, outcome string, status int, ver
 	d.PolicyVersion, d.RequestID, d.GrantID = version, request, grant
 	return d
 }
+
+// TestRefusedBatchRecordedInItsSession: a refused batch records one row
+// per message, in the session, with the version of the policy that
+// refused it.
+func TestRefusedBatchRecordedInItsSession(t *testing.T) {
+	c := newCore(t)
+	r := c.a.Check(context.Background(), post("alice", batch(call(20, "read"), call(21, "nuke")), "mcp-session-id", "sess-b"))
+	if r.Outcome != OutcomeDeny {
+		t.Fatalf("batch: %s", r.Outcome)
+	}
+	ds := c.audit.take()
+	if len(ds) != 2 {
+		t.Fatalf("%d rows, want 2: %+v", len(ds), ds)
+	}
+	for i, d := range ds {
+		if d.SessionID != "sess-b" || d.PolicyVersion != "v1" || d.Outcome != "deny" || d.Principal != "alice" {
+			t.Errorf("row %d: %+v", i, d)
+		}
+	}
+	if ds[1].DecisionID != ds[0].DecisionID+".1" {
+		t.Errorf("decision ids %q, %q", ds[0].DecisionID, ds[1].DecisionID)
+	}
+}
