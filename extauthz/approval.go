@@ -100,6 +100,16 @@ func (a *Authorizer) hold(ctx context.Context, id string, t *target, p *identity
 		a.log.Error("approval hold failed; denying", "decision_id", id, "error", err)
 		return policyDenied(id, call, OutcomeError, 403, "the gateway could not hold the call for approval; the call is denied")
 	}
+	out := a.holdOutcome(ctx, id, t, p, req, call, d, res)
+	// The decision names the request the call was held on, whatever came
+	// of it: replay and the analytics join the approval to the call.
+	out.requestID = res.Request.ID
+	return out
+}
+
+// holdOutcome answers a held call after the hold: allowed under the
+// issued grant, denied, expired or cancelled, or still pending.
+func (a *Authorizer) holdOutcome(ctx context.Context, id string, t *target, p *identity.Principal, req *Request, call *mcp.Call, d policy.Decision, res *grants.HoldResult) *Result {
 	r := res.Request
 	switch res.Outcome {
 	case grants.HoldAllowed:

@@ -86,6 +86,13 @@ type Result struct {
 	call      *mcp.Call
 	grant     string
 	policyVer string
+	// requestID is the access request the call was held on (opened or
+	// joined); empty for a call that was not held.
+	requestID string
+	// sessionID is, for a call refused before its body was read, the
+	// Mcp-Session-Id it presented when that session is live on this
+	// target (see knownSession).
+	sessionID string
 	// verdicts is, for a batch decided message by message, each message's
 	// own outcome and reason (same order as call.Messages).
 	verdicts []verdict
@@ -191,6 +198,7 @@ func (a *Authorizer) record(r *Result, took time.Duration) {
 	base := audit.Decision{
 		DecisionID: r.DecisionID, Time: a.now(), Target: r.target, Outcome: string(r.Outcome),
 		Reason: r.Reason, Status: r.Status, LatencyUS: took.Microseconds(), GrantID: r.grant, PolicyVersion: r.policyVer,
+		RequestID: r.requestID,
 	}
 	if p := r.principal; p != nil {
 		base.Principal, base.ClientID, base.Issuer = p.Subject, p.ClientID, p.Issuer
@@ -200,7 +208,7 @@ func (a *Authorizer) record(r *Result, took time.Duration) {
 		if c != nil {
 			base.SessionID = c.SessionID
 		} else {
-			base.JSONRPCID = string(r.rpcID)
+			base.SessionID, base.JSONRPCID = r.sessionID, string(r.rpcID)
 		}
 		a.recordOne(&base)
 		return
@@ -230,8 +238,40 @@ func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
 	r := a.decideRequest(ctx, id, req)
 	if r.call == nil {
 		r.rpcID = requestID(req)
+		r.sessionID = a.knownSession(r.target, req.Headers["mcp-session-id"])
+	}
+	if r.policyVer == "" {
+		r.policyVer = a.servingVersion()
 	}
 	return r
+}
+
+// knownSession is the session id a call refused before its body was read
+// (unauthenticated, wrong origin, malformed) presented, when that session
+// is live on the target: such a refusal is part of that session's record.
+// An id airlock does not know is not a session, and recording it as one
+// would let any unauthenticated caller fill the session list.
+func (a *Authorizer) knownSession(target, id string) string {
+	if target == "" || id == "" || !a.sessions.known(target, id, a.now()) {
+		return ""
+	}
+	return id
+}
+
+// policyVersioner is a Policy that names the version it serves
+// (internal/policy/rego's Store and Engine): the version recorded with a
+// decision no policy took (unauthenticated, malformed, a gateway error).
+type policyVersioner interface {
+	Version() string
+}
+
+// servingVersion is the version of the policy serving now, or "" when the
+// Policy does not say.
+func (a *Authorizer) servingVersion() string {
+	if v, ok := a.policy.(policyVersioner); ok {
+		return v.Version()
+	}
+	return ""
 }
 
 // requestID is the request's JSON-RPC id read without parsing the call
@@ -315,7 +355,15 @@ func (a *Authorizer) decideRequest(ctx context.Context, id string, req *Request)
 // caller's grants; a grant that allowed the call is used before the call
 // goes through; one that a concurrent call used up is left out and the
 // call decided again. A call that needs approval is held.
-func (a *Authorizer) decideOne(ctx context.Context, id string, t *target, p *identity.Principal, req *Request, call *mcp.Call) *Result {
+func (a *Authorizer) decideOne(ctx context.Context, id string, t *target, p *identity.Principal, req *Request, call *mcp.Call) (r *Result) {
+	// Every outcome records the version of the policy that decided it,
+	// denials and holds too (only an allow carries it in its metadata).
+	var version string
+	defer func() {
+		if r.policyVer == "" {
+			r.policyVer = version
+		}
+	}()
 	var unusable map[string]bool
 	for attempt := 0; ; attempt++ {
 		d, err := a.decide(ctx, t, p, req, call, unusable)
@@ -323,6 +371,7 @@ func (a *Authorizer) decideOne(ctx context.Context, id string, t *target, p *ide
 			a.log.Error("policy evaluation failed; denying", "decision_id", id, "target", t.cfg.Name, "error", err)
 			return policyDenied(id, call, OutcomeError, 403, "the gateway could not evaluate its policy; the call is denied")
 		}
+		version = d.PolicyVersion
 		switch d.Outcome {
 		case policy.OutcomeAllow:
 			if d.Grant != "" && a.approvals != nil {

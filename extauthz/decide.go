@@ -123,6 +123,7 @@ func (a *Authorizer) decideBatch(ctx context.Context, id string, t *target, p *i
 		}
 		r := batchRefused(id, call, verdicts, refused)
 		r.verdicts = verdicts
+		r.policyVer = decisions[0].PolicyVersion
 		return r
 	}
 	d := decisions[0]

@@ -97,6 +97,15 @@ func (s *sessions) bind(target, id string, owner sessionOwner, now time.Time) bo
 	return true
 }
 
+// known reports whether the session is bound (to anyone) and not expired,
+// without touching its binding.
+func (s *sessions) known(target, id string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.byID[sessionKey{target, id}]
+	return ok && now.Sub(el.Value.(*sessionEntry).last) <= s.idle
+}
+
 // unbind removes the binding (the session was ended with DELETE).
 func (s *sessions) unbind(target, id string) {
 	s.mu.Lock()

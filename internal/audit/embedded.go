@@ -62,8 +62,8 @@ type dayKey struct {
 
 type pendingLine struct {
 	key  dayKey
-	line []byte  // JSON and '\n'
-	ev   *evMeta // for the index; nil for other kinds
+	line []byte   // JSON and '\n'
+	ev   *rowMeta // for the index
 }
 
 var filePrefix = [numKinds]string{kindEvent: "events", kindDecision: "decisions", kindRequest: "requests", kindGrant: "grants"}
@@ -135,11 +135,11 @@ func (e *Embedded) Record(r Record) error {
 		line []byte
 		err  error
 		t    time.Time
-		ev   *evMeta
+		ev   = metaOf(r)
 	)
 	switch v := r.(type) {
 	case *Event:
-		ev, t = metaOf(v), v.Time
+		t = v.Time
 		line, err = json.Marshal(v)
 	case *Decision:
 		t = v.Time
@@ -298,7 +298,7 @@ func (e *Embedded) writeBatch(batch []pendingLine) (int, []pendingLine) {
 		e.dirty[f] = true
 		for i, l := range fb.lines {
 			if l.ev != nil {
-				e.idx.add(l.ev, lineRef{day: k.day, off: size + fb.offs[i], n: int32(len(l.line))})
+				e.idx.add(l.ev, lineRef{k: k.k, day: k.day, off: size + fb.offs[i], n: int32(len(l.line))})
 			}
 		}
 		e.m.ship(shipLabel[k.k], len(fb.lines))
@@ -438,7 +438,8 @@ func (e *Embedded) Sessions(ctx context.Context, f SessionFilter) ([]SessionSumm
 	return e.idx.list(f), nil
 }
 
-// Replay reads one session's events from the day files.
-func (e *Embedded) Replay(ctx context.Context, sessionID string) ([]Event, error) {
+// Replay reads what was recorded about one session from the day files;
+// see Store.
+func (e *Embedded) Replay(ctx context.Context, sessionID string) (*Trail, error) {
 	return e.idx.replay(ctx, e.dir, sessionID)
 }

@@ -12,57 +12,114 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 )
 
 // embeddedIndex knows, per session, its summary and where each of its
-// events is (day file, offset, length).
+// messages and decisions is (day file, offset, length); and where the
+// rows of each access request and grant are, for replay's joins.
 type embeddedIndex struct {
 	mu       sync.RWMutex
 	sessions map[string]*sessionIndex
+	// orphans are the decisions recorded without a session id, by decision
+	// id (a batch message's "<id>.<i>" under <id>): a session's messages
+	// name them (the initialize call's).
+	orphans  map[string][]lineRef
+	requests map[string][]lineRef // request events by request id
+	grants   map[string][]lineRef // grant events by grant id
 }
 
 type sessionIndex struct {
 	sum                          SessionSummary
 	firstNS, lastNS              int64
-	principalNS, clientNS, tgtNS int64 // time of the event the value came from (argMin)
+	principalNS, clientNS, tgtNS int64 // time of the row the value came from (argMin)
 	refs                         []lineRef
+	decisionIDs                  map[string]bool // decision ids its messages carry
 }
 
 type lineRef struct {
+	k   kind
 	day int32
 	off int64
 	n   int32
 }
 
-// evMeta is what the index needs of an event.
-type evMeta struct {
+// rowMeta is what the index needs of a row.
+type rowMeta struct {
+	k                                                          kind
 	id, session, principal, client, target, direction, outcome string
+	decision, request, grant                                   string
 	ns                                                         int64
 	masked                                                     int64
 }
 
-func metaOf(e *Event) *evMeta {
-	var masked int64
-	for _, n := range e.Masked {
-		masked += int64(max(n, 0))
+// metaOf describes r for the index.
+func metaOf(r Record) *rowMeta {
+	switch v := r.(type) {
+	case *Event:
+		var masked int64
+		for _, n := range v.Masked {
+			masked += int64(max(n, 0))
+		}
+		return &rowMeta{k: kindEvent, id: v.EventID, session: v.SessionID, principal: v.Principal, client: v.ClientID, target: v.Target,
+			direction: string(v.Direction), outcome: v.Outcome, decision: v.DecisionID, ns: v.Time.UnixNano(), masked: masked}
+	case *Decision:
+		return &rowMeta{k: kindDecision, id: v.DecisionID, session: v.SessionID, principal: v.Principal, client: v.ClientID, target: v.Target,
+			outcome: v.Outcome, request: v.RequestID, ns: v.Time.UnixNano()}
+	case *RequestEvent:
+		return &rowMeta{k: kindRequest, id: v.EventID, request: v.RequestID, ns: v.Time.UnixNano()}
+	case *GrantEvent:
+		return &rowMeta{k: kindGrant, id: v.EventID, grant: v.GrantID, ns: v.Time.UnixNano()}
 	}
-	return &evMeta{id: e.EventID, session: e.SessionID, principal: e.Principal, client: e.ClientID, target: e.Target,
-		direction: string(e.Direction), outcome: e.Outcome, ns: e.Time.UnixNano(), masked: masked}
+	return nil
 }
 
-func newIndex() *embeddedIndex { return &embeddedIndex{sessions: map[string]*sessionIndex{}} }
+func newIndex() *embeddedIndex {
+	return &embeddedIndex{sessions: map[string]*sessionIndex{}, orphans: map[string][]lineRef{},
+		requests: map[string][]lineRef{}, grants: map[string][]lineRef{}}
+}
 
-// add indexes one event; it keeps the same summary semantics as the
-// ClickHouse query (first non-empty principal/client/target by time).
-func (x *embeddedIndex) add(m *evMeta, ref lineRef) {
+// baseDecisionID is the decision id a message records for a decision row:
+// a batch's message i > 0 is decided under "<id>.<i>".
+func baseDecisionID(id string) string {
+	if i := strings.IndexByte(id, '.'); i >= 0 {
+		return id[:i]
+	}
+	return id
+}
+
+// add indexes one row; it keeps the same summary semantics as the
+// ClickHouse query (first non-empty principal/client/target by time, over
+// messages and decisions).
+func (x *embeddedIndex) add(m *rowMeta, ref lineRef) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	switch m.k {
+	case kindRequest:
+		if m.request != "" {
+			x.requests[m.request] = append(x.requests[m.request], ref)
+		}
+		return
+	case kindGrant:
+		if m.grant != "" {
+			x.grants[m.grant] = append(x.grants[m.grant], ref)
+		}
+		return
+	case kindDecision:
+		if m.session == "" {
+			id := baseDecisionID(m.id)
+			x.orphans[id] = append(x.orphans[id], ref)
+			return
+		}
+	}
 	if m.session == "" {
 		return
 	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
 	s := x.sessions[m.session]
 	if s == nil {
 		s = &sessionIndex{sum: SessionSummary{SessionID: m.session}, firstNS: m.ns, lastNS: m.ns}
@@ -78,25 +135,44 @@ func (x *embeddedIndex) add(m *evMeta, ref lineRef) {
 	pick(m.principal, &s.sum.Principal, &s.principalNS)
 	pick(m.client, &s.sum.ClientID, &s.clientNS)
 	pick(m.target, &s.sum.Target, &s.tgtNS)
+	if m.k == kindDecision {
+		s.sum.Decisions++
+		if slices.Contains(DeniedOutcomes, m.outcome) {
+			s.sum.Denied++
+		}
+		if m.request != "" {
+			s.sum.Held++
+			if m.outcome == "allow" {
+				s.sum.Approved++
+			}
+		}
+		if slices.Contains(ErrorOutcomes, m.outcome) {
+			s.sum.Errors++
+		}
+		return
+	}
 	s.sum.Events++
 	if m.direction == string(DirRequest) {
 		s.sum.Requests++
 	}
-	if m.outcome == "deny" {
-		s.sum.Denied++
-	}
-	if m.direction == string(DirError) {
+	if m.direction == string(DirError) && m.outcome == "allow" {
 		s.sum.Errors++
 	}
 	s.sum.Masked += m.masked
+	if m.decision != "" {
+		if s.decisionIDs == nil {
+			s.decisionIDs = map[string]bool{}
+		}
+		s.decisionIDs[m.decision] = true
+	}
 }
 
 func (x *embeddedIndex) replace(y *embeddedIndex) {
 	y.mu.Lock()
-	m := y.sessions
+	sessions, orphans, requests, grants := y.sessions, y.orphans, y.requests, y.grants
 	y.mu.Unlock()
 	x.mu.Lock()
-	x.sessions = m
+	x.sessions, x.orphans, x.requests, x.grants = sessions, orphans, requests, grants
 	x.mu.Unlock()
 }
 
@@ -127,70 +203,155 @@ func (x *embeddedIndex) list(f SessionFilter) []SessionSummary {
 	return out
 }
 
-func (x *embeddedIndex) replay(ctx context.Context, dir, session string) ([]Event, error) {
+// replay reads the session's rows and the request and grant rows they
+// name; see Trail.
+func (x *embeddedIndex) replay(ctx context.Context, dir, session string) (*Trail, error) {
 	x.mu.RLock()
 	var refs []lineRef
 	if s := x.sessions[session]; s != nil {
 		refs = append(refs, s.refs...)
+		for id := range s.decisionIDs {
+			refs = append(refs, x.orphans[id]...)
+		}
 	}
 	x.mu.RUnlock()
+	t := &Trail{SessionID: session}
+	rd := &lineReader{dir: dir}
+	defer rd.close()
+	seen := map[string]bool{}
+	keep := func(k kind, id string) bool {
+		key := k.String() + "/" + id
+		if seen[key] {
+			return false
+		}
+		seen[key] = true
+		return true
+	}
+	err := rd.read(ctx, refs, func(k kind, line []byte) error {
+		switch k {
+		case kindEvent:
+			var e Event
+			if err := json.Unmarshal(line, &e); err != nil {
+				return err
+			}
+			if keep(k, e.EventID) {
+				t.Events = append(t.Events, normalizeEvent(e))
+			}
+		case kindDecision:
+			var d Decision
+			if err := json.Unmarshal(line, &d); err != nil {
+				return err
+			}
+			if keep(k, d.DecisionID) {
+				d.Time = d.Time.UTC()
+				t.Decisions = append(t.Decisions, d)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(t.Events) == 0 && len(t.Decisions) == 0 {
+		return nil, ErrNoSession
+	}
+	// The access requests the decisions were held on, then the grants the
+	// decisions, messages and requests name.
+	x.mu.RLock()
+	refs = refs[:0]
+	for _, id := range t.requestIDs() {
+		refs = append(refs, x.requests[id]...)
+	}
+	x.mu.RUnlock()
+	err = rd.read(ctx, refs, func(k kind, line []byte) error {
+		var r RequestEvent
+		if err := json.Unmarshal(line, &r); err != nil {
+			return err
+		}
+		if keep(k, r.EventID) {
+			r.Time = r.Time.UTC()
+			t.Requests = append(t.Requests, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	x.mu.RLock()
+	refs = refs[:0]
+	for _, id := range t.grantIDs() {
+		refs = append(refs, x.grants[id]...)
+	}
+	x.mu.RUnlock()
+	err = rd.read(ctx, refs, func(k kind, line []byte) error {
+		var g GrantEvent
+		if err := json.Unmarshal(line, &g); err != nil {
+			return err
+		}
+		if keep(k, g.EventID) {
+			t.Grants = append(t.Grants, normalizeGrant(g))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.sort()
+	return t, nil
+}
+
+// lineReader reads indexed lines, keeping one day file open at a time.
+type lineReader struct {
+	dir string
+	f   *os.File
+	key dayKey
+	buf []byte
+}
+
+func (r *lineReader) close() {
+	if r.f != nil {
+		r.f.Close()
+		r.f = nil
+	}
+}
+
+// read calls fn with each referenced line, in file order.
+func (r *lineReader) read(ctx context.Context, refs []lineRef, fn func(k kind, line []byte) error) error {
+	refs = slices.Clone(refs)
 	sort.Slice(refs, func(i, j int) bool {
+		if refs[i].k != refs[j].k {
+			return refs[i].k < refs[j].k
+		}
 		if refs[i].day != refs[j].day {
 			return refs[i].day < refs[j].day
 		}
 		return refs[i].off < refs[j].off
 	})
-	var (
-		out  []Event
-		seen = map[string]bool{}
-		f    *os.File
-		day  int32 = -1
-		buf  []byte
-	)
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-	}()
-	for _, r := range refs {
+	for _, ref := range refs {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
-		if r.day != day {
-			if f != nil {
-				f.Close()
+		key := dayKey{ref.k, ref.day}
+		if r.f == nil || r.key != key {
+			r.close()
+			f, err := os.Open(filepath.Join(r.dir, dayFileName(key)))
+			if err != nil {
+				return fmt.Errorf("audit: replaying session: %w", err)
 			}
-			var err error
-			name := dayFileName(dayKey{kindEvent, r.day})
-			if f, err = os.Open(filepath.Join(dir, name)); err != nil {
-				return nil, fmt.Errorf("audit: replaying session: %w", err)
-			}
-			day = r.day
+			r.f, r.key = f, key
 		}
-		if cap(buf) < int(r.n) {
-			buf = make([]byte, r.n)
+		if cap(r.buf) < int(ref.n) {
+			r.buf = make([]byte, ref.n)
 		}
-		buf = buf[:r.n]
-		if _, err := f.ReadAt(buf, r.off); err != nil {
-			return nil, fmt.Errorf("audit: replaying session: reading %s at %d: %w", f.Name(), r.off, err)
+		r.buf = r.buf[:ref.n]
+		if _, err := r.f.ReadAt(r.buf, ref.off); err != nil {
+			return fmt.Errorf("audit: replaying session: reading %s at %d: %w", r.f.Name(), ref.off, err)
 		}
-		var e Event
-		if err := json.Unmarshal(buf, &e); err != nil {
-			return nil, fmt.Errorf("audit: replaying session: %s at %d: %w", f.Name(), r.off, err)
+		if err := fn(ref.k, r.buf); err != nil {
+			return fmt.Errorf("audit: replaying session: %s at %d: %w", r.f.Name(), ref.off, err)
 		}
-		if seen[e.EventID] {
-			continue
-		}
-		seen[e.EventID] = true
-		out = append(out, normalizeEvent(e))
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].Time.Equal(out[j].Time) {
-			return out[i].Time.Before(out[j].Time)
-		}
-		return out[i].EventID < out[j].EventID
-	})
-	return out, nil
+	return nil
 }
 
 // normalizeEvent makes an event read back compare equal whichever store
@@ -234,7 +395,7 @@ func listDayFiles(dir string) ([]dayFile, error) {
 	return out, nil
 }
 
-// loadIndex reads every events file in dir. With repair set it also cuts
+// loadIndex reads every day file in dir. With repair set it also cuts
 // a torn last line (a crash mid-write) off every day file, so appends
 // start on a fresh line; without, such a line is just skipped.
 func loadIndex(dir string, repair bool, log *slog.Logger) (*embeddedIndex, error) {
@@ -248,9 +409,6 @@ func loadIndex(dir string, repair bool, log *slog.Logger) (*embeddedIndex, error
 			if err := repairTail(df.path, log); err != nil {
 				return nil, err
 			}
-		}
-		if df.key.k != kindEvent {
-			continue
 		}
 		if err := indexFile(x, df, log); err != nil {
 			return nil, err
@@ -285,11 +443,10 @@ func indexFile(x *embeddedIndex, df dayFile, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("audit: indexing %s: %w", df.path, err)
 		}
-		var e Event
-		if json.Unmarshal(bytes.TrimSpace(line), &e) != nil || e.EventID == "" {
+		if m := readMeta(df.key.k, bytes.TrimSpace(line)); m == nil {
 			bad++
 		} else {
-			x.add(metaOf(&e), lineRef{day: df.key.day, off: off, n: int32(len(line))})
+			x.add(m, lineRef{k: df.key.k, day: df.key.day, off: off, n: int32(len(line))})
 		}
 		off += int64(len(line))
 	}
@@ -297,6 +454,32 @@ func indexFile(x *embeddedIndex, df dayFile, log *slog.Logger) error {
 		log.Warn("audit store: skipped unreadable lines", "file", df.path, "lines", bad)
 	}
 	return nil
+}
+
+// readMeta decodes one line of a k file for the index; nil when it is
+// unreadable or has no id.
+func readMeta(k kind, line []byte) *rowMeta {
+	var r Record
+	switch k {
+	case kindEvent:
+		r = &Event{}
+	case kindDecision:
+		r = &Decision{}
+	case kindRequest:
+		r = &RequestEvent{}
+	case kindGrant:
+		r = &GrantEvent{}
+	default:
+		return nil
+	}
+	if json.Unmarshal(line, r) != nil {
+		return nil
+	}
+	m := metaOf(r)
+	if m == nil || m.id == "" {
+		return nil
+	}
+	return m
 }
 
 // repairTail truncates path after its last '\n'.
@@ -357,10 +540,26 @@ func (r *EmbeddedReader) Sessions(ctx context.Context, f SessionFilter) ([]Sessi
 	return r.idx.list(f), nil
 }
 
-// Replay returns one session's events in order.
-func (r *EmbeddedReader) Replay(ctx context.Context, sessionID string) ([]Event, error) {
+// Replay returns what was recorded about one session; see Store.
+func (r *EmbeddedReader) Replay(ctx context.Context, sessionID string) (*Trail, error) {
 	return r.idx.replay(ctx, r.dir, sessionID)
 }
 
 // Close does nothing; the reader holds no open files.
 func (r *EmbeddedReader) Close() error { return nil }
+
+// normalizeGrant makes a grant event read back compare equal whichever
+// store it came from: UTC times, nil for no tools.
+func normalizeGrant(g GrantEvent) GrantEvent {
+	g.Time = g.Time.UTC()
+	// ClickHouse keeps expires_at in whole seconds, and no expiry as 0.
+	if g.ExpiresAt.Unix() <= 0 {
+		g.ExpiresAt = time.Time{}
+	} else {
+		g.ExpiresAt = g.ExpiresAt.Truncate(time.Second).UTC()
+	}
+	if len(g.Tools) == 0 {
+		g.Tools = nil
+	}
+	return g
+}

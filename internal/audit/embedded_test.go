@@ -70,9 +70,9 @@ func TestEmbeddedReopenAndReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := ctxT(t, time.Minute)
-	readerEvents, err := r.Replay(ctx, "r1")
-	if err != nil || len(readerEvents) != 10 {
-		t.Fatalf("reader replay: %d events, %v", len(readerEvents), err)
+	readerTrail, err := r.Replay(ctx, "r1")
+	if err != nil || len(readerTrail.Events) != 10 {
+		t.Fatalf("reader replay: %+v, %v", readerTrail, err)
 	}
 
 	e2 := openEmbedded(t, cfg)
@@ -93,7 +93,7 @@ func TestEmbeddedReopenAndReader(t *testing.T) {
 	for _, ev := range append(evs, more...) {
 		want = append(want, normalizeEvent(*ev))
 	}
-	if d := cmp.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got.Events); d != "" {
 		t.Fatalf("replay after reopen (-want +got):\n%s", d)
 	}
 	for _, prefix := range []string{"decisions", "requests", "grants"} {

@@ -41,7 +41,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"envoy"}, "Usage:\n  airlock envoy\n  airlock envoy [command]\n\nAvailable Commands:\n  bootstrap "},
 		{[]string{"envoy", "bootstrp"}, "airlock envoy: unknown command \"bootstrp\"\n\nDid you mean this?\n\tbootstrap\n"},
 		{[]string{"serve", "extra"}, "airlock serve: takes no arguments"},
-		{[]string{"replay", "--config", "x.yaml"}, "usage: airlock replay --config airlock.yaml [--payloads] SESSION\n"},
+		{[]string{"replay", "--config", "x.yaml"}, "usage: airlock replay --config airlock.yaml [--payloads] [--outcome O] [--tool T] [--since 7d] [--output table|json] SESSION\n"},
 		{[]string{"validate", "--bogus"}, "airlock validate: unknown flag: --bogus"},
 	} {
 		var out, errOut bytes.Buffer

@@ -2,10 +2,12 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,7 +75,7 @@ func envoyBootstrapCmd(env *Env) *cobra.Command {
 
 func sessionsCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "sessions --config airlock.yaml [--principal P] [--target T] [--since 24h] [--limit N]",
+		Use:     "sessions --config airlock.yaml [--principal P] [--target T] [--since 24h|7d] [--limit N] [--output table|json]",
 		Short:   "list recorded MCP sessions (ClickHouse or the embedded store)",
 		GroupID: groupAudit,
 		Args:    noArgs,
@@ -82,18 +84,24 @@ func sessionsCmd(env *Env) *cobra.Command {
 	path := configFlag(fs)
 	principal := fs.String("principal", "", "only this user (token subject)")
 	target := fs.String("target", "", "only this target")
-	since := fs.Duration("since", 24*time.Hour, "sessions active in this past window")
+	since := window(24 * time.Hour)
+	fs.Var(&since, "since", "sessions active in this past window (Go duration, or days: 7d)")
 	limit := fs.Int("limit", 50, "at most this many sessions")
+	output := outputFlag(fs)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return cmdSessions(cmd.Context(), *path, audit.SessionFilter{Principal: *principal, Target: *target, Since: time.Now().Add(-*since), Limit: *limit}, env.Stdout)
+		if err := checkOutput(*output); err != nil {
+			return err
+		}
+		f := audit.SessionFilter{Principal: *principal, Target: *target, Since: env.Now().Add(-time.Duration(since)), Limit: *limit}
+		return cmdSessions(cmd.Context(), *path, f, *output, env.Stdout)
 	}
 	return cmd
 }
 
 func replayCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "replay --config airlock.yaml [--payloads] SESSION",
-		Short:   "print a session's messages in order, as they happened",
+		Use:     "replay --config airlock.yaml [--payloads] [--outcome O] [--tool T] [--since 7d] [--output table|json] SESSION",
+		Short:   "tell a session as it happened: messages, decisions, holds, approvals, grants",
 		GroupID: groupAudit,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -102,13 +110,69 @@ func replayCmd(env *Env) *cobra.Command {
 			return nil
 		},
 	}
-	path := configFlag(cmd.Flags())
-	payloads := cmd.Flags().Bool("payloads", false, "print each message's (masked) payload")
+	fs := cmd.Flags()
+	path := configFlag(fs)
+	payloads := fs.Bool("payloads", false, "print each message's (masked) payload")
+	outcome := fs.String("outcome", "", "only calls decided so (allow, deny, approval_required, unauthenticated, forbidden, invalid, error)")
+	tool := fs.String("tool", "", "only calls of this tool (or resource URI, or prompt)")
+	var since window
+	fs.Var(&since, "since", "only what happened in this past window (Go duration, or days: 7d)")
+	output := outputFlag(fs)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return cmdReplay(cmd.Context(), *path, args[0], *payloads, env.Stdout)
+		if err := checkOutput(*output); err != nil {
+			return err
+		}
+		f := audit.ReplayFilter{Outcome: *outcome, Tool: *tool}
+		if since > 0 {
+			f.Since = env.Now().Add(-time.Duration(since))
+		}
+		return cmdReplay(cmd.Context(), *path, args[0], f, replayOut{payloads: *payloads, json: *output == "json"}, env.Stdout)
 	}
 	return cmd
 }
+
+func outputFlag(fs *pflag.FlagSet) *string {
+	return fs.StringP("output", "o", "table", "table or json")
+}
+
+func checkOutput(o string) error {
+	if o != "table" && o != "json" {
+		return usageError{msg: fmt.Sprintf("--output %q: want table or json", o)}
+	}
+	return nil
+}
+
+// window is a past time window: a Go duration ("36h", "90m") or whole
+// days ("7d"), which time.ParseDuration lacks and auditors think in.
+type window time.Duration
+
+func (w *window) String() string {
+	d := time.Duration(*w)
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+func (w *window) Set(s string) error {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q: want a duration such as 36h or a number of days such as 7d", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil || d < 0 {
+			return fmt.Errorf("%q: want a duration such as 36h or a number of days such as 7d", s)
+		}
+	}
+	*w = window(d)
+	return nil
+}
+
+func (w *window) Type() string { return "window" }
 
 // noArgs is cobra.NoArgs as a usage error.
 func noArgs(_ *cobra.Command, args []string) error {
@@ -212,7 +276,7 @@ func openAudit(ctx context.Context, path string) (audit.StoreCloser, error) {
 	return auditch.OpenStore(ctx, cfg.Audit, audit.Options{})
 }
 
-func cmdSessions(ctx context.Context, path string, filter audit.SessionFilter, stdout io.Writer) error {
+func cmdSessions(ctx context.Context, path string, filter audit.SessionFilter, output string, stdout io.Writer) error {
 	st, err := openAudit(ctx, path)
 	if err != nil {
 		return err
@@ -222,18 +286,42 @@ func cmdSessions(ctx context.Context, path string, filter audit.SessionFilter, s
 	if err != nil {
 		return err
 	}
+	if output == "json" {
+		if sums == nil {
+			sums = []audit.SessionSummary{}
+		}
+		return writeJSON(stdout, sums)
+	}
 	return audit.WriteSessions(stdout, sums)
 }
 
-func cmdReplay(ctx context.Context, path, session string, payloads bool, stdout io.Writer) error {
+type replayOut struct{ payloads, json bool }
+
+func cmdReplay(ctx context.Context, path, session string, f audit.ReplayFilter, out replayOut, stdout io.Writer) error {
 	st, err := openAudit(ctx, path)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	evs, err := st.Replay(ctx, session)
+	t, err := st.Replay(ctx, session)
+	if errors.Is(err, audit.ErrNoSession) {
+		return fmt.Errorf("no session %q is recorded (airlock sessions --since 30d lists them; retention may have deleted it)", session)
+	}
 	if err != nil {
 		return err
 	}
-	return audit.WriteTimeline(stdout, evs, audit.TimelineOptions{Payloads: payloads})
+	r := audit.Story(t, f)
+	if out.json {
+		if r.Steps == nil {
+			r.Steps = []audit.Step{}
+		}
+		return writeJSON(stdout, r)
+	}
+	return audit.WriteReplay(stdout, r, audit.ReplayOptions{Payloads: out.payloads})
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -402,7 +402,7 @@ func story(t *testing.T, ctx context.Context, s *harness.Stack, r run) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range evs {
+	for _, e := range evs.Events {
 		// SSE-carried notifications vary in number between runs; the
 		// exchanges do not.
 		if e.Direction == audit.DirNotification {

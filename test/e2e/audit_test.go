@@ -34,10 +34,11 @@ func TestSessionRecordedAndReplayed(t *testing.T) {
 	if len(sums) != 1 || sums[0].SessionID != sid || sums[0].Target != "github" || sums[0].ClientID != "0oa-agent" {
 		t.Fatalf("sessions for 00u-rita: %+v, want the one session %s", sums, sid)
 	}
-	evs, err := stack.Gateway.Audit.Replay(ctx, sid)
+	tr, err := stack.Gateway.Audit.Replay(ctx, sid)
 	if err != nil {
 		t.Fatal(err)
 	}
+	evs := tr.Events
 	var steps []string
 	var call, result *audit.Event
 	for i := range evs {

@@ -64,7 +64,9 @@ func (discardDest) Close() error          { return nil }
 func (discardDest) Sessions(context.Context, audit.SessionFilter) ([]audit.SessionSummary, error) {
 	return nil, nil
 }
-func (discardDest) Replay(context.Context, string) ([]audit.Event, error) { return nil, nil }
+func (discardDest) Replay(context.Context, string) (*audit.Trail, error) {
+	return nil, audit.ErrNoSession
+}
 
 type discardBatch struct{ cols *eventCols }
 

@@ -40,6 +40,10 @@ func NewStore(dir, query string, logger *slog.Logger) (*Store, error) {
 // Current is the engine serving now; never nil.
 func (s *Store) Current() *Engine { return s.cur.Load() }
 
+// Version is the version of the engine serving now (what ext_authz
+// records with a decision taken before any policy ran).
+func (s *Store) Version() string { return s.Current().Version() }
+
 // Evaluate evaluates in with the current engine.
 func (s *Store) Evaluate(ctx context.Context, in *policy.Input) (policy.Decision, error) {
 	return s.Current().Evaluate(ctx, in)
