@@ -118,7 +118,7 @@ func (s *Stream) recordText(masked []byte, counts mask.Counts) {
 		return
 	}
 	m := s.base()
-	s.describe(&m, masked, counts, false)
+	s.describe(&m, masked, counts, false, false)
 	if m.JSONRPCID == "" && len(s.reqIDs) == 1 && !s.reqBatch {
 		m.JSONRPCID = string(s.reqIDs[0])
 		if q, ok := s.requests[m.JSONRPCID]; ok {

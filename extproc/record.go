@@ -57,7 +57,7 @@ func (s *Stream) recordRequest(body []byte) {
 			masked, counts = prof.MaskText(raw)
 		}
 		m := s.base()
-		s.describe(&m, masked, counts, false)
+		s.describe(&m, masked, counts, false, true)
 		if m.Method != "" && len(m.JSONRPCID) > 0 {
 			s.requests[m.JSONRPCID] = requestInfo{method: m.Method, tool: m.Tool}
 		}
@@ -95,7 +95,7 @@ func (s *Stream) recordResponse(masked []byte, counts mask.Counts) {
 		if i > 0 {
 			counts = nil
 		}
-		s.describe(&m, raw, counts, false)
+		s.describe(&m, raw, counts, false, false)
 		s.emit(m)
 	}
 }
@@ -107,14 +107,14 @@ func (s *Stream) recordEvent(ev mask.Event) {
 		return
 	}
 	m := s.base()
-	s.describe(&m, bytes.Clone(ev.Data), ev.Counts, true)
+	s.describe(&m, bytes.Clone(ev.Data), ev.Counts, true, false)
 	s.emit(m)
 }
 
 // describe fills what the message is from its JSON-RPC shape, read by
 // internal/mcp's classifier: the tool column holds what the call acts on
 // (tool name, prompt name or resource URI).
-func (s *Stream) describe(m *audit.Event, payload []byte, counts mask.Counts, sse bool) {
+func (s *Stream) describe(m *audit.Event, payload []byte, counts mask.Counts, sse, fromClient bool) {
 	r := mcp.ReadRecorded(payload)
 	m.JSONRPCID = string(r.ID)
 	switch {
@@ -124,6 +124,10 @@ func (s *Stream) describe(m *audit.Event, payload []byte, counts mask.Counts, ss
 		m.Direction, m.Method = audit.DirNotification, r.Method
 	case len(r.RPCError) > 0:
 		m.Direction = audit.DirError
+	case fromClient && len(r.Result) == 0:
+		// What the client sent that is no JSON-RPC message at all (or
+		// could not be read back once masked) is still its request.
+		m.Direction = audit.DirRequest
 	default:
 		m.Direction = audit.DirResponse
 	}
@@ -151,6 +155,9 @@ func (s *Stream) describe(m *audit.Event, payload []byte, counts mask.Counts, ss
 }
 
 func (s *Stream) emit(m audit.Event) {
+	if s.localReply {
+		return // recorded by ext_authz as its decision (see responseHeaders)
+	}
 	s.p.metrics.messages.WithLabelValues(string(m.Direction)).Inc()
 	if err := s.p.opts.Recorder.Record(&m); err != nil && s.auditErr == nil {
 		// The audit trail is full and configured to fail closed: this

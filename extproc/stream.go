@@ -15,6 +15,7 @@ import (
 
 	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/internal/wire"
 )
 
 type bodyKind uint8
@@ -69,7 +70,10 @@ type Stream struct {
 	// auditErr is set when the recorder refused a message (fail-closed
 	// audit): the exchange is then failed.
 	auditErr error
-	pending  []audit.Event // request messages, recorded at the response headers
+	// localReply: the response is ext_authz's local reply, not the
+	// server's (see responseHeaders).
+	localReply bool
+	pending    []audit.Event // request messages, recorded at the response headers
 
 	charsetLabel string  // the content-type's charset parameter
 	cs           charset // how the body is encoded, once csKnown
@@ -147,6 +151,11 @@ func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 	if v := header(h, "mcp-session-id"); v != "" && s.session == "" {
 		s.session = v
 	}
+	// ext_authz's own reply (a denial, a held call's -32042) carries its
+	// decision id but no allow metadata: ext_authz recorded that decision
+	// in its session itself, so ext_proc masks this reply but does not
+	// record it again (as an anonymous "allow" error).
+	s.localReply = s.meta.d.DecisionID == "" && header(h, wire.HeaderDecisionID) != ""
 	s.flushRequests()
 	if s.auditErr != nil {
 		return s.fail(503, s.auditErr)
