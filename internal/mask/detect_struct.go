@@ -114,7 +114,7 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 	aws := p.on(dAWSSecretKey) && awsSecretName(name, s[max(0, ns-32):ns])
 	var typ string
 	if !noAssign && p.on(dAssignment) {
-		typ, _ = p.keys.lookupSuffix(name)
+		typ, _ = p.keys.lookup(name)
 	}
 	if !aws && typ == "" {
 		return ms, i + 1
@@ -242,7 +242,7 @@ func hasLetter(b []byte) bool {
 // '-' are dropped, or "secret" with "aws" in it or just before it.
 func awsSecretName(name, before []byte) bool {
 	var buf [maxKeyLen]byte
-	n, ok := normalizeKey(&buf, name)
+	n, _, ok := normalizeName(&buf, name)
 	if !ok {
 		return false
 	}
