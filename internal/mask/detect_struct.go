@@ -154,13 +154,30 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 	ve := vs
 	switch q {
 	case 0:
+		if cookieRule(typ) {
+			// Cookie: a=1; b=2 — the whole header value is the secret.
+			ve = lineEnd(s, vs)
+			for ve > vs && (s[ve-1] == ' ' || s[ve-1] == '\t') {
+				ve--
+			}
+			break
+		}
 		ve = p.valueEnd(s, vs)
+		if p.containsMask(s[vs:ve]) {
+			return ms, ve // masked already, whole or in part
+		}
+		if !literal(s, vs, ve) {
+			return ms, i + 1
+		}
 		if ve < n && s[ve] == ' ' && isAuthScheme(s[vs:ve]) {
 			w := ve + 1
 			for w < n && s[w] == ' ' {
 				w++
 			}
 			if we := p.valueEnd(s, w); we > w {
+				if !literal(s, w, we) {
+					return ms, i + 1 // Authorization: Bearer $TOKEN
+				}
 				ve = we
 			}
 		}
@@ -180,14 +197,25 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 	if ve <= vs {
 		return ms, i + 1
 	}
-	if s[i] == ':' && q == 0 && !secretish(s[vs:ve]) && !endsLine(s, ve) {
+	if q != 0 && !quotedLiteral(s[vs:ve]) {
+		return ms, i + 1 // "${TOKEN}", "Bearer " + token
+	}
+	if s[i] == ':' && q == 0 && !secretish(s[vs:ve]) && (!endsLine(s, ve) || typeName(s[vs:ve])) {
 		// "token: The token to use." — prose (tool descriptions written
-		// as docstrings), not YAML: a plain word followed by more words.
+		// as docstrings), not YAML: a plain word followed by more words;
+		// "password: string," — a type annotation.
 		return ms, i + 1
 	}
 	if p.containsMask(s[vs:ve]) {
 		return ms, ve // masked already, whole or in part
 	}
+	return p.valueMatch(s, vs, ve, typ, ms), ve
+}
+
+// valueMatch appends the match of a value s[vs:ve] under a key rule: the
+// secrets a detector finds in it, with their own types, or else the whole
+// value as typ.
+func (p *Profile) valueMatch(s []byte, vs, ve int, typ string, ms []match) []match {
 	before := len(ms)
 	ms = p.scanText(s[vs:ve], ms, true)
 	if len(ms) > before {
@@ -195,9 +223,147 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 			ms[k].s += vs
 			ms[k].e += vs
 		}
-		return ms, ve
+		return ms
 	}
-	return append(ms, match{vs, ve, typ}), ve
+	return append(ms, match{vs, ve, typ})
+}
+
+// cookieRule reports whether a mask type is that of a cookie rule (cookie,
+// set_cookie), whose value runs to the end of the line.
+func cookieRule(typ string) bool { return strings.HasSuffix(typ, "cookie") }
+
+// lineEnd is the end of the line holding s[i], a literal "\n" (text
+// holding escaped JSON) included.
+func lineEnd(s []byte, i int) int {
+	for ; i < len(s); i++ {
+		switch s[i] {
+		case '\n', '\r', '"', '\'', '`':
+			return i
+		case '\\':
+			if i+1 < len(s) && (s[i+1] == 'n' || s[i+1] == 'r' || s[i+1] == '"') {
+				return i
+			}
+		}
+	}
+	return i
+}
+
+// literal reports whether the unquoted value s[vs:ve] is a literal and
+// not code: no variable or interpolation ($TOKEN, ${X}, $(cmd), {{ x }}),
+// call, index or member access (getpass(), os.environ[…], req.headers.x,
+// self.token), string prefix (f"…"), keyword (None, null, true), and no
+// operator after it (a + b, x ? y : z). Code stays as written: masking it
+// would corrupt a source file an agent edits.
+func literal(s []byte, vs, ve int) bool {
+	v := s[vs:ve]
+	if len(v) == 0 {
+		return false
+	}
+	switch v[0] {
+	case '$', '{', '(', '[', '%', '@', '&', '*', '!':
+		return false
+	}
+	if bytes.IndexAny(v, "([{") >= 0 || bytes.Contains(v, []byte("->")) || bytes.Contains(v, []byte("::")) {
+		return false
+	}
+	if ve < len(s) && (s[ve] == '"' || s[ve] == '\'' || s[ve] == '`') && identChain(v) {
+		return false // f"…", r'…', tag`…`
+	}
+	if identChain(v) && bytes.IndexByte(v, '.') > 0 {
+		return false // member access
+	}
+	if keyword(v) {
+		return false
+	}
+	// An operator after the value: a + b, a || b, a ? b : c, a if b.
+	k := ve
+	for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
+		k++
+	}
+	if k == ve || k >= len(s) {
+		return true
+	}
+	c := s[k]
+	if strings.IndexByte("+-*/%|&^?<>=!", c) >= 0 {
+		o := k + 1
+		for o < len(s) && o-k < 3 && strings.IndexByte("+-*/%|&^?<>=!", s[o]) >= 0 {
+			o++
+		}
+		return o < len(s) && s[o] != ' ' && s[o] != '\t'
+	}
+	for _, w := range []string{"if ", "or ", "and ", "else "} {
+		if hasPrefix(s, k, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// quotedLiteral reports whether the content of a quoted value is a
+// literal: no interpolation ("${X}", "$(cmd)", "{{ x }}", "#{x}",
+// "$TOKEN") and more than an auth scheme ("Bearer " + token).
+func quotedLiteral(v []byte) bool {
+	for k := 0; k+1 < len(v); k++ {
+		c, d := v[k], v[k+1]
+		switch {
+		case c == '$' && (d == '{' || d == '('):
+			return false
+		case c == '$' && (d == '_' || is(d, cUpper|cLower)) && (k == 0 || strings.IndexByte(" /:=", v[k-1]) >= 0):
+			return false // "$TOKEN", "Bearer $TOKEN", "$HOME/x"; not "pa$word"
+		case (c == '{' || c == '#') && d == '{':
+			return false
+		}
+	}
+	t := bytes.TrimSpace(v)
+	return len(t) > 0 && !isAuthScheme(t)
+}
+
+// identChain reports whether v is an identifier or identifiers joined by
+// dots (a, self.token, req.headers.authorization).
+func identChain(v []byte) bool {
+	start := true
+	for _, c := range v {
+		switch {
+		case c == '.':
+			if start {
+				return false
+			}
+			start = true
+		case c == '_' || is(c, cUpper|cLower):
+			start = false
+		case is(c, cDigit):
+			if start {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return !start
+}
+
+// keyword reports whether v is a language or configuration keyword that
+// holds no secret (None, null, true, …).
+func keyword(v []byte) bool {
+	for _, k := range keywords {
+		if len(v) == len(k) && hasPrefixFold(v, 0, k) {
+			return true
+		}
+	}
+	return false
+}
+
+var keywords = []string{"none", "null", "nil", "undefined", "true", "false", "yes", "no", "on", "off", "~"}
+
+// typeName reports whether v is a type a declaration names after ':'
+// (password: string, token: str).
+func typeName(v []byte) bool {
+	switch string(v) {
+	case "string", "String", "str", "number", "int", "integer", "bool", "boolean", "any", "bytes",
+		"object", "unknown", "Optional", "SecretStr":
+		return true
+	}
+	return false
 }
 
 // secretish reports whether a value has something other than letters.
@@ -269,6 +435,72 @@ func awsSecretName(name, before []byte) bool {
 
 // fireB handles "Bearer <token>" and "Basic <base64 of user:password>",
 // any case, masking the credentials and keeping the scheme.
+// fireOption handles command-line options at the '-' s[i]: --NAME value
+// where NAME is a key rule (--NAME=value is an assignment), and mysql's
+// -pPASSWORD on a mysql or mariadb command line. It returns the value's
+// match, if any.
+func (p *Profile) fireOption(s []byte, i, floor int) (match, bool) {
+	n := len(s)
+	if i < floor || i+2 >= n || (i > 0 && strings.IndexByte(" \t\n'\"", s[i-1]) < 0) {
+		return match{}, false
+	}
+	if s[i+1] == 'p' && is(s[i+2], cWord) && mysqlLine(s, i) {
+		typ, ok := p.keys.lookup([]byte("password"))
+		ve := p.valueEnd(s, i+2)
+		if !ok || p.containsMask(s[i+2:ve]) || !literal(s, i+2, ve) {
+			return match{}, false
+		}
+		return match{i + 2, ve, typ}, true
+	}
+	if s[i+1] != '-' || !is(s[i+2], cUpper|cLower) {
+		return match{}, false
+	}
+	ne := i + 2
+	for ne < n && ne-i <= maxKeyLen && (is(s[ne], cUpper|cLower|cDigit) || s[ne] == '-' || s[ne] == '_') {
+		ne++
+	}
+	if ne+1 >= n || s[ne] != ' ' {
+		return match{}, false // --password=x is an assignment; --password[=x] is help text
+	}
+	typ, ok := p.keys.lookup(s[i+2 : ne])
+	if !ok {
+		return match{}, false
+	}
+	vs := ne + 1
+	switch q := s[vs]; q {
+	case '"', '\'':
+		e := bytes.IndexByte(s[vs+1:min(n, vs+1+512)], q)
+		if e < 0 || !quotedLiteral(s[vs+1:vs+1+e]) || p.containsMask(s[vs+1:vs+1+e]) {
+			return match{}, false
+		}
+		return match{vs + 1, vs + 1 + e, typ}, true
+	}
+	ve := p.valueEnd(s, vs)
+	if ve == vs || s[vs] == '-' || metavar(s[vs:ve]) || p.containsMask(s[vs:ve]) || !literal(s, vs, ve) {
+		return match{}, false
+	}
+	return match{vs, ve, typ}, true
+}
+
+// mysqlLine reports whether the line holding s[i] runs mysql, mysqldump,
+// mysqladmin or mariadb before it: only there is -pSECRET a password.
+func mysqlLine(s []byte, i int) bool {
+	ls := bytes.LastIndexByte(s[max(0, i-256):i], '\n') + 1 + max(0, i-256)
+	line := s[ls:i]
+	return bytes.Contains(line, []byte("mysql")) || bytes.Contains(line, []byte("mariadb"))
+}
+
+// metavar reports whether v is help text's placeholder for a value
+// (--token TOKEN, --password PASSWORD): upper-case letters and '_' only.
+func metavar(v []byte) bool {
+	for _, c := range v {
+		if !is(c, cUpper) && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
 func (p *Profile) fireB(s []byte, i, floor int, ms []match) ([]match, int) {
 	if i < floor || (i > 0 && is(s[i-1], cWord)) {
 		return ms, i + 1

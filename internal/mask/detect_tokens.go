@@ -84,6 +84,11 @@ func (p *Profile) fireDash(s []byte, i, floor int, ms []match) ([]match, int) {
 	if p.on(dPrivateKey) && hasPrefix(s, i, "-----BEGIN ") && i >= floor {
 		return pemBlock(s, i, ms)
 	}
+	if p.on(dAssignment) && !p.keys.empty() && i+2 < len(s) && (s[i+1] == '-' || s[i+1] == 'p') {
+		if m, ok := p.fireOption(s, i, floor); ok {
+			return p.valueMatch(s, m.s, m.e, m.typ, ms), m.e
+		}
+	}
 	if p.on(dSlack) && i >= 4 && startOK(s, i-4, floor) &&
 		((string(s[i-4:i-1]) == "xox" && strings.IndexByte("abposr", s[i-1]) >= 0) || string(s[i-4:i]) == "xapp") {
 		e := run(s, i+1, cUpper|cLower|cDigit|cB64URL)

@@ -48,8 +48,8 @@ func buildTriggers(p *Profile) (t [256]uint8) {
 	if p.on(dGitHub | dStripe) {
 		set(trUnder, '_')
 	}
-	if p.on(dSlack | dOpenAI | dAnthropic | dPrivateKey) {
-		set(trDash, '-')
+	if p.on(dSlack|dOpenAI|dAnthropic|dPrivateKey) || (p.on(dAssignment) && !p.keys.empty()) {
+		set(trDash, '-') // also --password value, mysql -pSECRET
 	}
 	if p.on(dJWT) {
 		set(trJ, 'J')

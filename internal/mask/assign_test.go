@@ -1,0 +1,78 @@
+package mask
+
+import "testing"
+
+// Issue 13: the assignment detector took a value up to a quote or bracket,
+// so code became [MASKED:field:api_key]"OPENAI_API_KEY"]. Code now stays
+// byte-identical; literals are still masked.
+func TestAssignmentCodeStays(t *testing.T) {
+	var cases []textCase
+	for _, in := range []string{
+		`api_key = os.environ["OPENAI_API_KEY"]`,
+		`api_key = os.environ.get("OPENAI_API_KEY")`,
+		`password = getpass.getpass()`,
+		`token = get_token(user)`,
+		`const token = req.headers.authorization;`,
+		`password: ${DB_PASSWORD}`,
+		`curl -H 'Authorization: Bearer $TOKEN' https://api.example.com`,
+		`curl -H "Authorization: Bearer ${TOKEN}" https://api.example.com`,
+		`token = self.token`,
+		`secret := os.Getenv("X")`,
+		`password=$(cat /run/secrets/db)`,
+		`PASSWORD: {{ .Values.password }}`,
+		`token: ${{ secrets.GITHUB_TOKEN }}`,
+		`password = None`,
+		`token = token ? token : ""`,
+		`secret = prefix + suffix`,
+		`headers = {"Authorization": "Bearer " + token}`,
+		`headers = {"Authorization": f"Bearer {token}"}`,
+		`$password = $_POST['password'];`,
+		`function login(password: string, token: string) {}`,
+		`let auth = this.auth || {};`,
+		`auth_token = request.args['token']`,
+		`password = config["db"]["password"]`,
+		`Password = Environment.GetEnvironmentVariable("DB_PASSWORD");`,
+		"token=`cat token.txt`",
+		`client_secret: !Ref ClientSecret`,
+		`password: &pw somevalue_with_anchor`,
+	} {
+		cases = append(cases, textCase{name: in, in: in})
+	}
+	runTextCases(t, cases)
+}
+
+func TestAssignmentLiterals(t *testing.T) {
+	runTextCases(t, []textCase{
+		{name: "quoted python", in: `api_key = "sk-live-abcdef123456"`, want: `api_key = "[MASKED:field:api_key]"`, counts: one("field:api_key")},
+		{name: "yaml end of line", in: "password: hunter2x\n", want: "password: [MASKED:field:password]\n", counts: one("field:password")},
+		{name: "env with bang", in: "DB_PASSWORD=s3cr3t!\n", want: "DB_PASSWORD=[MASKED:field:password]\n", counts: one("field:password")},
+		{name: "code literal then code", in: `token = "abc123def" + suffix`, want: `token = "[MASKED:field:token]" + suffix`, counts: one("field:token")},
+		{name: "dollar inside a literal", in: `"password": "pa$word1"`, want: `"password": "[MASKED:field:password]"`, counts: one("field:password")},
+		{name: "camel case in text", in: `dbPassword: "hunter2"`, want: `dbPassword: "[MASKED:field:password]"`, counts: one("field:password")},
+		{name: "pg env", in: "PGPASSWORD=s3cret psql -h db", want: "PGPASSWORD=[MASKED:field:password] psql -h db", counts: one("field:password")},
+		{name: "mysql env", in: "MYSQL_PWD=s3cret mysql", want: "MYSQL_PWD=[MASKED:field:pwd] mysql", counts: one("field:pwd")},
+		{name: "header", in: "X-Api-Key: abc123def\r\n", want: "X-Api-Key: [MASKED:field:x_api_key]\r\n", counts: one("field:x_api_key")},
+		{name: "cookie header", in: "Cookie: sid=abc123; theme=dark\nAccept: */*", want: "Cookie: [MASKED:field:cookie]\nAccept: */*", counts: one("field:cookie")},
+		{name: "set-cookie header", in: "Set-Cookie: sid=abc123; Path=/; HttpOnly\n", want: "Set-Cookie: [MASKED:field:set_cookie]\n", counts: one("field:set_cookie")},
+		{name: "query string", in: "GET /login?user=bob&password=hunter2&next=/ HTTP/1.1", want: "GET /login?user=bob&password=[MASKED:field:password]&next=/ HTTP/1.1", counts: one("field:password")},
+		{name: "dsn query", in: "sqlserver://db:1433?database=x&password=Pa55w0rd", want: "sqlserver://db:1433?database=x&password=[MASKED:field:password]", counts: one("field:password")},
+		{name: "url password", in: "mongodb+srv://app:s3cret@cluster0.example.net/db", want: "mongodb+srv://app:[MASKED:url_password]@cluster0.example.net/db", counts: one("url_password")},
+		{name: "yaml boolean", in: "auth: true\npassword: null\n"},
+	})
+}
+
+func TestCommandLineOptions(t *testing.T) {
+	runTextCases(t, []textCase{
+		{name: "long option equals", in: "app --password=hunter2 -v", want: "app --password=[MASKED:field:password] -v", counts: one("field:password")},
+		{name: "long option space", in: "app --password hunter2 -v", want: "app --password [MASKED:field:password] -v", counts: one("field:password")},
+		{name: "token option", in: "gh auth login --token abc123xyz", want: "gh auth login --token [MASKED:field:token]", counts: one("field:token")},
+		{name: "token option specific", in: "gh --token " + fakeGitHub, want: "gh --token [MASKED:github_token]", counts: one("github_token")},
+		{name: "quoted option", in: `app --client-secret 'a b c'`, want: `app --client-secret '[MASKED:field:client_secret]'`, counts: one("field:client_secret")},
+		{name: "mysql -p", in: "mysql -u root -pS3cret db", want: "mysql -u root -p[MASKED:field:password] db", counts: one("field:password")},
+		{name: "mysqldump -p", in: "$ mysqldump -h db -pS3cret --all", want: "$ mysqldump -h db -p[MASKED:field:password] --all", counts: one("field:password")},
+		{name: "-p elsewhere", in: "mkdir -pv /tmp/x && ssh -p2222 host"},
+		{name: "option variable", in: "app --password \"$DB_PASSWORD\" --token $TOKEN"},
+		{name: "help text", in: "  -W, --password           force password prompt\n  --token TOKEN  the token\n  -p, --password[=name] Password"},
+		{name: "option flag follows", in: "app --password --verbose"},
+	})
+}
