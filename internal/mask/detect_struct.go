@@ -41,7 +41,7 @@ func (p *Profile) urlPassword(s []byte, i, floor int, ms []match) ([]match, int)
 		return ms, at + 1
 	}
 	ps := a + colon + 1
-	if ps == at || ps < floor || p.isMask(s[ps:at]) {
+	if ps == at || ps < floor || p.containsMask(s[ps:at]) {
 		return ms, at + 1
 	}
 	return append(ms, match{ps, at, "url_password"}), at
