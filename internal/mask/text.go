@@ -230,10 +230,53 @@ func (p *Profile) scanText(s []byte, ms []match, noAssign bool) []match {
 		}
 		i = max(next, i+1)
 	}
+	if p.on(dAWSSecretKey) && p.on(dAWSAccessKey) {
+		ms = p.awsNearKeyIDs(s, ms, first)
+	}
 	if len(p.patterns) > 0 {
 		ms = p.scanPatterns(s, ms, first)
 	}
 	return ms
+}
+
+// awsNear is how far from an AWS access key id a secret access key is
+// looked for: the next lines of a credentials file, CSV or table.
+const awsNear = 200
+
+// awsNearKeyIDs adds to ms[first:] the AWS secret access keys near the
+// access key ids found in s: 40 characters of [A-Za-z0-9/+] standing
+// alone, of mixed case and digits (so a git SHA, hex, never is), within
+// awsNear bytes before or after the id.
+func (p *Profile) awsNearKeyIDs(s []byte, ms []match, first int) []match {
+	var ids []match
+	for _, m := range ms[first:] {
+		if m.typ == "aws_access_key" {
+			ids = append(ids, m)
+		}
+	}
+	for _, id := range ids {
+		lo, hi := max(0, id.s-awsNear), min(len(s), id.e+awsNear)
+		for i := lo; i < hi; {
+			if !is(s[i], cB64Std) {
+				i++
+				continue
+			}
+			e := run(s, i, cB64Std)
+			if e-i == 40 && (i == 0 || (!awsSecretNeighbour(s[i-1]) && s[i-1] != '.')) && (e == len(s) || !awsSecretNeighbour(s[e])) &&
+				mixed(s[i:e]) && !overlaps(ms[first:], i, e) && !p.overlapsMask(s, i, e) {
+				at, _ := slices.BinarySearchFunc(ms[first:], i, func(m match, a int) int { return m.s - a })
+				ms = slices.Insert(ms, first+at, match{i, e, "aws_secret_key"})
+			}
+			i = e
+		}
+	}
+	return ms
+}
+
+// awsSecretNeighbour reports whether c, next to a 40-character run, makes
+// it part of something longer (a base64 blob, an identifier, a path).
+func awsSecretNeighbour(c byte) bool {
+	return is(c, cB64Std) || c == '_' || c == '-' || c == '='
 }
 
 // maskEnd returns the end of a mask this profile writes ("[MASKED:"
