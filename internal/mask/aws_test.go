@@ -12,7 +12,7 @@ func TestAWSSecretNearKeyID(t *testing.T) {
 	const sha = "3f786850e387550fdab836ed7e6dc881de23001b"
 	runTextCases(t, []textCase{
 		{name: "console csv", in: "User name,Password,Access key ID,Secret access key\nbob,," + fakeAWSKeyID + "," + fakeAWSSecret + "\n",
-			want: "User name,Password,Access key ID,Secret access key\nbob,,[MASKED:aws_access_key],[MASKED:aws_secret_key]\n",
+			want:   "User name,Password,Access key ID,Secret access key\nbob,,[MASKED:aws_access_key],[MASKED:aws_secret_key]\n",
 			counts: Counts{"aws_access_key": 1, "aws_secret_key": 1}},
 		{name: "table", in: "| key | " + fakeAWSKeyID + " |\n| secret | " + fakeAWSSecret + " |",
 			want: "| key | [MASKED:aws_access_key] |\n| secret | [MASKED:aws_secret_key] |", counts: Counts{"aws_access_key": 1, "aws_secret_key": 1}},
