@@ -407,10 +407,20 @@ func hasLetter(b []byte) bool {
 // names an AWS secret access key: it holds "secretaccesskey" once '_' and
 // '-' are dropped, or "secret" with "aws" in it or just before it.
 func awsSecretName(name, before []byte) bool {
-	var buf [maxKeyLen]byte
-	n, _, ok := normalizeName(&buf, name)
-	if !ok {
+	if len(name) < 6 || len(name) > maxKeyLen {
 		return false
+	}
+	var buf [maxKeyLen]byte
+	n := 0
+	for _, c := range name {
+		switch nameKind[c] {
+		case nkSep:
+			continue
+		case nkUpper:
+			c += 'a' - 'A'
+		}
+		buf[n] = c
+		n++
 	}
 	norm := buf[:n]
 	if bytes.Contains(norm, []byte("secretaccesskey")) {

@@ -25,6 +25,14 @@ const maxKeyLen = 64
 // word when the name goes on after it.
 var knownPrefixes = []string{"pg", "mysql", "mongo", "redis", "db", "aws", "x", "api", "smtp", "ldap"}
 
+// prefixFirst marks the first bytes of knownPrefixes.
+var prefixFirst = func() (t [256]bool) {
+	for _, p := range knownPrefixes {
+		t[p[0]] = true
+	}
+	return t
+}()
+
 // keySet holds the key rules of a profile: normalized name → mask type,
 // and the exceptions that keep names ending with a rule unmasked.
 type keySet struct {
@@ -32,6 +40,7 @@ type keySet struct {
 	except map[string]bool // exceptions matching the end of a name, as rules do
 	whole  map[string]bool // exceptions matching the whole name only ("=pwd")
 	sig    uint64          // a bit per (length, first byte, last byte) of the rules
+	tri    *[64]uint64     // a bit per hash of the last three bytes of the rules; nil: not used
 	minLen int
 	maxLen int
 	// maskEnd is the profile's Profile.maskEnd: a name holding one of its
@@ -109,6 +118,9 @@ func normalizeName(dst *[maxKeyLen]byte, name []byte) (n int, starts uint64, ok 
 		if rest := starts >> (b + 1); rest != 0 {
 			end = b + 1 + bits.TrailingZeros64(rest)
 		}
+		if !prefixFirst[dst[b]] {
+			continue
+		}
 		for _, p := range knownPrefixes {
 			if end-b > len(p) && string(dst[b:b+len(p)]) == p {
 				starts |= 1 << (b + len(p))
@@ -175,14 +187,48 @@ func compileKeys(keys, except []string) (keySet, []error) {
 	if len(ks.m) == 0 {
 		ks.m = nil
 	}
+	if ks.minLen >= 3 && ks.m != nil {
+		// Most names end unlike any rule ("type", "text", "content"):
+		// their last three bytes reject them before normalization.
+		ks.tri = new([64]uint64)
+		for nk := range ks.m {
+			h := triHash(nk[len(nk)-3], nk[len(nk)-2], nk[len(nk)-1])
+			ks.tri[h>>6] |= 1 << (h & 63)
+		}
+	}
 	return ks, errs
+}
+
+func triHash(a, b, c byte) uint { return (uint(a)*961 + uint(b)*31 + uint(c)) & 4095 }
+
+// lastThree reports whether the last three letters or digits of name,
+// folded as normalization does, end a rule.
+func (k *keySet) lastThree(name []byte) bool {
+	var t [3]byte
+	n := 3
+	for i := len(name) - 1; i >= 0 && n > 0; i-- {
+		c := name[i]
+		switch nameKind[c] {
+		case nkSep:
+			continue
+		case nkUpper:
+			c += 'a' - 'A'
+		}
+		n--
+		t[n] = c
+	}
+	if n > 0 {
+		return false
+	}
+	h := triHash(t[0], t[1], t[2])
+	return k.tri[h>>6]&(1<<(h&63)) != 0
 }
 
 // lookup matches a name — a JSON member name, or NAME in NAME=value —
 // against the rules: the longest rule ending the name at a word start,
 // unless an exception at least as long ends it too.
 func (k *keySet) lookup(name []byte) (string, bool) {
-	if k.m == nil || len(name) < k.minLen {
+	if k.m == nil || len(name) < k.minLen || (k.tri != nil && !k.lastThree(name)) {
 		return "", false
 	}
 	var buf [maxKeyLen]byte
