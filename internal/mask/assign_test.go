@@ -35,6 +35,11 @@ func TestAssignmentCodeStays(t *testing.T) {
 		"token=`cat token.txt`",
 		`client_secret: !Ref ClientSecret`,
 		`password: &pw somevalue_with_anchor`,
+		`db_password: !secret db_password`,
+		`Password: password,`,
+		`cfg := Config{Password: dbPassword, Token: apiToken}`,
+		`var password = @"C:\secrets";`,
+		`auth: basic`,
 	} {
 		cases = append(cases, textCase{name: in, in: in})
 	}
@@ -58,6 +63,8 @@ func TestAssignmentLiterals(t *testing.T) {
 		{name: "dsn query", in: "sqlserver://db:1433?database=x&password=Pa55w0rd", want: "sqlserver://db:1433?database=x&password=[MASKED:field:password]", counts: one("field:password")},
 		{name: "url password", in: "mongodb+srv://app:s3cret@cluster0.example.net/db", want: "mongodb+srv://app:[MASKED:url_password]@cluster0.example.net/db", counts: one("url_password")},
 		{name: "yaml boolean", in: "auth: true\npassword: null\n"},
+		{name: "bang password", in: "DB_PASSWORD=!Passw0rd\n", want: "DB_PASSWORD=[MASKED:field:password]\n", counts: one("field:password")},
+		{name: "redacted stars", in: "password=*****", want: "password=[MASKED:field:password]", counts: one("field:password")},
 	})
 }
 

@@ -181,6 +181,14 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 				ve = we
 			}
 		}
+		if isAuthScheme(s[vs:ve]) {
+			return ms, i + 1 // auth: basic — the scheme alone
+		}
+		if identChain(s[vs:ve]) {
+			if _, named := p.keys.lookup(s[vs:ve]); named {
+				return ms, i + 1 // Password: dbPassword, password=password: a variable
+			}
+		}
 	case '\\':
 		for ve < n && s[ve] != '"' && s[ve] != '\\' && s[ve] != '\n' && s[ve] != '\r' {
 			ve++
@@ -260,20 +268,26 @@ func literal(s []byte, vs, ve int) bool {
 		return false
 	}
 	switch v[0] {
-	case '$', '{', '(', '[', '%', '@', '&', '*', '!':
+	case '$', '{', '(', '[', '%':
 		return false
+	case '!', '&', '*':
+		// YAML tags and anchors (!Ref Name, !secret db_password, &pw,
+		// *pw); not !Passw0rd.
+		if len(v) > 1 && (v[0] != '!' || (hasLetter(v[1:]) && !secretish(v[1:]) && ve < len(s) && s[ve] == ' ')) && identChain(v[1:]) {
+			return false
+		}
 	}
 	if bytes.IndexAny(v, "([{") >= 0 || bytes.Contains(v, []byte("->")) || bytes.Contains(v, []byte("::")) {
 		return false
 	}
-	if ve < len(s) && (s[ve] == '"' || s[ve] == '\'' || s[ve] == '`') && identChain(v) {
-		return false // f"…", r'…', tag`…`
+	if ve < len(s) && (s[ve] == '"' || s[ve] == '\'' || s[ve] == '`') && (identChain(v) || string(v) == "@") {
+		return false // f"…", r'…', tag`…`, C#'s @"…"
 	}
 	if identChain(v) && bytes.IndexByte(v, '.') > 0 {
 		return false // member access
 	}
 	if keyword(v) {
-		return false
+		return false // None, true
 	}
 	// An operator after the value: a + b, a || b, a ? b : c, a if b.
 	k := ve
