@@ -105,6 +105,9 @@ var adversarial = []string{
 	strings.Repeat("-----BEGIN PRIVATE KEY-----", 4000), strings.Repeat("https://u:p", 9000), strings.Repeat("a.b@", 25000),
 	strings.Repeat("1 ", 50000), strings.Repeat("(555) ", 20000), strings.Repeat("Basic ", 20000),
 	strings.Repeat(`{"a":`, 20000), strings.Repeat(`[`, 20000), strings.Repeat(`"\"`, 20000),
+	strings.Repeat(" --password ", 9000), strings.Repeat(" mysql -p", 11000), strings.Repeat(`\u0041`, 16000),
+	strings.Repeat(fakeAWSKeyID+" "+fakeAWSSecret+" ", 1600), strings.Repeat("-----BEGIN PRIVATE KEY-----\nAAAA\n", 3000),
+	strings.Repeat("-----BEGIN PRIVATE KEY----- AAAA ", 3000), strings.Repeat("DBPassword=", 9000), strings.Repeat("xApiKeyPgPassword", 6000) + "=x",
 }
 
 // BenchmarkAdversarial masks each adversarial input as text and inside a

@@ -251,30 +251,59 @@ const awsNear = 200
 // access key ids found in s: 40 characters of [A-Za-z0-9/+] standing
 // alone, of mixed case and digits (so a git SHA, hex, never is), within
 // awsNear bytes before or after the id.
+//
+// A run of [A-Za-z0-9/+] cannot hold a mask (masks hold '[', ':', ']'),
+// so existing masks need no check; windows are scanned left to right
+// from where the last one stopped, so each byte is looked at once.
 func (p *Profile) awsNearKeyIDs(s []byte, ms []match, first int) []match {
-	var ids []match
-	for _, m := range ms[first:] {
-		if m.typ == "aws_access_key" {
-			ids = append(ids, m)
+	var add []match
+	done := 0
+	for _, id := range ms[first:] {
+		if id.typ != "aws_access_key" {
+			continue
 		}
-	}
-	for _, id := range ids {
-		lo, hi := max(0, id.s-awsNear), min(len(s), id.e+awsNear)
-		for i := lo; i < hi; {
+		i, hi := max(done, id.s-awsNear), min(len(s), id.e+awsNear)
+		for i < hi {
 			if !is(s[i], cB64Std) {
 				i++
 				continue
 			}
 			e := run(s, i, cB64Std)
 			if e-i == 40 && (i == 0 || (!awsSecretNeighbour(s[i-1]) && s[i-1] != '.')) && (e == len(s) || !awsSecretNeighbour(s[e])) &&
-				mixed(s[i:e]) && !overlaps(ms[first:], i, e) && !p.overlapsMask(s, i, e) {
-				at, _ := slices.BinarySearchFunc(ms[first:], i, func(m match, a int) int { return m.s - a })
-				ms = slices.Insert(ms, first+at, match{i, e, "aws_secret_key"})
+				mixed(s[i:e]) {
+				add = append(add, match{i, e, "aws_secret_key"})
 			}
 			i = e
 		}
+		done = max(done, i)
 	}
-	return ms
+	return mergeMatches(ms, first, add)
+}
+
+// mergeMatches merges add (sorted, not overlapping) into ms[first:]
+// (likewise), leaving out those of add that overlap a match there.
+func mergeMatches(ms []match, first int, add []match) []match {
+	if len(add) == 0 {
+		return ms
+	}
+	old := ms[first:]
+	merged := make([]match, 0, len(old)+len(add))
+	k := 0
+	for _, a := range add {
+		for k < len(old) && old[k].e <= a.s {
+			merged = append(merged, old[k])
+			k++
+		}
+		if k < len(old) && old[k].s < a.e {
+			continue // overlaps old[k]
+		}
+		if n := len(merged); n > 0 && merged[n-1].e > a.s {
+			continue
+		}
+		merged = append(merged, a)
+	}
+	merged = append(merged, old[k:]...)
+	return append(ms[:first], merged...)
 }
 
 // awsSecretNeighbour reports whether c, next to a 40-character run, makes
@@ -523,15 +552,15 @@ func (p *Profile) scanEscaped(s []byte, ms []match) []match {
 	es.dec, es.off = dec, off
 	found := p.scanText(dec, es.ms[:0], false)
 	es.ms = found[:0]
+	// Masks in s are masks in the decoded text too, where the scan skips
+	// them: no match found there overlaps one.
+	add := found[:0]
 	for _, m := range found {
-		a, b := off[m.s], off[m.e]
-		if a >= b || overlaps(ms, a, b) || p.overlapsMask(s, a, b) {
-			continue
+		if a, b := off[m.s], off[m.e]; a < b {
+			add = append(add, match{a, b, m.typ})
 		}
-		at, _ := slices.BinarySearchFunc(ms, a, func(m match, a int) int { return m.s - a })
-		ms = slices.Insert(ms, at, match{a, b, m.typ})
 	}
-	return ms
+	return mergeMatches(ms, 0, add)
 }
 
 // unescapeByte is the byte a one-character JSON escape \e stands for.
