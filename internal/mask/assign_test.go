@@ -63,6 +63,10 @@ func TestAssignmentLiterals(t *testing.T) {
 		{name: "dsn query", in: "sqlserver://db:1433?database=x&password=Pa55w0rd", want: "sqlserver://db:1433?database=x&password=[MASKED:field:password]", counts: one("field:password")},
 		{name: "url password", in: "mongodb+srv://app:s3cret@cluster0.example.net/db", want: "mongodb+srv://app:[MASKED:url_password]@cluster0.example.net/db", counts: one("url_password")},
 		{name: "yaml boolean", in: "auth: true\npassword: null\n"},
+		{name: "escaped json lines", in: `{"text":"db:\n  password: hunter2x\n  user: app\n"}`,
+			want: `{"text":"db:\n  password: [MASKED:field:password]\n  user: app\n"}`, counts: one("field:password")},
+		{name: "escaped json yaml word", in: `{"text":"password: changeme\nuser: app"}`,
+			want: `{"text":"password: [MASKED:field:password]\nuser: app"}`, counts: one("field:password")},
 		{name: "bang password", in: "DB_PASSWORD=!Passw0rd\n", want: "DB_PASSWORD=[MASKED:field:password]\n", counts: one("field:password")},
 		{name: "redacted stars", in: "password=*****", want: "password=[MASKED:field:password]", counts: one("field:password")},
 	})

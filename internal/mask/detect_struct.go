@@ -50,7 +50,9 @@ func (p *Profile) urlPassword(s []byte, i, floor int, ms []match) ([]match, int)
 // authSchemes are the words after which an Authorization value goes on.
 var authSchemes = []string{"bearer", "basic", "token", "digest", "negotiate", "bot"}
 
-// valueEnd is where an unquoted value starting at v ends. A mask in it is
+// valueEnd is where an unquoted value starting at v ends: at a blank,
+// ',', ';', '&', a quote, a closing bracket or an escaped line break or
+// quote (\n, \") of text holding JSON. A mask in it is
 // taken whole (its ']' does not end the value), so a value ends at the
 // same place before and after masking.
 func (p *Profile) valueEnd(s []byte, v int) int {
@@ -64,6 +66,9 @@ func (p *Profile) valueEnd(s []byte, v int) int {
 		}
 		if valueStop[c] {
 			break
+		}
+		if c == '\\' && v+1 < len(s) && strings.IndexByte(`nrt"`, s[v+1]) >= 0 {
+			break // an escaped line break or quote in text holding JSON
 		}
 		v++
 	}
@@ -390,13 +395,14 @@ func secretish(v []byte) bool {
 	return false
 }
 
-// endsLine reports whether only blanks, then the end of the line, a '#'
-// comment, ',' or '}' follow e.
+// endsLine reports whether only blanks, then the end of the line (also
+// an escaped one, \n, in text holding JSON), a '#' comment, ',' or '}'
+// follow e.
 func endsLine(s []byte, e int) bool {
 	for e < len(s) && (s[e] == ' ' || s[e] == '\t') {
 		e++
 	}
-	return e == len(s) || strings.IndexByte("\n\r#,}", s[e]) >= 0
+	return e == len(s) || strings.IndexByte("\n\r#,}", s[e]) >= 0 || hasPrefix(s, e, `\n`) || hasPrefix(s, e, `\r`)
 }
 
 func isAuthScheme(w []byte) bool {
