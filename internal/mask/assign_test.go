@@ -40,6 +40,22 @@ func TestAssignmentCodeStays(t *testing.T) {
 		`cfg := Config{Password: dbPassword, Token: apiToken}`,
 		`var password = @"C:\secrets";`,
 		`auth: basic`,
+		`secret = v`,
+		`c.api = &client{base: server, token: tok, http: c.env.HTTPClient}`,
+		`serve.CheckOptions{SkipCredentials: noCreds}`,
+		`var errBadCookie = errors.New("cookie is not one this server sealed")`,
+		`"cookie": true,`,
+		`env := []string{"MCP_URL=" + url, "MCP_TOKEN=" + token}`,
+		`fetch(url, { credentials: 'same-origin' })`,
+		`errToken := tk`,
+		`"BASIC_AUTH": 1,`,
+		`l.token = "."`,
+		`permissions:` + "\n" + `  id-token: write`,
+		`none_string_token=${NONE_STRING_TOKEN:-abc}`,
+		`sql.Open("clickhouse", fmt.Sprintf("http://%s:%s@%s:%d", user, pass, host, port))`,
+		`git push "https://x-access-token:${GITHUB_TOKEN}@github.com/o/r.git"`,
+		"--- PASS: TestLogin (0.00s)\nPASS: 12 tests",
+		`_meta: {progressToken: abc123}`,
 	} {
 		cases = append(cases, textCase{name: in, in: in})
 	}
@@ -68,7 +84,7 @@ func TestAssignmentLiterals(t *testing.T) {
 		{name: "escaped json yaml word", in: `{"text":"password: changeme\nuser: app"}`,
 			want: `{"text":"password: [MASKED:field:password]\nuser: app"}`, counts: one("field:password")},
 		{name: "bang password", in: "DB_PASSWORD=!Passw0rd\n", want: "DB_PASSWORD=[MASKED:field:password]\n", counts: one("field:password")},
-		{name: "redacted stars", in: "password=*****", want: "password=[MASKED:field:password]", counts: one("field:password")},
+		{name: "redacted stars", in: "password=*****\n- **password:** the password"},
 	})
 }
 

@@ -41,7 +41,9 @@ func (p *Profile) urlPassword(s []byte, i, floor int, ms []match) ([]match, int)
 		return ms, at + 1
 	}
 	ps := a + colon + 1
-	if ps == at || ps < floor || p.containsMask(s[ps:at]) {
+	if ps == at || ps < floor || p.containsMask(s[ps:at]) || strings.IndexByte("%${<", s[ps]) >= 0 {
+		// A format or template placeholder (%s, ${PASS}, {password},
+		// <password>) is not a password.
 		return ms, at + 1
 	}
 	return append(ms, match{ps, at, "url_password"}), at
@@ -113,8 +115,8 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 		return ms, i + 1
 	}
 	name := s[ns:ne]
-	if !hasLetter(name) {
-		return ms, i + 1
+	if !hasLetter(name) || (ns >= 2 && s[ns-2] == '$' && s[ns-1] == '{') {
+		return ms, i + 1 // ${NAME:-default} is a shell expansion
 	}
 	aws := p.on(dAWSSecretKey) && awsSecretName(name, s[max(0, ns-32):ns])
 	var typ string
@@ -159,20 +161,23 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 	ve := vs
 	switch q {
 	case 0:
-		if cookieRule(typ) {
+		ve = p.valueEnd(s, vs)
+		if p.containsMask(s[vs:ve]) {
+			return ms, ve // masked already, whole or in part
+		}
+		if !literal(s, vs, ve) || variable(s, i, vs, ve) {
+			return ms, i + 1
+		}
+		if s[i] == ':' && cookieRule(typ) && strings.IndexByte(string(s[vs:ve]), '=') > 0 {
 			// Cookie: a=1; b=2 — the whole header value is the secret.
 			ve = lineEnd(s, vs)
 			for ve > vs && (s[ve-1] == ' ' || s[ve-1] == '\t') {
 				ve--
 			}
+			if p.containsMask(s[vs:ve]) {
+				return ms, ve
+			}
 			break
-		}
-		ve = p.valueEnd(s, vs)
-		if p.containsMask(s[vs:ve]) {
-			return ms, ve // masked already, whole or in part
-		}
-		if !literal(s, vs, ve) {
-			return ms, i + 1
 		}
 		if ve < n && s[ve] == ' ' && isAuthScheme(s[vs:ve]) {
 			w := ve + 1
@@ -210,8 +215,10 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 	if ve <= vs {
 		return ms, i + 1
 	}
-	if q != 0 && !quotedLiteral(s[vs:ve]) {
-		return ms, i + 1 // "${TOKEN}", "Bearer " + token
+	if q != 0 && (ve >= n || (q == '\\' && s[ve] != '\\') || (q != '\\' && s[ve] != q) || !quotedLiteral(s[vs:ve])) {
+		// Not closed on its line ("NAME=" + x: the quote closed a string
+		// of code), or "${TOKEN}", "Bearer " + token.
+		return ms, i + 1
 	}
 	if s[i] == ':' && q == 0 && !secretish(s[vs:ve]) && (!endsLine(s, ve) || typeName(s[vs:ve])) {
 		// "token: The token to use." — prose (tool descriptions written
@@ -239,6 +246,58 @@ func (p *Profile) valueMatch(s []byte, vs, ve int, typ string, ms []match) []mat
 		return ms
 	}
 	return append(ms, match{vs, ve, typ})
+}
+
+// variable reports whether the unquoted value s[vs:ve] after the
+// separator s[i] is, by its shape, a variable rather than a secret:
+// lowerCamelCase words without digits (noCreds, sessionCookie), or one to
+// three letters or '_', or digits, in code — after " = " or " := ", or
+// before ',', ';', ')' or '}' (secret = v, token: tok, "BASIC_AUTH": 1,)
+// — too short to be worth hiding there, and what code passes around.
+// "token: abc" ending a YAML line is a value. Only '*' is a value
+// redacted already, or Markdown.
+func variable(s []byte, i, vs, ve int) bool {
+	v := s[vs:ve]
+	if len(bytes.Trim(v, "*")) == 0 {
+		return true // ***: redacted already, or Markdown (**password:**)
+	}
+	if len(v) <= 3 {
+		letters, digits := true, true
+		for _, c := range v {
+			letters = letters && (c == '_' || is(c, cUpper|cLower))
+			digits = digits && is(c, cDigit)
+		}
+		if !letters && !digits {
+			return false
+		}
+		k := ve
+		for k < len(s) && s[k] == ' ' {
+			k++
+		}
+		sep := i + 1
+		if sep < len(s) && s[i] == ':' && s[sep] == '=' {
+			sep++
+		}
+		code := (s[i] == '=' || sep == i+2) && sep < vs && s[sep] == ' '
+		return code || (k < len(s) && strings.IndexByte(",;)}", s[k]) >= 0)
+	}
+	if !is(v[0], cLower) {
+		return false
+	}
+	humps := 0
+	for k, c := range v {
+		switch {
+		case is(c, cLower):
+		case is(c, cUpper):
+			if !is(v[k-1], cLower) || k+1 == len(v) || !is(v[k+1], cLower) {
+				return false
+			}
+			humps++
+		default:
+			return false
+		}
+	}
+	return humps > 0
 }
 
 // cookieRule reports whether a mask type is that of a cookie rule (cookie,
@@ -334,7 +393,15 @@ func quotedLiteral(v []byte) bool {
 		}
 	}
 	t := bytes.TrimSpace(v)
-	return len(t) > 0 && !isAuthScheme(t)
+	if len(t) < 3 || isAuthScheme(t) || keyword(t) {
+		return false // too short to hide anything ("", "."), Bearer, none
+	}
+	// Code between two strings: "A=" + a + "B=" — the quotes close and
+	// open string literals around it.
+	if (v[0] == ' ' && strings.IndexByte("+.|&,)", t[0]) >= 0) || (v[len(v)-1] == ' ' && strings.IndexByte("+.|&,(", t[len(t)-1]) >= 0) {
+		return false
+	}
+	return true
 }
 
 // identChain reports whether v is an identifier or identifiers joined by
@@ -372,7 +439,9 @@ func keyword(v []byte) bool {
 	return false
 }
 
-var keywords = []string{"none", "null", "nil", "undefined", "true", "false", "yes", "no", "on", "off", "~"}
+var keywords = []string{"none", "null", "nil", "undefined", "true", "false", "yes", "no", "on", "off", "~",
+	"include", "omit", "same-origin", // fetch's credentials option
+	"read", "write"} // GitHub Actions permissions (id-token: write)
 
 // typeName reports whether v is a type a declaration names after ':'
 // (password: string, token: str).

@@ -15,15 +15,18 @@
 //     secret_key, private_key, api_key, apikey, x_api_key, access_key,
 //     token, access_token, refresh_token, id_token, auth_token,
 //     session_token, auth, authorization, proxy_authorization,
-//     credential, credentials, session, cookie, set_cookie, dsn,
+//     credential, credentials, session_key, cookie, set_cookie, dsn,
 //     connection_string, conn_str, secret_access_key,
 //     aws_secret_access_key, aws_session_token, card_number, cvv, cvc —
 //     except the names page_token, next_token, continuation_token,
 //     sync_token, pagination_token, resume_token, cursor_token,
-//     start_token (pagination cursors an agent sends back), bos_token,
+//     start_token (pagination cursors an agent sends back),
+//     progress_token (MCP's _meta.progressToken), bos_token,
 //     eos_token, pad_token, unk_token, sep_token, cls_token, mask_token
-//     (tokenizer settings), and PWD and OLDPWD as whole names (the
-//     shell's directories);
+//     (tokenizer settings), and PWD and OLDPWD (the shell's directories)
+//     aws_access_key (an id its own detector masks, or a count of those
+//     masks) and pass ("--- PASS: TestX" in test output; DB_PASS and
+//     ssh_pass stay masked) as whole names;
 //   - "strict": every detector (e-mail addresses and phone numbers too),
 //     the same rules and exceptions, and also ssn, social_security_number,
 //     date_of_birth, passport_number, iban, tax_id;
@@ -70,7 +73,8 @@
 //     masked, and nothing further: a mask never hides what follows it.
 //     Public keys and certificates are left.
 //   - url_password: the password of scheme://user:password@host; the user
-//     and host stay.
+//     and host stay. A placeholder (%s, ${PASS}, {password}, <password>)
+//     is not a password.
 //   - bearer_token: the token after "Bearer " (any case) when it has 8 or
 //     more characters and a digit; basic_auth: the credentials after
 //     "Basic " when they decode to printable user:password.
@@ -89,9 +93,16 @@
 //     member access (getpass(), os.environ["K"], req.headers.x,
 //     self.token, a->b, A::B), is a string prefix (f"…"), a keyword (None,
 //     null, true, …) or starts with YAML's !, & or *, or an operator
-//     follows it (a + b, a || b, x ? y : z); a quoted value is left when
-//     it interpolates ("${X}", "$TOKEN", "{{ x }}", "#{x}") or is only an
-//     auth scheme ("Bearer " + token). Code thus stays byte-identical. A
+//     follows it (a + b, a || b, x ? y : z), or it looks like a variable
+//     (lowerCamelCase words without digits, noCreds; one to three letters
+//     or digits in code, secret = v, token: tok, "BASIC_AUTH": 1,; a name
+//     matching a key rule, Password: dbPassword), or is only '*'
+//     (redacted, or Markdown's **password:**); a quoted value is left when
+//     it interpolates ("${X}", "$TOKEN", "{{ x }}", "#{x}"), is only an
+//     auth scheme ("Bearer " + token) or a keyword, is shorter than three
+//     characters, is not closed on its line, or is code between two
+//     strings ("A=" + a + "B="). ${NAME:-default} is a shell expansion,
+//     not an assignment. Code thus stays byte-identical. A
 //     --NAME value option is not masked when the value starts with '-' or
 //     is an upper-case placeholder (--token TOKEN in help text). After
 //     ':' an unquoted value of letters only is masked when it ends the
@@ -154,11 +165,13 @@
 // field:client_secret). Exceptions (ProfileConfig.ExceptKeys) are matched
 // the same way and win over a rule no longer than they are, so
 // next_page_token stays while a profile may still list it as a rule;
-// "=name" excepts the whole name only. session_id and sessionId are not
-// masked by design: "session" matches only names ending with the word
-// session, and an agent must echo session ids back (MCP's own session ids
-// are such ids). A name holding one of the profile's masks matches no
-// rule, so masking stays idempotent.
+// "=name" excepts the whole name only. session_id, sessionId and
+// "session" itself are not masked by design: an agent must echo session
+// ids back (MCP's own session ids are such ids), and "session" names
+// objects and packages (express-session) more often than secrets;
+// session_token, session_key, session_secret and session cookies are
+// masked. A name holding one of the profile's masks matches no rule, so
+// masking stays idempotent.
 //
 // Key rules mask non-empty string and number values only: an object or
 // array under a secret-sounding name is searched instead of replaced,

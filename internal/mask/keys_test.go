@@ -35,8 +35,11 @@ func TestKeyNamesNormalized(t *testing.T) {
 		{"ConnectionString", "field:connection_string"},
 		{"gcp_credentials", "field:credentials"},
 		{"ssh_pass", "field:pass"},
+		{"DB_PASS", "field:pass"},
 		{"redis-auth", "field:auth"},
-		{"flask_session", "field:session"},
+		{"session_key", "field:session_key"},
+		{"SESSION_SECRET", "field:secret"},
+		{"sessionToken", "field:session_token"},
 		{"--password", "field:password"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -61,6 +64,7 @@ func TestKeyNamesNotSecrets(t *testing.T) {
 		"password_policy", "password_reset_url", "passwordless", "bypass", "compass", "session_id", "sessionId",
 		"secretName", "secret_name", "secretRef", "secretKeyRef", "eos_token", "pad_token", "PWD", "OLDPWD",
 		"author", "authority", "oauth", "keyboard", "tokenizer", "passport",
+		"session", "express-session", "aws_access_key", "progressToken", "PASS",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if typ, ok := Default().keys.lookup([]byte(name)); ok {

@@ -65,13 +65,16 @@ func (p *Profile) Off() bool {
 // members at any depth, and NAME=value, NAME: value, --NAME value in text.
 // A rule matches a name that ends with it at a word start (see keys.go):
 // "password" covers DB_PASSWORD, dbPassword, PGPASSWORD, smtp.password.
+// "session" alone is not one: it names ids an agent echoes back, objects
+// and packages (express-session) more often than secrets; session_token,
+// session_key, session_secret and session cookies are covered.
 var defaultKeys = []string{
 	"password", "passwd", "pwd", "pass", "passphrase",
 	"secret", "client_secret", "secret_key", "private_key",
 	"api_key", "apikey", "x_api_key", "access_key",
 	"token", "access_token", "refresh_token", "id_token", "auth_token", "session_token",
 	"auth", "authorization", "proxy_authorization", "credential", "credentials",
-	"session", "cookie", "set_cookie", "dsn", "connection_string", "conn_str",
+	"session_key", "cookie", "set_cookie", "dsn", "connection_string", "conn_str",
 	"secret_access_key", "aws_secret_access_key", "aws_session_token",
 	"card_number", "cvv", "cvc",
 }
@@ -82,9 +85,12 @@ var defaultKeys = []string{
 // only (MYSQL_PWD is a password, PWD a directory).
 var defaultExceptKeys = []string{
 	"page_token", "next_token", "continuation_token", "sync_token", "pagination_token",
+	"progress_token", // MCP's _meta.progressToken: progress notifications are matched by it
 	"resume_token", "cursor_token", "start_token",
 	"bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token", "mask_token",
 	"=pwd", "=oldpwd",
+	"=pass", // "--- PASS: TestX" in test output; DB_PASS, ssh_pass stay rules
+	"=aws_access_key", // the id (its own detector masks it), or a count of its masks
 }
 
 // strictKeys are added by the strict profile.
