@@ -89,7 +89,7 @@ var defaultExceptKeys = []string{
 	"resume_token", "cursor_token", "start_token",
 	"bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token", "mask_token",
 	"=pwd", "=oldpwd",
-	"=pass", // "--- PASS: TestX" in test output; DB_PASS, ssh_pass stay rules
+	"=pass",           // "--- PASS: TestX" in test output; DB_PASS, ssh_pass stay rules
 	"=aws_access_key", // the id (its own detector masks it), or a count of its masks
 }
 
