@@ -56,6 +56,7 @@ func TestAssignmentCodeStays(t *testing.T) {
 		`git push "https://x-access-token:${GITHUB_TOKEN}@github.com/o/r.git"`,
 		"--- PASS: TestLogin (0.00s)\nPASS: 12 tests",
 		`_meta: {progressToken: abc123}`,
+		`Illegal Token = iota`,
 	} {
 		cases = append(cases, textCase{name: in, in: in})
 	}
@@ -74,6 +75,8 @@ func TestAssignmentLiterals(t *testing.T) {
 		{name: "mysql env", in: "MYSQL_PWD=s3cret mysql", want: "MYSQL_PWD=[MASKED:field:pwd] mysql", counts: one("field:pwd")},
 		{name: "header", in: "X-Api-Key: abc123def\r\n", want: "X-Api-Key: [MASKED:field:x_api_key]\r\n", counts: one("field:x_api_key")},
 		{name: "cookie header", in: "Cookie: sid=abc123; theme=dark\nAccept: */*", want: "Cookie: [MASKED:field:cookie]\nAccept: */*", counts: one("field:cookie")},
+		{name: "cookie with a quote", in: `cookie: session-cookie="MS4yLjMuNDo4MA=="`, want: `cookie: [MASKED:field:cookie]`, counts: one("field:cookie")},
+		{name: "cookie header in a json string", in: `{"h": "Cookie: sid=abc123; theme=dark", "n": 1}`, want: `{"h": "Cookie: [MASKED:field:cookie]", "n": 1}`, counts: one("field:cookie")},
 		{name: "set-cookie header", in: "Set-Cookie: sid=abc123; Path=/; HttpOnly\n", want: "Set-Cookie: [MASKED:field:set_cookie]\n", counts: one("field:set_cookie")},
 		{name: "query string", in: "GET /login?user=bob&password=hunter2&next=/ HTTP/1.1", want: "GET /login?user=bob&password=[MASKED:field:password]&next=/ HTTP/1.1", counts: one("field:password")},
 		{name: "dsn query", in: "sqlserver://db:1433?database=x&password=Pa55w0rd", want: "sqlserver://db:1433?database=x&password=[MASKED:field:password]", counts: one("field:password")},

@@ -170,9 +170,7 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 		}
 		if s[i] == ':' && cookieRule(typ) && strings.IndexByte(string(s[vs:ve]), '=') > 0 {
 			// Cookie: a=1; b=2 — the whole header value is the secret.
-			ve = lineEnd(s, vs)
-			for ve > vs && (s[ve-1] == ' ' || s[ve-1] == '\t') {
-				ve--
+			for ve = lineEnd(s, vs); ve > vs && (s[ve-1] == ' ' || s[ve-1] == '\t'); ve-- {
 			}
 			if p.containsMask(s[vs:ve]) {
 				return ms, ve
@@ -304,13 +302,27 @@ func variable(s []byte, i, vs, ve int) bool {
 // set_cookie), whose value runs to the end of the line.
 func cookieRule(typ string) bool { return strings.HasSuffix(typ, "cookie") }
 
-// lineEnd is the end of the line holding s[i], a literal "\n" (text
-// holding escaped JSON) included.
+// lineEnd is the end of the header value starting at s[i]: the end of
+// its line (a literal "\n" too, in text holding JSON) or a quote that
+// closes the string holding it; a quoted cookie value (a="x y") is taken
+// whole.
 func lineEnd(s []byte, i int) int {
 	for ; i < len(s); i++ {
-		switch s[i] {
-		case '\n', '\r', '"', '\'', '`':
+		switch c := s[i]; c {
+		case '\n', '\r':
 			return i
+		case '"', '\'', '`':
+			if i == 0 || s[i-1] != '=' {
+				return i
+			}
+			k := i + 1
+			for k < len(s) && s[k] != c && s[k] != '\n' && s[k] != '\r' {
+				k++
+			}
+			if k == len(s) || s[k] != c {
+				return i
+			}
+			i = k
 		case '\\':
 			if i+1 < len(s) && (s[i+1] == 'n' || s[i+1] == 'r' || s[i+1] == '"') {
 				return i
@@ -441,7 +453,8 @@ func keyword(v []byte) bool {
 
 var keywords = []string{"none", "null", "nil", "undefined", "true", "false", "yes", "no", "on", "off", "~",
 	"include", "omit", "same-origin", // fetch's credentials option
-	"read", "write"} // GitHub Actions permissions (id-token: write)
+	"read", "write", // GitHub Actions permissions (id-token: write)
+	"iota", "self", "this"}
 
 // typeName reports whether v is a type a declaration names after ':'
 // (password: string, token: str).
