@@ -106,3 +106,23 @@ func TestCommandLineOptions(t *testing.T) {
 		{name: "option flag follows", in: "app --password --verbose"},
 	})
 }
+
+// Source files reach the engine inside JSON-RPC results: the code in them
+// must come back byte for byte, the literals masked.
+func TestAssignmentInToolResults(t *testing.T) {
+	for _, c := range []jsonCase{
+		{name: "python source", in: `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"import os\napi_key = os.environ[\"OPENAI_API_KEY\"]\npassword = getpass.getpass()\n"}]}}`},
+		{name: "js source", in: `{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"const token = req.headers.authorization;\nconst secret = process.env.SECRET || '';\n"}]}}`},
+		{name: "env file", in: `{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"DB_PASSWORD=s3cr3t!\nLOG_LEVEL=info\n"}]}}`,
+			want:   `{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"DB_PASSWORD=[MASKED:field:password]\nLOG_LEVEL=info\n"}]}}`,
+			counts: one("field:password")},
+		{name: "structured content", in: `{"jsonrpc":"2.0","id":4,"result":{"structuredContent":{"env":{"PGPASSWORD":"pg-s3cret","MYSQL_PWD":"my-s3cret","PWD":"/home/app"},"nextPageToken":"CAESBgoEMTIzNA"}}}`,
+			want:   `{"jsonrpc":"2.0","id":4,"result":{"structuredContent":{"env":{"PGPASSWORD":"[MASKED:field:password]","MYSQL_PWD":"[MASKED:field:pwd]","PWD":"/home/app"},"nextPageToken":"CAESBgoEMTIzNA"}}}`,
+			counts: Counts{"field:password": 1, "field:pwd": 1}},
+		{name: "json text in a string", in: `{"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"{\"dbPassword\":\"hunter2x\",\"max_tokens\":4096}"}]}}`,
+			want:   `{"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"{\"dbPassword\":\"[MASKED:field:password]\",\"max_tokens\":4096}"}]}}`,
+			counts: one("field:password")},
+	} {
+		t.Run(c.name, func(t *testing.T) { checkJSON(t, c) })
+	}
+}
