@@ -23,10 +23,12 @@
 //     start_token (pagination cursors an agent sends back),
 //     progress_token (MCP's _meta.progressToken), bos_token,
 //     eos_token, pad_token, unk_token, sep_token, cls_token, mask_token
-//     (tokenizer settings), and PWD and OLDPWD (the shell's directories)
-//     aws_access_key (an id its own detector masks, or a count of those
-//     masks) and pass ("--- PASS: TestX" in test output; DB_PASS and
-//     ssh_pass stay masked) as whole names;
+//     (tokenizer settings), and as whole names PWD and OLDPWD (the
+//     shell's directories), aws_access_key (an id its own detector
+//     masks, or a count of those masks) and pass ("--- PASS: TestX" in
+//     test output; DB_PASS and ssh_pass stay masked). The lists are
+//     defaultKeys and defaultExceptKeys in profile.go; a custom profile
+//     adds its own with keys and except_keys;
 //   - "strict": every detector (e-mail addresses and phone numbers too),
 //     the same rules and exceptions, and also ssn, social_security_number,
 //     date_of_birth, passport_number, iban, tax_id;
@@ -38,9 +40,9 @@
 // as \u0041 or \/ hide nothing) and on text; text holding such escapes
 // (a body not labelled JSON, or JSON that does not parse) is scanned
 // decoded as well, and what is found there is masked in the original
-// bytes, whole escapes included, so JSON text stays valid. Each is anchored on one
-// trigger byte in a single pass and confirmed by hand; no regular
-// expression runs unless the operator adds patterns.
+// bytes, whole escapes included, so JSON text stays valid. Each detector
+// is anchored on one trigger byte in a single pass and confirmed by hand;
+// no regular expression runs unless the operator adds patterns.
 //
 //   - aws_access_key: AKIA or ASIA + 16 of [A-Z0-9], standing alone.
 //   - aws_secret_key: exactly 40 of [A-Za-z0-9/+] assigned to a name that
