@@ -16,12 +16,20 @@ type MaskingProfile struct {
 	Detectors []string `yaml:"detectors,omitempty"`
 	// DisableDetectors turns built-in detectors off, after Detectors.
 	DisableDetectors []string `yaml:"disable_detectors,omitempty"`
-	// Keys are JSON member names whose string and number values are
-	// masked wherever they occur. Matching ignores ASCII case, '_' and '-'
-	// ("client_secret" matches "clientSecret" and "CLIENT-SECRET"). In
-	// text, NAME=value and NAME: value are masked when NAME is one of the
-	// keys or ends with '_', '-' or '.' followed by one (DB_PASSWORD=…).
+	// Keys are names whose values are masked: JSON members (string and
+	// number values) at any depth, and in text NAME=value, NAME: value,
+	// --NAME value. Names are compared in words: case is ignored, words
+	// split at '_', '-', '.', camelCase and known prefixes run together
+	// (PGPASSWORD), and a key matches a name that ends with its words
+	// ("password" matches DB_PASSWORD, dbPassword, smtp.password;
+	// "client_secret" matches clientSecret and CLIENT-SECRET).
 	Keys []string `yaml:"keys,omitempty"`
+	// ExceptKeys are names that end with a key and are not secrets
+	// (page_token: a pagination cursor), matched the same way; one written
+	// "=name" matches the whole name only ("=pwd": PWD is a directory,
+	// MYSQL_PWD still a password). An exception wins over a key no longer
+	// than it, so a longer key (next_page_token) can take a name back.
+	ExceptKeys []string `yaml:"except_keys,omitempty"`
 	// Paths are JSONPath-like locations whose values (of any type) are
 	// masked, e.g. $.result.structuredContent.credentials.*. Syntax: "$"
 	// then segments: .name, ['name'] or ["name"] (a member), [N] (an array

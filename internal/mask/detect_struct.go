@@ -41,7 +41,9 @@ func (p *Profile) urlPassword(s []byte, i, floor int, ms []match) ([]match, int)
 		return ms, at + 1
 	}
 	ps := a + colon + 1
-	if ps == at || ps < floor || p.isMask(s[ps:at]) {
+	if ps == at || ps < floor || p.containsMask(s[ps:at]) || strings.IndexByte("%${<", s[ps]) >= 0 {
+		// A format or template placeholder (%s, ${PASS}, {password},
+		// <password>) is not a password.
 		return ms, at + 1
 	}
 	return append(ms, match{ps, at, "url_password"}), at
@@ -50,7 +52,9 @@ func (p *Profile) urlPassword(s []byte, i, floor int, ms []match) ([]match, int)
 // authSchemes are the words after which an Authorization value goes on.
 var authSchemes = []string{"bearer", "basic", "token", "digest", "negotiate", "bot"}
 
-// valueEnd is where an unquoted value starting at v ends. A mask in it is
+// valueEnd is where an unquoted value starting at v ends: at a blank,
+// ',', ';', '&', a quote, a closing bracket or an escaped line break or
+// quote (\n, \") of text holding JSON. A mask in it is
 // taken whole (its ']' does not end the value), so a value ends at the
 // same place before and after masking.
 func (p *Profile) valueEnd(s []byte, v int) int {
@@ -64,6 +68,9 @@ func (p *Profile) valueEnd(s []byte, v int) int {
 		}
 		if valueStop[c] {
 			break
+		}
+		if c == '\\' && v+1 < len(s) && strings.IndexByte(`nrt"`, s[v+1]) >= 0 {
+			break // an escaped line break or quote in text holding JSON
 		}
 		v++
 	}
@@ -108,13 +115,13 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 		return ms, i + 1
 	}
 	name := s[ns:ne]
-	if !hasLetter(name) {
-		return ms, i + 1
+	if !hasLetter(name) || (ns >= 2 && s[ns-2] == '$' && s[ns-1] == '{') {
+		return ms, i + 1 // ${NAME:-default} is a shell expansion
 	}
 	aws := p.on(dAWSSecretKey) && awsSecretName(name, s[max(0, ns-32):ns])
 	var typ string
 	if !noAssign && p.on(dAssignment) {
-		typ, _ = p.keys.lookupSuffix(name)
+		typ, _ = p.keys.lookup(name)
 	}
 	if !aws && typ == "" {
 		return ms, i + 1
@@ -155,13 +162,39 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 	switch q {
 	case 0:
 		ve = p.valueEnd(s, vs)
+		if p.containsMask(s[vs:ve]) {
+			return ms, ve // masked already, whole or in part
+		}
+		if !literal(s, vs, ve) || variable(s, i, vs, ve) {
+			return ms, i + 1
+		}
+		if s[i] == ':' && cookieRule(typ) && strings.IndexByte(string(s[vs:ve]), '=') > 0 {
+			// Cookie: a=1; b=2 — the whole header value is the secret.
+			for ve = lineEnd(s, vs); ve > vs && (s[ve-1] == ' ' || s[ve-1] == '\t'); ve-- {
+			}
+			if p.containsMask(s[vs:ve]) {
+				return ms, ve
+			}
+			break
+		}
 		if ve < n && s[ve] == ' ' && isAuthScheme(s[vs:ve]) {
 			w := ve + 1
 			for w < n && s[w] == ' ' {
 				w++
 			}
 			if we := p.valueEnd(s, w); we > w {
+				if !literal(s, w, we) {
+					return ms, i + 1 // Authorization: Bearer $TOKEN
+				}
 				ve = we
+			}
+		}
+		if isAuthScheme(s[vs:ve]) {
+			return ms, i + 1 // auth: basic — the scheme alone
+		}
+		if identChain(s[vs:ve]) {
+			if _, named := p.keys.lookup(s[vs:ve]); named {
+				return ms, i + 1 // Password: dbPassword, password=password: a variable
 			}
 		}
 	case '\\':
@@ -180,14 +213,27 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 	if ve <= vs {
 		return ms, i + 1
 	}
-	if s[i] == ':' && q == 0 && !secretish(s[vs:ve]) && !endsLine(s, ve) {
+	if q != 0 && (ve >= n || (q == '\\' && s[ve] != '\\') || (q != '\\' && s[ve] != q) || !quotedLiteral(s[vs:ve])) {
+		// Not closed on its line ("NAME=" + x: the quote closed a string
+		// of code), or "${TOKEN}", "Bearer " + token.
+		return ms, i + 1
+	}
+	if s[i] == ':' && q == 0 && !secretish(s[vs:ve]) && (!endsLine(s, ve) || typeName(s[vs:ve])) {
 		// "token: The token to use." — prose (tool descriptions written
-		// as docstrings), not YAML: a plain word followed by more words.
+		// as docstrings), not YAML: a plain word followed by more words;
+		// "password: string," — a type annotation.
 		return ms, i + 1
 	}
 	if p.containsMask(s[vs:ve]) {
 		return ms, ve // masked already, whole or in part
 	}
+	return p.valueMatch(s, vs, ve, typ, ms), ve
+}
+
+// valueMatch appends the match of a value s[vs:ve] under a key rule: the
+// secrets a detector finds in it, with their own types, or else the whole
+// value as typ.
+func (p *Profile) valueMatch(s []byte, vs, ve int, typ string, ms []match) []match {
 	before := len(ms)
 	ms = p.scanText(s[vs:ve], ms, true)
 	if len(ms) > before {
@@ -195,9 +241,230 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 			ms[k].s += vs
 			ms[k].e += vs
 		}
-		return ms, ve
+		return ms
 	}
-	return append(ms, match{vs, ve, typ}), ve
+	return append(ms, match{vs, ve, typ})
+}
+
+// variable reports whether the unquoted value s[vs:ve] after the
+// separator s[i] is, by its shape, a variable rather than a secret:
+// lowerCamelCase words without digits (noCreds, sessionCookie), or one to
+// three letters or '_', or digits, in code — after " = " or " := ", or
+// before ',', ';', ')' or '}' (secret = v, token: tok, "BASIC_AUTH": 1,)
+// — too short to be worth hiding there, and what code passes around.
+// "token: abc" ending a YAML line is a value. Only '*' is a value
+// redacted already, or Markdown.
+func variable(s []byte, i, vs, ve int) bool {
+	v := s[vs:ve]
+	if len(bytes.Trim(v, "*")) == 0 {
+		return true // ***: redacted already, or Markdown (**password:**)
+	}
+	if len(v) <= 3 {
+		letters, digits := true, true
+		for _, c := range v {
+			letters = letters && (c == '_' || is(c, cUpper|cLower))
+			digits = digits && is(c, cDigit)
+		}
+		if !letters && !digits {
+			return false
+		}
+		k := ve
+		for k < len(s) && s[k] == ' ' {
+			k++
+		}
+		sep := i + 1
+		if sep < len(s) && s[i] == ':' && s[sep] == '=' {
+			sep++
+		}
+		code := (s[i] == '=' || sep == i+2) && sep < vs && s[sep] == ' '
+		return code || (k < len(s) && strings.IndexByte(",;)}", s[k]) >= 0)
+	}
+	if !is(v[0], cLower) {
+		return false
+	}
+	humps := 0
+	for k, c := range v {
+		switch {
+		case is(c, cLower):
+		case is(c, cUpper):
+			if !is(v[k-1], cLower) || k+1 == len(v) || !is(v[k+1], cLower) {
+				return false
+			}
+			humps++
+		default:
+			return false
+		}
+	}
+	return humps > 0
+}
+
+// cookieRule reports whether a mask type is that of a cookie rule (cookie,
+// set_cookie), whose value runs to the end of the line.
+func cookieRule(typ string) bool { return strings.HasSuffix(typ, "cookie") }
+
+// lineEnd is the end of the header value starting at s[i]: the end of
+// its line (a literal "\n" too, in text holding JSON) or a quote that
+// closes the string holding it; a quoted cookie value (a="x y") is taken
+// whole.
+func lineEnd(s []byte, i int) int {
+	for ; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\n', '\r':
+			return i
+		case '"', '\'', '`':
+			if i == 0 || s[i-1] != '=' {
+				return i
+			}
+			k := i + 1
+			for k < len(s) && s[k] != c && s[k] != '\n' && s[k] != '\r' {
+				k++
+			}
+			if k == len(s) || s[k] != c {
+				return i
+			}
+			i = k
+		case '\\':
+			if i+1 < len(s) && (s[i+1] == 'n' || s[i+1] == 'r' || s[i+1] == '"') {
+				return i
+			}
+		}
+	}
+	return i
+}
+
+// literal reports whether the unquoted value s[vs:ve] is a literal and
+// not code: no variable or interpolation ($TOKEN, ${X}, $(cmd), {{ x }}),
+// call, index or member access (getpass(), os.environ[…], req.headers.x,
+// self.token), string prefix (f"…"), keyword (None, null, true), and no
+// operator after it (a + b, x ? y : z). Code stays as written: masking it
+// would corrupt a source file an agent edits.
+func literal(s []byte, vs, ve int) bool {
+	v := s[vs:ve]
+	if len(v) == 0 {
+		return false
+	}
+	switch v[0] {
+	case '$', '{', '(', '[', '%':
+		return false
+	case '!', '&', '*':
+		// YAML tags and anchors (!Ref Name, !secret db_password, &pw,
+		// *pw); not !Passw0rd.
+		if len(v) > 1 && (v[0] != '!' || (hasLetter(v[1:]) && !secretish(v[1:]) && ve < len(s) && s[ve] == ' ')) && identChain(v[1:]) {
+			return false
+		}
+	}
+	if bytes.IndexAny(v, "([{") >= 0 || bytes.Contains(v, []byte("->")) || bytes.Contains(v, []byte("::")) {
+		return false
+	}
+	if ve < len(s) && (s[ve] == '"' || s[ve] == '\'' || s[ve] == '`') && (identChain(v) || string(v) == "@") {
+		return false // f"…", r'…', tag`…`, C#'s @"…"
+	}
+	if identChain(v) && bytes.IndexByte(v, '.') > 0 {
+		return false // member access
+	}
+	if keyword(v) {
+		return false // None, true
+	}
+	// An operator after the value: a + b, a || b, a ? b : c, a if b.
+	k := ve
+	for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
+		k++
+	}
+	if k == ve || k >= len(s) {
+		return true
+	}
+	c := s[k]
+	if strings.IndexByte("+-*/%|&^?<>=!", c) >= 0 {
+		o := k + 1
+		for o < len(s) && o-k < 3 && strings.IndexByte("+-*/%|&^?<>=!", s[o]) >= 0 {
+			o++
+		}
+		return o < len(s) && s[o] != ' ' && s[o] != '\t'
+	}
+	for _, w := range []string{"if ", "or ", "and ", "else "} {
+		if hasPrefix(s, k, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// quotedLiteral reports whether the content of a quoted value is a
+// literal: no interpolation ("${X}", "$(cmd)", "{{ x }}", "#{x}",
+// "$TOKEN") and more than an auth scheme ("Bearer " + token).
+func quotedLiteral(v []byte) bool {
+	for k := 0; k+1 < len(v); k++ {
+		c, d := v[k], v[k+1]
+		switch {
+		case c == '$' && (d == '{' || d == '('):
+			return false
+		case c == '$' && (d == '_' || is(d, cUpper|cLower)) && (k == 0 || strings.IndexByte(" /:=", v[k-1]) >= 0):
+			return false // "$TOKEN", "Bearer $TOKEN", "$HOME/x"; not "pa$word"
+		case (c == '{' || c == '#') && d == '{':
+			return false
+		}
+	}
+	t := bytes.TrimSpace(v)
+	if len(t) < 3 || isAuthScheme(t) || keyword(t) {
+		return false // too short to hide anything ("", "."), Bearer, none
+	}
+	// Code between two strings: "A=" + a + "B=" — the quotes close and
+	// open string literals around it.
+	if (v[0] == ' ' && strings.IndexByte("+.|&,)", t[0]) >= 0) || (v[len(v)-1] == ' ' && strings.IndexByte("+.|&,(", t[len(t)-1]) >= 0) {
+		return false
+	}
+	return true
+}
+
+// identChain reports whether v is an identifier or identifiers joined by
+// dots (a, self.token, req.headers.authorization).
+func identChain(v []byte) bool {
+	start := true
+	for _, c := range v {
+		switch {
+		case c == '.':
+			if start {
+				return false
+			}
+			start = true
+		case c == '_' || is(c, cUpper|cLower):
+			start = false
+		case is(c, cDigit):
+			if start {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return !start
+}
+
+// keyword reports whether v is a language or configuration keyword that
+// holds no secret (None, null, true, …).
+func keyword(v []byte) bool {
+	for _, k := range keywords {
+		if len(v) == len(k) && hasPrefixFold(v, 0, k) {
+			return true
+		}
+	}
+	return false
+}
+
+var keywords = []string{"none", "null", "nil", "undefined", "true", "false", "yes", "no", "on", "off", "~",
+	"include", "omit", "same-origin", // fetch's credentials option
+	"read", "write", // GitHub Actions permissions (id-token: write)
+	"iota", "self", "this"}
+
+// typeName reports whether v is a type a declaration names after ':'
+// (password: string, token: str).
+func typeName(v []byte) bool {
+	switch string(v) {
+	case "string", "String", "str", "number", "int", "integer", "bool", "boolean", "any", "bytes",
+		"object", "unknown", "Optional", "SecretStr":
+		return true
+	}
+	return false
 }
 
 // secretish reports whether a value has something other than letters.
@@ -210,13 +477,14 @@ func secretish(v []byte) bool {
 	return false
 }
 
-// endsLine reports whether only blanks, then the end of the line, a '#'
-// comment, ',' or '}' follow e.
+// endsLine reports whether only blanks, then the end of the line (also
+// an escaped one, \n, in text holding JSON), a '#' comment, ',' or '}'
+// follow e.
 func endsLine(s []byte, e int) bool {
 	for e < len(s) && (s[e] == ' ' || s[e] == '\t') {
 		e++
 	}
-	return e == len(s) || strings.IndexByte("\n\r#,}", s[e]) >= 0
+	return e == len(s) || strings.IndexByte("\n\r#,}", s[e]) >= 0 || hasPrefix(s, e, `\n`) || hasPrefix(s, e, `\r`)
 }
 
 func isAuthScheme(w []byte) bool {
@@ -241,10 +509,20 @@ func hasLetter(b []byte) bool {
 // names an AWS secret access key: it holds "secretaccesskey" once '_' and
 // '-' are dropped, or "secret" with "aws" in it or just before it.
 func awsSecretName(name, before []byte) bool {
-	var buf [maxKeyLen]byte
-	n, ok := normalizeKey(&buf, name)
-	if !ok {
+	if len(name) < 6 || len(name) > maxKeyLen {
 		return false
+	}
+	var buf [maxKeyLen]byte
+	n := 0
+	for _, c := range name {
+		switch nameKind[c] {
+		case nkSep:
+			continue
+		case nkUpper:
+			c += 'a' - 'A'
+		}
+		buf[n] = c
+		n++
 	}
 	norm := buf[:n]
 	if bytes.Contains(norm, []byte("secretaccesskey")) {
@@ -269,6 +547,72 @@ func awsSecretName(name, before []byte) bool {
 
 // fireB handles "Bearer <token>" and "Basic <base64 of user:password>",
 // any case, masking the credentials and keeping the scheme.
+// fireOption handles command-line options at the '-' s[i]: --NAME value
+// where NAME is a key rule (--NAME=value is an assignment), and mysql's
+// -pPASSWORD on a mysql or mariadb command line. It returns the value's
+// match, if any.
+func (p *Profile) fireOption(s []byte, i, floor int) (match, bool) {
+	n := len(s)
+	if i < floor || i+2 >= n || (i > 0 && strings.IndexByte(" \t\n'\"", s[i-1]) < 0) {
+		return match{}, false
+	}
+	if s[i+1] == 'p' && is(s[i+2], cWord) && mysqlLine(s, i) {
+		typ, ok := p.keys.lookup([]byte("password"))
+		ve := p.valueEnd(s, i+2)
+		if !ok || p.containsMask(s[i+2:ve]) || !literal(s, i+2, ve) {
+			return match{}, false
+		}
+		return match{i + 2, ve, typ}, true
+	}
+	if s[i+1] != '-' || !is(s[i+2], cUpper|cLower) {
+		return match{}, false
+	}
+	ne := i + 2
+	for ne < n && ne-i <= maxKeyLen && (is(s[ne], cUpper|cLower|cDigit) || s[ne] == '-' || s[ne] == '_') {
+		ne++
+	}
+	if ne+1 >= n || s[ne] != ' ' {
+		return match{}, false // --password=x is an assignment; --password[=x] is help text
+	}
+	typ, ok := p.keys.lookup(s[i+2 : ne])
+	if !ok {
+		return match{}, false
+	}
+	vs := ne + 1
+	switch q := s[vs]; q {
+	case '"', '\'':
+		e := bytes.IndexByte(s[vs+1:min(n, vs+1+512)], q)
+		if e < 0 || !quotedLiteral(s[vs+1:vs+1+e]) || p.containsMask(s[vs+1:vs+1+e]) {
+			return match{}, false
+		}
+		return match{vs + 1, vs + 1 + e, typ}, true
+	}
+	ve := p.valueEnd(s, vs)
+	if ve == vs || s[vs] == '-' || metavar(s[vs:ve]) || p.containsMask(s[vs:ve]) || !literal(s, vs, ve) {
+		return match{}, false
+	}
+	return match{vs, ve, typ}, true
+}
+
+// mysqlLine reports whether the line holding s[i] runs mysql, mysqldump,
+// mysqladmin or mariadb before it: only there is -pSECRET a password.
+func mysqlLine(s []byte, i int) bool {
+	ls := bytes.LastIndexByte(s[max(0, i-256):i], '\n') + 1 + max(0, i-256)
+	line := s[ls:i]
+	return bytes.Contains(line, []byte("mysql")) || bytes.Contains(line, []byte("mariadb"))
+}
+
+// metavar reports whether v is help text's placeholder for a value
+// (--token TOKEN, --password PASSWORD): upper-case letters and '_' only.
+func metavar(v []byte) bool {
+	for _, c := range v {
+		if !is(c, cUpper) && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
 func (p *Profile) fireB(s []byte, i, floor int, ms []match) ([]match, int) {
 	if i < floor || (i > 0 && is(s[i-1], cWord)) {
 		return ms, i + 1

@@ -84,6 +84,11 @@ func (p *Profile) fireDash(s []byte, i, floor int, ms []match) ([]match, int) {
 	if p.on(dPrivateKey) && hasPrefix(s, i, "-----BEGIN ") && i >= floor {
 		return pemBlock(s, i, ms)
 	}
+	if p.on(dAssignment) && !p.keys.empty() && i+2 < len(s) && (s[i+1] == '-' || s[i+1] == 'p') {
+		if m, ok := p.fireOption(s, i, floor); ok {
+			return p.valueMatch(s, m.s, m.e, m.typ, ms), m.e
+		}
+	}
 	if p.on(dSlack) && i >= 4 && startOK(s, i-4, floor) &&
 		((string(s[i-4:i-1]) == "xox" && strings.IndexByte("abposr", s[i-1]) >= 0) || string(s[i-4:i]) == "xapp") {
 		e := run(s, i+1, cUpper|cLower|cDigit|cB64URL)
@@ -117,7 +122,13 @@ func mixed(b []byte) bool {
 }
 
 // pemBlock masks -----BEGIN <label>PRIVATE KEY[ BLOCK]----- through the
-// matching -----END …----- line, or to the end of s when the block is cut.
+// matching -----END …----- line when only base64 (in lines, or separated
+// by spaces when the block was flattened onto one line) and the
+// Proc-Type/DEK-Info headers of an encrypted key come between. Otherwise
+// the block is cut off or is not one: the header line and the lines of
+// base64 right after it are masked, and nothing further — a mask must
+// never hide what follows (an agent put a shell payload after a bare
+// BEGIN line to hide it from the approver).
 func pemBlock(s []byte, i int, ms []match) ([]match, int) {
 	j := i + len("-----BEGIN ")
 	k := bytes.Index(s[j:min(len(s), j+64)], []byte("-----"))
@@ -129,15 +140,109 @@ func pemBlock(s []byte, i int, ms []match) ([]match, int) {
 		return ms, j
 	}
 	body := j + k + 5
-	end := len(s)
-	if e := bytes.Index(s[body:], []byte("-----END ")); e >= 0 {
-		e += body + len("-----END ")
-		end = e
-		if t := bytes.Index(s[e:min(len(s), e+80)], []byte("-----")); t >= 0 {
-			end = e + t + 5
-		}
+	end, ok := pemEnd(s, body)
+	if !ok {
+		end = pemLines(s, body)
 	}
 	return append(ms, match{i, end, "private_key"}), end
+}
+
+// pemSep returns the length of the line break at s[i:] — "\n", "\r\n",
+// "\r", or the same escaped ("\\n") in text holding JSON — or 0.
+func pemSep(s []byte, i int) int {
+	for _, sep := range pemSeps {
+		if hasPrefix(s, i, sep) {
+			return len(sep)
+		}
+	}
+	return 0
+}
+
+var pemSeps = []string{"\r\n", "\n", "\r", `\r\n`, `\n`, `\r`}
+
+// pemHeader returns the end of a Proc-Type or DEK-Info header line at
+// s[i:], or -1.
+func pemHeader(s []byte, i int) int {
+	if !hasPrefix(s, i, "Proc-Type:") && !hasPrefix(s, i, "DEK-Info:") {
+		return -1
+	}
+	for i < len(s) && pemSep(s, i) == 0 {
+		i++
+	}
+	return i
+}
+
+// pemQuote reports whether a quote that may end the string holding the
+// key is at s[i:] (text holding JSON: "…\nbm90IGE", …).
+func pemQuote(s []byte, i int) bool {
+	return s[i] == '"' || s[i] == '\'' || s[i] == '`' || hasPrefix(s, i, `\"`)
+}
+
+// pemEnd returns the end of the -----END …----- line closing a block
+// whose body starts at i, when only base64, blanks and headers come
+// before it.
+func pemEnd(s []byte, i int) (int, bool) {
+	for i < len(s) {
+		if n := pemSep(s, i); n > 0 {
+			i += n
+			continue
+		}
+		if s[i] == ' ' || s[i] == '\t' {
+			i++
+			continue
+		}
+		if hasPrefix(s, i, "-----END ") {
+			e := i + len("-----END ")
+			if t := bytes.Index(s[e:min(len(s), e+80)], []byte("-----")); t >= 0 {
+				return e + t + 5, true
+			}
+			return 0, false
+		}
+		if h := pemHeader(s, i); h >= 0 {
+			i = h
+			continue
+		}
+		e := run(s, i, cB64Std)
+		for e < len(s) && s[e] == '=' {
+			e++
+		}
+		if e == i {
+			return 0, false
+		}
+		i = e
+	}
+	return 0, false
+}
+
+// pemLines returns the end of the lines of base64 (and the headers of an
+// encrypted key) following the header line that ends at i: the extent of
+// a block that is cut off.
+func pemLines(s []byte, i int) int {
+	end := i
+	headers := false
+	for {
+		n := pemSep(s, end)
+		if n == 0 {
+			return end
+		}
+		l := end + n
+		if h := pemHeader(s, l); h >= 0 {
+			end, headers = h, true
+			continue
+		}
+		if headers && pemSep(s, l) > 0 {
+			end, headers = l, false // the blank line after the headers
+			continue
+		}
+		e := run(s, l, cB64Std)
+		for e < len(s) && s[e] == '=' {
+			e++
+		}
+		if e == l || (e < len(s) && pemSep(s, e) == 0 && !pemQuote(s, e)) {
+			return end // not a line of base64 only
+		}
+		end = e
+	}
 }
 
 // fireJ: JSON Web Tokens. The trigger is the 'J' of "eyJ" (base64url of

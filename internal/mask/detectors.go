@@ -34,7 +34,7 @@ type detectorInfo struct {
 // detectorTable lists every built-in detector in a fixed order.
 var detectorTable = []detectorInfo{
 	{dAWSAccessKey, "aws_access_key", "aws_access_key", "AWS access key ids AKIA…/ASIA… (20 characters)"},
-	{dAWSSecretKey, "aws_secret_key", "aws_secret_key", "40-character AWS secret access keys named as such (AWS_SECRET_ACCESS_KEY=…, \"SecretAccessKey\": …)"},
+	{dAWSSecretKey, "aws_secret_key", "aws_secret_key", "40-character AWS secret access keys named as such (AWS_SECRET_ACCESS_KEY=…, \"SecretAccessKey\": …) or near an AWS access key id"},
 	{dGitHub, "github_token", "github_token", "GitHub tokens ghp_ gho_ ghu_ ghs_ ghr_ github_pat_"},
 	{dSlack, "slack_token", "slack_token", "Slack tokens xoxa- xoxb- xoxp- xoxr- xoxs- xoxo- xapp-"},
 	{dStripe, "stripe_key", "stripe_key", "Stripe secret and restricted keys sk_live_ sk_test_ rk_live_ rk_test_, webhook secrets whsec_"},
@@ -42,11 +42,11 @@ var detectorTable = []detectorInfo{
 	{dOpenAI, "openai_key", "openai_key", "OpenAI-style sk-… keys (sk-proj-, sk-svcacct-, …) of mixed case and digits"},
 	{dAnthropic, "anthropic_key", "anthropic_key", "Anthropic keys sk-ant-…"},
 	{dJWT, "jwt", "jwt", "JSON Web Tokens (JWS and JWE compact form) whose header decodes to JSON with \"alg\""},
-	{dPrivateKey, "private_key", "private_key", "PEM private key blocks -----BEGIN … PRIVATE KEY----- … -----END …-----"},
+	{dPrivateKey, "private_key", "private_key", "PEM private key blocks -----BEGIN … PRIVATE KEY----- … -----END …-----; of a block cut off, the header and base64 lines only"},
 	{dURLPassword, "url_password", "url_password", "the password in scheme://user:password@host"},
 	{dBearer, "bearer_token", "bearer_token", "the token after \"Bearer \""},
 	{dBasicAuth, "basic_auth", "basic_auth", "the credentials after \"Basic \" when they decode to user:password"},
-	{dAssignment, "assignment", "", "values assigned to a field-rule name in text: NAME=value, NAME: value (masked as field:<key>)"},
+	{dAssignment, "assignment", "", "literal values assigned to a field-rule name in text: NAME=value, NAME: value, --NAME value, mysql -pSECRET (masked as field:<key>); code is left as written"},
 	{dCard, "card_number", "card_number", "payment card numbers: 13–19 digits, optional space/dash groups, known network prefix, Luhn-valid"},
 	{dEmail, "email", "email", "e-mail addresses"},
 	{dPhone, "phone", "phone", "phone numbers: +country forms with 8–15 digits, (ddd) ddd-dddd, ddd-ddd-dddd"},

@@ -11,30 +11,48 @@
 // compiled by Compile or, with the built-ins, by NewSet. The built-ins:
 //
 //   - "default": every detector but email and phone, and the key rules
-//     password, passwd, passphrase, secret, client_secret, secret_key,
-//     api_key, apikey, x_api_key, access_key, private_key, token,
-//     access_token, refresh_token, id_token, auth_token, session_token,
-//     authorization, proxy_authorization, cookie, set_cookie,
-//     secret_access_key, aws_secret_access_key, aws_session_token,
-//     card_number, cvv, cvc;
-//   - "strict": every detector (e-mail addresses and phone numbers too)
-//     and also ssn, social_security_number, date_of_birth,
-//     passport_number, iban, tax_id;
+//     password, passwd, pwd, pass, passphrase, secret, client_secret,
+//     secret_key, private_key, api_key, apikey, x_api_key, access_key,
+//     token, access_token, refresh_token, id_token, auth_token,
+//     session_token, auth, authorization, proxy_authorization,
+//     credential, credentials, session_key, cookie, set_cookie, dsn,
+//     connection_string, conn_str, secret_access_key,
+//     aws_secret_access_key, aws_session_token, card_number, cvv, cvc —
+//     except the names page_token, next_token, continuation_token,
+//     sync_token, pagination_token, resume_token, cursor_token,
+//     start_token (pagination cursors an agent sends back),
+//     progress_token (MCP's _meta.progressToken), bos_token,
+//     eos_token, pad_token, unk_token, sep_token, cls_token, mask_token
+//     (tokenizer settings), and as whole names PWD and OLDPWD (the
+//     shell's directories), aws_access_key (an id its own detector
+//     masks, or a count of those masks) and pass ("--- PASS: TestX" in
+//     test output; DB_PASS and ssh_pass stay masked). The lists are
+//     defaultKeys and defaultExceptKeys in profile.go; a custom profile
+//     adds its own with keys and except_keys;
+//   - "strict": every detector (e-mail addresses and phone numbers too),
+//     the same rules and exceptions, and also ssn, social_security_number,
+//     date_of_birth, passport_number, iban, tax_id;
 //   - "off": nothing (MaskJSON still checks the document is JSON).
 //
 // # Detectors
 //
 // Detectors run on the decoded value of every JSON string (so escapes such
-// as \u0041 or \/ hide nothing) and on text. Each is anchored on one
-// trigger byte in a single pass and confirmed by hand; no regular
-// expression runs unless the operator adds patterns.
+// as \u0041 or \/ hide nothing) and on text; text holding such escapes
+// (a body not labelled JSON, or JSON that does not parse) is scanned
+// decoded as well, and what is found there is masked in the original
+// bytes, whole escapes included, so JSON text stays valid. Each detector
+// is anchored on one trigger byte in a single pass and confirmed by hand;
+// no regular expression runs unless the operator adds patterns.
 //
 //   - aws_access_key: AKIA or ASIA + 16 of [A-Z0-9], standing alone.
 //   - aws_secret_key: exactly 40 of [A-Za-z0-9/+] assigned to a name that
 //     says so: AWS_SECRET_ACCESS_KEY=…, aws_secret_access_key = … (also
 //     "secret" with "aws" earlier on the line), or a JSON member
-//     "SecretAccessKey"/"aws_secret_access_key" and the like. A bare
-//     40-character string is not masked: too many things look like one.
+//     "SecretAccessKey"/"aws_secret_access_key" and the like; or standing
+//     alone, of mixed case with a digit, within 200 bytes (before or
+//     after) of an AWS access key id in the same text (console CSV,
+//     tables, docs). A bare 40-character string with no AWS name or key
+//     id near it is not masked, nor ever a git SHA (hex, one case).
 //   - github_token: ghp_ gho_ ghu_ ghs_ ghr_ + 30 or more alphanumerics,
 //     github_pat_ + 22 or more.
 //   - slack_token: xoxa- xoxb- xoxp- xoxr- xoxs- xoxo- xapp- + 10 or more.
@@ -49,23 +67,52 @@
 //     "alg" member. Base64 blobs without the dots, or whose header is not
 //     such JSON, are left.
 //   - private_key: a PEM block -----BEGIN …PRIVATE KEY[ BLOCK]----- through
-//     its -----END …----- line, or to the end of the string when the block
-//     is cut off. Public keys and certificates are left.
+//     its -----END …----- line when only base64 lines (or base64 separated
+//     by spaces, a key flattened onto one line; line breaks may be
+//     escaped, "\n") and the Proc-Type/DEK-Info headers of an encrypted
+//     key come between. Otherwise — cut off, or other text before the END
+//     — the header line and the lines of base64 right after it are
+//     masked, and nothing further: a mask never hides what follows it.
+//     Public keys and certificates are left.
 //   - url_password: the password of scheme://user:password@host; the user
-//     and host stay.
+//     and host stay. A placeholder (%s, ${PASS}, {password}, <password>)
+//     is not a password.
 //   - bearer_token: the token after "Bearer " (any case) when it has 8 or
 //     more characters and a digit; basic_auth: the credentials after
 //     "Basic " when they decode to printable user:password.
 //   - assignment: in text, the value of NAME=value, NAME: value,
-//     "NAME": "value", NAME := value, where NAME is a key rule or ends with
-//     '_', '-' or '.' and a key rule (DB_PASSWORD=…, smtp.password: …).
-//     The value is quoted, or runs to a space, ',', ';', '&', a quote or a
-//     closing bracket; after an auth scheme (Authorization: Bearer x) it
-//     takes the next word too. After ':' an unquoted value of letters
-//     only is masked when it ends the line (YAML: "password: changeme"),
-//     not when more words follow (prose, such as tool descriptions written
-//     as docstrings: "token: The token to use."). If another detector
-//     finds a secret in the value, that detector's mask is used instead.
+//     "NAME": "value", NAME := value, NAME => value, and of the options
+//     --NAME value and --NAME=value, where NAME matches a key rule (see
+//     Field rules: DB_PASSWORD=…, smtp.password: …, X-Api-Key: …,
+//     ?password=… in a query string or DSN, PGPASSWORD=… psql); and
+//     -pSECRET on a mysql, mysqldump or mariadb command line. The value is
+//     quoted, or runs to a space, ',', ';', '&', a quote or a closing
+//     bracket; after an auth scheme (Authorization: Bearer x) it takes the
+//     next word too; a cookie rule's value (Cookie:, Set-Cookie:) runs to
+//     the end of the line. Only literals are masked — values, not code:
+//     an unquoted value is left when it is a variable or interpolation
+//     ($TOKEN, ${X}, $(cmd), {{ .Values.x }}), holds a call, index or
+//     member access (getpass(), os.environ["K"], req.headers.x,
+//     self.token, a->b, A::B), is a string prefix (f"…"), a keyword (None,
+//     null, true, …) or starts with YAML's !, & or *, or an operator
+//     follows it (a + b, a || b, x ? y : z), or it looks like a variable
+//     (lowerCamelCase words without digits, noCreds; one to three letters
+//     or digits in code, secret = v, token: tok, "BASIC_AUTH": 1,; a name
+//     matching a key rule, Password: dbPassword), or is only '*'
+//     (redacted, or Markdown's **password:**); a quoted value is left when
+//     it interpolates ("${X}", "$TOKEN", "{{ x }}", "#{x}"), is only an
+//     auth scheme ("Bearer " + token) or a keyword, is shorter than three
+//     characters, is not closed on its line, or is code between two
+//     strings ("A=" + a + "B="). ${NAME:-default} is a shell expansion,
+//     not an assignment. Code thus stays byte-identical. A
+//     --NAME value option is not masked when the value starts with '-' or
+//     is an upper-case placeholder (--token TOKEN in help text). After
+//     ':' an unquoted value of letters only is masked when it ends the
+//     line (YAML: "password: changeme"), not when more words follow (prose,
+//     such as tool descriptions written as docstrings: "token: The token
+//     to use.") nor when it names a type (password: string). If another
+//     detector finds a secret in the value, that detector's mask is used
+//     instead.
 //   - card_number: 13–19 digits, optionally grouped by single spaces or
 //     dashes, standing alone (no letter, digit or decimal point next to
 //     them), with a card network prefix (2221–2720, 3, 4, 5, 6), not one
@@ -84,8 +131,11 @@
 // else is text like any other, so it cannot shield a secret).
 //
 // Not detected: secrets without a recognisable shape or name (a bare
-// password, a 40-character AWS secret with no AWS name near it, generic
-// hex or base64 keys), card numbers run together with other digits (a
+// password, a 40-character AWS secret with no AWS name or key id near it
+// — in JSON, a key id and a secret in two different strings are not near
+// each other — generic hex or base64 keys), literals that look like code
+// (a password written as a dotted identifier, p4ss.w0rd, or holding a
+// bracket), card numbers run together with other digits (a
 // run of more than 19), other JSON numbers, Slack webhook URLs, PuTTY and
 // other non-PEM key formats, secrets split across two JSON strings or two
 // SSE events, secrets encoded (base64, URL-encoding) inside text. A JWT
@@ -102,8 +152,30 @@
 //
 // # Field rules
 //
-// Key rules match JSON member names at any depth, ignoring ASCII case, '_'
-// and '-'. They mask non-empty string and number values only: an object or
+// Key rules match JSON member names at any depth, and the names of the
+// assignment detector in text, after normalization: ASCII case is
+// folded, the name split into words at '_', '-', '.', any other
+// non-alphanumeric byte and camelCase steps (dbPassword, DBPassword), and
+// after a known prefix run into the next word (pg, mysql, mongo, redis,
+// db, aws, x, api, smtp, ldap: PGPASSWORD, xapikey). A rule matches a name
+// that ends with the rule at a word start: "password" matches password,
+// db_password, DB_PASSWORD, dbPassword, PGPASSWORD and smtp.password, not
+// passwordless or bypass; "token" matches GITHUB_TOKEN, not max_tokens,
+// token_count, token_type or tokenizer; "secret" matches client-secret,
+// not secretName or secretRef (Kubernetes names a Secret there). Of two
+// rules ending a name the longer names the mask (clientSecret →
+// field:client_secret). Exceptions (ProfileConfig.ExceptKeys) are matched
+// the same way and win over a rule no longer than they are, so
+// next_page_token stays while a profile may still list it as a rule;
+// "=name" excepts the whole name only. session_id, sessionId and
+// "session" itself are not masked by design: an agent must echo session
+// ids back (MCP's own session ids are such ids), and "session" names
+// objects and packages (express-session) more often than secrets;
+// session_token, session_key, session_secret and session cookies are
+// masked. A name holding one of the profile's masks matches no rule, so
+// masking stays idempotent.
+//
+// Key rules mask non-empty string and number values only: an object or
 // array under a secret-sounding name is searched instead of replaced,
 // because tools/list input schemas describe "password" and "token"
 // parameters as objects, and an agent must still see those; empty

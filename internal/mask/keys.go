@@ -1,20 +1,52 @@
 package mask
 
 import (
+	"bytes"
 	"fmt"
+	"math/bits"
 	"strings"
 )
 
-// maxKeyLen bounds a normalized key rule, so lookups normalize names into
-// a fixed stack buffer.
+// maxKeyLen bounds a normalized name, so lookups normalize names into a
+// fixed stack buffer; longer names match no rule.
 const maxKeyLen = 64
 
-// keySet holds the key rules of a profile: normalized name → mask type.
+// Key rules and their exceptions match names after normalization: ASCII
+// case is folded and everything but letters and digits dropped, and the
+// positions where a word of the name starts are kept — after '_', '-',
+// '.', a space or any other separator, at a camelCase step (dbPassword,
+// DBPassword) and after a known prefix run into the next word
+// (PGPASSWORD, xapikey). A rule matches a name that ends with it at one
+// of those positions: "password" matches db_password, DB_PASSWORD,
+// dbPassword, PGPASSWORD and smtp.password, not passwordless or bypass.
+
+// knownPrefixes are name prefixes often written run into the next word
+// without a separator (PGPASSWORD, MYSQLPWD, XAPIKEY); each also starts a
+// word when the name goes on after it.
+var knownPrefixes = []string{"pg", "mysql", "mongo", "redis", "db", "aws", "x", "api", "smtp", "ldap"}
+
+// prefixFirst marks the first bytes of knownPrefixes.
+var prefixFirst = func() (t [256]bool) {
+	for _, p := range knownPrefixes {
+		t[p[0]] = true
+	}
+	return t
+}()
+
+// keySet holds the key rules of a profile: normalized name → mask type,
+// and the exceptions that keep names ending with a rule unmasked.
 type keySet struct {
 	m      map[string]string
-	sig    uint64 // a bit per (length, first byte, last byte) of the normalized names
+	except map[string]bool // exceptions matching the end of a name, as rules do
+	whole  map[string]bool // exceptions matching the whole name only ("=pwd")
+	sig    uint64          // a bit per (length, first byte, last byte) of the rules
+	tri    *[64]uint64     // a bit per hash of the last three bytes of the rules; nil: not used
 	minLen int
 	maxLen int
+	// maskEnd is the profile's Profile.maskEnd: a name holding one of its
+	// masks matches no rule, so masking a name ("a password=x" becoming
+	// "a password=[MASKED:field:password]") cannot make it match one.
+	maskEnd func(s []byte, i int) int
 }
 
 // keySig is the bit of sig a normalized name sets.
@@ -24,100 +56,244 @@ func keySig(n int, first, last byte) uint64 {
 
 func (k *keySet) empty() bool { return len(k.m) == 0 }
 
-// keyFold maps a name byte to its normalized form: ASCII lower case, and 0
-// for '_' and '-', which normalization drops.
-var keyFold = func() (t [256]byte) {
+// Name byte kinds for normalization.
+const (
+	nkSep   = iota // dropped; the next letter or digit starts a word
+	nkLower        // a-z and bytes of multi-byte UTF-8 characters
+	nkUpper
+	nkDigit
+)
+
+var nameKind = func() (t [256]uint8) {
 	for i := range t {
 		c := byte(i)
 		switch {
-		case c == '_' || c == '-':
-			t[i] = 0
+		case 'a' <= c && c <= 'z' || c >= 0x80:
+			t[i] = nkLower
 		case 'A' <= c && c <= 'Z':
-			t[i] = c + 'a' - 'A'
-		default:
-			t[i] = c
+			t[i] = nkUpper
+		case '0' <= c && c <= '9':
+			t[i] = nkDigit
 		}
 	}
 	return t
 }()
 
-// normalizeKey appends the normalized form of k to dst; ok is false when
-// that would pass maxKeyLen bytes.
-func normalizeKey(dst *[maxKeyLen]byte, k []byte) (n int, ok bool) {
-	for _, c := range k {
-		f := keyFold[c]
-		if f == 0 {
+// normalizeName writes the normalized form of name to dst and returns its
+// length and the positions where its words start (bit b: a word starts
+// at dst[b]); ok is false when it would pass maxKeyLen bytes.
+func normalizeName(dst *[maxKeyLen]byte, name []byte) (n int, starts uint64, ok bool) {
+	prev := uint8(nkSep)
+	for i, c := range name {
+		kind := nameKind[c]
+		if kind == nkSep {
+			prev = nkSep
 			continue
 		}
 		if n == maxKeyLen {
-			return 0, false
+			return 0, 0, false
 		}
-		dst[n] = f
+		switch {
+		case prev == nkSep:
+			starts |= 1 << n
+		case kind == nkUpper && (prev == nkLower || prev == nkDigit):
+			starts |= 1 << n // dbPassword, oauth2Token
+		case kind == nkUpper && prev == nkUpper && i+1 < len(name) && nameKind[name[i+1]] == nkLower:
+			starts |= 1 << n // DBPassword: the P starts a word
+		}
+		if kind == nkUpper {
+			c += 'a' - 'A'
+		}
+		dst[n] = c
 		n++
+		prev = kind
 	}
-	return n, true
+	if n == 0 {
+		return 0, 0, true
+	}
+	// Known prefixes run into the next word: PGPASSWORD is pg + password.
+	for st := starts; st != 0; st &= st - 1 {
+		b := bits.TrailingZeros64(st)
+		end := n
+		if rest := starts >> (b + 1); rest != 0 {
+			end = b + 1 + bits.TrailingZeros64(rest)
+		}
+		if !prefixFirst[dst[b]] {
+			continue
+		}
+		for _, p := range knownPrefixes {
+			if end-b > len(p) && string(dst[b:b+len(p)]) == p {
+				starts |= 1 << (b + len(p))
+			}
+		}
+	}
+	return n, starts, true
 }
 
-func compileKeys(keys []string) (keySet, []error) {
+// compileKeys compiles key rules and exceptions. An exception written
+// "=name" matches the whole name only; others match the end of a name as
+// rules do.
+func compileKeys(keys, except []string) (keySet, []error) {
 	var errs []error
 	ks := keySet{m: make(map[string]string, len(keys)), minLen: maxKeyLen + 1}
-	for i, k := range keys {
+	norm := func(field string, i int, k string) (string, bool) {
 		var buf [maxKeyLen]byte
-		n, ok := normalizeKey(&buf, []byte(k))
+		n, _, ok := normalizeName(&buf, []byte(k))
 		switch {
 		case !ok:
-			errs = append(errs, fmt.Errorf("keys[%d]: longer than %d characters", i, maxKeyLen))
-			continue
+			errs = append(errs, fmt.Errorf("%s[%d]: longer than %d characters", field, i, maxKeyLen))
+			return "", false
 		case n == 0:
-			errs = append(errs, fmt.Errorf("keys[%d] %q: has no characters but '_' and '-'", i, k))
-			continue
+			errs = append(errs, fmt.Errorf("%s[%d] %q: has no characters but separators ('_', '-', '.', …)", field, i, k))
+			return "", false
 		case !maskSafe(k):
-			errs = append(errs, fmt.Errorf("keys[%d] %q: may not hold brackets, quotes, '\\\\', '`' or control characters", i, k))
+			errs = append(errs, fmt.Errorf("%s[%d] %q: may not hold brackets, quotes, '\\\\', '`' or control characters", field, i, k))
+			return "", false
+		}
+		return string(buf[:n]), true
+	}
+	for i, k := range keys {
+		nk, ok := norm("keys", i, k)
+		if !ok {
 			continue
 		}
-		norm := string(buf[:n])
-		if _, dup := ks.m[norm]; dup {
+		if _, dup := ks.m[nk]; dup {
 			continue
 		}
-		ks.m[norm] = "field:" + strings.ToLower(k)
-		ks.sig |= keySig(n, buf[0], buf[n-1])
+		n := len(nk)
+		ks.m[nk] = "field:" + strings.ToLower(k)
+		ks.sig |= keySig(n, nk[0], nk[n-1])
 		ks.minLen = min(ks.minLen, n)
 		ks.maxLen = max(ks.maxLen, n)
+	}
+	for i, k := range except {
+		whole := strings.HasPrefix(k, "=")
+		nk, ok := norm("except_keys", i, strings.TrimPrefix(k, "="))
+		if !ok {
+			continue
+		}
+		if whole {
+			if ks.whole == nil {
+				ks.whole = make(map[string]bool)
+			}
+			ks.whole[nk] = true
+			continue
+		}
+		if ks.except == nil {
+			ks.except = make(map[string]bool)
+		}
+		ks.except[nk] = true
 	}
 	if len(ks.m) == 0 {
 		ks.m = nil
 	}
+	if ks.minLen >= 3 && ks.m != nil {
+		// Most names end unlike any rule ("type", "text", "content"):
+		// their last three bytes reject them before normalization.
+		ks.tri = new([64]uint64)
+		for nk := range ks.m {
+			h := triHash(nk[len(nk)-3], nk[len(nk)-2], nk[len(nk)-1])
+			ks.tri[h>>6] |= 1 << (h & 63)
+		}
+	}
 	return ks, errs
 }
 
-// lookup matches a whole name (a JSON member name) against the rules.
+func triHash(a, b, c byte) uint { return (uint(a)*961 + uint(b)*31 + uint(c)) & 4095 }
+
+// lastThree reports whether the last three letters or digits of name,
+// folded as normalization does, end a rule.
+func (k *keySet) lastThree(name []byte) bool {
+	var t [3]byte
+	n := 3
+	for i := len(name) - 1; i >= 0 && n > 0; i-- {
+		c := name[i]
+		switch nameKind[c] {
+		case nkSep:
+			continue
+		case nkUpper:
+			c += 'a' - 'A'
+		}
+		n--
+		t[n] = c
+	}
+	if n > 0 {
+		return false
+	}
+	h := triHash(t[0], t[1], t[2])
+	return k.tri[h>>6]&(1<<(h&63)) != 0
+}
+
+// lookup matches a name — a JSON member name, or NAME in NAME=value —
+// against the rules: the longest rule ending the name at a word start,
+// unless an exception at least as long ends it too.
 func (k *keySet) lookup(name []byte) (string, bool) {
-	if k.m == nil || len(name) < k.minLen {
+	if k.m == nil || len(name) < k.minLen || (k.tri != nil && !k.lastThree(name)) {
 		return "", false
 	}
 	var buf [maxKeyLen]byte
-	n, ok := normalizeKey(&buf, name)
-	if !ok || n < k.minLen || n > k.maxLen || k.sig&keySig(n, buf[0], buf[n-1]) == 0 {
+	n, starts, ok := normalizeName(&buf, name)
+	if !ok || n < k.minLen || k.holdsMask(name) {
 		return "", false
 	}
-	typ, ok := k.m[string(buf[:n])]
-	return typ, ok
-}
-
-// lookupSuffix matches a name in text: the whole name, or what follows any
-// '_', '-' or '.' in it (DB_PASSWORD, smtp.password match "password").
-func (k *keySet) lookupSuffix(name []byte) (string, bool) {
-	if typ, ok := k.lookup(name); ok {
-		return typ, true
-	}
-	for j := 1; j < len(name); j++ {
-		if c := name[j-1]; c == '_' || c == '-' || c == '.' {
-			if typ, ok := k.lookup(name[j:]); ok {
-				return typ, true
+	last := buf[n-1]
+	for st := starts; st != 0; st &= st - 1 {
+		b := bits.TrailingZeros64(st)
+		l := n - b
+		if l < k.minLen {
+			break
+		}
+		if l > k.maxLen || k.sig&keySig(l, buf[b], last) == 0 {
+			continue
+		}
+		if typ, ok := k.m[string(buf[b:n])]; ok {
+			if k.excepted(buf[:n], starts, b) {
+				return "", false
 			}
+			return typ, true
 		}
 	}
 	return "", false
+}
+
+// holdsMask reports whether name holds a mask of the profile.
+func (k *keySet) holdsMask(name []byte) bool {
+	if k.maskEnd == nil {
+		return false
+	}
+	for i := bytes.IndexByte(name, '['); i >= 0; {
+		if k.maskEnd(name, i) > 0 {
+			return true
+		}
+		j := bytes.IndexByte(name[i+1:], '[')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// excepted reports whether an exception matches the normalized name
+// whose rule match starts at br: the whole name, or an end of it at
+// least as long as the rule's.
+func (k *keySet) excepted(norm []byte, starts uint64, br int) bool {
+	if k.whole != nil && k.whole[string(norm)] {
+		return true
+	}
+	if k.except == nil {
+		return false
+	}
+	for st := starts; st != 0; st &= st - 1 {
+		b := bits.TrailingZeros64(st)
+		if b > br {
+			break
+		}
+		if k.except[string(norm[b:])] {
+			return true
+		}
+	}
+	return false
 }
 
 // maskSafe reports whether name can go into a mask type: a mask must not

@@ -50,6 +50,7 @@ func (p *Profile) Config() ProfileConfig {
 	c := p.cfg
 	c.Detectors = slices.Clone(c.Detectors)
 	c.Keys = slices.Clone(c.Keys)
+	c.ExceptKeys = slices.Clone(c.ExceptKeys)
 	c.Paths = slices.Clone(c.Paths)
 	c.Patterns = slices.Clone(c.Patterns)
 	return c
@@ -61,14 +62,36 @@ func (p *Profile) Off() bool {
 	return p.det == 0 && p.keys.empty() && len(p.paths) == 0 && len(p.patterns) == 0
 }
 
-// defaultKeys are the member names the default profile masks.
+// defaultKeys are the names whose values the default profile masks: JSON
+// members at any depth, and NAME=value, NAME: value, --NAME value in text.
+// A rule matches a name that ends with it at a word start (see keys.go):
+// "password" covers DB_PASSWORD, dbPassword, PGPASSWORD, smtp.password.
+// "session" alone is not one: it names ids an agent echoes back, objects
+// and packages (express-session) more often than secrets; session_token,
+// session_key, session_secret and session cookies are covered.
 var defaultKeys = []string{
-	"password", "passwd", "passphrase", "secret", "client_secret", "secret_key",
-	"api_key", "apikey", "x_api_key", "access_key", "private_key",
+	"password", "passwd", "pwd", "pass", "passphrase",
+	"secret", "client_secret", "secret_key", "private_key",
+	"api_key", "apikey", "x_api_key", "access_key",
 	"token", "access_token", "refresh_token", "id_token", "auth_token", "session_token",
-	"authorization", "proxy_authorization", "cookie", "set_cookie",
+	"auth", "authorization", "proxy_authorization", "credential", "credentials",
+	"session_key", "cookie", "set_cookie", "dsn", "connection_string", "conn_str",
 	"secret_access_key", "aws_secret_access_key", "aws_session_token",
 	"card_number", "cvv", "cvc",
+}
+
+// defaultExceptKeys are names that end with a rule of defaultKeys and
+// are not secrets: pagination cursors an agent must send back, tokenizer
+// settings, the shell's working directory. "=name" matches the whole name
+// only (MYSQL_PWD is a password, PWD a directory).
+var defaultExceptKeys = []string{
+	"page_token", "next_token", "continuation_token", "sync_token", "pagination_token",
+	"progress_token", // MCP's _meta.progressToken: progress notifications are matched by it
+	"resume_token", "cursor_token", "start_token",
+	"bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token", "mask_token",
+	"=pwd", "=oldpwd",
+	"=pass",           // "--- PASS: TestX" in test output; DB_PASS, ssh_pass stay rules
+	"=aws_access_key", // the id (its own detector masks it), or a count of its masks
 }
 
 // strictKeys are added by the strict profile.
@@ -84,13 +107,15 @@ const (
 )
 
 // BuiltinConfigs returns the built-in profiles as configuration:
-// "default" (every detector but email and phone, defaultKeys), "strict"
-// (every detector, more keys) and "off" (nothing).
+// "default" (every detector but email and phone, defaultKeys but
+// defaultExceptKeys), "strict" (every detector, more keys) and "off"
+// (nothing).
 func BuiltinConfigs() []ProfileConfig {
 	return []ProfileConfig{
 		{Name: DefaultProfile, Detectors: []string{"all"}, DisableDetectors: []string{"email", "phone"},
-			Keys: slices.Clone(defaultKeys)},
-		{Name: StrictProfile, Detectors: []string{"all"}, Keys: append(slices.Clone(defaultKeys), strictKeys...)},
+			Keys: slices.Clone(defaultKeys), ExceptKeys: slices.Clone(defaultExceptKeys)},
+		{Name: StrictProfile, Detectors: []string{"all"}, Keys: append(slices.Clone(defaultKeys), strictKeys...),
+			ExceptKeys: slices.Clone(defaultExceptKeys)},
 		{Name: OffProfile},
 	}
 }
@@ -136,7 +161,7 @@ func compile(c ProfileConfig, lookup func(string) (*Profile, bool)) (*Profile, e
 		bad("name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
 	}
 	p := &Profile{name: c.Name}
-	var keys, paths []string
+	var keys, except, paths []string
 	var pats []PatternConfig
 	if c.Extends != "" {
 		base, ok := lookup(c.Extends)
@@ -145,6 +170,7 @@ func compile(c ProfileConfig, lookup func(string) (*Profile, bool)) (*Profile, e
 		} else {
 			p.det = base.det
 			keys = slices.Clone(base.cfg.Keys)
+			except = slices.Clone(base.cfg.ExceptKeys)
 			paths = slices.Clone(base.cfg.Paths)
 			pats = slices.Clone(base.cfg.Patterns)
 		}
@@ -176,7 +202,8 @@ func compile(c ProfileConfig, lookup func(string) (*Profile, bool)) (*Profile, e
 		p.det &^= d
 	}
 	keys = append(keys, c.Keys...)
-	ks, kerrs := compileKeys(keys)
+	except = append(except, c.ExceptKeys...)
+	ks, kerrs := compileKeys(keys, except)
 	for _, e := range kerrs {
 		bad("keys: %v", e)
 	}
@@ -218,7 +245,7 @@ func compile(c ProfileConfig, lookup func(string) (*Profile, bool)) (*Profile, e
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	p.cfg = ProfileConfig{Name: c.Name, Detectors: p.detectorNames(), Keys: keys, Paths: paths, Patterns: pats}
+	p.cfg = ProfileConfig{Name: c.Name, Detectors: p.detectorNames(), Keys: keys, ExceptKeys: except, Paths: paths, Patterns: pats}
 	if err := p.compileNumberMask(c, lookup); err != nil {
 		return nil, fmt.Errorf("profile %q: %w", c.Name, err)
 	}
@@ -237,6 +264,7 @@ func compile(c ProfileConfig, lookup func(string) (*Profile, bool)) (*Profile, e
 	for _, typ := range p.keys.m {
 		addType(typ)
 	}
+	p.keys.maskEnd = p.maskEnd
 	for _, r := range p.paths {
 		addType(r.typ)
 	}

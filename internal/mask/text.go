@@ -3,6 +3,10 @@ package mask
 import (
 	"bytes"
 	"slices"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/airlock-mcp/airlock/internal/jsontext"
 )
 
 // This file holds the text scanner every detector runs in: one pass over
@@ -48,8 +52,8 @@ func buildTriggers(p *Profile) (t [256]uint8) {
 	if p.on(dGitHub | dStripe) {
 		set(trUnder, '_')
 	}
-	if p.on(dSlack | dOpenAI | dAnthropic | dPrivateKey) {
-		set(trDash, '-')
+	if p.on(dSlack|dOpenAI|dAnthropic|dPrivateKey) || (p.on(dAssignment) && !p.keys.empty()) {
+		set(trDash, '-') // also --password value, mysql -pSECRET
 	}
 	if p.on(dJWT) {
 		set(trJ, 'J')
@@ -230,10 +234,82 @@ func (p *Profile) scanText(s []byte, ms []match, noAssign bool) []match {
 		}
 		i = max(next, i+1)
 	}
+	if p.on(dAWSSecretKey) && p.on(dAWSAccessKey) {
+		ms = p.awsNearKeyIDs(s, ms, first)
+	}
 	if len(p.patterns) > 0 {
 		ms = p.scanPatterns(s, ms, first)
 	}
 	return ms
+}
+
+// awsNear is how far from an AWS access key id a secret access key is
+// looked for: the next lines of a credentials file, CSV or table.
+const awsNear = 200
+
+// awsNearKeyIDs adds to ms[first:] the AWS secret access keys near the
+// access key ids found in s: 40 characters of [A-Za-z0-9/+] standing
+// alone, of mixed case and digits (so a git SHA, hex, never is), within
+// awsNear bytes before or after the id.
+//
+// A run of [A-Za-z0-9/+] cannot hold a mask (masks hold '[', ':', ']'),
+// so existing masks need no check; windows are scanned left to right
+// from where the last one stopped, so each byte is looked at once.
+func (p *Profile) awsNearKeyIDs(s []byte, ms []match, first int) []match {
+	var add []match
+	done := 0
+	for _, id := range ms[first:] {
+		if id.typ != "aws_access_key" {
+			continue
+		}
+		i, hi := max(done, id.s-awsNear), min(len(s), id.e+awsNear)
+		for i < hi {
+			if !is(s[i], cB64Std) {
+				i++
+				continue
+			}
+			e := run(s, i, cB64Std)
+			if e-i == 40 && (i == 0 || (!awsSecretNeighbour(s[i-1]) && s[i-1] != '.')) && (e == len(s) || !awsSecretNeighbour(s[e])) &&
+				mixed(s[i:e]) {
+				add = append(add, match{i, e, "aws_secret_key"})
+			}
+			i = e
+		}
+		done = max(done, i)
+	}
+	return mergeMatches(ms, first, add)
+}
+
+// mergeMatches merges add (sorted, not overlapping) into ms[first:]
+// (likewise), leaving out those of add that overlap a match there.
+func mergeMatches(ms []match, first int, add []match) []match {
+	if len(add) == 0 {
+		return ms
+	}
+	old := ms[first:]
+	merged := make([]match, 0, len(old)+len(add))
+	k := 0
+	for _, a := range add {
+		for k < len(old) && old[k].e <= a.s {
+			merged = append(merged, old[k])
+			k++
+		}
+		if k < len(old) && old[k].s < a.e {
+			continue // overlaps old[k]
+		}
+		if n := len(merged); n > 0 && merged[n-1].e > a.s {
+			continue
+		}
+		merged = append(merged, a)
+	}
+	merged = append(merged, old[k:]...)
+	return append(ms[:first], merged...)
+}
+
+// awsSecretNeighbour reports whether c, next to a 40-character run, makes
+// it part of something longer (a base64 blob, an identifier, a path).
+func awsSecretNeighbour(c byte) bool {
+	return is(c, cB64Std) || c == '_' || c == '-' || c == '='
 }
 
 // maskEnd returns the end of a mask this profile writes ("[MASKED:"
@@ -362,13 +438,19 @@ func applyMatches(dst, s []byte, ms []match) []byte {
 }
 
 // MaskText masks secrets in text that is not JSON (an SSE data field that
-// does not parse, a log line). It returns s itself, and no counts, when
-// nothing is masked. Field rules apply to NAME=value and NAME: value
-// pairs in the text (see ProfileConfig.Keys); paths do not apply.
+// does not parse, a log line, a body not labelled JSON). It returns s
+// itself, and no counts, when nothing is masked. Field rules apply to
+// NAME=value and NAME: value pairs in the text (see ProfileConfig.Keys);
+// paths do not apply. Text holding JSON string escapes that can hide a
+// secret (\u0041, \/) is scanned decoded too, and what is found there is
+// masked in the original bytes, escapes and all, so JSON text stays JSON.
 func (p *Profile) MaskText(s []byte) ([]byte, Counts) {
 	st := getState()
 	defer putState(st)
 	ms := p.scanText(s, st.ms[:0], false)
+	if p.det != 0 && hidingEscape(s) {
+		ms = p.scanEscaped(s, ms)
+	}
 	st.ms = ms[:0]
 	if len(ms) == 0 {
 		return s, nil
@@ -379,4 +461,121 @@ func (p *Profile) MaskText(s []byte) ([]byte, Counts) {
 		c.Add(m.typ, 1)
 	}
 	return out, c
+}
+
+// hidingEscape reports whether s holds a JSON escape that can hide a
+// secret from the detectors: \uXXXX or \/.
+func hidingEscape(s []byte) bool {
+	for i := 0; ; {
+		k := bytes.IndexByte(s[i:], '\\')
+		if k < 0 || i+k+1 >= len(s) {
+			return false
+		}
+		i += k + 1
+		switch s[i] {
+		case '/':
+			return true
+		case 'u':
+			if _, ok := jsontext.Hex4(s, i+1); ok {
+				return true
+			}
+		case '\\':
+			i++ // an escaped backslash: what follows is not an escape
+		}
+	}
+}
+
+// escState is the scratch space of scanEscaped, pooled.
+type escState struct {
+	dec []byte
+	off []int // off[k]: where in the original the escape giving dec[k] starts
+	ms  []match
+}
+
+var escPool = sync.Pool{New: func() any { return new(escState) }}
+
+// scanEscaped scans s with its JSON string escapes decoded and adds to ms
+// (sorted, not overlapping) what is found there and not already in ms,
+// each match widened to whole escapes of s.
+func (p *Profile) scanEscaped(s []byte, ms []match) []match {
+	es := escPool.Get().(*escState)
+	defer func() {
+		if cap(es.dec) <= poolKeep {
+			escPool.Put(es)
+		}
+	}()
+	dec, off := es.dec[:0], es.off[:0]
+	var rb [utf8.UTFMax]byte
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c != '\\' || i+1 >= len(s) {
+			dec = append(dec, c)
+			off = append(off, i)
+			i++
+			continue
+		}
+		switch e := s[i+1]; e {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			dec = append(dec, unescapeByte(e))
+			off = append(off, i)
+			i += 2
+		case 'u':
+			r, ok := jsontext.Hex4(s, i+2)
+			if !ok {
+				dec = append(dec, c)
+				off = append(off, i)
+				i++
+				continue
+			}
+			n := 6
+			if 0xD800 <= r && r < 0xDC00 && hasPrefix(s, i+6, "\\u") {
+				if r2, ok := jsontext.Hex4(s, i+8); ok && 0xDC00 <= r2 && r2 < 0xE000 {
+					r = 0x10000 + (r-0xD800)<<10 + (r2 - 0xDC00)
+					n = 12
+				}
+			}
+			if 0xD800 <= r && r < 0xE000 {
+				r = utf8.RuneError
+			}
+			for _, b := range rb[:utf8.EncodeRune(rb[:], r)] {
+				dec = append(dec, b)
+				off = append(off, i)
+			}
+			i += n
+		default:
+			dec = append(dec, c)
+			off = append(off, i)
+			i++
+		}
+	}
+	off = append(off, len(s))
+	es.dec, es.off = dec, off
+	found := p.scanText(dec, es.ms[:0], false)
+	es.ms = found[:0]
+	// Masks in s are masks in the decoded text too, where the scan skips
+	// them: no match found there overlaps one.
+	add := found[:0]
+	for _, m := range found {
+		if a, b := off[m.s], off[m.e]; a < b {
+			add = append(add, match{a, b, m.typ})
+		}
+	}
+	return mergeMatches(ms, 0, add)
+}
+
+// unescapeByte is the byte a one-character JSON escape \e stands for.
+func unescapeByte(e byte) byte {
+	switch e {
+	case 'b':
+		return '\b'
+	case 'f':
+		return '\f'
+	case 'n':
+		return '\n'
+	case 'r':
+		return '\r'
+	case 't':
+		return '\t'
+	}
+	return e
 }
