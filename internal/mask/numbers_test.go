@@ -24,7 +24,10 @@ func TestJSONNumbersKeepTheirType(t *testing.T) {
 		{"scorecard is not card", Default(), `{"scorecard_total":4111111111111111,"span":4111111111111111}`, ""},
 		{"pan", Default(), `{"pan":4111111111111111}`, `{"pan":"[MASKED:card_number]"}`},
 		{"cc_number", Default(), `{"cc_number":5555555555554444}`, `{"cc_number":"[MASKED:card_number]"}`},
-		{"creditCardNumber", Default(), `{"creditCardNumber":4111111111111111}`, `{"creditCardNumber":"[MASKED:card_number]"}`},
+		// creditCardNumber ends with the key rule card_number (key rules
+		// match names in words), so the field rule masks it first.
+		{"creditCardNumber", Default(), `{"creditCardNumber":4111111111111111}`, `{"creditCardNumber":"[MASKED:field:card_number]"}`},
+		{"cardPAN", Default(), `{"cardPAN":4111111111111111}`, `{"cardPAN":"[MASKED:card_number]"}`},
 		{"array under a card name", Default(), `{"card_numbers":[4111111111111111,12,{"id":4111111111111111}]}`, `{"card_numbers":["[MASKED:card_number]",12,{"id":4111111111111111}]}`},
 		{"not Luhn-valid under a card name", Default(), `{"pan":4111111111111112}`, ""},
 		{"card in a string still masked", Default(), `{"note":"card 4111111111111111"}`, `{"note":"card [MASKED:card_number]"}`},
