@@ -356,7 +356,7 @@ func literal(s []byte, vs, ve int) bool {
 	if bytes.IndexAny(v, "([{") >= 0 || bytes.Contains(v, []byte("->")) || bytes.Contains(v, []byte("::")) {
 		return false
 	}
-	if ve < len(s) && (s[ve] == '"' || s[ve] == '\'' || s[ve] == '`') && (identChain(v) || string(v) == "@") {
+	if ve < len(s) && stringPrefix(v, s[ve]) {
 		return false // f"…", r'…', tag`…`, C#'s @"…"
 	}
 	if identChain(v) && bytes.IndexByte(v, '.') > 0 {
@@ -387,6 +387,33 @@ func literal(s []byte, vs, ve int) bool {
 		}
 	}
 	return true
+}
+
+// stringPrefix reports whether v, right before the quote q, is a string
+// prefix of code rather than the end of a value inside a string: Python's
+// f r b u rb br fr rf, C#'s @, or before a backtick a tagged template's
+// tag (sql`…`, gql`…`: an identifier without digits). Anything longer is
+// a value whose string closes there ("…&password=i9oYrzob";, echo
+// "TOKEN=npm_…").
+func stringPrefix(v []byte, q byte) bool {
+	switch q {
+	case '"', '\'':
+		if string(v) == "@" {
+			return true
+		}
+		if len(v) > 2 {
+			return false
+		}
+		for _, c := range v {
+			if strings.IndexByte("fFrRbBuU", c) < 0 {
+				return false
+			}
+		}
+		return true
+	case '`':
+		return identChain(v) && bytes.IndexAny(v, "0123456789") < 0
+	}
+	return false
 }
 
 // quotedLiteral reports whether the content of a quoted value is a
