@@ -79,7 +79,7 @@ func TestKeyVersionSuffix(t *testing.T) {
 		"DB_PASSWORD_2": "field:password", "apiKeyV3": "field:api_key", "password_1_2": "field:password",
 		"client_secret_v10": "field:client_secret",
 		"next_token_v2":     "", "page_token_2": "", "max_tokens_2": "", "sha256": "", "v2": "", "2": "",
-		"token_count_2": "", "passwordless2": "", "auth0_domain": "",
+		"token_count_2": "", "passwordless2": "", "auth0_domain": "", "auth0": "", "auth0_token": "field:token", "cvv2": "field:cvv",
 	} {
 		got, _ := p.keys.lookup([]byte(name))
 		if got != want {

@@ -728,6 +728,9 @@ func (p *Profile) curlUser(s []byte, i int) (match, bool) {
 // joined where one ends with a '\\' — runs curl before it.
 func curlLine(s []byte, i int) bool {
 	lo := max(0, i-1024)
+	if bytes.Index(s[lo:i], []byte("curl")) < 0 {
+		return false // most text: one fast pass, no line walking
+	}
 	ls := i
 	for {
 		k := bytes.LastIndexByte(s[lo:ls], '\n')

@@ -27,8 +27,9 @@
 //     eos_token, pad_token, unk_token, sep_token, cls_token, mask_token
 //     (tokenizer settings), and as whole names PWD and OLDPWD (the
 //     shell's directories), aws_access_key (an id its own detector
-//     masks, or a count of those masks) and pass ("--- PASS: TestX" in
-//     test output; DB_PASS and ssh_pass stay masked). The lists are
+//     masks, or a count of those masks), pass ("--- PASS: TestX" in
+//     test output; DB_PASS and ssh_pass stay masked) and auth0 (the
+//     identity provider, not auth numbered 0). The lists are
 //     defaultKeys and defaultExceptKeys in profile.go; a custom profile
 //     adds its own with keys and except_keys;
 //   - "strict": every detector (e-mail addresses and phone numbers too),
