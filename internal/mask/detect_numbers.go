@@ -59,17 +59,10 @@ func (p *Profile) fireDigit(s []byte, i, floor int, ms []match) ([]match, int) {
 }
 
 // cardNumber reports whether d (digit values) is a plausible payment card
-// number: a known network prefix (2221-2720, 3, 4, 5, 6), not one digit
-// repeated, and a valid Luhn check digit.
+// number: a known network prefix with a length that network issues, not
+// one digit repeated, and a valid Luhn check digit.
 func cardNumber(d []byte) bool {
-	switch d[0] {
-	case 3, 4, 5, 6:
-	case 2:
-		iin := int(d[0])*1000 + int(d[1])*100 + int(d[2])*10 + int(d[3])
-		if iin < 2221 || iin > 2720 {
-			return false
-		}
-	default:
+	if !cardLength(d) {
 		return false
 	}
 	same := true
@@ -77,6 +70,45 @@ func cardNumber(d []byte) bool {
 		same = same && c == d[0]
 	}
 	return !same && luhn(d)
+}
+
+// cardLength reports whether d starts with a card network's prefix and
+// has a length that network issues (ISO/IEC 7812 issuer ranges as the
+// networks publish them): Visa 4… 13, 16 or 19 digits; Mastercard
+// 51–55… and 2221–2720… 16; Maestro's other 5… 13–19; American Express
+// 34…/37… 15; Diners Club 30…, 36…, 38…, 39… 14–19; JCB 35… 16–19;
+// Discover, UnionPay, RuPay, Maestro 6… 13–19. Luhn-valid IDs with other
+// shapes are not cards: an IMEI is 15 digits, Luhn-checked by design,
+// and its reporting body (35, 44, 45, 49, 51–54, 86, 99, …) never makes
+// it one of these (IMEIs of body 30 or 50 remain indistinguishable).
+func cardLength(d []byte) bool {
+	n := len(d)
+	two := int(d[0])*10 + int(d[1])
+	switch d[0] {
+	case 2:
+		iin := two*100 + int(d[2])*10 + int(d[3])
+		return iin >= 2221 && iin <= 2720 && n == 16
+	case 3:
+		switch two {
+		case 34, 37:
+			return n == 15
+		case 30, 36, 38, 39:
+			return n >= 14
+		case 35:
+			return n >= 16
+		}
+		return false
+	case 4:
+		return n == 13 || n == 16 || n == 19
+	case 5:
+		if two >= 51 && two <= 55 {
+			return n == 16
+		}
+		return true
+	case 6:
+		return true
+	}
+	return false
 }
 
 // luhn reports whether d passes the Luhn (mod 10) check.

@@ -118,6 +118,14 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 	if !hasLetter(name) || (ns >= 2 && s[ns-2] == '$' && s[ns-1] == '{') {
 		return ms, i + 1 // ${NAME:-default} is a shell expansion
 	}
+	if s[i] == '=' && q == 0 && typeName(name) {
+		// A typed declaration names its variable before the type:
+		// token: string = "…" (TypeScript, Kotlin, Python), var token
+		// string = "…" (Go).
+		if ds, de := declaredName(s, ns, floor); de > ds {
+			ns, ne, name = ds, de, s[ds:de]
+		}
+	}
 	aws := p.on(dAWSSecretKey) && awsSecretName(name, s[max(0, ns-32):ns])
 	var typ string
 	if !noAssign && p.on(dAssignment) {
@@ -356,7 +364,7 @@ func literal(s []byte, vs, ve int) bool {
 	if bytes.IndexAny(v, "([{") >= 0 || bytes.Contains(v, []byte("->")) || bytes.Contains(v, []byte("::")) {
 		return false
 	}
-	if ve < len(s) && (s[ve] == '"' || s[ve] == '\'' || s[ve] == '`') && (identChain(v) || string(v) == "@") {
+	if ve < len(s) && stringPrefix(v, s[ve]) {
 		return false // f"…", r'…', tag`…`, C#'s @"…"
 	}
 	if identChain(v) && bytes.IndexByte(v, '.') > 0 {
@@ -387,6 +395,33 @@ func literal(s []byte, vs, ve int) bool {
 		}
 	}
 	return true
+}
+
+// stringPrefix reports whether v, right before the quote q, is a string
+// prefix of code rather than the end of a value inside a string: Python's
+// f r b u rb br fr rf, C#'s @, or before a backtick a tagged template's
+// tag (sql`…`, gql`…`: an identifier without digits). Anything longer is
+// a value whose string closes there ("…&password=i9oYrzob";, echo
+// "TOKEN=npm_…").
+func stringPrefix(v []byte, q byte) bool {
+	switch q {
+	case '"', '\'':
+		if string(v) == "@" {
+			return true
+		}
+		if len(v) > 2 {
+			return false
+		}
+		for _, c := range v {
+			if strings.IndexByte("fFrRbBuU", c) < 0 {
+				return false
+			}
+		}
+		return true
+	case '`':
+		return identChain(v) && bytes.IndexAny(v, "0123456789") < 0
+	}
+	return false
 }
 
 // quotedLiteral reports whether the content of a quoted value is a
@@ -455,6 +490,31 @@ var keywords = []string{"none", "null", "nil", "undefined", "true", "false", "ye
 	"include", "omit", "same-origin", // fetch's credentials option
 	"read", "write", // GitHub Actions permissions (id-token: write)
 	"iota", "self", "this"}
+
+// declaredName returns the name declared before the type starting at
+// s[ts] — "name: " or "name " before it — or an empty span.
+func declaredName(s []byte, ts, floor int) (int, int) {
+	j := ts
+	for j > floor && ts-j < 8 && s[j-1] == ' ' {
+		j--
+	}
+	if j > floor && s[j-1] == ':' {
+		j--
+		for j > floor && ts-j < 16 && s[j-1] == ' ' {
+			j--
+		}
+	} else if j == ts {
+		return 0, 0 // no blank: the type is not a declaration's
+	}
+	ne := j
+	for j > floor && ne-j <= maxKeyLen && is(s[j-1], cWord) {
+		j--
+	}
+	if j == ne || ne-j > maxKeyLen || !(is(s[j], cUpper|cLower) || s[j] == '_') {
+		return 0, 0
+	}
+	return j, ne
+}
 
 // typeName reports whether v is a type a declaration names after ':'
 // (password: string, token: str).
@@ -545,16 +605,17 @@ func awsSecretName(name, before []byte) bool {
 	return false
 }
 
-// fireB handles "Bearer <token>" and "Basic <base64 of user:password>",
-// any case, masking the credentials and keeping the scheme.
 // fireOption handles command-line options at the '-' s[i]: --NAME value
-// where NAME is a key rule (--NAME=value is an assignment), and mysql's
-// -pPASSWORD on a mysql or mariadb command line. It returns the value's
-// match, if any.
+// where NAME is a key rule (--NAME=value is an assignment), mysql's
+// -pPASSWORD on a mysql or mariadb command line and curl's -u
+// user:password. It returns the value's match, if any.
 func (p *Profile) fireOption(s []byte, i, floor int) (match, bool) {
 	n := len(s)
 	if i < floor || i+2 >= n || (i > 0 && strings.IndexByte(" \t\n'\"", s[i-1]) < 0) {
 		return match{}, false
+	}
+	if (s[i+1] == 'u' || hasPrefix(s, i+1, "-user")) && curlLine(s, i) {
+		return p.curlUser(s, i)
 	}
 	if s[i+1] == 'p' && is(s[i+2], cWord) && mysqlLine(s, i) {
 		typ, ok := p.keys.lookup([]byte("password"))
@@ -594,6 +655,114 @@ func (p *Profile) fireOption(s []byte, i, floor int) (match, bool) {
 	return match{vs, ve, typ}, true
 }
 
+// curlUser handles curl's -u user:password and --user user:password
+// (also -uuser:password, --user=…, quoted) at the '-' s[i]: the password
+// is masked, the user stays. Without a password (-u user, -u "user:")
+// curl prompts for one; a variable ($PASS, ${PASS}) or a placeholder
+// (PASSWORD) is left.
+func (p *Profile) curlUser(s []byte, i int) (match, bool) {
+	n := len(s)
+	v := i + 2
+	if s[i+1] == '-' {
+		v = i + len("--user")
+		if v >= n || (s[v] != ' ' && s[v] != '=') {
+			return match{}, false
+		}
+		if s[v] == '=' {
+			v++
+		}
+	}
+	for v < n && v-i < 16 && (s[v] == ' ' || s[v] == '\t') {
+		v++
+	}
+	if v >= n {
+		return match{}, false
+	}
+	var vs, ve int
+	q := s[v]
+	switch q {
+	case '"', '\'':
+		vs = v + 1
+		e := bytes.IndexByte(s[vs:min(n, vs+512)], q)
+		if e < 0 {
+			return match{}, false
+		}
+		ve = vs + e
+	case '\\':
+		// -u \"user:pw\" in text holding escaped JSON
+		if v+1 >= n || s[v+1] != '"' {
+			return match{}, false
+		}
+		q, vs = '"', v+2
+		e := bytes.Index(s[vs:min(n, vs+512)], []byte(`\"`))
+		if e < 0 {
+			return match{}, false
+		}
+		ve = vs + e
+	default:
+		vs, ve = v, p.valueEnd(s, v)
+	}
+	colon := bytes.IndexByte(s[vs:ve], ':')
+	if colon < 0 || bytes.IndexAny(s[vs:ve], "\n\r") >= 0 {
+		return match{}, false
+	}
+	ps := vs + colon + 1
+	if ps >= ve || metavar(s[ps:ve]) || p.containsMask(s[ps:ve]) {
+		return match{}, false
+	}
+	if q == '"' || q == '\'' {
+		if !quotedLiteral(s[ps:ve]) || s[ps] == '$' {
+			return match{}, false
+		}
+	} else if !literal(s, ps, ve) {
+		return match{}, false
+	}
+	typ, ok := p.keys.lookup([]byte("password"))
+	if !ok {
+		return match{}, false
+	}
+	return match{ps, ve, typ}, true
+}
+
+// curlLine reports whether the command line holding s[i] — its lines
+// joined where one ends with a '\\' — runs curl before it.
+func curlLine(s []byte, i int) bool {
+	lo := max(0, i-1024)
+	if bytes.Index(s[lo:i], []byte("curl")) < 0 {
+		return false // most text: one fast pass, no line walking
+	}
+	ls := i
+	for {
+		k := bytes.LastIndexByte(s[lo:ls], '\n')
+		if k < 0 {
+			ls = lo
+			break
+		}
+		k += lo
+		e := k
+		if e > lo && s[e-1] == '\r' {
+			e--
+		}
+		if e > lo && s[e-1] == '\\' {
+			ls = k // the line before goes on into this one
+			continue
+		}
+		ls = k + 1
+		break
+	}
+	for k := ls; ; {
+		j := bytes.Index(s[k:i], []byte("curl"))
+		if j < 0 {
+			return false
+		}
+		k += j
+		if (k == 0 || !is(s[k-1], cWord)) && k+4 < len(s) && !is(s[k+4], cWord) {
+			return true
+		}
+		k += 4
+	}
+}
+
 // mysqlLine reports whether the line holding s[i] runs mysql, mysqldump,
 // mysqladmin or mariadb before it: only there is -pSECRET a password.
 func mysqlLine(s []byte, i int) bool {
@@ -613,6 +782,8 @@ func metavar(v []byte) bool {
 	return true
 }
 
+// fireB handles "Bearer <token>" and "Basic <base64 of user:password>",
+// any case, masking the credentials and keeping the scheme.
 func (p *Profile) fireB(s []byte, i, floor int, ms []match) ([]match, int) {
 	if i < floor || (i > 0 && is(s[i-1], cWord)) {
 		return ms, i + 1

@@ -43,7 +43,9 @@ func (p *Profile) fireA(s []byte, i, floor int, ms []match) ([]match, int) {
 
 // fireUnder: GitHub tokens gh[pousr]_ + 30+ alphanumerics and
 // github_pat_ + 22+ of [A-Za-z0-9_]; Stripe [sr]k_(live|test)_ + 10+
-// alphanumerics and whsec_ + 24+.
+// alphanumerics and whsec_ + 24+; Hugging Face hf_ + 30+ alphanumerics
+// of mixed case; npm_ + 36 alphanumerics; DigitalOcean do[opr]_v1_ + 64
+// hex digits.
 func (p *Profile) fireUnder(s []byte, i, floor int, ms []match) ([]match, int) {
 	alnum := uint8(cUpper | cLower | cDigit)
 	if p.on(dGitHub) {
@@ -75,18 +77,89 @@ func (p *Profile) fireUnder(s []byte, i, floor int, ms []match) ([]match, int) {
 			}
 		}
 	}
+	if p.on(dHuggingFace) && i >= 2 && s[i-2] == 'h' && s[i-1] == 'f' && startOK(s, i-2, floor) {
+		e := run(s, i+1, alnum)
+		if e-(i+1) >= 30 && endOK(s, e, cWord) && bothCases(s[i+1:e]) {
+			return append(ms, match{i - 2, e, "huggingface_token"}), e
+		}
+	}
+	if p.on(dNPM) && i >= 3 && string(s[i-3:i]) == "npm" && startOK(s, i-3, floor) {
+		e := run(s, i+1, alnum)
+		if e-(i+1) == 36 && endOK(s, e, cWord) {
+			return append(ms, match{i - 3, e, "npm_token"}), e
+		}
+	}
+	if p.on(dDigitalOcean) && i >= 3 && s[i-3] == 'd' && s[i-2] == 'o' && strings.IndexByte("opr", s[i-1]) >= 0 &&
+		hasPrefix(s, i+1, "v1_") && startOK(s, i-3, floor) {
+		e := i + 4
+		for e < len(s) && ('0' <= s[e] && s[e] <= '9' || 'a' <= s[e] && s[e] <= 'f') {
+			e++
+		}
+		if e-(i+4) == 64 && endOK(s, e, cWord) {
+			return append(ms, match{i - 3, e, "digitalocean_token"}), e
+		}
+	}
 	return ms, i + 1
 }
 
-// fireDash: PEM private key blocks, Slack tokens xox[abposr]- and xapp-
-// (10+ of [A-Za-z0-9-] after the prefix), sk-ant- and sk- keys.
+// bothCases reports whether b has an upper-case and a lower-case letter:
+// random tokens do, identifiers in snake or kebab case do not.
+func bothCases(b []byte) bool {
+	var k uint8
+	for _, c := range b {
+		k |= class[c]
+	}
+	return k&(cUpper|cLower) == cUpper|cLower
+}
+
+// pypiPrefix is how every PyPI API token goes on after "pypi-": the
+// base64 of its macaroon's location, "pypi.org".
+const pypiPrefix = "AgEIcHlwaS5vcmc"
+
+// slackWebhook masks the secret path of a Slack webhook URL,
+// http(s)://hooks.slack.com/{services,workflows,triggers}/<path>; i is the
+// ':' of "://". The path (team, bot or workflow ids and the secret) is
+// masked whole, the scheme, host and kind stay; a path that is too short,
+// or not of mixed case and digits (T00000000/B00000000/XXXX… in docs), is
+// left.
+func (p *Profile) slackWebhook(s []byte, i, floor int, ms []match) ([]match, int, bool) {
+	if !(hasPrefix(s, i-4, "http") || hasPrefix(s, i-5, "https")) || !hasPrefix(s, i+3, "hooks.slack.com/") {
+		return ms, 0, false
+	}
+	j := i + 3 + len("hooks.slack.com/")
+	var k int
+	for _, kind := range []string{"services/", "workflows/", "triggers/"} {
+		if hasPrefix(s, j, kind) {
+			k = j + len(kind)
+			break
+		}
+	}
+	if k == 0 || k < floor {
+		return ms, 0, false
+	}
+	e := run(s, k, cB64Std|cB64URL)
+	if e-k < 30 || bytes.IndexByte(s[k:e], '/') < 0 || !mixed(s[k:e]) {
+		return ms, 0, false
+	}
+	return append(ms, match{k, e, "slack_webhook"}), e, true
+}
+
+// fireDash: PEM private key blocks, PyPI tokens pypi-AgEIcHlwaS5vcmc…
+// (50+ of [A-Za-z0-9_-] after the prefix), Slack tokens xox[abposr]- and
+// xapp- (10+ of [A-Za-z0-9-] after the prefix), sk-ant- and sk- keys.
 func (p *Profile) fireDash(s []byte, i, floor int, ms []match) ([]match, int) {
 	if p.on(dPrivateKey) && hasPrefix(s, i, "-----BEGIN ") && i >= floor {
 		return pemBlock(s, i, ms)
 	}
-	if p.on(dAssignment) && !p.keys.empty() && i+2 < len(s) && (s[i+1] == '-' || s[i+1] == 'p') {
+	if p.on(dAssignment) && !p.keys.empty() && i+2 < len(s) && (s[i+1] == '-' || s[i+1] == 'p' || s[i+1] == 'u') {
 		if m, ok := p.fireOption(s, i, floor); ok {
 			return p.valueMatch(s, m.s, m.e, m.typ, ms), m.e
+		}
+	}
+	if p.on(dPyPI) && i >= 4 && string(s[i-4:i]) == "pypi" && startOK(s, i-4, floor) && hasPrefix(s, i+1, pypiPrefix) {
+		e := run(s, i+1+len(pypiPrefix), cB64URL)
+		if e-(i+1+len(pypiPrefix)) >= 50 {
+			return append(ms, match{i - 4, e, "pypi_token"}), e
 		}
 	}
 	if p.on(dSlack) && i >= 4 && startOK(s, i-4, floor) &&

@@ -12,6 +12,11 @@ const (
 	dGoogle
 	dOpenAI
 	dAnthropic
+	dHuggingFace
+	dNPM
+	dPyPI
+	dDigitalOcean
+	dSlackWebhook
 	dJWT
 	dPrivateKey
 	dURLPassword
@@ -41,6 +46,11 @@ var detectorTable = []detectorInfo{
 	{dGoogle, "google_api_key", "google_api_key", "Google API keys AIza… (39 characters)"},
 	{dOpenAI, "openai_key", "openai_key", "OpenAI-style sk-… keys (sk-proj-, sk-svcacct-, …) of mixed case and digits"},
 	{dAnthropic, "anthropic_key", "anthropic_key", "Anthropic keys sk-ant-…"},
+	{dHuggingFace, "huggingface_token", "huggingface_token", "Hugging Face tokens hf_… (30 or more letters and digits, mixed case)"},
+	{dNPM, "npm_token", "npm_token", "npm access tokens npm_ + 36 letters and digits"},
+	{dPyPI, "pypi_token", "pypi_token", "PyPI API tokens pypi-AgEIcHlwaS5vcmc…"},
+	{dDigitalOcean, "digitalocean_token", "digitalocean_token", "DigitalOcean tokens dop_v1_ doo_v1_ dor_v1_ + 64 hex digits"},
+	{dSlackWebhook, "slack_webhook", "slack_webhook", "the secret path of Slack webhook URLs https://hooks.slack.com/services/…"},
 	{dJWT, "jwt", "jwt", "JSON Web Tokens (JWS and JWE compact form) whose header decodes to JSON with \"alg\""},
 	{dPrivateKey, "private_key", "private_key", "PEM private key blocks -----BEGIN … PRIVATE KEY----- … -----END …-----; of a block cut off, the header and base64 lines only"},
 	{dURLPassword, "url_password", "url_password", "the password in scheme://user:password@host"},

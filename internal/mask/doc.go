@@ -1,9 +1,11 @@
 // Package mask owns airlock's masking engine: it finds secrets and
 // personal data in MCP responses and replaces them with a typed mask,
-// "[MASKED:<type>]", before the agent or the audit log sees them. The
-// ext_proc service calls it on JSON bodies (Profile.MaskJSON) and on
-// text/event-stream bodies (SSEMasker); the counts it returns
-// (type → number, never the text) go into the audit event.
+// "[MASKED:<type>]", before the agent or the audit log sees them. A mask
+// covers the secret and nothing more. The ext_proc service calls it by
+// what a body holds: Profile.MaskJSON on a body that parses as JSON (and
+// on each line of JSON lines), Profile.MaskText on any other body, and
+// SSEMasker on a text/event-stream; the counts it returns (type → number,
+// never the text) go into the audit event.
 //
 // # Profiles
 //
@@ -25,8 +27,9 @@
 //     eos_token, pad_token, unk_token, sep_token, cls_token, mask_token
 //     (tokenizer settings), and as whole names PWD and OLDPWD (the
 //     shell's directories), aws_access_key (an id its own detector
-//     masks, or a count of those masks) and pass ("--- PASS: TestX" in
-//     test output; DB_PASS and ssh_pass stay masked). The lists are
+//     masks, or a count of those masks), pass ("--- PASS: TestX" in
+//     test output; DB_PASS and ssh_pass stay masked) and auth0 (the
+//     identity provider, not auth numbered 0). The lists are
 //     defaultKeys and defaultExceptKeys in profile.go; a custom profile
 //     adds its own with keys and except_keys;
 //   - "strict": every detector (e-mail addresses and phone numbers too),
@@ -62,6 +65,17 @@
 //   - openai_key: sk- + 20 or more of [A-Za-z0-9_-] holding a digit, an
 //     upper-case and a lower-case letter (so "sk-learn-…" prose is not);
 //     anthropic_key: sk-ant- + 20 or more.
+//   - huggingface_token: hf_ + 30 or more letters and digits holding an
+//     upper-case and a lower-case letter (hf_hub_download is a name).
+//   - npm_token: npm_ + exactly 36 letters and digits.
+//   - pypi_token: pypi-AgEIcHlwaS5vcmc (every PyPI token's macaroon
+//     location, base64 of "pypi.org") + 50 or more of [A-Za-z0-9_-].
+//   - digitalocean_token: dop_v1_, doo_v1_ or dor_v1_ + exactly 64
+//     lower-case hex digits.
+//   - slack_webhook: the path after http(s)://hooks.slack.com/services/
+//     (or workflows/, triggers/): 30 or more of [A-Za-z0-9+/_-] holding
+//     a '/', of mixed case with a digit (so the documentation's
+//     T00000000/B00000000/XXXX… is left); scheme, host and kind stay.
 //   - jwt: eyJ… base64url parts joined by dots, 3 (JWS, the signature may
 //     be empty) or 5 (JWE), whose header decodes to a JSON object with an
 //     "alg" member. Base64 blobs without the dots, or whose header is not
@@ -84,8 +98,14 @@
 //     "NAME": "value", NAME := value, NAME => value, and of the options
 //     --NAME value and --NAME=value, where NAME matches a key rule (see
 //     Field rules: DB_PASSWORD=…, smtp.password: …, X-Api-Key: …,
-//     ?password=… in a query string or DSN, PGPASSWORD=… psql); and
-//     -pSECRET on a mysql, mysqldump or mariadb command line. The value is
+//     ?password=… in a query string or DSN, PGPASSWORD=… psql); of a
+//     typed declaration, where the name comes before the type (token:
+//     string = "…", var secret string = "…"); -pSECRET on a mysql,
+//     mysqldump or mariadb command line; and the password of curl's
+//     -u user:password, --user user:password (also quoted, attached or
+//     after '='; the command line may go on over lines ending in '\';
+//     no password, a variable or an upper-case placeholder is left). The
+//     value is
 //     quoted, or runs to a space, ',', ';', '&', a quote or a closing
 //     bracket; after an auth scheme (Authorization: Bearer x) it takes the
 //     next word too; a cookie rule's value (Cookie:, Set-Cookie:) runs to
@@ -115,9 +135,17 @@
 //     instead.
 //   - card_number: 13–19 digits, optionally grouped by single spaces or
 //     dashes, standing alone (no letter, digit or decimal point next to
-//     them), with a card network prefix (2221–2720, 3, 4, 5, 6), not one
-//     digit repeated, passing the Luhn check. In JSON, an integer number of
-//     that kind is a card number too and becomes the string mask.
+//     them), with a card network's prefix and a length that network
+//     issues (Visa 4… 13, 16, 19; Mastercard 51–55… and 2221–2720… 16;
+//     other 5… 13–19; Amex 34…/37… 15; Diners 30…, 36…, 38…, 39… 14–19;
+//     JCB 35… 16–19; 6… 13–19), not one digit repeated, passing the Luhn
+//     check. The lengths keep IMEIs out: 15 digits, Luhn-valid by design,
+//     with reporting bodies (35, 44, 49, 51–54, 86, …) no 15-digit card
+//     has (those of 30 and 50 remain card-shaped). A JSON number is a
+//     card number only under a member name that says card or PAN
+//     (cardName: card_number, cardNumber, pan, cc_number, …); it is then
+//     masked as the string mask, or as 0 when the profile's NumberMask
+//     is "zero". Other numbers keep their type and value.
 //   - email (strict): local@domain.tld.
 //   - phone (strict): +country numbers of 8–15 digits (groups split by
 //     spaces, dashes, dots, parentheses), (ddd) ddd-dddd, ddd-ddd-dddd,
@@ -136,7 +164,8 @@
 // each other — generic hex or base64 keys), literals that look like code
 // (a password written as a dotted identifier, p4ss.w0rd, or holding a
 // bracket), card numbers run together with other digits (a
-// run of more than 19), other JSON numbers, Slack webhook URLs, PuTTY and
+// run of more than 19), IMEIs of reporting body 30 or 50 written as
+// strings, tokens of services without a detector here, PuTTY and
 // other non-PEM key formats, secrets split across two JSON strings or two
 // SSE events, secrets encoded (base64, URL-encoding) inside text. A JWT
 // that starts after a '-' inside a longer base64url run that already
@@ -162,12 +191,18 @@
 // db_password, DB_PASSWORD, dbPassword, PGPASSWORD and smtp.password, not
 // passwordless or bypass; "token" matches GITHUB_TOKEN, not max_tokens,
 // token_count, token_type or tokenizer; "secret" matches client-secret,
-// not secretName or secretRef (Kubernetes names a Secret there). Of two
+// not secretName or secretRef (Kubernetes names a Secret there). Version
+// and number words at the end do not end a name (versionEnd): a word of
+// digits, v and digits, or digits ending the last word — password2,
+// token_v2, DB_PASSWORD_2 and ses_smtp_password_v4 match password and
+// token; a name of only such a word (v2) matches nothing. Of two
 // rules ending a name the longer names the mask (clientSecret →
 // field:client_secret). Exceptions (ProfileConfig.ExceptKeys) are matched
 // the same way and win over a rule no longer than they are, so
 // next_page_token stays while a profile may still list it as a rule;
-// "=name" excepts the whole name only. session_id, sessionId and
+// they match the name with and without its version words, so next_token
+// also excepts next_token_v2; "=name" excepts the whole name as written
+// only. session_id, sessionId and
 // "session" itself are not masked by design: an agent must echo session
 // ids back (MCP's own session ids are such ids), and "session" names
 // objects and packages (express-session) more often than secrets;
@@ -182,7 +217,8 @@
 // strings, null and booleans hide nothing. Path rules
 // ($.result.structuredContent.credentials.*) mask whatever value is there.
 // A masked member becomes "[MASKED:field:<key>]" (for a path, the last
-// member name in it). Field rules and paths do not apply to the
+// member name in it); a masked number becomes 0 instead when the
+// profile's NumberMask is "zero". Field rules and paths do not apply to the
 // "jsonrpc", "id" and "method" members of a JSON-RPC message (the
 // document, or each element of a batch), so a response still answers its
 // request; detectors do (an id will not look like a key).

@@ -202,7 +202,8 @@ func compileKeys(keys, except []string) (keySet, []error) {
 func triHash(a, b, c byte) uint { return (uint(a)*961 + uint(b)*31 + uint(c)) & 4095 }
 
 // lastThree reports whether the last three letters or digits of name,
-// folded as normalization does, end a rule.
+// folded as normalization does, end a rule; a name ending with a digit
+// is not rejected here.
 func (k *keySet) lastThree(name []byte) bool {
 	var t [3]byte
 	n := 3
@@ -213,6 +214,10 @@ func (k *keySet) lastThree(name []byte) bool {
 			continue
 		case nkUpper:
 			c += 'a' - 'A'
+		case nkDigit:
+			if n == 3 {
+				return true // a version word may end it (token_v2): see versionEnd
+			}
 		}
 		n--
 		t[n] = c
@@ -226,18 +231,25 @@ func (k *keySet) lastThree(name []byte) bool {
 
 // lookup matches a name — a JSON member name, or NAME in NAME=value —
 // against the rules: the longest rule ending the name at a word start,
-// unless an exception at least as long ends it too.
+// unless an exception at least as long ends it too. Version and number
+// words at the end do not end the name (see versionEnd): password2,
+// token_v2 and ses_smtp_password_v4 match "password" and "token".
 func (k *keySet) lookup(name []byte) (string, bool) {
 	if k.m == nil || len(name) < k.minLen || (k.tri != nil && !k.lastThree(name)) {
 		return "", false
 	}
 	var buf [maxKeyLen]byte
-	n, starts, ok := normalizeName(&buf, name)
-	if !ok || n < k.minLen || k.holdsMask(name) {
+	full, starts, ok := normalizeName(&buf, name)
+	if !ok || full < k.minLen || k.holdsMask(name) {
 		return "", false
 	}
+	n := versionEnd(buf[:full], starts)
+	if n < k.minLen {
+		return "", false
+	}
+	ws := starts & (uint64(1)<<n - 1)
 	last := buf[n-1]
-	for st := starts; st != 0; st &= st - 1 {
+	for st := ws; st != 0; st &= st - 1 {
 		b := bits.TrailingZeros64(st)
 		l := n - b
 		if l < k.minLen {
@@ -247,13 +259,40 @@ func (k *keySet) lookup(name []byte) (string, bool) {
 			continue
 		}
 		if typ, ok := k.m[string(buf[b:n])]; ok {
-			if k.excepted(buf[:n], starts, b) {
+			if k.excepted(buf[:full], starts, buf[:n], ws, b) {
 				return "", false
 			}
 			return typ, true
 		}
 	}
 	return "", false
+}
+
+// versionEnd returns the length of the normalized name norm (its words
+// starting at the bits of starts) without the version or number words
+// that end it: a word of digits (password_2), v and digits (token_v2,
+// ses_smtp_password_v4), digits ending a word (password2). Those number
+// a secret's versions, they do not say what it is. A name of only such
+// a word keeps it.
+func versionEnd(norm []byte, starts uint64) int {
+	n := len(norm)
+	for n > 0 && isDigit(norm[n-1]) {
+		ws := 63 - bits.LeadingZeros64(starts&(uint64(1)<<n-1)) // the last word's start
+		d := n
+		for d > ws && isDigit(norm[d-1]) {
+			d--
+		}
+		switch {
+		case d == ws || (d == ws+1 && norm[ws] == 'v'):
+			if ws == 0 {
+				return n // "2", "v2": nothing else to name
+			}
+			n = ws
+		default:
+			n = d
+		}
+	}
+	return n
 }
 
 // holdsMask reports whether name holds a mask of the profile.
@@ -276,21 +315,28 @@ func (k *keySet) holdsMask(name []byte) bool {
 
 // excepted reports whether an exception matches the normalized name
 // whose rule match starts at br: the whole name, or an end of it at
-// least as long as the rule's.
-func (k *keySet) excepted(norm []byte, starts uint64, br int) bool {
-	if k.whole != nil && k.whole[string(norm)] {
+// least as long as the rule's — of the name as written (full) or of the
+// name without its version words (norm, see versionEnd), so next_token
+// excepts next_token_v2 too.
+func (k *keySet) excepted(full []byte, fullStarts uint64, norm []byte, starts uint64, br int) bool {
+	if k.whole != nil && k.whole[string(full)] {
 		return true
 	}
 	if k.except == nil {
 		return false
 	}
-	for st := starts; st != 0; st &= st - 1 {
-		b := bits.TrailingZeros64(st)
-		if b > br {
-			break
-		}
-		if k.except[string(norm[b:])] {
-			return true
+	for _, nm := range [2]struct {
+		b  []byte
+		st uint64
+	}{{norm, starts}, {full, fullStarts}} {
+		for st := nm.st; st != 0; st &= st - 1 {
+			b := bits.TrailingZeros64(st)
+			if b > br {
+				break
+			}
+			if k.except[string(nm.b[b:])] {
+				return true
+			}
 		}
 	}
 	return false

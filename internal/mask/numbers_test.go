@@ -94,3 +94,45 @@ func TestCardName(t *testing.T) {
 		}
 	}
 }
+
+// TestCardNetworkLengths: a card number has a length its network issues.
+// IMEIs are 15 digits and Luhn-valid by design; written as strings
+// ("imei": "356938035643809") or in prose they used to be masked as
+// cards. Card numbers of every network, in text, still are.
+func TestCardNetworkLengths(t *testing.T) {
+	var cases []textCase
+	for _, card := range []string{
+		"4111111111111111",    // Visa 16
+		"4222222222222",       // Visa 13
+		"4111111111111111110", // Visa 19 (Luhn-valid)
+		"5555555555554444",    // Mastercard
+		"2223003122003222",    // Mastercard 2-series
+		"378282246310005",     // American Express 15
+		"371449635398431",     // American Express 15
+		"30569309025904",      // Diners Club 14
+		"38520000023237",      // Diners Club 14
+		"3530111333300000",    // JCB 16
+		"6011111111111117",    // Discover
+		"6200000000000005",    // UnionPay
+		"3782 822463 10005",   // American Express, grouped
+	} {
+		cases = append(cases, textCase{name: "card " + card, in: "pay with " + card + " now",
+			want: "pay with [MASKED:card_number] now", counts: one("card_number")})
+	}
+	for _, id := range []string{
+		"356938035643809",     // IMEI, reporting body 35 (JCB issues 16–19 digits)
+		"490154203237518",     // IMEI, body 49 (Visa issues 13, 16, 19)
+		"352736477892437",     // IMEI
+		"510000000000003",     // 15 digits, Mastercard prefix (Mastercard issues 16)
+		"3400000000000000",    // 16 digits, American Express prefix (Amex issues 15)
+		"3100000000000003",    // 31… is no network's
+		"2221000000000009001", // 19 digits, Mastercard 2-series prefix
+	} {
+		cases = append(cases, textCase{name: "not a card " + id, in: `{"imei": "` + id + `", "note": "device ` + id + `"}`})
+	}
+	runTextCases(t, cases)
+	out, counts, err := Default().MaskJSON([]byte(`{"devices":[{"imei":"356260017327735","imei_number":356260017327735}]}`))
+	if err != nil || len(counts) != 0 {
+		t.Errorf("IMEIs in JSON masked: %s %v %v", out, counts, err)
+	}
+}

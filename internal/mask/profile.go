@@ -92,6 +92,7 @@ var defaultExceptKeys = []string{
 	"=pwd", "=oldpwd",
 	"=pass",           // "--- PASS: TestX" in test output; DB_PASS, ssh_pass stay rules
 	"=aws_access_key", // the id (its own detector masks it), or a count of its masks
+	"=auth0",          // the identity provider (its domain, a flag), not auth numbered 0
 }
 
 // strictKeys are added by the strict profile.

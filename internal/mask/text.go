@@ -25,10 +25,10 @@ type match struct {
 const (
 	trNone    uint8 = iota
 	trA             // 'A': AKIA…, ASIA…, AIza…
-	trUnder         // '_': ghp_…, github_pat_…, sk_live_…, whsec_…
-	trDash          // '-': -----BEGIN, xoxb-…, sk-…
+	trUnder         // '_': ghp_…, github_pat_…, sk_live_…, whsec_…, hf_…, npm_…, dop_v1_…
+	trDash          // '-': -----BEGIN, xoxb-…, sk-…, pypi-…
 	trJ             // 'J': eyJ… (JWT)
-	trColon         // ':': scheme://user:pass@, NAME: value
+	trColon         // ':': scheme://user:pass@, https://hooks.slack.com/…, NAME: value
 	trEq            // '=': NAME=value
 	trAt            // '@': e-mail
 	trDigit         // '0'-'9': card numbers, phone numbers
@@ -49,17 +49,17 @@ func buildTriggers(p *Profile) (t [256]uint8) {
 	if p.on(dAWSAccessKey | dGoogle) {
 		set(trA, 'A')
 	}
-	if p.on(dGitHub | dStripe) {
+	if p.on(dGitHub | dStripe | dHuggingFace | dNPM | dDigitalOcean) {
 		set(trUnder, '_')
 	}
-	if p.on(dSlack|dOpenAI|dAnthropic|dPrivateKey) || (p.on(dAssignment) && !p.keys.empty()) {
+	if p.on(dSlack|dOpenAI|dAnthropic|dPrivateKey|dPyPI) || (p.on(dAssignment) && !p.keys.empty()) {
 		set(trDash, '-') // also --password value, mysql -pSECRET
 	}
 	if p.on(dJWT) {
 		set(trJ, 'J')
 	}
 	assign := p.on(dAWSSecretKey) || (p.on(dAssignment) && !p.keys.empty())
-	if assign || p.on(dURLPassword) {
+	if assign || p.on(dURLPassword|dSlackWebhook) {
 		set(trColon, ':')
 	}
 	if assign {
@@ -208,9 +208,17 @@ func (p *Profile) scanText(s []byte, ms []match, noAssign bool) []match {
 		case trJ:
 			ms, next = p.fireJ(s, i, floor, ms)
 		case trColon:
-			if p.on(dURLPassword) && hasPrefix(s, i+1, "//") {
-				ms, next = p.urlPassword(s, i, floor, ms)
-				break
+			if hasPrefix(s, i+1, "//") {
+				if p.on(dSlackWebhook) {
+					var ok bool
+					if ms, next, ok = p.slackWebhook(s, i, floor, ms); ok {
+						break
+					}
+				}
+				if p.on(dURLPassword) {
+					ms, next = p.urlPassword(s, i, floor, ms)
+					break
+				}
 			}
 			ms, next = p.fireAssign(s, i, floor, ms, noAssign)
 		case trEq:

@@ -40,26 +40,7 @@ type knownMiss struct {
 	rule, file, why string
 }
 
-var knownMisses = []knownMiss{
-	{"huggingface-access-token", "api.ts",
-		"no detector for Hugging Face tokens (hf_…), and `name: string = \"value\"` (a TypeScript declaration) is not an assignment shape the text detector knows"},
-	{"slack-webhook-url", "app.env",
-		"Slack webhook URLs are not detected (a documented limit), and SLACK_WEBHOOK_URL is not a key rule"},
-	{"generic-api-key", "app.env",
-		"as structuredContent the variables are JSON members, and member names are matched whole: DB_PASSWORD and JWT_SECRET are not key rules (issue 13: key names, normalised)"},
-	{"curl-auth-user", "deploy.sh",
-		"credentials on a command line (curl -u user:password) are not detected"},
-	{"generic-api-key", "env-dump.txt",
-		"PGPASSWORD (a PG prefix with no separator) is neither a key rule nor NAME_PASSWORD, in text or as a JSON member (issue 13: key names, normalised)"},
-	{"pypi-upload-token", "env-dump.txt",
-		"no detector for PyPI tokens; masked in text by the name PYPI_API_TOKEN, but as a JSON member the name is matched whole and is not a key rule"},
-	{"digitalocean-pat", "env-dump.txt",
-		"no detector for DigitalOcean tokens; masked in text by the name DIGITALOCEAN_ACCESS_TOKEN, but as a JSON member the name is matched whole and is not a key rule"},
-	{"npm-access-token", "npmrc",
-		"no detector for npm tokens; masked in text by the _authToken name, but as a JSON member named \"//registry.npmjs.org/:_authToken\" the name is matched whole"},
-	{"generic-api-key", "terraform.tfstate",
-		"the member ses_smtp_password_v4 has the key word inside its name, not at its end, so no key rule matches (issue 13: key names, normalised)"},
-}
+var knownMisses = []knownMiss{}
 
 // finding is one secret gitleaks reported.
 type finding struct {
