@@ -56,9 +56,9 @@ type lineRef struct {
 type rowMeta struct {
 	k                                                                kind
 	id, session, principal, client, target, direction, outcome, tool string
-	decision, request, grant                                   string
-	ns                                                         int64
-	masked                                                     int64
+	decision, request, grant                                         string
+	ns                                                               int64
+	masked                                                           int64
 }
 
 // metaOf describes r for the index.
