@@ -22,6 +22,13 @@ type pageData struct {
 	Pending, History                   []reqView
 	Grants                             []grantView
 	Request                            *reqView
+	// Auditor: the signed-in person may read the audit console (its nav
+	// link, and links from requests and grants to their sessions).
+	Auditor bool
+	// The console's pages: the sessions list and its filter, a timeline.
+	Query    *sessionQuery
+	Sessions []sessionRow
+	Timeline *timelineView
 }
 
 func (in *inbox) base(s *session, title, nav string) *pageData {
@@ -32,6 +39,7 @@ func (in *inbox) base(s *session, title, nav string) *pageData {
 		if d.Who == "" {
 			d.Who = s.Subject
 		}
+		d.Auditor = in.h.console.isAuditor(s)
 	}
 	return d
 }
