@@ -336,6 +336,18 @@ func TestConsoleLinks(t *testing.T) {
 	if _, body := get(t, f.inboxFixture, "/airlock/inbox/requests/"+f.held.ID, ac); strings.Contains(body, "/airlock/audit/") {
 		t.Errorf("the request page links a non-auditor to the console")
 	}
+	// An auditor who approves nothing reads the request (the timeline
+	// links it) without a decision form; nobody else outside its groups
+	// does.
+	aud, other := auditor, session{Issuer: "https://idp.example", Subject: "00u-gus", Groups: []string{"eng"}}
+	pending := f.open(t, "delete_repository", `{"repo":"acme/third"}`)
+	resp, body := get(t, f.inboxFixture, "/airlock/inbox/requests/"+pending.ID, f.sessionCookie(t, &aud))
+	if resp.StatusCode != http.StatusOK || strings.Contains(body, `class="decide"`) {
+		t.Errorf("an auditor's view of a pending request: %d, decision form shown: %v", resp.StatusCode, strings.Contains(body, `class="decide"`))
+	}
+	if resp, _ := get(t, f.inboxFixture, "/airlock/inbox/requests/"+pending.ID, f.sessionCookie(t, &other)); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a stranger's view of a request: %d, want 404", resp.StatusCode)
+	}
 	if _, body := get(t, f.inboxFixture, "/airlock/inbox/history", bc); !strings.Contains(body, `href="/airlock/audit/grants/`+f.grant+`"`) {
 		t.Errorf("the history lacks the grant's session link")
 	}

@@ -19,6 +19,8 @@
 //
 // Who sees what: a request is visible to its requester and to members of
 // its approver or break-glass groups; a grant to its holder and to the
-// approver or break-glass groups of the request it came from. Everything
-// else answers 404, as if it did not exist.
+// approver or break-glass groups of the request it came from. Auditors
+// (inbox.auditor_groups) read every session in the console and, read
+// only, every request page of the inbox. Everything else answers 404, as
+// if it did not exist.
 package approvals

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -185,6 +186,12 @@ func (in *inbox) renderFragment(w http.ResponseWriter, name string, d *pageData)
 func (in *inbox) requestData(r *http.Request, s *session) (*pageData, error) {
 	v := s.viewer()
 	req, err := in.h.visibleRequest(r, v, r.PathValue("id"))
+	if errors.Is(err, grants.ErrNotFound) && in.h.console.isAuditor(s) {
+		// An auditor reads every session, so also the request a
+		// session's call was held on (the timeline links here), read
+		// only: the decision form still needs an approver group.
+		req, err = in.h.grants.Get(r.Context(), r.PathValue("id"))
+	}
 	if err != nil {
 		return nil, err
 	}
