@@ -97,8 +97,13 @@ func viewStep(st audit.Step) stepView {
 		}
 	case st.Request != nil:
 		q := st.Request
-		v.What = "request " + q.ToState
-		if q.FromState != "" {
+		switch {
+		case q.FromState == "":
+			v.What = "request " + q.ToState
+		case q.FromState == q.ToState:
+			// A vote (or a call joining) that did not end the request.
+			v.What = "request still " + q.ToState
+		default:
 			v.What = "request " + q.FromState + " → " + q.ToState
 		}
 		v.Outcome, v.Method, v.Tool, v.Who = q.ToState, q.Method, q.Tool, q.Actor
