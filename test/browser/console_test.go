@@ -271,7 +271,7 @@ func TestConsoleTellsARecordedSession(t *testing.T) {
 	}
 	want := []string{
 		"decision allow", "request allow", "response allow", // get_secret_config
-		"decision deny",                                     // get_env
+		"decision deny", // get_env
 		// delete_repository: held, Bob's vote, the approval, the grant
 		// issued and used up by the call it let through.
 		"request pending pending", "request still pending pending", "request pending → approved approved",
