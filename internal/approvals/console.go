@@ -31,8 +31,14 @@ const (
 // outcome ext_authz records.
 var outcomeChoices = []string{"allow", "deny", "approval_required", "unauthenticated", "forbidden", "invalid", "error"}
 
-// consoleFuncs are the template functions the console's pages use.
-var consoleFuncs = template.FuncMap{"outcomes": func() []string { return outcomeChoices }}
+// consoleFuncs are the template functions the console's pages use. seg
+// escapes one path segment: a session id is whatever the MCP server
+// chose, and a "?", "#" or "/" in it must not change the link
+// (html/template normalizes URLs but leaves those alone).
+var consoleFuncs = template.FuncMap{
+	"outcomes": func() []string { return outcomeChoices },
+	"seg":      url.PathEscape,
+}
 
 // console is the auditors' read-only view of the audit store: sessions
 // with filters, one session's timeline, and their CSV and JSON exports.

@@ -363,3 +363,27 @@ func TestConsoleLinks(t *testing.T) {
 		t.Errorf("an unknown request: %d", resp.StatusCode)
 	}
 }
+
+// TestConsoleOddSessionID: a session id is the MCP server's choice; one
+// with "?", "#" and "/" in it still links to its own timeline.
+func TestConsoleOddSessionID(t *testing.T) {
+	f := newConsoleFixture(t)
+	const id = "s?x#y/z"
+	if err := f.store.Record(&audit.Decision{SessionID: id, Principal: "dan", Target: "github", Tool: "odd_tool", Outcome: "allow"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.store.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := auditor
+	c := f.sessionCookie(t, &s)
+	link := "/airlock/audit/sessions/" + url.PathEscape(id)
+	if _, body := get(t, f.inboxFixture, "/airlock/audit/?principal=dan", c); !strings.Contains(body, `href="`+link+`"`) {
+		t.Fatalf("the list does not link %s:\n%s", link, body)
+	}
+	if resp, body := get(t, f.inboxFixture, link, c); resp.StatusCode != http.StatusOK || !strings.Contains(body, "odd_tool") {
+		t.Errorf("GET %s = %d", link, resp.StatusCode)
+	}
+}
