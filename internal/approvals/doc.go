@@ -3,7 +3,10 @@
 // requests and lists and revokes grants, with a Server-Sent Events stream
 // of changes; and the web inbox, where approvers sign in with the OIDC
 // provider (authorization code + PKCE), see pending requests appear live,
-// and approve or deny them.
+// and approve or deny them; and the auditors' console under
+// /airlock/audit/, signed in the same way, where members of
+// inbox.auditor_groups read the audit store's sessions and timelines
+// (audit.Store: Sessions, Replay) and export them as CSV or JSON.
 //
 // Both sit on top of internal/grants, which owns the rules: this package
 // authenticates the caller (an OIDC bearer token for the API, a sealed
@@ -16,6 +19,8 @@
 //
 // Who sees what: a request is visible to its requester and to members of
 // its approver or break-glass groups; a grant to its holder and to the
-// approver or break-glass groups of the request it came from. Everything
-// else answers 404, as if it did not exist.
+// approver or break-glass groups of the request it came from. Auditors
+// (inbox.auditor_groups) read every session in the console and, read
+// only, every request page of the inbox. Everything else answers 404, as
+// if it did not exist.
 package approvals

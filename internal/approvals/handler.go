@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/mask"
@@ -28,8 +29,12 @@ type Options struct {
 	// API is the api section; PublicURL gives its default audience.
 	API       APIConfig
 	PublicURL string
-	// Inbox is the inbox section; the inbox is served when it is enabled.
+	// Inbox is the inbox section; the inbox is served when it is enabled,
+	// and the auditors' console too when it names auditor groups.
 	Inbox InboxConfig
+	// Audit is the store the auditors' console reads (required when
+	// inbox.auditor_groups is set).
+	Audit audit.Store
 	// Targets are the MCP targets (arguments are masked by their
 	// profiles; requests can be opened for them).
 	Targets []Target
@@ -45,8 +50,9 @@ type Options struct {
 	Heartbeat time.Duration
 }
 
-// Handler serves the API under /airlock/v1/ and the inbox under
-// /airlock/inbox/. It is an http.Handler; mount it on "/airlock/".
+// Handler serves the API under /airlock/v1/, the inbox under
+// /airlock/inbox/ and the auditors' console under /airlock/audit/. It is
+// an http.Handler; mount it on "/airlock/".
 type Handler struct {
 	grants   *grants.Service
 	verifier Verifier
@@ -65,7 +71,8 @@ type Handler struct {
 	log            *slog.Logger
 	now            func() time.Time
 	heartbeat      time.Duration
-	inbox          *inbox // nil when off
+	inbox          *inbox   // nil when off
+	console        *console // nil when off
 	mux            *http.ServeMux
 }
 
@@ -87,6 +94,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if err := opts.Inbox.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if opts.Inbox.ConsoleEnabled() && opts.Audit == nil {
+		errs = append(errs, errors.New("approvals: inbox.auditor_groups is set but there is no audit store for the console to read"))
 	}
 	aud := opts.API.AudienceFor(opts.PublicURL)
 	for _, t := range opts.Targets {
@@ -147,6 +157,10 @@ func New(opts Options) (*Handler, error) {
 		}
 		if h.inbox, err = newInbox(h, opts.Inbox.WithDefaults(), getenv, client); err != nil {
 			return nil, err
+		}
+		if opts.Inbox.ConsoleEnabled() {
+			h.console = &console{in: h.inbox, store: opts.Audit, groups: slices.Clone(opts.Inbox.AuditorGroups)}
+			h.routeConsole()
 		}
 		h.routeInbox()
 	}

@@ -81,13 +81,13 @@ func newInbox(h *Handler, cfg InboxConfig, getenv func(string) string, client *h
 }
 
 func (in *inbox) parseTemplates() error {
-	base, err := template.ParseFS(templateFS, "web/templates/layout.html", "web/templates/partials.html")
+	base, err := template.New("layout.html").Funcs(consoleFuncs).ParseFS(templateFS, "web/templates/layout.html", "web/templates/partials.html")
 	if err != nil {
 		return fmt.Errorf("inbox templates: %w", err)
 	}
 	in.fragments = base
 	in.pages = map[string]*template.Template{}
-	for _, name := range []string{"pending", "request", "history", "message"} {
+	for _, name := range []string{"pending", "request", "history", "message", "sessions", "session"} {
 		t, err := base.Clone()
 		if err == nil {
 			_, err = t.ParseFS(templateFS, "web/templates/"+name+".html")

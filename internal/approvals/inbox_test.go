@@ -216,6 +216,8 @@ func TestSafeNext(t *testing.T) {
 	tests := map[string]string{
 		"/airlock/inbox/history":          "/airlock/inbox/history",
 		"/airlock/inbox/requests/r?x=1":   "/airlock/inbox/requests/r?x=1",
+		"/airlock/audit/?tool=get_env":    "/airlock/audit/?tool=get_env",
+		"//evil.example/airlock/audit/":   InboxPrefix,
 		"https://evil.example/airlock/":   InboxPrefix,
 		"//evil.example/airlock/inbox/":   InboxPrefix,
 		"/airlock/inbox\\@evil":           InboxPrefix,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -22,6 +23,13 @@ type pageData struct {
 	Pending, History                   []reqView
 	Grants                             []grantView
 	Request                            *reqView
+	// Auditor: the signed-in person may read the audit console (its nav
+	// link, and links from requests and grants to their sessions).
+	Auditor bool
+	// The console's pages: the sessions list and its filter, a timeline.
+	Query    *sessionQuery
+	Sessions []sessionRow
+	Timeline *timelineView
 }
 
 func (in *inbox) base(s *session, title, nav string) *pageData {
@@ -32,6 +40,7 @@ func (in *inbox) base(s *session, title, nav string) *pageData {
 		if d.Who == "" {
 			d.Who = s.Subject
 		}
+		d.Auditor = in.h.console.isAuditor(s)
 	}
 	return d
 }
@@ -177,6 +186,12 @@ func (in *inbox) renderFragment(w http.ResponseWriter, name string, d *pageData)
 func (in *inbox) requestData(r *http.Request, s *session) (*pageData, error) {
 	v := s.viewer()
 	req, err := in.h.visibleRequest(r, v, r.PathValue("id"))
+	if errors.Is(err, grants.ErrNotFound) && in.h.console.isAuditor(s) {
+		// An auditor reads every session, so also the request a
+		// session's call was held on (the timeline links here), read
+		// only: the decision form still needs an approver group.
+		req, err = in.h.grants.Get(r.Context(), r.PathValue("id"))
+	}
 	if err != nil {
 		return nil, err
 	}

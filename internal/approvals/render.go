@@ -23,6 +23,7 @@ type reqView struct {
 	Requester, Client, Reason, Args string
 	Created, Expires, Ended         string
 	EndedBy, EndReason, GrantID     string
+	Session                         string // the MCP session the call was made in, if any
 	Approvals, Threshold, Joined    int
 	ApproverGroups, BreakGlass      string
 	Decisions                       []decView
@@ -63,7 +64,7 @@ func viewRequest(v viewer, r *grants.Request) reqView {
 		ID: r.ID, State: string(r.State), Target: r.Target, Kind: string(r.Kind), Name: r.Name(),
 		Requester: who(r.Principal.Subject, r.Principal.User), Client: r.Principal.ClientID, Reason: r.Reason,
 		Args: showArgs(r.Arguments), Created: stamp(r.CreatedAt), Expires: stamp(r.ExpiresAt), Ended: stamp(r.EndedAt),
-		EndedBy: r.EndedBy, EndReason: r.EndReason, GrantID: r.GrantID, Approvals: r.Approvals(),
+		EndedBy: r.EndedBy, EndReason: r.EndReason, GrantID: r.GrantID, Session: r.Session, Approvals: r.Approvals(),
 		Threshold: max(r.Terms.Threshold, 1), Joined: r.Joined, ApproverGroups: strings.Join(r.Terms.ApproverGroups, ", "),
 		BreakGlass: strings.Join(r.Terms.BreakGlassGroups, ", "), ReasonRequired: r.Terms.ReasonRequired,
 		// Mine only explains the missing decision form: as wide as asked.

@@ -55,10 +55,11 @@ func (in *inbox) provider(ctx context.Context) (*provider, error) {
 	return in.signin.prov, nil
 }
 
-// safeNext keeps a post-sign-in destination inside the inbox.
+// safeNext keeps a post-sign-in destination inside the inbox or the
+// console.
 func safeNext(next string) string {
 	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(u.Path, InboxPrefix) ||
+	if err != nil || u.Scheme != "" || u.Host != "" || !(strings.HasPrefix(u.Path, InboxPrefix) || strings.HasPrefix(u.Path, AuditPrefix)) ||
 		strings.Contains(next, "\\") || strings.HasPrefix(next, "//") || u.Path == CallbackPath {
 		return InboxPrefix
 	}

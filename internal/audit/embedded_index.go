@@ -40,6 +40,9 @@ type sessionIndex struct {
 	principalNS, clientNS, tgtNS int64 // time of the row the value came from (argMin)
 	refs                         []lineRef
 	decisionIDs                  map[string]bool // decision ids its messages carry
+	// tools and outcomes are those of its messages and decisions, for
+	// SessionFilter.Tool and Outcome.
+	tools, outcomes map[string]bool
 }
 
 type lineRef struct {
@@ -51,11 +54,11 @@ type lineRef struct {
 
 // rowMeta is what the index needs of a row.
 type rowMeta struct {
-	k                                                          kind
-	id, session, principal, client, target, direction, outcome string
-	decision, request, grant                                   string
-	ns                                                         int64
-	masked                                                     int64
+	k                                                                kind
+	id, session, principal, client, target, direction, outcome, tool string
+	decision, request, grant                                         string
+	ns                                                               int64
+	masked                                                           int64
 }
 
 // metaOf describes r for the index.
@@ -67,10 +70,10 @@ func metaOf(r Record) *rowMeta {
 			masked += int64(max(n, 0))
 		}
 		return &rowMeta{k: kindEvent, id: v.EventID, session: v.SessionID, principal: v.Principal, client: v.ClientID, target: v.Target,
-			direction: string(v.Direction), outcome: v.Outcome, decision: v.DecisionID, ns: v.Time.UnixNano(), masked: masked}
+			direction: string(v.Direction), outcome: v.Outcome, tool: v.Tool, decision: v.DecisionID, ns: v.Time.UnixNano(), masked: masked}
 	case *Decision:
 		return &rowMeta{k: kindDecision, id: v.DecisionID, session: v.SessionID, principal: v.Principal, client: v.ClientID, target: v.Target,
-			outcome: v.Outcome, request: v.RequestID, ns: v.Time.UnixNano()}
+			outcome: v.Outcome, tool: v.Tool, request: v.RequestID, ns: v.Time.UnixNano()}
 	case *RequestEvent:
 		return &rowMeta{k: kindRequest, id: v.EventID, request: v.RequestID, ns: v.Time.UnixNano()}
 	case *GrantEvent:
@@ -135,6 +138,8 @@ func (x *embeddedIndex) add(m *rowMeta, ref lineRef) {
 	pick(m.principal, &s.sum.Principal, &s.principalNS)
 	pick(m.client, &s.sum.ClientID, &s.clientNS)
 	pick(m.target, &s.sum.Target, &s.tgtNS)
+	s.tools = addKey(s.tools, m.tool)
+	s.outcomes = addKey(s.outcomes, m.outcome)
 	if m.k == kindDecision {
 		s.sum.Decisions++
 		if slices.Contains(DeniedOutcomes, m.outcome) {
@@ -167,6 +172,18 @@ func (x *embeddedIndex) add(m *rowMeta, ref lineRef) {
 	}
 }
 
+// addKey adds a non-empty k to set, making the set on first use.
+func addKey(set map[string]bool, k string) map[string]bool {
+	if k == "" {
+		return set
+	}
+	if set == nil {
+		set = map[string]bool{}
+	}
+	set[k] = true
+	return set
+}
+
 func (x *embeddedIndex) replace(y *embeddedIndex) {
 	y.mu.Lock()
 	sessions, orphans, requests, grants := y.sessions, y.orphans, y.requests, y.grants
@@ -181,7 +198,10 @@ func (x *embeddedIndex) list(f SessionFilter) []SessionSummary {
 	var out []SessionSummary
 	for _, s := range x.sessions {
 		if f.Principal != "" && s.sum.Principal != f.Principal ||
+			f.ClientID != "" && s.sum.ClientID != f.ClientID ||
 			f.Target != "" && s.sum.Target != f.Target ||
+			f.Tool != "" && !s.tools[f.Tool] ||
+			f.Outcome != "" && !s.outcomes[f.Outcome] ||
 			!f.Since.IsZero() && s.lastNS < f.Since.UnixNano() ||
 			!f.Until.IsZero() && s.firstNS >= f.Until.UnixNano() {
 			continue

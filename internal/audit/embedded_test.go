@@ -197,3 +197,70 @@ func BenchmarkEmbeddedRecord(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// TestEmbeddedSessionFilters: the client, tool and outcome filters keep
+// the sessions with such a message or decision, also after a restart
+// (the index is rebuilt from the day files).
+func TestEmbeddedSessionFilters(t *testing.T) {
+	cfg := embeddedConfig(t)
+	e, err := OpenEmbedded(cfg, Options{retentionEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().UTC().Truncate(time.Second)
+	a := sessionEvents("fa", 4, base)
+	b := sessionEvents("fb", 4, base.Add(time.Second))
+	for _, ev := range b {
+		ev.ClientID = "agent-2"
+	}
+	recs := []Record{
+		&Decision{Time: base.Add(time.Millisecond), SessionID: "fa", Principal: "alice@example.com", ClientID: "agent-1",
+			Target: "github", Method: "tools/call", Tool: "get_env", Outcome: "deny"},
+		&Decision{Time: base.Add(time.Second), SessionID: "fb", Principal: "alice@example.com", ClientID: "agent-2",
+			Target: "github", Method: "tools/call", Tool: "delete_repository", Outcome: "allow", RequestID: "req-1"},
+	}
+	for _, ev := range append(a, b...) {
+		recs = append(recs, ev)
+	}
+	for _, r := range recs {
+		if err := e.Record(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := ctxT(t, time.Minute)
+	check := func(st Store, when string) {
+		t.Helper()
+		for _, tc := range []struct {
+			f    SessionFilter
+			want []string
+		}{
+			{SessionFilter{}, []string{"fb", "fa"}},
+			{SessionFilter{ClientID: "agent-2"}, []string{"fb"}},
+			{SessionFilter{Tool: "get_env"}, []string{"fa"}},
+			{SessionFilter{Tool: "search_issues"}, []string{"fb", "fa"}},
+			{SessionFilter{Outcome: "deny"}, []string{"fa"}},
+			{SessionFilter{Outcome: "deny", ClientID: "agent-2"}, nil},
+			{SessionFilter{Tool: "delete_repository", Outcome: "allow"}, []string{"fb"}},
+		} {
+			sums, err := st.Sessions(ctx, tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range sums {
+				got = append(got, s.SessionID)
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("%s: Sessions(%+v) (-want +got):\n%s", when, tc.f, d)
+			}
+		}
+	}
+	if err := e.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check(e, "live")
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check(openEmbedded(t, cfg), "reopened")
+}

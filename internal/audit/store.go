@@ -64,11 +64,18 @@ type Recorder interface {
 
 // SessionFilter narrows Sessions; zero fields match everything.
 type SessionFilter struct {
-	Principal string    // the session's principal (its first non-empty one)
-	Target    string    // the session's target (its first non-empty one)
-	Since     time.Time // sessions active at or after Since (last event ≥ Since)
-	Until     time.Time // sessions that started before Until (first event < Until)
-	Limit     int       // at most this many; default 100
+	Principal string // the session's principal (its first non-empty one)
+	ClientID  string // the session's client (its first non-empty one)
+	Target    string // the session's target (its first non-empty one)
+	// Tool and Outcome keep the sessions with at least one message or
+	// decision (recorded with the session's id) of that tool, resource URI
+	// or prompt, and of that outcome: an auditor looking for who called
+	// delete_repository, or for the sessions that had a denial.
+	Tool    string
+	Outcome string
+	Since   time.Time // sessions active at or after Since (last event ≥ Since)
+	Until   time.Time // sessions that started before Until (first event < Until)
+	Limit   int       // at most this many; default 100
 }
 
 // LimitOrDefault is Limit, or the default 100 when Limit is not positive.

@@ -97,6 +97,20 @@ func TestSessionsAndReplay(t *testing.T) {
 	if code, out, _ := runAt(now.Add(48*time.Hour), "sessions", "--config", cfg, "--since", "1d"); code != 0 || strings.Contains(out, "sess-cli") {
 		t.Errorf("sessions --since 1d two days later: exit %d\n%s", code, out)
 	}
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"--tool", "get_env", "--outcome", "deny", "--client", "agent"}, true},
+		{[]string{"--tool", "absent"}, false},
+		{[]string{"--outcome", "forbidden"}, false},
+		{[]string{"--client", "other-agent"}, false},
+	} {
+		code, out, _ := runAt(now, append([]string{"sessions", "--config", cfg, "--since", "7d"}, tc.args...)...)
+		if code != 0 || strings.Contains(out, "sess-cli") != tc.want {
+			t.Errorf("sessions %v: exit %d, want sess-cli listed: %v\n%s", tc.args, code, tc.want, out)
+		}
+	}
 	code, out, _ = runAt(now, "sessions", "--config", cfg, "--since", "7d", "-o", "json")
 	var sums []audit.SessionSummary
 	if err := json.Unmarshal([]byte(out), &sums); code != 0 || err != nil || len(sums) != 1 || sums[0].Denied != 3 || sums[0].Held != 2 || sums[0].Approved != 1 {

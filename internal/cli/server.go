@@ -75,7 +75,7 @@ func envoyBootstrapCmd(env *Env) *cobra.Command {
 
 func sessionsCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "sessions --config airlock.yaml [--principal P] [--target T] [--since 24h|7d] [--limit N] [--output table|json]",
+		Use:     "sessions --config airlock.yaml [--principal P] [--client C] [--target T] [--tool T] [--outcome O] [--since 24h|7d] [--limit N] [--output table|json]",
 		Short:   "list recorded MCP sessions (ClickHouse or the embedded store)",
 		GroupID: groupAudit,
 		Args:    noArgs,
@@ -83,7 +83,10 @@ func sessionsCmd(env *Env) *cobra.Command {
 	fs := cmd.Flags()
 	path := configFlag(fs)
 	principal := fs.String("principal", "", "only this user (token subject)")
+	client := fs.String("client", "", "only this agent (OAuth client id)")
 	target := fs.String("target", "", "only this target")
+	tool := fs.String("tool", "", "only sessions that called this tool (or resource URI, or prompt)")
+	outcome := fs.String("outcome", "", "only sessions with a call decided so (allow, deny, approval_required, unauthenticated, forbidden, invalid, error)")
 	since := window(24 * time.Hour)
 	fs.Var(&since, "since", "sessions active in this past window (Go duration, or days: 7d)")
 	limit := fs.Int("limit", 50, "at most this many sessions")
@@ -92,7 +95,8 @@ func sessionsCmd(env *Env) *cobra.Command {
 		if err := checkOutput(*output); err != nil {
 			return err
 		}
-		f := audit.SessionFilter{Principal: *principal, Target: *target, Since: env.Now().Add(-time.Duration(since)), Limit: *limit}
+		f := audit.SessionFilter{Principal: *principal, ClientID: *client, Target: *target, Tool: *tool, Outcome: *outcome,
+			Since: env.Now().Add(-time.Duration(since)), Limit: *limit}
 		return cmdSessions(cmd.Context(), *path, f, *output, env.Stdout)
 	}
 	return cmd

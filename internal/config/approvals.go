@@ -17,6 +17,9 @@ const (
 	// CallbackPath is where the OIDC provider sends the browser back; the
 	// inbox's redirect_url must end with it.
 	CallbackPath = InboxPrefix + "callback"
+	// AuditPrefix is where the auditors' console is served, next to the
+	// inbox and signed in through it.
+	AuditPrefix = "/airlock/audit/"
 )
 
 // API is the api section of airlock.yaml: the approvals API's tokens.
@@ -89,6 +92,11 @@ type Inbox struct {
 	// survive restarts and work across replicas. Empty: a random key per
 	// process (everyone signs in again after a restart).
 	SessionKeyEnv string `yaml:"session_key_env"`
+	// AuditorGroups are the groups (from the ID token's groups claim)
+	// whose members may read the auditors' console under /airlock/audit/:
+	// every recorded session, not only the requests they approve. Being
+	// an approver does not make one an auditor. Empty: the console is off.
+	AuditorGroups []string `yaml:"auditor_groups"`
 }
 
 // InboxClaims maps ID token claims to the approver's identity. The
@@ -103,6 +111,10 @@ type InboxClaims struct {
 
 // Enabled reports whether the inbox is configured.
 func (c *Inbox) Enabled() bool { return c.Issuer != "" }
+
+// ConsoleEnabled reports whether the auditors' console is served: it signs
+// in through the inbox, and someone must be allowed to read it.
+func (c *Inbox) ConsoleEnabled() bool { return c.Enabled() && len(c.AuditorGroups) > 0 }
 
 // WithDefaults returns c with its empty fields filled.
 func (c Inbox) WithDefaults() Inbox {
@@ -131,12 +143,20 @@ func (c *Inbox) Validate() error {
 		if c.ClientID != "" || c.RedirectURL != "" {
 			return fieldErr("inbox.issuer", "is empty but client_id or redirect_url is set: name the OIDC issuer approvers sign in with")
 		}
+		if len(c.AuditorGroups) > 0 {
+			return fieldErr("inbox.auditor_groups", "is set but the inbox is off: auditors sign in to the console through the inbox, so set inbox.issuer, client_id and redirect_url")
+		}
 		return nil
 	}
 	d := c.WithDefaults()
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fieldErr("inbox."+field, format, args...))
+	}
+	for i, g := range c.AuditorGroups {
+		if g == "" || strings.TrimSpace(g) != g {
+			bad(fmt.Sprintf("auditor_groups[%d]", i), "%q is empty or has surrounding white space: name a group as the ID token's groups claim spells it", g)
+		}
 	}
 	if _, err := absoluteURL(c.Issuer); err != nil {
 		bad("issuer", "%v", err)

@@ -8,6 +8,17 @@ import (
 	"github.com/airlock-mcp/airlock/internal/grants"
 )
 
+// GrantAuditor is the grants.Auditor serve gives the grant service: it
+// records every access-request and grant step into sink. Tests that run
+// a grants.Service without the gateway (the console's browser test) use
+// it to record the same rows.
+func GrantAuditor(sink audit.Sink, log *slog.Logger) grants.Auditor {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return grantAuditor{sink: sink, log: log}
+}
+
 // grantAuditor records every access-request and grant step.
 type grantAuditor struct {
 	sink audit.Sink

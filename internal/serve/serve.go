@@ -224,7 +224,7 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 	}
 	ah, err := approvals.New(approvals.Options{
 		Grants: svc, Verifier: ver, Policy: g.Policy, API: cfg.API, PublicURL: cfg.PublicURL,
-		Inbox: cfg.Inbox, Targets: ts, Profiles: profiles, Logger: log.With("component", "approvals"),
+		Inbox: cfg.Inbox, Audit: rec, Targets: ts, Profiles: profiles, Logger: log.With("component", "approvals"),
 	})
 	if err != nil {
 		return err

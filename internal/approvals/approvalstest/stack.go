@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/airlock-mcp/airlock/internal/approvals"
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/policy"
@@ -94,6 +95,11 @@ type Options struct {
 	// IssuerAudiences are the issuer's configured issuer-level audiences
 	// (issuers[].audiences), which the API must never accept.
 	IssuerAudiences []string
+	// Auditor records the grant service's steps (default none); Audit is
+	// the store the auditors' console reads (needed when
+	// Inbox.AuditorGroups is set).
+	Auditor grants.Auditor
+	Audit   audit.Store
 }
 
 // Stack is a running API.
@@ -146,14 +152,14 @@ func Start(opts Options) (_ *Stack, err error) {
 	}
 	s.URL = "http://" + ln.Addr().String()
 	gcfg.ApprovalURL = s.URL + approvals.InboxPrefix + "requests"
-	if s.Grants, err = grants.New(grants.NewMemStore(), gcfg, grants.Options{Logger: log}); err != nil {
+	if s.Grants, err = grants.New(grants.NewMemStore(), gcfg, grants.Options{Logger: log, Auditor: opts.Auditor}); err != nil {
 		_ = ln.Close()
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Grants.Close)
 	s.Handler, err = approvals.New(approvals.Options{
 		Grants: s.Grants, Verifier: ver, Policy: pol, PublicURL: "http://gateway.test",
-		Inbox: opts.Inbox, API: opts.API,
+		Inbox: opts.Inbox, API: opts.API, Audit: opts.Audit,
 		Targets: []approvals.Target{{Name: Target, Resource: "http://gateway.test/mcp/github", PathPrefix: "/mcp/github", MaskingProfile: "default"}},
 		Logger:  log, Heartbeat: opts.Heartbeat,
 	})

@@ -132,8 +132,17 @@ func TestEmbeddedMatchesClickHouse(t *testing.T) {
 		{Since: base.Add(90 * time.Second)},
 		{Until: base.Add(30 * time.Second)},
 		{Principal: "nobody"},
+		{ClientID: "agent-1"},
+		{ClientID: "agent-9"},
+		{Tool: "delete_repo"},
+		{Outcome: "unauthenticated"},
+		{Outcome: "deny", Tool: "search_issues"},
+		{Outcome: "approval_required", Target: "github", Principal: "alice@example.com"},
 	}
-	for _, f := range filters {
+	// The sessions each filter keeps, newest first, so a filter that
+	// keeps everything (or nothing) in both stores does not pass.
+	wantIDs := map[int][]string{6: {"m3", "m2", "m1"}, 7: nil, 8: {"m2", "m1"}, 9: {"m1"}, 10: {"m2", "m1"}, 11: {"m1"}}
+	for i, f := range filters {
 		want, err := p.Sessions(ctx, f)
 		if err != nil {
 			t.Fatal(err)
@@ -144,6 +153,15 @@ func TestEmbeddedMatchesClickHouse(t *testing.T) {
 		}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("Sessions(%+v) (-clickhouse +embedded):\n%s", f, d)
+		}
+		if ids, ok := wantIDs[i]; ok {
+			var have []string
+			for _, s := range want {
+				have = append(have, s.SessionID)
+			}
+			if d := cmp.Diff(ids, have); d != "" {
+				t.Errorf("Sessions(%+v) from ClickHouse (-want +got):\n%s", f, d)
+			}
 		}
 	}
 	for _, id := range []string{"m1", "m2", "m3"} {

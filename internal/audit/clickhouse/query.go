@@ -65,9 +65,21 @@ func (s *Store) Sessions(ctx context.Context, f audit.SessionFilter) ([]audit.Se
 		having = append(having, "s_principal = ?")
 		args = append(args, f.Principal)
 	}
+	if f.ClientID != "" {
+		having = append(having, "s_client = ?")
+		args = append(args, f.ClientID)
+	}
 	if f.Target != "" {
 		having = append(having, "s_target = ?")
 		args = append(args, f.Target)
+	}
+	if f.Tool != "" {
+		having = append(having, "countIf(tool = ?) > 0")
+		args = append(args, f.Tool)
+	}
+	if f.Outcome != "" {
+		having = append(having, "countIf(outcome = ?) > 0")
+		args = append(args, f.Outcome)
 	}
 	if !f.Since.IsZero() {
 		having = append(having, "last_ns >= ?")
@@ -96,12 +108,13 @@ func (s *Store) Sessions(ctx context.Context, f audit.SessionFilter) ([]audit.Se
 FROM
 (
     SELECT 'e' AS k, session_id, time_ns, principal, toString(client_id) AS client_id, toString(target) AS target,
-        toString(direction) AS direction, toString(outcome) AS outcome, '' AS request_id, toUInt64(masked_total) AS masked_total
+        toString(direction) AS direction, toString(outcome) AS outcome, toString(tool) AS tool, '' AS request_id,
+        toUInt64(masked_total) AS masked_total
     FROM ` + c.db + `.events FINAL
     WHERE session_id != ''
     UNION ALL
     SELECT 'd' AS k, session_id, time_ns, principal, toString(client_id) AS client_id, toString(target) AS target,
-        '' AS direction, toString(outcome) AS outcome, request_id, toUInt64(0) AS masked_total
+        '' AS direction, toString(outcome) AS outcome, toString(tool) AS tool, request_id, toUInt64(0) AS masked_total
     FROM ` + c.db + `.decisions FINAL
     WHERE session_id != ''
 )
