@@ -38,7 +38,6 @@ func (e *SyntaxError) Error() string {
 type state struct {
 	dec   [maxNest + 1][]byte // decoded strings, per nesting level
 	outs  [maxNest + 1][]byte // output of strings that hold JSON, per level
-	tmp   []byte
 	ms    []match
 	tally tally
 }
@@ -58,7 +57,6 @@ func putState(st *state) {
 		st.dec[i] = trim(st.dec[i])
 		st.outs[i] = trim(st.outs[i])
 	}
-	st.tmp = trim(st.tmp)
 	if cap(st.ms) > 4096 {
 		st.ms = nil
 	}

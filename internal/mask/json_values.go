@@ -211,9 +211,7 @@ func (w *walker) textString(start, end int, text []byte, esc bool) {
 	}
 	w.flushTo(start)
 	if esc {
-		tmp := applyMatches(w.st.tmp[:0], text, ms)
-		w.out = appendQuoted(w.out, tmp)
-		w.st.tmp = tmp[:0]
+		w.out = appendMaskedQuoted(w.out, text, ms)
 	} else {
 		w.out = append(w.out, '"')
 		w.out = applyMatches(w.out, text, ms)

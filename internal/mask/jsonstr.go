@@ -2,6 +2,8 @@ package mask
 
 import (
 	"encoding/binary"
+	"math/bits"
+	"slices"
 
 	"github.com/airlock-mcp/airlock/internal/jsontext"
 )
@@ -13,12 +15,33 @@ const (
 	highs = 0x8080808080808080
 )
 
-// special reports whether one of the 8 bytes in x is '"', '\\' or a
-// control byte (< 0x20): the bytes a JSON string cannot hold as they are.
-func special(x uint64) bool {
+// specialBits flags, in the high bit of each of the 8 bytes in x (read
+// little-endian), the bytes a JSON string cannot hold as they are: '"',
+// '\\' and control bytes (< 0x20). Only the lowest flag is exact (a
+// borrow can flag a byte above a flagged one), which is all a scan for
+// the next such byte needs: bits.TrailingZeros64(m)/8 is its index.
+func specialBits(x uint64) uint64 {
 	q := x ^ (ones * '"')
 	b := x ^ (ones * '\\')
-	return ((q-ones)&^q|(b-ones)&^b|(x-ones*0x20)&^x)&highs != 0
+	return ((q-ones)&^q | (b-ones)&^b | (x-ones*0x20)&^x) & highs
+}
+
+// special reports whether one of the 8 bytes in x is '"', '\\' or a
+// control byte (< 0x20).
+func special(x uint64) bool { return specialBits(x) != 0 }
+
+// nextSpecial returns the index of the first byte at or after i in s that
+// a JSON string cannot hold as it is, or len(s).
+func nextSpecial(s []byte, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		if m := specialBits(binary.LittleEndian.Uint64(s[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(s) && strPlain[s[i]] {
+		i++
+	}
+	return i
 }
 
 // strPlain marks the bytes a JSON string holds as they are.
@@ -37,12 +60,7 @@ func (w *walker) scanString() (raw []byte, esc bool, ok bool) {
 	start := w.i + 1
 	i := start
 	for {
-		for i+8 <= len(s) && !special(binary.LittleEndian.Uint64(s[i:])) {
-			i += 8
-		}
-		for i < len(s) && strPlain[s[i]] {
-			i++
-		}
+		i = nextSpecial(s, i)
 		if i >= len(s) {
 			return nil, false, w.fail(len(s), "unterminated string")
 		}
@@ -75,22 +93,22 @@ func (w *walker) scanString() (raw []byte, esc bool, ok bool) {
 // appendQuoted appends s as a JSON string: '"', '\\' and control bytes
 // escaped, everything else (non-ASCII included) as it is.
 func appendQuoted(dst, s []byte) []byte {
-	const hex = "0123456789abcdef"
+	dst = slices.Grow(dst, len(s)+2)
 	dst = append(dst, '"')
+	dst = appendEscaped(dst, s)
+	return append(dst, '"')
+}
+
+// appendEscaped appends s as the content of a JSON string, escaped as
+// appendQuoted does. It jumps from one byte to escape to the next: a
+// string holding JSON (a quote every few bytes) costs one word test per
+// escape, not one per byte.
+func appendEscaped(dst, s []byte) []byte {
+	const hex = "0123456789abcdef"
 	last := 0
-	for i := 0; i < len(s); i++ {
-		for i+8 <= len(s) && !special(binary.LittleEndian.Uint64(s[i:])) {
-			i += 8
-		}
-		if i >= len(s) {
-			break
-		}
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
+	for i := nextSpecial(s, 0); i < len(s); i = nextSpecial(s, i+1) {
 		dst = append(dst, s[last:i]...)
-		switch c {
+		switch c := s[i]; c {
 		case '"', '\\':
 			dst = append(dst, '\\', c)
 		case '\n':
@@ -108,6 +126,28 @@ func appendQuoted(dst, s []byte) []byte {
 		}
 		last = i + 1
 	}
-	dst = append(dst, s[last:]...)
+	return append(dst, s[last:]...)
+}
+
+// appendMaskedQuoted appends text with the matches ms replaced by their
+// masks, as a JSON string: what appendQuoted(applyMatches(text, ms))
+// gives, written straight into dst without the intermediate copy.
+func appendMaskedQuoted(dst, text []byte, ms []match) []byte {
+	dst = slices.Grow(dst, len(text)+2)
+	dst = append(dst, '"')
+	last := 0
+	for _, m := range ms {
+		dst = appendEscaped(dst, text[last:m.s])
+		mark := len(dst)
+		dst = appendMask(dst, m.typ)
+		if nextSpecial(dst, mark) < len(dst) {
+			// A mask type (a pattern's or a key rule's name) holding
+			// a quote or a control byte: escape it like the rest.
+			mask := append([]byte(nil), dst[mark:]...)
+			dst = appendEscaped(dst[:mark], mask)
+		}
+		last = m.e
+	}
+	dst = appendEscaped(dst, text[last:])
 	return append(dst, '"')
 }
