@@ -1,9 +1,13 @@
 package mask
 
 import (
+	"bytes"
 	"encoding/binary"
+	"math"
 	"math/bits"
 	"slices"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/airlock-mcp/airlock/internal/jsontext"
 )
@@ -150,4 +154,167 @@ func appendMaskedQuoted(dst, text []byte, ms []match) []byte {
 	}
 	dst = appendEscaped(dst, text[last:])
 	return append(dst, '"')
+}
+
+// span is one change a masking pass made to a string's decoded value:
+// its bytes [s:e] became rep[rs:re] (rep held by the caller).
+type span struct{ s, e, rs, re int }
+
+// appendEditedRaw appends as a JSON string the decoded value of raw (a
+// string's content between its quotes, as scanString accepted it) with
+// the spans (in order, not overlapping) replaced by their bytes in rep.
+// It writes exactly what appendQuoted does given the edited value, but
+// copies the unchanged runs of raw as they are wherever raw is already
+// in appendQuoted's encoding (escapes \" \\ \n \r \t \b \f, and \u00xx
+// for other control bytes), re-encoding only the edits and the escapes
+// written otherwise (\/, \u0041, surrogate pairs…): a large string
+// holding JSON is then one or two copies instead of a re-encoding byte
+// by byte. ok is false, and dst as it was, when a span starts or ends
+// inside the value of one \u escape (in the middle of a character).
+func appendEditedRaw(dst, raw, rep []byte, spans []span) (_ []byte, ok bool) {
+	mark := len(dst)
+	dst = slices.Grow(dst, len(raw)+2)
+	dst = append(dst, '"')
+	r, d, from := 0, 0, 0
+	for _, sp := range spans {
+		if dst, r, d, from, ok = rawTo(dst, raw, r, d, from, sp.s, true); !ok {
+			return dst[:mark], false
+		}
+		dst = append(dst, raw[from:r]...)
+		dst = appendEscaped(dst, rep[sp.rs:sp.re])
+		if dst, r, d, _, ok = rawTo(dst, raw, r, d, r, sp.e, false); !ok {
+			return dst[:mark], false
+		}
+		from = r
+	}
+	dst, _, _, from, _ = rawTo(dst, raw, r, d, from, math.MaxInt, true)
+	dst = append(dst, raw[from:]...)
+	return append(dst, '"'), true
+}
+
+// rawTo moves through raw from r (where the decoded value is at offset
+// d) to decoded offset stop or the end of raw. raw[from:r] is pending
+// output, still to be copied as it is; with emit, an escape not in
+// appendQuoted's encoding flushes it and is written re-encoded. It
+// returns the new r, d and from; ok is false when stop falls inside the
+// value of an escape.
+func rawTo(dst, raw []byte, r, d, from, stop int, emit bool) (_ []byte, _, _, _ int, ok bool) {
+	var buf, enc [8]byte
+	for {
+		j := nextBackslash(raw, r) - r
+		if d+j >= stop {
+			return dst, r + stop - d, stop, from, true
+		}
+		r, d = r+j, d+j
+		if r == len(raw) {
+			return dst, r, d, from, true
+		}
+		if c := raw[r+1]; c != 'u' && c != '/' {
+			// \" \\ \n \r \t \b \f: one byte, written back the same.
+			r, d = r+2, d+1
+			continue
+		}
+		n, dec := unescapeOne(raw, r, &buf)
+		if d+len(dec) > stop {
+			return dst, r, d, from, false
+		}
+		if emit && (raw[r+1] == '/' || raw[r+1] == 'u' && !bytes.Equal(appendEscaped(enc[:0], dec), raw[r:r+n])) {
+			dst = append(dst, raw[from:r]...)
+			dst = appendEscaped(dst, dec)
+			from = r + n
+		}
+		r, d = r+n, d+len(dec)
+	}
+}
+
+// nextBackslash returns the index of the first '\\' at or after i in s,
+// or len(s). Escapes in text come every few bytes: a word test or two
+// finds most before bytes.IndexByte would have paid for its call.
+func nextBackslash(s []byte, i int) int {
+	for k := 0; k < 4 && i+8 <= len(s); k++ {
+		x := binary.LittleEndian.Uint64(s[i:]) ^ (ones * '\\')
+		if m := (x - ones) &^ x & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	if j := bytes.IndexByte(s[i:], '\\'); j >= 0 {
+		return i + j
+	}
+	return len(s)
+}
+
+// appendUnescaped appends the value of raw (a string's content as
+// scanString accepted it) to dst: what jsontext.AppendUnescaped writes,
+// found by word tests (see nextBackslash) and with the one-byte escapes
+// decoded in line, as the walker decodes every string holding escapes.
+func appendUnescaped(dst, raw []byte) []byte {
+	var buf [8]byte
+	dst = slices.Grow(dst, len(raw))
+	for r := 0; r < len(raw); {
+		j := nextBackslash(raw, r)
+		dst = append(dst, raw[r:j]...)
+		if j == len(raw) {
+			break
+		}
+		c := raw[j+1]
+		switch c {
+		case 'u':
+			n, dec := unescapeOne(raw, j, &buf)
+			dst = append(dst, dec...)
+			r = j + n
+			continue
+		case 'b':
+			c = '\b'
+		case 'f':
+			c = '\f'
+		case 'n':
+			c = '\n'
+		case 'r':
+			c = '\r'
+		case 't':
+			c = '\t'
+		default: // '"', '\\', '/' stand for themselves
+		}
+		dst = append(dst, c)
+		r = j + 2
+	}
+	return dst
+}
+
+// unescapeOne decodes the escape at raw[i] (a '\\' scanString accepted)
+// as jsontext.AppendUnescaped does, a surrogate pair as one character and
+// an unpaired surrogate as U+FFFD, returning its length in raw and its
+// value.
+func unescapeOne(raw []byte, i int, buf *[8]byte) (n int, dec []byte) {
+	switch c := raw[i+1]; c {
+	case 'b':
+		buf[0] = '\b'
+	case 'f':
+		buf[0] = '\f'
+	case 'n':
+		buf[0] = '\n'
+	case 'r':
+		buf[0] = '\r'
+	case 't':
+		buf[0] = '\t'
+	case 'u':
+		r, _ := jsontext.Hex4(raw, i+2)
+		n = 6
+		if utf16.IsSurrogate(r) {
+			d := utf8.RuneError
+			if i+12 <= len(raw) && raw[i+6] == '\\' && raw[i+7] == 'u' {
+				if r2, ok := jsontext.Hex4(raw, i+8); ok {
+					if d = utf16.DecodeRune(r, r2); d != utf8.RuneError {
+						n = 12
+					}
+				}
+			}
+			r = d
+		}
+		return n, utf8.AppendRune(buf[:0], r)
+	default: // '"', '\\', '/'
+		buf[0] = c
+	}
+	return 2, buf[:1]
 }

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/airlock-mcp/airlock/internal/jsontext"
 	"math/rand/v2"
 	"testing"
 )
@@ -126,6 +130,137 @@ func TestAppendMaskedQuotedSameAsBefore(t *testing.T) {
 			want := appendQuotedRef([]byte("x"), applyMatches(nil, s, ms))
 			if got := appendMaskedQuoted([]byte("x"), s, ms); !bytes.Equal(got, want) {
 				t.Fatalf("input %d, matches %v: %q, before %q", k, ms, got, want)
+			}
+		}
+	}
+}
+
+// rawVariants encodes s as the content of a JSON string in the ways other
+// encoders write it: appendQuoted's way, and with \/, \u escapes (upper and
+// lower case hex) for any byte or character, surrogate pairs, and unpaired
+// surrogates (which decode to U+FFFD).
+func rawVariant(r *rand.Rand, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	const HEX = "0123456789ABCDEF"
+	var out []byte
+	u4 := func(v rune, h string) {
+		out = append(out, '\\', 'u', h[v>>12&0xf], h[v>>8&0xf], h[v>>4&0xf], h[v&0xf])
+	}
+	for len(s) > 0 {
+		c, n := utf8.DecodeRune(s)
+		h := hex
+		if r.IntN(2) == 0 {
+			h = HEX
+		}
+		switch k := r.IntN(8); {
+		case k == 0 && c == '/':
+			out = append(out, '\\', '/')
+		case k == 1 && c != utf8.RuneError && c < 0x10000:
+			u4(c, h)
+		case k == 2 && c >= 0x10000:
+			r1, r2 := utf16.EncodeRune(c)
+			u4(r1, h)
+			u4(r2, h)
+		case k == 3:
+			u4(0xd800+rune(r.IntN(0x800)), h) // unpaired surrogate
+			out = appendEscaped(out, s[:n])
+		default:
+			out = appendEscaped(out, s[:n])
+		}
+		s = s[n:]
+	}
+	return out
+}
+
+// TestAppendEditedRawSameAsBefore checks that writing a string back from
+// its raw bytes gives what re-encoding its edited value gave before.
+func TestAppendEditedRawSameAsBefore(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 15))
+	reps := [][]byte{[]byte("[MASKED:jwt]"), []byte(`{"a":"[MASKED:x]"}`), []byte("\n\x01\"\\/é"), nil}
+	inputs := encoderInputs()
+	for _, s := range inputs[:len(inputs)/2] {
+		inputs = append(inputs, append([]byte("é😀/\x01 "), s...))
+	}
+	fallbacks := 0
+	for k, s := range inputs {
+		for range 4 {
+			raw := rawVariant(r, s)
+			if !json.Valid(append(append([]byte{'"'}, raw...), '"')) {
+				t.Fatalf("input %d: bad test encoding %q", k, raw)
+			}
+			text := jsontext.AppendUnescaped(nil, raw)
+			var spans []span
+			var rep, edited []byte
+			last := 0
+			for at := 0; at < len(text) && r.IntN(3) > 0; {
+				st := at + r.IntN(len(text)-at+1)
+				e := st + r.IntN(min(len(text)-st, 8)+1)
+				x := reps[r.IntN(len(reps))]
+				spans = append(spans, span{st, e, len(rep), len(rep) + len(x)})
+				rep = append(rep, x...)
+				edited = append(append(edited, text[last:st]...), x...)
+				last, at = e, max(e, st+1)
+			}
+			edited = append(edited, text[last:]...)
+			got, ok := appendEditedRaw([]byte("x"), raw, rep, spans)
+			if !ok {
+				fallbacks++
+				if string(got) != "x" {
+					t.Fatalf("input %d: %q written on failure", k, got)
+				}
+				continue
+			}
+			if want := appendQuotedRef([]byte("x"), edited); !bytes.Equal(got, want) {
+				t.Fatalf("input %d, raw %q, spans %v: %q, before %q", k, raw, spans, got, want)
+			}
+		}
+	}
+	t.Logf("%d of %d fell back to re-encoding (a change inside a \\u escape)", fallbacks, 4*len(inputs))
+}
+
+// TestMaskJSONCopyRawSameAsReencoding runs the fuzz seeds and the
+// adversarial inputs through every fuzz profile with strings written back
+// from their raw bytes and by re-encoding: the output must not differ.
+func TestMaskJSONCopyRawSameAsReencoding(t *testing.T) {
+	docs := jsonSeeds()
+	for _, s := range adversarial {
+		docs = append(docs, `{"a":`+string(appendQuoted(nil, []byte(s)))+`}`)
+	}
+	r := rand.New(rand.NewPCG(13, 16))
+	for _, d := range docs[:len(docs)] {
+		var v any
+		if json.Unmarshal([]byte(d), &v) == nil {
+			// The same document, nested in a string, with its string
+			// written with other escapes.
+			docs = append(docs, `{"t":"`+string(rawVariant(r, []byte(d)))+`"}`)
+		}
+	}
+	profiles := fuzzProfiles(t)
+	defer func() { copyRaw = true }()
+	for k, d := range docs {
+		for _, p := range profiles {
+			copyRaw = true
+			got, gc, gerr := p.MaskJSON([]byte(d))
+			got = bytes.Clone(got)
+			copyRaw = false
+			want, wc, werr := p.MaskJSON([]byte(d))
+			if !bytes.Equal(got, want) || (gerr == nil) != (werr == nil) || len(gc) != len(wc) {
+				t.Fatalf("doc %d, profile %s: from raw %q (%v), re-encoded %q (%v)", k, p.Name(), got, gerr, want, werr)
+			}
+		}
+	}
+}
+
+// TestAppendUnescapedSameAsJSONText checks the walker's decoder against
+// jsontext.AppendUnescaped on strings encoded every which way.
+func TestAppendUnescapedSameAsJSONText(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 17))
+	for k, s := range encoderInputs() {
+		for range 2 {
+			raw := rawVariant(r, s)
+			want := jsontext.AppendUnescaped([]byte("x"), raw)
+			if got := appendUnescaped([]byte("x"), raw); !bytes.Equal(got, want) {
+				t.Fatalf("input %d, raw %q: %q, jsontext %q", k, raw, got, want)
 			}
 		}
 	}
