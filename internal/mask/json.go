@@ -34,11 +34,13 @@ func (e *SyntaxError) Error() string {
 
 // state is the scratch space of one masking call, pooled.
 type state struct {
-	dec   [maxNest + 1][]byte // decoded strings, per nesting level
-	outs  [maxNest + 1][]byte // output of strings that hold JSON, per level
-	spans [maxNest + 1][]span // what changed in the output of strings that hold JSON, per level
-	mspan []span              // the masks of one string, for appendEditedRaw
-	rep   []byte              // their bytes
+	dec   [maxNest + 1][]byte  // decoded strings, per nesting level
+	escs  [maxNest + 1][]int32 // where their escapes are (appendUnescaped)
+	short [maxNest + 1]bool    // all those escapes are \" \\ \n \r \t \b \f
+	outs  [maxNest + 1][]byte  // output of strings that hold JSON, per level
+	spans [maxNest + 1][]span  // what changed in the output of strings that hold JSON, per level
+	mspan []span               // the masks of one string, for appendEditedRaw
+	rep   []byte               // their bytes
 	ms    []match
 	tally tally
 }
@@ -65,6 +67,10 @@ func putState(st *state) {
 		st.dec[i] = trim(st.dec[i])
 		st.outs[i] = trim(st.outs[i])
 		st.spans[i] = trimSpans(st.spans[i])
+		if cap(st.escs[i]) > 1<<16 {
+			st.escs[i] = nil
+		}
+		st.escs[i] = st.escs[i][:0]
 	}
 	st.mspan = trimSpans(st.mspan)
 	st.rep = trim(st.rep)
@@ -260,7 +266,7 @@ func (w *walker) object(live uint64, pd int, msg bool) bool {
 		ke := w.i
 		key := raw
 		if esc {
-			w.st.dec[w.level] = appendUnescaped(w.st.dec[w.level][:0], raw)
+			w.decode(raw)
 			key = w.st.dec[w.level]
 		}
 		if !w.colon() {

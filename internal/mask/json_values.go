@@ -179,7 +179,7 @@ func (w *walker) stringValue(live uint64, pd int) bool {
 	}
 	text := raw
 	if esc {
-		w.st.dec[w.level] = appendUnescaped(w.st.dec[w.level][:0], raw)
+		w.decode(raw)
 		text = w.st.dec[w.level]
 	}
 	if w.level < maxNest && looksJSON(text) {
@@ -188,7 +188,7 @@ func (w *walker) stringValue(live uint64, pd int) bool {
 				w.flushTo(start)
 				ok = false
 				if copyRaw {
-					w.out, ok = appendEditedRaw(w.out, raw, inner, w.st.spans[w.level+1])
+					w.out, ok = w.appendEditedRaw(w.out, raw, esc, inner, w.st.spans[w.level+1])
 				}
 				if !ok {
 					w.out = appendQuoted(w.out, inner)
@@ -284,9 +284,25 @@ func (w *walker) appendMaskedRaw(dst, raw, text []byte, ms []match) []byte {
 	}
 	w.st.mspan, w.st.rep = spans[:0], rep[:0]
 	if copyRaw {
-		if out, ok := appendEditedRaw(dst, raw, rep, spans); ok {
+		if out, ok := w.appendEditedRaw(dst, raw, true, rep, spans); ok {
 			return out
 		}
 	}
 	return appendMaskedQuoted(dst, text, ms)
+}
+
+// decode decodes the string raw (holding escapes) into the level's
+// buffer, noting where its escapes are, for appendEditedRaw.
+func (w *walker) decode(raw []byte) {
+	st := w.st
+	st.dec[w.level], st.escs[w.level], st.short[w.level] = appendUnescaped(st.dec[w.level][:0], raw, st.escs[w.level][:0])
+}
+
+// appendEditedRaw is appendEditedRaw for the string raw, which esc says
+// holds escapes: then it is the string last decoded at the walker's level.
+func (w *walker) appendEditedRaw(dst, raw []byte, esc bool, rep []byte, spans []span) ([]byte, bool) {
+	if !esc {
+		return appendEditedRaw(dst, raw, rep, spans, nil, true)
+	}
+	return appendEditedRaw(dst, raw, rep, spans, w.st.escs[w.level], w.st.short[w.level])
 }

@@ -171,10 +171,28 @@ type span struct{ s, e, rs, re int }
 // holding JSON is then one or two copies instead of a re-encoding byte
 // by byte. ok is false, and dst as it was, when a span starts or ends
 // inside the value of one \u escape (in the middle of a character).
-func appendEditedRaw(dst, raw, rep []byte, spans []span) (_ []byte, ok bool) {
+//
+// With short (see appendUnescaped; escs lists raw's escapes) every escape
+// in raw is two bytes standing for one: the offsets of the spans map to
+// raw by counting the escapes before them, and what lies between is
+// copied without looking at it.
+func appendEditedRaw(dst, raw, rep []byte, spans []span, escs []int32, short bool) (_ []byte, ok bool) {
 	mark := len(dst)
 	dst = slices.Grow(dst, len(raw)+2)
 	dst = append(dst, '"')
+	if short {
+		from, k := 0, 0
+		for _, sp := range spans {
+			var s, e int
+			s, k = rawMap(escs, k, sp.s)
+			e, k = rawMap(escs, k, sp.e)
+			dst = append(dst, raw[from:s]...)
+			dst = appendEscaped(dst, rep[sp.rs:sp.re])
+			from = e
+		}
+		dst = append(dst, raw[from:]...)
+		return append(dst, '"'), true
+	}
 	r, d, from := 0, 0, 0
 	for _, sp := range spans {
 		if dst, r, d, from, ok = rawTo(dst, raw, r, d, from, sp.s, true); !ok {
@@ -190,6 +208,16 @@ func appendEditedRaw(dst, raw, rep []byte, spans []span) (_ []byte, ok bool) {
 	dst, _, _, from, _ = rawTo(dst, raw, r, d, from, math.MaxInt, true)
 	dst = append(dst, raw[from:]...)
 	return append(dst, '"'), true
+}
+
+// rawMap maps offset p in a string's value to its raw bytes, when every
+// escape is two bytes for one (escs: where their values lie, in order):
+// p plus the number of escapes before it. k is where to start counting
+// in escs (offsets come in order); it returns the new k.
+func rawMap(escs []int32, k, p int) (int, int) {
+	n, _ := slices.BinarySearch(escs[k:], int32(p))
+	k += n
+	return p + k, k
 }
 
 // rawTo moves through raw from r (where the decoded value is at offset
@@ -248,8 +276,15 @@ func nextBackslash(s []byte, i int) int {
 // scanString accepted it) to dst: what jsontext.AppendUnescaped writes,
 // found by word tests (see nextBackslash) and with the one-byte escapes
 // decoded in line, as the walker decodes every string holding escapes.
-func appendUnescaped(dst, raw []byte) []byte {
+//
+// It also lists in escs where (as offsets in the value) the value of each
+// escape lies, and reports whether all are one-byte escapes written as
+// appendQuoted writes them (\" \\ \n \r \t \b \f; no \u, no \/):
+// then offsets map to raw without walking it again (see rawMap).
+func appendUnescaped(dst, raw []byte, escs []int32) (_ []byte, _ []int32, short bool) {
 	var buf [8]byte
+	short = true
+	base := len(dst)
 	dst = slices.Grow(dst, len(raw))
 	for r := 0; r < len(raw); {
 		j := nextBackslash(raw, r)
@@ -258,8 +293,12 @@ func appendUnescaped(dst, raw []byte) []byte {
 			break
 		}
 		c := raw[j+1]
+		escs = append(escs, int32(len(dst)-base))
 		switch c {
+		case '/':
+			short = false
 		case 'u':
+			short = false
 			n, dec := unescapeOne(raw, j, &buf)
 			dst = append(dst, dec...)
 			r = j + n
@@ -279,7 +318,7 @@ func appendUnescaped(dst, raw []byte) []byte {
 		dst = append(dst, c)
 		r = j + 2
 	}
-	return dst
+	return dst, escs, short
 }
 
 // unescapeOne decodes the escape at raw[i] (a '\\' scanString accepted)

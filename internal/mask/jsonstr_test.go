@@ -188,7 +188,7 @@ func TestAppendEditedRawSameAsBefore(t *testing.T) {
 			if !json.Valid(append(append([]byte{'"'}, raw...), '"')) {
 				t.Fatalf("input %d: bad test encoding %q", k, raw)
 			}
-			text := jsontext.AppendUnescaped(nil, raw)
+			text, escs, short := appendUnescaped(nil, raw, nil)
 			var spans []span
 			var rep, edited []byte
 			last := 0
@@ -202,20 +202,25 @@ func TestAppendEditedRawSameAsBefore(t *testing.T) {
 				last, at = e, max(e, st+1)
 			}
 			edited = append(edited, text[last:]...)
-			got, ok := appendEditedRaw([]byte("x"), raw, rep, spans)
-			if !ok {
-				fallbacks++
-				if string(got) != "x" {
-					t.Fatalf("input %d: %q written on failure", k, got)
+			want := appendQuotedRef([]byte("x"), edited)
+			// Both ways: offsets mapped through the list of escapes
+			// (when they are all short), and raw walked.
+			for _, short := range []bool{short, false} {
+				got, ok := appendEditedRaw([]byte("x"), raw, rep, spans, escs, short)
+				if !ok {
+					fallbacks++
+					if short || string(got) != "x" {
+						t.Fatalf("input %d: %q written on failure (short %v)", k, got, short)
+					}
+					continue
 				}
-				continue
-			}
-			if want := appendQuotedRef([]byte("x"), edited); !bytes.Equal(got, want) {
-				t.Fatalf("input %d, raw %q, spans %v: %q, before %q", k, raw, spans, got, want)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("input %d, raw %q, spans %v, short %v: %q, before %q", k, raw, spans, short, got, want)
+				}
 			}
 		}
 	}
-	t.Logf("%d of %d fell back to re-encoding (a change inside a \\u escape)", fallbacks, 4*len(inputs))
+	t.Logf("%d of %d fell back to re-encoding (a change inside a \\u escape)", fallbacks, 8*len(inputs))
 }
 
 // TestMaskJSONCopyRawSameAsReencoding runs the fuzz seeds and the
@@ -259,8 +264,18 @@ func TestAppendUnescapedSameAsJSONText(t *testing.T) {
 		for range 2 {
 			raw := rawVariant(r, s)
 			want := jsontext.AppendUnescaped([]byte("x"), raw)
-			if got := appendUnescaped([]byte("x"), raw); !bytes.Equal(got, want) {
+			got, escs, short := appendUnescaped([]byte("x"), raw, nil)
+			if !bytes.Equal(got, want) {
 				t.Fatalf("input %d, raw %q: %q, jsontext %q", k, raw, got, want)
+			}
+			// Short escapes each take two bytes for one, so as many
+			// are listed as the value is shorter than raw; \u or \/
+			// make it not short.
+			if short && len(escs) != len(raw)-(len(got)-1) {
+				t.Fatalf("input %d, raw %q: %d escapes listed", k, raw, len(escs))
+			}
+			if !short && !bytes.Contains(raw, []byte(`\/`)) && !bytes.Contains(raw, []byte(`\u`)) {
+				t.Fatalf("input %d, raw %q: not short", k, raw)
 			}
 		}
 	}
