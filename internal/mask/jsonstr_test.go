@@ -183,6 +183,7 @@ func TestAppendEditedRawSameAsBefore(t *testing.T) {
 	}
 	fallbacks := 0
 	for k, s := range inputs {
+		s = s[:min(len(s), 2048)] // the adversarial inputs' heads do
 		for range 4 {
 			raw := rawVariant(r, s)
 			if !json.Valid(append(append([]byte{'"'}, raw...), '"')) {
