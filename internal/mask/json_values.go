@@ -187,8 +187,8 @@ func (w *walker) stringValue(live uint64, pd int) bool {
 			if changed {
 				w.flushTo(start)
 				ok = false
-				if copyRaw {
-					w.out, ok = w.appendEditedRaw(w.out, raw, esc, inner, w.st.spans[w.level+1])
+				if spans := w.st.spans[w.level+1]; copyRaw && spansLay(len(text), len(inner), spans) {
+					w.out, ok = w.appendEditedRaw(w.out, raw, esc, inner, spans)
 				}
 				if !ok {
 					w.out = appendQuoted(w.out, inner)
@@ -305,4 +305,21 @@ func (w *walker) appendEditedRaw(dst, raw []byte, esc bool, rep []byte, spans []
 		return appendEditedRaw(dst, raw, rep, spans, nil, true)
 	}
 	return appendEditedRaw(dst, raw, rep, spans, w.st.escs[w.level], w.st.short[w.level])
+}
+
+// spansLay reports whether spans account for all of out, the masked
+// output of a text of n bytes: each unchanged run of text as long in out
+// as in text, in order, the replacements between them. A change written
+// without its span (a new masking path that sets w.last itself instead
+// of calling edited) then falls back to re-encoding the whole output
+// rather than being left out.
+func spansLay(n, out int, spans []span) bool {
+	e, re := 0, 0
+	for _, sp := range spans {
+		if sp.s < e || sp.e < sp.s || sp.rs-re != sp.s-e || sp.re < sp.rs {
+			return false
+		}
+		e, re = sp.e, sp.re
+	}
+	return out-re == n-e
 }

@@ -281,3 +281,26 @@ func TestAppendUnescapedSameAsJSONText(t *testing.T) {
 		}
 	}
 }
+
+// TestSpansLay checks the guard that keeps a change written without its
+// span from being dropped when a string holding JSON is written back.
+func TestSpansLay(t *testing.T) {
+	// text "ab SECRET cd" (12 bytes) -> out "ab [MASKED:x] cd" (16 bytes)
+	ok := []span{{3, 9, 3, 13}}
+	if !spansLay(12, 16, ok) || !spansLay(12, 12, nil) {
+		t.Fatal("spans that account for the output refused")
+	}
+	for _, c := range []struct {
+		out   int
+		spans []span
+	}{
+		{16, nil},                   // a change without its span
+		{20, ok},                    // more output than the spans give
+		{16, []span{{3, 9, 4, 14}}}, // an unchanged run longer in out
+		{19, []span{{3, 9, 3, 13}, {2, 3, 13, 16}}}, // spans out of order
+	} {
+		if spansLay(12, c.out, c.spans) {
+			t.Errorf("out %d, spans %v: accepted", c.out, c.spans)
+		}
+	}
+}
