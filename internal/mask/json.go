@@ -3,8 +3,6 @@ package mask
 import (
 	"fmt"
 	"sync"
-
-	"github.com/airlock-mcp/airlock/internal/jsontext"
 )
 
 // This file holds MaskJSON: one recursive pass over a JSON document that
@@ -36,14 +34,25 @@ func (e *SyntaxError) Error() string {
 
 // state is the scratch space of one masking call, pooled.
 type state struct {
-	dec   [maxNest + 1][]byte // decoded strings, per nesting level
-	outs  [maxNest + 1][]byte // output of strings that hold JSON, per level
-	tmp   []byte
+	dec   [maxNest + 1][]byte  // decoded strings, per nesting level
+	escs  [maxNest + 1][]int32 // where their escapes are (appendUnescaped)
+	short [maxNest + 1]bool    // all those escapes are \" \\ \n \r \t \b \f
+	outs  [maxNest + 1][]byte  // output of strings that hold JSON, per level
+	spans [maxNest + 1][]span  // what changed in the output of strings that hold JSON, per level
+	mspan []span               // the masks of one string, for appendEditedRaw
+	rep   []byte               // their bytes
 	ms    []match
 	tally tally
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
+
+func trimSpans(s []span) []span {
+	if cap(s) > 4096 {
+		return nil
+	}
+	return s[:0]
+}
 
 func getState() *state { return statePool.Get().(*state) }
 
@@ -57,8 +66,14 @@ func putState(st *state) {
 	for i := range st.dec {
 		st.dec[i] = trim(st.dec[i])
 		st.outs[i] = trim(st.outs[i])
+		st.spans[i] = trimSpans(st.spans[i])
+		if cap(st.escs[i]) > 1<<16 {
+			st.escs[i] = nil
+		}
+		st.escs[i] = st.escs[i][:0]
 	}
-	st.tmp = trim(st.tmp)
+	st.mspan = trimSpans(st.mspan)
+	st.rep = trim(st.rep)
 	if cap(st.ms) > 4096 {
 		st.ms = nil
 	}
@@ -76,6 +91,8 @@ type walker struct {
 	out   []byte // output so far, valid when dirty
 	dirty bool
 	last  int // src[last:] is not yet in out
+	edS   int // where in src the change being written started
+	edOut int // where in out it started
 	level int // 0 for the document, n for JSON in a string at level n-1
 	depth int
 	scan  bool // detectors or patterns are on
@@ -166,6 +183,18 @@ func (w *walker) flushTo(pos int) {
 		}
 	}
 	w.out = append(w.out, w.src[w.last:pos]...)
+	w.edS, w.edOut = pos, len(w.out)
+}
+
+// edited ends the change begun by flushTo: src[edS:end] became what was
+// written to out since. JSON held in a string (level > 0) keeps a list
+// of its changes, for the string to be written back by copying what did
+// not change (appendEditedRaw).
+func (w *walker) edited(end int) {
+	w.last = end
+	if w.level > 0 {
+		w.st.spans[w.level] = append(w.st.spans[w.level], span{w.edS, end, w.edOut, len(w.out)})
+	}
 }
 
 // value masks the value at w.i. live holds the path rules still matching
@@ -237,7 +266,7 @@ func (w *walker) object(live uint64, pd int, msg bool) bool {
 		ke := w.i
 		key := raw
 		if esc {
-			w.st.dec[w.level] = jsontext.AppendUnescaped(w.st.dec[w.level][:0], raw)
+			w.decode(raw)
 			key = w.st.dec[w.level]
 		}
 		if !w.colon() {
@@ -326,7 +355,7 @@ func (w *walker) maskWhole(typ string, all bool) bool {
 	}
 	w.flushTo(start)
 	w.out = w.appendNumberOrMask(w.out, v, typ)
-	w.last = w.i
+	w.edited(w.i)
 	w.st.tally = append(w.st.tally, typ)
 	return true
 }

@@ -1,7 +1,5 @@
 package mask
 
-import "github.com/airlock-mcp/airlock/internal/jsontext"
-
 // The JSON walker's values other than objects and arrays: validation-only
 // skipping, literals, numbers (card numbers among them) and strings (text,
 // or JSON held in a string).
@@ -149,7 +147,7 @@ func (w *walker) number(detect bool) bool {
 		if cardNumber(d[:i-start]) {
 			w.flushTo(start)
 			w.out = w.appendNumberOrMask(w.out, s[start:i], "card_number")
-			w.last = i
+			w.edited(i)
 			w.st.tally = append(w.st.tally, "card_number")
 		}
 	}
@@ -181,15 +179,21 @@ func (w *walker) stringValue(live uint64, pd int) bool {
 	}
 	text := raw
 	if esc {
-		w.st.dec[w.level] = jsontext.AppendUnescaped(w.st.dec[w.level][:0], raw)
+		w.decode(raw)
 		text = w.st.dec[w.level]
 	}
 	if w.level < maxNest && looksJSON(text) {
 		if changed, inner, ok := w.nested(text, live, pd); ok {
 			if changed {
 				w.flushTo(start)
-				w.out = appendQuoted(w.out, inner)
-				w.last = w.i
+				ok = false
+				if spans := w.st.spans[w.level+1]; copyRaw && spansLay(len(text), len(inner), spans) {
+					w.out, ok = w.appendEditedRaw(w.out, raw, esc, inner, spans)
+				}
+				if !ok {
+					w.out = appendQuoted(w.out, inner)
+				}
+				w.edited(w.i)
 			}
 			return true
 		}
@@ -211,15 +215,13 @@ func (w *walker) textString(start, end int, text []byte, esc bool) {
 	}
 	w.flushTo(start)
 	if esc {
-		tmp := applyMatches(w.st.tmp[:0], text, ms)
-		w.out = appendQuoted(w.out, tmp)
-		w.st.tmp = tmp[:0]
+		w.out = w.appendMaskedRaw(w.out, w.src[start+1:end-1], text, ms)
 	} else {
 		w.out = append(w.out, '"')
 		w.out = applyMatches(w.out, text, ms)
 		w.out = append(w.out, '"')
 	}
-	w.last = end
+	w.edited(end)
 	for _, m := range ms {
 		w.st.tally = append(w.st.tally, m.typ)
 	}
@@ -247,6 +249,7 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 func (w *walker) nested(text []byte, live uint64, pd int) (changed bool, out []byte, ok bool) {
 	mark := len(w.st.tally)
 	nw := walker{p: w.p, st: w.st, src: text, level: w.level + 1, depth: w.depth, scan: w.scan, rules: w.rules}
+	w.st.spans[nw.level] = w.st.spans[nw.level][:0]
 	nw.ws()
 	if !nw.value(live, pd, false) {
 		w.st.tally = w.st.tally[:mark]
@@ -262,4 +265,61 @@ func (w *walker) nested(text []byte, live uint64, pd int) (changed bool, out []b
 	out = append(nw.out, text[nw.last:]...)
 	w.st.outs[nw.level] = out[:0]
 	return true, out, true
+}
+
+// copyRaw lets a masked string be written back from its raw bytes
+// (appendEditedRaw). Tests turn it off to compare with the output of
+// re-encoding the masked value, which it must match byte for byte.
+var copyRaw = true
+
+// appendMaskedRaw writes the string raw (escaped; decoded: text) back
+// with the matches ms masked: from raw where it can (appendEditedRaw),
+// else by re-encoding the masked text.
+func (w *walker) appendMaskedRaw(dst, raw, text []byte, ms []match) []byte {
+	spans, rep := w.st.mspan[:0], w.st.rep[:0]
+	for _, m := range ms {
+		rs := len(rep)
+		rep = appendMask(rep, m.typ)
+		spans = append(spans, span{m.s, m.e, rs, len(rep)})
+	}
+	w.st.mspan, w.st.rep = spans[:0], rep[:0]
+	if copyRaw {
+		if out, ok := w.appendEditedRaw(dst, raw, true, rep, spans); ok {
+			return out
+		}
+	}
+	return appendMaskedQuoted(dst, text, ms)
+}
+
+// decode decodes the string raw (holding escapes) into the level's
+// buffer, noting where its escapes are, for appendEditedRaw.
+func (w *walker) decode(raw []byte) {
+	st := w.st
+	st.dec[w.level], st.escs[w.level], st.short[w.level] = appendUnescaped(st.dec[w.level][:0], raw, st.escs[w.level][:0])
+}
+
+// appendEditedRaw is appendEditedRaw for the string raw, which esc says
+// holds escapes: then it is the string last decoded at the walker's level.
+func (w *walker) appendEditedRaw(dst, raw []byte, esc bool, rep []byte, spans []span) ([]byte, bool) {
+	if !esc {
+		return appendEditedRaw(dst, raw, rep, spans, nil, true)
+	}
+	return appendEditedRaw(dst, raw, rep, spans, w.st.escs[w.level], w.st.short[w.level])
+}
+
+// spansLay reports whether spans account for all of out, the masked
+// output of a text of n bytes: each unchanged run of text as long in out
+// as in text, in order, the replacements between them. A change written
+// without its span (a new masking path that sets w.last itself instead
+// of calling edited) then falls back to re-encoding the whole output
+// rather than being left out.
+func spansLay(n, out int, spans []span) bool {
+	e, re := 0, 0
+	for _, sp := range spans {
+		if sp.s < e || sp.e < sp.s || sp.rs-re != sp.s-e || sp.re < sp.rs {
+			return false
+		}
+		e, re = sp.e, sp.re
+	}
+	return out-re == n-e
 }
