@@ -8,12 +8,10 @@
 package analytics
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -227,17 +225,17 @@ func TestAnalyticsFromARealRun(t *testing.T) {
 	queries := docQueries(t)
 	checks := docChecks(r)
 	for _, q := range queries {
-		t.Run(q.title, func(t *testing.T) {
-			check, ok := checks[q.title]
+		t.Run(q.Title, func(t *testing.T) {
+			check, ok := checks[q.Title]
 			if !ok {
-				t.Fatalf("docs/analytics.md has a query %q this test has no check for", q.title)
+				t.Fatalf("docs/analytics.md has a query %q this test has no check for", q.Title)
 			}
-			rows := query(t, ctx, conn, strings.ReplaceAll(q.sql, "'sess-42'", "'"+r.session+"'"))
+			rows := query(t, ctx, conn, strings.ReplaceAll(q.SQL, "'sess-42'", "'"+r.session+"'"))
 			check(t, rows)
 		})
 	}
 	for title := range checks {
-		if !slices.ContainsFunc(queries, func(q docQuery) bool { return q.title == title }) {
+		if !slices.ContainsFunc(queries, func(q clickhouse.DocQuery) bool { return q.Title == title }) {
 			t.Errorf("a check for %q but docs/analytics.md has no such query", title)
 		}
 	}
@@ -474,42 +472,12 @@ func query(t *testing.T, ctx context.Context, conn driver.Conn, q string) [][]st
 	return out
 }
 
-// docQuery is one "### Title" + ```sql block of docs/analytics.md.
-type docQuery struct {
-	title, sql string
-}
-
-// docQueries extracts the SQL examples from docs/analytics.md.
-func docQueries(t *testing.T) []docQuery {
+// docQueries reads the SQL examples of docs/analytics.md.
+func docQueries(t *testing.T) []clickhouse.DocQuery {
 	t.Helper()
-	f, err := os.Open("../../docs/analytics.md")
+	qs, err := clickhouse.DocQueries("../../docs/analytics.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var (
-		out   []docQuery
-		title string
-		sql   []string
-		in    bool
-	)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case in && line == "```":
-			out = append(out, docQuery{title: title, sql: strings.Join(sql, "\n")})
-			in, sql = false, nil
-		case in:
-			sql = append(sql, line)
-		case line == "```sql":
-			in = true
-		case strings.HasPrefix(line, "### "):
-			title = strings.TrimPrefix(line, "### ")
-		}
-	}
-	if len(out) == 0 {
-		t.Fatal("no sql blocks in docs/analytics.md")
-	}
-	return out
+	return qs
 }

@@ -1,60 +1,25 @@
 package clickhouse
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/airlock-mcp/airlock/internal/audit"
+	chtest "github.com/airlock-mcp/airlock/test/clickhouse"
 )
 
-// docQuery is one "### Title" + ```sql block of docs/analytics.md.
-type docQuery struct {
-	title, sql string
-}
-
-// docQueries extracts the SQL examples from docs/analytics.md.
-func docQueries(t *testing.T) []docQuery {
+// docQueries reads the SQL examples of docs/analytics.md.
+func docQueries(t *testing.T) []chtest.DocQuery {
 	t.Helper()
-	f, err := os.Open("../../../docs/analytics.md")
+	qs, err := chtest.DocQueries("../../../docs/analytics.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var (
-		out   []docQuery
-		title string
-		sql   []string
-		in    bool
-	)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case in && line == "```":
-			out = append(out, docQuery{title: title, sql: strings.Join(sql, "\n")})
-			in, sql = false, nil
-		case in:
-			sql = append(sql, line)
-		case line == "```sql":
-			if title == "" {
-				t.Fatal("a sql block before any ### heading")
-			}
-			in = true
-		case strings.HasPrefix(line, "### "):
-			title = strings.TrimPrefix(line, "### ")
-		}
-	}
-	if len(out) == 0 {
-		t.Fatal("no sql blocks in docs/analytics.md")
-	}
-	return out
+	return qs
 }
 
 // docsFixture is a small audit history: two sessions, decisions, three
@@ -158,15 +123,15 @@ func TestDocsQueries(t *testing.T) {
 	conn := connect(t, s.Addr())
 	seen := map[string]bool{}
 	for _, q := range docQueries(t) {
-		t.Run(q.title, func(t *testing.T) {
-			exp, ok := want[q.title]
+		t.Run(q.Title, func(t *testing.T) {
+			exp, ok := want[q.Title]
 			if !ok {
-				t.Fatalf("docs/analytics.md has a query %q this test has no expected answer for", q.title)
+				t.Fatalf("docs/analytics.md has a query %q this test has no expected answer for", q.Title)
 			}
-			seen[q.title] = true
-			rows, err := conn.Query(ctxT(t, time.Minute), q.sql)
+			seen[q.Title] = true
+			rows, err := conn.Query(ctxT(t, time.Minute), q.SQL)
 			if err != nil {
-				t.Fatalf("query fails on ClickHouse: %v\n%s", err, q.sql)
+				t.Fatalf("query fails on ClickHouse: %v\n%s", err, q.SQL)
 			}
 			defer rows.Close()
 			var got [][]string
