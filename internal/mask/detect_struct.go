@@ -569,7 +569,7 @@ func hasLetter(b []byte) bool {
 // names an AWS secret access key: it holds "secretaccesskey" once '_' and
 // '-' are dropped, or "secret" with "aws" in it or just before it.
 func awsSecretName(name, before []byte) bool {
-	if len(name) < 6 || len(name) > maxKeyLen {
+	if len(name) < 6 || len(name) > maxKeyLen || !holdsSecret(name) {
 		return false
 	}
 	var buf [maxKeyLen]byte
@@ -600,6 +600,37 @@ func awsSecretName(name, before []byte) bool {
 	for k := 0; k+3 <= len(before); k++ {
 		if hasPrefixFold(before, k, "aws") {
 			return true
+		}
+	}
+	return false
+}
+
+// holdsSecret reports whether name holds "secret" once ASCII case is
+// folded and separators dropped, as awsSecretName normalizes it: both of
+// its tests need that word, and most names (every '=' and ':' of a log
+// line has one) lack it, so one pass without a buffer rejects them.
+// "secret" shares no prefix with a suffix of itself, so on a mismatch
+// the match restarts at 0, or at 1 when the byte is an 's'.
+func holdsSecret(name []byte) bool {
+	const w = "secret"
+	k := 0
+	for _, c := range name {
+		switch nameKind[c] {
+		case nkSep:
+			continue
+		case nkUpper:
+			c += 'a' - 'A'
+		}
+		switch {
+		case c == w[k]:
+			k++
+			if k == len(w) {
+				return true
+			}
+		case c == 's':
+			k = 1
+		default:
+			k = 0
 		}
 	}
 	return false
