@@ -210,6 +210,16 @@ func triHash(a, b, c byte) uint { return (uint(a)*961 + uint(b)*31 + uint(c)) & 
 // own digits, and so on. A name that may end with a digit after the cut
 // (one holding only a version word) is not rejected here.
 func (k *keySet) lastThree(name []byte) bool {
+	if n := len(name); n >= 3 {
+		// Most names end with three ASCII letters (id, type, created_at,
+		// request_id): those are hashed at once, with no version word to
+		// cut and no separator to skip.
+		a, b, c := name[n-3], name[n-2], name[n-1]
+		if is(a, cUpper|cLower) && is(b, cUpper|cLower) && is(c, cUpper|cLower) {
+			h := triHash(a|0x20, b|0x20, c|0x20)
+			return k.tri[h>>6]&(1<<(h&63)) != 0
+		}
+	}
 	i := len(name) - 1
 	for {
 		// Skip the digits (and separators) that versionEnd may cut.
