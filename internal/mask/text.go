@@ -242,7 +242,10 @@ func (p *Profile) scanText(s []byte, ms []match, noAssign bool) []match {
 		}
 		i = max(next, i+1)
 	}
-	if p.on(dAWSSecretKey) && p.on(dAWSAccessKey) {
+	if len(ms) > first && p.on(dAWSSecretKey) && p.on(dAWSAccessKey) {
+		// Without an access key id among the matches there is nothing
+		// to look near; most scans (a member name, a short value) find
+		// nothing at all and skip the call.
 		ms = p.awsNearKeyIDs(s, ms, first)
 	}
 	if len(p.patterns) > 0 {
