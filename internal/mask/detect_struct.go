@@ -160,9 +160,10 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 	case c == '\\' && v+1 < n && s[v+1] == '"':
 		vs, q = v+2, '\\'
 	}
-	if awsOn {
+	if awsOn && vs+40 <= n && is(s[vs], cB64Std) && is(s[vs+39], cB64Std) {
 		// Only the 40 bytes are looked at, so a value that is not a key
-		// costs nothing more.
+		// costs nothing more; most are rejected by their first and
+		// fortieth bytes.
 		e := runMax(s, vs, cB64Std, 41)
 		if e-vs == 40 && (e == n || (q == 0 && valueStop[s[e]]) || (q != 0 && s[e] == q)) && awsName() {
 			return append(ms, match{vs, e, "aws_secret_key"}), e
