@@ -8,13 +8,10 @@ import (
 	"testing"
 )
 
-// TestFireAssignDifferential checks that fireAssign, which asks whether a
-// name is an AWS secret's only of a value that can be one, finds what
-// fireAssignRef (fireAssign as it was, asking of every name) found, and
-// resumes at the same place, at every ':' and '=' of the fuzz seeds, the
-// test/secretscan corpora, the benchmark corpus and the adversarial
-// inputs.
-func TestFireAssignDifferential(t *testing.T) {
+// differentialInputs are the texts the differential tests run over: the
+// fuzz seeds, the test/secretscan corpora, the benchmark corpus, the
+// heads of the adversarial inputs and a few AWS cases.
+func differentialInputs(t *testing.T) [][]byte {
 	var inputs [][]byte
 	for _, g := range []string{"testdata/fuzz/*/*", "../../test/secretscan/testdata/*/*"} {
 		files, err := filepath.Glob(g)
@@ -35,6 +32,17 @@ func TestFireAssignDifferential(t *testing.T) {
 	}
 	inputs = append(inputs, []byte("AWS_SECRET_ACCESS_KEY="), []byte("aws_secret =  "), []byte("x:= "),
 		[]byte("aws secret: "+fakeAWSSecret), []byte("secret_access_key=\""+fakeAWSSecret+"\""), []byte("MY_SECRET="+fakeAWSSecret))
+	return inputs
+}
+
+// TestFireAssignDifferential checks that fireAssign, which asks whether a
+// name is an AWS secret's only of a value that can be one, finds what
+// fireAssignRef (fireAssign as it was, asking of every name) found, and
+// resumes at the same place, at every ':' and '=' of the fuzz seeds, the
+// test/secretscan corpora, the benchmark corpus and the adversarial
+// inputs.
+func TestFireAssignDifferential(t *testing.T) {
+	inputs := differentialInputs(t)
 	all, err := Compile(ProfileConfig{Name: "all", Extends: StrictProfile})
 	if err != nil {
 		t.Fatal(err)
@@ -219,4 +227,41 @@ func (p *Profile) fireAssignRef(s []byte, i, floor int, ms []match, noAssign boo
 		return ms, ve // masked already, whole or in part
 	}
 	return p.valueMatch(s, vs, ve, typ, ms), ve
+}
+
+// TestTriggerMayDifferential checks that where underMay or dashMay turns
+// a '_' or '-' away, fireUnder and fireDash would have found nothing and
+// gone on at the next byte, at every '_' and '-' of the inputs.
+func TestTriggerMayDifferential(t *testing.T) {
+	all, err := Compile(ProfileConfig{Name: "all", Extends: StrictProfile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := append(differentialInputs(t), []byte("ghp_"+strings.Repeat("a1B", 12)), []byte("xoxb-123456789012-abcdefghij"),
+		[]byte("mysql -pS3cret"), []byte("curl -u user:pw"), []byte("--password hunter2"), []byte("sk-proj-"+strings.Repeat("aB3", 10)))
+	n := 0
+	for _, p := range []*Profile{Default(), all} {
+		for _, s := range inputs {
+			for i, c := range s {
+				t0 := p.trig[c]
+				if (t0 != trUnder || underMay(s, i)) && (t0 != trDash || dashMay(s, i)) {
+					continue
+				}
+				var got []match
+				var next int
+				if t0 == trUnder {
+					got, next = p.fireUnder(s, i, 0, nil)
+				} else {
+					got, next = p.fireDash(s, i, 0, nil)
+				}
+				if len(got) != 0 || next != i+1 {
+					t.Fatalf("turned away at (%q, %d) but the detector found %v, next %d", s[max(0, i-10):min(len(s), i+30)], i, got, next)
+				}
+				n++
+			}
+		}
+	}
+	if n < 1000 {
+		t.Fatalf("only %d rejections", n)
+	}
 }
