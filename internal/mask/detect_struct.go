@@ -91,7 +91,7 @@ var valueStop = func() (t [256]bool) {
 // more specific secret in it, whose match is used instead.
 func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) ([]match, int) {
 	n := len(s)
-	if s[i] == '=' && ((i > 0 && strings.IndexByte("=!<>", s[i-1]) >= 0) || (i+1 < n && s[i+1] == '=')) {
+	if s[i] == '=' && ((i > 0 && comparison(s[i-1])) || (i+1 < n && s[i+1] == '=')) {
 		return ms, i + 1 // a comparison
 	}
 	j := i
@@ -126,12 +126,16 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 			ns, ne, name = ds, de, s[ds:de]
 		}
 	}
-	aws := p.on(dAWSSecretKey) && awsSecretName(name, s[max(0, ns-32):ns])
+	// Whether the name is an AWS secret's is asked last, of a value that
+	// can be one (40 bytes of base64): most values are not, and are
+	// rejected by their first bytes, cheaper than normalizing the name.
+	awsOn := p.on(dAWSSecretKey)
+	awsName := func() bool { return awsSecretName(name, s[max(0, ns-32):ns]) }
 	var typ string
 	if !noAssign && p.on(dAssignment) {
 		typ, _ = p.keys.lookup(name)
 	}
-	if !aws && typ == "" {
+	if !awsOn && typ == "" {
 		return ms, i + 1
 	}
 	v := i + 1
@@ -142,6 +146,9 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 		v++
 	}
 	if v >= n {
+		if typ == "" && !awsName() {
+			return ms, i + 1
+		}
 		return ms, n
 	}
 	// Where the value starts, and the quote that ends it (0: none; '\\':
@@ -153,11 +160,12 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 	case c == '\\' && v+1 < n && s[v+1] == '"':
 		vs, q = v+2, '\\'
 	}
-	if aws {
+	if awsOn && vs+40 <= n && is(s[vs], cB64Std) && is(s[vs+39], cB64Std) {
 		// Only the 40 bytes are looked at, so a value that is not a key
-		// costs nothing more.
+		// costs nothing more; most are rejected by their first and
+		// fortieth bytes.
 		e := runMax(s, vs, cB64Std, 41)
-		if e-vs == 40 && (e == n || (q == 0 && valueStop[s[e]]) || (q != 0 && s[e] == q)) {
+		if e-vs == 40 && (e == n || (q == 0 && valueStop[s[e]]) || (q != 0 && s[e] == q)) && awsName() {
 			return append(ms, match{vs, e, "aws_secret_key"}), e
 		}
 	}
@@ -237,6 +245,10 @@ func (p *Profile) fireAssign(s []byte, i, floor int, ms []match, noAssign bool) 
 	}
 	return p.valueMatch(s, vs, ve, typ, ms), ve
 }
+
+// comparison reports whether c before '=' makes it a comparison (==, !=,
+// <=, >=) rather than an assignment.
+func comparison(c byte) bool { return c == '=' || c == '!' || c == '<' || c == '>' }
 
 // valueMatch appends the match of a value s[vs:ve] under a key rule: the
 // secrets a detector finds in it, with their own types, or else the whole
@@ -569,7 +581,7 @@ func hasLetter(b []byte) bool {
 // names an AWS secret access key: it holds "secretaccesskey" once '_' and
 // '-' are dropped, or "secret" with "aws" in it or just before it.
 func awsSecretName(name, before []byte) bool {
-	if len(name) < 6 || len(name) > maxKeyLen {
+	if len(name) < 6 || len(name) > maxKeyLen || !holdsSecret(name) {
 		return false
 	}
 	var buf [maxKeyLen]byte
@@ -600,6 +612,37 @@ func awsSecretName(name, before []byte) bool {
 	for k := 0; k+3 <= len(before); k++ {
 		if hasPrefixFold(before, k, "aws") {
 			return true
+		}
+	}
+	return false
+}
+
+// holdsSecret reports whether name holds "secret" once ASCII case is
+// folded and separators dropped, as awsSecretName normalizes it: both of
+// its tests need that word, and most names (every '=' and ':' of a log
+// line has one) lack it, so one pass without a buffer rejects them.
+// "secret" shares no prefix with a suffix of itself, so on a mismatch
+// the match restarts at 0, or at 1 when the byte is an 's'.
+func holdsSecret(name []byte) bool {
+	const w = "secret"
+	k := 0
+	for _, c := range name {
+		switch nameKind[c] {
+		case nkSep:
+			continue
+		case nkUpper:
+			c += 'a' - 'A'
+		}
+		switch {
+		case c == w[k]:
+			k++
+			if k == len(w) {
+				return true
+			}
+		case c == 's':
+			k = 1
+		default:
+			k = 0
 		}
 	}
 	return false

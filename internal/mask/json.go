@@ -318,7 +318,9 @@ func (w *walker) member(ks, ke int, key []byte, esc bool, live uint64, pd int) b
 	c := w.src[w.i]
 	card := (isDigit(c) || c == '[') && w.p.on(dCard) && cardName(key)
 	if typ == "" && (c == '"' || c == '-' || isDigit(c)) {
-		if w.p.on(dAWSSecretKey) && c == '"' && awsSecretName(key, nil) && w.awsSecretValue() {
+		// The value's shape is asked first: it is one byte for most
+		// values, where the name is a pass over the name.
+		if w.p.on(dAWSSecretKey) && c == '"' && w.awsSecretValue() && awsSecretName(key, nil) {
 			typ = "aws_secret_key"
 		} else if t, ok := w.p.keys.lookup(key); ok {
 			typ = t

@@ -202,31 +202,78 @@ func compileKeys(keys, except []string) (keySet, []error) {
 func triHash(a, b, c byte) uint { return (uint(a)*961 + uint(b)*31 + uint(c)) & 4095 }
 
 // lastThree reports whether the last three letters or digits of name,
-// folded as normalization does, end a rule; a name ending with a digit
-// is not rejected here.
+// folded as normalization does, can end a rule once versionEnd has cut
+// the version and number words off the end (token_v2, password2,
+// DB_PASSWORD_2). Each place the name may end after that cut is tried:
+// the first letter before the trailing digits and, when that letter is a
+// 'v' that may start a version word, the first letter before it and its
+// own digits, and so on. A name that may end with a digit after the cut
+// (one holding only a version word) is not rejected here.
 func (k *keySet) lastThree(name []byte) bool {
-	var t [3]byte
+	if n := len(name); n >= 3 {
+		// Most names end with three ASCII letters (id, type, created_at,
+		// request_id): those are hashed at once, with no version word to
+		// cut and no separator to skip.
+		a, b, c := name[n-3], name[n-2], name[n-1]
+		if is(a, cUpper|cLower) && is(b, cUpper|cLower) && is(c, cUpper|cLower) {
+			h := triHash(a|0x20, b|0x20, c|0x20)
+			return k.tri[h>>6]&(1<<(h&63)) != 0
+		}
+	}
+	i := len(name) - 1
+	for {
+		// Skip the digits (and separators) that versionEnd may cut.
+		digits := false
+		for ; i >= 0; i-- {
+			kind := nameKind[name[i]]
+			if kind == nkDigit {
+				digits = true
+			} else if kind != nkSep {
+				break
+			}
+		}
+		if i < 0 {
+			return digits // only a number, kept whole by versionEnd
+		}
+		t, ok := k.endsRule(name, i)
+		if !ok {
+			// Too short to end a rule, unless versionEnd keeps a
+			// version word whole ("v12"): then let lookup decide.
+			return digits
+		}
+		if t {
+			return true
+		}
+		c := name[i]
+		if !digits || (c != 'v' && c != 'V') {
+			return false
+		}
+		i-- // v2 may be a version word: the name may end before it
+	}
+}
+
+// endsRule reports whether the three letters or digits of name ending at
+// name[i] (a letter) hash to the end of a rule; ok is false when there are
+// fewer than three.
+func (k *keySet) endsRule(name []byte, i int) (t, ok bool) {
+	var b [3]byte
 	n := 3
-	for i := len(name) - 1; i >= 0 && n > 0; i-- {
+	for ; i >= 0 && n > 0; i-- {
 		c := name[i]
 		switch nameKind[c] {
 		case nkSep:
 			continue
 		case nkUpper:
 			c += 'a' - 'A'
-		case nkDigit:
-			if n == 3 {
-				return true // a version word may end it (token_v2): see versionEnd
-			}
 		}
 		n--
-		t[n] = c
+		b[n] = c
 	}
 	if n > 0 {
-		return false
+		return false, false
 	}
-	h := triHash(t[0], t[1], t[2])
-	return k.tri[h>>6]&(1<<(h&63)) != 0
+	h := triHash(b[0], b[1], b[2])
+	return k.tri[h>>6]&(1<<(h&63)) != 0, true
 }
 
 // lookup matches a name — a JSON member name, or NAME in NAME=value —

@@ -202,9 +202,13 @@ func (p *Profile) scanText(s []byte, ms []match, noAssign bool) []match {
 		case trA:
 			ms, next = p.fireA(s, i, floor, ms)
 		case trUnder:
-			ms, next = p.fireUnder(s, i, floor, ms)
+			if underMay(s, i) {
+				ms, next = p.fireUnder(s, i, floor, ms)
+			}
 		case trDash:
-			ms, next = p.fireDash(s, i, floor, ms)
+			if dashMay(s, i) {
+				ms, next = p.fireDash(s, i, floor, ms)
+			}
 		case trJ:
 			ms, next = p.fireJ(s, i, floor, ms)
 		case trColon:
@@ -242,7 +246,10 @@ func (p *Profile) scanText(s []byte, ms []match, noAssign bool) []match {
 		}
 		i = max(next, i+1)
 	}
-	if p.on(dAWSSecretKey) && p.on(dAWSAccessKey) {
+	if len(ms) > first && p.on(dAWSSecretKey) && p.on(dAWSAccessKey) {
+		// Without an access key id among the matches there is nothing
+		// to look near; most scans (a member name, a short value) find
+		// nothing at all and skip the call.
 		ms = p.awsNearKeyIDs(s, ms, first)
 	}
 	if len(p.patterns) > 0 {
@@ -356,6 +363,31 @@ func quickReject(s []byte, i int, t uint8) bool {
 	}
 	return false
 }
+
+// underMay reports whether fireUnder can find a token at the '_' s[i]:
+// every token it knows has a lower-case prefix right before the '_'
+// (ghp_, github_pat_, sk_, whsec_, hf_, npm_, dop_), unlike UPPER_CASE
+// names. It is apart from quickReject, which must stay small enough to
+// be inlined.
+func underMay(s []byte, i int) bool { return i > 0 && class[s[i-1]]&cLower != 0 }
+
+// dashMay reports whether fireDash can find something at the '-' s[i]:
+// it looks at "--" (-----BEGIN, --name), -p and -u options, and at what
+// ends right before the '-' (pypi, xox[abposr], xapp, sk). The dashes of
+// dates, uuids and most kebab-case words have none of those around them.
+func dashMay(s []byte, i int) bool {
+	if i+1 < len(s) && (s[i+1] == '-' || s[i+1] == 'p' || s[i+1] == 'u') {
+		return true
+	}
+	return i > 0 && dashPrev[s[i-1]]
+}
+
+var dashPrev = func() (t [256]bool) {
+	for _, c := range []byte("iabposrk") {
+		t[c] = true
+	}
+	return t
+}()
 
 // skipMask returns the end of a mask at i, or i+1.
 func (p *Profile) skipMask(s []byte, i int) int {
