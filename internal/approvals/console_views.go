@@ -175,7 +175,7 @@ func showPayload(p string, truncated bool) string {
 	}
 	var out string
 	if json.Valid([]byte(p)) {
-		out = showArgs(json.RawMessage(p))
+		out = boundedArgs(json.RawMessage(p))
 	} else {
 		out = p
 		if len(out) > maxShownArgs {

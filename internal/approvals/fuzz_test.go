@@ -58,12 +58,17 @@ func FuzzShowArgs(f *testing.F) {
 		if !json.Valid([]byte(doc)) {
 			return
 		}
-		out := showArgs(json.RawMessage(doc))
-		if !utf8.ValidString(out) && utf8.ValidString(doc) {
+		if out := showArgs(json.RawMessage(doc)); !utf8.ValidString(out) && utf8.ValidString(doc) {
 			t.Fatalf("showArgs(%q) is not UTF-8: %q", doc, out)
 		}
+		// The console's payloads stay bounded; a request's arguments are
+		// shown whole (issue 15), so only boundedArgs has a bound.
+		out := boundedArgs(json.RawMessage(doc))
+		if !utf8.ValidString(out) && utf8.ValidString(doc) {
+			t.Fatalf("boundedArgs(%q) is not UTF-8: %q", doc, out)
+		}
 		if len(out) > maxShownArgs+64 {
-			t.Fatalf("showArgs gave %d bytes, bound %d", len(out), maxShownArgs)
+			t.Fatalf("boundedArgs gave %d bytes, bound %d", len(out), maxShownArgs)
 		}
 	})
 }
@@ -73,7 +78,9 @@ func TestShowArgs(t *testing.T) {
 		{``, ``},
 		{`{"b":1,"a":"<x>"}`, "{\n  \"a\": \"<x>\",\n  \"b\": 1\n}"},
 		{`{"n":12345678901234567890}`, "{\n  \"n\": 12345678901234567890\n}"},
-		{`{"s":"` + strings.Repeat("ab", 200) + `"}`, "{\n  \"s\": \"" + strings.Repeat("ab", 150) + "… (100 more characters)\"\n}"},
+		// Issue 15: an approver sees a long string whole (it was cut at
+		// 300 runes, hiding the rest of a payload).
+		{`{"s":"` + strings.Repeat("ab", 200) + `"}`, "{\n  \"s\": \"" + strings.Repeat("ab", 200) + "\"\n}"},
 		{`not json`, "(arguments could not be shown)"},
 	}
 	for _, tc := range tests {
@@ -82,8 +89,15 @@ func TestShowArgs(t *testing.T) {
 		}
 	}
 	big := `{"s":[` + strings.Repeat(`"`+strings.Repeat("y", 250)+`",`, 60) + `"z"]}`
-	if got := showArgs(json.RawMessage(big)); len(got) > maxShownArgs+64 || !strings.Contains(got, "more bytes not shown") {
-		t.Errorf("a large document is shown as %d bytes", len(got))
+	if got := showArgs(json.RawMessage(big)); strings.Count(got, strings.Repeat("y", 250)) != 60 || strings.Contains(got, "not shown") {
+		t.Errorf("a large document is not shown whole: %d bytes", len(got))
+	}
+	// The audit console still bounds a recorded payload.
+	if got := boundedArgs(json.RawMessage(`{"s":"` + strings.Repeat("ab", 200) + `"}`)); got != "{\n  \"s\": \""+strings.Repeat("ab", 150)+"… (100 more characters)\"\n}" {
+		t.Errorf("boundedArgs = %q", got)
+	}
+	if got := boundedArgs(json.RawMessage(big)); len(got) > maxShownArgs+64 || !strings.Contains(got, "more bytes not shown") {
+		t.Errorf("boundedArgs shows a large document as %d bytes", len(got))
 	}
 }
 

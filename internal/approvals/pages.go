@@ -144,6 +144,8 @@ func (in *inbox) pending(ctx context.Context, s *session) ([]reqView, error) {
 		if len(out) < inboxListLimit && canSeeRequest(v, r) {
 			rv := viewRequest(v, in.h.maskRequest(r))
 			rv.CSRF = s.CSRF
+			rv.Card = in.h.card(ctx, r, false, nil)
+			rv.Auditor = in.h.console.isAuditor(s)
 			out = append(out, rv)
 		}
 	}
@@ -197,6 +199,12 @@ func (in *inbox) requestData(r *http.Request, s *session) (*pageData, error) {
 	}
 	rv := viewRequest(v, in.h.maskRequest(req))
 	rv.CSRF = s.CSRF
+	// The rule and the principal's earlier requests cost a read each:
+	// the request page has them, the list entries link to it.
+	rv.Auditor = in.h.console.isAuditor(s)
+	rv.Card = in.h.card(r.Context(), req, true, func(x *grants.Request) bool {
+		return canSeeRequest(v, x) || in.h.console.isAuditor(s)
+	})
 	d := in.base(s, "Request "+req.ID, "")
 	d.Request = &rv
 	return d, nil

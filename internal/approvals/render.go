@@ -11,10 +11,18 @@ import (
 	"github.com/airlock-mcp/airlock/internal/grants"
 )
 
-// Limits on what the inbox shows of arguments.
+// Limits on what the audit console shows of a recorded payload (the
+// inbox shows a request's arguments whole: see showArgs).
 const (
 	maxShownString = 300     // runes of one string value
 	maxShownArgs   = 8 << 10 // bytes of the whole rendering
+)
+
+// Arguments longer than this start folded on the card (a click shows
+// them all): a list of requests stays readable.
+const (
+	foldLines = 40
+	foldRunes = 2000
 )
 
 // reqView is a request as the inbox shows it (already masked).
@@ -30,6 +38,14 @@ type reqView struct {
 	CanDecide, CanBreakGlass        bool
 	ReasonRequired, Mine, WasBroken bool
 	CSRF                            string // the session's, for the forms
+	// ArgsSize says how big the arguments are, on the fold that shows
+	// them (folded when long, never cut).
+	ArgsSize string
+	ArgsLong bool
+	// Auditor: the viewer may follow the session link to the console.
+	Auditor bool
+	// Card is the context for the decision: rule, risk, hold, history.
+	Card *cardView
 }
 
 type decView struct {
@@ -70,6 +86,11 @@ func viewRequest(v viewer, r *grants.Request) reqView {
 		// Mine only explains the missing decision form: as wide as asked.
 		Mine: asked(v, r), WasBroken: r.BreakGlass,
 	}
+	if out.Args != "" {
+		lines := strings.Count(out.Args, "\n") + 1
+		out.ArgsSize = fmt.Sprintf("%d lines, %d characters", lines, utf8.RuneCountInString(out.Args))
+		out.ArgsLong = lines > foldLines || utf8.RuneCountInString(out.Args) > foldRunes
+	}
 	out.CanDecide = canDecide(v, r) && intersects(v.Groups, r.Terms.ApproverGroups)
 	out.CanBreakGlass = canDecide(v, r) && intersects(v.Groups, r.Terms.BreakGlassGroups)
 	for _, d := range r.Decisions {
@@ -93,9 +114,23 @@ func viewGrant(g *grants.Grant, canRevoke bool) grantView {
 	}
 }
 
-// showArgs renders masked arguments for people: indented, each long
-// string cut, the whole bounded. html/template escapes it on output.
+// showArgs renders masked arguments for people, indented and whole: an
+// approver decides on everything the call carries, so nothing is cut
+// (the inbox folds a long rendering, it never drops part of it; secrets
+// are already the bounded typed placeholders masking left). html/template
+// escapes it on output.
 func showArgs(raw json.RawMessage) string {
+	return renderJSON(raw, false)
+}
+
+// boundedArgs renders a recorded payload for the audit console: each long
+// string cut, the whole bounded (a payload is a whole MCP message, not
+// the one call an approver decides on).
+func boundedArgs(raw json.RawMessage) string {
+	return renderJSON(raw, true)
+}
+
+func renderJSON(raw json.RawMessage, bounded bool) string {
 	if len(raw) == 0 {
 		return ""
 	}
@@ -105,15 +140,18 @@ func showArgs(raw json.RawMessage) string {
 	if err := dec.Decode(&v); err != nil {
 		return "(arguments could not be shown)"
 	}
+	if bounded {
+		v = shorten(v)
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // escaping is html/template's job; here it would show \u003c
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(shorten(v)); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return "(arguments could not be shown)"
 	}
 	s := strings.TrimRight(buf.String(), "\n")
-	if len(s) > maxShownArgs {
+	if bounded && len(s) > maxShownArgs {
 		cut := maxShownArgs
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
