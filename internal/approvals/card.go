@@ -101,10 +101,11 @@ func (h *Handler) card(ctx context.Context, req *grants.Request, withAudit bool,
 	}
 	if withAudit && h.console != nil && h.console.store != nil && req.Session != "" && req.DecisionID != "" {
 		if t, err := h.console.store.Replay(ctx, req.Session); err == nil {
+			// The held decision, not a later one recorded under the same
+			// id (the call let through on the grant).
 			for _, d := range t.Decisions {
-				if d.DecisionID == req.DecisionID {
+				if d.DecisionID == req.DecisionID && (c.Rule == "" || d.Outcome == "approval_required") {
 					c.Rule, c.PolicyVersion = maskText(h.profile(req.Target), d.Reason), d.PolicyVersion
-					break
 				}
 			}
 		}
