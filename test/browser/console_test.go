@@ -22,8 +22,12 @@ import (
 	"github.com/airlock-mcp/airlock/test/peers"
 )
 
-// Erin audits and approves nothing; Bob approves and is no auditor.
-var erin = peers.OIDCUser{Login: "00u-erin", PreferredUsername: "erin@example.com", Email: "erin@example.com", Groups: []string{"airlock-auditors"}}
+// Erin audits and approves nothing; Bob approves and is no auditor; Fay
+// approves and audits (her request card links to the session).
+var (
+	erin = peers.OIDCUser{Login: "00u-erin", PreferredUsername: "erin@example.com", Email: "erin@example.com", Groups: []string{"airlock-auditors"}}
+	fay  = peers.OIDCUser{Login: "00u-fay", PreferredUsername: "fay@example.com", Email: "fay@example.com", Groups: []string{"airlock-approvers", "airlock-auditors"}}
+)
 
 const (
 	session1  = "mcp-sess-7f3a" // alice's session: allowed, denied, held → approved
@@ -55,7 +59,7 @@ func startConsoleSystem(t *testing.T, ctx context.Context) *consoleSystem {
 		WebClients: []peers.OIDCWebClient{{ID: "airlock-inbox", RedirectURIs: []string{base + approvals.CallbackPath}}},
 		Users: []peers.OIDCUser{
 			{Login: approvalstest.Bob.User, PreferredUsername: approvalstest.Bob.Subject, Email: approvalstest.Bob.Subject, Groups: []string{"airlock-approvers"}},
-			erin,
+			erin, fay,
 		},
 	})
 	if err != nil {
@@ -303,12 +307,12 @@ func TestConsoleTellsARecordedSession(t *testing.T) {
 	// From the held call's request to the inbox's request page, and back.
 	step(b, "follow the request link",
 		chromedp.Click(`tr.step-approval a[href="/airlock/inbox/requests/`+h.res.Request.ID+`"]`),
-		chromedp.WaitVisible(`p.audit-link a`),
+		chromedp.WaitVisible(`.audit-link a`), // on the request card since issue 15
 	)
 	if n, _ := chromedp.Run(b, chromedp.Evaluate[int](`document.querySelectorAll('form.decide').length`)); n != 0 {
 		t.Error("the auditor is offered a decision form")
 	}
-	step(b, "and back to the session", chromedp.Click(`p.audit-link a`), chromedp.WaitVisible(`table.timeline`))
+	step(b, "and back to the session", chromedp.Click(`.audit-link a`), chromedp.WaitVisible(`table.timeline`))
 	if loc, _ := chromedp.Run(b, chromedp.Location()); !strings.HasSuffix(loc, "/airlock/audit/sessions/"+session1) {
 		t.Errorf("back at %q, want the session", loc)
 	}
@@ -327,10 +331,11 @@ func stepper(t *testing.T) func(b context.Context, what string, actions ...chrom
 	}
 }
 
-// updateDocs rewrites the console's screenshots in docs/images (go test
-// ./test/browser -run Console -update-docs); without it the test leaves
-// the tree alone (times and ids differ from run to run).
-var updateDocs = flag.Bool("update-docs", false, "save the console's screenshots to docs/images")
+// updateDocs rewrites the console's and the inbox card's screenshots in
+// docs/images (go test ./test/browser -run 'Console|Card' -update-docs);
+// without it the test leaves the tree alone (times and ids differ from
+// run to run).
+var updateDocs = flag.Bool("update-docs", false, "save the console's and the request card's screenshots to docs/images")
 
 // saveShot saves a PNG screenshot of the page to docs/images/name with
 // -update-docs (the pictures docs/audit.md shows are the pages this test

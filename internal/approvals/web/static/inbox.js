@@ -17,9 +17,11 @@
     }
   };
 
-  // Reasons being typed, by request id, and which one had the focus.
+  // Reasons being typed, by request id, which one had the focus, and
+  // which folded arguments the approver opened or closed.
   const keep = () => {
     const saved = new Map();
+    const folds = new Map();
     let focused = null;
     for (const input of live.querySelectorAll('form input[name="reason"]')) {
       const card = input.closest('[data-id]');
@@ -27,9 +29,17 @@
       saved.set(card.dataset.id, input.value);
       if (document.activeElement === input) focused = card.dataset.id;
     }
-    return { saved, focused };
+    for (const fold of live.querySelectorAll('details.args')) {
+      const card = fold.closest('[data-id]');
+      if (card) folds.set(card.dataset.id, fold.open);
+    }
+    return { saved, focused, folds };
   };
-  const restore = ({ saved, focused }) => {
+  const restore = ({ saved, focused, folds }) => {
+    for (const fold of live.querySelectorAll('details.args')) {
+      const card = fold.closest('[data-id]');
+      if (card && folds.has(card.dataset.id)) fold.open = folds.get(card.dataset.id);
+    }
     for (const input of live.querySelectorAll('form input[name="reason"]')) {
       const card = input.closest('[data-id]');
       if (!card || !saved.has(card.dataset.id)) continue;
