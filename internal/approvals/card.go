@@ -37,6 +37,8 @@ type cardView struct {
 	// HoldEnds is when the agent's held call stops waiting (opened +
 	// grants.hold_window); HoldLeft the time left then, "" once over.
 	HoldEnds, HoldLeft string
+	// HoldEndsAt is HoldEnds for the page's countdown (RFC 3339).
+	HoldEndsAt string
 	// Rule is the policy's reason for holding the call and PolicyVersion
 	// the policy that decided, both from the audit decision row; Decision
 	// its id.
@@ -96,6 +98,9 @@ func holdLeft(created time.Time, window time.Duration, now time.Time) (ends, lef
 func (h *Handler) card(ctx context.Context, req *grants.Request, withAudit bool, see func(*grants.Request) bool) *cardView {
 	c := &cardView{Decision: req.DecisionID, Risks: nameRisks(req)}
 	c.HoldEnds, c.HoldLeft = holdLeft(req.CreatedAt, h.grants.HoldWindow(), h.now())
+	if c.HoldEnds != "" {
+		c.HoldEndsAt = req.CreatedAt.Add(h.grants.HoldWindow()).UTC().Format(time.RFC3339Nano)
+	}
 	if req.State != grants.RequestPending {
 		c.HoldLeft = ""
 	}

@@ -2,6 +2,7 @@ package browser
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,9 @@ func TestInboxRequestCard(t *testing.T) {
 			t.Errorf("the card lacks %q:\n%s", w, text)
 		}
 	}
+	// The hold counts down on the page, between live updates.
+	first, _ := chromedp.Run(b, chromedp.Text(`#request .hold-left`))
+	step(b, "see the hold count down", void(chromedp.Poll[bool](`(t => { const x = document.querySelector('#request .hold-left').textContent; return x !== t && /^\d+(m\d+)?s left$/.test(x); })(`+strconvQuote(first)+`)`)))
 	if href, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector('#request .audit-link a').getAttribute('href')`)); href != "/airlock/audit/sessions/"+sess {
 		t.Errorf("the session link is %q", href)
 	}
@@ -135,4 +139,10 @@ func TestInboxRequestCard(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the held call was not released by the denial")
 	}
+}
+
+// strconvQuote is s as a JavaScript string literal.
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

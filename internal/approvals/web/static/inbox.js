@@ -101,3 +101,23 @@
     say(reason);
   });
 })();
+
+// The hold's countdown: the agent's call waits only grants.hold_window,
+// far less than the request's expiry, so the time left is kept current
+// between live updates (without this script it is as of the page load).
+(function () {
+  const tick = () => {
+    for (const el of document.querySelectorAll('.hold-left[data-ends]')) {
+      const left = Math.round((Date.parse(el.dataset.ends) - Date.now()) / 1000);
+      if (Number.isNaN(left)) continue;
+      if (left <= 0) {
+        el.textContent = 'hold over: an approval applies when the agent calls again';
+        continue;
+      }
+      const m = Math.floor(left / 60);
+      el.textContent = (m > 0 ? `${m}m${left % 60}s` : `${left}s`) + ' left';
+    }
+  };
+  tick();
+  setInterval(tick, 1000);
+})();
