@@ -2,11 +2,13 @@ package approvals
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/policy"
 )
@@ -44,6 +46,11 @@ type cardView struct {
 	// its id.
 	Rule, PolicyVersion, Decision string
 	Risks                         []string
+	// Annotations are the tool's MCP annotations as the server declared
+	// them in the session's recorded tools/list answer (hints, not
+	// guarantees); Annotated says one was found.
+	Annotations []string
+	Annotated   bool
 	// Prior: this principal's earlier requests for the same tool.
 	Prior                                  []priorView
 	PriorApproved, PriorDenied, PriorOther int
@@ -106,6 +113,9 @@ func (h *Handler) card(ctx context.Context, req *grants.Request, withAudit bool,
 	}
 	if withAudit && h.console != nil && h.console.store != nil && req.Session != "" && req.DecisionID != "" {
 		if t, err := h.console.store.Replay(ctx, req.Session); err == nil {
+			if req.Kind == grants.KindTool {
+				c.Annotations, c.Annotated = toolAnnotations(t.Events, req.Tool, req.CreatedAt)
+			}
 			// The held decision, not a later one recorded under the same
 			// id (the call let through on the grant).
 			for _, d := range t.Decisions {
@@ -145,4 +155,63 @@ func (h *Handler) priorRequests(ctx context.Context, req *grants.Request, c *car
 			c.Prior = append(c.Prior, priorView{ID: r.ID, State: string(r.State), Created: stamp(r.CreatedAt), Reason: maskText(p, r.EndReason)})
 		}
 	}
+}
+
+// toolAnnotations reads tool's annotations from the last tools/list answer
+// recorded in the session before the request opened (ext_proc records the
+// masked messages; a cut payload is not JSON and is skipped). The MCP
+// spec calls them hints an untrusted server may get wrong: the card shows
+// them as declared, beside the name's own signal.
+func toolAnnotations(events []audit.Event, tool string, before time.Time) ([]string, bool) {
+	var found *toolAnnot
+	for _, e := range events {
+		if e.Direction != audit.DirResponse || e.Method != "tools/list" || e.Truncated || e.Time.After(before) {
+			continue
+		}
+		var msg struct {
+			Result struct {
+				Tools []struct {
+					Name        string     `json:"name"`
+					Annotations *toolAnnot `json:"annotations"`
+				} `json:"tools"`
+			} `json:"result"`
+		}
+		if json.Unmarshal([]byte(e.Payload), &msg) != nil {
+			continue
+		}
+		for _, t := range msg.Result.Tools {
+			if t.Name == tool {
+				found = t.Annotations
+				if found == nil {
+					found = &toolAnnot{}
+				}
+			}
+		}
+	}
+	if found == nil {
+		return nil, false
+	}
+	var out []string
+	say := func(name string, v *bool, yes, no string) {
+		switch {
+		case v == nil:
+		case *v:
+			out = append(out, name+": true ("+yes+")")
+		default:
+			out = append(out, name+": false ("+no+")")
+		}
+	}
+	say("destructiveHint", found.Destructive, "may destroy or overwrite data", "only adds")
+	say("readOnlyHint", found.ReadOnly, "changes nothing", "may change its environment")
+	say("idempotentHint", found.Idempotent, "repeating it does nothing more", "repeating it may do more")
+	say("openWorldHint", found.OpenWorld, "reaches outside systems", "a closed domain")
+	return out, true
+}
+
+// toolAnnot are the MCP tool annotations the card shows.
+type toolAnnot struct {
+	ReadOnly    *bool `json:"readOnlyHint"`
+	Destructive *bool `json:"destructiveHint"`
+	Idempotent  *bool `json:"idempotentHint"`
+	OpenWorld   *bool `json:"openWorldHint"`
 }

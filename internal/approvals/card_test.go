@@ -104,6 +104,14 @@ func TestRequestCard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server declared the tool's annotations in the session's
+	// tools/list answer, recorded before the call.
+	if err := f.store.Record(&audit.Event{Time: held.CreatedAt.Add(-time.Minute), SessionID: "s1", Principal: requester.Subject, Target: "github",
+		Direction: audit.DirResponse, Method: "tools/list", JSONRPCID: "2", Outcome: "allow", Status: 200,
+		Payload: `{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"search_issues","annotations":{"readOnlyHint":true}},` +
+			`{"name":"delete_repository","annotations":{"destructiveHint":true,"openWorldHint":false}}]}}`}); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.store.Record(&audit.Decision{DecisionID: "d-card", Time: time.Now().UTC(), SessionID: "s1", Principal: requester.Subject,
 		Target: "github", Method: "tools/call", Tool: "delete_repository", Outcome: "approval_required",
 		Reason: `tool "delete_repository" on target "github" requires approval ("delete" is in the destructive verbs)`, PolicyVersion: "sha256:pv-42",
@@ -125,7 +133,8 @@ func TestRequestCard(t *testing.T) {
 		long, "[MASKED:aws_access_key]", `<details class="args">`, "show all",
 		"drop the stale copy for OPS-77",
 		`requires approval (&#34;delete&#34; is in the destructive verbs)`, `<code class="policy-version">sha256:pv-42</code>`,
-		"destructive verb in the name: delete", "destructiveHint",
+		"destructive verb in the name: delete",
+		"The server declares (hints, not guarantees):", "destructiveHint: true (may destroy or overwrite data)", "openWorldHint: false (a closed domain)",
 		`class="hold-left"`, "Request expires", stamp(held.ExpiresAt), stamp(held.CreatedAt.Add(f.g.HoldWindow())),
 		`<a href="/airlock/audit/sessions/s1">`,
 		`<span class="prior-approved">1 approved</span>`, `<span class="prior-denied">1 denied</span>`, "1 other",
@@ -135,7 +144,7 @@ func TestRequestCard(t *testing.T) {
 			t.Errorf("the card lacks %q", want)
 		}
 	}
-	for _, bad := range []string{"AKIAIOSFODNN7EXAMPLE", "more characters", `href="/airlock/inbox/requests/` + other.ID + `"`} {
+	for _, bad := range []string{"AKIAIOSFODNN7EXAMPLE", "more characters", "readOnlyHint: true", `href="/airlock/inbox/requests/` + other.ID + `"`} {
 		if strings.Contains(body, bad) {
 			t.Errorf("the card shows %q", bad)
 		}
@@ -152,5 +161,29 @@ func TestRequestCard(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("the list entry lacks %.40q", want)
 		}
+	}
+}
+
+func TestToolAnnotations(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	list := func(at time.Time, payload string, cut bool) audit.Event {
+		return audit.Event{Time: at, Direction: audit.DirResponse, Method: "tools/list", Payload: payload, Truncated: cut}
+	}
+	events := []audit.Event{
+		list(t0, `{"result":{"tools":[{"name":"rm","annotations":{"readOnlyHint":true}}]}}`, false),
+		list(t0.Add(time.Second), `{"result":{"tools":[{"name":"rm","annotations":{"destructiveHint":true}}]}}`, false),
+		list(t0.Add(2*time.Second), `{"result":{"tools":[{"name":"rm","annot`, true),                                   // cut: skipped
+		list(t0.Add(time.Hour), `{"result":{"tools":[{"name":"rm","annotations":{"destructiveHint":false}}]}}`, false), // after the request
+	}
+	got, ok := toolAnnotations(events, "rm", t0.Add(time.Minute))
+	if !ok || !slices.Equal(got, []string{"destructiveHint: true (may destroy or overwrite data)"}) {
+		t.Errorf("annotations %q, %v", got, ok)
+	}
+	if got, ok := toolAnnotations(events, "other", t0.Add(time.Minute)); ok || got != nil {
+		t.Errorf("an undeclared tool: %q, %v", got, ok)
+	}
+	events = append(events, list(t0.Add(3*time.Second), `{"result":{"tools":[{"name":"plain"}]}}`, false))
+	if got, ok := toolAnnotations(events, "plain", t0.Add(time.Minute)); !ok || len(got) != 0 {
+		t.Errorf("a tool listed without annotations: %q, %v", got, ok)
 	}
 }

@@ -40,6 +40,13 @@ func TestInboxRequestCard(t *testing.T) {
 		}
 	}
 	rule := `tool "delete_repository" on target "` + approvalstest.Target + `" requires approval ("delete" is in the destructive verbs)`
+	// The server declared the tool destructive in the session's tools/list.
+	if err := sys.store.Record(&audit.Event{Time: time.Now().UTC().Add(-time.Second), SessionID: sess, Principal: alice.Subject,
+		ClientID: alice.ClientID, Target: approvalstest.Target, Direction: audit.DirResponse, Method: "tools/list", JSONRPCID: "2",
+		Outcome: "allow", Status: 200,
+		Payload: `{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"delete_repository","annotations":{"destructiveHint":true,"idempotentHint":true}}]}}`}); err != nil {
+		t.Fatal(err)
+	}
 	if err := sys.store.Record(&audit.Decision{DecisionID: decision, Time: time.Now().UTC(), SessionID: sess, Principal: alice.Subject,
 		ClientID: alice.ClientID, Target: approvalstest.Target, Method: "tools/call", Tool: "delete_repository",
 		Outcome: "approval_required", Reason: rule, PolicyVersion: "rules-v3", Status: 403}); err != nil {
@@ -88,7 +95,7 @@ func TestInboxRequestCard(t *testing.T) {
 	text, _ := chromedp.Run(b, chromedp.Text(`#request`))
 	for _, w := range []string{
 		rule, "policy version rules-v3",
-		"destructive verb in the name: delete", "destructiveHint",
+		"destructive verb in the name: delete", "destructiveHint: true (may destroy or overwrite data)",
 		"drop stale backups for OPS-77",
 		"the agent's call is held until", "left", "Request expires",
 		"1 approved", "1 denied",
