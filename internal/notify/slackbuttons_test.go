@@ -17,9 +17,9 @@ func TestSlackButtons(t *testing.T) {
 	decode := func(b []byte) map[string][]element {
 		var msg struct {
 			Blocks []struct {
-				Type     string `json:"type"`
-				BlockID  string `json:"block_id"`
-				Element  *struct {
+				Type    string `json:"type"`
+				BlockID string `json:"block_id"`
+				Element *struct {
 					Type     string `json:"type"`
 					ActionID string `json:"action_id"`
 				} `json:"element"`
