@@ -1,0 +1,341 @@
+package slackapp
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/grants"
+	"github.com/airlock-mcp/airlock/internal/policy"
+	"github.com/airlock-mcp/airlock/internal/syncbuf"
+)
+
+// The signing secret of the tests: shaped like Slack's (32 hex digits),
+// obviously not one.
+const testSecret = "8f742231b10e8888abcd99yyyzzz85a5"
+
+var (
+	requester = grants.Principal{Issuer: "https://idp.example/oauth2/default", Subject: "alice@example.com", User: "00u-alice",
+		ClientID: "0oa-agent", Groups: []string{"eng"}}
+	twoOf = policy.Approval{ApproverGroups: []string{"airlock-approvers"}, Threshold: 2, SingleUse: true}
+	oneOf = policy.Approval{ApproverGroups: []string{"airlock-approvers"}, Threshold: 1, SingleUse: true}
+	slack = config.SlackApp{SigningSecretEnv: "SLACK_SIGNING_SECRET", Approvers: []config.SlackApprover{
+		{SlackUserID: "U0BOB1234", Subject: "00u-bob", User: "bob@example.com", Groups: []string{"airlock-approvers"}},
+		{SlackUserID: "U0CAROL12", Subject: "00u-carol", Groups: []string{"airlock-approvers"}},
+		{SlackUserID: "U0ALICE12", Subject: "00u-alice", Groups: []string{"airlock-approvers"}}, // the requester, by her user id
+		{SlackUserID: "U0DAVE123", Subject: "00u-dave", Groups: []string{"eng"}},
+	}}
+)
+
+type fixture struct {
+	h     *Handler
+	g     *grants.Service
+	now   time.Time
+	logs  *syncbuf.Buffer
+	slack *httptest.Server // Slack's response_url endpoint
+
+	mu   sync.Mutex
+	sent []message
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	g, err := grants.New(grants.NewMemStore(), grants.Defaults(), grants.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	f := &fixture{g: g, now: time.Now(), logs: &syncbuf.Buffer{}}
+	f.slack = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m message
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil || r.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("response_url got a bad body: %v", err)
+		}
+		f.mu.Lock()
+		f.sent = append(f.sent, m)
+		f.mu.Unlock()
+	}))
+	t.Cleanup(f.slack.Close)
+	cfg := slack
+	cfg.ResponseURLPrefix = f.slack.URL + "/actions/"
+	f.h, err = New(Options{Config: cfg, Grants: g, Logger: slog.New(slog.NewTextHandler(f.logs, nil)),
+		Getenv: func(k string) string {
+			if k == "SLACK_SIGNING_SECRET" {
+				return testSecret
+			}
+			return ""
+		},
+		Now: func() time.Time { return f.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) open(t *testing.T, terms policy.Approval) *grants.Request {
+	t.Helper()
+	r, _, err := f.g.Open(context.Background(), grants.OpenParams{Principal: requester, Target: "github", Kind: grants.KindTool,
+		Tool: "delete_repository", Arguments: json.RawMessage(`{"repo":"acme/prod-db-backups"}`), Reason: "cleanup", Approval: terms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// blockActions is a block_actions payload as Slack sends it for a click
+// on a button of an incoming-webhook message (trimmed of nothing airlock
+// could need: the message's blocks are those notify renders).
+func (f *fixture) blockActions(userID, username, action, requestID, reason string) string {
+	p := map[string]any{
+		"type":       "block_actions",
+		"user":       map[string]any{"id": userID, "username": username, "name": username, "team_id": "T0TEAM123"},
+		"api_app_id": "A0APP1234",
+		"token":      "verification-token-not-used",
+		"container":  map[string]any{"type": "message", "message_ts": "1765143000.000100", "channel_id": "C0CHAN123", "is_ephemeral": false},
+		"trigger_id": "1234567890123.1234567890.abcdef0123456789abcdef0123456789",
+		"team":       map[string]any{"id": "T0TEAM123", "domain": "acme"},
+		"channel":    map[string]any{"id": "C0CHAN123", "name": "approvals"},
+		"message": map[string]any{"type": "message", "subtype": "bot_message", "ts": "1765143000.000100", "text": "Approval needed",
+			"blocks": []any{map[string]any{"type": "actions", "block_id": "airlock_decide"}}},
+		"state": map[string]any{"values": map[string]any{
+			"airlock_reason": map[string]any{"reason": map[string]any{"type": "plain_text_input", "value": reason}},
+		}},
+		"response_url": f.slack.URL + "/actions/T0TEAM123/1234567890/aBcDeFgHiJkLmNoPqRsTuVwX",
+		"actions": []any{map[string]any{
+			"action_id": action, "block_id": "airlock_decide", "value": requestID, "type": "button",
+			"text": map[string]any{"type": "plain_text", "text": "Approve", "emoji": true}, "action_ts": "1765143010.123456",
+		}},
+	}
+	b, _ := json.Marshal(p)
+	return url.Values{"payload": {string(b)}}.Encode()
+}
+
+// post sends body signed with secret at ts, as Slack does.
+func (f *fixture) post(t *testing.T, body, secret string, ts time.Time) int {
+	t.Helper()
+	stamp := strconv.FormatInt(ts.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("v0:" + stamp + ":" + body))
+	r := httptest.NewRequest(http.MethodPost, Path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("X-Slack-Request-Timestamp", stamp)
+	r.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	return w.Code
+}
+
+func (f *fixture) last(t *testing.T) message {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.sent) == 0 {
+		t.Fatal("nothing was posted to response_url")
+	}
+	return f.sent[len(f.sent)-1]
+}
+
+func (f *fixture) state(t *testing.T, id string) *grants.Request {
+	t.Helper()
+	r, err := f.g.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestApprove(t *testing.T) {
+	f := newFixture(t)
+	r := f.open(t, oneOf)
+	if code := f.post(t, f.blockActions("U0BOB1234", "bob", "approve", r.ID, "looks right"), testSecret, f.now); code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	got := f.state(t, r.ID)
+	if got.State != grants.RequestApproved || got.Decisions[0].Actor != "00u-bob" || got.GrantID == "" {
+		t.Fatalf("request %+v", got)
+	}
+	m := f.last(t)
+	if !m.ReplaceOriginal || m.ResponseType != "" || !strings.Contains(m.Text, "approved by 00u-bob") || !strings.Contains(m.Text, "delete_repository") {
+		t.Errorf("response %+v", m)
+	}
+}
+
+func TestDenyWithReason(t *testing.T) {
+	f := newFixture(t)
+	r := f.open(t, oneOf)
+	f.post(t, f.blockActions("U0BOB1234", "bob", "deny", r.ID, "  not during the freeze  "), testSecret, f.now)
+	got := f.state(t, r.ID)
+	if got.State != grants.RequestDenied || got.Decisions[0].Reason != "not during the freeze" {
+		t.Fatalf("request %+v", got)
+	}
+	if m := f.last(t); !m.ReplaceOriginal || !strings.Contains(m.Text, "denied by 00u-bob: not during the freeze") {
+		t.Errorf("response %+v", m)
+	}
+}
+
+// TestThreshold: the first of two approvals leaves the buttons for the
+// next approver and tells the first one where things stand.
+func TestThreshold(t *testing.T) {
+	f := newFixture(t)
+	r := f.open(t, twoOf)
+	f.post(t, f.blockActions("U0BOB1234", "bob", "approve", r.ID, ""), testSecret, f.now)
+	if got := f.state(t, r.ID); got.State != grants.RequestPending {
+		t.Fatalf("one of two approvals: %s", got.State)
+	}
+	if m := f.last(t); m.ReplaceOriginal || m.ResponseType != "ephemeral" || !strings.Contains(m.Text, "1 of 2") {
+		t.Errorf("response %+v", m)
+	}
+	// Bob again: the grant service refuses a second approval by one person.
+	f.post(t, f.blockActions("U0BOB1234", "bob", "approve", r.ID, ""), testSecret, f.now.Add(time.Second))
+	if m := f.last(t); m.ResponseType != "ephemeral" || !strings.Contains(m.Text, "already decided") {
+		t.Errorf("response %+v", m)
+	}
+	f.post(t, f.blockActions("U0CAROL12", "carol", "approve", r.ID, ""), testSecret, f.now.Add(2*time.Second))
+	if got := f.state(t, r.ID); got.State != grants.RequestApproved {
+		t.Fatalf("two of two approvals: %s", got.State)
+	}
+	if m := f.last(t); !m.ReplaceOriginal || !strings.Contains(m.Text, "approved by 00u-bob, 00u-carol") {
+		t.Errorf("response %+v", m)
+	}
+}
+
+// TestRefusedSignatures: a wrong secret, a stale or future timestamp, a
+// missing header and a replay of an accepted request are refused with
+// 401 before anything is decided, and the log holds no secret.
+func TestRefusedSignatures(t *testing.T) {
+	f := newFixture(t)
+	r := f.open(t, oneOf)
+	body := f.blockActions("U0BOB1234", "bob", "approve", r.ID, "")
+	for name, code := range map[string]int{
+		"bad signature": f.post(t, body, "00000000000000000000000000000000", f.now),
+		"stale":         f.post(t, body, testSecret, f.now.Add(-Window-time.Second)),
+		"future":        f.post(t, body, testSecret, f.now.Add(Window+time.Second)),
+	} {
+		if code != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", name, code)
+		}
+	}
+	req := httptest.NewRequest(http.MethodPost, Path, strings.NewReader(body))
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, req)
+	if w.Code != http.StatusUnauthorized {
+		t.Errorf("unsigned: status %d", w.Code)
+	}
+	if got := f.state(t, r.ID); got.State != grants.RequestPending || len(f.sent) != 0 {
+		t.Fatalf("a refused request acted: %s, %d responses", got.State, len(f.sent))
+	}
+	// The same signed request twice: the second is a replay.
+	r2 := f.open(t, twoOf)
+	replayed := f.blockActions("U0BOB1234", "bob", "deny", r2.ID, "")
+	if code := f.post(t, replayed, testSecret, f.now.Add(-time.Minute)); code != http.StatusOK {
+		t.Fatalf("first: status %d", code)
+	}
+	if code := f.post(t, replayed, testSecret, f.now.Add(-time.Minute)); code != http.StatusUnauthorized {
+		t.Errorf("replay: status %d, want 401", code)
+	}
+	logs := f.logs.String()
+	for _, want := range []string{"signature mismatch", "outside the 5 minute window", "replayed"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, testSecret) || strings.Contains(logs, "v0=") || strings.Contains(logs, "aBcDeFgHiJ") {
+		t.Errorf("log carries a secret:\n%s", logs)
+	}
+}
+
+// TestRefusedDeciders: users the Slack app does not know, the requester
+// (matched by her user id, as the inbox matches), and someone outside
+// the approver groups are told so, ephemerally; nothing is decided.
+func TestRefusedDeciders(t *testing.T) {
+	tests := []struct {
+		name, user, want string
+	}{
+		{"unknown user", "U0MALLORY", "not an airlock approver"},
+		{"self-approval", "U0ALICE12", "You asked for this request"},
+		{"not an approver", "U0DAVE123", "not in the approver groups"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			r := f.open(t, oneOf)
+			if code := f.post(t, f.blockActions(tt.user, "someone", "approve", r.ID, ""), testSecret, f.now); code != http.StatusOK {
+				t.Fatalf("status %d", code)
+			}
+			m := f.last(t)
+			if m.ReplaceOriginal || m.ResponseType != "ephemeral" || !strings.Contains(m.Text, tt.want) {
+				t.Errorf("response %+v, want an ephemeral %q", m, tt.want)
+			}
+			if got := f.state(t, r.ID); got.State != grants.RequestPending || len(got.Decisions) != 0 {
+				t.Errorf("request %s with %d decisions", got.State, len(got.Decisions))
+			}
+		})
+	}
+}
+
+// TestAlreadyDecided: a click on a message whose request was decided
+// elsewhere replaces the message with the outcome.
+func TestAlreadyDecided(t *testing.T) {
+	f := newFixture(t)
+	r := f.open(t, oneOf)
+	if _, err := f.g.Decide(context.Background(), r.ID, grants.Actor{Subject: "00u-carol", Groups: []string{"airlock-approvers"}},
+		grants.VerdictDeny, "from the inbox"); err != nil {
+		t.Fatal(err)
+	}
+	f.post(t, f.blockActions("U0BOB1234", "bob", "approve", r.ID, ""), testSecret, f.now)
+	if m := f.last(t); !m.ReplaceOriginal || !strings.Contains(m.Text, "denied by 00u-carol: from the inbox") {
+		t.Errorf("response %+v", m)
+	}
+	if got := f.state(t, r.ID); got.State != grants.RequestDenied || len(got.Decisions) != 1 {
+		t.Errorf("request %s with %d decisions", got.State, len(got.Decisions))
+	}
+}
+
+// TestResponseURLPinned: a response_url outside the configured prefix is
+// not posted to (the decision, authentic, still counts).
+func TestResponseURLPinned(t *testing.T) {
+	f := newFixture(t)
+	r := f.open(t, oneOf)
+	body := strings.Replace(f.blockActions("U0BOB1234", "bob", "approve", r.ID, ""), url.QueryEscape(f.slack.URL+"/actions/"),
+		url.QueryEscape(f.slack.URL+"/elsewhere/"), 1)
+	f.post(t, body, testSecret, f.now)
+	if len(f.sent) != 0 {
+		t.Errorf("posted outside the prefix: %+v", f.sent)
+	}
+	if !strings.Contains(f.logs.String(), "not under notifications.slack_app.response_url_prefix") {
+		t.Errorf("log:\n%s", f.logs.String())
+	}
+}
+
+func TestNewNeedsSecret(t *testing.T) {
+	_, err := New(Options{Config: slack, Grants: &grants.Service{}, Getenv: func(string) string { return "" }})
+	if err == nil || !strings.Contains(err.Error(), "signing_secret_env") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestOtherInteractionsIgnored(t *testing.T) {
+	f := newFixture(t)
+	body := url.Values{"payload": {`{"type":"view_submission","user":{"id":"U0BOB1234"}}`}}.Encode()
+	if code := f.post(t, body, testSecret, f.now); code != http.StatusOK {
+		t.Errorf("status %d", code)
+	}
+	r := httptest.NewRequest(http.MethodGet, Path, nil)
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	if w.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET: %d", w.Code)
+	}
+}
