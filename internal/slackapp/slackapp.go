@@ -83,6 +83,21 @@ type Handler struct {
 	seen map[string]time.Time // signatures accepted within Window, for refusing replays
 }
 
+// CheckEnvironment reports, as a *config.FieldError, a configured Slack
+// app whose signing secret variable is empty (New refuses to start
+// then), so that airlock validate finds it; nil c is no Slack app.
+// getenv defaults to os.Getenv.
+func CheckEnvironment(c *config.SlackApp, getenv func(string) string) error {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if c == nil || getenv(c.SigningSecretEnv) != "" {
+		return nil
+	}
+	return &config.FieldError{Path: "notifications.slack_app.signing_secret_env",
+		Message: fmt.Sprintf("the variable %s is empty: Slack requests cannot be verified", c.SigningSecretEnv)}
+}
+
 // New returns the handler for cfg. It fails when the signing secret's
 // variable is empty: unsigned clicks must never decide.
 func New(opts Options) (*Handler, error) {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -337,5 +338,18 @@ func TestOtherInteractionsIgnored(t *testing.T) {
 	f.h.ServeHTTP(w, r)
 	if w.Code != http.StatusMethodNotAllowed {
 		t.Errorf("GET: %d", w.Code)
+	}
+}
+
+func TestCheckEnvironment(t *testing.T) {
+	if err := CheckEnvironment(nil, nil); err != nil {
+		t.Errorf("no Slack app: %v", err)
+	}
+	var fe *config.FieldError
+	if err := CheckEnvironment(&slack, func(string) string { return "" }); !errors.As(err, &fe) || fe.Path != "notifications.slack_app.signing_secret_env" {
+		t.Errorf("no secret: %v", err)
+	}
+	if err := CheckEnvironment(&slack, func(string) string { return testSecret }); err != nil {
+		t.Errorf("with the secret: %v", err)
 	}
 }
