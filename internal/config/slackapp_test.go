@@ -27,6 +27,23 @@ func TestSlackAppValidate(t *testing.T) {
 		{"duplicate user id", func(c *SlackApp) {
 			c.Approvers = append(c.Approvers, SlackApprover{SlackUserID: "U024BE7LH", Subject: "bob", Groups: []string{"sre"}})
 		}, []string{"slack_app.approvers[1].slack_user_id"}},
+		{"id and email", func(c *SlackApp) { c.Approvers[0].Email = "bob@example.com" }, []string{"slack_app.approvers[0].slack_user_id"}},
+		{"email", func(c *SlackApp) {
+			c.BotTokenEnv = "SLACK_BOT_TOKEN"
+			c.Approvers[0].SlackUserID, c.Approvers[0].Email = "", "bob@example.com"
+		}, nil},
+		{"email without bot token", func(c *SlackApp) { c.Approvers[0].SlackUserID, c.Approvers[0].Email = "", "bob@example.com" }, []string{"slack_app.approvers[0].email"}},
+		{"bad email", func(c *SlackApp) {
+			c.BotTokenEnv = "SLACK_BOT_TOKEN"
+			c.Approvers[0].SlackUserID, c.Approvers[0].Email = "", "bob"
+		}, []string{"slack_app.approvers[0].email"}},
+		{"duplicate email", func(c *SlackApp) {
+			c.BotTokenEnv = "SLACK_BOT_TOKEN"
+			c.Approvers[0].SlackUserID, c.Approvers[0].Email = "", "bob@example.com"
+			c.Approvers = append(c.Approvers, SlackApprover{Email: "Bob@example.com", Subject: "bob", Groups: []string{"sre"}})
+		}, []string{"slack_app.approvers[1].email"}},
+		{"bad bot_token_env", func(c *SlackApp) { c.BotTokenEnv = "1X" }, []string{"slack_app.bot_token_env"}},
+		{"bad api_url", func(c *SlackApp) { c.APIURL = "https://slack.com/api" }, []string{"slack_app.api_url"}},
 		{"no subject", func(c *SlackApp) { c.Approvers[0].Subject = " " }, []string{"slack_app.approvers[0].subject"}},
 		{"no groups", func(c *SlackApp) { c.Approvers[0].Groups = nil }, []string{"slack_app.approvers[0].groups"}},
 		{"empty group", func(c *SlackApp) { c.Approvers[0].Groups = []string{"sre", ""} }, []string{"slack_app.approvers[0].groups[1]"}},
@@ -57,8 +74,8 @@ func TestSlackAppValidate(t *testing.T) {
 func TestSlackAppDefaults(t *testing.T) {
 	c := Notifications{SlackApp: &SlackApp{}}
 	c.ApplyDefaults()
-	if c.SlackApp.ResponseURLPrefix != DefaultSlackResponseURLPrefix {
-		t.Errorf("response_url_prefix = %q", c.SlackApp.ResponseURLPrefix)
+	if c.SlackApp.ResponseURLPrefix != DefaultSlackResponseURLPrefix || c.SlackApp.APIURL != DefaultSlackAPIURL {
+		t.Errorf("response_url_prefix = %q, api_url = %q", c.SlackApp.ResponseURLPrefix, c.SlackApp.APIURL)
 	}
 	if d := NotificationsDefaults(); d.SlackApp != nil {
 		t.Error("the Slack app is on by default")
