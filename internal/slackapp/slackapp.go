@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,15 +74,29 @@ type Options struct {
 type Handler struct {
 	secret    []byte
 	prefix    string
-	approvers map[string]config.SlackApprover
+	approvers map[string]config.SlackApprover // by Slack member id
+	byEmail   map[string]config.SlackApprover // by lower-case e-mail
+	botToken  string                          // for users.info, when approvers are mapped by e-mail
+	apiURL    string
 	grants    Grants
 	client    *http.Client
 	log       *slog.Logger
 	now       func() time.Time
 
-	mu   sync.Mutex
-	seen map[string]time.Time // signatures accepted within Window, for refusing replays
+	mu     sync.Mutex
+	seen   map[string]time.Time // signatures accepted within Window, for refusing replays
+	emails map[string]cachedEmail
 }
+
+// cachedEmail is a member's profile e-mail, looked up at.
+type cachedEmail struct {
+	email string
+	at    time.Time
+}
+
+// emailTTL bounds how long a looked-up e-mail is trusted: a changed
+// profile address takes effect after it.
+const emailTTL = 10 * time.Minute
 
 // CheckEnvironment reports, as a *config.FieldError, a configured Slack
 // app whose signing secret variable is empty (New refuses to start
@@ -91,11 +106,19 @@ func CheckEnvironment(c *config.SlackApp, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	if c == nil || getenv(c.SigningSecretEnv) != "" {
+	if c == nil {
 		return nil
 	}
-	return &config.FieldError{Path: "notifications.slack_app.signing_secret_env",
-		Message: fmt.Sprintf("the variable %s is empty: Slack requests cannot be verified", c.SigningSecretEnv)}
+	var errs []error
+	if getenv(c.SigningSecretEnv) == "" {
+		errs = append(errs, &config.FieldError{Path: "notifications.slack_app.signing_secret_env",
+			Message: fmt.Sprintf("the variable %s is empty: Slack requests cannot be verified", c.SigningSecretEnv)})
+	}
+	if c.BotTokenEnv != "" && getenv(c.BotTokenEnv) == "" && slices.ContainsFunc(c.Approvers, func(a config.SlackApprover) bool { return a.Email != "" }) {
+		errs = append(errs, &config.FieldError{Path: "notifications.slack_app.bot_token_env",
+			Message: fmt.Sprintf("the variable %s is empty: approvers by e-mail cannot be recognised", c.BotTokenEnv)})
+	}
+	return errors.Join(errs...)
 }
 
 // New returns the handler for cfg. It fails when the signing secret's
@@ -115,13 +138,26 @@ func New(opts Options) (*Handler, error) {
 	h := &Handler{
 		secret: []byte(secret), prefix: opts.Config.ResponseURLPrefix, grants: opts.Grants,
 		client: opts.Client, log: opts.Logger, now: opts.Now,
-		approvers: map[string]config.SlackApprover{}, seen: map[string]time.Time{},
+		approvers: map[string]config.SlackApprover{}, byEmail: map[string]config.SlackApprover{},
+		seen: map[string]time.Time{}, emails: map[string]cachedEmail{}, apiURL: opts.Config.APIURL,
+	}
+	if h.apiURL == "" {
+		h.apiURL = config.DefaultSlackAPIURL
 	}
 	if h.prefix == "" {
 		h.prefix = config.DefaultSlackResponseURLPrefix
 	}
 	for _, a := range opts.Config.Approvers {
-		h.approvers[a.SlackUserID] = a
+		if a.Email != "" {
+			h.byEmail[strings.ToLower(a.Email)] = a
+		} else {
+			h.approvers[a.SlackUserID] = a
+		}
+	}
+	if len(h.byEmail) > 0 {
+		if h.botToken = getenv(opts.Config.BotTokenEnv); h.botToken == "" {
+			return nil, fmt.Errorf("notifications.slack_app.bot_token_env: the variable %s is empty (approvers by e-mail need it)", opts.Config.BotTokenEnv)
+		}
 	}
 	if h.client == nil {
 		h.client = &http.Client{Timeout: 5 * time.Second,
@@ -254,7 +290,7 @@ func (h *Handler) act(ctx context.Context, p *payload) {
 		return
 	}
 	log := h.log.With("slack_user", p.User.ID, "request", id, "verdict", string(verdict))
-	ap, ok := h.approvers[p.User.ID]
+	ap, ok := h.approver(ctx, log, p.User.ID)
 	if !ok {
 		log.Warn("refused a Slack decision: the Slack user is not a configured approver")
 		h.respond(ctx, log, p.ResponseURL, ephemeral(fmt.Sprintf(
@@ -297,6 +333,81 @@ func (h *Handler) act(ctx context.Context, p *payload) {
 		return
 	}
 	h.respond(ctx, log, p.ResponseURL, replace(ended(req)))
+}
+
+// approver is the configured approver Slack member id is: by id, or by
+// the e-mail of their Slack profile (users.info, cached for emailTTL).
+func (h *Handler) approver(ctx context.Context, log *slog.Logger, id string) (config.SlackApprover, bool) {
+	if a, ok := h.approvers[id]; ok {
+		return a, true
+	}
+	if len(h.byEmail) == 0 || !slackUser(id) {
+		return config.SlackApprover{}, false
+	}
+	email, err := h.email(ctx, id)
+	if err != nil {
+		log.Warn("Slack users.info failed: cannot map the user by e-mail", "err", err)
+		return config.SlackApprover{}, false
+	}
+	a, ok := h.byEmail[strings.ToLower(email)]
+	return a, ok
+}
+
+// slackUser reports whether id looks like a Slack member id, before it
+// goes into a URL.
+func slackUser(id string) bool {
+	if len(id) < 3 || len(id) > 21 || (id[0] != 'U' && id[0] != 'W') {
+		return false
+	}
+	for _, c := range id {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// email is member id's profile e-mail from Slack's users.info.
+func (h *Handler) email(ctx context.Context, id string) (string, error) {
+	now := h.now()
+	h.mu.Lock()
+	c, ok := h.emails[id]
+	h.mu.Unlock()
+	if ok && now.Sub(c.at) < emailTTL {
+		return c.email, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.apiURL+"users.info?user="+url.QueryEscape(id), nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+h.botToken)
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return "", errors.Unwrap(err) // not the URL's text: keep logs plain
+	}
+	defer resp.Body.Close()
+	var out struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+		User  struct {
+			Profile struct {
+				Email string `json:"email"`
+			} `json:"profile"`
+		} `json:"user"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+		return "", fmt.Errorf("users.info: status %d, unreadable body", resp.StatusCode)
+	}
+	if !out.OK {
+		return "", fmt.Errorf("users.info: %.60q", out.Error)
+	}
+	if out.User.Profile.Email == "" {
+		return "", errors.New("users.info: no e-mail (the token lacks users:read.email?)")
+	}
+	h.mu.Lock()
+	h.emails[id] = cachedEmail{email: out.User.Profile.Email, at: now}
+	h.mu.Unlock()
+	return out.User.Profile.Email, nil
 }
 
 // reason is the text in the message's reason field when the button was

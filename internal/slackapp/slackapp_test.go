@@ -7,10 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -351,5 +354,73 @@ func TestCheckEnvironment(t *testing.T) {
 	}
 	if err := CheckEnvironment(&slack, func(string) string { return testSecret }); err != nil {
 		t.Errorf("with the secret: %v", err)
+	}
+}
+
+// TestApproverByEmail: an approver configured by e-mail is recognised
+// through users.info with the bot token (looked up once, then cached);
+// a member whose profile e-mail is not listed is refused.
+func TestApproverByEmail(t *testing.T) {
+	const botToken = "xoxb-0000000000-0000000000000-notarealtokennotarealtoken"
+	var calls int
+	var mu sync.Mutex
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		if r.URL.Path != "/api/users.info" || r.Header.Get("Authorization") != "Bearer "+botToken {
+			_, _ = io.WriteString(w, `{"ok":false,"error":"invalid_auth"}`)
+			return
+		}
+		email := map[string]string{"U0ERIN123": "Erin@Example.com", "U0FRANK12": "frank@example.com"}[r.URL.Query().Get("user")]
+		if email == "" {
+			_, _ = io.WriteString(w, `{"ok":false,"error":"user_not_found"}`)
+			return
+		}
+		_, _ = fmt.Fprintf(w, `{"ok":true,"user":{"id":%q,"name":"x","profile":{"email":%q,"display_name":"x"}}}`, r.URL.Query().Get("user"), email)
+	}))
+	t.Cleanup(api.Close)
+	f := newFixture(t)
+	cfg := slack
+	cfg.Approvers = append(slices.Clone(slack.Approvers), config.SlackApprover{Email: "erin@example.com", Subject: "00u-erin", Groups: []string{"airlock-approvers"}})
+	cfg.BotTokenEnv, cfg.APIURL, cfg.ResponseURLPrefix = "SLACK_BOT_TOKEN", api.URL+"/api/", f.slack.URL+"/actions/"
+	var err error
+	f.h, err = New(Options{Config: cfg, Grants: f.g, Logger: slog.New(slog.NewTextHandler(f.logs, nil)), Now: func() time.Time { return f.now },
+		Getenv: func(k string) string {
+			return map[string]string{"SLACK_SIGNING_SECRET": testSecret, "SLACK_BOT_TOKEN": botToken}[k]
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.open(t, twoOf)
+	f.post(t, f.blockActions("U0FRANK12", "frank", "approve", r.ID, ""), testSecret, f.now)
+	if m := f.last(t); m.ResponseType != "ephemeral" || !strings.Contains(m.Text, "not an airlock approver") {
+		t.Errorf("frank: %+v", m)
+	}
+	f.post(t, f.blockActions("U0ERIN123", "erin", "approve", r.ID, ""), testSecret, f.now.Add(time.Second))
+	f.post(t, f.blockActions("U0ERIN123", "erin", "approve", r.ID, ""), testSecret, f.now.Add(2*time.Second))
+	got := f.state(t, r.ID)
+	if len(got.Decisions) != 1 || got.Decisions[0].Actor != "00u-erin" {
+		t.Fatalf("decisions %+v", got.Decisions)
+	}
+	if m := f.last(t); !strings.Contains(m.Text, "already decided") {
+		t.Errorf("erin again: %+v", m)
+	}
+	if calls != 2 {
+		t.Errorf("users.info called %d times, want 2 (frank, erin once)", calls)
+	}
+	if strings.Contains(f.logs.String(), botToken) {
+		t.Error("the log carries the bot token")
+	}
+	// Without the token's value airlock does not start.
+	_, err = New(Options{Config: cfg, Grants: f.g, Getenv: func(k string) string {
+		return map[string]string{"SLACK_SIGNING_SECRET": testSecret}[k]
+	}})
+	if err == nil || !strings.Contains(err.Error(), "bot_token_env") {
+		t.Errorf("New without the bot token: %v", err)
+	}
+	if err := CheckEnvironment(&cfg, func(k string) string { return map[string]string{"SLACK_SIGNING_SECRET": testSecret}[k] }); err == nil ||
+		!strings.Contains(err.Error(), "bot_token_env") {
+		t.Errorf("CheckEnvironment without the bot token: %v", err)
 	}
 }
