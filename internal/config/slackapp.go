@@ -26,6 +26,10 @@ type SlackApp struct {
 	// to map approvers by e-mail, which Slack does not send with a click
 	// (airlock asks users.info).
 	BotTokenEnv string `yaml:"bot_token_env"`
+	// ReasonDialog opens a dialog (a Slack modal, views.open) asking for
+	// the reason when Approve or Deny is clicked with the message's reason
+	// field empty. Needs BotTokenEnv.
+	ReasonDialog bool `yaml:"reason_dialog"`
 	// APIURL is Slack's Web API base. Default https://slack.com/api/.
 	APIURL string `yaml:"api_url"`
 	// Approvers maps Slack users to the identity the grant service judges:
@@ -86,6 +90,9 @@ func (c *SlackApp) validate(path string) []error {
 	}
 	if c.BotTokenEnv != "" && !envRE.MatchString(c.BotTokenEnv) {
 		bad("bot_token_env", "%q is not an environment variable name", c.BotTokenEnv)
+	}
+	if c.ReasonDialog && c.BotTokenEnv == "" {
+		bad("reason_dialog", "needs bot_token_env: Slack opens dialogs only for an app's bot token")
 	}
 	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || !strings.HasSuffix(c.APIURL, "/") {
 		bad("api_url", "%q: want an absolute http(s) URL ending in /", c.APIURL)

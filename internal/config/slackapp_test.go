@@ -42,6 +42,8 @@ func TestSlackAppValidate(t *testing.T) {
 			c.Approvers[0].SlackUserID, c.Approvers[0].Email = "", "bob@example.com"
 			c.Approvers = append(c.Approvers, SlackApprover{Email: "Bob@example.com", Subject: "bob", Groups: []string{"sre"}})
 		}, []string{"slack_app.approvers[1].email"}},
+		{"dialog", func(c *SlackApp) { c.ReasonDialog, c.BotTokenEnv = true, "SLACK_BOT_TOKEN" }, nil},
+		{"dialog without bot token", func(c *SlackApp) { c.ReasonDialog = true }, []string{"slack_app.reason_dialog"}},
 		{"bad bot_token_env", func(c *SlackApp) { c.BotTokenEnv = "1X" }, []string{"slack_app.bot_token_env"}},
 		{"bad api_url", func(c *SlackApp) { c.APIURL = "https://slack.com/api" }, []string{"slack_app.api_url"}},
 		{"no subject", func(c *SlackApp) { c.Approvers[0].Subject = " " }, []string{"slack_app.approvers[0].subject"}},

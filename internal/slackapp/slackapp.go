@@ -76,7 +76,8 @@ type Handler struct {
 	prefix    string
 	approvers map[string]config.SlackApprover // by Slack member id
 	byEmail   map[string]config.SlackApprover // by lower-case e-mail
-	botToken  string                          // for users.info, when approvers are mapped by e-mail
+	botToken  string                          // for users.info and views.open
+	dialog    bool                            // ask the reason in a modal
 	apiURL    string
 	grants    Grants
 	client    *http.Client
@@ -114,9 +115,10 @@ func CheckEnvironment(c *config.SlackApp, getenv func(string) string) error {
 		errs = append(errs, &config.FieldError{Path: "notifications.slack_app.signing_secret_env",
 			Message: fmt.Sprintf("the variable %s is empty: Slack requests cannot be verified", c.SigningSecretEnv)})
 	}
-	if c.BotTokenEnv != "" && getenv(c.BotTokenEnv) == "" && slices.ContainsFunc(c.Approvers, func(a config.SlackApprover) bool { return a.Email != "" }) {
+	needToken := c.ReasonDialog || slices.ContainsFunc(c.Approvers, func(a config.SlackApprover) bool { return a.Email != "" })
+	if c.BotTokenEnv != "" && getenv(c.BotTokenEnv) == "" && needToken {
 		errs = append(errs, &config.FieldError{Path: "notifications.slack_app.bot_token_env",
-			Message: fmt.Sprintf("the variable %s is empty: approvers by e-mail cannot be recognised", c.BotTokenEnv)})
+			Message: fmt.Sprintf("the variable %s is empty: approvers by e-mail and the reason dialog need it", c.BotTokenEnv)})
 	}
 	return errors.Join(errs...)
 }
@@ -154,9 +156,9 @@ func New(opts Options) (*Handler, error) {
 			h.approvers[a.SlackUserID] = a
 		}
 	}
-	if len(h.byEmail) > 0 {
+	if h.dialog = opts.Config.ReasonDialog; len(h.byEmail) > 0 || h.dialog {
 		if h.botToken = getenv(opts.Config.BotTokenEnv); h.botToken == "" {
-			return nil, fmt.Errorf("notifications.slack_app.bot_token_env: the variable %s is empty (approvers by e-mail need it)", opts.Config.BotTokenEnv)
+			return nil, fmt.Errorf("notifications.slack_app.bot_token_env: the variable %s is empty (approvers by e-mail and the reason dialog need it)", opts.Config.BotTokenEnv)
 		}
 	}
 	if h.client == nil {
@@ -202,11 +204,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the payload is not the JSON Slack sends", http.StatusBadRequest)
 		return
 	}
-	if p.Type == "block_actions" {
+	switch {
+	case p.Type == "block_actions":
 		h.act(r.Context(), &p)
+	case p.Type == "view_submission" && p.View.CallbackID == dialogCallback:
+		if why := h.submit(r.Context(), &p); why != "" {
+			// Shown under the reason field; the dialog stays open.
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"response_action": "errors",
+				"errors": map[string]string{notify.SlackReasonBlock: why}})
+			return
+		}
 	}
-	// Other interactions (shortcuts, modal submissions) are not airlock's:
-	// acknowledged and ignored.
+	// Other interactions (shortcuts, other apps' dialogs) are not
+	// airlock's: acknowledged and ignored. An empty 200 closes a dialog.
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -263,11 +274,24 @@ type payload struct {
 		Value    string `json:"value"`
 	} `json:"actions"`
 	ResponseURL string `json:"response_url"`
-	State       struct {
-		Values map[string]map[string]struct {
-			Value string `json:"value"`
-		} `json:"values"`
-	} `json:"state"`
+	TriggerID   string `json:"trigger_id"`
+	View        struct {
+		CallbackID      string     `json:"callback_id"`
+		PrivateMetadata string     `json:"private_metadata"`
+		State           inputState `json:"state"`
+	} `json:"view"` // view_submission
+	State inputState `json:"state"` // block_actions: the message's inputs
+}
+
+// inputState is the values of a message's or a dialog's input blocks.
+type inputState struct {
+	Values map[string]map[string]struct {
+		Value string `json:"value"`
+	} `json:"values"`
+}
+
+func (s inputState) reason() string {
+	return strings.TrimSpace(s.Values[notify.SlackReasonBlock][notify.SlackReasonAction].Value)
 }
 
 // act handles a click on Approve or Deny; other actions (the reason
@@ -289,26 +313,39 @@ func (h *Handler) act(ctx context.Context, p *payload) {
 	if verdict == "" {
 		return
 	}
-	log := h.log.With("slack_user", p.User.ID, "request", id, "verdict", string(verdict))
-	ap, ok := h.approver(ctx, log, p.User.ID)
+	reason := p.reason()
+	if h.dialog && reason == "" {
+		log := h.log.With("slack_user", p.User.ID, "request", id, "verdict", string(verdict))
+		if err := h.openDialog(ctx, p.TriggerID, dialogState{ID: id, Verdict: verdict, ResponseURL: p.ResponseURL}); err != nil {
+			log.Warn("Slack views.open failed: deciding without a reason", "err", err)
+		} else {
+			return
+		}
+	}
+	if why := h.decide(ctx, p.User.ID, id, verdict, reason, p.ResponseURL); why != "" {
+		h.respond(ctx, h.log, p.ResponseURL, ephemeral(":no_entry: "+escape(why)))
+	}
+}
+
+// decide records Slack member user's verdict on request id and posts
+// the outcome to responseURL; it returns why it refused ("" when it
+// did not), for the caller to show to that member only.
+func (h *Handler) decide(ctx context.Context, user, id string, verdict grants.Verdict, reason, responseURL string) string {
+	log := h.log.With("slack_user", user, "request", id, "verdict", string(verdict))
+	ap, ok := h.approver(ctx, log, user)
 	if !ok {
 		log.Warn("refused a Slack decision: the Slack user is not a configured approver")
-		h.respond(ctx, log, p.ResponseURL, ephemeral(fmt.Sprintf(
-			":no_entry: You are not an airlock approver: your Slack user %s is not in notifications.slack_app.approvers.", p.User.ID)))
-		return
+		return fmt.Sprintf("You are not an airlock approver: your Slack user %s is not in notifications.slack_app.approvers.", user)
 	}
 	actor := grants.Actor{Issuer: ap.Issuer, Subject: ap.Subject, User: ap.User, Groups: ap.Groups}
 	log = log.With("actor", ap.Subject)
 	req, err := h.grants.Get(ctx, id)
-	if err != nil {
-		log.Warn("refused a Slack decision", "err", err)
-		h.respond(ctx, log, p.ResponseURL, ephemeral(":warning: "+escape(refusal(err))))
-		return
-	}
-	if approvals.Asked(actor, req) {
-		err = fmt.Errorf("%s asked for request %s: %w", ap.Subject, id, grants.ErrSelfApproval)
-	} else {
-		req, err = h.grants.Decide(ctx, id, actor, verdict, p.reason())
+	if err == nil {
+		if approvals.Asked(actor, req) {
+			err = fmt.Errorf("%s asked for request %s: %w", ap.Subject, id, grants.ErrSelfApproval)
+		} else {
+			req, err = h.grants.Decide(ctx, id, actor, verdict, reason)
+		}
 	}
 	switch {
 	case errors.Is(err, grants.ErrNotPending):
@@ -316,23 +353,22 @@ func (h *Handler) act(ctx context.Context, p *payload) {
 		// instead of buttons that can no longer act.
 		if cur, gerr := h.grants.Get(ctx, id); gerr == nil && cur.State != grants.RequestPending {
 			log.Info("Slack decision on a request no longer pending", "state", string(cur.State))
-			h.respond(ctx, log, p.ResponseURL, replace(ended(cur)))
-			return
+			h.respond(ctx, log, responseURL, replace(ended(cur)))
 		}
 		fallthrough
 	case err != nil:
 		log.Warn("refused a Slack decision", "err", err)
-		h.respond(ctx, log, p.ResponseURL, ephemeral(":no_entry: "+escape(refusal(err))))
-		return
+		return refusal(err)
 	}
 	log.Info("Slack decision recorded", "state", string(req.State))
 	if req.State == grants.RequestPending {
 		// More approvals are needed: the buttons stay for the others.
-		h.respond(ctx, log, p.ResponseURL, ephemeral(fmt.Sprintf(":ballot_box_with_check: Your approval is recorded: %d of %d.",
+		h.respond(ctx, log, responseURL, ephemeral(fmt.Sprintf(":ballot_box_with_check: Your approval is recorded: %d of %d.",
 			req.Approvals(), req.Terms.Threshold)))
-		return
+		return ""
 	}
-	h.respond(ctx, log, p.ResponseURL, replace(ended(req)))
+	h.respond(ctx, log, responseURL, replace(ended(req)))
+	return ""
 }
 
 // approver is the configured approver Slack member id is: by id, or by
@@ -412,9 +448,7 @@ func (h *Handler) email(ctx context.Context, id string) (string, error) {
 
 // reason is the text in the message's reason field when the button was
 // clicked.
-func (p *payload) reason() string {
-	return strings.TrimSpace(p.State.Values[notify.SlackReasonBlock][notify.SlackReasonAction].Value)
-}
+func (p *payload) reason() string { return p.State.reason() }
 
 // refusal is what the clicking user is told for err: the grant service's
 // sentence, without the Go wrapping noise.

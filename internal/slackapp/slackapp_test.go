@@ -126,9 +126,17 @@ func (f *fixture) blockActions(userID, username, action, requestID, reason strin
 	return url.Values{"payload": {string(b)}}.Encode()
 }
 
-// post sends body signed with secret at ts, as Slack does.
+// post sends body signed with secret at ts, as Slack does, and returns
+// the status.
 func (f *fixture) post(t *testing.T, body, secret string, ts time.Time) int {
 	t.Helper()
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, signed(body, secret, ts))
+	return w.Code
+}
+
+// signed is Slack's request carrying body, signed with secret at ts.
+func signed(body, secret string, ts time.Time) *http.Request {
 	stamp := strconv.FormatInt(ts.Unix(), 10)
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte("v0:" + stamp + ":" + body))
@@ -136,9 +144,7 @@ func (f *fixture) post(t *testing.T, body, secret string, ts time.Time) int {
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	r.Header.Set("X-Slack-Request-Timestamp", stamp)
 	r.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
-	w := httptest.NewRecorder()
-	f.h.ServeHTTP(w, r)
-	return w.Code
+	return r
 }
 
 func (f *fixture) last(t *testing.T) message {
@@ -299,8 +305,11 @@ func TestAlreadyDecided(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.post(t, f.blockActions("U0BOB1234", "bob", "approve", r.ID, ""), testSecret, f.now)
-	if m := f.last(t); !m.ReplaceOriginal || !strings.Contains(m.Text, "denied by 00u-carol: from the inbox") {
-		t.Errorf("response %+v", m)
+	// The message shows the outcome; the clicker alone is told the click
+	// did not count.
+	if len(f.sent) != 2 || !f.sent[0].ReplaceOriginal || !strings.Contains(f.sent[0].Text, "denied by 00u-carol: from the inbox") ||
+		f.sent[1].ResponseType != "ephemeral" || !strings.Contains(f.sent[1].Text, "no longer pending") {
+		t.Errorf("responses %+v", f.sent)
 	}
 	if got := f.state(t, r.ID); got.State != grants.RequestDenied || len(got.Decisions) != 1 {
 		t.Errorf("request %s with %d decisions", got.State, len(got.Decisions))
@@ -423,4 +432,111 @@ func TestApproverByEmail(t *testing.T) {
 		!strings.Contains(err.Error(), "bot_token_env") {
 		t.Errorf("CheckEnvironment without the bot token: %v", err)
 	}
+}
+
+// viewSubmission is a view_submission payload as Slack sends it when the
+// reason dialog is submitted.
+func viewSubmission(userID, metadata, reason string) string {
+	p := map[string]any{
+		"type":       "view_submission",
+		"team":       map[string]any{"id": "T0TEAM123", "domain": "acme"},
+		"user":       map[string]any{"id": userID, "username": "someone", "name": "someone", "team_id": "T0TEAM123"},
+		"api_app_id": "A0APP1234",
+		"token":      "verification-token-not-used",
+		"trigger_id": "1234567890123.1234567890.fedcba9876543210fedcba9876543210",
+		"view": map[string]any{
+			"id": "V0VIEW1234", "team_id": "T0TEAM123", "type": "modal", "callback_id": "airlock_decide",
+			"private_metadata": metadata, "hash": "1765143020.AbCdEfGh",
+			"title":  map[string]any{"type": "plain_text", "text": "Deny request"},
+			"blocks": []any{map[string]any{"type": "input", "block_id": "airlock_reason"}},
+			"state": map[string]any{"values": map[string]any{
+				"airlock_reason": map[string]any{"reason": map[string]any{"type": "plain_text_input", "value": reason}},
+			}},
+		},
+		"response_urls":         []any{},
+		"is_enterprise_install": false,
+	}
+	b, _ := json.Marshal(p)
+	return url.Values{"payload": {string(b)}}.Encode()
+}
+
+// TestReasonDialog: with reason_dialog, a click with the reason field
+// empty opens the dialog (views.open with the click's trigger id and the
+// bot token) and decides nothing; submitting it decides with its reason
+// and updates the message; a refusal is shown in the dialog.
+func TestReasonDialog(t *testing.T) {
+	const botToken = "xoxb-0000000000-0000000000000-notarealtokennotarealtoken"
+	var opened []map[string]any
+	var mu sync.Mutex
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		if r.URL.Path != "/api/views.open" || r.Header.Get("Authorization") != "Bearer "+botToken || json.NewDecoder(r.Body).Decode(&body) != nil {
+			_, _ = io.WriteString(w, `{"ok":false,"error":"invalid_auth"}`)
+			return
+		}
+		mu.Lock()
+		opened = append(opened, body)
+		mu.Unlock()
+		_, _ = io.WriteString(w, `{"ok":true,"view":{"id":"V0VIEW1234"}}`)
+	}))
+	t.Cleanup(api.Close)
+	f := newFixture(t)
+	cfg := slack
+	cfg.ReasonDialog, cfg.BotTokenEnv, cfg.APIURL, cfg.ResponseURLPrefix = true, "SLACK_BOT_TOKEN", api.URL+"/api/", f.slack.URL+"/actions/"
+	var err error
+	f.h, err = New(Options{Config: cfg, Grants: f.g, Logger: slog.New(slog.NewTextHandler(f.logs, nil)), Now: func() time.Time { return f.now },
+		Getenv: func(k string) string {
+			return map[string]string{"SLACK_SIGNING_SECRET": testSecret, "SLACK_BOT_TOKEN": botToken}[k]
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.open(t, oneOf)
+	if code := f.post(t, f.blockActions("U0BOB1234", "bob", "deny", r.ID, ""), testSecret, f.now); code != http.StatusOK {
+		t.Fatalf("click: %d", code)
+	}
+	if len(opened) != 1 || opened[0]["trigger_id"] != "1234567890123.1234567890.abcdef0123456789abcdef0123456789" {
+		t.Fatalf("views.open calls %+v", opened)
+	}
+	if got := f.state(t, r.ID); got.State != grants.RequestPending || len(f.sent) != 0 {
+		t.Fatalf("opening the dialog decided: %s, %d responses", got.State, len(f.sent))
+	}
+	meta := opened[0]["view"].(map[string]any)["private_metadata"].(string)
+
+	// Submitted by someone the app does not know: refused in the dialog.
+	rec := httptest.NewRecorder()
+	f.serve(t, rec, viewSubmission("U0MALLORY", meta, "no"), f.now.Add(time.Second))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"response_action":"errors"`) ||
+		!strings.Contains(rec.Body.String(), "not an airlock approver") {
+		t.Errorf("unknown user's submission: %d %s", rec.Code, rec.Body)
+	}
+
+	rec = httptest.NewRecorder()
+	f.serve(t, rec, viewSubmission("U0BOB1234", meta, "not during the freeze"), f.now.Add(2*time.Second))
+	if rec.Code != http.StatusOK || rec.Body.Len() != 0 {
+		t.Errorf("submission: %d %q, want an empty 200 (closes the dialog)", rec.Code, rec.Body)
+	}
+	got := f.state(t, r.ID)
+	if got.State != grants.RequestDenied || got.Decisions[0].Reason != "not during the freeze" || got.Decisions[0].Actor != "00u-bob" {
+		t.Fatalf("request %+v", got)
+	}
+	if m := f.last(t); !m.ReplaceOriginal || !strings.Contains(m.Text, "denied by 00u-bob: not during the freeze") {
+		t.Errorf("response %+v", m)
+	}
+
+	// A reason typed in the message's field decides at once, no dialog.
+	r2 := f.open(t, oneOf)
+	f.post(t, f.blockActions("U0BOB1234", "bob", "approve", r2.ID, "ok for OPS-1"), testSecret, f.now.Add(3*time.Second))
+	if got := f.state(t, r2.ID); got.State != grants.RequestApproved || len(opened) != 1 {
+		t.Errorf("with a reason: %s, %d dialogs", got.State, len(opened))
+	}
+	if strings.Contains(f.logs.String(), botToken) {
+		t.Error("the log carries the bot token")
+	}
+}
+
+// serve sends body signed at ts and records the answer in w.
+func (f *fixture) serve(t *testing.T, w *httptest.ResponseRecorder, body string, ts time.Time) {
+	t.Helper()
+	f.h.ServeHTTP(w, signed(body, testSecret, ts))
 }
