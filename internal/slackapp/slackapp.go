@@ -317,10 +317,11 @@ func (h *Handler) act(ctx context.Context, p *payload) {
 	if h.dialog && reason == "" {
 		log := h.log.With("slack_user", p.User.ID, "request", id, "verdict", string(verdict))
 		if err := h.openDialog(ctx, p.TriggerID, dialogState{ID: id, Verdict: verdict, ResponseURL: p.ResponseURL}); err != nil {
-			log.Warn("Slack views.open failed: deciding without a reason", "err", err)
-		} else {
-			return
+			// Nothing decided: a click is not a decision without its reason.
+			log.Warn("Slack views.open failed", "err", err)
+			h.respond(ctx, log, p.ResponseURL, ephemeral(":warning: The reason dialog could not be opened: type the reason in the Reason field and click again."))
 		}
+		return
 	}
 	if why := h.decide(ctx, p.User.ID, id, verdict, reason, p.ResponseURL); why != "" {
 		h.respond(ctx, h.log, p.ResponseURL, ephemeral(":no_entry: "+escape(why)))

@@ -468,7 +468,15 @@ func TestReasonDialog(t *testing.T) {
 	const botToken = "xoxb-0000000000-0000000000000-notarealtokennotarealtoken"
 	var opened []map[string]any
 	var mu sync.Mutex
+	expired := false // Slack refuses the trigger id
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		refuse := expired
+		mu.Unlock()
+		if refuse {
+			_, _ = io.WriteString(w, `{"ok":false,"error":"expired_trigger_id"}`)
+			return
+		}
 		var body map[string]any
 		if r.URL.Path != "/api/views.open" || r.Header.Get("Authorization") != "Bearer "+botToken || json.NewDecoder(r.Body).Decode(&body) != nil {
 			_, _ = io.WriteString(w, `{"ok":false,"error":"invalid_auth"}`)
@@ -529,6 +537,19 @@ func TestReasonDialog(t *testing.T) {
 	f.post(t, f.blockActions("U0BOB1234", "bob", "approve", r2.ID, "ok for OPS-1"), testSecret, f.now.Add(3*time.Second))
 	if got := f.state(t, r2.ID); got.State != grants.RequestApproved || len(opened) != 1 {
 		t.Errorf("with a reason: %s, %d dialogs", got.State, len(opened))
+	}
+	// Slack refuses the dialog (an expired trigger): nothing is decided
+	// and the approver is told how to go on.
+	mu.Lock()
+	expired = true
+	mu.Unlock()
+	r3 := f.open(t, oneOf)
+	f.post(t, f.blockActions("U0CAROL12", "carol", "deny", r3.ID, ""), testSecret, f.now.Add(4*time.Second))
+	if got := f.state(t, r3.ID); got.State != grants.RequestPending {
+		t.Errorf("a failed dialog decided: %s", got.State)
+	}
+	if m := f.last(t); m.ResponseType != "ephemeral" || !strings.Contains(m.Text, "Reason field") {
+		t.Errorf("failed dialog: %+v", m)
 	}
 	if strings.Contains(f.logs.String(), botToken) {
 		t.Error("the log carries the bot token")
