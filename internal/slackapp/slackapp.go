@@ -11,7 +11,10 @@
 // and the threshold are the same rules as in the inbox and the API.
 // The outcome is posted back to the click's response_url: the message is
 // replaced once the request is decided, and refusals are shown to the
-// clicking user only (ephemeral).
+// clicking user only (ephemeral). The reason comes from a field in the
+// message or, with reason_dialog, from a Slack modal opened on the click
+// (dialog.go). Approvers listed by e-mail are recognised through Slack's
+// users.info, since a click carries only the member id.
 package slackapp
 
 import (
@@ -175,8 +178,9 @@ func New(opts Options) (*Handler, error) {
 }
 
 // ServeHTTP verifies and handles one interactivity request. Once the
-// request is authentic the answer is 200 whatever the outcome (Slack
-// shows an error to the user otherwise); outcomes go to response_url.
+// request is authentic and readable the answer is 200 whether or not
+// the decision was made (Slack shows a bare error to the user
+// otherwise); outcomes go to response_url, or into the dialog.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
