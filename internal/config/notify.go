@@ -22,6 +22,9 @@ type Notifications struct {
 	// QueueSize bounds the events waiting per webhook; when full, the
 	// oldest is dropped (and counted). Default 1000.
 	QueueSize int `yaml:"queue_size"`
+	// SlackApp turns on Approve/Deny buttons in Slack messages (see
+	// SlackApp); nil leaves Slack messages with a link only.
+	SlackApp *SlackApp `yaml:"slack_app"`
 }
 
 // Webhook is one receiver.
@@ -83,6 +86,9 @@ func (c *Notifications) ApplyDefaults() {
 	if c.QueueSize == 0 {
 		c.QueueSize = 1000
 	}
+	if c.SlackApp != nil {
+		c.SlackApp.applyDefaults()
+	}
 	for i := range c.Webhooks {
 		w := &c.Webhooks[i]
 		if w.Format == "" {
@@ -121,6 +127,9 @@ func (c *Notifications) Validate() error {
 	}
 	if c.QueueSize < 1 || c.QueueSize > 1_000_000 {
 		bad("queue_size", "%d is outside 1..1000000", c.QueueSize)
+	}
+	if c.SlackApp != nil {
+		errs = append(errs, c.SlackApp.validate("notifications.slack_app")...)
 	}
 	names := map[string]bool{}
 	for i, w := range c.Webhooks {

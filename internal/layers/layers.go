@@ -48,8 +48,10 @@ var Rank = map[string]int{
 	"extproc":            5,
 	"internal/approvals": 5,
 	"internal/meta":      5,
-	// 6: the ADS server serves what envoy renders.
-	"xds": 6,
+	// 6: the ADS server serves what envoy renders; the Slack app decides
+	// through the approvals package's rules.
+	"xds":               6,
+	"internal/slackapp": 6,
 
 	// 7: start-up wiring; 8: the command line; 9: main.
 	"internal/serve": 7,

@@ -25,6 +25,8 @@ const (
 type render struct {
 	mask        *mask.Profile
 	approvalURL func(requestID string) string
+	// slackButtons: the Slack app is configured (see Options.SlackButtons).
+	slackButtons bool
 }
 
 func (r *render) text(s string) string {
@@ -189,6 +191,9 @@ func (r *render) slack(e grants.Event) ([]byte, error) {
 	}
 	if detail != "" {
 		blocks = append(blocks, map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": detail}})
+	}
+	if r.slackButtons && e.Type == grants.EventRequestOpened && e.Request != nil {
+		blocks = append(blocks, slackDecideBlocks(e.Request.ID)...)
 	}
 	if u := r.url(e); u != "" {
 		label := "Open request"

@@ -40,7 +40,11 @@ type Options struct {
 	Mask *mask.Profile
 	// ApprovalURL gives a request's approval page (grants.Config.RequestURL).
 	ApprovalURL func(requestID string) string
-	Now         func() time.Time
+	// SlackButtons adds Approve and Deny buttons and a reason field to
+	// Slack messages of opened requests: set when the Slack app
+	// (notifications.slack_app, package slackapp) receives the clicks.
+	SlackButtons bool
+	Now          func() time.Time
 }
 
 // Sender delivers events to the configured webhooks. Safe for concurrent use.
@@ -76,7 +80,7 @@ func New(cfg Config, opts Options) (*Sender, error) {
 		getenv = os.Getenv
 	}
 	s := &Sender{client: opts.Client, log: opts.Logger, now: opts.Now,
-		render: render{mask: opts.Mask, approvalURL: opts.ApprovalURL}}
+		render: render{mask: opts.Mask, approvalURL: opts.ApprovalURL, slackButtons: opts.SlackButtons}}
 	if s.client == nil {
 		s.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(),
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

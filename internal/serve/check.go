@@ -12,6 +12,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/mtls"
 	"github.com/airlock-mcp/airlock/internal/notify"
 	"github.com/airlock-mcp/airlock/internal/policy/rego"
+	"github.com/airlock-mcp/airlock/internal/slackapp"
 )
 
 // CheckOptions tune Check.
@@ -77,6 +78,7 @@ func Check(ctx context.Context, cfg *config.Config, opts CheckOptions) (*Checked
 		// Webhook URLs and signing keys from the environment, which
 		// notify.New refuses to start without.
 		errs = append(errs, notify.CheckEnvironment(cfg.Notifications, nil))
+		errs = append(errs, slackapp.CheckEnvironment(cfg.Notifications.SlackApp, nil))
 	}
 	// The gRPC transport as serving sets it up: TLS files loaded, or
 	// every plaintext listener on loopback (host names resolved).

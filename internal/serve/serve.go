@@ -39,6 +39,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/mtls"
 	"github.com/airlock-mcp/airlock/internal/notify"
 	"github.com/airlock-mcp/airlock/internal/policy/rego"
+	"github.com/airlock-mcp/airlock/internal/slackapp"
 	"github.com/airlock-mcp/airlock/xds"
 )
 
@@ -175,6 +176,7 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 
 	sender, err := notify.New(cfg.Notifications, notify.Options{
 		Logger: log.With("component", "notify"), ApprovalURL: cfg.Grants.RequestURL,
+		SlackButtons: cfg.Notifications.SlackApp != nil,
 	})
 	if err != nil {
 		return err
@@ -230,6 +232,13 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 		return err
 	}
 	g.HTTP.Handle("/airlock/", ah)
+	if sa := cfg.Notifications.SlackApp; sa != nil {
+		sh, err := slackapp.New(slackapp.Options{Config: *sa, Grants: svc, Logger: log.With("component", "slackapp")})
+		if err != nil {
+			return err
+		}
+		g.HTTP.Handle(slackapp.Path, sh)
+	}
 	g.Processor = extproc.New(extproc.Options{
 		Profiles: profiles, Recorder: rec, Logger: log.With("component", "extproc"), Registry: reg,
 		MaxEventBytes: cfg.Masking.MaxEventBytes, MaxBodyBytes: cfg.Masking.MaxBodyBytes,
