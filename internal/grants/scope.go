@@ -1,6 +1,7 @@
 package grants
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -49,7 +50,7 @@ func ParseScopeKind(s string) (ScopeKind, error) {
 	case "tool_any", "tool-any", "any":
 		return ScopeToolAny, nil
 	}
-	return "", fmt.Errorf("scope %q: want call_once, tool_args or tool_any (call-once, args, any)", s)
+	return "", fmt.Errorf("scope %q: want call_once, tool_args or tool_any (call-once, args, any): %w", s, ErrInvalid)
 }
 
 // Scope is exactly what approving a request grants. It is the one value
@@ -111,10 +112,10 @@ func (s Scope) Narrow(want Scope) (Scope, error) {
 		want.Kind = s.Kind
 	}
 	if want.Kind.rank() < 0 {
-		return Scope{}, fmt.Errorf("scope kind %q: want call_once, tool_args or tool_any", want.Kind)
+		return Scope{}, fmt.Errorf("scope kind %q: want call_once, tool_args or tool_any: %w", want.Kind, ErrInvalid)
 	}
 	if want.Duration < 0 {
-		return Scope{}, fmt.Errorf("scope duration %s is negative", time.Duration(want.Duration))
+		return Scope{}, fmt.Errorf("scope duration %s is negative: %w", time.Duration(want.Duration), ErrInvalid)
 	}
 	if want.Kind.rank() > s.Kind.rank() {
 		return Scope{}, fmt.Errorf("%w: %q grants %s, the request allows at most %s", ErrWiden, want.Kind, Scope{Kind: want.Kind, Duration: s.Duration}.Describe(), s.Describe())
@@ -142,4 +143,16 @@ func FormatDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// MarshalJSON writes the request with its scope ("scope": kind, duration
+// and text) so every reader of the JSON (API, CLI, webhooks, inbox) shows
+// the same words. Reading ignores the field: the scope follows from Terms
+// and GrantedScope.
+func (r Request) MarshalJSON() ([]byte, error) {
+	type plain Request
+	return json.Marshal(struct {
+		plain
+		Scope ScopeView `json:"scope"`
+	}{plain(r), r.Scope().View()})
 }
