@@ -4,8 +4,9 @@
 //
 // A Request is pending until approvers decide it, it expires, or the
 // requester cancels it. An approval issues a Grant, as small as policy
-// says: one call with these exact arguments (single use), or one tool or
-// resource for a while. A Grant is active until it is used up, expires or
+// says and as the request's Scope states: this exact call once, this tool
+// with these arguments for a while, or this tool (or resource) with any
+// arguments for a while; an approver may narrow it, never widen it. A Grant is active until it is used up, expires or
 // is revoked. The Service applies every transition through a Store (the
 // crash-safe FileStore by default, MemStore in tests), tells waiting calls
 // without polling, expires deadlines with one timer, and reports each step

@@ -133,6 +133,25 @@ func (s Scope) Narrow(want Scope) (Scope, error) {
 	return want, nil
 }
 
+// Choices are the scopes an approver may pick instead of s, from s itself
+// down to ScopeCallOnce, each with s's duration: the options of an approve
+// form (the inbox's narrowing control). A shorter duration is also
+// allowed (Narrow).
+func (s Scope) Choices() []Scope {
+	var out []Scope
+	for _, k := range []ScopeKind{ScopeToolAny, ScopeToolArgs, ScopeCallOnce} {
+		if k.rank() > s.Kind.rank() {
+			continue
+		}
+		c := Scope{Kind: k, Duration: s.Duration}
+		if k == ScopeCallOnce {
+			c.Duration = 0
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 // FormatDuration writes d without trailing zero units: 15m, 1h30m, 45s.
 func FormatDuration(d time.Duration) string {
 	s := d.String()

@@ -51,6 +51,12 @@ func TestScopeNarrow(t *testing.T) {
 			t.Errorf("%v narrowed to %+v = %+v, %v; want %+v", tt.from, tt.want, got, err, tt.got)
 		}
 	}
+	if got := anyScope.Choices(); len(got) != 3 || got[0] != anyScope || got[1].Kind != ScopeToolArgs || got[2] != (Scope{Kind: ScopeCallOnce}) {
+		t.Errorf("choices of %v: %+v", anyScope, got)
+	}
+	if got := (Scope{Kind: ScopeCallOnce}).Choices(); len(got) != 1 {
+		t.Errorf("choices of call_once: %+v", got)
+	}
 	for _, s := range []string{"call-once", "args", "any", "call_once", "tool_args", "tool_any"} {
 		if _, err := ParseScopeKind(s); err != nil {
 			t.Errorf("ParseScopeKind(%q): %v", s, err)
