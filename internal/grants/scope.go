@@ -175,3 +175,27 @@ func (r Request) MarshalJSON() ([]byte, error) {
 		Scope ScopeView `json:"scope"`
 	}{plain(r), r.Scope().View()})
 }
+
+// Scope is what the grant covers, in the words of its request's scope:
+// single use is call_once, pinned arguments tool_args, otherwise tool_any,
+// for the time from its creation to its expiry.
+func (g *Grant) Scope() Scope {
+	switch {
+	case g.MaxUses == 1:
+		return Scope{Kind: ScopeCallOnce}
+	case g.ArgumentsHash != "" || len(g.Arguments) > 0:
+		return Scope{Kind: ScopeToolArgs, Duration: Duration(g.Expiry.Sub(g.CreatedAt))}
+	default:
+		return Scope{Kind: ScopeToolAny, Duration: Duration(g.Expiry.Sub(g.CreatedAt))}
+	}
+}
+
+// MarshalJSON writes the grant with its scope (kind, duration, text), as
+// Request does. Reading ignores the field.
+func (g Grant) MarshalJSON() ([]byte, error) {
+	type plain Grant
+	return json.Marshal(struct {
+		plain
+		Scope ScopeView `json:"scope"`
+	}{plain(g), g.Scope().View()})
+}

@@ -165,6 +165,14 @@ func TestDecideScopedNarrowsNeverWidens(t *testing.T) {
 	if g.ArgumentsHash == "" || g.MaxUses != 0 || !g.Expiry.Equal(f.clk.Now().Add(5*time.Minute)) {
 		t.Fatalf("grant %+v: want arguments pinned, unlimited uses, 5m", g)
 	}
+	if g.Scope() != want {
+		t.Fatalf("the grant's scope %+v, want %+v", g.Scope(), want)
+	}
+	b, _ := json.Marshal(g)
+	var shown struct{ Scope ScopeView }
+	if json.Unmarshal(b, &shown) != nil || shown.Scope.Text != "this tool with these arguments for 5m" {
+		t.Fatalf("grant JSON %s", b)
+	}
 
 	// Narrowed to call_once: one use, arguments pinned.
 	r2 := f.open(openParams("delete_repository", `{"repo":"b"}`, wide))

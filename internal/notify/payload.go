@@ -287,13 +287,7 @@ func grantLine(g *grants.Grant) string {
 	if g == nil {
 		return ""
 	}
-	if g.SingleUse() {
-		return fmt.Sprintf("Grant `%s`: one call with these arguments, until %s", code(g.ID), g.Expiry.UTC().Format("15:04 MST"))
-	}
-	if g.ArgumentsHash != "" {
-		return fmt.Sprintf("Grant `%s`: calls with these arguments until %s", code(g.ID), g.Expiry.UTC().Format("15:04 MST"))
-	}
-	return fmt.Sprintf("Grant `%s`: any call until %s", code(g.ID), g.Expiry.UTC().Format("15:04 MST"))
+	return fmt.Sprintf("Grant `%s`: %s, until %s", code(g.ID), g.Scope().Describe(), g.Expiry.UTC().Format("15:04 MST"))
 }
 
 func nonEmpty(a, b string) string {

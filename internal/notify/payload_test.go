@@ -110,7 +110,8 @@ func TestSlackBody(t *testing.T) {
 			// Issue 15: the scope in the words every surface uses (grants.Scope.Describe).
 			"1 approval(s) from sre, for this exact call, once",
 		}, "Approval needed: alice@example.com (agent agent-1) wants to call tool delete_repository on github"},
-		{"approved", approved, []string{"Approved by *bob*", "one call with these arguments", "Open request"}, ""},
+		// Issue 15: the grant line uses the scope words every surface shares.
+		{"approved", approved, []string{"Approved by *bob*", "(this exact call, once)", "Grant `gr_1`: this exact call, once, until", "Open request"}, ""},
 		{"break glass", breakGlass, []string{"*Break glass* by *dave*: prod &lt;down&gt; &amp; burning"}, ""},
 		{"revoked", grants.Event{ID: "evt_2", Type: grants.EventGrantRevoked, Actor: "carol", Grant: g}, []string{"Grant revoked by *carol*", "https://airlock.example/requests/req_abc"}, ""},
 	}
