@@ -44,6 +44,7 @@ var sentinels = []struct {
 	{grants.ErrNotFound, http.StatusNotFound, "not_found"},
 	{grants.ErrReasonRequired, http.StatusBadRequest, "reason_required"},
 	{grants.ErrInvalid, http.StatusBadRequest, "invalid"},
+	{grants.ErrWiden, http.StatusBadRequest, "scope_wider"},
 	{grants.ErrSelfApproval, http.StatusForbidden, "self_approval"},
 	{grants.ErrNotApprover, http.StatusForbidden, "not_approver"},
 	{grants.ErrNotAllowed, http.StatusForbidden, "not_allowed"},

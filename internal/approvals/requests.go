@@ -32,6 +32,41 @@ type VerdictBody struct {
 	// BreakGlass (approve only) approves alone as a member of a
 	// break-glass group; it needs a reason and is flagged everywhere.
 	BreakGlass bool `json:"break_glass,omitempty"`
+	// Scope (approve only) narrows what approving grants: a kind no wider
+	// than the request's and a duration no longer. Widening is refused
+	// (400 scope_wider). Absent: the request's scope as shown.
+	Scope *ScopeBody `json:"scope,omitempty"`
+}
+
+// ScopeBody is the scope an approver approves: kind call_once, tool_args
+// or tool_any (empty: the request's kind) and a Go duration ("5m"; empty:
+// the request's duration).
+type ScopeBody struct {
+	Kind     string `json:"kind,omitempty"`
+	Duration string `json:"duration,omitempty"`
+}
+
+// Scope parses the body's scope; nil body means none.
+func (b *ScopeBody) Scope() (*grants.Scope, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var s grants.Scope
+	if b.Kind != "" {
+		k, err := grants.ParseScopeKind(b.Kind)
+		if err != nil {
+			return nil, err
+		}
+		s.Kind = k
+	}
+	if b.Duration != "" {
+		d, err := time.ParseDuration(b.Duration)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("scope duration %q: want a positive Go duration such as \"5m\": %w", b.Duration, grants.ErrInvalid)
+		}
+		s.Duration = grants.Duration(d)
+	}
+	return &s, nil
 }
 
 // maxVerdictBody bounds the body of approve, deny, cancel and revoke.
@@ -138,6 +173,12 @@ func readJSON(r *http.Request, limit int64, v any) *apiError {
 // decide records v's verdict on request id, refusing first what the
 // viewer may not see and a requester under another identifier.
 func (h *Handler) decide(r *http.Request, v viewer, id string, verdict grants.Verdict, reason string) (*grants.Request, error) {
+	return h.decideScoped(r, v, id, verdict, reason, nil)
+}
+
+// decideScoped is decide with the scope the approver narrowed the request
+// to (nil: as the policy set it); see grants.Service.DecideScoped.
+func (h *Handler) decideScoped(r *http.Request, v viewer, id string, verdict grants.Verdict, reason string, scope *grants.Scope) (*grants.Request, error) {
 	req, err := h.visibleRequest(r, v, id)
 	if err != nil {
 		return nil, err
@@ -145,7 +186,7 @@ func (h *Handler) decide(r *http.Request, v viewer, id string, verdict grants.Ve
 	if asked(v, req) {
 		return nil, fmt.Errorf("%s asked for request %s: %w", v.Subject, id, grants.ErrSelfApproval)
 	}
-	out, err := h.grants.Decide(r.Context(), id, v.actor(), verdict, reason)
+	out, err := h.grants.DecideScoped(r.Context(), id, v.actor(), verdict, reason, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +208,16 @@ func (h *Handler) decider(verdict grants.Verdict) func(http.ResponseWriter, *htt
 			}
 			v = grants.VerdictBreakGlass
 		}
-		out, err := h.decide(r, viewerFrom(p), r.PathValue("id"), v, body.Reason)
+		if body.Scope != nil && verdict != grants.VerdictApprove {
+			h.writeError(w, r, newError(http.StatusBadRequest, "invalid", "scope goes with approve, not "+string(verdict)))
+			return
+		}
+		scope, err := body.Scope.Scope()
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		out, err := h.decideScoped(r, viewerFrom(p), r.PathValue("id"), v, body.Reason, scope)
 		if err != nil {
 			h.writeError(w, r, err)
 			return

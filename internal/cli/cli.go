@@ -85,7 +85,10 @@ type cmdContext struct {
 	// command-specific flags
 	state, target, cursor, reason, tool, resource, arguments string
 	mine, breakGlass, all                                    bool
-	limit                                                    int
+	// scope and scopeFor narrow what approve grants (--scope, --for).
+	scope    string
+	scopeFor time.Duration
+	limit    int
 }
 
 // connect settles the server and the token.

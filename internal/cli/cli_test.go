@@ -99,9 +99,10 @@ func TestRequestsTable(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	ids := map[string]string{a.ID: "req_A", b.ID: "req_B"}
-	want := `ID     STATE    TARGET  CALL               REQUESTER          AGE  APPROVALS  REASON
-req_B  pending  github  delete_branch      alice@example.com  1m   0/1        -
-req_A  pending  github  delete_repository  alice@example.com  1m   0/1        remove the test repo for OPS-1234
+	// Issue 15: each request says what approving it grants (SCOPE).
+	want := `ID     STATE    TARGET  CALL               SCOPE                  REQUESTER          AGE  APPROVALS  REASON
+req_B  pending  github  delete_branch      this exact call, once  alice@example.com  1m   0/1        -
+req_A  pending  github  delete_repository  this exact call, once  alice@example.com  1m   0/1        remove the test repo for OPS-1234
 `
 	if diff := cmp.Diff(cells(want), cells(normalize(out, ids))); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
@@ -109,7 +110,8 @@ req_A  pending  github  delete_repository  alice@example.com  1m   0/1        re
 
 	code, out, _ = f.run(t, approvalstest.Bob, "requests", a.ID)
 	if code != 0 || !strings.Contains(out, "[MASKED:aws_access_key]") || strings.Contains(out, "AKIAIOSFODNN7EXAMPLE") ||
-		!strings.Contains(out, "Needs:      1 approval(s) from airlock-approvers (single use); break glass: sre-oncall") {
+		!strings.Contains(out, "Needs:      1 approval(s) from airlock-approvers (single use); break glass: sre-oncall") ||
+		!strings.Contains(out, "Scope:      this exact call, once") {
 		t.Errorf("requests ID (exit %d):\n%s", code, out)
 	}
 

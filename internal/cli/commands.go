@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -150,7 +151,7 @@ var cmdRequest = &command{
 func verdictCommand(verdict grants.Verdict, summary string) *command {
 	usage := "ID [--reason TEXT]"
 	if verdict == grants.VerdictApprove {
-		usage += " [--break-glass]"
+		usage += " [--break-glass] [--scope call-once|args|any] [--for DURATION]"
 	}
 	return &command{
 		summary: summary,
@@ -160,12 +161,22 @@ func verdictCommand(verdict grants.Verdict, summary string) *command {
 			fs.StringVar(&c.reason, "reason", "", "why (kept with the decision)")
 			if verdict == grants.VerdictApprove {
 				fs.BoolVar(&c.breakGlass, "break-glass", false, "approve alone as a break-glass approver (needs --reason; flagged and audited)")
+				fs.StringVar(&c.scope, "scope", "", "grant less than the request's scope: call-once (this exact call), args (these arguments) or any (any arguments); never wider")
+				fs.DurationVar(&c.scopeFor, "for", 0, "grant for at most this long (never longer than the request's scope)")
 			}
 		},
 		run: func(ctx context.Context, c *cmdContext) error {
 			var r grants.Request
 			path := "requests/" + url.PathEscape(c.args[0]) + "/" + string(verdict)
-			raw, err := c.call(ctx, http.MethodPost, path, approvals.VerdictBody{Reason: c.reason, BreakGlass: c.breakGlass}, &r)
+			body := approvals.VerdictBody{Reason: c.reason, BreakGlass: c.breakGlass}
+			if c.scope != "" || c.scopeFor != 0 {
+				sb, err := scopeBody(c.scope, c.scopeFor)
+				if err != nil {
+					return err
+				}
+				body.Scope = sb
+			}
+			raw, err := c.call(ctx, http.MethodPost, path, body, &r)
 			if err != nil {
 				return err
 			}
@@ -209,11 +220,31 @@ var (
 	}
 )
 
+// scopeBody is the narrower scope --scope and --for ask for; the server
+// refuses one wider than the request's.
+func scopeBody(kind string, d time.Duration) (*approvals.ScopeBody, error) {
+	sb := &approvals.ScopeBody{}
+	if kind != "" {
+		k, err := grants.ParseScopeKind(kind)
+		if err != nil {
+			return nil, fmt.Errorf("--scope: %w", err)
+		}
+		sb.Kind = string(k)
+	}
+	if d < 0 {
+		return nil, fmt.Errorf("--for %s is negative", d)
+	}
+	if d > 0 {
+		sb.Duration = d.String()
+	}
+	return sb, nil
+}
+
 // outcome says in words where a request stands after an action.
 func outcome(r *grants.Request) string {
 	switch r.State {
 	case grants.RequestApproved:
-		return fmt.Sprintf("approved %s: grant %s issued to %s", r.ID, r.GrantID, r.Principal.Subject)
+		return fmt.Sprintf("approved %s: grant %s issued to %s for %s", r.ID, r.GrantID, r.Principal.Subject, r.Scope().Describe())
 	case grants.RequestPending:
 		return fmt.Sprintf("recorded on %s: %d of %d approvals, still pending", r.ID, r.Approvals(), max(r.Terms.Threshold, 1))
 	default:

@@ -72,9 +72,9 @@ func printRequests(w io.Writer, rs []*grants.Request, now time.Time) {
 		return
 	}
 	tw := table(w)
-	fmt.Fprintln(tw, "ID\tSTATE\tTARGET\tCALL\tREQUESTER\tAGE\tAPPROVALS\tREASON")
+	fmt.Fprintln(tw, "ID\tSTATE\tTARGET\tCALL\tSCOPE\tREQUESTER\tAGE\tAPPROVALS\tREASON")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", r.ID, r.State, clean(r.Target, 30), clean(r.Name(), 40),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", r.ID, r.State, clean(r.Target, 30), clean(r.Name(), 40), r.Scope().Describe(),
 			clean(r.Principal.Subject, 40), age(now.Sub(r.CreatedAt)), r.Approvals(), max(r.Terms.Threshold, 1), or(clean(r.Reason, 60), "-"))
 	}
 	_ = tw.Flush()
@@ -95,6 +95,8 @@ func printRequest(w io.Writer, r *grants.Request, now time.Time) {
 		row("Ended", fmt.Sprintf("%s: %s", stamp(r.EndedAt), clean(r.EndReason, 0)))
 	}
 	row("Needs", needs(r)+breakGlass(r.Terms.BreakGlassGroups))
+	// What approving grants (or granted), in the words every surface uses.
+	row("Scope", r.Scope().Describe())
 	if r.GrantID != "" {
 		row("Grant", r.GrantID)
 	}

@@ -4,8 +4,9 @@
 //
 // A Request is pending until approvers decide it, it expires, or the
 // requester cancels it. An approval issues a Grant, as small as policy
-// says: one call with these exact arguments (single use), or one tool or
-// resource for a while. A Grant is active until it is used up, expires or
+// says and as the request's Scope states: this exact call once, this tool
+// with these arguments for a while, or this tool (or resource) with any
+// arguments for a while; an approver may narrow it, never widen it. A Grant is active until it is used up, expires or
 // is revoked. The Service applies every transition through a Store (the
 // crash-safe FileStore by default, MemStore in tests), tells waiting calls
 // without polling, expires deadlines with one timer, and reports each step
@@ -115,8 +116,11 @@ type Decision struct {
 	// break-glass groups of the request), not all their groups.
 	Groups []string `json:"groups"`
 	// Reason is the approver's reason, masked with the target's profile.
-	Reason string    `json:"reason,omitempty"`
-	At     time.Time `json:"at"`
+	Reason string `json:"reason,omitempty"`
+	// Scope, when set, is the narrower scope this approver approved (see
+	// Scope.Narrow); the grant gets the narrowest of the approvers'.
+	Scope *Scope    `json:"scope,omitempty"`
+	At    time.Time `json:"at"`
 }
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration
@@ -143,10 +147,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // Terms are the approval rules policy set for a request (policy.Approval,
 // kept with the request so it is decided by the rules it was opened under).
 type Terms struct {
-	ApproverGroups   []string `json:"approver_groups"`
-	Threshold        int      `json:"threshold"`
-	GrantDuration    Duration `json:"grant_duration"` // zero: single use
-	SingleUse        bool     `json:"single_use"`
+	ApproverGroups []string `json:"approver_groups"`
+	Threshold      int      `json:"threshold"`
+	GrantDuration  Duration `json:"grant_duration"` // zero: single use
+	SingleUse      bool     `json:"single_use"`
+	// PinArguments limits a time-bound grant to the held call's arguments;
+	// false (and in records written before airlock kept it) lets the grant
+	// cover the tool with any arguments. See Scope.
+	PinArguments     bool     `json:"pin_arguments,omitempty"`
 	ReasonRequired   bool     `json:"reason_required"`
 	BreakGlassGroups []string `json:"break_glass_groups,omitempty"`
 }
@@ -156,6 +164,7 @@ func TermsFrom(a policy.Approval) Terms {
 	t := Terms{
 		ApproverGroups: slices.Clone(a.ApproverGroups), Threshold: a.Threshold,
 		GrantDuration: Duration(a.GrantDuration), SingleUse: a.SingleUse || a.GrantDuration == 0,
+		PinArguments:   a.PinArguments,
 		ReasonRequired: a.ReasonRequired, BreakGlassGroups: slices.Clone(a.BreakGlassGroups),
 	}
 	if t.Threshold < 1 {
@@ -184,9 +193,12 @@ type Request struct {
 	// canonical form; "" when the call had none.
 	ArgumentsHash string `json:"arguments_sha256,omitempty"`
 	// Reason is the agent's stated reason (see ReasonFromCall), masked.
-	Reason    string     `json:"reason,omitempty"`
-	Terms     Terms      `json:"terms"`
-	Decisions []Decision `json:"decisions,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	Terms  Terms  `json:"terms"`
+	// GrantedScope is the scope of the grant an approval issued (the
+	// terms' scope, narrowed by the approvers); nil until approved.
+	GrantedScope *Scope     `json:"granted_scope,omitempty"`
+	Decisions    []Decision `json:"decisions,omitempty"`
 	// BreakGlass is set when a break-glass verdict approved the request.
 	BreakGlass bool      `json:"break_glass,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
@@ -216,6 +228,23 @@ func (r *Request) Name() string {
 	return r.Tool
 }
 
+// Scope is what approving the request grants: the terms' scope, or the
+// narrowed scope once an approval issued the grant.
+func (r *Request) Scope() Scope {
+	if r.GrantedScope != nil {
+		return *r.GrantedScope
+	}
+	return r.Terms.Scope()
+}
+
+func cloneScope(s *Scope) *Scope {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	return &c
+}
+
 // Approvals counts the approve verdicts so far.
 func (r *Request) Approvals() int {
 	n := 0
@@ -240,7 +269,9 @@ func (r *Request) Clone() *Request {
 	c.Decisions = slices.Clone(r.Decisions)
 	for i := range c.Decisions {
 		c.Decisions[i].Groups = slices.Clone(c.Decisions[i].Groups)
+		c.Decisions[i].Scope = cloneScope(c.Decisions[i].Scope)
 	}
+	c.GrantedScope = cloneScope(r.GrantedScope)
 	return &c
 }
 

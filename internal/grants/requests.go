@@ -183,6 +183,15 @@ func (s *Service) current(id string, last *Request) *Request {
 // not pending fails with ErrNotPending; one whose deadline has passed is
 // expired first, so approval and expiry never both happen.
 func (s *Service) Decide(ctx context.Context, id string, a Actor, v Verdict, rawReason string) (*Request, error) {
+	return s.DecideScoped(ctx, id, a, v, rawReason, nil)
+}
+
+// DecideScoped is Decide with the scope an approver approves: nil approves
+// the request's scope as the policy set it; a narrower one (see
+// Scope.Narrow) limits the grant issued. A wider scope is refused with an
+// error wrapping ErrWiden and records nothing. The scope is only read with
+// an approve or break-glass verdict.
+func (s *Service) DecideScoped(ctx context.Context, id string, a Actor, v Verdict, rawReason string, scope *Scope) (*Request, error) {
 	var out *Request
 	err := s.update(ctx, func(tx *txn) error {
 		r := s.request(id)
@@ -198,11 +207,20 @@ func (s *Service) Decide(ctx context.Context, id string, a Actor, v Verdict, raw
 			return nil
 		}
 		reason := maskReason(s.profile(r.Target), rawReason)
+		var narrowed *Scope
+		if scope != nil && (v == VerdictApprove || v == VerdictBreakGlass) {
+			ns, err := r.Terms.Scope().Narrow(*scope)
+			if err != nil {
+				return err
+			}
+			narrowed = &ns
+		}
 		d, next, err := judge(r, a, v, reason, tx.now)
 		if err != nil {
 			tx.notes = append(tx.notes, Event{Type: EventDecisionRefused, At: tx.now, Actor: a.Subject, Reason: err.Error(), Request: r.Clone()})
 			return err
 		}
+		d.Scope = narrowed
 		n := r.Clone()
 		n.Decisions = append(n.Decisions, d)
 		tx.putRequest(n)
@@ -218,6 +236,8 @@ func (s *Service) Decide(ctx context.Context, id string, a Actor, v Verdict, raw
 			tx.emit(Event{Type: EventRequestDenied, Actor: a.Subject, Reason: reason, Request: n})
 		case RequestApproved:
 			g := s.issue(n, tx)
+			gs := grantScope(n)
+			n.GrantedScope = &gs
 			n.State = RequestApproved
 			n.BreakGlass = v == VerdictBreakGlass
 			n.GrantID = g.ID
@@ -238,27 +258,71 @@ func (s *Service) Decide(ctx context.Context, id string, a Actor, v Verdict, raw
 	return out.Clone(), nil
 }
 
-// issue stages the grant an approval of r creates: expiry counted from
-// now; single use pins the exact arguments.
+// pinnedHash is the arguments hash a grant pinned to r's arguments
+// carries. A tool call without arguments has the arguments {}: its grant
+// pins {} too, so that pinning never reads as "any arguments" (a grant
+// without a hash covers every call).
+func pinnedHash(r *Request) string {
+	if r.ArgumentsHash == "" && r.Kind == KindTool {
+		h, _ := policy.ArgumentsHash(nil)
+		return h
+	}
+	return r.ArgumentsHash
+}
+
+// grantScope is the scope the grant of an approved r gets: the terms'
+// scope narrowed by every approver who narrowed it (the least of all).
+func grantScope(r *Request) Scope {
+	sc := r.Terms.Scope()
+	for _, d := range r.Decisions {
+		if d.Scope == nil || (d.Verdict != VerdictApprove && d.Verdict != VerdictBreakGlass) {
+			continue
+		}
+		if d.Scope.Kind.rank() < sc.Kind.rank() {
+			sc.Kind = d.Scope.Kind
+		}
+		if d.Scope.Duration > 0 && d.Scope.Duration < sc.Duration {
+			sc.Duration = d.Scope.Duration
+		}
+	}
+	if sc.Kind == ScopeCallOnce {
+		sc.Duration = 0
+	}
+	return sc
+}
+
+// issue stages the grant an approval of r creates, with grantScope(r):
+// expiry counted from now; call_once is single use with the exact
+// arguments, tool_args pins the arguments for the duration, tool_any
+// leaves them free.
 func (s *Service) issue(r *Request, tx *txn) *Grant {
 	g := &Grant{
 		ID: newID(GrantIDPrefix), RequestID: r.ID, State: GrantActive,
 		Subject: r.Principal.Subject, Issuer: r.Principal.Issuer, User: r.Principal.User, ClientID: r.Principal.ClientID,
 		Target: r.Target, Kind: r.Kind, Tool: r.Tool, Resource: r.Resource,
-		NotBefore: tx.now, CreatedAt: tx.now, Expiry: tx.now.Add(time.Duration(r.Terms.GrantDuration)),
+		NotBefore: tx.now, CreatedAt: tx.now,
 	}
+	sc := grantScope(r)
+	g.Expiry = tx.now.Add(time.Duration(sc.Duration))
 	for _, d := range r.Decisions {
 		if d.Verdict == VerdictApprove || d.Verdict == VerdictBreakGlass {
 			g.ApprovedBy = append(g.ApprovedBy, d.Actor)
 		}
 		g.BreakGlass = g.BreakGlass || d.Verdict == VerdictBreakGlass
 	}
-	if r.Terms.SingleUse || r.Terms.GrantDuration == 0 {
+	switch sc.Kind {
+	case ScopeCallOnce:
 		g.MaxUses = 1
-		g.Arguments, g.ArgumentsHash = r.Arguments, r.ArgumentsHash
+		g.Arguments, g.ArgumentsHash = r.Arguments, pinnedHash(r)
+		// A single-use grant the policy gave no duration lives only long
+		// enough for the held call (or its retry).
 		if r.Terms.GrantDuration == 0 {
 			g.Expiry = tx.now.Add(s.cfg.SingleUseTTL)
+		} else {
+			g.Expiry = tx.now.Add(time.Duration(r.Terms.GrantDuration))
 		}
+	case ScopeToolArgs:
+		g.Arguments, g.ArgumentsHash = r.Arguments, pinnedHash(r)
 	}
 	tx.putGrant(g)
 	return g

@@ -88,15 +88,18 @@ type requestBody struct {
 	ArgumentsTruncated bool                `json:"arguments_truncated,omitempty"`
 	Reason             string              `json:"reason,omitempty"`
 	Terms              grants.Terms        `json:"terms"`
-	Decisions          []grants.Decision   `json:"decisions"`
-	BreakGlass         bool                `json:"break_glass,omitempty"`
-	CreatedAt          time.Time           `json:"created_at"`
-	ExpiresAt          time.Time           `json:"expires_at"`
-	EndedAt            time.Time           `json:"ended_at,omitzero"`
-	EndedBy            string              `json:"ended_by,omitempty"`
-	EndReason          string              `json:"end_reason,omitempty"`
-	GrantID            string              `json:"grant_id,omitempty"`
-	Joined             int                 `json:"joined,omitempty"`
+	// Scope is what approving grants (grants.Scope.View), in the same
+	// words the inbox, CLI and API show.
+	Scope      grants.ScopeView  `json:"scope"`
+	Decisions  []grants.Decision `json:"decisions"`
+	BreakGlass bool              `json:"break_glass,omitempty"`
+	CreatedAt  time.Time         `json:"created_at"`
+	ExpiresAt  time.Time         `json:"expires_at"`
+	EndedAt    time.Time         `json:"ended_at,omitzero"`
+	EndedBy    string            `json:"ended_by,omitempty"`
+	EndReason  string            `json:"end_reason,omitempty"`
+	GrantID    string            `json:"grant_id,omitempty"`
+	Joined     int               `json:"joined,omitempty"`
 }
 
 type grantBody struct {
@@ -147,7 +150,7 @@ func (r *render) generic(e grants.Event) ([]byte, error) {
 			ID: q.ID, State: q.State, Principal: principalBody{q.Principal.Subject, q.Principal.User, q.Principal.ClientID},
 			Target: q.Target, Kind: q.Kind, Tool: q.Tool, Resource: q.Resource,
 			Arguments: args, ArgumentsPreview: preview, ArgumentsTruncated: cut, Reason: r.text(q.Reason),
-			Terms: q.Terms, Decisions: make([]grants.Decision, len(q.Decisions)), BreakGlass: q.BreakGlass,
+			Terms: q.Terms, Scope: q.Scope().View(), Decisions: make([]grants.Decision, len(q.Decisions)), BreakGlass: q.BreakGlass,
 			CreatedAt: q.CreatedAt, ExpiresAt: q.ExpiresAt, EndedAt: q.EndedAt, EndedBy: q.EndedBy,
 			EndReason: r.text(q.EndReason), GrantID: q.GrantID, Joined: q.Joined,
 		}
@@ -241,10 +244,7 @@ func (r *render) summary(e grants.Event) (string, string) {
 			} else {
 				d = append(d, "*Reason given:* none")
 			}
-			scope := "this one call"
-			if !q.Terms.SingleUse {
-				scope = "the " + string(q.Kind) + " for " + time.Duration(q.Terms.GrantDuration).String()
-			}
+			scope := q.Scope().Describe()
 			d = append(d, fmt.Sprintf("*Needs:* %d approval(s) from %s, for %s · expires %s",
 				q.Terms.Threshold, slackEscape(strings.Join(q.Terms.ApproverGroups, ", ")), scope, q.ExpiresAt.UTC().Format("15:04 MST")))
 			return ":lock: Approval needed: " + who(q.Principal) + " wants to call " + what, strings.Join(d, "\n")
@@ -254,9 +254,9 @@ func (r *render) summary(e grants.Event) (string, string) {
 					actor, d.Verdict, slackEscape(q.Principal.Subject), what, q.Approvals(), q.Terms.Threshold, why), ""
 			}
 		case grants.EventRequestApproved:
-			s := ":white_check_mark: Approved by " + actor + ": " + who(q.Principal) + " may call " + what
+			s := ":white_check_mark: Approved by " + actor + ": " + who(q.Principal) + " may call " + what + " (" + q.Scope().Describe() + ")"
 			if q.BreakGlass {
-				s = ":rotating_light: *Break glass* by " + actor + why + ": " + who(q.Principal) + " may call " + what
+				s = ":rotating_light: *Break glass* by " + actor + why + ": " + who(q.Principal) + " may call " + what + " (" + q.Scope().Describe() + ")"
 			}
 			return s, grantLine(e.Grant)
 		case grants.EventRequestDenied:
@@ -292,10 +292,7 @@ func grantLine(g *grants.Grant) string {
 	if g == nil {
 		return ""
 	}
-	if g.SingleUse() {
-		return fmt.Sprintf("Grant `%s`: one call with these arguments, until %s", code(g.ID), g.Expiry.UTC().Format("15:04 MST"))
-	}
-	return fmt.Sprintf("Grant `%s`: any call until %s", code(g.ID), g.Expiry.UTC().Format("15:04 MST"))
+	return fmt.Sprintf("Grant `%s`: %s, until %s", code(g.ID), g.Scope().Describe(), g.Expiry.UTC().Format("15:04 MST"))
 }
 
 func nonEmpty(a, b string) string {

@@ -45,6 +45,10 @@ func TestGenericBody(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
 	}
+	// Issue 15: webhooks state what approving grants, as the API does.
+	if diff := cmp.Diff(map[string]any{"kind": "call_once", "duration": "0s", "text": "this exact call, once"}, req["scope"]); diff != "" {
+		t.Errorf("scope (-want +got):\n%s", diff)
+	}
 	if diff := cmp.Diff(map[string]any{"repo": "acme/test", "token": "[MASKED:field:token]"}, req["arguments"]); diff != "" {
 		t.Errorf("arguments (-want +got):\n%s", diff)
 	}
@@ -103,9 +107,11 @@ func TestSlackBody(t *testing.T) {
 		{"opened", sampleEvent(grants.EventRequestOpened), []string{
 			"Approval needed", "*alice@example.com* (agent `agent-1`) wants to call tool `delete_repository` on *github*",
 			`[MASKED:field:token]`, "Review and decide", "https://airlock.example/requests/req_abc",
-			"1 approval(s) from sre, for this one call",
+			// Issue 15: the scope in the words every surface uses (grants.Scope.Describe).
+			"1 approval(s) from sre, for this exact call, once",
 		}, "Approval needed: alice@example.com (agent agent-1) wants to call tool delete_repository on github"},
-		{"approved", approved, []string{"Approved by *bob*", "one call with these arguments", "Open request"}, ""},
+		// Issue 15: the grant line uses the scope words every surface shares.
+		{"approved", approved, []string{"Approved by *bob*", "(this exact call, once)", "Grant `gr_1`: this exact call, once, until", "Open request"}, ""},
 		{"break glass", breakGlass, []string{"*Break glass* by *dave*: prod &lt;down&gt; &amp; burning"}, ""},
 		{"revoked", grants.Event{ID: "evt_2", Type: grants.EventGrantRevoked, Actor: "carol", Grant: g}, []string{"Grant revoked by *carol*", "https://airlock.example/requests/req_abc"}, ""},
 	}

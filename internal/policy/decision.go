@@ -34,8 +34,11 @@ type Approval struct {
 	Threshold      int // approvals needed; default 1
 	// GrantDuration is how long the grant issued on approval lasts; zero
 	// means a single-use grant.
-	GrantDuration    time.Duration
-	SingleUse        bool // true when GrantDuration is zero or the policy says so
+	GrantDuration time.Duration
+	SingleUse     bool // true when GrantDuration is zero or the policy says so
+	// PinArguments limits a time-bound grant to the held call's exact
+	// arguments; false lets it cover the tool with any arguments.
+	PinArguments     bool
 	ReasonRequired   bool // the requester must give a reason
 	BreakGlassGroups []string
 }

@@ -73,17 +73,39 @@ masking_profile := object.get(settings, ["masking_profile"], "")
 
 record := object.get(settings, ["record"], true)
 
-single_use := object.get(settings, ["approval", "single_use"], false)
+# What approving grants (the request's scope). Least by default: this exact
+# call, once (single_use, arguments pinned). approval.overrides widens it
+# only where policy data says so: an object whose keys are name globs (as
+# in require_approval, matched in sorted order, first wins) and whose
+# values set single_use, grant_duration and pin_arguments for the tools or
+# resources they match.
+approval_overrides := o if {
+	o := object.get(settings, ["approval", "overrides"], {})
+	is_object(o)
+} else := {}
+
+approval_override_pattern := first_match(sort(object.keys(approval_overrides)), item.name)
+
+approval_settings := object.union(object.get(settings, "approval", {}), approval_overrides[approval_override_pattern]) if {
+	is_object(approval_overrides[approval_override_pattern])
+} else := object.get(settings, "approval", {})
+
+single_use := object.get(approval_settings, "single_use", true)
 
 grant_duration := "0s" if {
 	single_use
-} else := object.get(settings, ["approval", "grant_duration"], "15m")
+} else := object.get(approval_settings, "grant_duration", "15m")
+
+# A time-bound grant covers only the held call's arguments unless policy
+# data sets pin_arguments: false (this tool with any arguments).
+pin_arguments := object.get(approval_settings, "pin_arguments", true)
 
 approval := {
 	"approver_groups": object.get(settings, ["approval", "approver_groups"], []),
 	"threshold": object.get(settings, ["approval", "threshold"], 1),
 	"grant_duration": grant_duration,
 	"single_use": single_use,
+	"pin_arguments": pin_arguments,
 	"reason_required": object.get(settings, ["approval", "reason_required"], false),
 	"break_glass_groups": object.get(settings, ["approval", "break_glass_groups"], []),
 }

@@ -143,6 +143,7 @@ test_approval_required_tool if {
 		"threshold": 1,
 		"grant_duration": "15m",
 		"single_use": false,
+		"pin_arguments": true,
 		"reason_required": true,
 		"break_glass_groups": ["oncall"],
 	}
@@ -353,8 +354,56 @@ test_shipped_rules_hold_high_risk_tools if {
 		d := airlock.decision with input as call("any-target", tool)
 		d.outcome == "approval_required"
 		d.approval.approver_groups == ["airlock-approvers"]
-		d.approval.grant_duration == "15m"
+
+		# Issue 15: the shipped scope is this exact call, once (it was the
+		# tool with any arguments for 15m).
+		d.approval.single_use == true
+		d.approval.grant_duration == "0s"
+		d.approval.pin_arguments == true
 	}
+}
+
+# --- approval scope -----------------------------------------------------
+
+scope_rules := object.union(rules, {"*": {"approval": {
+	"single_use": true,
+	"overrides": {
+		"exec*": {"single_use": false, "grant_duration": "30m"},
+		"delete_tmp*": {"single_use": false, "grant_duration": "5m", "pin_arguments": false},
+	},
+}}})
+
+scoped(target, tool) := d if {
+	d := airlock.decision with input as call(target, tool) with data.airlock.rules as scope_rules
+}
+
+test_scope_default_is_call_once if {
+	d := airlock.decision with input as call("jira", "delete_issue") with data.airlock.rules as {"*": {
+		"tools": {"allow": ["*"], "require_approval": ["delete_*"]},
+		"approval": {"approver_groups": ["approvers"]},
+	}}
+	d.outcome == "approval_required"
+	d.approval.single_use == true
+	d.approval.grant_duration == "0s"
+	d.approval.pin_arguments == true
+}
+
+test_scope_override_pins_arguments_by_default if {
+	d := scoped("jira", "exec_query")
+	d.approval.single_use == false
+	d.approval.grant_duration == "30m"
+	d.approval.pin_arguments == true
+}
+
+test_scope_override_any_arguments_only_where_data_says if {
+	d := scoped("jira", "delete_tmp_files")
+	d.approval.single_use == false
+	d.approval.grant_duration == "5m"
+	d.approval.pin_arguments == false
+
+	o := scoped("jira", "delete_issue")
+	o.approval.single_use == true
+	o.approval.pin_arguments == true
 }
 
 test_shipped_rules_allow_ordinary_tools if {

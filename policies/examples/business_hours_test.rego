@@ -4,7 +4,9 @@ import data.airlock.examples.business_hours
 
 rules := {"*": {
 	"tools": {"allow": ["*"], "deny": ["danger"], "require_approval": ["delete_*"]},
-	"approval": {"approver_groups": ["approvers"], "grant_duration": "1h"},
+	# single_use: false because single use is the default since issue 15
+	# and this test is about the grant's duration.
+	"approval": {"approver_groups": ["approvers"], "grant_duration": "1h", "single_use": false},
 }}
 
 # Wednesday 2026-01-07 10:30 UTC and 22:30 UTC; Saturday 2026-01-10 10:30 UTC.

@@ -78,9 +78,48 @@ func TestHeldCallApprovedWithinWindow(t *testing.T) {
 	if !upstreamDeleted("acme/old-1") {
 		t.Error("the approved call never reached the server")
 	}
-	// The grant lasts (15m on github): the next identical call goes straight through.
-	if err := deleteRepo(ctx, cs, "acme/old-2"); err != nil {
+	// The grant lasts (15m on github): the next identical call goes
+	// straight through. (Issue 15: it used to cover acme/old-2 as well, any
+	// arguments; the grant now pins the arguments the approver saw, see
+	// TestApprovalCoversOnlyTheShownArguments.)
+	if err := deleteRepo(ctx, cs, "acme/old-1"); err != nil {
 		t.Errorf("a call covered by the time-bound grant was held: %v", err)
+	}
+}
+
+// Issue 15: approving delete_repository {"repo":"acme/prod-db-backups"}
+// let the agent delete acme/payments-service with no new request. The
+// shipped policy's grant now covers only the arguments the approver saw
+// (github: "this tool with these arguments for 15m"); another repository
+// is held for its own approval.
+func TestApprovalCoversOnlyTheShownArguments(t *testing.T) {
+	ctx := ctxT(t, 60*time.Second)
+	cs := session(t, ctx, "00u-ivan", "github")
+	done := make(chan error, 1)
+	go func() { done <- deleteRepo(ctx, cs, "acme/prod-db-backups") }()
+	r := pendingFor(t, ctx, "00u-ivan", "github")
+	if got := r.Scope().Describe(); got != "this tool with these arguments for 15m" {
+		t.Errorf("the request's scope is %q", got)
+	}
+	if _, err := stack.Gateway.Grants.Decide(ctx, r.ID, approver, grants.VerdictApprove, "backups only"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the approved call failed: %v", err)
+	}
+	go func() { done <- deleteRepo(ctx, cs, "acme/payments-service") }()
+	other := pendingFor(t, ctx, "00u-ivan", "github")
+	if other.ID == r.ID || !strings.Contains(string(other.Arguments), "acme/payments-service") {
+		t.Fatalf("another repository was not held for its own approval: %+v", other)
+	}
+	if _, err := stack.Gateway.Grants.Decide(ctx, other.ID, approver, grants.VerdictDeny, "not this one"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the call of another repository went through")
+	}
+	if upstreamDeleted("acme/payments-service") {
+		t.Fatal("acme/payments-service reached the server under a grant for acme/prod-db-backups")
 	}
 }
 

@@ -126,6 +126,10 @@ func decodeApproval(obj ast.Object) (policy.Approval, error) {
 			a.SingleUse, err = boolField("approval.single_use", val)
 		case "reason_required":
 			a.ReasonRequired, err = boolField("approval.reason_required", val)
+		case "pin_arguments":
+			// Absent in policies written before scopes: their time-bound
+			// grants covered any arguments, and still do.
+			a.PinArguments, err = boolField("approval.pin_arguments", val)
 		default:
 			err = fmt.Errorf("decision.approval has unknown field %q", string(key))
 		}

@@ -37,7 +37,9 @@ func TestDefaultPolicy(t *testing.T) {
 		}
 		return in
 	}
-	approval := &policy.Approval{ApproverGroups: []string{"airlock-approvers"}, Threshold: 1, GrantDuration: 15 * time.Minute, ReasonRequired: true, BreakGlassGroups: []string{}}
+	// Issue 15: the shipped default is this exact call, once (it was the
+	// tool with any arguments for 15m, wider than the approver was shown).
+	approval := &policy.Approval{ApproverGroups: []string{"airlock-approvers"}, Threshold: 1, SingleUse: true, PinArguments: true, ReasonRequired: true, BreakGlassGroups: []string{}}
 	tests := []struct {
 		name string
 		in   *policy.Input
