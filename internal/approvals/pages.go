@@ -274,7 +274,18 @@ func (in *inbox) decidePost(w http.ResponseWriter, r *http.Request, s *session) 
 		return
 	}
 	id := r.PathValue("id")
-	if _, err := in.h.decide(r, s.viewer(), id, verdict, r.PostForm.Get("reason")); err != nil {
+	// An approver may narrow what approving grants (never widen it: the
+	// grant service refuses that); the form offers only narrower scopes.
+	var scope *grants.Scope
+	if k := r.PostForm.Get("scope"); k != "" && verdict == grants.VerdictApprove {
+		kind, err := grants.ParseScopeKind(k)
+		if err != nil {
+			in.renderError(w, r, http.StatusBadRequest, err.Error())
+			return
+		}
+		scope = &grants.Scope{Kind: kind}
+	}
+	if _, err := in.h.decideScoped(r, s.viewer(), id, verdict, r.PostForm.Get("reason"), scope); err != nil {
 		ae := classify(err)
 		d, lerr := in.requestData(r, s)
 		if lerr != nil {

@@ -46,6 +46,17 @@ type reqView struct {
 	Auditor bool
 	// Card is the context for the decision: rule, risk, hold, history.
 	Card *cardView
+	// Scope says what approving grants (what the approval granted, once
+	// approved); ScopeChoices are the scopes an approver may narrow it to,
+	// widest (the request's own) first — shown only when there is more
+	// than one.
+	Scope        string
+	ScopeChoices []scopeChoice
+}
+
+// scopeChoice is one option of the approve form's scope.
+type scopeChoice struct {
+	Kind, Text string
 }
 
 type decView struct {
@@ -90,6 +101,12 @@ func viewRequest(v viewer, r *grants.Request) reqView {
 		lines := strings.Count(out.Args, "\n") + 1
 		out.ArgsSize = fmt.Sprintf("%d lines, %d characters", lines, utf8.RuneCountInString(out.Args))
 		out.ArgsLong = lines > foldLines || utf8.RuneCountInString(out.Args) > foldRunes
+	}
+	out.Scope = r.Scope().Describe()
+	if choices := r.Terms.Scope().Choices(); len(choices) > 1 {
+		for _, c := range choices {
+			out.ScopeChoices = append(out.ScopeChoices, scopeChoice{Kind: string(c.Kind), Text: c.Describe()})
+		}
 	}
 	out.CanDecide = canDecide(v, r) && intersects(v.Groups, r.Terms.ApproverGroups)
 	out.CanBreakGlass = canDecide(v, r) && intersects(v.Groups, r.Terms.BreakGlassGroups)
