@@ -17,7 +17,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("building airlock: %v\n%s", err, out)
 	}
 	var out bytes.Buffer
-	if err := run(bin, true, &out); err != nil {
+	if err := run(bin, true, false, &out); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{
@@ -32,6 +32,9 @@ func TestDemo(t *testing.T) {
 		"401, WWW-Authenticate: Bearer",
 		"Audit trail so far",
 		"allow             00u-alice  github      tools/call                 delete_repository",
+		"6. The session, replayed from airlock's recording",
+		"(the denied call):",
+		"(the approved call):",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)

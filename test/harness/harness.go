@@ -45,6 +45,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Everything also starts the npm MCP server-everything as target "everything".
 	Everything bool
+	// KeepWorkDir leaves WorkDir (airlock.yaml, the grant store and the
+	// recording) in place on Close, so `airlock sessions`/`replay` can read
+	// it afterwards (make demo).
+	KeepWorkDir bool
 	// MaxRequestBytes is airlock's (and Envoy's) body limit (default 1 MiB).
 	MaxRequestBytes int
 	// TokenTTL of minted tokens (default 1h).
@@ -147,7 +151,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if s.WorkDir, err = os.MkdirTemp("", "airlock-e2e-"); err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, func() error { return os.RemoveAll(s.WorkDir) })
+	if !opts.KeepWorkDir {
+		s.closers = append(s.closers, func() error { return os.RemoveAll(s.WorkDir) })
+	}
 
 	if s.Issuer, err = oidcissuer.New(oidcissuer.Options{Path: "/oauth2/default", TokenTTL: opts.TokenTTL}); err != nil {
 		return nil, err
