@@ -24,6 +24,7 @@ func TestDemo(t *testing.T) {
 		`initialize → server "airlock-test-server"`,
 		`allowed → "hello through airlock"`,
 		"the MCP server saw its own credential",
+		"[MASKED:aws_access_key]",
 		`denied: tool "get-env" on target "everything" is denied`,
 		"the agent's call is held",
 		"carol runs `airlock requests`: req_",

@@ -70,6 +70,27 @@ func script(ctx context.Context, s *harness.Stack, p *printer, bin string) error
 	p.ok("and who called: x-airlock-principal=%s, x-airlock-client-id=%s",
 		reqs[len(reqs)-1].Header.Get("X-Airlock-Principal"), reqs[len(reqs)-1].Header.Get("X-Airlock-Client-Id"))
 
+	p.title("2b. A secret in a response is masked (ext_proc): tools/call get_secret_config")
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: peers.ToolGetSecretConfig, Arguments: map[string]any{}})
+	if err != nil {
+		return err
+	}
+	text := res.Content[0].(*mcp.TextContent).Text
+	for _, secret := range peers.FakeSecrets {
+		if strings.Contains(text, secret) {
+			return errors.New("a secret from the MCP server reached the agent unmasked")
+		}
+	}
+	if !strings.Contains(text, "[MASKED:aws_access_key]") {
+		return fmt.Errorf("the AWS key was not masked: %q", text)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+		if strings.Contains(l, "[MASKED:") {
+			p.ok("the agent sees %s", l)
+		}
+	}
+	p.ok("the server sent real-looking (fake) credentials; none reached the agent, and the recording keeps only the masked text")
+
 	p.title("3. A denied call: tools/call get-env on target everything")
 	etok, err := s.Token("00u-alice", "everything")
 	if err != nil {
