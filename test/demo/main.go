@@ -48,7 +48,14 @@ func run(bin string, once, keep bool, out io.Writer) (err error) {
 			err = nil
 		}
 	}()
-	s, err := harness.Start(sctx, harness.Options{Everything: true, AirlockBinary: bin, AirlockLog: decisions, HoldWindow: 20 * time.Second, KeepWorkDir: keep})
+	devIssuer, stopIssuer, err := startDevIssuer(ctx, bin)
+	if err != nil {
+		cancel()
+		return err
+	}
+	defer stopIssuer()
+	s, err := harness.Start(sctx, harness.Options{Everything: true, AirlockBinary: bin, AirlockLog: decisions, HoldWindow: 20 * time.Second, KeepWorkDir: keep,
+		ExtraConfig: inboxConfig(devIssuer)})
 	cancel()
 	if err != nil {
 		return err
@@ -68,6 +75,8 @@ func run(bin string, once, keep bool, out io.Writer) (err error) {
 	}
 	p.kv("config", cfgPath)
 	p.kv("OIDC issuer (Okta-shaped tokens)", s.Issuer.URL())
+	p.kv("inbox sign-in (airlock dev issuer)", devIssuer+"  (NOT for production)")
+	p.kv("web inbox", s.BaseURL+"/airlock/inbox/")
 	p.kv("MCP server \"github\" (Go SDK)", s.GoServer.URL())
 	p.kv("MCP server \"everything\" (npm)", s.Everything.URL())
 	p.kv("airlock ext_authz (gRPC)", s.AuthzAddr)

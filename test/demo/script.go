@@ -112,6 +112,33 @@ func script(ctx context.Context, s *harness.Stack, p *printer, bin string) error
 		return err
 	}
 
+	p.title("4b. Another held call, approved in the web inbox")
+	pending := func(subject string) (string, error) {
+		for ctx.Err() == nil {
+			out, err := exec.CommandContext(ctx, bin, "requests", "--output", "json", "--server", s.BaseURL,
+				"--token-file", filepath.Join(s.WorkDir, "approver-token")).CombinedOutput()
+			if err != nil {
+				return "", fmt.Errorf("airlock requests: %v\n%s", err, out)
+			}
+			var list struct {
+				Requests []grants.Request `json:"requests"`
+			}
+			if err := json.Unmarshal(out, &list); err != nil {
+				return "", fmt.Errorf("airlock requests: %w", err)
+			}
+			for _, r := range list.Requests {
+				if r.Principal.Subject == subject {
+					return r.ID, nil
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return "", ctx.Err()
+	}
+	if err := inboxStep(ctx, s, p, pending); err != nil {
+		return err
+	}
+
 	p.title("5. No token at all")
 	req, _ := http.NewRequestWithContext(ctx, "POST", s.TargetURL("github"), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
 	req.Header.Set("Content-Type", "application/json")

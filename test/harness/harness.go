@@ -49,6 +49,9 @@ type Options struct {
 	// recording) in place on Close, so `airlock sessions`/`replay` can read
 	// it afterwards (make demo).
 	KeepWorkDir bool
+	// ExtraConfig, given the gateway's base URL, returns airlock.yaml
+	// sections appended to the generated config (make demo's inbox).
+	ExtraConfig func(baseURL string) string
 	// MaxRequestBytes is airlock's (and Envoy's) body limit (default 1 MiB).
 	MaxRequestBytes int
 	// TokenTTL of minted tokens (default 1h).
@@ -430,6 +433,9 @@ targets:
 			db = "airlock"
 		}
 		fmt.Fprintf(&b, "audit: {clickhouse: {addr: %q, database: %q, flush_interval: 50ms}, spool: {fsync_interval: 10ms}}\n", opts.ClickHouse, db)
+	}
+	if opts.ExtraConfig != nil {
+		b.WriteString(opts.ExtraConfig(s.BaseURL))
 	}
 	path := filepath.Join(s.WorkDir, "airlock.yaml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
