@@ -6,7 +6,7 @@ NODE_DIR := test/node
 # Go test timeout for the whole run; keep `make test` well under 20 minutes on 2 cores.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test test-deps test-secretscan lint bench bench-go bench-authz bench-xds bench-audit demo clean fuzz quickstart-mcp quickstart-issuer standin
+.PHONY: all build test test-deps test-secretscan lint bench bench-go bench-authz bench-xds bench-audit demo demo-deps clean fuzz quickstart-mcp quickstart-issuer standin
 
 all: build
 
@@ -45,18 +45,28 @@ fuzz:
 	  done; \
 	done
 
+# What the demo needs: the npm peers only (no ClickHouse, no Chromium, no root).
+demo-deps:
+	@bash scripts/test-deps.sh --node
+
 # Build airlock, start an OIDC issuer, two MCP servers, `airlock serve` and
 # the data path (Envoy if on PATH, else the local stand-in), run a scripted
-# agent session and print what happened. Ctrl-C stops everything.
-demo: build test-deps
-	$(GO) run ./test/demo --airlock $(BIN)
+# agent session, check and print each step, replay it from the recording.
+# Ctrl-C stops everything and exits 0; the directory with the config and the
+# recording is kept (DEMO_ARGS=--clean deletes it). DEMO_ARGS=--once exits
+# after the script (what CI and the test run). The demo program is built,
+# not `go run`, so Ctrl-C reaches it directly and its exit status is make's.
+DEMO_ARGS ?=
+demo: build demo-deps
+	$(GO) build -o bin/airlock-demo ./test/demo
+	bin/airlock-demo --airlock $(BIN) $(DEMO_ARGS)
 
 # The README's quick start by hand, one terminal each: the reference MCP
 # server on :3001, an OIDC issuer minting Okta-shaped tokens on :9400
 # (token in /tmp/token.txt), and, without Envoy, airlock's local stand-in
 # for it running ENVOY_CONFIG (what `airlock envoy bootstrap` printed).
 ENVOY_CONFIG ?= /tmp/envoy.yaml
-quickstart-mcp: test-deps
+quickstart-mcp: demo-deps
 	cd $(NODE_DIR) && PORT=3001 node_modules/.bin/mcp-server-everything streamableHttp
 quickstart-issuer:
 	$(GO) run ./test/cmd/issuer --addr 127.0.0.1:9400 --token-file /tmp/token.txt \

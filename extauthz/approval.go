@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mcp"
@@ -131,16 +132,27 @@ func (a *Authorizer) holdOutcome(ctx context.Context, id string, t *target, p *i
 // (-32042, the approval page as a URL elicitation), sent as a JSON-RPC
 // response (HTTP 200) so clients handle it as the spec describes; earlier
 // versions get airlock's approval-required error with the same URL.
+//
+// The URL is handed out only when a page that can act on it is served (the
+// inbox is on, or approval_url names the operator's own page); otherwise
+// the error says how the approval will happen instead — the CLI or the
+// approvals API — and no URL elicitation is sent, since it must carry a URL.
 func approvalPending(id string, call *mcp.Call, d policy.Decision, requestID, url string) *Result {
 	msg := fmt.Sprintf("approval required: %s. Approve request %s at %s, then retry the call.", d.Reason, requestID, url)
+	if url == "" {
+		msg = fmt.Sprintf("approval required: %s. Ask an approver to approve request %s (airlock approve %s, or POST %srequests/%s/approve on the approvals API), then retry the call.",
+			d.Reason, requestID, requestID, config.APIPrefix, requestID)
+	}
 	var body []byte
-	switch call.ProtocolVersion {
-	case mcp.Version20251125, mcp.Version20260728:
+	switch {
+	case url != "" && (call.ProtocolVersion == mcp.Version20251125 || call.ProtocolVersion == mcp.Version20260728):
 		body = mcp.URLElicitationRequired(call.Messages[0].ID, msg, url, requestID)
 	default:
-		body = mcp.ErrorResponse(call.Messages[0].ID, mcp.CodeApprovalRequired, msg, map[string]any{
-			"decision_id": id, "request_id": requestID, "url": url,
-		})
+		data := map[string]any{"decision_id": id, "request_id": requestID}
+		if url != "" {
+			data["url"] = url
+		}
+		body = mcp.ErrorResponse(call.Messages[0].ID, mcp.CodeApprovalRequired, msg, data)
 	}
 	return &Result{
 		Outcome: OutcomeApprovalRequired, Status: 200, Reason: msg, DecisionID: id,

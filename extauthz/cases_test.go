@@ -130,17 +130,23 @@ func TestCheckDenials(t *testing.T) {
 			status: 403, grpcCode: code.Code_PERMISSION_DENIED,
 			rpcCode: -32003, rpcID: `"req-42"`, bodyHas: `tool \"format_disk\" on target \"github\" is denied`,
 		},
+		// Issue 15 ("links always work"): this env serves no inbox, so the
+		// approval URL is no longer handed out (it answered 404); both
+		// versions get airlock's error saying how the approval happens.
+		// approval_link_test.go covers the inbox-on URL elicitation.
 		{
-			name:   "approval required (2025-03-26: airlock's error with the approval URL)",
+			name:   "approval required (2025-03-26, inbox off: airlock's error naming the CLI)",
 			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(9, "delete_repository", `{"repo":"a/b"}`), headers: map[string]string{"authorization": "Bearer " + good, "x-airlock-reason": "cleanup of a test repo"}},
 			status: 200, grpcCode: code.Code_PERMISSION_DENIED,
-			rpcCode: -32004, rpcID: "9", bodyHas: "https://gw.test/airlock/inbox/requests/req_",
+			rpcCode: -32004, rpcID: "9", bodyHas: "airlock approve req_",
+			told: []string{"http://", "https://"},
 		},
 		{
-			name:   "approval required (2025-11-25: URL elicitation)",
+			name:   "approval required (2025-11-25, inbox off: no URL elicitation without a page)",
 			req:    envoyRequest{method: "POST", path: "/mcp/github", target: "github", body: toolCall(10, "delete_repository", `{"repo":"a/c"}`), headers: map[string]string{"authorization": "Bearer " + good, "mcp-protocol-version": "2025-11-25", "x-airlock-reason": "cleanup"}},
 			status: 200, grpcCode: code.Code_PERMISSION_DENIED,
-			rpcCode: -32042, rpcID: "10", bodyHas: `"mode":"url"`,
+			rpcCode: -32004, rpcID: "10", bodyHas: "/airlock/v1/requests/req_",
+			told: []string{`"mode":"url"`, "http://", "https://"},
 		},
 		{
 			name:   "approval required without the reason approvers need",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +29,7 @@ type env struct {
 	iss    *oidcissuer.Issuer
 	cfg    *config.Config
 	client authv3.AuthorizationClient
+	http   net.Addr // airlock's HTTP listener (API, inbox)
 }
 
 // policyDir is the shipped decision policy with the test rules above.
@@ -50,6 +52,13 @@ func policyDir(t testing.TB) string {
 }
 
 func startEnv(t testing.TB) *env {
+	t.Helper()
+	return startEnvWith(t, func(string) string { return "" })
+}
+
+// startEnvWith starts the gateway with extra airlock.yaml sections
+// appended (e.g. an inbox), given the test issuer's URL.
+func startEnvWith(t testing.TB, extra func(issuer string) string) *env {
 	t.Helper()
 	iss, err := oidcissuer.New(oidcissuer.Options{Path: "/oauth2/default"})
 	if err != nil {
@@ -79,7 +88,7 @@ policy: {dir: %s, reload_interval: 0s}
 grants: {dir: %s, hold_window: 0s}
 audit: {spool: {dir: %s}, embedded: {dir: %s}}
 log: {level: error}
-`, iss.URL(), policyDir(t), t.TempDir(), t.TempDir(), t.TempDir())
+%s`, iss.URL(), policyDir(t), t.TempDir(), t.TempDir(), t.TempDir(), extra(iss.URL()))
 	cfg, err := config.Parse(strings.NewReader(src), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +107,7 @@ log: {level: error}
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &env{iss: iss, cfg: cfg, client: authv3.NewAuthorizationClient(conn)}
+	return &env{iss: iss, cfg: cfg, client: authv3.NewAuthorizationClient(conn), http: g.HTTPAddr}
 }
 
 func (e *env) token(t testing.TB, tok oidcissuer.Token) string {

@@ -10,13 +10,20 @@ cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1; }
 
+# --node: only what `make demo` needs (the npm peers), never ClickHouse or
+# Chromium, never root: the demo must run on a machine with Go, Node and npm.
+node_only=false
+[ "${1:-}" = --node ] && node_only=true
+
 apt_pkgs=()
-need clickhouse-server || [ -x /usr/sbin/clickhouse-server ] || apt_pkgs+=(clickhouse-server clickhouse-client)
-need chromium || [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
+if ! $node_only; then
+  need clickhouse-server || [ -x /usr/sbin/clickhouse-server ] || apt_pkgs+=(clickhouse-server clickhouse-client)
+  need chromium || [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
+fi
 need node || apt_pkgs+=(nodejs)
 need npm || apt_pkgs+=(npm)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && need apt-get; then
+  if ! $node_only && [ "$(id -u)" = 0 ] && need apt-get; then
     echo "test-deps: installing ${apt_pkgs[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null

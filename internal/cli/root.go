@@ -29,6 +29,7 @@ func verbs(env *Env) []*cobra.Command {
 		validateCmd(env),
 		parent(groupServer, "envoy", "render Envoy's configuration for this airlock",
 			envoyBootstrapCmd(env)),
+		devCmd(env),
 
 		accessCmd(env, "requests", cmdRequests),
 		accessCmd(env, "request", cmdRequest),

@@ -29,7 +29,9 @@ type Grants struct {
 	// have; more is refused (ErrTooManyPending). Default 20.
 	MaxPendingPerPrincipal int `yaml:"max_pending_per_principal"`
 	// ApprovalURL is the base of the approval page: a request's page is
-	// ApprovalURL + "/" + its id. Default http://127.0.0.1:8080/requests.
+	// ApprovalURL + "/" + its id. In airlock.yaml it defaults to the
+	// inbox's page (public_url + /airlock/inbox/requests) when the inbox
+	// is on and to empty (no page, no URL handed out) when it is off.
 	ApprovalURL string `yaml:"approval_url"`
 	// Retention is how long requests and grants are kept after they end
 	// (the audit log keeps every step for longer). Default 168h; at least 1m.
@@ -74,10 +76,13 @@ func (c *Grants) Validate() error {
 	if c.MaxPendingPerPrincipal < 1 {
 		bad("max_pending_per_principal", "%d: want at least 1", c.MaxPendingPerPrincipal)
 	}
-	if u, err := url.Parse(c.ApprovalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("approval_url", "%q is not an absolute http(s) URL", c.ApprovalURL)
-	} else if u.RawQuery != "" || u.Fragment != "" {
-		bad("approval_url", "%q: a base URL takes no query or fragment (the request id is appended as a path segment)", c.ApprovalURL)
+	// Empty: no approval page is served; agents are told to use the CLI or API.
+	if c.ApprovalURL != "" {
+		if u, err := url.Parse(c.ApprovalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("approval_url", "%q is not an absolute http(s) URL", c.ApprovalURL)
+		} else if u.RawQuery != "" || u.Fragment != "" {
+			bad("approval_url", "%q: a base URL takes no query or fragment (the request id is appended as a path segment)", c.ApprovalURL)
+		}
 	}
 	if c.Retention < time.Minute {
 		bad("retention", "%s: want at least 1m", c.Retention)
@@ -86,6 +91,10 @@ func (c *Grants) Validate() error {
 }
 
 // RequestURL is the approval page of request id.
+// Empty when no page is served (approval_url empty: the inbox is off).
 func (c *Grants) RequestURL(id string) string {
+	if c.ApprovalURL == "" {
+		return ""
+	}
 	return strings.TrimRight(c.ApprovalURL, "/") + "/" + url.PathEscape(id)
 }

@@ -60,3 +60,22 @@ func TestGrantsRequestURL(t *testing.T) {
 		}
 	}
 }
+
+// The approval URL defaults to the inbox's page only when the inbox is
+// served; with the inbox off no URL is handed out (it would answer 404).
+func TestApprovalURLFollowsTheInbox(t *testing.T) {
+	base := "public_url: https://gw.example\npolicy: {dir: " + t.TempDir() + "}\nissuers: [{name: okta, url: https://okta.example/oauth2/default}]\ntargets: [{name: gh, upstream: http://127.0.0.1:1/mcp}]\n"
+	for _, tc := range []struct{ extra, want string }{
+		{"grants: {dir: " + t.TempDir() + "}\n", ""},
+		{"grants: {dir: " + t.TempDir() + "}\ninbox: {issuer: https://okta.example, client_id: inbox, redirect_url: https://gw.example/airlock/inbox/callback}\n", "https://gw.example/airlock/inbox/requests"},
+		{"grants: {dir: " + t.TempDir() + ", approval_url: https://approve.example/r}\n", "https://approve.example/r"},
+	} {
+		c, err := Parse(strings.NewReader(base+tc.extra), "a.yaml")
+		if err != nil {
+			t.Fatalf("%q: %v", tc.extra, err)
+		}
+		if c.Grants.ApprovalURL != tc.want || (tc.want == "" && c.Grants.RequestURL("req_1") != "") {
+			t.Errorf("%q: approval_url %q, want %q", tc.extra, c.Grants.ApprovalURL, tc.want)
+		}
+	}
+}

@@ -45,9 +45,15 @@ func (c *Config) applyDefaults() {
 		cl.Scopes = or(cl.Scopes, "scp")
 		cl.Groups = or(cl.Groups, "groups")
 	}
-	// Approval pages are served by airlock, reached through the gateway.
+	// Approval pages are served by airlock's inbox, reached through the
+	// gateway. With the inbox off no page is served, so no URL is handed
+	// out: a link that answers 404 sends an agent's user nowhere, and the
+	// agent is told to have the request approved with the CLI or API.
 	if c.Grants.ApprovalURL == GrantsDefaults().ApprovalURL {
-		c.Grants.ApprovalURL = c.PublicURL + "/airlock/inbox/requests"
+		c.Grants.ApprovalURL = ""
+		if c.Inbox.Enabled() {
+			c.Grants.ApprovalURL = c.PublicURL + InboxPrefix + "requests"
+		}
 	}
 	c.Notifications.ApplyDefaults()
 	for i := range c.Targets {

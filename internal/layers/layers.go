@@ -28,6 +28,9 @@ var Rank = map[string]int{
 	"internal/mask":     1,
 	"internal/identity": 1,
 	"internal/mtls":     1,
+	// a local OIDC provider for `airlock dev` (not for production); only
+	// the command line uses it.
+	"internal/devissuer": 1,
 
 	// 2: the policy's vocabulary (its input names a verified principal).
 	"internal/policy": 2,

@@ -24,14 +24,17 @@ import (
 func main() {
 	bin := flag.String("airlock", "bin/airlock", "the airlock binary to run")
 	once := flag.Bool("once", false, "exit after the scripted session instead of waiting for Ctrl-C")
+	clean := flag.Bool("clean", false, "delete the demo's directory (config, grants, recording) on exit")
 	flag.Parse()
-	if err := run(*bin, *once, os.Stdout); err != nil {
+	if err := run(*bin, *once, !*clean, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, once bool, out io.Writer) error {
+// run exits cleanly (nil) when interrupted: Ctrl-C is how a user ends the
+// demo, not a failure, so make must not report "Error 1".
+func run(bin string, once, keep bool, out io.Writer) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p := &printer{w: out}
@@ -39,13 +42,41 @@ func run(bin string, once bool, out io.Writer) error {
 
 	decisions := &decisionLog{}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	s, err := harness.Start(sctx, harness.Options{Everything: true, AirlockBinary: bin, AirlockLog: decisions, HoldWindow: 20 * time.Second})
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			fmt.Fprintln(out, "\n  interrupted; stopping")
+			err = nil
+		}
+	}()
+	devIssuer, stopIssuer, err := startDevIssuer(ctx, bin)
+	if err != nil {
+		cancel()
+		return err
+	}
+	defer stopIssuer()
+	s, err := harness.Start(sctx, harness.Options{Everything: true, AirlockBinary: bin, AirlockLog: decisions, HoldWindow: 20 * time.Second, KeepWorkDir: keep,
+		ExtraConfig: inboxConfig(devIssuer)})
 	cancel()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	cfgPath := filepath.Join(s.WorkDir, "airlock.yaml")
+	if keep {
+		// Said again after Stopping: the directory outlives the demo.
+		defer func() {
+			p.title("Kept for you")
+			p.kv("config", cfgPath)
+			p.kv("directory (grants, recording)", s.WorkDir)
+			fmt.Fprintf(out, "  %s sessions --config %s\n", bin, cfgPath)
+			fmt.Fprintf(out, "  %s replay --config %s SESSION\n", bin, cfgPath)
+			fmt.Fprintf(out, "  rm -r %s   # when done\n", s.WorkDir)
+		}()
+	}
+	p.kv("config", cfgPath)
 	p.kv("OIDC issuer (Okta-shaped tokens)", s.Issuer.URL())
+	p.kv("inbox sign-in (airlock dev issuer)", devIssuer+"  (NOT for production)")
+	p.kv("web inbox", s.BaseURL+"/airlock/inbox/")
 	p.kv("MCP server \"github\" (Go SDK)", s.GoServer.URL())
 	p.kv("MCP server \"everything\" (npm)", s.Everything.URL())
 	p.kv("airlock ext_authz (gRPC)", s.AuthzAddr)
@@ -63,6 +94,11 @@ func run(bin string, once bool, out io.Writer) error {
 
 	p.title("Audit trail so far (airlock's decision log)")
 	decisions.print(p)
+
+	p.title("6. The session, replayed from airlock's recording")
+	if err := replayStep(ctx, p, bin, cfgPath); err != nil {
+		return err
+	}
 
 	if once {
 		return nil

@@ -70,6 +70,27 @@ func script(ctx context.Context, s *harness.Stack, p *printer, bin string) error
 	p.ok("and who called: x-airlock-principal=%s, x-airlock-client-id=%s",
 		reqs[len(reqs)-1].Header.Get("X-Airlock-Principal"), reqs[len(reqs)-1].Header.Get("X-Airlock-Client-Id"))
 
+	p.title("2b. A secret in a response is masked (ext_proc): tools/call get_secret_config")
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: peers.ToolGetSecretConfig, Arguments: map[string]any{}})
+	if err != nil {
+		return err
+	}
+	text := res.Content[0].(*mcp.TextContent).Text
+	for _, secret := range peers.FakeSecrets {
+		if strings.Contains(text, secret) {
+			return errors.New("a secret from the MCP server reached the agent unmasked")
+		}
+	}
+	if !strings.Contains(text, "[MASKED:aws_access_key]") {
+		return fmt.Errorf("the AWS key was not masked: %q", text)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+		if strings.Contains(l, "[MASKED:") {
+			p.ok("the agent sees %s", l)
+		}
+	}
+	p.ok("the server sent real-looking (fake) credentials; none reached the agent, and the recording keeps only the masked text")
+
 	p.title("3. A denied call: tools/call get-env on target everything")
 	etok, err := s.Token("00u-alice", "everything")
 	if err != nil {
@@ -88,6 +109,33 @@ func script(ctx context.Context, s *harness.Stack, p *printer, bin string) error
 
 	p.title("4. A call that needs a human: tools/call delete_repository, held for approval")
 	if err := approvalStep(ctx, s, p, bin); err != nil {
+		return err
+	}
+
+	p.title("4b. Another held call, approved in the web inbox")
+	pending := func(subject string) (string, error) {
+		for ctx.Err() == nil {
+			out, err := exec.CommandContext(ctx, bin, "requests", "--output", "json", "--server", s.BaseURL,
+				"--token-file", filepath.Join(s.WorkDir, "approver-token")).CombinedOutput()
+			if err != nil {
+				return "", fmt.Errorf("airlock requests: %v\n%s", err, out)
+			}
+			var list struct {
+				Requests []grants.Request `json:"requests"`
+			}
+			if err := json.Unmarshal(out, &list); err != nil {
+				return "", fmt.Errorf("airlock requests: %w", err)
+			}
+			for _, r := range list.Requests {
+				if r.Principal.Subject == subject {
+					return r.ID, nil
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return "", ctx.Err()
+	}
+	if err := inboxStep(ctx, s, p, pending); err != nil {
 		return err
 	}
 

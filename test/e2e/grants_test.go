@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/airlock-mcp/airlock/internal/grants"
@@ -129,9 +128,12 @@ func TestRetryAfterWindowOnceApproved(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
 	cs := session(t, ctx, "00u-erin", "github")
 	err := deleteRepo(ctx, cs, "acme/late")
-	var rpcErr *jsonrpc.Error
-	if !errors.As(err, &rpcErr) || rpcErr.Code != -32042 || !strings.Contains(rpcErr.Message, "/airlock/inbox/requests/req_") {
-		t.Fatalf("after the window: %v, want a -32042 URL elicitation error with the approval page", err)
+	// Issue 15: the harness serves no inbox, so no approval URL is handed out;
+	// the agent gets airlock's approval-required error (-32004) naming the
+	// CLI. The go-sdk client reads -32004 as its own "server is closing" and
+	// wraps it with only the message kept, so the message is what is checked.
+	if !approvalRequiredByCLI(err) || strings.Contains(err.Error(), "/airlock/inbox/") {
+		t.Fatalf("after the window: %v, want -32004 saying how to approve, with no dead inbox link", err)
 	}
 	if upstreamDeleted("acme/late") {
 		t.Fatal("a pending call reached the server")
@@ -196,8 +198,11 @@ func TestSingleUseGrantConsumed(t *testing.T) {
 		t.Fatalf("grant after its call: %+v %v", g, err)
 	}
 	err = deleteRepo(ctx, cs, "acme/once")
-	var rpcErr *jsonrpc.Error
-	if !errors.As(err, &rpcErr) || rpcErr.Code != -32042 {
+	// Issue 15: the harness serves no inbox, so no approval URL is handed out;
+	// the agent gets airlock's approval-required error (-32004) naming the
+	// CLI. The go-sdk client reads -32004 as its own "server is closing" and
+	// wraps it with only the message kept, so the message is what is checked.
+	if !approvalRequiredByCLI(err) {
 		t.Fatalf("the same call again must be held again, got %v", err)
 	}
 }
@@ -219,8 +224,11 @@ func TestRevokedGrantHoldsAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = deleteRepo(ctx, cs, "acme/r2")
-	var rpcErr *jsonrpc.Error
-	if !errors.As(err, &rpcErr) || rpcErr.Code != -32042 {
+	// Issue 15: the harness serves no inbox, so no approval URL is handed out;
+	// the agent gets airlock's approval-required error (-32004) naming the
+	// CLI. The go-sdk client reads -32004 as its own "server is closing" and
+	// wraps it with only the message kept, so the message is what is checked.
+	if !approvalRequiredByCLI(err) {
 		t.Fatalf("after revoke: %v, want the call held again", err)
 	}
 }
@@ -252,4 +260,11 @@ func TestPendingRequestExpires(t *testing.T) {
 	if n := pendingFor(t, ctx, "00u-jack", "github"); n.ID == r.ID {
 		t.Error("the call after expiry joined the expired request")
 	}
+}
+
+// approvalRequiredByCLI reports whether err is airlock's approval-required
+// error for a gateway without an inbox: it names the request and how to
+// approve it, and hands out no link.
+func approvalRequiredByCLI(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "approval required") && strings.Contains(err.Error(), "airlock approve req_") && !strings.Contains(err.Error(), "http")
 }

@@ -45,6 +45,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Everything also starts the npm MCP server-everything as target "everything".
 	Everything bool
+	// KeepWorkDir leaves WorkDir (airlock.yaml, the grant store and the
+	// recording) in place on Close, so `airlock sessions`/`replay` can read
+	// it afterwards (make demo).
+	KeepWorkDir bool
+	// ExtraConfig, given the gateway's base URL, returns airlock.yaml
+	// sections appended to the generated config (make demo's inbox).
+	ExtraConfig func(baseURL string) string
 	// MaxRequestBytes is airlock's (and Envoy's) body limit (default 1 MiB).
 	MaxRequestBytes int
 	// TokenTTL of minted tokens (default 1h).
@@ -147,7 +154,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if s.WorkDir, err = os.MkdirTemp("", "airlock-e2e-"); err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, func() error { return os.RemoveAll(s.WorkDir) })
+	if !opts.KeepWorkDir {
+		s.closers = append(s.closers, func() error { return os.RemoveAll(s.WorkDir) })
+	}
 
 	if s.Issuer, err = oidcissuer.New(oidcissuer.Options{Path: "/oauth2/default", TokenTTL: opts.TokenTTL}); err != nil {
 		return nil, err
@@ -424,6 +433,9 @@ targets:
 			db = "airlock"
 		}
 		fmt.Fprintf(&b, "audit: {clickhouse: {addr: %q, database: %q, flush_interval: 50ms}, spool: {fsync_interval: 10ms}}\n", opts.ClickHouse, db)
+	}
+	if opts.ExtraConfig != nil {
+		b.WriteString(opts.ExtraConfig(s.BaseURL))
 	}
 	path := filepath.Join(s.WorkDir, "airlock.yaml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
