@@ -51,6 +51,22 @@ func TestDefaultPolicy(t *testing.T) {
 			want: policy.Decision{Outcome: "allow", Reason: `tool "get_issue" allowed on target "jira"`},
 		},
 		{
+			name: "the quick start's server-everything: its long-running operation is held",
+			in: call(func(in *policy.Input) {
+				in.Target = policy.TargetInput{Name: "everything", Resource: "http://127.0.0.1:10000/mcp/everything"}
+				in.MCP.Tool = "trigger-long-running-operation"
+			}),
+			want: policy.Decision{Outcome: "approval_required", Reason: `tool "trigger-long-running-operation" on target "everything" requires approval (pattern "trigger-long-running-operation" in rules["everything"].tools.require_approval)`, Approval: approval},
+		},
+		{
+			name: "the quick start's server-everything: other tools pass",
+			in: call(func(in *policy.Input) {
+				in.Target = policy.TargetInput{Name: "everything", Resource: "http://127.0.0.1:10000/mcp/everything"}
+				in.MCP.Tool = "echo"
+			}),
+			want: policy.Decision{Outcome: "allow", Reason: `tool "echo" allowed on target "everything"`},
+		},
+		{
 			name: "high-risk tool held",
 			in:   call(func(in *policy.Input) { in.MCP.Tool = "delete_issue" }),
 			want: policy.Decision{Outcome: "approval_required", Reason: `tool "delete_issue" on target "jira" requires approval (pattern "delete*" in rules["*"].tools.require_approval)`, Approval: approval},
