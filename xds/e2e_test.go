@@ -281,6 +281,9 @@ func e2eConfig(t *testing.T, issuer, authz, up string) *config.Config {
         require_approval: ["delete_*"]
       approval:
         approver_groups: ["sre"]
+        # A time-bound grant (the shipped default is this exact call,
+        # once): the test calls on it, then revokes it while it is live.
+        single_use: false
         grant_duration: "10m"
 `
 	for name, b := range map[string][]byte{"decision.rego": rego, "data.yaml": []byte(data)} {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -45,13 +46,21 @@ func pendingFor(t *testing.T, ctx context.Context, subject, target string) *gran
 }
 
 func upstreamDeleted(repo string) bool {
+	// The exact repository: "acme/prod" must not match another test's
+	// "acme/prod-db-backups".
+	is := func(args json.RawMessage) bool {
+		var a struct {
+			Repo string `json:"repo"`
+		}
+		return json.Unmarshal(args, &a) == nil && a.Repo == repo
+	}
 	for _, c := range stack.GoServer.ToolCalls() {
-		if c.Name == "delete_repository" && strings.Contains(string(c.Arguments), repo) {
+		if c.Name == "delete_repository" && is(c.Arguments) {
 			return true
 		}
 	}
 	for _, c := range stack.JSONServer.ToolCalls() {
-		if c.Name == "delete_repository" && strings.Contains(string(c.Arguments), repo) {
+		if c.Name == "delete_repository" && is(c.Arguments) {
 			return true
 		}
 	}
