@@ -6,7 +6,7 @@ NODE_DIR := test/node
 # Go test timeout for the whole run; keep `make test` well under 20 minutes on 2 cores.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test test-deps test-secretscan lint bench bench-go bench-authz bench-xds bench-audit demo demo-deps clean fuzz quickstart-mcp quickstart-issuer standin
+.PHONY: all build test test-deps test-secretscan lint bench bench-go bench-authz bench-xds bench-audit demo demo-deps clean fuzz quickstart-mcp standin
 
 all: build
 
@@ -68,9 +68,6 @@ demo: build demo-deps
 ENVOY_CONFIG ?= /tmp/envoy.yaml
 quickstart-mcp: demo-deps
 	cd $(NODE_DIR) && PORT=3001 node_modules/.bin/mcp-server-everything streamableHttp
-quickstart-issuer:
-	$(GO) run ./test/cmd/issuer --addr 127.0.0.1:9400 --token-file /tmp/token.txt \
-	    --audience http://127.0.0.1:10000/mcp/everything
 standin:
 	$(GO) run ./test/cmd/standin -c $(ENVOY_CONFIG)
 
