@@ -19,7 +19,7 @@ var stack *harness.Stack
 
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	s, err := harness.Start(ctx, harness.Options{Everything: true, OIDCProvider: true, HoldWindow: 3 * time.Second, PendingTTL: 12 * time.Second})
+	s, err := harness.Start(ctx, harness.Options{ADS: true, Everything: true, OIDCProvider: true, HoldWindow: 3 * time.Second, PendingTTL: 12 * time.Second})
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: cannot start the stack: %v\n", err)
@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 	if adv != nil {
 		adv.Close()
 	}
+	closeRestartStack()
 	s.Close()
 	os.Exit(code)
 }

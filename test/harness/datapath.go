@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -47,11 +48,11 @@ func startDataPath(ctx context.Context, b *bootstrapv3.Bootstrap, addr string, w
 // the stand-in's ADS client (which starts its driver on the first
 // complete configuration). addr is the listener address the ADS server
 // renders (public_url's port).
-func startADSDataPath(ctx context.Context, b *bootstrapv3.Bootstrap, addr, workDir string, log *slog.Logger) (DataPath, error) {
+func startADSDataPath(ctx context.Context, b *bootstrapv3.Bootstrap, addr, workDir string, log *slog.Logger, counter *ADSCounter) (DataPath, error) {
 	if bin, err := exec.LookPath("envoy"); err == nil && os.Getenv("AIRLOCK_NO_ENVOY") == "" {
 		return startEnvoy(ctx, bin, b, addr, workDir)
 	}
-	a, err := envoydriver.ConnectBootstrap(b, envoydriver.ADSOptions{Logger: log.With("component", "envoydriver")})
+	a, err := envoydriver.ConnectBootstrap(b, envoydriver.ADSOptions{Logger: log.With("component", "envoydriver"), OnResponse: counter.observe})
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +68,56 @@ func startADSDataPath(ctx context.Context, b *bootstrapv3.Bootstrap, addr, workD
 }
 
 type adsPath struct{ *envoydriver.ADS }
+
+// ADSCounter tallies what the stand-in's ADS client was told: how often
+// each resource was removed (delta removed_resources, or left out of a
+// SotW state) and how many responses it ACKed or NACKed. A restart that
+// keeps routes removes no live grant's scope.
+type ADSCounter struct {
+	mu        sync.Mutex
+	removed   map[string]int
+	acks      int
+	nacks     int
+	lastNACKs []string
+}
+
+func (c *ADSCounter) observe(r envoydriver.ADSResponse) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removed == nil {
+		c.removed = map[string]int{}
+	}
+	for _, n := range r.Removed {
+		c.removed[n]++
+	}
+	if r.Err != nil {
+		c.nacks++
+		c.lastNACKs = append(c.lastNACKs, r.Err.Error())
+		return
+	}
+	c.acks++
+}
+
+// Removed is how many times resource name was removed so far.
+func (c *ADSCounter) Removed(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.removed[name]
+}
+
+// ACKs is the number of responses accepted so far.
+func (c *ADSCounter) ACKs() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.acks
+}
+
+// NACKs is the number of responses rejected so far, and their errors.
+func (c *ADSCounter) NACKs() (int, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nacks, append([]string(nil), c.lastNACKs...)
+}
 
 func (adsPath) Kind() string { return "envoydriver over ADS (local stand-in for Envoy)" }
 

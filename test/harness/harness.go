@@ -16,6 +16,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -135,7 +136,11 @@ type Stack struct {
 	// BaseURL is where agents reach the gateway (the data path's listener).
 	BaseURL string
 	WorkDir string
+	// ADSResponses counts what the stand-in's ADS client received
+	// (Options.ADS without a real Envoy); nil otherwise.
+	ADSResponses *ADSCounter
 
+	log     *slog.Logger
 	closers []func() error
 }
 
@@ -233,8 +238,12 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		if err := envoy.SecureADSBootstrap(b, s.Config); err != nil {
 			return nil, err
 		}
-		if s.DataPath, err = startADSDataPath(ctx, b, listen, s.WorkDir, log); err != nil {
+		s.ADSResponses = &ADSCounter{}
+		if s.DataPath, err = startADSDataPath(ctx, b, listen, s.WorkDir, log, s.ADSResponses); err != nil {
 			return nil, err
+		}
+		if _, real := s.DataPath.(envoyProc); real {
+			s.ADSResponses = nil
 		}
 	} else {
 		// Envoy's clusters point at the ports airlock actually bound.
@@ -254,18 +263,28 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	return s, nil
 }
 
+// startInProcess runs airlock in this process on fixed loopback ports, so
+// RestartAirlock can bring it back where the data path expects it.
 func (s *Stack) startInProcess(ctx context.Context, opts Options, log *slog.Logger) (err error) {
-	xdsAddr := ""
-	if opts.ADS {
-		xdsAddr = "127.0.0.1:0"
-	}
-	if s.Config, err = s.writeConfig(opts, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", xdsAddr, "debug"); err != nil {
+	addrs, err := freeAddrs(4)
+	if err != nil {
 		return err
 	}
-	if s.Gateway, err = serve.Start(ctx, s.Config, serve.Options{Logger: log.With("component", "airlock")}); err != nil {
+	xdsAddr := ""
+	if opts.ADS {
+		xdsAddr = addrs[3]
+	}
+	if s.Config, err = s.writeConfig(opts, addrs[0], addrs[1], addrs[2], xdsAddr, "debug"); err != nil {
+		return err
+	}
+	s.log = log.With("component", "airlock")
+	if s.Gateway, err = serve.Start(ctx, s.Config, serve.Options{Logger: s.log}); err != nil {
 		return err
 	}
 	s.closers = append(s.closers, func() error {
+		if s.Gateway == nil {
+			return nil
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		s.Gateway.Stop(sctx)
@@ -277,6 +296,45 @@ func (s *Stack) startInProcess(ctx context.Context, opts Options, log *slog.Logg
 		s.XDSAddr = s.Gateway.XDSAddr.String()
 	}
 	return nil
+}
+
+// RestartAirlock stops the in-process airlock and starts it again with
+// the same configuration, addresses and state on disk (grant store,
+// audit spool), as a rolling upgrade or a crash and restart does. The
+// data path stays up: Envoy (or the stand-in) keeps its configuration
+// and reconnects to ADS on its own.
+func (s *Stack) RestartAirlock(ctx context.Context) error {
+	if s.Gateway == nil {
+		return errors.New("harness: RestartAirlock needs airlock in this process")
+	}
+	// Long-lived streams (an agent's SSE GET keeps an ext_proc stream
+	// open) are drained for a moment and then cut, as at a deploy.
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	s.Gateway.Stop(sctx)
+	cancel()
+	s.Gateway = nil
+	g, err := serve.Start(ctx, s.Config, serve.Options{Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("harness: airlock did not start again: %w", err)
+	}
+	s.Gateway = g
+	return nil
+}
+
+// freeAddrs reserves n distinct loopback addresses: each port is held
+// until all are picked, then released for airlock to bind (a port another
+// process takes in between fails the start loudly).
+func freeAddrs(n int) ([]string, error) {
+	out := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		out = append(out, l.Addr().String())
+	}
+	return out, nil
 }
 
 // startProcess runs `airlock serve` as users do and waits for /readyz.
