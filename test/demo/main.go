@@ -54,7 +54,7 @@ func run(bin string, once, keep bool, out io.Writer) (err error) {
 		return err
 	}
 	defer stopIssuer()
-	s, err := harness.Start(sctx, harness.Options{Everything: true, AirlockBinary: bin, AirlockLog: decisions, HoldWindow: 20 * time.Second, KeepWorkDir: keep,
+	s, err := harness.Start(sctx, harness.Options{ADS: true, Everything: true, AirlockBinary: bin, AirlockLog: decisions, HoldWindow: 20 * time.Second, KeepWorkDir: keep,
 		ExtraConfig: inboxConfig(devIssuer)})
 	cancel()
 	if err != nil {
