@@ -115,6 +115,14 @@ func bufferLimit(req, resp int) uint32 {
 	return uint32(max(defaultBufferLimit, req, resp))
 }
 
+// StreamBufferLimit is the buffer limit of each HTTP stream Envoy
+// renders for cfg (the listener's per_connection_buffer_limit_bytes, see
+// bufferLimit): the most of a body Envoy holds, and so the most of one it
+// sends airlock in one ext_proc message.
+func StreamBufferLimit(cfg *config.Config) uint32 {
+	return bufferLimit(cfg.Limits.MaxRequestBytes, cfg.ResponseLimit())
+}
+
 // NewModel builds the model of cfg as served with the addresses in b.
 func NewModel(cfg *config.Config, b Bound) (*Model, error) {
 	addr := b.ListenAddress
@@ -137,7 +145,7 @@ func NewModel(cfg *config.Config, b Bound) (*Model, error) {
 		// be allowed once a human approves it.
 		AuthzTimeout:    max(AuthzTimeout, cfg.Grants.HoldWindow+5*time.Second),
 		MaxRequestBytes: uint32(cfg.Limits.MaxRequestBytes),
-		BufferLimit:     bufferLimit(cfg.Limits.MaxRequestBytes, cfg.ResponseLimit()),
+		BufferLimit:     StreamBufferLimit(cfg),
 		Breakers: Breakers{
 			Authz:   uint32(cfg.Limits.AuthzBreaker()),
 			Streams: uint32(cfg.Limits.MaxStreams),
