@@ -28,6 +28,7 @@ package extproc
 
 import (
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,14 +71,39 @@ type Options struct {
 	// BUFFERED_PARTIAL) switched to a mode airlock can mask; otherwise it
 	// is refused. Off by default: the processor cannot see Envoy's config.
 	ModeOverride bool
-	Now          func() time.Time
+	// MaxStreams is the size of Envoy's airlock_proc circuit breaker
+	// (limits.max_streams); a stream that arrives with that many open is
+	// counted as filling it. 0: not counted.
+	MaxStreams int
+	Now        func() time.Time
 }
 
 // Processor holds what all streams share.
 type Processor struct {
-	opts    Options
-	log     *slog.Logger
-	metrics *metrics
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics
+	inFlight atomic.Int64
+}
+
+// enter counts a stream open until the returned func is called. Each MCP
+// exchange keeps its ext_proc stream for its life, so with MaxStreams open
+// Envoy's airlock_proc breaker is full and the next exchange is refused
+// without reaching airlock: a failed stream, which ext_proc, with
+// failure_mode_allow off, answers with a 500 (ext_proc.cc onGrpcError).
+func (p *Processor) enter() (leave func()) {
+	n := p.inFlight.Add(1)
+	p.metrics.inFlight.Inc()
+	if max := int64(p.opts.MaxStreams); max > 0 && n >= max {
+		p.metrics.saturated.Inc()
+		if n == max {
+			p.log.Warn("ext_proc circuit breaker full: Envoy refuses further MCP exchanges until streams end (limits.max_streams)", "in_flight", n)
+		}
+	}
+	return func() {
+		p.inFlight.Add(-1)
+		p.metrics.inFlight.Dec()
+	}
 }
 
 // New builds a Processor.
