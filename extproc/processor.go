@@ -59,8 +59,10 @@ type Options struct {
 	// ends there (a stream with no request ids gets an error with a null
 	// id and goes on). Default 1 MiB (masking.max_event_bytes).
 	MaxEventBytes int
-	// MaxBodyBytes bounds a buffered (JSON) response; bigger ones fail
-	// rather than pass unmasked. Default 8 MiB.
+	// MaxBodyBytes bounds a buffered (JSON or text) response
+	// (limits.max_response_bytes); a bigger one is answered with a
+	// JSON-RPC error by its request's id rather than passed unmasked.
+	// Default 8 MiB.
 	MaxBodyBytes int
 	// MaxRecordBytes caps the payload stored per message. Default 64 KiB.
 	MaxRecordBytes int

@@ -229,14 +229,20 @@ func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 // Options.ModeOverride says so.
 //
 //   - STREAMED, FULL_DUPLEX_STREAMED: SSE is masked event by event, a
-//     JSON or text body gathered until its end (asking STREAMED → BUFFERED
-//     for it: either way every chunk is held until the end).
+//     JSON or text body gathered until its end. From STREAMED a JSON or
+//     text body asks for BUFFERED_PARTIAL when the override is relied on
+//     (wholeUpToLimit: one over Envoy's buffer then reaches airlock and is
+//     answered by id, not with Envoy's 500), else for BUFFERED (either
+//     way every chunk is held until the end).
 //   - BUFFERED: the whole body in one message.
-//   - BUFFERED_PARTIAL: a JSON or text body asks for BUFFERED; a chunk
-//     without end_of_stream means the body outgrew Envoy's buffer and the
-//     rest would pass unprocessed, so the response is refused. SSE is
-//     switched to STREAMED when the override is relied on, else treated
-//     the same way.
+//   - BUFFERED_PARTIAL: kept; a chunk without end_of_stream means the body
+//     outgrew Envoy's buffer and the rest would pass unprocessed, so the
+//     response is refused. SSE is switched to STREAMED when the override
+//     is relied on, else treated the same way.
+//
+// Whatever the mode, a JSON or text body over the response limit
+// (Options.MaxBodyBytes) is refused by id: at the headers when its
+// content-length says so, else when it grows past the limit.
 //   - NONE (or no protocol_config): no body would reach airlock; the
 //     override to BUFFERED (JSON, text) or STREAMED (SSE) is asked for
 //     when relied on, else the response is refused.
