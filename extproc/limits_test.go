@@ -92,3 +92,16 @@ func checkTooLarge(t *testing.T, e *env, r *extprocv3.ProcessingResponse) {
 		t.Error("no audit error record for the refusal")
 	}
 }
+
+// A request body larger than the response limit (limits.max_request_bytes
+// above limits.max_response_bytes) is still read for its id, so a
+// withheld response answers it by id.
+func TestLargeRequestKeepsItsIDForTheRefusal(t *testing.T) {
+	const limit = 2048
+	e := startWith(t, func(o *Options) { o.MaxBodyBytes, o.MaxRequestBytes, o.ModeOverride = limit, 8192, true })
+	x := e.open(t, procmodev3.ProcessingMode_STREAMED)
+	req := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","arguments":{"pad":"` + strings.Repeat("p", 4000) + `"}}}`
+	x.requestPhases(meta, req)
+	x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: headers(":status", "200", "content-type", "application/json", "content-length", "99999")}})
+	checkTooLarge(t, e, x.recv())
+}

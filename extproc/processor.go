@@ -64,6 +64,11 @@ type Options struct {
 	// JSON-RPC error by its request's id rather than passed unmasked.
 	// Default 8 MiB.
 	MaxBodyBytes int
+	// MaxRequestBytes is the largest request body Envoy lets through
+	// (limits.max_request_bytes): a request body is kept up to the larger
+	// of it and MaxBodyBytes, so a response withheld later still answers
+	// each of its ids. 0: MaxBodyBytes alone.
+	MaxRequestBytes int
 	// MaxRecordBytes caps the payload stored per message. Default 64 KiB.
 	MaxRecordBytes int
 	// ModeOverride says Envoy honours mode_override (allow_mode_override

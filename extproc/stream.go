@@ -139,7 +139,7 @@ func (s *Stream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingR
 }
 
 func (s *Stream) requestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
-	if len(s.reqBody)+len(b.GetBody()) <= s.p.opts.MaxBodyBytes {
+	if len(s.reqBody)+len(b.GetBody()) <= max(s.p.opts.MaxBodyBytes, s.p.opts.MaxRequestBytes) {
 		s.reqBody = append(s.reqBody, b.GetBody()...)
 	}
 	if b.GetEndOfStream() {
