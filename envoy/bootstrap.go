@@ -70,6 +70,9 @@ func ADSBootstrap(node Node, xdsAddress string, opts ADSOptions) (*bootstrapv3.B
 	if err != nil {
 		return nil, fmt.Errorf("ADS bootstrap: xds address %q: %w", xdsAddress, err)
 	}
+	// One ADS stream (and a reconnect) is all it carries: Envoy's default
+	// sizes, made explicit so remaining_rq is exported like the others'.
+	xds.CircuitBreakers = circuitBreakers(envoyDefaultBreaker)
 	// Notice a dead control plane (or a silently dropped connection) and reconnect.
 	xds.TypedExtensionProtocolOptions[httpProtocolOptions] = mustAny(http2Options(&corev3.KeepaliveSettings{
 		Interval: durationpb.New(30 * time.Second), Timeout: durationpb.New(5 * time.Second),

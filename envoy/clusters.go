@@ -14,6 +14,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // Names of the clusters (ClusterProc is in ext_proc.go).
@@ -34,13 +35,15 @@ const httpProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOpti
 // target; airlock's gRPC services get mutual TLS when m.TLS is set.
 func (m *Model) clusters() ([]*clusterv3.Cluster, error) {
 	var cs []*clusterv3.Cluster
+	streams := m.Breakers.Streams
 	for _, s := range []struct {
 		name, field, addr string
 		grpc              bool
+		breaker           uint32
 	}{
-		{ClusterAuthz, "listen.authz", m.Services.Authz, true},
-		{ClusterProc, "listen.proc", m.Services.Proc, true},
-		{ClusterHTTP, "listen.http", m.Services.HTTP, false},
+		{ClusterAuthz, "listen.authz", m.Services.Authz, true, m.Breakers.Authz},
+		{ClusterProc, "listen.proc", m.Services.Proc, true, streams},
+		{ClusterHTTP, "listen.http", m.Services.HTTP, false, streams},
 	} {
 		if s.addr == "" && s.name != ClusterAuthz {
 			continue
@@ -52,6 +55,7 @@ func (m *Model) clusters() ([]*clusterv3.Cluster, error) {
 		if s.grpc && m.TLS != nil {
 			c.TransportSocket = m.TLS.transportSocket() // mutual TLS to airlock (tls.go)
 		}
+		c.CircuitBreakers = circuitBreakers(s.breaker)
 		cs = append(cs, c)
 	}
 	for _, t := range m.Targets {
@@ -59,9 +63,43 @@ func (m *Model) clusters() ([]*clusterv3.Cluster, error) {
 		if err != nil {
 			return nil, fmt.Errorf("target %s: %w", t.Name, err)
 		}
+		c.CircuitBreakers = circuitBreakers(streams)
 		cs = append(cs, c)
 	}
 	return cs, nil
+}
+
+// Envoy's circuit-breaker defaults, for a cluster none is configured on
+// (source/common/upstream/upstream_impl.cc,
+// ClusterInfoImpl::ResourceManagers::load: 1024 connections, pending
+// requests and requests, 3 retries).
+const (
+	envoyDefaultBreaker = 1024
+	envoyDefaultRetries = 3
+)
+
+// circuitBreakers sizes a cluster's default-priority breaker to n: at
+// most n requests in flight, n connections and n requests waiting for a
+// connection (an HTTP/1 upstream needs a connection per request; airlock's
+// gRPC clusters multiplex on few, but all of a burst wait as pending for
+// the first). Past it Envoy refuses at once: the router answers 503 with
+// x-envoy-overloaded (response flag UO) and counts upstream_rq_overflow /
+// upstream_rq_pending_overflow; for ext_authz's and ext_proc's gRPC
+// clients the overflow is a failed call, which airlock's fail-closed
+// filters turn into a refusal (source/common/router/router.cc,
+// source/common/upstream/resource_manager_impl.h). Retries keep Envoy's
+// default (airlock configures none). track_remaining exports
+// circuit_breakers.default.remaining_rq (and _cx, _pending) so an
+// operator can alert before a breaker trips.
+func circuitBreakers(n uint32) *clusterv3.CircuitBreakers {
+	return &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+		Priority:           corev3.RoutingPriority_DEFAULT,
+		MaxConnections:     wrapperspb.UInt32(n),
+		MaxPendingRequests: wrapperspb.UInt32(n),
+		MaxRequests:        wrapperspb.UInt32(n),
+		MaxRetries:         wrapperspb.UInt32(envoyDefaultRetries),
+		TrackRemaining:     true,
+	}}}
 }
 
 // cluster is a STRICT_DNS cluster for one URL; grpc clusters speak HTTP/2.

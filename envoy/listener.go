@@ -48,7 +48,8 @@ func (m *Model) listener(hcm *hcmv3.HttpConnectionManager) (*listenerv3.Listener
 	}
 	return &listenerv3.Listener{
 		Name: ListenerName,
-		// Room for a whole request body up to max_request_bytes (Model.BufferLimit).
+		// Each stream's buffer limit, both ways: room for a whole request
+		// or response body up to its limit (bufferLimit).
 		PerConnectionBufferLimitBytes: wrapperspb.UInt32(m.BufferLimit),
 		Address:                       socketAddress(host, port),
 		FilterChains: []*listenerv3.FilterChain{{

@@ -28,8 +28,13 @@ type Model struct {
 	// MaxRequestBytes is the most of a request body ext_authz is sent
 	// (limits.max_request_bytes).
 	MaxRequestBytes uint32
-	// BufferLimit is the listener's per_connection_buffer_limit_bytes.
+	// BufferLimit is the listener's per_connection_buffer_limit_bytes,
+	// which is also each stream's buffer limit, for the request and the
+	// response alike (bufferLimit).
 	BufferLimit uint32
+	// Breakers size the clusters' circuit breakers (limits.max_held_calls,
+	// limits.max_streams).
+	Breakers Breakers
 	// Targets are the MCP targets, in configuration order.
 	Targets []Target
 }
@@ -55,6 +60,18 @@ type Target struct {
 	Upstream *url.URL
 }
 
+// Breakers are the circuit-breaker sizes of the generated clusters: the
+// most requests (and connections, and requests waiting for one) Envoy
+// keeps open to each at once before it refuses more (clusters.go).
+type Breakers struct {
+	// Authz: concurrent Checks (held calls plus those answered at once).
+	Authz uint32
+	// Streams: concurrent MCP exchanges, SSE included — each keeps an
+	// ext_proc stream (airlock_proc) and an upstream request (the
+	// target's cluster) open for its life; airlock_http gets the same.
+	Streams uint32
+}
+
 // Bound are the addresses the rendered configuration must point at where
 // they differ from the configuration: where Envoy accepts agents, and
 // where airlock's services are actually bound (a config may ask for port
@@ -74,6 +91,37 @@ type Options = Bound
 // defaultBufferLimit is Envoy's per_connection_buffer_limit_bytes when
 // unset (listener.proto).
 const defaultBufferLimit = 1 << 20
+
+// bufferLimit is the listener's per_connection_buffer_limit_bytes for a
+// request limit req and a response limit resp: room for the larger body.
+//
+// Envoy gives each HTTP stream one buffer limit, the connection's
+// (conn_manager_impl.cc newStream: ActiveStream(..., the stream's
+// bufferLimit())), and uses it both ways (filter_manager.cc:
+// decoderBufferLimit and encoderBufferLimit both return buffer_limit_).
+// ext_authz lowers it to max_request_bytes only without
+// allow_partial_message (ext_authz.cc decodeHeaders); airlock sets
+// allow_partial_message, so the limit stays the listener's. Over it a
+// buffered request gets Envoy's 413 and a buffered response Envoy's
+// plain-text 500 (filter_manager.cc requestDataTooLarge /
+// responseDataTooLarge), and ext_proc's BUFFERED_PARTIAL sends what it
+// holds once its queue is over it (ext_proc.cc, processor_state.h
+// queueOverHighLimit). So the limit must hold a whole request body up to
+// max_request_bytes (ext_proc buffers it after ext_authz) and a whole
+// response up to the response limit (masked whole); a response beyond is
+// seen by airlock, which answers it with a JSON-RPC error (extproc).
+// Never below Envoy's own default.
+func bufferLimit(req, resp int) uint32 {
+	return uint32(max(defaultBufferLimit, req, resp))
+}
+
+// StreamBufferLimit is the buffer limit of each HTTP stream Envoy
+// renders for cfg (the listener's per_connection_buffer_limit_bytes, see
+// bufferLimit): the most of a body Envoy holds, and so the most of one it
+// sends airlock in one ext_proc message.
+func StreamBufferLimit(cfg *config.Config) uint32 {
+	return bufferLimit(cfg.Limits.MaxRequestBytes, cfg.ResponseLimit())
+}
 
 // NewModel builds the model of cfg as served with the addresses in b.
 func NewModel(cfg *config.Config, b Bound) (*Model, error) {
@@ -97,13 +145,11 @@ func NewModel(cfg *config.Config, b Bound) (*Model, error) {
 		// be allowed once a human approves it.
 		AuthzTimeout:    max(AuthzTimeout, cfg.Grants.HoldWindow+5*time.Second),
 		MaxRequestBytes: uint32(cfg.Limits.MaxRequestBytes),
-		// ext_authz raises a stream's decoder buffer limit to
-		// max_request_bytes only without allow_partial_message
-		// (ext_authz.cc); airlock sends partial bodies (to answer an
-		// over-size call with its id), so the listener's limit must hold
-		// the largest body airlock accepts, or ext_proc's buffering of it
-		// would hit Envoy's 413 first.
-		BufferLimit: uint32(max(defaultBufferLimit, cfg.Limits.MaxRequestBytes)),
+		BufferLimit:     StreamBufferLimit(cfg),
+		Breakers: Breakers{
+			Authz:   uint32(cfg.Limits.AuthzBreaker()),
+			Streams: uint32(cfg.Limits.MaxStreams),
+		},
 	}
 	for _, t := range cfg.Targets {
 		u, err := url.Parse(t.Upstream)

@@ -145,6 +145,10 @@ type Authorizer struct {
 	maxBody   int
 	origins   *origins
 	sessions  *sessions
+	// breaker is the size of Envoy's airlock_authz circuit breaker
+	// (config.Limits.AuthzBreaker); inFlight the Checks being answered.
+	breaker  int64
+	inFlight atomic.Int64
 }
 
 // New builds an Authorizer from configuration. Upstream credentials are
@@ -163,6 +167,7 @@ func New(cfg *config.Config, opts Options) (*Authorizer, error) {
 		log: opts.Logger, metrics: opts.Metrics, now: opts.Now, maxBody: cfg.Limits.MaxRequestBytes,
 		origins: newOrigins(cfg.AllowedOrigins), audit: opts.Audit,
 		sessions: newSessions(maxSessions, maxSessionsPerPrincipal, sessionIdle),
+		breaker:  int64(cfg.Limits.AuthzBreaker()),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -568,4 +573,29 @@ func safeReason(err error) string {
 		return ie.Error()
 	}
 	return "the token could not be verified"
+}
+
+// enter counts a Check in flight until the returned func is called. A
+// Check that arrives with the Checks in flight at the size of Envoy's
+// airlock_authz circuit breaker fills it: Envoy refuses the next ones
+// without asking airlock (an overflow is a failed Check, which ext_authz,
+// failing closed, answers with its status_on_error; router.cc /
+// resource_manager_impl.h), so this is the closest airlock sees of a trip.
+func (a *Authorizer) enter() (leave func()) {
+	n := a.inFlight.Add(1)
+	if m := a.metrics; m != nil {
+		m.inFlight.Inc()
+		if a.breaker > 0 && n >= a.breaker {
+			m.saturated.Inc()
+		}
+	}
+	if a.breaker > 0 && n == a.breaker {
+		a.log.Warn("ext_authz circuit breaker full: Envoy refuses further calls until Checks finish (limits.max_held_calls)", "in_flight", n)
+	}
+	return func() {
+		a.inFlight.Add(-1)
+		if m := a.metrics; m != nil {
+			m.inFlight.Dec()
+		}
+	}
 }

@@ -292,7 +292,16 @@ func TestDataPathBodyModes(t *testing.T) {
 		{"NONE, no allow_mode_override", extprocv3pb.ProcessingMode_NONE, false, false, "small", "refused"},
 		{"BUFFERED_PARTIAL, body fits", extprocv3pb.ProcessingMode_BUFFERED_PARTIAL, false, false, "small", "masked"},
 		{"BUFFERED_PARTIAL, body over the buffer", extprocv3pb.ProcessingMode_BUFFERED_PARTIAL, false, false, "big", "refused"},
-		{"BUFFERED_PARTIAL, override to BUFFERED honoured, body over the buffer", extprocv3pb.ProcessingMode_BUFFERED_PARTIAL, true, false, "big", "envoy500"},
+		// airlock no longer asks a BUFFERED_PARTIAL body to switch to
+		// BUFFERED, whose overflow would be Envoy's plain-text 500.
+		{"BUFFERED_PARTIAL, override allowed, body over the buffer", extprocv3pb.ProcessingMode_BUFFERED_PARTIAL, true, false, "big", "refused"},
+		// The mode airlock renders (STREAMED, allow_mode_override) and
+		// relies on: a JSON body is read BUFFERED_PARTIAL, so one over
+		// Envoy's buffer is answered by id, not with Envoy's 500.
+		{"STREAMED (airlock's), JSON that fits", extprocv3pb.ProcessingMode_STREAMED, true, true, "small", "masked"},
+		{"STREAMED (airlock's), JSON over the buffer", extprocv3pb.ProcessingMode_STREAMED, true, true, "big", "too large"},
+		{"STREAMED (airlock's), SSE", extprocv3pb.ProcessingMode_STREAMED, true, true, "sse", "masked"},
+		{"STREAMED, override not relied on, JSON over the buffer", extprocv3pb.ProcessingMode_STREAMED, true, false, "big", "envoy500"},
 		{"BUFFERED_PARTIAL, SSE over the buffer", extprocv3pb.ProcessingMode_BUFFERED_PARTIAL, false, false, "sse", "refused"},
 		{"BUFFERED_PARTIAL, SSE switched to STREAMED", extprocv3pb.ProcessingMode_BUFFERED_PARTIAL, true, true, "sse", "masked"},
 	} {
@@ -385,6 +394,9 @@ policy: {dir: %q}
 			}
 			if resp.StatusCode != 502 || json.Unmarshal(b, &e) != nil || string(e.ID) != "7" {
 				t.Errorf("got %d %q, want a 502 JSON-RPC error for id 7", resp.StatusCode, got)
+			}
+			if tc.want == "too large" && !strings.Contains(got, "limits.max_response_bytes") {
+				t.Errorf("got %q, want the error to name limits.max_response_bytes", got)
 			}
 		})
 	}

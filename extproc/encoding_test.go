@@ -182,13 +182,15 @@ func TestBodyModes(t *testing.T) {
 	}{
 		{name: "STREAMED JSON asks for BUFFERED", mode: streamed, ct: "application/json", override: buffered, chunks: []step{{jsonBody, true}}},
 		{name: "STREAMED JSON, override ignored: chunks gathered", mode: streamed, ct: "application/json", override: buffered, chunks: []step{{jsonBody[:20], false}, {jsonBody[20:], true}}},
+		{name: "STREAMED JSON, override relied on: BUFFERED_PARTIAL", mode: streamed, trust: true, ct: "application/json", override: partial, chunks: []step{{jsonBody, true}}},
+		{name: "STREAMED JSON over Envoy's buffer, override relied on", mode: streamed, trust: true, ct: "application/json", override: partial, chunks: []step{{jsonBody[:40], false}}, bodyFail: true},
 		{name: "STREAMED SSE stays streamed", mode: streamed, ct: "text/event-stream", chunks: []step{{sseStream[:30], false}, {sseStream[30:], true}}},
 		{name: "FULL_DUPLEX JSON: no override", mode: duplex, ct: "application/json", chunks: []step{{jsonBody, true}}},
 		{name: "BUFFERED JSON", mode: buffered, ct: "application/json", chunks: []step{{jsonBody, true}}},
 		{name: "BUFFERED SSE whole", mode: buffered, ct: "text/event-stream", chunks: []step{{sseStream, true}}},
-		{name: "BUFFERED_PARTIAL JSON that fits", mode: partial, ct: "application/json", override: buffered, chunks: []step{{jsonBody, true}}},
-		{name: "BUFFERED_PARTIAL JSON over the buffer", mode: partial, ct: "application/json", override: buffered, chunks: []step{{jsonBody[:40], false}}, bodyFail: true},
-		{name: "BUFFERED_PARTIAL text over the buffer", mode: partial, ct: "text/plain", override: buffered, chunks: []step{{"x " + awsKey, false}}, bodyFail: true},
+		{name: "BUFFERED_PARTIAL JSON that fits", mode: partial, ct: "application/json", chunks: []step{{jsonBody, true}}},
+		{name: "BUFFERED_PARTIAL JSON over the buffer", mode: partial, ct: "application/json", chunks: []step{{jsonBody[:40], false}}, bodyFail: true},
+		{name: "BUFFERED_PARTIAL text over the buffer", mode: partial, ct: "text/plain", chunks: []step{{"x " + awsKey, false}}, bodyFail: true},
 		{name: "BUFFERED_PARTIAL SSE over the buffer", mode: partial, ct: "text/event-stream", chunks: []step{{sseStream[:40], false}}, bodyFail: true},
 		{name: "BUFFERED_PARTIAL SSE that fits", mode: partial, ct: "text/event-stream", chunks: []step{{sseStream, true}}},
 		{name: "BUFFERED_PARTIAL SSE switched to STREAMED", mode: partial, trust: true, ct: "text/event-stream", override: streamed, chunks: []step{{sseStream[:40], false}, {sseStream[40:], true}}},
@@ -235,7 +237,7 @@ func TestBodyModes(t *testing.T) {
 				}
 				r := x.recv()
 				if tc.bodyFail && i == len(tc.chunks)-1 {
-					if diff := cmp.Diff([]string{"7"}, refusedIDs(t, r, 502, "BUFFERED_PARTIAL")); diff != "" {
+					if diff := cmp.Diff([]string{"7"}, refusedIDs(t, r, 502, "airlock refused the server's")); diff != "" {
 						t.Errorf("ids (-want +got):\n%s", diff)
 					}
 					return

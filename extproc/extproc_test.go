@@ -58,6 +58,7 @@ func (r *recorder) Record(rec audit.Record) error {
 }
 
 type env struct {
+	p      *Processor
 	rec    *recorder
 	client extprocv3.ExternalProcessorClient
 }
@@ -78,6 +79,7 @@ func startWith(t *testing.T, mod func(*Options)) *env {
 		mod(&opts)
 	}
 	p := New(opts)
+	e.p = p
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
 
 // Process serves one stream until Envoy closes it.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	defer s.P.enter()()
 	st := s.P.NewStream()
 	defer st.Close()
 	for {

@@ -3,9 +3,12 @@ package extproc
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	streams  *prometheus.CounterVec // by outcome
-	masked   *prometheus.CounterVec // by mask type
-	messages *prometheus.CounterVec // recorded, by direction
+	streams   *prometheus.CounterVec // by outcome
+	masked    *prometheus.CounterVec // by mask type
+	messages  *prometheus.CounterVec // recorded, by direction
+	tooLarge  prometheus.Counter     // responses over the response limit
+	inFlight  prometheus.Gauge       // streams open now
+	saturated prometheus.Counter     // streams that filled the airlock_proc breaker
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -19,9 +22,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_proc_messages_total", Help: "MCP messages recorded, by direction.",
 		}, []string{"direction"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_proc_streams_in_flight", Help: "ext_proc streams open now (one per MCP exchange, SSE included).",
+		}),
+		saturated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_proc_breaker_saturated_total",
+			Help: "ext_proc streams that arrived with the airlock_proc circuit breaker (limits.max_streams) full: " +
+				"Envoy refuses the next ones (its upstream_rq_overflow).",
+		}),
+		tooLarge: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_proc_responses_too_large_total", Help: "Responses withheld for a body over limits.max_response_bytes.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.streams, m.masked, m.messages)
+		reg.MustRegister(m.streams, m.masked, m.messages, m.tooLarge, m.inFlight, m.saturated)
 	}
 	return m
 }

@@ -28,6 +28,7 @@ package extproc
 
 import (
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,9 +59,16 @@ type Options struct {
 	// ends there (a stream with no request ids gets an error with a null
 	// id and goes on). Default 1 MiB (masking.max_event_bytes).
 	MaxEventBytes int
-	// MaxBodyBytes bounds a buffered (JSON) response; bigger ones fail
-	// rather than pass unmasked. Default 8 MiB.
+	// MaxBodyBytes bounds a buffered (JSON or text) response
+	// (limits.max_response_bytes); a bigger one is answered with a
+	// JSON-RPC error by its request's id rather than passed unmasked.
+	// Default 8 MiB.
 	MaxBodyBytes int
+	// MaxRequestBytes is the largest request body Envoy lets through
+	// (limits.max_request_bytes): a request body is kept up to the larger
+	// of it and MaxBodyBytes, so a response withheld later still answers
+	// each of its ids. 0: MaxBodyBytes alone.
+	MaxRequestBytes int
 	// MaxRecordBytes caps the payload stored per message. Default 64 KiB.
 	MaxRecordBytes int
 	// ModeOverride says Envoy honours mode_override (allow_mode_override
@@ -70,14 +78,39 @@ type Options struct {
 	// BUFFERED_PARTIAL) switched to a mode airlock can mask; otherwise it
 	// is refused. Off by default: the processor cannot see Envoy's config.
 	ModeOverride bool
-	Now          func() time.Time
+	// MaxStreams is the size of Envoy's airlock_proc circuit breaker
+	// (limits.max_streams); a stream that arrives with that many open is
+	// counted as filling it. 0: not counted.
+	MaxStreams int
+	Now        func() time.Time
 }
 
 // Processor holds what all streams share.
 type Processor struct {
-	opts    Options
-	log     *slog.Logger
-	metrics *metrics
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics
+	inFlight atomic.Int64
+}
+
+// enter counts a stream open until the returned func is called. Each MCP
+// exchange keeps its ext_proc stream for its life, so with MaxStreams open
+// Envoy's airlock_proc breaker is full and the next exchange is refused
+// without reaching airlock: a failed stream, which ext_proc, with
+// failure_mode_allow off, answers with a 500 (ext_proc.cc onGrpcError).
+func (p *Processor) enter() (leave func()) {
+	n := p.inFlight.Add(1)
+	p.metrics.inFlight.Inc()
+	if max := int64(p.opts.MaxStreams); max > 0 && n >= max {
+		p.metrics.saturated.Inc()
+		if n == max {
+			p.log.Warn("ext_proc circuit breaker full: Envoy refuses further MCP exchanges until streams end (limits.max_streams)", "in_flight", n)
+		}
+	}
+	return func() {
+		p.inFlight.Add(-1)
+		p.metrics.inFlight.Dec()
+	}
 }
 
 // New builds a Processor.

@@ -47,6 +47,10 @@ type Stream struct {
 	partial bool
 	// passthrough: nothing to mask (profile "off") and Envoy sends no body.
 	passthrough bool
+	// overLimit: partial came from airlock's own override
+	// (wholeUpToLimit), so a chunk without end_of_stream is a body over
+	// the response limit.
+	overLimit bool
 	// passPartial: nothing to mask (profile "off") and the body may come
 	// BUFFERED_PARTIAL: a partial chunk passes as it is.
 	passPartial bool
@@ -135,7 +139,7 @@ func (s *Stream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingR
 }
 
 func (s *Stream) requestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
-	if len(s.reqBody)+len(b.GetBody()) <= s.p.opts.MaxBodyBytes {
+	if len(s.reqBody)+len(b.GetBody()) <= max(s.p.opts.MaxBodyBytes, s.p.opts.MaxRequestBytes) {
 		s.reqBody = append(s.reqBody, b.GetBody()...)
 	}
 	if b.GetEndOfStream() {
@@ -190,6 +194,13 @@ func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 		return s.refuse(502, "airlock_response_encoding_refused",
 			"airlock refused the server's response: it is compressed (content-encoding "+printable(ce)+") and airlock passes only plaintext responses it has masked")
 	}
+	// A JSON or text body announced over the response limit is refused
+	// now, before Envoy buffers any of it.
+	if s.kind == kindJSON || s.kind == kindText {
+		if n, err := strconv.ParseInt(header(h, "content-length"), 10, 64); err == nil && n > int64(s.p.opts.MaxBodyBytes) {
+			return s.refuseTooLarge(strconv.FormatInt(n, 10) + " bytes (content-length), over")
+		}
+	}
 	override, why := s.planBody()
 	if why != "" {
 		return s.refuse(502, "airlock_response_body_mode_refused", why)
@@ -218,14 +229,20 @@ func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 // Options.ModeOverride says so.
 //
 //   - STREAMED, FULL_DUPLEX_STREAMED: SSE is masked event by event, a
-//     JSON or text body gathered until its end (asking STREAMED → BUFFERED
-//     for it: either way every chunk is held until the end).
+//     JSON or text body gathered until its end. From STREAMED a JSON or
+//     text body asks for BUFFERED_PARTIAL when the override is relied on
+//     (wholeUpToLimit: one over Envoy's buffer then reaches airlock and is
+//     answered by id, not with Envoy's 500), else for BUFFERED (either
+//     way every chunk is held until the end).
 //   - BUFFERED: the whole body in one message.
-//   - BUFFERED_PARTIAL: a JSON or text body asks for BUFFERED; a chunk
-//     without end_of_stream means the body outgrew Envoy's buffer and the
-//     rest would pass unprocessed, so the response is refused. SSE is
-//     switched to STREAMED when the override is relied on, else treated
-//     the same way.
+//   - BUFFERED_PARTIAL: kept; a chunk without end_of_stream means the body
+//     outgrew Envoy's buffer and the rest would pass unprocessed, so the
+//     response is refused. SSE is switched to STREAMED when the override
+//     is relied on, else treated the same way.
+//
+// Whatever the mode, a JSON or text body over the response limit
+// (Options.MaxBodyBytes) is refused by id: at the headers when its
+// content-length says so, else when it grows past the limit.
 //   - NONE (or no protocol_config): no body would reach airlock; the
 //     override to BUFFERED (JSON, text) or STREAMED (SSE) is asked for
 //     when relied on, else the response is refused.
@@ -253,6 +270,11 @@ func (s *Stream) planBody() (override procmodev3.ProcessingMode_BodySendMode, wh
 	switch mode {
 	case streamed:
 		if want == buffered {
+			if trust {
+				return s.wholeUpToLimit()
+			}
+			// Not relied on: if Envoy ignores it, STREAMED still brings
+			// every chunk, each held until the end.
 			s.setLength = true
 			return buffered, ""
 		}
@@ -270,12 +292,16 @@ func (s *Stream) planBody() (override procmodev3.ProcessingMode_BodySendMode, wh
 		}
 		s.partial, s.passPartial = !off, off
 		if want == buffered {
+			// Stay BUFFERED_PARTIAL: a switch to BUFFERED would turn a
+			// body over Envoy's buffer into Envoy's plain-text 500.
 			s.setLength = true
-			return buffered, ""
 		}
 		return none, ""
 	default: // NONE, or not told
 		if trust {
+			// BUFFERED, not BUFFERED_PARTIAL: with NONE Envoy keeps the
+			// content-length (processor_state.h shouldRemoveContentLength),
+			// which only BUFFERED lets airlock correct.
 			s.setLength = want == buffered
 			return want, ""
 		}
@@ -288,6 +314,31 @@ func (s *Stream) planBody() (override procmodev3.ProcessingMode_BodySendMode, wh
 		}
 		return none, "airlock refused the server's response: Envoy is configured not to send the response body to airlock (response_body_mode " + mode.String() + "), so it cannot be masked"
 	}
+}
+
+// wholeUpToLimit asks for a JSON or text body in BUFFERED_PARTIAL rather
+// than BUFFERED, relying on mode_override being honoured. Both hold the
+// headers and bring a body that fits Envoy's stream buffer whole, with
+// end_of_stream. A bigger one differs: BUFFERED makes Envoy answer its own
+// plain-text 500 (filter_manager.cc responseDataTooLarge), BUFFERED_PARTIAL
+// sends what its queue holds once over the buffer limit, without
+// end_of_stream (ext_proc.cc, BUFFERED_PARTIAL in onData;
+// processor_state.h queueOverHighLimit), with the headers still held —
+// so airlock sees the overflow and answers it with a JSON-RPC error by
+// the request's id. airlock's listener buffer is at least the response
+// limit (envoy.StreamBufferLimit), so such a chunk is always over it.
+func (s *Stream) wholeUpToLimit() (procmodev3.ProcessingMode_BodySendMode, string) {
+	s.setLength, s.partial, s.overLimit = true, true, true
+	return procmodev3.ProcessingMode_BUFFERED_PARTIAL, ""
+}
+
+// refuseTooLarge withholds a response whose body is over the response
+// limit: the agent gets a JSON-RPC error by its request's id.
+func (s *Stream) refuseTooLarge(size string) *extprocv3.ProcessingResponse {
+	s.p.metrics.tooLarge.Inc()
+	return s.refuse(502, "airlock_response_too_large",
+		"airlock refused the server's response: its body is "+size+" the limit of "+strconv.Itoa(s.p.opts.MaxBodyBytes)+
+			" bytes airlock masks whole (limits.max_response_bytes)")
 }
 
 func (s *Stream) responseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingResponse, error) {
@@ -323,6 +374,11 @@ func (s *Stream) responseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingRes
 			s.finish()
 			return one(&extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}})
 		}
+		if s.partial && !eos && s.overLimit {
+			// The override to BUFFERED_PARTIAL: Envoy's buffer, at least
+			// the response limit, is full before the end.
+			return one(s.refuseTooLarge("over"))
+		}
 		if s.partial && !eos {
 			// BUFFERED_PARTIAL: this is all Envoy's buffer held; the rest
 			// would reach the agent without airlock seeing it.
@@ -330,7 +386,7 @@ func (s *Stream) responseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingRes
 				"airlock refused the server's response: it is larger than Envoy's buffer and Envoy sends only its first part to airlock (response_body_mode BUFFERED_PARTIAL), so it cannot be masked whole"))
 		}
 		if len(s.body)+len(b.GetBody()) > s.p.opts.MaxBodyBytes {
-			return one(s.fail(502, fmt.Errorf("response body over %d bytes cannot be masked", s.p.opts.MaxBodyBytes)))
+			return one(s.refuseTooLarge("over"))
 		}
 		s.body = append(s.body, b.GetBody()...)
 		if !eos {

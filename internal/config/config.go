@@ -39,12 +39,15 @@ func Defaults() Config {
 			HTTP:  "127.0.0.1:8080",
 		},
 		Policy:        Policy{Dir: "policies", Query: "data.airlock.decision", ReloadInterval: 2 * time.Second},
-		Masking:       Masking{MaxEventBytes: 1 << 20, MaxBodyBytes: 8 << 20},
+		Masking:       Masking{MaxEventBytes: 1 << 20, MaxBodyBytes: DefaultMaxResponseBytes},
 		Grants:        GrantsDefaults(),
 		Audit:         auditDefaults(),
 		Notifications: NotificationsDefaults(),
-		Limits:        Limits{MaxRequestBytes: 1 << 20, TokenCacheSize: 10000},
-		Log:           Log{Level: "info", Format: "text"},
+		Limits: Limits{
+			MaxRequestBytes: DefaultMaxRequestBytes, MaxResponseBytes: DefaultMaxResponseBytes,
+			MaxHeldCalls: DefaultMaxHeldCalls, MaxStreams: DefaultMaxStreams, TokenCacheSize: 10000,
+		},
+		Log: Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -66,6 +69,10 @@ func Parse(r io.Reader, name string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	cfg := Defaults()
+	// The response limit has two names (limits.max_response_bytes and
+	// its old masking.max_body_bytes): decoded unset, so applyDefaults
+	// can tell which one the file sets.
+	cfg.Limits.MaxResponseBytes, cfg.Masking.MaxBodyBytes = 0, 0
 	dec := yaml.NewDecoder(bytes.NewReader(src), yaml.Strict())
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, yamlError(name, src, err)

@@ -107,16 +107,65 @@ type Masking struct {
 	// instead (and the audit trail an "error" record), and the stream
 	// ends there. Default 1 MiB.
 	MaxEventBytes int `yaml:"max_event_bytes"`
-	// MaxBodyBytes bounds a JSON response masked whole; bigger ones fail.
-	// Default 8 MiB.
+	// MaxBodyBytes is the old name of limits.max_response_bytes, kept so
+	// existing files still load: set one of them (both only if equal).
+	// After Parse both hold the response limit.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 }
 
-// Limits bound what the gateway accepts.
+// Limits bound what the gateway accepts. The body limits drive every
+// buffer on the way (docs/envoy.md, "Limits"): Envoy's ext_authz
+// max_request_bytes, the listener's per_connection_buffer_limit_bytes
+// (the buffer Envoy uses for a request and for a response), and the
+// receive limits of airlock's gRPC servers. The concurrency limits size
+// the circuit breakers of every cluster Envoy is given.
 type Limits struct {
-	MaxRequestBytes int `yaml:"max_request_bytes"` // default 1 MiB; Envoy's with_request_body.max_request_bytes
-	TokenCacheSize  int `yaml:"token_cache_size"`  // verified tokens kept; default 10000
+	// MaxRequestBytes is the largest request body airlock reads; a bigger
+	// one is refused with 413 and a JSON-RPC error by its id. Default 1 MiB.
+	MaxRequestBytes int `yaml:"max_request_bytes"`
+	// MaxResponseBytes is the largest response body (JSON or text) masked
+	// whole; a bigger one reaches the agent as a JSON-RPC error by its
+	// request's id, never unmasked. masking.max_body_bytes is its old
+	// name. Default 8 MiB.
+	MaxResponseBytes int `yaml:"max_response_bytes"`
+	// MaxHeldCalls is how many calls may wait for an approval at once:
+	// each keeps an ext_authz Check open up to grants.hold_window. It
+	// sizes the airlock_authz circuit breaker (plus room for the Checks
+	// answered at once, AuthzQuickChecks). Default 1024.
+	MaxHeldCalls int `yaml:"max_held_calls"`
+	// MaxStreams is how many MCP exchanges may be open at once, SSE
+	// streams included: each keeps an ext_proc stream and an upstream
+	// request open for its life. It sizes the circuit breakers of
+	// airlock_proc, airlock_http and every target's cluster. Default 4096.
+	MaxStreams     int `yaml:"max_streams"`
+	TokenCacheSize int `yaml:"token_cache_size"` // verified tokens kept; default 10000
 }
+
+// AuthzQuickChecks is the room in the airlock_authz circuit breaker for
+// Checks that are answered at once (not held): they last a millisecond
+// or so, so a few hundred in flight is already thousands a second.
+const AuthzQuickChecks = 1024
+
+// Default limits (Defaults).
+const (
+	DefaultMaxRequestBytes  = 1 << 20
+	DefaultMaxResponseBytes = 8 << 20
+	DefaultMaxHeldCalls     = 1024
+	DefaultMaxStreams       = 4096
+)
+
+// ResponseLimit is the response body limit: limits.max_response_bytes, or
+// masking.max_body_bytes (its old name) for a Config built without Parse.
+func (c *Config) ResponseLimit() int {
+	if c.Limits.MaxResponseBytes > 0 {
+		return c.Limits.MaxResponseBytes
+	}
+	return c.Masking.MaxBodyBytes
+}
+
+// AuthzBreaker is the size of the airlock_authz circuit breaker: held
+// calls plus the Checks answered at once.
+func (l Limits) AuthzBreaker() int { return l.MaxHeldCalls + AuthzQuickChecks }
 
 // Log configures the structured logger.
 type Log struct {

@@ -21,6 +21,17 @@ var allowedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "P
 
 // applyDefaults fills derived and per-item defaults after decoding.
 func (c *Config) applyDefaults() {
+	// One response limit under two names: whichever is set fills the
+	// other; neither: the default. Both set and different is left for
+	// Validate to refuse.
+	switch l, m := &c.Limits.MaxResponseBytes, &c.Masking.MaxBodyBytes; {
+	case *l == 0 && *m == 0:
+		*l, *m = DefaultMaxResponseBytes, DefaultMaxResponseBytes
+	case *l == 0:
+		*l = *m
+	case *m == 0:
+		*m = *l
+	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if len(c.AllowedOrigins) == 0 {
 		if u, err := url.Parse(c.PublicURL); err == nil && u.Host != "" {
@@ -168,9 +179,7 @@ func (c *Config) Validate() error {
 		add(t.Credential.check(p + ".credential"))
 	}
 	errs = append(errs, c.checkAudiences()...)
-	if c.Masking.MaxEventBytes < 1024 || c.Masking.MaxBodyBytes < 1024 {
-		add(fieldErr("masking", "max_event_bytes and max_body_bytes must be at least 1024"))
-	}
+	errs = append(errs, c.checkLimits()...)
 	for _, err := range []error{c.Grants.Validate(), c.API.Validate(), c.Inbox.Validate(), c.Audit.Validate(), c.Notifications.Validate()} {
 		errs = append(errs, unjoin(err)...)
 	}
@@ -184,9 +193,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Policy.ReloadInterval < 0 {
 		add(fieldErr("policy.reload_interval", "must not be negative"))
-	}
-	if c.Limits.MaxRequestBytes < 1024 || c.Limits.MaxRequestBytes > 64<<20 {
-		add(fieldErr("limits.max_request_bytes", "%d is outside 1024..67108864", c.Limits.MaxRequestBytes))
 	}
 	if c.Limits.TokenCacheSize < 0 {
 		add(fieldErr("limits.token_cache_size", "must not be negative"))
@@ -271,4 +277,44 @@ func unjoin(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// Ranges of the limits (checkLimits).
+const (
+	minBodyBytes  = 1024
+	maxBodyBytes  = 64 << 20 // Envoy buffers a whole body in memory per stream
+	maxHeldCalls  = 1 << 20
+	minStreams    = 16
+	maxStreamsCap = 1 << 20
+)
+
+// checkLimits refuses body and concurrency limits out of range or out of
+// step with each other (docs/envoy.md, "Limits"): every buffer on a
+// body's way is derived from them, so an incoherent pair would let one
+// layer refuse, with Envoy's plain-text error, what another accepts.
+func (c *Config) checkLimits() []error {
+	var errs []error
+	add := func(path, format string, args ...any) { errs = append(errs, fieldErr(path, format, args...)) }
+	l := c.Limits
+	if l.MaxRequestBytes < minBodyBytes || l.MaxRequestBytes > maxBodyBytes {
+		add("limits.max_request_bytes", "%d is outside %d..%d", l.MaxRequestBytes, minBodyBytes, maxBodyBytes)
+	}
+	if l.MaxResponseBytes != c.Masking.MaxBodyBytes && c.Masking.MaxBodyBytes != 0 {
+		add("limits.max_response_bytes", "%d disagrees with masking.max_body_bytes (its old name) %d: set one of them", l.MaxResponseBytes, c.Masking.MaxBodyBytes)
+	} else if l.MaxResponseBytes < minBodyBytes || l.MaxResponseBytes > maxBodyBytes {
+		add("limits.max_response_bytes", "%d is outside %d..%d", l.MaxResponseBytes, minBodyBytes, maxBodyBytes)
+	}
+	switch ev := c.Masking.MaxEventBytes; {
+	case ev < minBodyBytes:
+		add("masking.max_event_bytes", "%d must be at least %d", ev, minBodyBytes)
+	case ev > l.MaxResponseBytes && l.MaxResponseBytes >= minBodyBytes:
+		add("masking.max_event_bytes", "%d is over limits.max_response_bytes (%d): one SSE event cannot be larger than the largest response airlock masks", ev, l.MaxResponseBytes)
+	}
+	if l.MaxHeldCalls < 1 || l.MaxHeldCalls > maxHeldCalls {
+		add("limits.max_held_calls", "%d is outside 1..%d", l.MaxHeldCalls, maxHeldCalls)
+	}
+	if l.MaxStreams < minStreams || l.MaxStreams > maxStreamsCap {
+		add("limits.max_streams", "%d is outside %d..%d", l.MaxStreams, minStreams, maxStreamsCap)
+	}
+	return errs
 }

@@ -241,7 +241,12 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 	}
 	g.Processor = extproc.New(extproc.Options{
 		Profiles: profiles, Recorder: rec, Logger: log.With("component", "extproc"), Registry: reg,
-		MaxEventBytes: cfg.Masking.MaxEventBytes, MaxBodyBytes: cfg.Masking.MaxBodyBytes,
+		MaxEventBytes: cfg.Masking.MaxEventBytes, MaxBodyBytes: cfg.ResponseLimit(), MaxStreams: cfg.Limits.MaxStreams,
+		MaxRequestBytes: cfg.Limits.MaxRequestBytes,
+		// The Envoy config airlock renders (envoy.extProcConfig) honours
+		// mode_override, so a JSON body is read BUFFERED_PARTIAL and one
+		// over the response limit is answered by id (extproc planBody).
+		ModeOverride: true,
 	})
 
 	if g.AuthzAddr, err = g.serveGRPC("ext_authz", "listen.authz", cfg.Listen.Authz, AuthzMaxRecvMsgSize(cfg), nil, func(s *grpc.Server) {

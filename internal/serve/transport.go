@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/mtls"
 )
@@ -75,6 +76,14 @@ func prefixTLS(err error) error {
 // body: headers, attributes, metadata.
 const grpcHeadroom = 1 << 20
 
+// upstreamChunk is the most one read from an upstream adds to a body
+// Envoy is buffering: a cluster's per_connection_buffer_limit_bytes, left
+// at Envoy's 1 MiB default (cluster.proto). ext_proc's BUFFERED_PARTIAL
+// sends its queue once it is over the stream's buffer limit
+// (processor_state.h queueOverHighLimit), so the message can exceed the
+// limit by one such chunk.
+const upstreamChunk = 1 << 20
+
 // AuthzMaxRecvMsgSize is the ext_authz server's receive limit: the
 // request body Envoy may send (limits.max_request_bytes, with_request_body)
 // plus room for the headers and attributes, so a body within the limit
@@ -83,11 +92,23 @@ func AuthzMaxRecvMsgSize(cfg *config.Config) int {
 	return max(cfg.Limits.MaxRequestBytes, 0) + grpcHeadroom
 }
 
-// ProcMaxRecvMsgSize is the ext_proc server's: a buffered request body
-// (up to limits.max_request_bytes) or a JSON response body buffered whole
-// for masking (up to masking.max_body_bytes), plus headroom.
+// ProcMaxRecvMsgSize is the ext_proc server's: the most of a body Envoy
+// holds and sends in one message — a buffered request body, or a
+// response body buffered whole for masking, both within the stream's
+// buffer limit (envoy.StreamBufferLimit: the larger of
+// limits.max_request_bytes and limits.max_response_bytes) — plus what
+// BUFFERED_PARTIAL can add past it, plus headroom. A response over the
+// response limit thus still reaches airlock, which answers it with a
+// JSON-RPC error by its id, instead of failing the gRPC stream (which
+// Envoy would turn into its own plain 500).
+//
+// Send limits stay gRPC's default (math.MaxInt32): airlock's answers are
+// a masked body, which may be longer than what came, and Envoy's
+// envoy_grpc client receives without a limit unless
+// max_receive_message_length is set (grpc_service.proto), which airlock
+// does not set.
 func ProcMaxRecvMsgSize(cfg *config.Config) int {
-	return max(cfg.Limits.MaxRequestBytes, cfg.Masking.MaxBodyBytes, 0) + grpcHeadroom
+	return int(envoy.StreamBufferLimit(cfg)) + upstreamChunk + grpcHeadroom
 }
 
 func transportName(s *mtls.Server) string {

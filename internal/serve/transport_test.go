@@ -182,8 +182,8 @@ func TestCheckTakesBodiesUpToTheLimit(t *testing.T) {
 	if got, want := AuthzMaxRecvMsgSize(cfg), 9<<20; got != want {
 		t.Errorf("AuthzMaxRecvMsgSize = %d, want %d", got, want)
 	}
-	if got := ProcMaxRecvMsgSize(cfg); got != 9<<20 {
-		t.Errorf("ProcMaxRecvMsgSize = %d, want %d (max of the request limit and masking.max_body_bytes, plus 1 MiB)", got, 9<<20)
+	if got := ProcMaxRecvMsgSize(cfg); got != 10<<20 {
+		t.Errorf("ProcMaxRecvMsgSize = %d, want %d (the stream buffer limit, max of the two body limits, plus an upstream chunk and 1 MiB)", got, 10<<20)
 	}
 	conn, err := grpc.NewClient(g.AuthzAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -207,5 +207,32 @@ func TestCheckTakesBodiesUpToTheLimit(t *testing.T) {
 	// No token: airlock's own 401, with a body saying why.
 	if d := resp.GetDeniedResponse(); d == nil || d.GetStatus().GetCode() != 401 || d.GetBody() == "" {
 		t.Fatalf("want airlock's 401 with a reason, got %v", resp)
+	}
+}
+
+// The gRPC receive limits follow the body limits: the ext_authz server
+// takes a whole request body up to limits.max_request_bytes, the ext_proc
+// server whatever Envoy's stream buffer (the larger body limit) can send
+// in one message.
+func TestGRPCReceiveLimitsFollowBodyLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		req, resp       int
+		wantAuthz, want int
+	}{
+		{"defaults", 1 << 20, 8 << 20, 2 << 20, 10 << 20},
+		{"request larger", 16 << 20, 8 << 20, 17 << 20, 18 << 20},
+		{"small limits keep Envoy's 1 MiB buffer", 64 << 10, 64 << 10, 64<<10 + 1<<20, 3 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Defaults()
+			cfg.Limits.MaxRequestBytes, cfg.Limits.MaxResponseBytes = tc.req, tc.resp
+			if got := AuthzMaxRecvMsgSize(&cfg); got != tc.wantAuthz {
+				t.Errorf("AuthzMaxRecvMsgSize = %d, want %d", got, tc.wantAuthz)
+			}
+			if got := ProcMaxRecvMsgSize(&cfg); got != tc.want {
+				t.Errorf("ProcMaxRecvMsgSize = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
