@@ -226,6 +226,15 @@ func (f *extAuthz) buffer(body bodySource, maxBytes int, allowPartial bool) ([]b
 
 // call sends the CheckRequest with the grpc_service timeout.
 func (f *extAuthz) call(req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	// A Check holds a request slot of the authorization cluster while it
+	// runs (a held call holds one); an overflow fails the call, which is
+	// an error outcome: status_on_error or failure_mode_allow
+	// (ext_authz_grpc_impl.cc onFailure).
+	release, err := f.cfg.target.acquire(f.s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	cc, err := f.s.pool.get(f.cfg.target)
 	if err != nil {
 		return nil, err

@@ -197,8 +197,16 @@ func (p *extProc) openLocked() error {
 		return nil
 	}
 	p.opened = true
+	// The stream holds a request slot of the processor's cluster for its
+	// whole life; an overflow is a failed stream (onGrpcError:
+	// failure_mode_allow, or a 500 local reply).
+	release, err := p.target.acquire(p.s.cfg)
+	if err != nil {
+		return err
+	}
 	cc, err := p.s.pool.get(p.target)
 	if err != nil {
+		release()
 		return err
 	}
 	// The side stream outlives the HTTP stream briefly (graceful close),
@@ -206,6 +214,10 @@ func (p *extProc) openLocked() error {
 	ctx, cancel := context.WithCancel(p.target.outgoing(context.Background()))
 	p.cancel = cancel
 	p.recvDone = make(chan struct{})
+	go func(done <-chan struct{}) {
+		<-done
+		release()
+	}(p.recvDone)
 	client, err := procsvc.NewExternalProcessorClient(cc).Process(ctx)
 	if err != nil {
 		close(p.recvDone)
