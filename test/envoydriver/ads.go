@@ -311,14 +311,18 @@ func (a *ADS) session(ctx context.Context) error {
 			report.Err = applyErr
 			err = p.nack(ts, r, applyErr)
 		} else {
+			if a.lag == 0 && a.staged != nil {
+				// No lag: in force before the control plane sees the ACK.
+				a.Driver().install(a.staged)
+				a.staged = nil
+			}
 			err = p.ack(ts, r)
-		}
-		if err != nil {
-			return err
 		}
 		a.count(report)
 		// The ACK is on its way: the update reaches requests ApplyLag
-		// later, as on Envoy's workers; OnResponse follows it.
+		// later, as on Envoy's workers; OnResponse follows it. (Queued
+		// even when the send failed: the resources are held, and a new
+		// stream announces them.)
 		a.applier.push(time.Now().Add(a.lag), a.Driver(), a.staged, report)
 		a.staged = nil
 		if applyErr == nil && r.typeURL == typeScopedURL {
@@ -326,6 +330,9 @@ func (a *ADS) session(ctx context.Context) error {
 		}
 		if applyErr == nil && (r.typeURL == typeListenerURL || r.typeURL == typeScopedURL) {
 			a.followListener()
+		}
+		if err != nil {
+			return err
 		}
 		if err := a.subscribeAll(p); err != nil {
 			return err
