@@ -213,7 +213,9 @@ func TestADSStats(t *testing.T) {
 	rec := recorder{make(chan ADSResponse, 64)}
 	a, _ := connectWith(t, f.x.addr, ADSOptions{Delta: true}, rec)
 	f.set(t, "2", true)
-	rec.wait(t, "s1 added", func(r ADSResponse) bool { return r.TypeURL == resource.ScopedRouteType && len(r.Updated) > 0 && r.Updated[0] == "s1" })
+	rec.wait(t, "s1 added", func(r ADSResponse) bool {
+		return r.TypeURL == resource.ScopedRouteType && len(r.Updated) > 0 && r.Updated[0] == "s1"
+	})
 	f.set(t, "3", false)
 	rec.wait(t, "s1 removed", func(r ADSResponse) bool { return r.TypeURL == resource.ScopedRouteType && len(r.Removed) > 0 })
 	st := a.Stats()[resource.ScopedRouteType]

@@ -288,8 +288,10 @@ func TestCircuitBreakerConfig(t *testing.T) {
 		t.Fatalf("configured %+v, %v", th, err)
 	}
 	for name, mod := range map[string]func(*clusterv3.CircuitBreakers){
-		"per_host_thresholds":  func(cb *clusterv3.CircuitBreakers) { cb.PerHostThresholds = cb.Thresholds },
-		"retry_budget":         func(cb *clusterv3.CircuitBreakers) { cb.Thresholds[0].RetryBudget = &clusterv3.CircuitBreakers_Thresholds_RetryBudget{} },
+		"per_host_thresholds": func(cb *clusterv3.CircuitBreakers) { cb.PerHostThresholds = cb.Thresholds },
+		"retry_budget": func(cb *clusterv3.CircuitBreakers) {
+			cb.Thresholds[0].RetryBudget = &clusterv3.CircuitBreakers_Thresholds_RetryBudget{}
+		},
 		"max_connection_pools": func(cb *clusterv3.CircuitBreakers) { cb.Thresholds[0].MaxConnectionPools = wrapperspb.UInt32(1) },
 		"listed twice": func(cb *clusterv3.CircuitBreakers) {
 			cb.Thresholds = append(cb.Thresholds, &clusterv3.CircuitBreakers_Thresholds{})
