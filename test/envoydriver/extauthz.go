@@ -152,6 +152,13 @@ func (f *extAuthz) decodeHeaders(h *headerMap, body bodySource) (bodySource, err
 	var buffered []byte
 	var bufferedFrames []frame
 	if buffering {
+		// ext_authz.cc decodeHeaders: "if (!allow_partial_message_)
+		// decoder_callbacks_->setDecoderBufferLimit(max_request_bytes_)" —
+		// the stream's one limit, which response buffering (ext_proc
+		// BUFFERED) then meets too.
+		if !allowPartial {
+			f.s.setBufferLimit(maxBytes)
+		}
 		var err error
 		buffered, bufferedFrames, err = f.buffer(body, maxBytes, allowPartial)
 		if err != nil {

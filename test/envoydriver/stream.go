@@ -71,6 +71,11 @@ type stream struct {
 	failErr     error
 	upstreamHdr bool // upstream response headers received
 
+	// bufLimit is the stream's one buffer limit (FilterManager::buffer_limit_),
+	// the listener's per_connection_buffer_limit_bytes until a filter sets
+	// it; it bounds request and response buffering alike.
+	bufLimit atomic.Int64
+
 	written atomic.Bool // downstream response headers written
 	// downstreamDone is set once the downstream request body was read to
 	// its end (or there was none).
@@ -82,6 +87,7 @@ func newStream(cfg *compiled, pool *connPool, log *slog.Logger, w http.ResponseW
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s.id = binary.BigEndian.Uint64(b[:])
+	s.bufLimit.Store(int64(cfg.bufferLimit))
 	s.ctx, s.cancel = context.WithCancel(r.Context())
 	s.abortCtx, s.abortCancel = context.WithCancel(s.ctx)
 	if a, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
@@ -114,6 +120,18 @@ func (s *stream) route() *route {
 	}
 	return s.route_
 }
+
+// bufferLimit is the limit buffering filters apply now, in both
+// directions: source/common/http/filter_manager.cc keeps one buffer_limit_
+// per stream for buffered request and response data.
+func (s *stream) bufferLimit() int { return int(s.bufLimit.Load()) }
+
+// setBufferLimit follows StreamDecoderFilterCallbacks::setDecoderBufferLimit
+// → FilterManager::setBufferLimit, which sets the stream's one limit, so
+// it also bounds response buffering (filter_manager.cc
+// ActiveStreamEncoderFilter::responseDataTooLarge: 500 while the response
+// headers are not yet sent, a reset after).
+func (s *stream) setBufferLimit(n int) { s.bufLimit.Store(int64(n)) }
 
 // clearRouteCache follows StreamDecoderFilterCallbacks::clearRouteCache:
 // the next route() call matches again with the (mutated) headers.
