@@ -151,6 +151,13 @@ func (p *extProc) decodeHeaders(h *headerMap, body bodySource) (bodySource, erro
 }
 
 func (p *extProc) encodeHeaders(r *response) error {
+	if r.local && !p.s.cfg.version.localRepliesToExtProc() {
+		// Envoy 1.34–1.36: the ext_proc filter does not send a local
+		// reply to the processor; envoyproxy/envoy#41769 ("re-enable
+		// sending local replies to the ext_proc server", first released
+		// in 1.37.0) restored it (ext_proc.cc onLocalReply/encodeHeaders).
+		return nil
+	}
 	// ext_proc.cc encodeHeaders merges again "in case the decodeHeaders()
 	// is not called when processing local reply".
 	p.mergePerRoute()

@@ -31,6 +31,8 @@ type streamFilter interface {
 type response struct {
 	headers *headerMap // with ":status"
 	body    bodySource
+	// local marks a local reply travelling through the encoder filters.
+	local bool
 }
 
 func (r *response) status() int {
@@ -240,7 +242,9 @@ func (s *stream) respond(err error) {
 		s.write(localResponse(lr))
 		return
 	}
-	s.encode(localResponse(lr))
+	r := localResponse(lr)
+	r.local = true
+	s.encode(r)
 }
 
 // encode runs the encoder filters in reverse HCM order, then writes.

@@ -47,10 +47,10 @@ func (v envoyVersion) String() string { return fmt.Sprintf("%d.%d.%d", v.major, 
 
 // localRepliesToExtProc reports whether ext_proc processes local replies
 // (the response headers of a reply Envoy generates itself). Envoy 1.34–1.36
-// do not: the ext_proc filter skips encoding for a local reply; 1.37 sends
-// it to the processor like any response
-// (source/extensions/filters/http/ext_proc/ext_proc.cc encodeHeaders and
-// onLocalReply, per release).
+// do not: the ext_proc filter skips a local reply; 1.37 sends it to the
+// processor like any response again (envoyproxy/envoy#41769, "ext_proc:
+// re-enable sending local replies to the ext_proc server", merged
+// 2025-10-29; source/extensions/filters/http/ext_proc/ext_proc.cc).
 func (v envoyVersion) localRepliesToExtProc() bool { return v.atLeast(1, 37) }
 
 // envoyNode is the node Envoy sends: the bootstrap's node, with
