@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -145,14 +146,20 @@ func (d *Driver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path, redirect, reject := cfg.hcm.paths.apply(r.RequestURI)
 	s.reqHeaders = cfg.hcm.requestHeaders(r, path, d.port)
 	applyEarlyMutations(cfg.hcm.early, s.reqHeaders)
+	// conn_manager_impl.cc decodeHeaders: "gRPC requests are rejected if
+	// Envoy is configured to redirect post-normalization"; both answers
+	// carry details path_normalization_failed.
+	if redirect && strings.HasPrefix(s.reqHeaders.value("content-type"), "application/grpc") {
+		redirect, reject = false, true
+	}
 	switch {
 	case reject:
-		s.respond(&localReply{status: http.StatusBadRequest, details: "path_has_escaped_slashes"})
+		s.respond(&localReply{status: http.StatusBadRequest, details: "path_normalization_failed"})
 		return
 	case redirect:
 		loc := &headerMap{}
 		loc.set("location", path)
-		s.respond(&localReply{status: http.StatusTemporaryRedirect, headers: loc, details: "path_has_escaped_slashes"})
+		s.respond(&localReply{status: http.StatusTemporaryRedirect, headers: loc, details: "path_normalization_failed"})
 		return
 	}
 	s.requestID = s.reqHeaders.value("x-request-id")
