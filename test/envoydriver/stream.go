@@ -110,9 +110,12 @@ func (s *stream) route() *route {
 		t := s.cfg.routes
 		if s.cfg.scopes != nil {
 			scopes := s.cfg.scopes
-			if s.cfg.live != nil {
-				if cur := s.cfg.live.Load(); cur != nil {
-					scopes = cur // updated in place, as on Envoy's workers
+			// SRDS scopes are updated in place on Envoy's workers
+			// (scoped_rds.cc applyConfigUpdate), so the stream reads the
+			// live table of its subscription, not the one it started with.
+			if scopes.srds != "" && s.cfg.live != nil {
+				if cur := s.cfg.live.Load(); cur != nil && cur.srds == scopes.srds {
+					scopes = cur
 				}
 			}
 			t = scopes.find(s.reqHeaders)
