@@ -262,8 +262,12 @@ func TestScopePushedWhileHeldIsVisible(t *testing.T) {
 	}
 	renamed := scopedRDS()
 	renamed.Name = "other"
-	base := func() *routev3.ScopedRouteConfiguration { return scope("base", "base", namedRC("rc-a", prefixRoute("/", "a"))) }
-	s1 := func() *routev3.ScopedRouteConfiguration { return scope("s1", "s1", namedRC("rc-b", prefixRoute("/", "b"))) }
+	base := func() *routev3.ScopedRouteConfiguration {
+		return scope("base", "base", namedRC("rc-a", prefixRoute("/", "a")))
+	}
+	s1 := func() *routev3.ScopedRouteConfiguration {
+		return scope("s1", "s1", namedRC("rc-b", prefixRoute("/", "b")))
+	}
 	for _, tc := range []struct {
 		name        string
 		before      *hcmv3.ScopedRoutes
