@@ -11,12 +11,16 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 )
 
-// defaultBreakerLimit is each circuit breaker threshold Envoy applies when
-// the cluster sets none (source/common/upstream/resource_manager_impl.h
-// via cluster_manager / upstream_impl.cc ClusterInfoImpl::ResourceManagers:
-// max_connections, max_pending_requests, max_requests and max_retries
-// default to 1024; circuit_breaker.proto says the same).
+// defaultBreakerLimit is the max_connections, max_pending_requests and
+// max_requests threshold Envoy applies when the cluster sets none
+// (source/common/upstream/upstream_impl.cc
+// ClusterInfoImpl::ResourceManagers::load, which builds the
+// ResourceManagerImpl of source/common/upstream/resource_manager_impl.h:
+// 1024 each, max_retries 3).
 const defaultBreakerLimit = 1024
+
+// defaultMaxRetries is ResourceManagers::load's max_retries default.
+const defaultMaxRetries = 3
 
 // thresholds is the DEFAULT priority's circuit_breakers.thresholds entry.
 type thresholds struct {
@@ -32,35 +36,32 @@ type breaker struct {
 	counters *breakerCounters
 }
 
-// compileBreakers reads cluster.proto circuit_breakers: the thresholds of
-// the DEFAULT routing priority (the stand-in routes nothing at HIGH
+// compileBreakers reads cluster.proto circuit_breakers as
+// ResourceManagers::load does: the first thresholds entry of the DEFAULT
+// routing priority (std::find_if; the stand-in routes nothing at HIGH
 // priority). track_remaining only adds Envoy's remaining_* gauges, which
-// ClusterStats always reports. retry_budget, max_connection_pools and
+// ClusterStats always reports. max_retries is read but unused: the
+// stand-in's router does not retry. retry_budget, max_connection_pools and
 // per_host_thresholds are not implemented and are refused by name.
 func compileBreakers(c *clusterv3.Cluster) (thresholds, error) {
-	t := thresholds{defaultBreakerLimit, defaultBreakerLimit, defaultBreakerLimit, 3}
-	// circuit_breaker.proto max_retries: "If not specified, the default
-	// is 3."
+	t := thresholds{defaultBreakerLimit, defaultBreakerLimit, defaultBreakerLimit, defaultMaxRetries}
 	cb := c.GetCircuitBreakers()
 	if len(cb.GetPerHostThresholds()) > 0 {
 		return t, errors.New("circuit_breakers.per_host_thresholds is not supported")
 	}
-	seen := map[corev3.RoutingPriority]bool{}
+	found := false
 	for i, th := range cb.GetThresholds() {
 		where := fmt.Sprintf("circuit_breakers.thresholds[%d]", i)
-		if seen[th.GetPriority()] {
-			return t, fmt.Errorf("%s: priority %s is listed twice", where, th.GetPriority())
-		}
-		seen[th.GetPriority()] = true
 		if th.GetRetryBudget() != nil {
 			return t, fmt.Errorf("%s: retry_budget is not supported", where)
 		}
 		if th.GetMaxConnectionPools() != nil {
 			return t, fmt.Errorf("%s: max_connection_pools is not supported", where)
 		}
-		if th.GetPriority() != corev3.RoutingPriority_DEFAULT {
+		if th.GetPriority() != corev3.RoutingPriority_DEFAULT || found {
 			continue
 		}
+		found = true
 		if v := th.GetMaxConnections(); v != nil {
 			t.maxConnections = int(v.GetValue())
 		}
