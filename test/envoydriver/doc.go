@@ -56,8 +56,8 @@
 //     clear_route_cache re-match does not run — as in Envoy.
 //   - A local reply sent before upstream response headers (ext_authz denial,
 //     ext_proc immediate response, 404, 503, 504) passes through every encoder
-//     filter, so ext_proc sees response_headers for it even when it never saw
-//     the request; after upstream headers it is sent directly; after downstream
+//     filter, so ext_proc (1.37 and later, above) sees response_headers for it
+//     even when it never saw the request; after upstream headers it is sent directly; after downstream
 //     headers were written the connection is reset.
 //   - CheckResponse header options: append=true appends (request) or adds
 //     another entry (response); otherwise append_action's named values apply,
