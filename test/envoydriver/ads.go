@@ -55,6 +55,8 @@ type ADSOptions struct {
 
 	// tls is the ADS cluster's TLS transport socket (ConnectBootstrap).
 	tls *upstreamTLS
+	// clock drives the apply lag; nil is the real clock (tests set one).
+	clock applyClock
 }
 
 // DefaultApplyLag is ADSOptions.ApplyLag when unset: a few milliseconds,
@@ -196,7 +198,7 @@ func ConnectADS(addr string, opts ADSOptions) (*ADS, error) {
 		types: map[string]*typeState{}, scopeRDS: map[string]string{},
 		stats: map[string]*ADSTypeStats{}, version: v, lag: lag,
 	}
-	a.applier.init(opts.OnResponse)
+	a.applier.init(opts.clock, opts.OnResponse)
 	a.want(typeClusterURL, true, nil)
 	a.want(typeListenerURL, true, nil)
 	go a.applier.run(ctx)
@@ -323,7 +325,7 @@ func (a *ADS) session(ctx context.Context) error {
 		// later, as on Envoy's workers; OnResponse follows it. (Queued
 		// even when the send failed: the resources are held, and a new
 		// stream announces them.)
-		a.applier.push(time.Now().Add(a.lag), a.Driver(), a.staged, report)
+		a.applier.push(a.applier.clock.now().Add(a.lag), a.Driver(), a.staged, report)
 		a.staged = nil
 		if applyErr == nil && r.typeURL == typeScopedURL {
 			a.trackScopeRDS(ts, report)

@@ -11,6 +11,7 @@ import (
 // stands for Envoy's workers, which run an update the main thread posted
 // (ThreadLocal::Slot::runOnAllThreads) after the main thread ACKed it.
 type applier struct {
+	clock      applyClock
 	onResponse func(ADSResponse)
 	done       chan struct{}
 	wake       chan struct{}
@@ -26,7 +27,11 @@ type applyItem struct {
 	report ADSResponse
 }
 
-func (p *applier) init(onResponse func(ADSResponse)) {
+func (p *applier) init(clock applyClock, onResponse func(ADSResponse)) {
+	if clock == nil {
+		clock = realClock{}
+	}
+	p.clock = clock
 	p.onResponse = onResponse
 	p.done = make(chan struct{})
 	p.wake = make(chan struct{}, 1)
@@ -69,14 +74,10 @@ func (p *applier) run(ctx context.Context) {
 				continue
 			}
 		}
-		if wait := time.Until(it.at); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.clock.at(it.at):
 		}
 		if it.c != nil && it.driver != nil {
 			it.driver.install(it.c)
@@ -85,6 +86,28 @@ func (p *applier) run(ctx context.Context) {
 			p.onResponse(it.report)
 		}
 	}
+}
+
+// applyClock is the applier's time source (a fake one in tests).
+type applyClock interface {
+	now() time.Time
+	// at returns a channel that is ready once the time is t or later.
+	at(t time.Time) <-chan struct{}
+}
+
+type realClock struct{}
+
+func (realClock) now() time.Time { return time.Now() }
+
+func (realClock) at(t time.Time) <-chan struct{} {
+	ch := make(chan struct{})
+	d := time.Until(t)
+	if d <= 0 {
+		close(ch)
+		return ch
+	}
+	time.AfterFunc(d, func() { close(ch) })
+	return ch
 }
 
 // ADSTypeStats counts what the client did with one resource type, like

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,28 +107,80 @@ func TestADSScopePushedWhileHeld(t *testing.T) {
 	}
 }
 
+// fakeClock is an applyClock that moves only when the test advances it.
+type fakeClock struct {
+	mu      sync.Mutex
+	t       time.Time
+	waiters []fakeWaiter
+}
+
+type fakeWaiter struct {
+	at time.Time
+	ch chan struct{}
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_800_000_000, 0)} }
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) at(t time.Time) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan struct{})
+	if !c.t.Before(t) {
+		close(ch)
+		return ch
+	}
+	c.waiters = append(c.waiters, fakeWaiter{t, ch})
+	return ch
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if c.t.Before(w.at) {
+			kept = append(kept, w)
+			continue
+		}
+		close(w.ch)
+	}
+	c.waiters = kept
+}
+
 // TestADSApplyLag: Envoy ACKs an SRDS update on its main thread and its
 // workers apply it a moment later (scoped_rds.cc → runOnAllThreads), so a
-// held call released the instant the control plane sees the ACK can miss
-// the scope, while one released after airlock's settle time (25 ms after
-// the ACK, xds applySettle) sees it. The miss is shown with a lag long
-// enough that no scheduling delay can hide it.
+// held call released the instant the control plane sees the ACK misses
+// the scope, while one released after airlock's settle time (xds
+// applySettle, 25 ms after the ACK) sees it, the default lag (5 ms) being
+// shorter. The apply lag runs on a clock the test moves, so nothing here
+// depends on scheduling.
 func TestADSApplyLag(t *testing.T) {
 	const settle = 25 * time.Millisecond // xds.applySettle
 	for _, tc := range []struct {
 		name      string
 		lag       time.Duration
-		wait      time.Duration
+		advance   time.Duration // clock moved after the ACK, before the release
 		wantScope bool
 	}{
-		{"released on the ACK, long lag: misses the scope", 10 * time.Second, 0, false},
-		{"released after the settle, default lag: sees the scope", 0, settle, true},
+		{"released on the ACK: misses the scope", 0, 0, false},
+		{"released before the lag ran out: misses the scope", 0, DefaultApplyLag - time.Millisecond, false},
+		{"released after the settle: sees the scope", 0, settle, true},
+		{"a lag longer than the settle: misses the scope", 2 * settle, settle, false},
 		{"released on the ACK, no lag: sees the scope", -1, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			held, release, authzAddr := heldAuthz(t)
 			f := newScopeFixture(t, authzAddr)
-			_, d := connectWith(t, f.x.addr, ADSOptions{Delta: true, ApplyLag: tc.lag}, recorder{make(chan ADSResponse, 64)})
+			clock := newFakeClock()
+			rec := recorder{make(chan ADSResponse, 64)}
+			_, d := connectWith(t, f.x.addr, ADSOptions{Delta: true, ApplyLag: tc.lag, clock: clock}, rec)
 
 			done := make(chan result, 1)
 			go func() { done <- do(t, d, "GET", "/x", "", nil) }()
@@ -135,8 +188,13 @@ func TestADSApplyLag(t *testing.T) {
 			acked := f.x.watchACK("s1")
 			f.set(t, "2", true)
 			waitACK(t, acked)
-			if tc.wait > 0 {
-				time.Sleep(tc.wait)
+			clock.advance(tc.advance)
+			if tc.wantScope {
+				// The clock passed the apply time: the update is (about
+				// to be) in force; OnResponse follows the install.
+				rec.wait(t, "s1 applied", func(r ADSResponse) bool {
+					return r.TypeURL == resource.ScopedRouteType && strings.Contains(strings.Join(r.Updated, ","), "s1")
+				})
 			}
 			close(release)
 			got := <-done
