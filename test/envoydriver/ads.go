@@ -48,9 +48,11 @@ type ADSOptions struct {
 	// (source/common/router/scoped_rds.cc applyConfigUpdate →
 	// ThreadLocal::TypedSlot::runOnAllThreads,
 	// source/common/thread_local/thread_local_impl.cc), so a worker
-	// applies it a moment after the control plane saw the ACK. The first
-	// configuration serves at once (Envoy warms the listener before it
-	// accepts connections).
+	// applies it a moment after the control plane saw the ACK. The lag
+	// holds for every update the driver takes (clusters and listeners
+	// reach workers the same way); the first configuration serves at once
+	// (Envoy warms the listener before it accepts connections), and with
+	// NoListener there is nothing to lag.
 	ApplyLag time.Duration
 
 	// tls is the ADS cluster's TLS transport socket (ConnectBootstrap).
@@ -173,10 +175,10 @@ func ConnectADS(addr string, opts ADSOptions) (*ADS, error) {
 	opts.Node = envoyNode(opts.Node, v)
 	lag := opts.ApplyLag
 	switch {
+	case opts.NoListener || lag < 0:
+		lag = 0
 	case lag == 0:
 		lag = DefaultApplyLag
-	case lag < 0:
-		lag = 0
 	}
 	log := opts.Logger
 	if log == nil {
