@@ -305,3 +305,45 @@ func TestCircuitBreakerConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestRouterPendingClientGone: a pending request whose client goes away
+// leaves the pending queue, and the slot it never got stays free for the
+// next request.
+func TestRouterPendingClientGone(t *testing.T) {
+	up, started, release := blockingUpstream(t)
+	d := startDriver(t, Config{Listener: listener(t, routeConfig(prefixRoute("/", "up"))),
+		Clusters: []*clusterv3.Cluster{withBreakers(staticCluster("up", up.addr()), 1, 1, -1)}})
+	first := make(chan result, 1)
+	go func() { first <- do(t, d, "GET", "/1", "", nil) }()
+	wait(t, started, "the first request upstream")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+d.Addr()+"/2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := make(chan error, 1)
+	go func() {
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		gone <- err
+	}()
+	waitStats(t, d, "up", func(s ClusterStats) bool { return s.RqPendingActive == 1 })
+	cancel()
+	if err := <-gone; err == nil {
+		t.Fatal("the cancelled request got a response")
+	}
+	waitStats(t, d, "up", func(s ClusterStats) bool { return s.RqPendingActive == 0 })
+	close(release)
+	if r := <-first; r.Status != 200 {
+		t.Fatalf("first request: %d", r.Status)
+	}
+	if r := do(t, d, "GET", "/3", "", nil); r.Status != 200 {
+		t.Fatalf("after the pending request left: %d", r.Status)
+	}
+	if st := waitStats(t, d, "up", func(s ClusterStats) bool { return s.RqActive == 0 }); st.RqTotal != 2 {
+		t.Fatalf("stats %+v, want 2 requests through", st)
+	}
+}

@@ -105,7 +105,11 @@ func (s *stream) proxy(h *headerMap, body bodySource, rp *transports) (*response
 		if errors.Is(err, errOverflow) {
 			return nil, overflowReply(s.cfg.router.suppressEnvoyHeaders)
 		}
-		return nil, s.failure()
+		// Gave up waiting as pending: the stream failed or went away.
+		if f := s.failure(); f != nil {
+			return nil, f
+		}
+		return nil, err
 	}
 	context.AfterFunc(s.ctx, release)
 	ep := cl.pick()
