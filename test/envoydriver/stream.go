@@ -256,7 +256,12 @@ func (s *stream) encode(r *response) {
 		if err := s.filters[i].encodeHeaders(r); err != nil {
 			var lr *localReply
 			if errors.As(err, &lr) || errors.As(s.failure(), &lr) {
-				s.write(localResponse(lr))
+				// A local reply from an encoder filter (e.g. a buffered
+				// response over the stream's buffer limit, filter_manager.cc
+				// responseDataTooLarge) goes out directly, through the
+				// local reply mappers (sendDirectLocalReply →
+				// LocalReply::rewrite).
+				s.write(localResponse(rewriteLocalReply(s.cfg.hcm.localReply, s.reqHeaders, lr)))
 				return
 			}
 			s.reset(err)
