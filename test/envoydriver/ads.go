@@ -33,13 +33,37 @@ type ADSOptions struct {
 	// NoListener holds and validates resources, ACKing and NACKing like
 	// Envoy, without running a listener (benchmarks of the control plane).
 	NoListener bool
-	// OnResponse, if set, is called after each response was applied and
-	// ACKed, or rejected and NACKed. It runs on the client's goroutine.
+	// OnResponse, if set, is called after each response was ACKed and its
+	// update became visible to requests (after ApplyLag), or was rejected
+	// and NACKed. Calls come in order, from one goroutine of the client.
 	OnResponse func(ADSResponse)
+	// EnvoyVersion is the Envoy release the client plays, "1.37.0" when
+	// empty (DefaultEnvoyVersion). It is sent as node.user_agent_build_version
+	// (with user_agent_name "envoy") unless Node sets them, and selects the
+	// driver's version-dependent behaviour (Options.EnvoyVersion).
+	EnvoyVersion string
+	// ApplyLag is how long after ACKing an update the driver's requests
+	// see it; 0 means DefaultApplyLag, a negative value no lag. Envoy
+	// ACKs on the main thread and posts the update to its workers
+	// (source/common/router/scoped_rds.cc applyConfigUpdate →
+	// ThreadLocal::TypedSlot::runOnAllThreads,
+	// source/common/thread_local/thread_local_impl.cc), so a worker
+	// applies it a moment after the control plane saw the ACK. The lag
+	// holds for every update the driver takes (clusters and listeners
+	// reach workers the same way); the first configuration serves at once
+	// (Envoy warms the listener before it accepts connections), and with
+	// NoListener there is nothing to lag.
+	ApplyLag time.Duration
 
 	// tls is the ADS cluster's TLS transport socket (ConnectBootstrap).
 	tls *upstreamTLS
+	// clock drives the apply lag; nil is the real clock (tests set one).
+	clock applyClock
 }
+
+// DefaultApplyLag is ADSOptions.ApplyLag when unset: a few milliseconds,
+// as a worker's event loop takes to run a posted update.
+const DefaultApplyLag = 5 * time.Millisecond
 
 // ADSResponse reports one xDS response as the client handled it.
 type ADSResponse struct {
@@ -76,6 +100,12 @@ type ADS struct {
 	mu     sync.Mutex
 	driver *Driver
 	err    error
+	stats  map[string]*ADSTypeStats
+
+	version envoyVersion
+	lag     time.Duration
+	applier applier
+	staged  *compiled // the update apply prepared, installed after the ACK
 
 	// Owned by the run goroutine.
 	types    map[string]*typeState
@@ -138,6 +168,18 @@ func ConnectADS(addr string, opts ADSOptions) (*ADS, error) {
 	if opts.Node.GetId() == "" {
 		return nil, errors.New("envoydriver ADS: node id is required")
 	}
+	v, err := parseEnvoyVersion(opts.EnvoyVersion)
+	if err != nil {
+		return nil, fmt.Errorf("envoydriver ADS: %w", err)
+	}
+	opts.Node = envoyNode(opts.Node, v)
+	lag := opts.ApplyLag
+	switch {
+	case opts.NoListener || lag < 0:
+		lag = 0
+	case lag == 0:
+		lag = DefaultApplyLag
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -156,9 +198,12 @@ func ConnectADS(addr string, opts ADSOptions) (*ADS, error) {
 		opts: opts, log: log.With("component", "envoydriver-ads"), addr: addr, conn: conn,
 		stop: stop, done: make(chan struct{}), ready: make(chan struct{}),
 		types: map[string]*typeState{}, scopeRDS: map[string]string{},
+		stats: map[string]*ADSTypeStats{}, version: v, lag: lag,
 	}
+	a.applier.init(opts.clock, opts.OnResponse)
 	a.want(typeClusterURL, true, nil)
 	a.want(typeListenerURL, true, nil)
+	go a.applier.run(ctx)
 	go a.run(ctx)
 	return a, nil
 }
@@ -209,6 +254,7 @@ func (a *ADS) Err() error {
 func (a *ADS) Close() error {
 	a.stop()
 	<-a.done
+	<-a.applier.done
 	a.conn.Close()
 	if d := a.Driver(); d != nil {
 		return d.Close()
@@ -262,25 +308,35 @@ func (a *ADS) session(ctx context.Context) error {
 		}
 		ts.nonce = r.nonce
 		report := ADSResponse{TypeURL: r.typeURL, Version: r.version, Nonce: r.nonce, Bytes: r.size}
+		a.staged = nil
 		applyErr := a.apply(ts, r, &report)
 		if applyErr != nil {
 			a.log.Warn("NACK", "type_url", r.typeURL, "version", r.version, "err", applyErr)
 			report.Err = applyErr
 			err = p.nack(ts, r, applyErr)
 		} else {
+			if a.lag == 0 && a.staged != nil {
+				// No lag: in force before the control plane sees the ACK.
+				a.Driver().install(a.staged)
+				a.staged = nil
+			}
 			err = p.ack(ts, r)
 		}
-		if err != nil {
-			return err
-		}
-		if a.opts.OnResponse != nil {
-			a.opts.OnResponse(report)
-		}
+		a.count(report)
+		// The ACK is on its way: the update reaches requests ApplyLag
+		// later, as on Envoy's workers; OnResponse follows it. (Queued
+		// even when the send failed: the resources are held, and a new
+		// stream announces them.)
+		a.applier.push(a.applier.clock.now().Add(a.lag), a.Driver(), a.staged, report)
+		a.staged = nil
 		if applyErr == nil && r.typeURL == typeScopedURL {
 			a.trackScopeRDS(ts, report)
 		}
 		if applyErr == nil && (r.typeURL == typeListenerURL || r.typeURL == typeScopedURL) {
 			a.followListener()
+		}
+		if err != nil {
+			return err
 		}
 		if err := a.subscribeAll(p); err != nil {
 			return err

@@ -251,9 +251,16 @@ func (a *ADS) run1(cfg Config) error {
 	d := a.driver
 	a.mu.Unlock()
 	if d != nil {
-		return d.Update(cfg)
+		// Compiled (and so validated) now to ACK or NACK; installed on
+		// the driver after the ACK (applier).
+		c, err := d.prepare(cfg)
+		if err != nil {
+			return err
+		}
+		a.staged = c
+		return nil
 	}
-	d, err := New(cfg, Options{Logger: a.log})
+	d, err := New(cfg, Options{Logger: a.log, EnvoyVersion: a.version.String()})
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // xdsServer is a go-control-plane ADS server over a snapshot cache that
@@ -30,6 +31,60 @@ type xdsServer struct {
 	stop  func()
 	mu    sync.Mutex
 	nacks []string // "type code message"
+	nodes []*corev3.Node
+	// watch names a resource; acked is closed when a request ACKs the
+	// first response that carried it (the moment the control plane
+	// learns the client has it).
+	watch  string
+	acked  chan struct{}
+	nonces map[string]bool // responses that carried watch
+}
+
+// watchACK arms acked for a resource name.
+func (x *xdsServer) watchACK(name string) <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.watch, x.acked, x.nonces = name, make(chan struct{}), map[string]bool{}
+	return x.acked
+}
+
+func (x *xdsServer) sent(nonce string, names []string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, n := range names {
+		if x.watch != "" && n == x.watch {
+			x.nonces[nonce] = true
+		}
+	}
+}
+
+func (x *xdsServer) request(node *corev3.Node, nonce string, nack bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if node != nil {
+		x.nodes = append(x.nodes, node)
+	}
+	if !nack && x.nonces[nonce] && x.acked != nil {
+		close(x.acked)
+		x.acked, x.nonces = nil, nil
+	}
+}
+
+func (x *xdsServer) firstNode() *corev3.Node {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if len(x.nodes) == 0 {
+		return nil
+	}
+	return x.nodes[0]
+}
+
+func resourceName(a *anypb.Any) string {
+	m, ok := newResource(a.GetTypeUrl())
+	if !ok || a.UnmarshalTo(m) != nil {
+		return ""
+	}
+	return m.(namedResource).GetName()
 }
 
 func startXDS(t *testing.T, addr string, c cache.SnapshotCache, rec *xdsServer) *xdsServer {
@@ -61,13 +116,29 @@ func startXDS(t *testing.T, addr string, c cache.SnapshotCache, rec *xdsServer) 
 			if r.GetErrorDetail() != nil {
 				note(r.GetTypeUrl(), r.GetErrorDetail())
 			}
+			rec.request(r.GetNode(), r.GetResponseNonce(), r.GetErrorDetail() != nil)
 			return nil
 		},
 		StreamDeltaRequestFunc: func(_ int64, r *discoveryv3.DeltaDiscoveryRequest) error {
 			if r.GetErrorDetail() != nil {
 				note(r.GetTypeUrl(), r.GetErrorDetail())
 			}
+			rec.request(r.GetNode(), r.GetResponseNonce(), r.GetErrorDetail() != nil)
 			return nil
+		},
+		StreamResponseFunc: func(_ context.Context, _ int64, _ *discoveryv3.DiscoveryRequest, r *discoveryv3.DiscoveryResponse) {
+			var names []string
+			for _, a := range r.GetResources() {
+				names = append(names, resourceName(a))
+			}
+			rec.sent(r.GetNonce(), names)
+		},
+		StreamDeltaResponseFunc: func(_ int64, _ *discoveryv3.DeltaDiscoveryRequest, r *discoveryv3.DeltaDiscoveryResponse) {
+			var names []string
+			for _, res := range r.GetResources() {
+				names = append(names, res.GetName())
+			}
+			rec.sent(r.GetNonce(), names)
 		},
 	}
 	g := grpc.NewServer()
@@ -122,7 +193,16 @@ func (r recorder) wait(t *testing.T, what string, match func(ADSResponse) bool) 
 
 func connect(t *testing.T, addr string, delta bool, rec recorder) (*ADS, *Driver) {
 	t.Helper()
-	a, err := ConnectADS(addr, ADSOptions{Node: &corev3.Node{Id: "node-1"}, Delta: delta, Logger: testLogger(t), OnResponse: rec.on})
+	return connectWith(t, addr, ADSOptions{Delta: delta}, rec)
+}
+
+func connectWith(t *testing.T, addr string, opts ADSOptions, rec recorder) (*ADS, *Driver) {
+	t.Helper()
+	if opts.Node == nil {
+		opts.Node = &corev3.Node{Id: "node-1"}
+	}
+	opts.Logger, opts.OnResponse = testLogger(t), rec.on
+	a, err := ConnectADS(addr, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

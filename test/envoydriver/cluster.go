@@ -24,6 +24,8 @@ type cluster struct {
 	// tls is the cluster's TLS transport socket (upstreamtls.go), nil for
 	// plaintext (Envoy's default raw_buffer).
 	tls *upstreamTLS
+	// breaker is the cluster's circuit breaker (circuitbreaker.go).
+	breaker breaker
 }
 
 type endpoint struct {
@@ -52,12 +54,16 @@ func compileCluster(c *clusterv3.Cluster) (*cluster, error) {
 		return nil, fmt.Errorf("cluster %q: transport_socket_matches is not supported", c.GetName())
 	}
 	cl := &cluster{name: c.GetName(), connectTimeout: defaultConnectTimeout}
+	var err error
 	if ts := c.GetTransportSocket(); ts != nil {
 		t, err := compileTransportSocket(ts)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 		}
 		cl.tls = t
+	}
+	if cl.breaker.limits, err = compileBreakers(c); err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
 	if c.GetConnectTimeout() != nil {
 		cl.connectTimeout = c.GetConnectTimeout().AsDuration()

@@ -40,6 +40,10 @@ type Config struct {
 type Options struct {
 	// Logger receives the driver's logs; nil discards them.
 	Logger *slog.Logger
+	// EnvoyVersion is the Envoy release played, "1.37.0" when empty
+	// (DefaultEnvoyVersion); behaviour that differs between releases
+	// follows it (doc.go lists which).
+	EnvoyVersion string
 }
 
 // FromBootstrap takes a Bootstrap's static_resources: at most one listener,
@@ -82,6 +86,7 @@ type compiled struct {
 	// select scopes from it, not from scopes.
 	live     *atomic.Pointer[scopeTable]
 	clusters map[string]*cluster
+	version  envoyVersion
 }
 
 // filterFactory is one configured HTTP filter.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -23,12 +24,17 @@ type Driver struct {
 	// is visible when the call re-selects its scope after
 	// clear_route_cache, unlike a RouteConfiguration, snapped per request.
 	live atomic.Pointer[scopeTable]
-	pool connPool
-	tr   transports
-	ln   net.Listener
-	srv  *http.Server
-	port string
-	done chan struct{}
+	// version is the Envoy release played (Options.EnvoyVersion).
+	version envoyVersion
+	// breakers holds each cluster's circuit breaker counters by name,
+	// across updates (circuitbreaker.go).
+	breakers breakerRegistry
+	pool     connPool
+	tr       transports
+	ln       net.Listener
+	srv      *http.Server
+	port     string
+	done     chan struct{}
 }
 
 // New compiles cfg and starts serving HTTP/1.1 on 127.0.0.1 at the
@@ -39,12 +45,16 @@ func New(cfg Config, opts Options) (*Driver, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "envoydriver")
-	d := &Driver{log: log, done: make(chan struct{})}
+	v, err := parseEnvoyVersion(opts.EnvoyVersion)
+	if err != nil {
+		return nil, fmt.Errorf("envoydriver: %w", err)
+	}
+	d := &Driver{log: log, done: make(chan struct{}), version: v}
 	c, err := compile(cfg, log, &d.scopes)
 	if err != nil {
 		return nil, fmt.Errorf("envoydriver: %w", err)
 	}
-	c.live = &d.live
+	d.bind(c)
 	d.live.Store(c.scopes)
 	_, port, _ := net.SplitHostPort(c.addr)
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
@@ -76,17 +86,42 @@ func (d *Driver) Addr() string { return d.ln.Addr().String() }
 // flight keep the configuration they started with. The listener address
 // cannot change (a port of 0 or the bound port is accepted).
 func (d *Driver) Update(cfg Config) error {
+	c, err := d.prepare(cfg)
+	if err != nil {
+		return err
+	}
+	d.install(c)
+	return nil
+}
+
+// prepare compiles an update without applying it.
+func (d *Driver) prepare(cfg Config) (*compiled, error) {
 	c, err := compile(cfg, d.log, &d.scopes)
 	if err != nil {
-		return fmt.Errorf("envoydriver: %w", err)
+		return nil, fmt.Errorf("envoydriver: %w", err)
 	}
 	if _, p, _ := net.SplitHostPort(c.addr); p != "0" && p != d.port {
-		return fmt.Errorf("envoydriver: listener port %s differs from the bound port %s; the listener address cannot change", p, d.port)
+		return nil, fmt.Errorf("envoydriver: listener port %s differs from the bound port %s; the listener address cannot change", p, d.port)
 	}
+	d.bind(c)
+	return c, nil
+}
+
+// bind ties a compiled generation to the driver's shared state: the live
+// scope table and the clusters' circuit breakers.
+func (d *Driver) bind(c *compiled) {
 	c.live = &d.live
+	c.version = d.version
+	for _, cl := range c.clusters {
+		cl.breaker.counters = d.breakers.get(cl.name)
+	}
+}
+
+// install makes a prepared generation the one new requests start with,
+// and its scopes the ones every request selects from.
+func (d *Driver) install(c *compiled) {
 	d.live.Store(c.scopes)
 	d.cur.Store(c)
-	return nil
 }
 
 // Close stops the listener, aborts open connections and closes gRPC and
@@ -111,14 +146,20 @@ func (d *Driver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path, redirect, reject := cfg.hcm.paths.apply(r.RequestURI)
 	s.reqHeaders = cfg.hcm.requestHeaders(r, path, d.port)
 	applyEarlyMutations(cfg.hcm.early, s.reqHeaders)
+	// conn_manager_impl.cc decodeHeaders: "gRPC requests are rejected if
+	// Envoy is configured to redirect post-normalization"; both answers
+	// carry details path_normalization_failed.
+	if redirect && strings.HasPrefix(s.reqHeaders.value("content-type"), "application/grpc") {
+		redirect, reject = false, true
+	}
 	switch {
 	case reject:
-		s.respond(&localReply{status: http.StatusBadRequest, details: "path_has_escaped_slashes"})
+		s.respond(&localReply{status: http.StatusBadRequest, details: "path_normalization_failed"})
 		return
 	case redirect:
 		loc := &headerMap{}
 		loc.set("location", path)
-		s.respond(&localReply{status: http.StatusTemporaryRedirect, headers: loc, details: "path_has_escaped_slashes"})
+		s.respond(&localReply{status: http.StatusTemporaryRedirect, headers: loc, details: "path_normalization_failed"})
 		return
 	}
 	s.requestID = s.reqHeaders.value("x-request-id")

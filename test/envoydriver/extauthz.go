@@ -152,6 +152,13 @@ func (f *extAuthz) decodeHeaders(h *headerMap, body bodySource) (bodySource, err
 	var buffered []byte
 	var bufferedFrames []frame
 	if buffering {
+		// ext_authz.cc decodeHeaders: "if (!allow_partial_message_)
+		// decoder_callbacks_->setDecoderBufferLimit(max_request_bytes_)" —
+		// the stream's one limit, which response buffering (ext_proc
+		// BUFFERED) then meets too.
+		if !allowPartial {
+			f.s.setBufferLimit(maxBytes)
+		}
 		var err error
 		buffered, bufferedFrames, err = f.buffer(body, maxBytes, allowPartial)
 		if err != nil {
@@ -226,6 +233,15 @@ func (f *extAuthz) buffer(body bodySource, maxBytes int, allowPartial bool) ([]b
 
 // call sends the CheckRequest with the grpc_service timeout.
 func (f *extAuthz) call(req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	// A Check holds a request slot of the authorization cluster while it
+	// runs (a held call holds one); an overflow fails the call, which is
+	// an error outcome: status_on_error or failure_mode_allow
+	// (ext_authz_grpc_impl.cc onFailure).
+	release, err := f.cfg.target.acquire(f.s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	cc, err := f.s.pool.get(f.cfg.target)
 	if err != nil {
 		return nil, err

@@ -151,6 +151,13 @@ func (p *extProc) decodeHeaders(h *headerMap, body bodySource) (bodySource, erro
 }
 
 func (p *extProc) encodeHeaders(r *response) error {
+	if r.local && !p.s.cfg.version.localRepliesToExtProc() {
+		// Envoy 1.34–1.36: the ext_proc filter does not send a local
+		// reply to the processor; envoyproxy/envoy#41769 ("re-enable
+		// sending local replies to the ext_proc server", first released
+		// in 1.37.0) restored it (ext_proc.cc onLocalReply/encodeHeaders).
+		return nil
+	}
 	// ext_proc.cc encodeHeaders merges again "in case the decodeHeaders()
 	// is not called when processing local reply".
 	p.mergePerRoute()
@@ -197,8 +204,16 @@ func (p *extProc) openLocked() error {
 		return nil
 	}
 	p.opened = true
+	// The stream holds a request slot of the processor's cluster for its
+	// whole life; an overflow is a failed stream (onGrpcError:
+	// failure_mode_allow, or a 500 local reply).
+	release, err := p.target.acquire(p.s.cfg)
+	if err != nil {
+		return err
+	}
 	cc, err := p.s.pool.get(p.target)
 	if err != nil {
+		release()
 		return err
 	}
 	// The side stream outlives the HTTP stream briefly (graceful close),
@@ -206,6 +221,10 @@ func (p *extProc) openLocked() error {
 	ctx, cancel := context.WithCancel(p.target.outgoing(context.Background()))
 	p.cancel = cancel
 	p.recvDone = make(chan struct{})
+	go func(done <-chan struct{}) {
+		<-done
+		release()
+	}(p.recvDone)
 	client, err := procsvc.NewExternalProcessorClient(cc).Process(ctx)
 	if err != nil {
 		close(p.recvDone)

@@ -164,12 +164,12 @@ func (d *procDir) overflowReply() *localReply {
 	return &localReply{status: http.StatusInternalServerError, body: "Internal Server Error", details: "response_payload_too_large"}
 }
 
-// bufferedBody follows BUFFERED: the whole body (up to the listener's
-// buffer limit) goes in one message; in a reply to it header mutations
+// bufferedBody follows BUFFERED: the whole body (up to the stream's
+// buffer limit, stream.bufferLimit) goes in one message; in a reply to it header mutations
 // apply only while the headers are held, and with a content-length header
 // the mutated body must match it (ProcessorState::validateContentLength).
 func (p *extProc) bufferedBody(d *procDir, h *headerMap, body bodySource) (bodySource, error) {
-	data, trailers, err := readAll(p.s.abortCtx, body, p.s.cfg.bufferLimit, d.overflowReply())
+	data, trailers, err := readAll(p.s.abortCtx, body, p.s.bufferLimit(), d.overflowReply())
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +210,7 @@ func (p *extProc) partialBody(d *procDir, h *headerMap, body bodySource) (bodySo
 			last = f
 			break
 		}
-		if len(data) > p.s.cfg.bufferLimit {
+		if len(data) > p.s.bufferLimit() {
 			break
 		}
 	}

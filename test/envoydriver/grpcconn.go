@@ -22,6 +22,17 @@ type grpcTarget struct {
 	timeout   time.Duration // GrpcService.timeout, 0 when unset
 	metadata  []string      // initial_metadata as key/value pairs
 	tls       *upstreamTLS  // the envoy_grpc cluster's TLS transport socket, nil for plaintext
+	cluster   string        // the envoy_grpc cluster, "" for google_grpc
+}
+
+// acquire takes a circuit breaker slot on the target's cluster for one
+// call or stream (google_grpc has no cluster and no breaker).
+func (t grpcTarget) acquire(c *compiled) (func(), error) {
+	cl, ok := c.clusters[t.cluster]
+	if t.cluster == "" || !ok {
+		return func() {}, nil
+	}
+	return cl.breaker.acquireStream()
 }
 
 // resolveGrpcService follows grpc_service.proto GrpcService: envoy_grpc
@@ -38,6 +49,7 @@ func resolveGrpcService(gs *corev3.GrpcService, c *compiled) (grpcTarget, error)
 		}
 		t.target = "passthrough:///" + cl.endpoints[0].addr
 		t.tls = cl.tls
+		t.cluster = cl.name
 		t.authority = s.EnvoyGrpc.GetAuthority()
 		if t.authority == "" {
 			// grpc_service.proto EnvoyGrpc.authority: "If not set, the

@@ -18,10 +18,11 @@ var responseFlags = map[string]string{
 	"ext_authz_error":           "UAEX",
 	"upstream_response_timeout": "UT",
 	"upstream_reset_before_response_started{connection_failure}": "UF",
+	"upstream_reset_before_response_started{overflow}":           "UO",
 }
 
 // supportedFlags are the flags a response_flag_filter may name here.
-var supportedFlags = map[string]bool{"NR": true, "NC": true, "UAEX": true, "UT": true, "UF": true}
+var supportedFlags = map[string]bool{"NR": true, "NC": true, "UAEX": true, "UT": true, "UF": true, "UO": true}
 
 // replyMapper is a compiled http_connection_manager.proto ResponseMapper.
 type replyMapper struct {
@@ -102,7 +103,7 @@ func compileReplyFilter(f *accesslogv3.AccessLogFilter) (*replyFilter, error) {
 		rf := &replyFilter{flags: map[string]bool{}}
 		for _, fl := range s.ResponseFlagFilter.GetFlags() {
 			if !supportedFlags[fl] {
-				return nil, fmt.Errorf("response flag %q is not supported (supported: NR, NC, UAEX, UT, UF)", fl)
+				return nil, fmt.Errorf("response flag %q is not supported (supported: NR, NC, UAEX, UT, UF, UO)", fl)
 			}
 			rf.flags[fl] = true
 		}

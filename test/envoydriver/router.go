@@ -97,6 +97,21 @@ func (s *stream) proxy(h *headerMap, body bodySource, rp *transports) (*response
 		s.log.Error("envoydriver: the router cannot reach a cluster with a TLS transport socket", "cluster", cl.name)
 		return nil, &localReply{status: http.StatusServiceUnavailable, body: "upstream connect error or disconnect/reset before headers. reset reason: connection failure", details: "upstream_tls_not_supported_by_stand_in"}
 	}
+	// Circuit breakers (circuitbreaker.go): the request holds its slot
+	// until the stream ends; an overflow is the router's 503 UO.
+	release, err := cl.breaker.acquireHTTP1(s.abortCtx)
+	if err != nil {
+		drain(s.ctx, body)
+		if errors.Is(err, errOverflow) {
+			return nil, overflowReply(s.cfg.router.suppressEnvoyHeaders)
+		}
+		// Gave up waiting as pending: the stream failed or went away.
+		if f := s.failure(); f != nil {
+			return nil, f
+		}
+		return nil, err
+	}
+	context.AfterFunc(s.ctx, release)
 	ep := cl.pick()
 	up := s.upstreamHeaders(rt, h, ep)
 	upCtx, upCancel := context.WithCancel(s.abortCtx)

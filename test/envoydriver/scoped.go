@@ -16,6 +16,13 @@ import (
 type scopeTable struct {
 	fragments []fragmentBuilder
 	byKey     map[string]*routeTable
+	// srds names the SRDS subscription the scopes came from (the
+	// ScopedRoutes name and key builder), "" for an inline
+	// scoped_route_configurations_list. Envoy shares one SRDS provider
+	// between connection managers with the same scoped_routes config
+	// (ScopedRoutesConfigProviderManager) and updates its scopes in place;
+	// inline scopes belong to their connection manager.
+	srds string
 }
 
 // fragmentBuilder is ScopedRoutes.ScopeKeyBuilder.FragmentBuilder with a
@@ -148,6 +155,9 @@ func compileScopes(sr *hcmv3.ScopedRoutes, cfg Config, filters map[string]filter
 	}
 	next := make(map[*routev3.ScopedRouteConfiguration]*routeTable, len(scopes))
 	t := &scopeTable{fragments: fb, byKey: make(map[string]*routeTable, len(scopes))}
+	if sr.GetScopedRds() != nil {
+		t.srds = fmt.Sprintf("%s|%v", sr.GetName(), fb)
+	}
 	names := make(map[string]bool, len(scopes))
 	owner := make(map[string]string, len(scopes))
 	for _, s := range scopes {

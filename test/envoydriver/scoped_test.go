@@ -250,36 +250,70 @@ func TestLocalReplyMappers(t *testing.T) {
 // Envoy's workers (scoped_rds.cc applyConfigUpdate), so a scope pushed
 // while ext_authz holds a call is the one the call re-selects after
 // clear_route_cache — the grant route airlock pushes while a call waits
-// for approval. A call started after the push sees it too.
+// for approval. Scopes that are part of the connection manager (an inline
+// scoped_route_configurations_list) or of another SRDS subscription (the
+// listener now names other scoped routes) come with a new connection
+// manager, which a request in flight does not see.
 func TestScopePushedWhileHeldIsVisible(t *testing.T) {
-	a := newUpstream(t, nil)
-	b := newUpstream(t, nil)
-	held, release := make(chan struct{}), make(chan struct{})
-	_, authzAddr := newAuthz(t, func(_ context.Context, r *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-		close(held)
-		<-release
-		ok := &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-scope", Value: "s1"}}}}
-		return &authv3.CheckResponse{Status: &status.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}, nil
-	})
-	cfg := Config{
-		Listener: scopedListener(t, scopedRDS(), "authz"),
-		Clusters: []*clusterv3.Cluster{staticCluster("a", a.addr()), staticCluster("b", b.addr()), staticCluster("authz", authzAddr)},
-		Scopes:   []*routev3.ScopedRouteConfiguration{scope("base", "base", namedRC("rc-a", prefixRoute("/", "a")))},
+	inline := func(scopes ...*routev3.ScopedRouteConfiguration) *hcmv3.ScopedRoutes {
+		return &hcmv3.ScopedRoutes{Name: "s", ScopeKeyBuilder: scopeBuilder(),
+			ConfigSpecifier: &hcmv3.ScopedRoutes_ScopedRouteConfigurationsList{
+				ScopedRouteConfigurationsList: &hcmv3.ScopedRouteConfigurationsList{ScopedRouteConfigurations: scopes}}}
 	}
-	d := startDriver(t, cfg)
-	done := make(chan result, 1)
-	go func() { done <- do(t, d, "GET", "/x", "", nil) }()
-	select {
-	case <-held:
-	case <-time.After(testTimeout):
-		t.Fatal("ext_authz never saw the call")
+	renamed := scopedRDS()
+	renamed.Name = "other"
+	base := func() *routev3.ScopedRouteConfiguration {
+		return scope("base", "base", namedRC("rc-a", prefixRoute("/", "a")))
 	}
-	cfg.Scopes = append(cfg.Scopes, scope("s1", "s1", namedRC("rc-b", prefixRoute("/", "b"))))
-	if err := d.Update(cfg); err != nil {
-		t.Fatal(err)
+	s1 := func() *routev3.ScopedRouteConfiguration {
+		return scope("s1", "s1", namedRC("rc-b", prefixRoute("/", "b")))
 	}
-	close(release)
-	if got := <-done; got.Status != 200 || len(b.requests()) != 1 {
-		t.Fatalf("the held call got %d %q; scope s1's upstream saw %d requests", got.Status, got.Body, len(b.requests()))
+	for _, tc := range []struct {
+		name        string
+		before      *hcmv3.ScopedRoutes
+		after       *hcmv3.ScopedRoutes
+		wantVisible bool
+	}{
+		{"SRDS scope pushed: visible", scopedRDS(), scopedRDS(), true},
+		{"inline scopes replaced with the listener: not visible", inline(base()), inline(base(), s1()), false},
+		{"another SRDS subscription: not visible", scopedRDS(), renamed, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newUpstream(t, nil)
+			b := newUpstream(t, nil)
+			held, release := make(chan struct{}), make(chan struct{})
+			_, authzAddr := newAuthz(t, func(_ context.Context, r *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+				close(held)
+				<-release
+				ok := &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-scope", Value: "s1"}}}}
+				return &authv3.CheckResponse{Status: &status.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}, nil
+			})
+			cfg := Config{
+				Listener: scopedListener(t, tc.before, "authz"),
+				Clusters: []*clusterv3.Cluster{staticCluster("a", a.addr()), staticCluster("b", b.addr()), staticCluster("authz", authzAddr)},
+				Scopes:   []*routev3.ScopedRouteConfiguration{base()},
+			}
+			d := startDriver(t, cfg)
+			done := make(chan result, 1)
+			go func() { done <- do(t, d, "GET", "/x", "", nil) }()
+			select {
+			case <-held:
+			case <-time.After(testTimeout):
+				t.Fatal("ext_authz never saw the call")
+			}
+			cfg.Listener = scopedListener(t, tc.after, "authz")
+			cfg.Scopes = []*routev3.ScopedRouteConfiguration{base(), s1()}
+			if err := d.Update(cfg); err != nil {
+				t.Fatal(err)
+			}
+			close(release)
+			got := <-done
+			switch {
+			case tc.wantVisible && (got.Status != 200 || len(b.requests()) != 1):
+				t.Fatalf("the held call got %d %q; scope s1's upstream saw %d requests", got.Status, got.Body, len(b.requests()))
+			case !tc.wantVisible && (got.Status != 403 || got.Body != "no scope"):
+				t.Fatalf("the held call got %d %q, want the mapped 403 of its own scopes", got.Status, got.Body)
+			}
+		})
 	}
 }

@@ -31,6 +31,8 @@ type streamFilter interface {
 type response struct {
 	headers *headerMap // with ":status"
 	body    bodySource
+	// local marks a local reply travelling through the encoder filters.
+	local bool
 }
 
 func (r *response) status() int {
@@ -71,6 +73,11 @@ type stream struct {
 	failErr     error
 	upstreamHdr bool // upstream response headers received
 
+	// bufLimit is the stream's one buffer limit (FilterManager::buffer_limit_),
+	// the listener's per_connection_buffer_limit_bytes until a filter sets
+	// it; it bounds request and response buffering alike.
+	bufLimit atomic.Int64
+
 	written atomic.Bool // downstream response headers written
 	// downstreamDone is set once the downstream request body was read to
 	// its end (or there was none).
@@ -82,6 +89,7 @@ func newStream(cfg *compiled, pool *connPool, log *slog.Logger, w http.ResponseW
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s.id = binary.BigEndian.Uint64(b[:])
+	s.bufLimit.Store(int64(cfg.bufferLimit))
 	s.ctx, s.cancel = context.WithCancel(r.Context())
 	s.abortCtx, s.abortCancel = context.WithCancel(s.ctx)
 	if a, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
@@ -102,9 +110,12 @@ func (s *stream) route() *route {
 		t := s.cfg.routes
 		if s.cfg.scopes != nil {
 			scopes := s.cfg.scopes
-			if s.cfg.live != nil {
-				if cur := s.cfg.live.Load(); cur != nil {
-					scopes = cur // updated in place, as on Envoy's workers
+			// SRDS scopes are updated in place on Envoy's workers
+			// (scoped_rds.cc applyConfigUpdate), so the stream reads the
+			// live table of its subscription, not the one it started with.
+			if scopes.srds != "" && s.cfg.live != nil {
+				if cur := s.cfg.live.Load(); cur != nil && cur.srds == scopes.srds {
+					scopes = cur
 				}
 			}
 			t = scopes.find(s.reqHeaders)
@@ -114,6 +125,18 @@ func (s *stream) route() *route {
 	}
 	return s.route_
 }
+
+// bufferLimit is the limit buffering filters apply now, in both
+// directions: source/common/http/filter_manager.cc keeps one buffer_limit_
+// per stream for buffered request and response data.
+func (s *stream) bufferLimit() int { return int(s.bufLimit.Load()) }
+
+// setBufferLimit follows StreamDecoderFilterCallbacks::setDecoderBufferLimit
+// → FilterManager::setBufferLimit, which sets the stream's one limit, so
+// it also bounds response buffering (filter_manager.cc
+// ActiveStreamEncoderFilter::responseDataTooLarge: 500 while the response
+// headers are not yet sent, a reset after).
+func (s *stream) setBufferLimit(n int) { s.bufLimit.Store(int64(n)) }
 
 // clearRouteCache follows StreamDecoderFilterCallbacks::clearRouteCache:
 // the next route() call matches again with the (mutated) headers.
@@ -222,7 +245,9 @@ func (s *stream) respond(err error) {
 		s.write(localResponse(lr))
 		return
 	}
-	s.encode(localResponse(lr))
+	r := localResponse(lr)
+	r.local = true
+	s.encode(r)
 }
 
 // encode runs the encoder filters in reverse HCM order, then writes.
@@ -231,7 +256,12 @@ func (s *stream) encode(r *response) {
 		if err := s.filters[i].encodeHeaders(r); err != nil {
 			var lr *localReply
 			if errors.As(err, &lr) || errors.As(s.failure(), &lr) {
-				s.write(localResponse(lr))
+				// A local reply from an encoder filter (e.g. a buffered
+				// response over the stream's buffer limit, filter_manager.cc
+				// responseDataTooLarge) goes out directly, through the
+				// local reply mappers (sendDirectLocalReply →
+				// LocalReply::rewrite).
+				s.write(localResponse(rewriteLocalReply(s.cfg.hcm.localReply, s.reqHeaders, lr)))
 				return
 			}
 			s.reset(err)
