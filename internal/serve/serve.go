@@ -254,6 +254,7 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 	}); err != nil {
 		return err
 	}
+	stopFollow := func() {}
 	if cfg.Listen.XDS != "" {
 		// Envoy's clusters for airlock's own services point at the
 		// addresses actually bound (a config may ask for port 0).
@@ -276,24 +277,33 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 		}
 		g.XDS = x
 		authz.SetGrantRoutes(x)
-		// ADS streams never end on their own: close them before the
-		// graceful stop, which would otherwise wait them out.
-		if g.XDSAddr, err = g.serveGRPC("xds", "listen.xds", cfg.Listen.XDS, 0, x.Close, x.Register); err != nil {
+		// Routes follow grants: issued → a route in every Envoy; ended →
+		// gone. The live grants are loaded before xDS serves, so an Envoy
+		// reconnecting after a restart keeps every grant's route.
+		fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
+		followed, err := xds.StartFollow(fctx, svc, x, xds.FollowOptions{Logger: log.With("component", "xds")})
+		if err != nil {
+			fcancel()
 			x.Close()
 			return err
 		}
+		stopFollow = func() { fcancel(); <-followed }
+		// ADS streams never end on their own: close them before the
+		// graceful stop, which would otherwise wait them out.
+		if g.XDSAddr, err = g.serveGRPC("xds", "listen.xds", cfg.Listen.XDS, 0, x.Close, x.Register); err != nil {
+			stopFollow()
+			x.Close()
+			return err
+		}
+		g.HTTP.Handle("GET "+xds.StatusPath, x.StatusHandler())
 	}
 
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var workers sync.WaitGroup
-	if g.XDS != nil {
-		// Routes follow grants: issued → a route in every Envoy; ended → gone.
-		workers.Go(func() { xds.Follow(wctx, svc, g.XDS, xds.FollowOptions{Logger: log.With("component", "xds")}) })
-	}
 	if cfg.Policy.ReloadInterval > 0 {
 		workers.Go(func() { g.Policy.Watch(wctx, cfg.Policy.ReloadInterval) })
 	}
-	g.life.add("workers", func(context.Context) error { cancel(); workers.Wait(); return nil })
+	g.life.add("workers", func(context.Context) error { cancel(); stopFollow(); workers.Wait(); return nil })
 	return nil
 }
 
