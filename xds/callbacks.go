@@ -291,14 +291,19 @@ func (c *callbacks) OnStreamResponse(_ context.Context, id int64, _ *discovery.D
 	}
 }
 
+// deltaKey is a delta stream's key in Server.streams: go-control-plane
+// numbers SotW and delta streams separately (both from 1), so delta
+// streams are kept under the negated id.
+func deltaKey(id int64) int64 { return -id }
+
 // OnDeltaStreamOpen counts a delta stream.
 func (c *callbacks) OnDeltaStreamOpen(_ context.Context, id int64, _ string) error {
-	c.open(id, true)
+	c.open(deltaKey(id), true)
 	return nil
 }
 
 // OnDeltaStreamClosed releases a delta stream.
-func (c *callbacks) OnDeltaStreamClosed(id int64, _ *corev3.Node) { c.closed(id, true) }
+func (c *callbacks) OnDeltaStreamClosed(id int64, _ *corev3.Node) { c.closed(deltaKey(id), true) }
 
 // OnStreamDeltaRequest sees ACKs and NACKs of delta responses.
 func (c *callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
@@ -306,6 +311,7 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscovery
 	if d := req.GetErrorDetail(); d != nil {
 		detail = statusErr(d.GetCode(), d.GetMessage())
 	}
+	id = deltaKey(id)
 	rejected, delay, err := c.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), detail)
 	if err != nil {
 		return err
@@ -321,6 +327,7 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscovery
 
 // OnStreamDeltaResponse remembers what a delta stream was sent, and counts it.
 func (c *callbacks) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
+	id = deltaKey(id)
 	c.metrics.pushes.WithLabelValues(resp.GetTypeUrl(), "delta").Inc()
 	c.record(id, resp.GetTypeUrl(), sent{nonce: resp.GetNonce(), version: resp.GetSystemVersionInfo(), delta: resp})
 	if resp.GetTypeUrl() == resource.ScopedRouteType {
