@@ -26,7 +26,8 @@ type rawADS struct {
 
 func dialRaw(t *testing.T, addr string, node *corev3.Node, delta bool) *rawADS {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// Envoy's own gRPC client takes responses of any size (10,000 scopes are ~7 MB).
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
 	if err != nil {
 		t.Fatal(err)
 	}
