@@ -90,7 +90,9 @@ type Options struct {
 // while the grant service still answers them, the grant service then ends
 // the approval event streams the HTTP server is holding, the HTTP server
 // shuts down, and the audit recorder closes last, after every recording
-// component.
+// component. xDS serves only once the live grants are loaded into it
+// (xds.StartFollow): an Envoy reconnecting to a restarted airlock keeps
+// every grant's route instead of being told to remove them.
 func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error) {
 	log := opts.Logger
 	if log == nil {
