@@ -3,6 +3,7 @@ package xds
 import (
 	"context"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -26,12 +27,18 @@ type rawADS struct {
 
 func dialRaw(t *testing.T, addr string, node *corev3.Node, delta bool) *rawADS {
 	t.Helper()
+	return dialRawFor(t, addr, node, delta, testTimeout)
+}
+
+// dialRawFor is dialRaw with the stream bounded by timeout.
+func dialRawFor(t *testing.T, addr string, node *corev3.Node, delta bool, timeout time.Duration) *rawADS {
+	t.Helper()
 	// Envoy's own gRPC client takes responses of any size (10,000 scopes are ~7 MB).
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(func() { cancel(); _ = conn.Close() })
 	c := &rawADS{conn: conn, node: node}
 	ads := discoverygrpc.NewAggregatedDiscoveryServiceClient(conn)

@@ -71,6 +71,9 @@ func (p *airlockProcess) close() {
 // the reconnect of a delta client (with initial_resource_versions) and a
 // SotW client remove no live grant's scope, and both clients hold every
 // grant's scope after their first response.
+// bigStream bounds a stream carrying 10,000 scopes (slow under -race).
+const bigStream = 5 * time.Minute
+
 func TestRestartKeepsRoutes(t *testing.T) {
 	const n = 10000
 	dir := t.TempDir()
@@ -99,7 +102,7 @@ func TestRestartKeepsRoutes(t *testing.T) {
 
 	first := startProcess(t, dir, model)
 	// The delta client: its versions, as Envoy sends them back on reconnect.
-	d := dialRaw(t, first.addr, envoyNode("gw-delta", 1, 37, 0), true)
+	d := dialRawFor(t, first.addr, envoyNode("gw-delta", 1, 37, 0), true, bigStream)
 	d.subscribe(t)
 	r := d.recvDelta(t)
 	versions := map[string]string{}
@@ -110,7 +113,7 @@ func TestRestartKeepsRoutes(t *testing.T) {
 		t.Fatalf("delta client got %d scopes before the restart, want %d", len(versions), len(live))
 	}
 	d.ack(t, r.GetNonce(), "", "")
-	s := dialRaw(t, first.addr, envoyNode("gw-sotw", 1, 37, 0), false)
+	s := dialRawFor(t, first.addr, envoyNode("gw-sotw", 1, 37, 0), false, bigStream)
 	s.subscribe(t)
 	up, _, nonce, ver := s.next(t)
 	if len(up) != len(live) {
@@ -124,7 +127,7 @@ func TestRestartKeepsRoutes(t *testing.T) {
 		t.Fatalf("the restarted server routes %d grants before serving, want %d", got, n)
 	}
 
-	d2 := dialRaw(t, second.addr, envoyNode("gw-delta", 1, 37, 0), true)
+	d2 := dialRawFor(t, second.addr, envoyNode("gw-delta", 1, 37, 0), true, bigStream)
 	d2.sendDelta(t, &discovery.DeltaDiscoveryRequest{InitialResourceVersions: versions})
 	r = d2.recvDelta(t)
 	removedLive := 0
@@ -151,7 +154,7 @@ func TestRestartKeepsRoutes(t *testing.T) {
 		t.Errorf("delta client holds %d scopes after the reconnect, want %d", len(versions), len(live))
 	}
 
-	s2 := dialRaw(t, second.addr, envoyNode("gw-sotw", 1, 37, 0), false)
+	s2 := dialRawFor(t, second.addr, envoyNode("gw-sotw", 1, 37, 0), false, bigStream)
 	// Envoy resends the version it last accepted.
 	s2.sendSotW(t, &discovery.DiscoveryRequest{VersionInfo: ver})
 	up, _, _, _ = s2.next(t)
