@@ -132,3 +132,71 @@ func TestStatusHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusAfterModelChange: after a configuration change that a client
+// acknowledged, every type is SYNCED — over delta too, where an unchanged
+// listener is not resent and keeps its older version.
+func TestStatusAfterModelChange(t *testing.T) {
+	for _, delta := range []bool{false, true} {
+		t.Run(mode(delta), func(t *testing.T) {
+			srv, addr := startServer(t, Options{})
+			c := dialRaw(t, addr, envoyNode("gw-m", 1, 37, 0), delta)
+			types := []string{resource.ClusterType, resource.ListenerType, resource.ScopedRouteType}
+			// answer reads one response and ACKs it.
+			answer := func() {
+				if delta {
+					r := c.recvDelta(t)
+					if err := c.delta.Send(&discovery.DeltaDiscoveryRequest{Node: c.node, TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce()}); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				r := c.recvSotW(t)
+				if err := c.sotw.Send(&discovery.DiscoveryRequest{Node: c.node, TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce(), VersionInfo: r.GetVersionInfo()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, typ := range types {
+				var err error
+				if delta {
+					err = c.delta.Send(&discovery.DeltaDiscoveryRequest{Node: c.node, TypeUrl: typ})
+				} else {
+					err = c.sotw.Send(&discovery.DiscoveryRequest{Node: c.node, TypeUrl: typ})
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				answer()
+			}
+			synced := func() bool {
+				st := srv.Status()
+				if len(st.Streams) != 1 || len(st.Streams[0].Types) != 3 {
+					return false
+				}
+				for _, ts := range st.Streams[0].Types {
+					if ts.State != StateSynced {
+						return false
+					}
+				}
+				return true
+			}
+			waitFor(t, "all three types in sync", synced)
+			// A new target: new cluster and base scope.
+			cfg := testConfig(t, "127.0.0.1:1", "127.0.0.1:2")
+			cfg.Targets = append(cfg.Targets, cfg.Targets[0])
+			cfg.Targets[2].Name = "third"
+			cfg.Targets[2].PathPrefix = "/mcp/third"
+			if err := srv.SetModel(testModel(t, cfg)); err != nil {
+				t.Fatal(err)
+			}
+			n := 2 // delta: clusters and scoped routes changed
+			if !delta {
+				n = 3 // SotW: every type carries the new snapshot version
+			}
+			for range n {
+				answer()
+			}
+			waitFor(t, "all three types in sync after the change", synced)
+		})
+	}
+}

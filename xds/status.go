@@ -58,8 +58,8 @@ type TypeStatus struct {
 	// Pending: the last response is not acknowledged or rejected yet.
 	Pending bool `json:"pending"`
 	// Behind counts, for scoped routes, the live grants whose scope the
-	// client has not acknowledged; for the listener and clusters, 1 when
-	// its acknowledged version is not the current one.
+	// client has not acknowledged; for the listener and clusters over
+	// SotW, 1 when its acknowledged version is not the current one.
 	Behind int `json:"behind"`
 }
 
@@ -108,7 +108,7 @@ func (s *Server) Status() Status {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
 	for _, st := range s.streams {
-		ss := StreamStatus{Node: st.node, Cluster: st.cluster, EnvoyVersion: st.version, Mode: mode(st.delta), ConnectedAt: st.connected.UTC()}
+		ss := StreamStatus{Node: st.node, Cluster: st.cluster, EnvoyVersion: st.version, Mode: mode(st.delta), ConnectedAt: st.connected.UTC(), Types: []TypeStatus{}}
 		if ss.EnvoyVersion == "" {
 			ss.EnvoyVersion = VersionUnknown
 		}
@@ -138,7 +138,11 @@ func (s *Server) Status() Status {
 						t.Behind++
 					}
 				}
-			case current[u] != "" && ts.ackedVersion != current[u]:
+			case !st.delta && current[u] != "" && ts.ackedVersion != current[u]:
+				// SotW carries the snapshot's version on every type; a
+				// delta client is sent only resources that changed (so an
+				// unchanged listener keeps its older version) and is
+				// behind exactly while a response is unanswered.
 				t.Behind = 1
 			}
 			switch {
