@@ -155,7 +155,7 @@ func (w *heldWatch[T]) start(s *Server, delay time.Duration, create func() (func
 	if err != nil {
 		return nil, err
 	}
-	w.cancel = cancel
+	w.cancel = orNop(cancel)
 	go w.run(s, delay)
 	return w.close, nil
 }
@@ -219,11 +219,20 @@ func (w *heldWatch[T]) run(s *Server, delay time.Duration) {
 		s.log.Warn("xds: resending a rejected response", "err", err)
 		return
 	}
-	w.cancel = cancel
+	w.cancel = orNop(cancel)
 	w.mu.Unlock()
 	select {
 	case <-w.stop:
 	case resp := <-w.mid:
 		w.forward(resp)
 	}
+}
+
+// orNop: go-control-plane's snapshot cache returns no cancel function
+// when it answered at once.
+func orNop(cancel func()) func() {
+	if cancel == nil {
+		return func() {}
+	}
+	return cancel
 }

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 
 	"github.com/airlock-mcp/airlock/envoy"
 )
@@ -157,4 +159,62 @@ func scopeStatus(st Status, node string) *TypeStatus {
 		}
 	}
 	return nil
+}
+
+// TestNACKRetryClusters: the listener and clusters (go-control-plane's
+// snapshot cache) are retried the same way as scopes.
+func TestNACKRetryClusters(t *testing.T) {
+	for _, delta := range []bool{false, true} {
+		t.Run(mode(delta), func(t *testing.T) {
+			srv, addr := startServer(t, Options{NACKRetry: 20 * time.Millisecond})
+			c := dialRaw(t, addr, envoyNode("gw-c", 1, 35, 0), delta)
+			// recv returns the cluster names of the next response, its nonce and version.
+			recv := func() ([]string, string, string) {
+				if delta {
+					r := c.recvDelta(t)
+					var names []string
+					for _, res := range r.GetResources() {
+						names = append(names, res.GetName())
+					}
+					slices.Sort(names)
+					return names, r.GetNonce(), ""
+				}
+				r := c.recvSotW(t)
+				return []string{fmt.Sprint(len(r.GetResources()))}, r.GetNonce(), r.GetVersionInfo()
+			}
+			send := func(nonce, version, nack string) {
+				var err error
+				var detail *rpcstatus.Status
+				if nack != "" {
+					detail = &rpcstatus.Status{Code: 3, Message: nack}
+				}
+				if delta {
+					err = c.delta.Send(&discovery.DeltaDiscoveryRequest{Node: c.node, TypeUrl: resource.ClusterType, ResponseNonce: nonce, ErrorDetail: detail})
+				} else {
+					err = c.sotw.Send(&discovery.DiscoveryRequest{Node: c.node, TypeUrl: resource.ClusterType, ResponseNonce: nonce, VersionInfo: version, ErrorDetail: detail})
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			send("", "", "")
+			first, nonce, _ := recv()
+			send(nonce, "", "cluster airlock_authz: bad TLS context") // the SotW NACK keeps the previous (no) version
+			again, nonce, ver := recv()
+			if !slices.Equal(first, again) {
+				t.Errorf("retry sent %v, first push %v", again, first)
+			}
+			send(nonce, ver, "")
+			waitFor(t, "the clusters in sync", func() bool {
+				for _, s := range srv.Status().Streams {
+					for _, ts := range s.Types {
+						if ts.TypeURL == resource.ClusterType {
+							return ts.State == StateSynced && ts.NACKs == 1 && ts.ACKs == 1
+						}
+					}
+				}
+				return false
+			})
+		})
+	}
 }
