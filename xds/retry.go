@@ -13,7 +13,13 @@ import (
 // Retrying what Envoy rejected.
 //
 // Envoy keeps its previous configuration when it rejects (NACKs) a
-// response, and asks again only when the server sends something new. A
+// response, and asks again only when the server sends something new:
+// source/extensions/config_subscription/grpc/grpc_mux_impl.cc
+// (GrpcMuxImpl::onDiscoveryResponse) catches the rejection, sets
+// error_detail, leaves version_info at the last accepted version and
+// sends that one request; the xDS protocol
+// (api/envoy/service/discovery/v3/discovery.proto) has the client NACK a
+// delta response the same way, per response. A
 // server that resends the rejected state at once loops (Envoy rejects it
 // again); one that never resends it wedges: the rejected resource stays
 // missing even after what made it fail is fixed (an inline scope naming
