@@ -120,15 +120,23 @@ func sotwScopes(resp *discovery.DiscoveryResponse) ackDelta {
 	return d
 }
 
-// applySettle is how long after an Envoy acknowledged a scope its workers
-// are taken to route with it. Envoy ACKs an SRDS update once its main
-// thread accepted it and then posts the new scopes to every worker
-// (scoped_rds.cc applyConfigUpdate → ScopedConfigImpl on each worker), so a
-// call let go the instant the ACK arrives can still meet the old scopes.
-const applySettle = 25 * time.Millisecond
+// DefaultApplySettle is how long after an Envoy acknowledged a scope its
+// workers are taken to route with it (Options.ApplySettle). Envoy ACKs an
+// SRDS update once its main thread accepted it
+// (source/common/router/scoped_rds.cc, ScopedRdsConfigSubscription::
+// onConfigUpdate → addOrUpdateScopes) and then posts the new scopes to
+// every worker (ScopedConfigImpl updates run through tls_.runOnAllThreads,
+// source/common/thread_local/thread_local_impl.cc, which queues a callback
+// on each worker's dispatcher), so a call let go the instant the ACK
+// arrives can still meet a worker that has not run that callback yet.
+// Envoy reports no "applied on every worker" event; a worker runs the
+// posted callback as soon as its event loop turns, well within this
+// margin unless a worker is blocked.
+const DefaultApplySettle = 25 * time.Millisecond
 
 // WaitGrantRoute returns when every connected Envoy that takes scoped
-// routes has acknowledged the grant's scope at least applySettle ago, or
+// routes has acknowledged the grant's scope at least Options.ApplySettle
+// ago, or
 // with an error when ctx ends first. With no Envoy connected it returns at
 // once.
 func (s *Server) WaitGrantRoute(ctx context.Context, grantID string) error {
@@ -152,7 +160,7 @@ func (s *Server) WaitGrantRoute(ctx context.Context, grantID string) error {
 		ch := c.ackCh
 		s.streamsMu.Unlock()
 		if missing == 0 {
-			wait := time.Until(last.Add(applySettle))
+			wait := time.Until(last.Add(s.settle))
 			if wait <= 0 {
 				return nil
 			}

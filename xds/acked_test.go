@@ -59,11 +59,11 @@ func TestWaitGrantRouteCountsEnvoysWithoutScopes(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Envoy's workers apply a scope a moment after the ACK: the
-			// wait lasts applySettle past it.
+			// wait lasts the settle (DefaultApplySettle) past it.
 			g.srv.streamsMu.Lock()
 			for id, st := range g.srv.streams {
-				if at, ok := st.acks.has[envoy.ScopeName("gr_first")]; !ok || time.Since(at) < applySettle {
-					t.Errorf("stream %d: WaitGrantRoute returned %v after the ACK (acknowledged: %v), want at least %v", id, time.Since(at), ok, applySettle)
+				if at, ok := st.acks.has[envoy.ScopeName("gr_first")]; !ok || time.Since(at) < g.srv.settle {
+					t.Errorf("stream %d: WaitGrantRoute returned %v after the ACK (acknowledged: %v), want at least %v", id, time.Since(at), ok, g.srv.settle)
 				}
 			}
 			g.srv.streamsMu.Unlock()

@@ -11,4 +11,11 @@
 // The resource layout — routes scoped by the x-airlock-grant header, one
 // ScopedRouteConfiguration per grant, incremental ADS — is explained in
 // docs/xds.md.
+//
+// The server refuses an Envoy older than MinEnvoyVersion (version.go),
+// resends what an Envoy rejected after a backoff or a configuration
+// change (retry.go), reports every stream's state (Status, served at
+// StatusPath and shown by `airlock envoy status`), and is loaded with the
+// live grants before it serves (StartFollow), so a reconnecting Envoy
+// keeps every grant's route.
 package xds

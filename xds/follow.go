@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -35,22 +36,13 @@ type FollowOptions struct {
 // subscribes, loads every active grant (SetGrants), and applies each
 // grant event — issued: the route appears; revoked or expired: it goes;
 // consumed: it goes after the consumed grace. When the subscription is
-// dropped it subscribes and reloads.
+// dropped it subscribes and reloads. StartFollow does the first load
+// before it returns.
 func Follow(ctx context.Context, src GrantSource, routes GrantRoutes, opts FollowOptions) {
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	grace := opts.ConsumedGrace
-	if grace <= 0 {
-		grace = DefaultConsumedGrace
-	}
+	log, grace := opts.defaults()
 	for ctx.Err() == nil {
 		events := src.Subscribe(ctx)
-		// Subscribed first, listed second: nothing happening in between is
-		// missed, and replaying it over the list is harmless.
-		list, err := src.ListGrants(ctx, grants.GrantFilter{States: []grants.GrantState{grants.GrantActive}})
-		if err != nil {
+		if err := load(ctx, src, routes, log); err != nil {
 			log.Error("xds: listing grants; retrying", "err", err)
 			select {
 			case <-ctx.Done():
@@ -59,18 +51,64 @@ func Follow(ctx context.Context, src GrantSource, routes GrantRoutes, opts Follo
 			}
 			continue
 		}
-		live := make([]Grant, 0, len(list))
-		for _, g := range list {
-			live = append(live, routeGrant(g))
-		}
-		if err := routes.SetGrants(live); err != nil {
-			log.Warn("xds: some grants have no route", "err", err)
-		}
 		if !drain(ctx, events, routes, grace, log) {
 			return
 		}
 		log.Warn("xds: grant events fell behind; reloading every grant")
 	}
+}
+
+// StartFollow loads every active grant into routes and returns once they
+// are loaded, then follows the store (as Follow) in the background until
+// ctx ends; done is closed when it stopped. Serve xDS only after it
+// returned: an Envoy that reconnects to a server without the live grants
+// (delta: with initial_resource_versions naming their scopes) is told to
+// remove every grant's route, and each granted call is refused until they
+// come back.
+func StartFollow(ctx context.Context, src GrantSource, routes GrantRoutes, opts FollowOptions) (done <-chan struct{}, err error) {
+	log, grace := opts.defaults()
+	events := src.Subscribe(ctx) // first, as in Follow: nothing is missed between list and events
+	if err := load(ctx, src, routes, log); err != nil {
+		return nil, fmt.Errorf("loading the live grants for Envoy's routes: %w", err)
+	}
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		if drain(ctx, events, routes, grace, log) {
+			log.Warn("xds: grant events fell behind; reloading every grant")
+			Follow(ctx, src, routes, opts)
+		}
+	}()
+	return ch, nil
+}
+
+func (o FollowOptions) defaults() (*slog.Logger, time.Duration) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	grace := o.ConsumedGrace
+	if grace <= 0 {
+		grace = DefaultConsumedGrace
+	}
+	return log, grace
+}
+
+// load makes routes' grants the store's active grants. A grant that cannot
+// be routed (its target gone, say) is logged, not an error.
+func load(ctx context.Context, src GrantSource, routes GrantRoutes, log *slog.Logger) error {
+	list, err := src.ListGrants(ctx, grants.GrantFilter{States: []grants.GrantState{grants.GrantActive}})
+	if err != nil {
+		return err
+	}
+	live := make([]Grant, 0, len(list))
+	for _, g := range list {
+		live = append(live, routeGrant(g))
+	}
+	if err := routes.SetGrants(live); err != nil {
+		log.Warn("xds: some grants have no route", "err", err)
+	}
+	return nil
 }
 
 // drain applies events until the subscription ends (true: resubscribe)

@@ -8,6 +8,7 @@ type metrics struct {
 	pushes      *prometheus.CounterVec // by type_url and mode
 	streams     *prometheus.GaugeVec   // by mode
 	grantRoutes prometheus.Gauge
+	refused     *prometheus.CounterVec // by reason
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -28,9 +29,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "airlock_xds_grant_routes",
 			Help: "Live grants with a route served to Envoy.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_xds_refused_total",
+			Help: "xDS streams refused, by reason (envoy_below_floor, no_node_id).",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.nacks, m.pushes, m.streams, m.grantRoutes)
+		reg.MustRegister(m.nacks, m.pushes, m.streams, m.grantRoutes, m.refused)
 	}
 	return m
 }

@@ -33,6 +33,14 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// ApplySettle is how long after an Envoy acknowledged a grant's scope
+	// WaitGrantRoute takes its workers to route with it (acked.go);
+	// default DefaultApplySettle, negative for none.
+	ApplySettle time.Duration
+	// NACKRetry is the first delay before a rejected response is sent
+	// again, doubling per consecutive rejection up to NACKRetryMax
+	// (retry.go); defaults DefaultNACKRetry and DefaultNACKRetryMax.
+	NACKRetry, NACKRetryMax time.Duration
 }
 
 // Server is airlock's ADS server. Its caches (docs/xds.md):
@@ -69,7 +77,13 @@ type Server struct {
 
 	streamsMu sync.Mutex
 	streams   map[int64]*streamState
-	ackCh     chan struct{} // closed and replaced on every scoped-route ACK
+	ackCh     chan struct{}          // closed and replaced on every scoped-route ACK
+	refused   map[string]RefusedNode // by node id, the latest refusal
+	changed   chan struct{}          // closed and replaced on every configuration change
+	holds     sync.Map               // NACK request → hold, from the callbacks to the cache (retry.go)
+	settle    time.Duration          // Options.ApplySettle
+	retryBase time.Duration
+	retryMax  time.Duration
 }
 
 // New serves m's data path (rendered by package envoy) and starts the
@@ -87,18 +101,36 @@ func New(m *envoy.Model, opts Options) (*Server, error) {
 	var id [4]byte
 	_, _ = rand.Read(id[:])
 	s := &Server{
-		log:      log,
-		metrics:  newMetrics(opts.Registerer),
-		now:      now,
-		model:    m,
-		instance: hex.EncodeToString(id[:]),
-		grants:   map[string]Grant{},
-		nodeRefs: map[string]int{},
-		streams:  map[int64]*streamState{},
-		ackCh:    make(chan struct{}),
-		done:     make(chan struct{}),
-		wake:     make(chan struct{}, 1),
+		log:       log,
+		metrics:   newMetrics(opts.Registerer),
+		now:       now,
+		model:     m,
+		instance:  hex.EncodeToString(id[:]),
+		grants:    map[string]Grant{},
+		nodeRefs:  map[string]int{},
+		streams:   map[int64]*streamState{},
+		refused:   map[string]RefusedNode{},
+		ackCh:     make(chan struct{}),
+		changed:   make(chan struct{}),
+		settle:    DefaultApplySettle,
+		retryBase: DefaultNACKRetry,
+		retryMax:  DefaultNACKRetryMax,
+		done:      make(chan struct{}),
+		wake:      make(chan struct{}, 1),
 	}
+	switch {
+	case opts.ApplySettle < 0:
+		s.settle = 0
+	case opts.ApplySettle > 0:
+		s.settle = opts.ApplySettle
+	}
+	if opts.NACKRetry > 0 {
+		s.retryBase = opts.NACKRetry
+	}
+	if opts.NACKRetryMax > 0 {
+		s.retryMax = opts.NACKRetryMax
+	}
+	s.retryMax = max(s.retryMax, s.retryBase)
 	cl := cpLogger{log}
 	base, err := m.Dynamic()
 	if err != nil {
@@ -125,7 +157,7 @@ func New(m *envoy.Model, opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.xds = server.NewServer(ctx, mux, (*callbacks)(s))
+	s.xds = server.NewServer(ctx, &retryCache{inner: mux, s: s}, (*callbacks)(s))
 	go s.expireLoop(ctx)
 	return s, nil
 }
@@ -196,7 +228,25 @@ func (s *Server) SetModel(m *envoy.Model) error {
 		return err
 	}
 	s.publish(update, remove)
+	s.configChange()
 	return nil
+}
+
+// configChange wakes every held NACK: what a rejected resource lacked
+// (a cluster, say) may have arrived.
+func (s *Server) configChange() {
+	s.streamsMu.Lock()
+	ch := s.changed
+	s.changed = make(chan struct{})
+	s.streamsMu.Unlock()
+	close(ch)
+}
+
+// configChanged is closed at the next configuration change.
+func (s *Server) configChanged() <-chan struct{} {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	return s.changed
 }
 
 // UpsertGrant adds or updates a grant's route. An unchanged grant sends nothing.

@@ -27,8 +27,8 @@ func verbs(env *Env) []*cobra.Command {
 	return []*cobra.Command{
 		serveCmd(env),
 		validateCmd(env),
-		parent(groupServer, "envoy", "render Envoy's configuration for this airlock",
-			envoyBootstrapCmd(env)),
+		parent(groupServer, "envoy", "render Envoy's configuration for this airlock, or show the Envoys it serves",
+			envoyBootstrapCmd(env), envoyStatusCmd(env)),
 		devCmd(env),
 
 		accessCmd(env, "requests", cmdRequests),

@@ -90,7 +90,9 @@ type Options struct {
 // while the grant service still answers them, the grant service then ends
 // the approval event streams the HTTP server is holding, the HTTP server
 // shuts down, and the audit recorder closes last, after every recording
-// component.
+// component. xDS serves only once the live grants are loaded into it
+// (xds.StartFollow): an Envoy reconnecting to a restarted airlock keeps
+// every grant's route instead of being told to remove them.
 func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error) {
 	log := opts.Logger
 	if log == nil {
@@ -259,6 +261,7 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 	}); err != nil {
 		return err
 	}
+	stopFollow := func() {}
 	if cfg.Listen.XDS != "" {
 		// Envoy's clusters for airlock's own services point at the
 		// addresses actually bound (a config may ask for port 0).
@@ -281,24 +284,33 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 		}
 		g.XDS = x
 		authz.SetGrantRoutes(x)
-		// ADS streams never end on their own: close them before the
-		// graceful stop, which would otherwise wait them out.
-		if g.XDSAddr, err = g.serveGRPC("xds", "listen.xds", cfg.Listen.XDS, 0, x.Close, x.Register); err != nil {
+		// Routes follow grants: issued → a route in every Envoy; ended →
+		// gone. The live grants are loaded before xDS serves, so an Envoy
+		// reconnecting after a restart keeps every grant's route.
+		fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
+		followed, err := xds.StartFollow(fctx, svc, x, xds.FollowOptions{Logger: log.With("component", "xds")})
+		if err != nil {
+			fcancel()
 			x.Close()
 			return err
 		}
+		stopFollow = func() { fcancel(); <-followed }
+		// ADS streams never end on their own: close them before the
+		// graceful stop, which would otherwise wait them out.
+		if g.XDSAddr, err = g.serveGRPC("xds", "listen.xds", cfg.Listen.XDS, 0, x.Close, x.Register); err != nil {
+			stopFollow()
+			x.Close()
+			return err
+		}
+		g.HTTP.Handle("GET "+xds.StatusPath, x.StatusHandler())
 	}
 
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var workers sync.WaitGroup
-	if g.XDS != nil {
-		// Routes follow grants: issued → a route in every Envoy; ended → gone.
-		workers.Go(func() { xds.Follow(wctx, svc, g.XDS, xds.FollowOptions{Logger: log.With("component", "xds")}) })
-	}
 	if cfg.Policy.ReloadInterval > 0 {
 		workers.Go(func() { g.Policy.Watch(wctx, cfg.Policy.ReloadInterval) })
 	}
-	g.life.add("workers", func(context.Context) error { cancel(); workers.Wait(); return nil })
+	g.life.add("workers", func(context.Context) error { cancel(); stopFollow(); workers.Wait(); return nil })
 	return nil
 }
 
