@@ -62,8 +62,20 @@ func (m *Model) baseScope() *routev3.ScopedRouteConfiguration {
 	rc := m.routes()
 	// The forced NoGrant is routing state, not something upstreams should see.
 	rc.RequestHeadersToRemove = append(rc.RequestHeadersToRemove, wire.HeaderGrant)
+	rc.ValidateClusters = lateClusters()
 	return &routev3.ScopedRouteConfiguration{Name: BaseScopeName, Key: ScopeKey(wire.NoGrant), RouteConfiguration: rc}
 }
+
+// lateClusters is validate_clusters for the route configurations carried
+// inline in scopes. Envoy builds those with a static route config provider
+// (scoped_rds.cc), whose default is to validate: a scope naming a cluster
+// that has not arrived yet would reject the whole SRDS update (NACK). Over
+// ADS clusters and scopes travel on separate streams of one connection in
+// no fixed order (a new target's cluster and the scopes routing to it
+// change together), so the scopes load regardless and a route whose
+// cluster is still missing answers 503 (cluster_not_found) until it
+// arrives: closed either way, with no NACK and retry in between.
+func lateClusters() *wrapperspb.BoolValue { return wrapperspb.Bool(false) }
 
 // ScopeKey is the scope key for a wire.HeaderGrant value.
 func ScopeKey(grantHeader string) *routev3.ScopedRouteConfiguration_Key {
@@ -187,7 +199,8 @@ func (m *Model) GrantScope(g Grant, now time.Time) (*routev3.ScopedRouteConfigur
 	}}
 	name := ScopeName(g.ID)
 	rc := &routev3.RouteConfiguration{
-		Name: name,
+		Name:             name,
+		ValidateClusters: lateClusters(),
 		VirtualHosts: []*routev3.VirtualHost{{
 			Name:    "grant",
 			Domains: []string{"*"},

@@ -65,6 +65,18 @@ func TestGrantScopeShape(t *testing.T) {
 	if !strings.Contains(r.GetTypedPerFilterConfig()[ExtAuthzFilter].String(), "g1") {
 		t.Error("ext_authz context_extensions must carry the grant id")
 	}
+	// A scope must load even when it reaches Envoy before its cluster does
+	// (a new target): Envoy's default for inline scopes is to validate.
+	if v := scope.GetRouteConfiguration().GetValidateClusters(); v == nil || v.GetValue() {
+		t.Errorf("grant scope validate_clusters = %v, want false", v)
+	}
+	dyn, err := m.Dynamic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := dyn.BaseScope.GetRouteConfiguration().GetValidateClusters(); v == nil || v.GetValue() {
+		t.Errorf("base scope validate_clusters = %v, want false", v)
+	}
 	deny := scope.GetRouteConfiguration().GetVirtualHosts()[0].GetRoutes()[1]
 	if deny.GetDirectResponse().GetStatus() != 403 {
 		t.Errorf("a grant scope must refuse paths its grant does not open: %v", deny)

@@ -13,13 +13,17 @@ import (
 	"time"
 
 	"github.com/airlock-mcp/airlock/test/harness"
+	"github.com/airlock-mcp/airlock/xds"
 )
 
 var stack *harness.Stack
 
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	s, err := harness.Start(ctx, harness.Options{ADS: true, Everything: true, OIDCProvider: true, HoldWindow: 3 * time.Second, PendingTTL: 12 * time.Second})
+	// The shared stack runs as production does: the data path fed over
+	// ADS, playing the oldest Envoy airlock supports (1.34 runs no ext_proc
+	// on local replies, so nothing recorded may depend on it).
+	s, err := harness.Start(ctx, harness.Options{ADS: true, EnvoyVersion: xds.MinEnvoyVersion, Everything: true, OIDCProvider: true, HoldWindow: 3 * time.Second, PendingTTL: 12 * time.Second})
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: cannot start the stack: %v\n", err)

@@ -147,6 +147,10 @@ func compileScopes(sr *hcmv3.ScopedRoutes, cfg Config, filters map[string]filter
 		scopes = l.GetScopedRouteConfigurations()
 	}
 	fp := filterFingerprint(filters)
+	known := make(map[string]bool, len(cfg.Clusters))
+	for _, c := range cfg.Clusters {
+		known[c.GetName()] = true
+	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	old := sc.m
@@ -173,8 +177,11 @@ func compileScopes(sr *hcmv3.ScopedRoutes, cfg Config, filters map[string]filter
 				return nil, err
 			}
 		}
-		if s.GetRouteConfiguration() != nil {
+		if rc := s.GetRouteConfiguration(); rc != nil {
 			next[s] = rt
+			if err := validateClusters(rc, rt, known); err != nil {
+				return nil, fmt.Errorf("scoped route configuration %q: %w", s.GetName(), err)
+			}
 		}
 		var parts []string
 		for _, f := range s.GetKey().GetFragments() {
@@ -234,4 +241,40 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// validateClusters follows Envoy's validate_clusters for a route
+// configuration carried inline in a scope: Envoy builds it with a static
+// route config provider (scoped_rds.cc; route_config_provider_manager.cc
+// createStaticRouteConfigProvider), whose default is to validate
+// (config_impl.cc ConfigImpl: validate_clusters defaults to true for
+// static route tables), so a route naming a cluster Envoy does not have
+// rejects the whole update ("route: unknown cluster"), which is NACKed.
+// With validate_clusters false the table loads and such a route answers
+// cluster_not_found_response_code at request time.
+func validateClusters(rc *routev3.RouteConfiguration, t *routeTable, known map[string]bool) error {
+	if v := rc.GetValidateClusters(); v != nil && !v.GetValue() {
+		return nil
+	}
+	hosts := make([]*vhost, 0, len(t.exact)+len(t.suffix)+len(t.prefix)+1)
+	for _, vh := range t.exact {
+		hosts = append(hosts, vh)
+	}
+	for _, w := range t.suffix {
+		hosts = append(hosts, w.vh)
+	}
+	for _, w := range t.prefix {
+		hosts = append(hosts, w.vh)
+	}
+	if t.star != nil {
+		hosts = append(hosts, t.star)
+	}
+	for _, vh := range hosts {
+		for _, r := range vh.routes {
+			if r.cluster != "" && !known[r.cluster] {
+				return fmt.Errorf("route: unknown cluster '%s'", r.cluster)
+			}
+		}
+	}
+	return nil
 }

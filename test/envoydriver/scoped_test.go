@@ -317,3 +317,41 @@ func TestScopePushedWhileHeldIsVisible(t *testing.T) {
 		})
 	}
 }
+
+// A route configuration inline in a scope is validated against the known
+// clusters unless validate_clusters is false (config_impl.cc; a static
+// provider defaults to validating): Envoy rejects the update, which its
+// ADS client NACKs, when a route names a cluster it does not have yet.
+func TestScopeValidateClusters(t *testing.T) {
+	sr := &hcmv3.ScopedRoutes{Name: "s", ScopeKeyBuilder: &hcmv3.ScopedRoutes_ScopeKeyBuilder{
+		Fragments: []*hcmv3.ScopedRoutes_ScopeKeyBuilder_FragmentBuilder{{
+			Type: &hcmv3.ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_{
+				HeaderValueExtractor: &hcmv3.ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor{
+					Name: "x-scope", ExtractType: &hcmv3.ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_Index{Index: 0}}}}}}}
+	known := &clusterv3.Cluster{Name: "known"}
+	for _, tc := range []struct {
+		name     string
+		cluster  string
+		validate *wrapperspb.BoolValue
+		wantErr  string
+	}{
+		{"known cluster, default", "known", nil, ""},
+		{"unknown cluster, default validates", "late", nil, "route: unknown cluster 'late'"},
+		{"unknown cluster, validate_clusters true", "late", wrapperspb.Bool(true), "route: unknown cluster 'late'"},
+		{"unknown cluster, validate_clusters false loads", "late", wrapperspb.Bool(false), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := namedRC("grant/1", prefixRoute("/", tc.cluster))
+			rc.ValidateClusters = tc.validate
+			cfg := Config{Clusters: []*clusterv3.Cluster{known}, Scopes: []*routev3.ScopedRouteConfiguration{scope("grant/1", "g1", rc)}}
+			var sc scopeCache
+			_, err := compileScopes(sr, cfg, nil, &sc)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("compile: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("compile: %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -29,7 +29,7 @@ type DataPath interface {
 
 // startDataPath runs the bootstrap. addr is the listener address already
 // in the bootstrap.
-func startDataPath(ctx context.Context, b *bootstrapv3.Bootstrap, addr string, workDir string) (DataPath, error) {
+func startDataPath(ctx context.Context, b *bootstrapv3.Bootstrap, addr, workDir, version string) (DataPath, error) {
 	if bin, err := exec.LookPath("envoy"); err == nil && os.Getenv("AIRLOCK_NO_ENVOY") == "" {
 		return startEnvoy(ctx, bin, b, addr, workDir)
 	}
@@ -37,7 +37,7 @@ func startDataPath(ctx context.Context, b *bootstrapv3.Bootstrap, addr string, w
 	if err != nil {
 		return nil, err
 	}
-	d, err := envoydriver.New(cfg, envoydriver.Options{})
+	d, err := envoydriver.New(cfg, envoydriver.Options{EnvoyVersion: version})
 	if err != nil {
 		return nil, err
 	}
@@ -48,11 +48,11 @@ func startDataPath(ctx context.Context, b *bootstrapv3.Bootstrap, addr string, w
 // the stand-in's ADS client (which starts its driver on the first
 // complete configuration). addr is the listener address the ADS server
 // renders (public_url's port).
-func startADSDataPath(ctx context.Context, b *bootstrapv3.Bootstrap, addr, workDir string, log *slog.Logger, counter *ADSCounter) (DataPath, error) {
+func startADSDataPath(ctx context.Context, b *bootstrapv3.Bootstrap, addr, workDir string, log *slog.Logger, counter *ADSCounter, version string) (DataPath, error) {
 	if bin, err := exec.LookPath("envoy"); err == nil && os.Getenv("AIRLOCK_NO_ENVOY") == "" {
 		return startEnvoy(ctx, bin, b, addr, workDir)
 	}
-	a, err := envoydriver.ConnectBootstrap(b, envoydriver.ADSOptions{Logger: log.With("component", "envoydriver"), OnResponse: counter.observe})
+	a, err := envoydriver.ConnectBootstrap(b, envoydriver.ADSOptions{Logger: log.With("component", "envoydriver"), OnResponse: counter.observe, EnvoyVersion: version})
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,11 @@ type Options struct {
 	// OIDCProvider also starts the certified npm oidc-provider as a second
 	// trusted issuer, with the client AgentClientID / AgentClientSecret.
 	OIDCProvider bool
+	// EnvoyVersion is the Envoy release the stand-in plays ("" = its
+	// default, the newest); ignored with a real Envoy. Releases differ in
+	// what airlock can rely on (1.34–1.36 do not run ext_proc on local
+	// replies), so the suites run at the floor as well as the newest.
+	EnvoyVersion string
 	// ADS feeds the data path over ADS from airlock's xDS listener, as
 	// production does (`airlock envoy bootstrap --ads`), instead of a
 	// static bootstrap; grant routes then come and go as grants do.
@@ -239,7 +244,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			return nil, err
 		}
 		s.ADSResponses = &ADSCounter{}
-		if s.DataPath, err = startADSDataPath(ctx, b, listen, s.WorkDir, log, s.ADSResponses); err != nil {
+		if s.DataPath, err = startADSDataPath(ctx, b, listen, s.WorkDir, log, s.ADSResponses, opts.EnvoyVersion); err != nil {
 			return nil, err
 		}
 		if _, real := s.DataPath.(envoyProc); real {
@@ -255,7 +260,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if s.DataPath, err = startDataPath(ctx, b, listen, s.WorkDir); err != nil {
+		if s.DataPath, err = startDataPath(ctx, b, listen, s.WorkDir, opts.EnvoyVersion); err != nil {
 			return nil, err
 		}
 	}
