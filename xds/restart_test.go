@@ -2,7 +2,6 @@ package xds
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/internal/grants"
+	"github.com/airlock-mcp/airlock/internal/grants/grantstest"
 )
 
 // airlockProcess is what one airlock process holds for xDS: the grant
@@ -77,27 +77,11 @@ const bigStream = 5 * time.Minute
 func TestRestartKeepsRoutes(t *testing.T) {
 	const n = 10000
 	dir := t.TempDir()
-	st, err := grants.OpenFileStore(dir, grants.FileStoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	var m grants.Mutation
-	for i := range n {
-		m.Grants = append(m.Grants, grants.Grant{ID: fmt.Sprintf("gr_%05d", i), Version: 1, RequestID: fmt.Sprintf("req_%05d", i), State: grants.GrantActive,
-			Subject: "alice", Issuer: "https://issuer.test", Target: "github", Kind: grants.KindTool, Tool: "create_issue",
-			NotBefore: now.Add(-time.Minute), Expiry: now.Add(time.Hour), CreatedAt: now.Add(-time.Minute), ApprovedBy: []string{"bob"}})
-	}
-	if err := st.Apply(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	grantstest.WriteLive(t, dir, n, "github", "https://issuer.test")
 	model := testModel(t, testConfig(t, "127.0.0.1:1", "127.0.0.1:2"))
 	live := map[string]bool{envoy.BaseScopeName: true}
 	for i := range n {
-		live[envoy.ScopeName(fmt.Sprintf("gr_%05d", i))] = true
+		live[envoy.ScopeName(grantstest.ID(i))] = true
 	}
 
 	first := startProcess(t, dir, model)

@@ -64,6 +64,7 @@ var Rank = map[string]int{
 	// Test support is ranked like what it supports.
 	"internal/mtls/mtlstest":           2,
 	"internal/approvals/approvalstest": 6,
+	"internal/grants/grantstest":       4,
 }
 
 // Light packages must not reach these module path prefixes, even

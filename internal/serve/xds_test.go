@@ -3,7 +3,6 @@ package serve
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/airlock-mcp/airlock/envoy"
-	"github.com/airlock-mcp/airlock/internal/grants"
+	"github.com/airlock-mcp/airlock/internal/grants/grantstest"
 	"github.com/airlock-mcp/airlock/xds"
 )
 
@@ -52,23 +51,7 @@ func firstScopes(t *testing.T, addr string, initial map[string]string) *discover
 func TestXDSServesLoadedGrants(t *testing.T) {
 	const n = 2000
 	cfg := testConfig(t, `  {authz: "127.0.0.1:0", proc: "", xds: "127.0.0.1:0", http: "127.0.0.1:0"}`, "")
-	st, err := grants.OpenFileStore(cfg.Grants.Dir, grants.FileStoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	var m grants.Mutation
-	for i := range n {
-		m.Grants = append(m.Grants, grants.Grant{ID: fmt.Sprintf("gr_%05d", i), Version: 1, RequestID: fmt.Sprintf("req_%05d", i), State: grants.GrantActive,
-			Subject: "alice", Issuer: "https://example.okta.com/oauth2/default", Target: "github", Kind: grants.KindTool, Tool: "create_issue",
-			NotBefore: now.Add(-time.Minute), Expiry: now.Add(time.Hour), CreatedAt: now.Add(-time.Minute), ApprovedBy: []string{"bob"}})
-	}
-	if err := st.Apply(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	grantstest.WriteLive(t, cfg.Grants.Dir, n, "github", "https://example.okta.com/oauth2/default")
 
 	g, err := Start(context.Background(), cfg, Options{})
 	if err != nil {
