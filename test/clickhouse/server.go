@@ -45,13 +45,32 @@ type Server struct {
 	timeout  time.Duration
 	tcpPort  int
 	httpPort int
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	// interserverPort serves replicas fetching parts (cluster only).
+	interserverPort int
+	cmd             *exec.Cmd
+	exited          chan struct{}
 }
 
 // Start writes a configuration into the directory and starts the server,
 // returning once it answers `SELECT 1` on the native port.
 func Start(ctx context.Context, opts Options) (*Server, error) {
+	s, err := prepare(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.writeConfig(""); err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	if err := s.start(ctx); err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepare finds the binary, makes the directory and picks free ports.
+func prepare(opts Options) (*Server, error) {
 	bin, err := findBinary(opts.Binary)
 	if err != nil {
 		return nil, err
@@ -71,15 +90,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.cleanup()
 		return nil, err
 	}
-	s.tcpPort, s.httpPort = ports[0], ports[1]
-	if err := s.writeConfig(ports[2]); err != nil {
-		s.cleanup()
-		return nil, err
-	}
-	if err := s.start(ctx); err != nil {
-		s.cleanup()
-		return nil, err
-	}
+	s.tcpPort, s.httpPort, s.interserverPort = ports[0], ports[1], ports[2]
 	return s, nil
 }
 
