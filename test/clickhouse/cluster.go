@@ -75,7 +75,7 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		remote.WriteString("      </shard>\n")
 	}
 	fmt.Fprintf(&remote, "    </%s>\n  </remote_servers>\n", opts.Name)
-	fmt.Fprintf(&remote, "  <zookeeper><node><host>127.0.0.1</host><port>%d</port></node><session_timeout_ms>10000</session_timeout_ms></zookeeper>\n", zk.Port())
+	fmt.Fprintf(&remote, "  <zookeeper><node><host>127.0.0.1</host><port>%d</port></node><session_timeout_ms>3000</session_timeout_ms></zookeeper>\n", zk.Port())
 	remote.WriteString("  <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>\n")
 	for i, s := range c.Nodes {
 		extra := remote.String() + fmt.Sprintf("  <macros><shard>%s</shard><replica>%s</replica></macros>\n", c.Shard[i], c.Replica[i])
