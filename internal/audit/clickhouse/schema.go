@@ -252,9 +252,10 @@ func migrate(ctx context.Context, conn driver.Conn, layout schemaLayout, caps se
 	return applied, nil
 }
 
-// tableInfo is a table's engine and columns ("name type", in order) as
-// the connected server has them; engine "" when the table is missing.
-func tableInfo(ctx context.Context, conn driver.Conn, db, table string) (engine string, cols []string, err error) {
+// tableInfo is a table's engine and, withCols, its columns ("name type",
+// in order) as the connected server has them; engine "" when the table
+// is missing.
+func tableInfo(ctx context.Context, conn driver.Conn, db, table string, withCols bool) (engine string, cols []string, err error) {
 	rows, err := conn.Query(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", db, table)
 	if err != nil {
 		return "", nil, fmt.Errorf("audit schema: reading %s.%s: %w", db, table, err)
@@ -266,8 +267,8 @@ func tableInfo(ctx context.Context, conn driver.Conn, db, table string) (engine 
 		}
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil || engine == "" {
-		return "", nil, err
+	if err := rows.Err(); err != nil || engine == "" || !withCols {
+		return engine, nil, err
 	}
 	rows, err = conn.Query(ctx, "SELECT name, type FROM system.columns WHERE database = ? AND table = ?", db, table)
 	if err != nil {
@@ -295,7 +296,7 @@ func tableInfo(ctx context.Context, conn driver.Conn, db, table string) (engine 
 func checkLayout(ctx context.Context, conn driver.Conn, layout schemaLayout) error {
 	db := layout.DB
 	for _, table := range []string{tableEvents, tableDecisions, tableRequests, tableGrants} {
-		engine, cols, err := tableInfo(ctx, conn, db, table)
+		engine, cols, err := tableInfo(ctx, conn, db, table, layout.Cluster != "")
 		if err != nil {
 			return err
 		}
@@ -308,7 +309,7 @@ func checkLayout(ctx context.Context, conn driver.Conn, layout schemaLayout) err
 		if engine != "" && engine != "Distributed" {
 			return fmt.Errorf("audit schema: %s.%s is a %s table, made for one server, not for cluster %s: use a new audit.clickhouse.database for the cluster (docs/ha-clickhouse.md)", db, table, engine, layout.Cluster)
 		}
-		_, localCols, err := tableInfo(ctx, conn, db, layout.local(table))
+		_, localCols, err := tableInfo(ctx, conn, db, layout.local(table), true)
 		if err != nil {
 			return err
 		}
