@@ -2,7 +2,9 @@
 // benchmarks: Debian's clickhouse-server, configured from scratch in a
 // temporary directory (listening on 127.0.0.1 only, on free ports, with
 // its data, logs and temporary files inside that directory), stopped and
-// started again on the same ports and data for outage tests.
+// started again on the same ports and data for outage tests; and a
+// cluster of such servers replicating through Debian's ZooKeeper
+// (StartCluster) for the audit cluster tests.
 package clickhouse
 
 import (
