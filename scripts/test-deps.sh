@@ -2,6 +2,8 @@
 # Installs what airlock's tests use, and says how when it cannot.
 #  - Debian packages: ClickHouse (audit tests run a real server on
 #    loopback) and Chromium (the approval inbox browser test).
+#  - ZooKeeper from Debian (with java): the audit cluster tests run two
+#    ClickHouse servers replicating through a standalone ZooKeeper.
 #  - Node peers from the npm lock file in test/node: the MCP
 #    server-everything, the TypeScript MCP SDK, oidc-provider, the MCP
 #    conformance suite and a Node 22 runtime for it.
@@ -19,6 +21,11 @@ apt_pkgs=()
 if ! $node_only; then
   need clickhouse-server || [ -x /usr/sbin/clickhouse-server ] || apt_pkgs+=(clickhouse-server clickhouse-client)
   need chromium || [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
+fi
+# ZooKeeper for the ClickHouse cluster tests (test/clickhouse runs
+# /usr/share/java/zookeeper.jar with java; the package brings both).
+if ! $node_only; then
+  { [ -f /usr/share/java/zookeeper.jar ] && need java; } || apt_pkgs+=(zookeeper)
 fi
 need node || apt_pkgs+=(nodejs)
 need npm || apt_pkgs+=(npm)

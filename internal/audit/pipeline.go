@@ -82,9 +82,9 @@ func OpenPipeline(cfg Config, dest Destination, opts Options) (*Pipeline, error)
 		dest.Close()
 		return nil, err
 	}
-	if cfg.ClickHouse.Addr == "" {
+	if !cfg.ClickHouse.Enabled() {
 		dest.Close()
-		return nil, errors.New("audit: clickhouse.addr is empty")
+		return nil, errors.New("audit: clickhouse.addr and clickhouse.addrs are empty")
 	}
 	log := opts.logger().With("component", "audit")
 	m := newMetrics(opts.Registerer)

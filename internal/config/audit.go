@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"regexp"
@@ -23,7 +24,18 @@ type Audit struct {
 
 // AuditClickHouse says how to reach ClickHouse (native protocol).
 type AuditClickHouse struct {
-	Addr        string `yaml:"addr"`         // host:port of the native TCP port, e.g. 127.0.0.1:9000
+	Addr string `yaml:"addr"` // host:port of the native TCP port, e.g. 127.0.0.1:9000
+	// Addrs lists several nodes' native ports instead of Addr (set one of
+	// the two): airlock connects to the first that answers, in order, and
+	// moves on to the next when it stops answering.
+	Addrs []string `yaml:"addrs"`
+	// Cluster names a cluster of the servers' remote_servers: the schema is
+	// then created ON CLUSTER, as Replicated*MergeTree tables named
+	// TABLE_local (ZooKeeper path /clickhouse/tables/{shard}/DB/TABLE_local,
+	// replica {replica}: every node needs those macros) under Distributed
+	// tables with the usual names, which airlock writes and queries read.
+	// Empty: one server (or a load balancer in front of one).
+	Cluster     string `yaml:"cluster"`
 	Database    string `yaml:"database"`     // default airlock; created if missing
 	Username    string `yaml:"username"`     // default "default"
 	PasswordEnv string `yaml:"password_env"` // environment variable holding the password
@@ -42,6 +54,21 @@ type AuditClickHouse struct {
 	DialTimeout  time.Duration `yaml:"dial_timeout"`
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 }
+
+// Addresses are the nodes to connect to, in order: Addrs, else Addr
+// alone, else none (the embedded store is used).
+func (c AuditClickHouse) Addresses() []string {
+	if len(c.Addrs) > 0 {
+		return c.Addrs
+	}
+	if c.Addr != "" {
+		return []string{c.Addr}
+	}
+	return nil
+}
+
+// Enabled reports whether audit rows go to ClickHouse (addr or addrs set).
+func (c AuditClickHouse) Enabled() bool { return len(c.Addresses()) > 0 }
 
 // FullPolicy is what the audit recorder does when the spool (or the
 // embedded store's write queue) has no room.
@@ -114,7 +141,13 @@ func AuditDefaults() Audit {
 	}
 }
 
-var dbNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+var (
+	dbNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+	// clusterRE: names as remote_servers spells them; airlock quotes them
+	// (`name` after ON CLUSTER, 'name' in Distributed(...)), so only
+	// characters that need no escaping in either.
+	clusterRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+)
 
 // Validate checks c and returns every problem found, joined, each a
 // *FieldError under audit.
@@ -124,12 +157,32 @@ func (c Audit) Validate() error {
 		errs = append(errs, fieldErr("audit."+field, format, args...))
 	}
 	ch := c.ClickHouse
+	if ch.Addr != "" && len(ch.Addrs) > 0 {
+		bad("clickhouse.addrs", "set clickhouse.addr or clickhouse.addrs, not both")
+	}
 	if ch.Addr != "" {
 		if _, port, err := net.SplitHostPort(ch.Addr); err != nil || port == "" {
 			bad("clickhouse.addr", "want host:port of ClickHouse's native TCP port, got %q", ch.Addr)
 		}
-		if c.Spool.Dir == "" {
-			bad("spool.dir", "required when clickhouse.addr is set")
+	}
+	seen := map[string]bool{}
+	for i, a := range ch.Addrs {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			bad(fmt.Sprintf("clickhouse.addrs[%d]", i), "want host:port of ClickHouse's native TCP port, got %q", a)
+		} else if seen[a] {
+			bad(fmt.Sprintf("clickhouse.addrs[%d]", i), "%q is listed twice", a)
+		}
+		seen[a] = true
+	}
+	if ch.Enabled() && c.Spool.Dir == "" {
+		bad("spool.dir", "required when clickhouse.addr or clickhouse.addrs is set")
+	}
+	if ch.Cluster != "" {
+		if !clusterRE.MatchString(ch.Cluster) {
+			bad("clickhouse.cluster", "%q is not a cluster name (letters, digits, _ . -)", ch.Cluster)
+		}
+		if !ch.Enabled() {
+			bad("clickhouse.cluster", "needs clickhouse.addr or clickhouse.addrs")
 		}
 	}
 	if !dbNameRE.MatchString(ch.Database) {
@@ -168,8 +221,8 @@ func (c Audit) Validate() error {
 		bad("spool.full_policy", "must be %s or %s, got %q", DropNewest, FailClosed, sp.FullPolicy)
 	}
 	em := c.Embedded
-	if ch.Addr == "" && em.Dir == "" {
-		bad("embedded.dir", "required when clickhouse.addr is empty")
+	if !ch.Enabled() && em.Dir == "" {
+		bad("embedded.dir", "required when clickhouse.addr and clickhouse.addrs are empty")
 	}
 	if em.RetentionDays < 0 {
 		bad("embedded.retention_days", "must be ≥ 0 (0 keeps everything), got %d", em.RetentionDays)

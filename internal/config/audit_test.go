@@ -80,6 +80,13 @@ func TestAuditValidateErrors(t *testing.T) {
 		{"embedded retention", func(c *Audit) { c.Embedded.RetentionDays = -2 }, "audit.embedded.retention_days"},
 		{"embedded pending", func(c *Audit) { c.Embedded.MaxPendingBytes = 1 }, "audit.embedded.max_pending_bytes"},
 		{"payload cap", func(c *Audit) { c.PayloadMaxBytes = 1 }, "audit.payload_max_bytes"},
+		{"addr and addrs", func(c *Audit) { c.ClickHouse.Addr = "a:9000"; c.ClickHouse.Addrs = []string{"b:9000"} }, "audit.clickhouse.addrs"},
+		{"addrs without port", func(c *Audit) { c.ClickHouse.Addrs = []string{"a:9000", "b"} }, "audit.clickhouse.addrs[1]"},
+		{"addrs twice", func(c *Audit) { c.ClickHouse.Addrs = []string{"a:9000", "a:9000"} }, "audit.clickhouse.addrs[1]"},
+		{"cluster injection", func(c *Audit) { c.ClickHouse.Addr = "a:9000"; c.ClickHouse.Cluster = "c' x" }, "audit.clickhouse.cluster"},
+		{"cluster backtick", func(c *Audit) { c.ClickHouse.Addr = "a:9000"; c.ClickHouse.Cluster = "c`" }, "audit.clickhouse.cluster"},
+		{"cluster without servers", func(c *Audit) { c.ClickHouse.Cluster = "prod" }, "audit.clickhouse.cluster"},
+		{"spool dir with addrs", func(c *Audit) { c.ClickHouse.Addrs = []string{"ch:9000"}; c.Spool.Dir = "" }, "audit.spool.dir"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,6 +99,38 @@ func TestAuditValidateErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.field+":") {
 				t.Fatalf("error %q does not name %s", err, tt.field)
+			}
+		})
+	}
+}
+
+// TestAuditClusterYAML: addrs and cluster decode; Addresses prefers
+// addrs, falls back to addr, and is empty for the embedded store.
+func TestAuditClusterYAML(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      []string
+		cluster   string
+	}{
+		{"addrs and cluster", "clickhouse:\n  addrs: [ch-1:9000, ch-2:9000]\n  cluster: airlock-prod\n", []string{"ch-1:9000", "ch-2:9000"}, "airlock-prod"},
+		{"addr alone", "clickhouse:\n  addr: ch:9000\n", []string{"ch:9000"}, ""},
+		{"one node named as a cluster", "clickhouse:\n  addr: ch:9000\n  cluster: c1\n", []string{"ch:9000"}, "c1"},
+		{"embedded", "embedded:\n  dir: /tmp/a\n", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := AuditDefaults()
+			if err := yaml.Unmarshal([]byte(tt.src), &c); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tt.want, c.ClickHouse.Addresses()); d != "" {
+				t.Fatalf("Addresses (-want +got):\n%s", d)
+			}
+			if c.ClickHouse.Enabled() != (tt.want != nil) || c.ClickHouse.Cluster != tt.cluster {
+				t.Fatalf("Enabled %v, cluster %q", c.ClickHouse.Enabled(), c.ClickHouse.Cluster)
 			}
 		})
 	}

@@ -34,7 +34,8 @@ const configXML = `<?xml version="1.0"?>
   <mark_cache_size>268435456</mark_cache_size>
   <uncompressed_cache_size>268435456</uncompressed_cache_size>
   <max_concurrent_queries>100</max_concurrent_queries>
-</yandex>
+  <interserver_http_host>127.0.0.1</interserver_http_host>
+%[5]s</yandex>
 `
 
 // usersXML: the passwordless default user, from loopback only.
@@ -53,7 +54,9 @@ const usersXML = `<?xml version="1.0"?>
 </yandex>
 `
 
-func (s *Server) writeConfig(interserverPort int) error {
+// writeConfig writes config.xml (with extra XML inside its root: the
+// cluster's remote_servers, zookeeper and macros) and users.xml.
+func (s *Server) writeConfig(extra string) error {
 	abs, err := filepath.Abs(s.dir)
 	if err != nil {
 		return err
@@ -64,7 +67,7 @@ func (s *Server) writeConfig(interserverPort int) error {
 			return err
 		}
 	}
-	cfg := fmt.Sprintf(configXML, abs, s.tcpPort, s.httpPort, interserverPort)
+	cfg := fmt.Sprintf(configXML, abs, s.tcpPort, s.httpPort, s.interserverPort, extra)
 	if err := os.WriteFile(filepath.Join(abs, "config.xml"), []byte(cfg), 0o644); err != nil {
 		return err
 	}

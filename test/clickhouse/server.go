@@ -2,7 +2,9 @@
 // benchmarks: Debian's clickhouse-server, configured from scratch in a
 // temporary directory (listening on 127.0.0.1 only, on free ports, with
 // its data, logs and temporary files inside that directory), stopped and
-// started again on the same ports and data for outage tests.
+// started again on the same ports and data for outage tests; and a
+// cluster of such servers replicating through Debian's ZooKeeper
+// (StartCluster) for the audit cluster tests.
 package clickhouse
 
 import (
@@ -45,13 +47,32 @@ type Server struct {
 	timeout  time.Duration
 	tcpPort  int
 	httpPort int
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	// interserverPort serves replicas fetching parts (cluster only).
+	interserverPort int
+	cmd             *exec.Cmd
+	exited          chan struct{}
 }
 
 // Start writes a configuration into the directory and starts the server,
 // returning once it answers `SELECT 1` on the native port.
 func Start(ctx context.Context, opts Options) (*Server, error) {
+	s, err := prepare(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.writeConfig(""); err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	if err := s.start(ctx); err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepare finds the binary, makes the directory and picks free ports.
+func prepare(opts Options) (*Server, error) {
 	bin, err := findBinary(opts.Binary)
 	if err != nil {
 		return nil, err
@@ -71,15 +92,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.cleanup()
 		return nil, err
 	}
-	s.tcpPort, s.httpPort = ports[0], ports[1]
-	if err := s.writeConfig(ports[2]); err != nil {
-		s.cleanup()
-		return nil, err
-	}
-	if err := s.start(ctx); err != nil {
-		s.cleanup()
-		return nil, err
-	}
+	s.tcpPort, s.httpPort, s.interserverPort = ports[0], ports[1], ports[2]
 	return s, nil
 }
 

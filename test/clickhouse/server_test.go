@@ -87,3 +87,50 @@ func TestNotInstalled(t *testing.T) {
 		t.Fatalf("got %v, want ErrNotInstalled", err)
 	}
 }
+
+// TestCluster: two replicas of one shard on one ZooKeeper: ON CLUSTER DDL
+// reaches both, a Replicated table copies a row inserted on one to the
+// other, and a Distributed table reads it.
+func TestCluster(t *testing.T) {
+	c := StartClusterT(t, ClusterOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := chgo.Open(&chgo.Options{Addr: []string{c.Nodes[0].Addr()}, ReadTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{
+		"CREATE DATABASE IF NOT EXISTS x ON CLUSTER airlock",
+		"CREATE TABLE IF NOT EXISTS x.t_local ON CLUSTER airlock (k UInt32) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/x/t_local', '{replica}') ORDER BY k",
+		"CREATE TABLE IF NOT EXISTS x.t ON CLUSTER airlock AS x.t_local ENGINE = Distributed(airlock, x, t_local, k)",
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v\n%s\n%s", q, err, c.Nodes[0].logTail(), c.Nodes[1].logTail())
+		}
+	}
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO x.t_local (k)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Append(uint32(7)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+	other, err := chgo.Open(&chgo.Options{Addr: []string{c.Nodes[1].Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Exec(ctx, "SYSTEM SYNC REPLICA x.t_local"); err != nil {
+		t.Fatal(err)
+	}
+	if got := query(t, c.Nodes[1].Addr(), "SELECT toString(sum(k)) FROM x.t_local"); got != "7" {
+		t.Fatalf("replica: got %q, want 7", got)
+	}
+	if got := query(t, c.Nodes[1].Addr(), "SELECT toString(count()) FROM x.t"); got != "1" {
+		t.Fatalf("distributed: got %q, want 1", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 type clickHouse struct {
 	conn          driver.Conn
 	db            string
+	layout        schemaLayout
 	queryTimeout  time.Duration
 	retentionDays int
 	log           *slog.Logger
@@ -35,9 +37,14 @@ func dialClickHouse(cfg audit.ClickHouseConfig, log *slog.Logger) (*clickHouse, 
 	if cfg.PasswordEnv != "" {
 		password = os.Getenv(cfg.PasswordEnv)
 	}
+	addrs := cfg.Addresses()
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Protocol: clickhouse.Native,
-		Addr:     []string{cfg.Addr},
+		// Several nodes: the first that answers, in order; a connection
+		// whose node stopped answering is dropped and the next dial moves
+		// on down the list.
+		Addr:             addrs,
+		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
 		// No database in the handshake: it may not exist yet. Every
 		// statement names db.table.
 		Auth:            clickhouse.Auth{Username: cfg.Username, Password: password},
@@ -49,9 +56,9 @@ func dialClickHouse(cfg audit.ClickHouseConfig, log *slog.Logger) (*clickHouse, 
 		ClientInfo:      clickhouse.ClientInfo{Products: []struct{ Name, Version string }{{Name: "airlock-audit", Version: "1"}}},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("audit: ClickHouse at %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("audit: ClickHouse at %s: %w", strings.Join(addrs, ", "), err)
 	}
-	return &clickHouse{conn: conn, db: cfg.Database, queryTimeout: cfg.QueryTimeout, retentionDays: cfg.RetentionDays, log: log}, nil
+	return &clickHouse{conn: conn, db: cfg.Database, layout: schemaLayout{DB: cfg.Database, Cluster: cfg.Cluster}, queryTimeout: cfg.QueryTimeout, retentionDays: cfg.RetentionDays, log: log}, nil
 }
 
 func (c *clickHouse) close() error { return c.conn.Close() }
@@ -74,12 +81,12 @@ func (c *clickHouse) ensureSchema(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	applied, err := migrate(ctx, c.conn, c.db, caps, migrations)
+	applied, err := migrate(ctx, c.conn, c.layout, caps, migrations)
 	if err != nil {
 		return err
 	}
 	if len(applied) > 0 {
-		c.log.Info("audit: ClickHouse schema migrated", "database", c.db, "server", version, "modern_types", caps.Modern, "applied", applied)
+		c.log.Info("audit: ClickHouse schema migrated", "database", c.db, "cluster", c.layout.Cluster, "server", version, "modern_types", caps.Modern, "applied", applied)
 	}
 	c.caps, c.schemaOK = caps, true
 	return nil
@@ -150,6 +157,13 @@ func (b *chBatch) Send(ctx context.Context) error {
 func (c *clickHouse) insert(ctx context.Context, k audit.Kind, cols colBuilder) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
 	defer cancel()
+	if c.layout.Cluster != "" {
+		// Into the Distributed table, synchronously: the INSERT returns
+		// once a replica of each shard the rows go to has them, so the
+		// spool deletes nothing a node alone holds in its Distributed
+		// queue (a node lost with its queue would lose those rows).
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
+	}
 	batch, err := c.conn.PrepareBatch(ctx, insertSQL(c.db, k))
 	if err != nil {
 		return fmt.Errorf("audit: preparing INSERT into %s.%s: %w", c.db, tableOf[k], err)

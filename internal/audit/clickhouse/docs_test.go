@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/airlock-mcp/airlock/internal/audit"
@@ -66,10 +67,28 @@ func docsFixture(base time.Time) []audit.Record {
 
 // TestDocsQueries runs every SQL example of docs/analytics.md against
 // ClickHouse holding the fixture twice over (as after a resend) and
-// checks each answer.
+// checks each answer: on one server, and through a cluster's Distributed
+// tables (the same names, FINAL folding on each shard).
 func TestDocsQueries(t *testing.T) {
-	s := sharedServer(t)
-	cfg := testConfig(t, s.Addr(), "airlock") // the database the docs name
+	t.Run("one server", func(t *testing.T) {
+		s := sharedServer(t)
+		testDocsQueries(t, testConfig(t, s.Addr(), "airlock"), s.Addr(), func(driver.Conn) {}) // the database the docs name
+	})
+	t.Run("cluster", func(t *testing.T) {
+		c := sharedCluster(t)
+		testDocsQueries(t, clusterConfig(t, c, "airlock"), c.Addrs()[1], func(conn driver.Conn) {
+			// Rows went in through the first node; the second's replica
+			// copies them in the background.
+			for _, table := range []string{tableEvents, tableDecisions, tableRequests, tableGrants} {
+				if err := conn.Exec(ctxT(t, time.Minute), "SYSTEM SYNC REPLICA airlock."+table+"_local"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	})
+}
+
+func testDocsQueries(t *testing.T, cfg audit.Config, queryAddr string, settle func(driver.Conn)) {
 	ch, err := dialClickHouse(cfg.ClickHouse, nopLog())
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +139,8 @@ func TestDocsQueries(t *testing.T) {
 			{"grant-1", "alice", "github", "1", "consumed"},
 		},
 	}
-	conn := connect(t, s.Addr())
+	conn := connect(t, queryAddr)
+	settle(conn)
 	seen := map[string]bool{}
 	for _, q := range docQueries(t) {
 		t.Run(q.Title, func(t *testing.T) {

@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 	if shared != nil {
 		shared.Close()
 	}
+	if cluster != nil {
+		cluster.Close()
+	}
 	os.Exit(code)
 }
 

@@ -8,7 +8,7 @@ import (
 )
 
 // Open starts the audit backend cfg describes: the spool and its shipper
-// to ClickHouse when cfg.ClickHouse.Addr is set, else the embedded store.
+// to ClickHouse when cfg.ClickHouse has an address, else the embedded store.
 // A ClickHouse that is down does not make Open fail: rows wait in the
 // spool until it answers. It lives here, not in internal/audit, because
 // choosing ClickHouse needs clickhouse-go, which only this package links.
@@ -16,7 +16,7 @@ func Open(ctx context.Context, cfg audit.Config, opts audit.Options) (audit.Reco
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.ClickHouse.Addr != "" {
+	if cfg.ClickHouse.Enabled() {
 		return OpenPipeline(cfg, opts)
 	}
 	return audit.OpenEmbedded(cfg, opts)
@@ -29,7 +29,7 @@ func OpenStore(ctx context.Context, cfg audit.Config, opts audit.Options) (audit
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.ClickHouse.Addr != "" {
+	if cfg.ClickHouse.Enabled() {
 		return Connect(ctx, cfg.ClickHouse, opts.LoggerOrDiscard())
 	}
 	return audit.OpenEmbeddedReader(cfg.Embedded.Dir)

@@ -25,8 +25,12 @@ func (c *clickHouse) dropExpired(ctx context.Context, now time.Time) ([]string, 
 	ctx, cancel := context.WithTimeout(ctx, c.queryTimeout)
 	defer cancel()
 	cutoff := audit.RetentionCutoff(now, c.retentionDays)
+	// On a cluster: the local tables' partitions this node holds, dropped
+	// ON CLUSTER (a replicated DROP PARTITION; a partition another shard
+	// lacks is no error).
+	l := c.layout
 	rows, err := c.conn.Query(ctx, "SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND active AND table IN (?, ?, ?, ?)",
-		c.db, tableEvents, tableDecisions, tableRequests, tableGrants)
+		c.db, l.local(tableEvents), l.local(tableDecisions), l.local(tableRequests), l.local(tableGrants))
 	if err != nil {
 		return nil, fmt.Errorf("audit retention: listing partitions: %w", err)
 	}
@@ -52,7 +56,7 @@ func (c *clickHouse) dropExpired(ctx context.Context, now time.Time) ([]string, 
 	}
 	var dropped []string
 	for _, p := range old {
-		if err := c.conn.Exec(ctx, "ALTER TABLE "+c.db+"."+p.table+" DROP PARTITION "+p.partition); err != nil {
+		if err := c.conn.Exec(ctx, "ALTER TABLE "+c.db+"."+p.table+l.onCluster()+" DROP PARTITION "+p.partition); err != nil {
 			return dropped, fmt.Errorf("audit retention: dropping %s partition %s: %w", p.table, p.partition, err)
 		}
 		dropped = append(dropped, p.table+"/"+p.partition)

@@ -12,11 +12,31 @@ import (
 )
 
 // TestRetentionDropsOldPartitions: day partitions older than the
-// retention go, in every table; newer ones stay.
+// retention go, in every table; newer ones stay. On a cluster the local
+// tables' partitions go ON CLUSTER, from every replica.
 func TestRetentionDropsOldPartitions(t *testing.T) {
-	s := sharedServer(t)
+	for _, tt := range []struct {
+		name    string
+		cluster bool
+	}{{"one server", false}, {"cluster", true}} {
+		t.Run(tt.name, func(t *testing.T) { testRetention(t, tt.cluster) })
+	}
+}
+
+func testRetention(t *testing.T, onCluster bool) {
 	db := testDB(t)
-	cfg := testConfig(t, s.Addr(), db)
+	var (
+		cfg   audit.Config
+		addrs []string
+		suf   string
+	)
+	if onCluster {
+		c := sharedCluster(t)
+		cfg, addrs, suf = clusterConfig(t, c, db), c.Addrs(), "_local"
+	} else {
+		s := sharedServer(t)
+		cfg, addrs = testConfig(t, s.Addr(), db), []string{s.Addr()}
+	}
 	cfg.ClickHouse.RetentionDays = 5
 	p, ch, err := openPipeline(cfg, audit.Options{}, -1)
 	if err != nil {
@@ -49,7 +69,7 @@ func TestRetentionDropsOldPartitions(t *testing.T) {
 	for _, age := range []int{6, 40} {
 		d := now.AddDate(0, 0, -age).Format("20060102")
 		for _, table := range []string{"decisions", "events", "grant_events", "request_events"} {
-			want = append(want, table+"/"+d)
+			want = append(want, table+suf+"/"+d)
 		}
 	}
 	sort.Strings(want)
@@ -57,10 +77,17 @@ func TestRetentionDropsOldPartitions(t *testing.T) {
 	if d := cmp.Diff(want, dropped); d != "" {
 		t.Fatalf("dropped (-want +got):\n%s", d)
 	}
-	conn := connect(t, s.Addr())
-	for _, table := range []string{"events", "decisions", "request_events", "grant_events"} {
-		if n := count(t, conn, "SELECT count() FROM "+db+"."+table+" FINAL"); n != 3 {
-			t.Errorf("%s keeps %d rows, want 3 (ages 0, 2, 5 days)", table, n)
+	for _, addr := range addrs {
+		conn := connect(t, addr)
+		for _, table := range []string{"events", "decisions", "request_events", "grant_events"} {
+			if onCluster {
+				if err := conn.Exec(ctxT(t, time.Minute), "SYSTEM SYNC REPLICA "+db+"."+table+suf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := count(t, conn, "SELECT count() FROM "+db+"."+table+suf+" FINAL"); n != 3 {
+				t.Errorf("%s: %s keeps %d rows, want 3 (ages 0, 2, 5 days)", addr, table+suf, n)
+			}
 		}
 	}
 	// A second sweep finds nothing more.

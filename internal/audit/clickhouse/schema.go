@@ -6,6 +6,7 @@ import (
 	"embed"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -36,15 +37,62 @@ func capsFor(version string) (serverCaps, error) {
 	return serverCaps{Version: version, Modern: major > 21 || major == 21 && minor >= 1}, nil
 }
 
-// templateData is what migration SQL templates see.
-type templateData struct {
-	DB   string // database name (validated identifier)
-	Time string // type of the time columns
-	caps serverCaps
+// schemaLayout is where airlock's tables live: one server's database, or
+// a cluster's (Cluster set, a name from the servers' remote_servers).
+//
+// On a cluster every statement runs ON CLUSTER; each table is a
+// Replicated*MergeTree named TABLE_local (ZooKeeper path
+// /clickhouse/tables/{shard}/DB/TABLE_local, replica {replica}, macros
+// every node defines), under a Distributed table with the documented name
+// (events, decisions, …), which airlock inserts into and analysts query.
+// The Distributed tables shard rows by their sorting key's first column,
+// so a row sent twice lands on the same shard and FINAL folds it there.
+type schemaLayout struct {
+	DB      string // database name (validated identifier)
+	Cluster string // empty: one server
 }
 
-func newTemplateData(db string, caps serverCaps) templateData {
-	t := templateData{DB: db, Time: "DateTime('UTC')", caps: caps}
+// onCluster is " ON CLUSTER `name`", or "" on one server.
+func (l schemaLayout) onCluster() string {
+	if l.Cluster == "" {
+		return ""
+	}
+	return " ON CLUSTER `" + l.Cluster + "`"
+}
+
+// local is the name of the table that stores rows: TABLE on one server,
+// TABLE_local on a cluster.
+func (l schemaLayout) local(table string) string {
+	if l.Cluster == "" {
+		return table
+	}
+	return table + "_local"
+}
+
+// shardKey is each Distributed table's sharding key: the first column of
+// its local table's sorting key, so duplicates meet on one shard.
+var shardKey = map[string]string{
+	tableEvents:    "session_id",
+	tableDecisions: "principal",
+	tableRequests:  "request_id",
+	tableGrants:    "grant_id",
+}
+
+// metaZKPath is schema_migrations' ZooKeeper path on a cluster: one
+// replication group over every node (replica '{shard}-{replica}', unique
+// cluster wide), so a migration recorded through any node is seen by all.
+const metaZKPath = "/clickhouse/airlock/%s/schema_migrations"
+
+// templateData is what migration SQL templates see.
+type templateData struct {
+	DB     string // database name (validated identifier)
+	Time   string // type of the time columns
+	caps   serverCaps
+	layout schemaLayout
+}
+
+func newTemplateData(layout schemaLayout, caps serverCaps) templateData {
+	t := templateData{DB: layout.DB, Time: "DateTime('UTC')", caps: caps, layout: layout}
 	if caps.Modern {
 		t.Time = "DateTime64(9, 'UTC')"
 	}
@@ -99,6 +147,20 @@ func render(text string, data templateData) (string, error) {
 			}
 			return typ
 		},
+		// table "events" is what CREATE TABLE names: db.events, or on a
+		// cluster db.events_local ON CLUSTER `c`.
+		"table": func(name string) string {
+			return data.DB + "." + data.layout.local(name) + data.layout.onCluster()
+		},
+		// engine "ReplacingMergeTree" "events": the engine, Replicated on
+		// a cluster. The engine arguments (ZooKeeper path, replica name)
+		// read the same on 18.16 and current releases.
+		"engine": func(engine, name string) string {
+			if data.layout.Cluster == "" {
+				return engine + "()"
+			}
+			return fmt.Sprintf("Replicated%s('/clickhouse/tables/{shard}/%s/%s', '{replica}')", engine, data.DB, data.layout.local(name))
+		},
 	}).Parse(text)
 	if err != nil {
 		return "", err
@@ -127,18 +189,32 @@ func statements(sql string) []string {
 	return out
 }
 
-// migrate brings database db up to the last of ms: it creates the
-// database and schema_migrations, then applies each migration not
-// recorded there, in order, recording each. It is safe to run any number
-// of times, from several processes at once.
-func migrate(ctx context.Context, conn driver.Conn, db string, caps serverCaps, ms []migration) (applied []int, err error) {
-	data := newTemplateData(db, caps)
-	for _, q := range []string{
-		"CREATE DATABASE IF NOT EXISTS " + db,
-		"CREATE TABLE IF NOT EXISTS " + db + ".schema_migrations (version UInt32, name String, applied_at DateTime('UTC')) ENGINE = ReplacingMergeTree() ORDER BY version",
-	} {
-		if err := conn.Exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("audit schema: %s: %w", firstLine(q), err)
+// migrate brings the layout's database up to the last of ms: it creates
+// the database and schema_migrations when missing, then applies each
+// migration not recorded there, in order, recording each; on a cluster
+// it then puts the Distributed tables over the local ones. It is safe to
+// run any number of times, from several processes at once. When nothing
+// is missing it runs no DDL, so a cluster with a node down keeps taking
+// rows (ON CLUSTER DDL waits for every node).
+func migrate(ctx context.Context, conn driver.Conn, layout schemaLayout, caps serverCaps, ms []migration) (applied []int, err error) {
+	data := newTemplateData(layout, caps)
+	db := layout.DB
+	var have uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'schema_migrations'", db).Scan(&have); err != nil {
+		return nil, fmt.Errorf("audit schema: looking for %s.schema_migrations: %w", db, err)
+	}
+	if have == 0 {
+		meta := "ReplacingMergeTree()"
+		if layout.Cluster != "" {
+			meta = fmt.Sprintf("ReplicatedReplacingMergeTree('"+metaZKPath+"', '{shard}-{replica}')", db)
+		}
+		for _, q := range []string{
+			"CREATE DATABASE IF NOT EXISTS " + db + layout.onCluster(),
+			"CREATE TABLE IF NOT EXISTS " + db + ".schema_migrations" + layout.onCluster() + " (version UInt32, name String, applied_at DateTime('UTC')) ENGINE = " + meta + " ORDER BY version",
+		} {
+			if err := conn.Exec(ctx, q); err != nil {
+				return nil, fmt.Errorf("audit schema: %s: %w", firstLine(q), err)
+			}
 		}
 	}
 	done := map[int]bool{}
@@ -170,7 +246,92 @@ func migrate(ctx context.Context, conn driver.Conn, db string, caps serverCaps, 
 		}
 		applied = append(applied, m.Version)
 	}
+	if err := checkLayout(ctx, conn, layout); err != nil {
+		return applied, err
+	}
 	return applied, nil
+}
+
+// tableInfo is a table's engine and, withCols, its columns ("name type",
+// in order) as the connected server has them; engine "" when the table
+// is missing.
+func tableInfo(ctx context.Context, conn driver.Conn, db, table string, withCols bool) (engine string, cols []string, err error) {
+	rows, err := conn.Query(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", db, table)
+	if err != nil {
+		return "", nil, fmt.Errorf("audit schema: reading %s.%s: %w", db, table, err)
+	}
+	for rows.Next() {
+		if err := rows.Scan(&engine); err != nil {
+			rows.Close()
+			return "", nil, fmt.Errorf("audit schema: reading %s.%s: %w", db, table, err)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || engine == "" || !withCols {
+		return engine, nil, err
+	}
+	rows, err = conn.Query(ctx, "SELECT name, type FROM system.columns WHERE database = ? AND table = ?", db, table)
+	if err != nil {
+		return "", nil, fmt.Errorf("audit schema: reading %s.%s columns: %w", db, table, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			return "", nil, fmt.Errorf("audit schema: reading %s.%s columns: %w", db, table, err)
+		}
+		cols = append(cols, name+" "+typ)
+	}
+	return engine, cols, rows.Err()
+}
+
+// checkLayout makes sure the tables airlock writes are what the layout
+// says, and fails rather than write to the wrong kind of table: on one
+// server, plain tables (not a cluster's Distributed ones); on a cluster,
+// Distributed tables over the local ones, created ON CLUSTER when missing
+// and made again when their columns lag behind the local table's (a
+// Distributed table holds no rows: inserts are synchronous). 18.16
+// refuses ALTER … ON CLUSTER on a Distributed table over replicated
+// shards, hence drop and create rather than ALTER.
+func checkLayout(ctx context.Context, conn driver.Conn, layout schemaLayout) error {
+	db := layout.DB
+	for _, table := range []string{tableEvents, tableDecisions, tableRequests, tableGrants} {
+		engine, cols, err := tableInfo(ctx, conn, db, table, layout.Cluster != "")
+		if err != nil {
+			return err
+		}
+		if layout.Cluster == "" {
+			if engine == "Distributed" {
+				return fmt.Errorf("audit schema: %s.%s is a Distributed table, made for a ClickHouse cluster: set audit.clickhouse.cluster, or use another audit.clickhouse.database", db, table)
+			}
+			continue
+		}
+		if engine != "" && engine != "Distributed" {
+			return fmt.Errorf("audit schema: %s.%s is a %s table, made for one server, not for cluster %s: use a new audit.clickhouse.database for the cluster (docs/ha-clickhouse.md)", db, table, engine, layout.Cluster)
+		}
+		_, localCols, err := tableInfo(ctx, conn, db, layout.local(table), true)
+		if err != nil {
+			return err
+		}
+		if localCols == nil {
+			return fmt.Errorf("audit schema: %s.%s is missing on this node of cluster %s", db, layout.local(table), layout.Cluster)
+		}
+		if engine != "" && slices.Equal(cols, localCols) {
+			continue
+		}
+		var qs []string
+		if engine != "" {
+			qs = append(qs, "DROP TABLE IF EXISTS "+db+"."+table+layout.onCluster())
+		}
+		qs = append(qs, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s%s AS %s.%s ENGINE = Distributed('%s', '%s', '%s', cityHash64(%s))",
+			db, table, layout.onCluster(), db, layout.local(table), layout.Cluster, db, layout.local(table), shardKey[table]))
+		for _, q := range qs {
+			if err := conn.Exec(ctx, q); err != nil {
+				return fmt.Errorf("audit schema: %s: %w", firstLine(q), err)
+			}
+		}
+	}
+	return nil
 }
 
 // recordMigration inserts m's row. ClickHouse 18.16 takes INSERT data
@@ -203,9 +364,10 @@ func applyMigration(ctx context.Context, conn driver.Conn, data templateData, m 
 		}
 	}
 	for _, a := range m.Add {
+		table := data.layout.local(a.Table)
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
-			data.DB, a.Table, a.Column).Scan(&n); err != nil {
+			data.DB, table, a.Column).Scan(&n); err != nil {
 			return fmt.Errorf("audit schema: migration %d: checking column %s.%s: %w", m.Version, a.Table, a.Column, err)
 		}
 		if n > 0 {
@@ -215,7 +377,7 @@ func applyMigration(ctx context.Context, conn driver.Conn, data templateData, m 
 		if err != nil {
 			return fmt.Errorf("audit schema: migration %d: column %s.%s: %w", m.Version, a.Table, a.Column, err)
 		}
-		q := fmt.Sprintf("ALTER TABLE %s.%s ADD COLUMN %s %s", data.DB, a.Table, a.Column, typ)
+		q := fmt.Sprintf("ALTER TABLE %s.%s%s ADD COLUMN %s %s", data.DB, table, data.layout.onCluster(), a.Column, typ)
 		if err := conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("audit schema: migration %d: %s: %w", m.Version, q, err)
 		}

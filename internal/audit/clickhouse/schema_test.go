@@ -36,11 +36,11 @@ func TestCapsFor(t *testing.T) {
 // TestRenderByVersion: 18.16 gets only types it has; current releases get
 // DateTime64 and LowCardinality; both keep the same column names.
 func TestRenderByVersion(t *testing.T) {
-	legacy, err := render(migrations[0].SQL, newTemplateData("airlock", serverCaps{Version: "18.16.1"}))
+	legacy, err := render(migrations[0].SQL, newTemplateData(schemaLayout{DB: "airlock"}, serverCaps{Version: "18.16.1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	modern, err := render(migrations[0].SQL, newTemplateData("airlock", serverCaps{Version: "24.8.1", Modern: true}))
+	modern, err := render(migrations[0].SQL, newTemplateData(schemaLayout{DB: "airlock"}, serverCaps{Version: "24.8.1", Modern: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestMigrateIdempotent(t *testing.T) {
 	})
 	// Migration 2 (seq) is airlock's since the request_events.seq column.
 	for run, want := range [][]int{{1, 2, 99}, nil} {
-		applied, err := migrate(ctx, conn, db, caps, ms)
+		applied, err := migrate(ctx, conn, schemaLayout{DB: db}, caps, ms)
 		if err != nil {
 			t.Fatalf("run %d: %v", run+1, err)
 		}
@@ -136,7 +136,7 @@ func TestMigrateIdempotent(t *testing.T) {
 	if err := conn.Exec(ctx, "DROP TABLE "+db+".schema_migrations"); err != nil {
 		t.Fatal(err)
 	}
-	if applied, err := migrate(context.Background(), conn, db, caps, ms); err != nil || len(applied) != 3 {
+	if applied, err := migrate(context.Background(), conn, schemaLayout{DB: db}, caps, ms); err != nil || len(applied) != 3 {
 		t.Fatalf("re-applying: %v, %v", applied, err)
 	}
 }
@@ -157,7 +157,7 @@ func TestMigrateAddsSeq(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := migrate(ctx, conn, db, caps, migrations[:1]); err != nil {
+	if _, err := migrate(ctx, conn, schemaLayout{DB: db}, caps, migrations[:1]); err != nil {
 		t.Fatal(err)
 	}
 	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".request_events (event_id, time, time_ns, request_id, to_state)")
@@ -170,7 +170,7 @@ func TestMigrateAddsSeq(t *testing.T) {
 	if err := b.Send(); err != nil {
 		t.Fatal(err)
 	}
-	applied, err := migrate(ctx, conn, db, caps, migrations)
+	applied, err := migrate(ctx, conn, schemaLayout{DB: db}, caps, migrations)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,10 @@
+-- On a cluster these are the local tables (TABLE_local, replicated, ON
+-- CLUSTER); schema.go puts Distributed tables with these names over them.
+--
 -- One row per MCP message, masked. Replay reads one session in order from
 -- the sorting key; ReplacingMergeTree folds rows sent twice (same key,
 -- same event_id) and queries read it with FINAL.
-CREATE TABLE IF NOT EXISTS {{.DB}}.events (
+CREATE TABLE IF NOT EXISTS {{table "events"}} (
     event_id      String,
     time          {{.Time}},
     time_ns       UInt64,
@@ -25,12 +28,12 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.events (
     payload       String,
     truncated     UInt8,
     bytes         UInt64
-) ENGINE = ReplacingMergeTree()
+) ENGINE = {{engine "ReplacingMergeTree" "events"}}
 PARTITION BY toYYYYMMDD(time)
 ORDER BY (session_id, time_ns, event_id);
 
 -- One row per ext_authz decision, ordered for per-user questions.
-CREATE TABLE IF NOT EXISTS {{.DB}}.decisions (
+CREATE TABLE IF NOT EXISTS {{table "decisions"}} (
     decision_id    String,
     time           {{.Time}},
     time_ns        UInt64,
@@ -49,12 +52,12 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.decisions (
     request_id     String,
     status         UInt16,
     latency_us     UInt64
-) ENGINE = ReplacingMergeTree()
+) ENGINE = {{engine "ReplacingMergeTree" "decisions"}}
 PARTITION BY toYYYYMMDD(time)
 ORDER BY (principal, time_ns, decision_id);
 
 -- One row per access request transition (created → pending, approved, …).
-CREATE TABLE IF NOT EXISTS {{.DB}}.request_events (
+CREATE TABLE IF NOT EXISTS {{table "request_events"}} (
     event_id    String,
     time        {{.Time}},
     time_ns     UInt64,
@@ -70,12 +73,12 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.request_events (
     reason      String,
     decision_id String,
     grant_id    String
-) ENGINE = ReplacingMergeTree()
+) ENGINE = {{engine "ReplacingMergeTree" "request_events"}}
 PARTITION BY toYYYYMMDD(time)
 ORDER BY (request_id, time_ns, event_id);
 
 -- One row per grant transition (issued, used, consumed, expired, revoked).
-CREATE TABLE IF NOT EXISTS {{.DB}}.grant_events (
+CREATE TABLE IF NOT EXISTS {{table "grant_events"}} (
     event_id    String,
     time        {{.Time}},
     time_ns     UInt64,
@@ -90,6 +93,6 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.grant_events (
     expires_at  DateTime('UTC'),
     uses_left   Int64,
     reason      String
-) ENGINE = ReplacingMergeTree()
+) ENGINE = {{engine "ReplacingMergeTree" "grant_events"}}
 PARTITION BY toYYYYMMDD(time)
 ORDER BY (grant_id, time_ns, event_id);
