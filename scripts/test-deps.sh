@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what airlock's tests use, and says how when it cannot.
 #  - Debian packages: ClickHouse (audit tests run a real server on
-#    loopback) and Chromium (the approval inbox browser test).
+#    loopback), PostgreSQL (the shared grant store's tests run a
+#    throw-away cluster) and Chromium (the approval inbox browser test).
 #  - Node peers from the npm lock file in test/node: the MCP
 #    server-everything, the TypeScript MCP SDK, oidc-provider, the MCP
 #    conformance suite and a Node 22 runtime for it.
@@ -19,6 +20,9 @@ apt_pkgs=()
 if ! $node_only; then
   need clickhouse-server || [ -x /usr/sbin/clickhouse-server ] || apt_pkgs+=(clickhouse-server clickhouse-client)
   need chromium || [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
+  # PostgreSQL: the shared grant store's tests initdb a throw-away cluster
+  # (internal/grants/pgtest finds /usr/lib/postgresql/N/bin).
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need initdb || apt_pkgs+=(postgresql)
 fi
 need node || apt_pkgs+=(nodejs)
 need npm || apt_pkgs+=(npm)

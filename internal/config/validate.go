@@ -171,7 +171,7 @@ func (c *Config) Validate() error {
 	if c.Masking.MaxEventBytes < 1024 || c.Masking.MaxBodyBytes < 1024 {
 		add(fieldErr("masking", "max_event_bytes and max_body_bytes must be at least 1024"))
 	}
-	for _, err := range []error{c.Grants.Validate(), c.API.Validate(), c.Inbox.Validate(), c.Audit.Validate(), c.Notifications.Validate()} {
+	for _, err := range []error{c.Grants.Validate(), c.checkSharedSessions(), c.API.Validate(), c.Inbox.Validate(), c.Audit.Validate(), c.Notifications.Validate()} {
 		errs = append(errs, unjoin(err)...)
 	}
 	if c.Policy.Dir == "" {

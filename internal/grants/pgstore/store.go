@@ -80,6 +80,14 @@ func ParseDSN(dsn string) (*pgxpool.Config, error) {
 	return cfg, nil
 }
 
+func newPool(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("grant store: PostgreSQL pool: %w", err)
+	}
+	return pool, nil
+}
+
 // Open connects to PostgreSQL with dsn, checks (or, with
 // Options.Migrate, brings up to date) the schema, and starts listening
 // for changes.
@@ -92,9 +100,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := newPool(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("grant store: PostgreSQL pool: %w", err)
+		return nil, err
 	}
 	s := &Store{pool: pool, log: opts.Logger, keep: opts.FeedKeep, age: opts.FeedAge, listened: make(chan struct{})}
 	if s.log == nil {
