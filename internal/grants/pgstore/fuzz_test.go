@@ -1,9 +1,6 @@
 package pgstore
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 // ParseDSN never panics, and its error never repeats what it was given
 // (a DSN holds a password).
@@ -17,8 +14,8 @@ func FuzzParseDSN(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, dsn string) {
 		_, err := ParseDSN(dsn)
-		if err != nil && len(dsn) >= 4 && strings.Contains(err.Error(), dsn) {
-			t.Fatalf("the error repeats the DSN: %v", err)
+		if err != nil && err != ErrBadDSN { //nolint:errorlint // the very value: nothing of the input wrapped in
+			t.Fatalf("ParseDSN's error depends on the DSN: %v", err)
 		}
 	})
 }

@@ -75,10 +75,13 @@ var _ grants.SharedStore = (*Store)(nil)
 func ParseDSN(dsn string) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, errors.New("the PostgreSQL DSN does not parse: want a postgres:// URL or key=value pairs (the DSN itself is not repeated here: it holds a password)")
+		return nil, ErrBadDSN
 	}
 	return cfg, nil
 }
+
+// ErrBadDSN is ParseDSN's one error: it says nothing of the DSN itself.
+var ErrBadDSN = errors.New("the PostgreSQL DSN does not parse: want a postgres:// URL or key=value pairs (the DSN itself is not repeated here: it holds a password)")
 
 func newPool(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
