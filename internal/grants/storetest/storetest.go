@@ -428,6 +428,7 @@ func testHoldReleasedElsewhere(t *testing.T, backend Backend) {
 	rs := replicas(t, backend, 2)
 	a, b := rs[0].svc, rs[1].svc
 	events := b.Subscribe(ctx)
+	onA := a.Subscribe(ctx) // what a's xDS server follows
 	type held struct {
 		res *grants.HoldResult
 		err error
@@ -466,6 +467,18 @@ func testHoldReleasedElsewhere(t *testing.T, backend Backend) {
 	}
 	if h.res.Outcome != grants.HoldAllowed || h.res.Grant == nil || h.res.Request.ID != id {
 		t.Fatalf("hold on a ended %s (request %s), want allowed under the grant approved on b for %s", h.res.Outcome, h.res.Request.ID, id)
+	}
+	// a's subscribers (its xDS server) saw the grant b issued.
+	for issued := false; !issued; {
+		select {
+		case e, ok := <-onA:
+			if !ok {
+				t.Fatal("a's subscription ended")
+			}
+			issued = e.Type == grants.EventGrantIssued && e.Grant != nil && e.Grant.ID == h.res.Grant.ID
+		case <-ctx.Done():
+			t.Fatal("the grant issued on b never reached a's subscribers")
+		}
 	}
 	// The approval was audited once, by b; the request's opening once, by a.
 	if n := len(rs[0].rec.ids(grants.EventRequestApproved)); n != 0 {
