@@ -61,3 +61,21 @@ func MigrateConfigured(ctx context.Context, cfg config.Grants) (string, error) {
 	}
 	return fmt.Sprintf("grant store schema migrated from version %d to %d", from, to), nil
 }
+
+// CheckEnvironment checks, without connecting, that the DSN of a postgres
+// grant store is in its environment variable and parses (airlock
+// validate, unless --skip-credentials). Its errors name the variable,
+// never the DSN.
+func CheckEnvironment(cfg config.Grants) error {
+	if cfg.Store != config.GrantStorePostgres {
+		return nil
+	}
+	dsn, err := cfg.PostgresDSN()
+	if err != nil {
+		return err
+	}
+	if _, err := ParseDSN(dsn); err != nil {
+		return &config.FieldError{Path: "grants.postgres.dsn_env", Message: fmt.Sprintf("$%s: %v", cfg.Postgres.DSNEnv, err)}
+	}
+	return nil
+}
