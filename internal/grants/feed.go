@@ -51,6 +51,9 @@ const feedBatch = 256
 // replica's write landed, so this is only reached under a storm.
 const maxConflictRetries = 16
 
+// followTimeout bounds one read of the feed by the follower.
+const followTimeout = 10 * time.Second
+
 // DefaultFeedPoll is how often a replica reads the feed without a wake.
 const DefaultFeedPoll = 2 * time.Second
 
@@ -184,7 +187,8 @@ func (s *Service) follow() {
 		return
 	default:
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Bounded: writes and Subscribe wait on the write lock meanwhile.
+	ctx, cancel := context.WithTimeout(context.Background(), followTimeout)
 	defer cancel()
 	if err := s.catchUp(ctx); err != nil {
 		s.log.Error("grants: following the shared store's changes failed; retrying", "error", err)

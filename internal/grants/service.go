@@ -103,19 +103,11 @@ func New(store Store, cfg Config, opts Options) (*Service, error) {
 		s.notifier = nopNotifier{}
 	}
 	s.timers.init()
-	var snap Snapshot
-	var err error
 	if s.shared != nil {
 		s.instance = newID("rep_")
-		snap, s.feedSeq, err = s.shared.LoadAt(context.Background())
-	} else {
-		snap, err = store.Load(context.Background())
 	}
+	snap, err := s.load(context.Background())
 	if err != nil {
-		return nil, fmt.Errorf("grants: loading the store: %w", err)
-	}
-	legacyGrantIssuers(&snap)
-	if err := s.redactLoaded(context.Background(), &snap); err != nil {
 		return nil, err
 	}
 	tx := &txn{}
@@ -142,6 +134,30 @@ func New(store Store, cfg Config, opts Options) (*Service, error) {
 		close(s.feedDone)
 	}
 	return s, nil
+}
+
+// load reads every record and masks what a store written before masking
+// holds. On a shared store another replica starting at the same time may
+// store the same masking first: the conflict means reading again.
+func (s *Service) load(ctx context.Context) (Snapshot, error) {
+	for try := 0; ; try++ {
+		var snap Snapshot
+		var err error
+		if s.shared != nil {
+			snap, s.feedSeq, err = s.shared.LoadAt(ctx)
+		} else {
+			snap, err = s.store.Load(ctx)
+		}
+		if err != nil {
+			return Snapshot{}, fmt.Errorf("grants: loading the store: %w", err)
+		}
+		legacyGrantIssuers(&snap)
+		err = s.redactLoaded(ctx, &snap)
+		if s.shared != nil && errors.Is(err, ErrConflict) && try < maxConflictRetries {
+			continue
+		}
+		return snap, err
+	}
 }
 
 // Close stops the expirer, ends every subscription, wakes every Wait with
