@@ -33,9 +33,15 @@ func OpenConfigured(ctx context.Context, cfg config.Grants, migrate bool, log *s
 }
 
 // MigrateConfigured runs the schema migrations of the store cfg names
-// (PostgreSQL; the file store has none) and says what it did.
-func MigrateConfigured(ctx context.Context, cfg config.Grants) (string, error) {
+// (PostgreSQL; the file store has none) and says what it did. With
+// importDir set it then imports that file store's records into the
+// (empty) PostgreSQL store: the file store must not be open elsewhere (its
+// lock is taken), so stop the airlock using it first.
+func MigrateConfigured(ctx context.Context, cfg config.Grants, importDir string) (string, error) {
 	if cfg.Store != config.GrantStorePostgres {
+		if importDir != "" {
+			return "", fmt.Errorf("grants.store is %s: importing a file store needs grants.store: postgres: %w", cfg.Store, grants.ErrInvalid)
+		}
 		return fmt.Sprintf("grants.store is %s: nothing to migrate (only the postgres store has a schema)", cfg.Store), nil
 	}
 	dsn, err := cfg.PostgresDSN()
@@ -56,10 +62,27 @@ func MigrateConfigured(ctx context.Context, cfg config.Grants) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	msg := fmt.Sprintf("grant store schema migrated from version %d to %d", from, to)
 	if from == to {
-		return fmt.Sprintf("grant store schema is at version %d: up to date", to), nil
+		msg = fmt.Sprintf("grant store schema is at version %d: up to date", to)
 	}
-	return fmt.Sprintf("grant store schema migrated from version %d to %d", from, to), nil
+	if importDir == "" {
+		return msg, nil
+	}
+	fs, err := grants.OpenFileStore(importDir, grants.FileStoreOptions{})
+	if err != nil {
+		return "", err
+	}
+	defer fs.Close()
+	snap, err := fs.Load(ctx)
+	if err != nil {
+		return "", err
+	}
+	st := &Store{pool: pool}
+	if err := st.Import(ctx, snap); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s; imported %d requests and %d grants from the file store in %s", msg, len(snap.Requests), len(snap.Grants), importDir), nil
 }
 
 // CheckEnvironment checks, without connecting, that the DSN of a postgres

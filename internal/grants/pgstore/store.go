@@ -424,3 +424,64 @@ func (s *Store) Close() error {
 	})
 	return nil
 }
+
+// Import copies snap's records, versions and all, into a store that holds
+// none (moving one airlock from its file store to PostgreSQL), as one
+// change in the feed so replicas already running pick them up. A store
+// that already holds a record is refused: nothing is merged.
+func (s *Store) Import(ctx context.Context, snap grants.Snapshot) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var seq int64
+		if err := tx.QueryRow(ctx, "UPDATE airlock_grant_feed SET seq = seq + 1 RETURNING seq").Scan(&seq); err != nil {
+			return fmt.Errorf("advancing the feed: %w", err)
+		}
+		var held bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM airlock_grant_requests) OR EXISTS (SELECT 1 FROM airlock_grants)").Scan(&held); err != nil {
+			return err
+		}
+		if held {
+			return fmt.Errorf("the PostgreSQL store already holds requests or grants: import only into an empty store: %w", grants.ErrInvalid)
+		}
+		for i := range snap.Requests {
+			r := &snap.Requests[i]
+			b, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			if r.ID == "" || r.Version == 0 {
+				return fmt.Errorf("request %q at version %d: %w", r.ID, r.Version, grants.ErrInvalid)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO airlock_grant_requests (id, version, state, call_key, record) VALUES ($1, $2, $3, $4, $5)",
+				r.ID, int64(r.Version), string(r.State), r.CallKey, b); err != nil {
+				return fmt.Errorf("importing request %s: %w", r.ID, err)
+			}
+		}
+		for i := range snap.Grants {
+			g := &snap.Grants[i]
+			b, err := json.Marshal(g)
+			if err != nil {
+				return err
+			}
+			if g.ID == "" || g.Version == 0 {
+				return fmt.Errorf("grant %q at version %d: %w", g.ID, g.Version, grants.ErrInvalid)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO airlock_grants (id, version, state, record) VALUES ($1, $2, $3, $4)",
+				g.ID, int64(g.Version), string(g.State), b); err != nil {
+				return fmt.Errorf("importing grant %s: %w", g.ID, err)
+			}
+		}
+		b, err := json.Marshal(grants.Change{Seq: uint64(seq), Writer: "import", Mutation: grants.Mutation{Requests: snap.Requests, Grants: snap.Grants}})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO airlock_grant_changes (seq, writer, change) VALUES ($1, 'import', $2)", seq, b); err != nil {
+			return fmt.Errorf("appending to the feed: %w", err)
+		}
+		_, err = tx.Exec(ctx, "SELECT pg_notify($1, $2)", channel, strconv.FormatInt(seq, 10))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("grant store: importing: %w", err)
+	}
+	return nil
+}
