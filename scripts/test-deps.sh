@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what airlock's tests use, and says how when it cannot.
 #  - Debian packages: ClickHouse (audit tests run a real server on
-#    loopback) and Chromium (the approval inbox browser test).
+#    loopback), PostgreSQL (the shared grant store's tests run a
+#    throw-away cluster) and Chromium (the approval inbox browser test).
 #  - ZooKeeper from Debian (with java): the audit cluster tests run two
 #    ClickHouse servers replicating through a standalone ZooKeeper.
 #  - Node peers from the npm lock file in test/node: the MCP
@@ -21,10 +22,11 @@ apt_pkgs=()
 if ! $node_only; then
   need clickhouse-server || [ -x /usr/sbin/clickhouse-server ] || apt_pkgs+=(clickhouse-server clickhouse-client)
   need chromium || [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
-fi
-# ZooKeeper for the ClickHouse cluster tests (test/clickhouse runs
-# /usr/share/java/zookeeper.jar with java; the package brings both).
-if ! $node_only; then
+  # PostgreSQL: the shared grant store's tests initdb a throw-away cluster
+  # (internal/grants/pgtest finds /usr/lib/postgresql/N/bin).
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need initdb || apt_pkgs+=(postgresql)
+  # ZooKeeper for the ClickHouse cluster tests (test/clickhouse runs
+  # /usr/share/java/zookeeper.jar with java; the package brings both).
   { [ -f /usr/share/java/zookeeper.jar ] && need java; } || apt_pkgs+=(zookeeper)
 fi
 need node || apt_pkgs+=(nodejs)

@@ -27,6 +27,7 @@ func verbs(env *Env) []*cobra.Command {
 	return []*cobra.Command{
 		serveCmd(env),
 		validateCmd(env),
+		migrateCmd(env),
 		parent(groupServer, "envoy", "render Envoy's configuration for this airlock, or show the Envoys it serves",
 			envoyBootstrapCmd(env), envoyStatusCmd(env)),
 		devCmd(env),

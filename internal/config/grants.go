@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -11,9 +12,15 @@ import (
 // request/grant store, the hold window, the approval page). Package
 // grants runs it.
 type Grants struct {
+	// Store is where requests and grants live: "file" (the default: a
+	// crash-safe log in Dir, for one airlock process) or "postgres"
+	// (shared by every replica: see Postgres and docs/ha.md).
+	Store string `yaml:"store"`
 	// Dir is the FileStore directory (relative paths are relative to the
-	// configuration file). Default "data/grants".
+	// configuration file). Default "data/grants". Used with store: file.
 	Dir string `yaml:"dir"`
+	// Postgres is the shared store, used with store: postgres.
+	Postgres GrantsPostgres `yaml:"postgres"`
 	// PendingTTL is how long a request waits for approvers before it
 	// expires. Default 10m; 10s to 7 days; more than HoldWindow.
 	PendingTTL time.Duration `yaml:"pending_ttl"`
@@ -38,10 +45,30 @@ type Grants struct {
 	Retention time.Duration `yaml:"retention"`
 }
 
+// Grant store kinds (Grants.Store).
+const (
+	GrantStoreFile     = "file"
+	GrantStorePostgres = "postgres"
+)
+
+// GrantsPostgres is the PostgreSQL grant store replicas share.
+type GrantsPostgres struct {
+	// DSNEnv names the environment variable holding the connection
+	// string (a postgres:// URL or key=value pairs). The DSN holds a
+	// password, so it is never written in airlock.yaml itself. Required
+	// with store: postgres.
+	DSNEnv string `yaml:"dsn_env"`
+	// MaxConns caps each replica's connection pool (default 10; 1 to
+	// 1000), besides one connection that LISTENs for changes.
+	MaxConns int `yaml:"max_conns"`
+}
+
 // GrantsDefaults returns the grants configuration used when nothing is set.
 func GrantsDefaults() Grants {
 	return Grants{
+		Store:                  GrantStoreFile,
 		Dir:                    "data/grants",
+		Postgres:               GrantsPostgres{MaxConns: 10},
 		PendingTTL:             10 * time.Minute,
 		HoldWindow:             25 * time.Second,
 		SingleUseTTL:           15 * time.Minute,
@@ -58,8 +85,25 @@ func (c *Grants) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fieldErr("grants."+field, format, args...))
 	}
-	if c.Dir == "" {
-		bad("dir", "is empty: the grant store needs a directory")
+	switch c.Store {
+	case GrantStoreFile:
+		if c.Dir == "" {
+			bad("dir", "is empty: the grant store needs a directory")
+		}
+	case GrantStorePostgres:
+		switch env := c.Postgres.DSNEnv; {
+		case env == "":
+			bad("postgres.dsn_env", "is empty: name the environment variable that holds the PostgreSQL DSN")
+		case strings.ContainsAny(env, ":/@= "):
+			bad("postgres.dsn_env", "names an environment variable, not the DSN itself (a DSN holds a password: keep it out of this file)")
+		case !envRE.MatchString(env):
+			bad("postgres.dsn_env", "%q is not an environment variable name (letters, digits and _, not starting with a digit)", env)
+		}
+	default:
+		bad("store", "%q is not one of file, postgres", c.Store)
+	}
+	if c.Postgres.MaxConns < 1 || c.Postgres.MaxConns > 1000 {
+		bad("postgres.max_conns", "%d is outside 1..1000", c.Postgres.MaxConns)
 	}
 	switch {
 	case c.PendingTTL < 10*time.Second || c.PendingTTL > 7*24*time.Hour:
@@ -88,6 +132,26 @@ func (c *Grants) Validate() error {
 		bad("retention", "%s: want at least 1m", c.Retention)
 	}
 	return errors.Join(errs...)
+}
+
+// PostgresDSN reads the DSN from the environment variable dsn_env names.
+// Its error names the variable, never a value.
+func (c *Grants) PostgresDSN() (string, error) {
+	dsn := os.Getenv(c.Postgres.DSNEnv)
+	if strings.TrimSpace(dsn) == "" {
+		return "", fieldErr("grants.postgres.dsn_env", "environment variable %s is unset or empty: it must hold the PostgreSQL DSN", c.Postgres.DSNEnv)
+	}
+	return dsn, nil
+}
+
+// checkSharedSessions: replicas on a shared grant store sit behind one
+// load balancer, so an approver's sign-in must be good on every replica:
+// the inbox's session key must be shared, not made up per process.
+func (c *Config) checkSharedSessions() error {
+	if c.Grants.Store == GrantStorePostgres && c.Inbox.Enabled() && c.Inbox.SessionKeyEnv == "" {
+		return fieldErr("inbox.session_key_env", "is required with grants.store: postgres (replicas share sign-ins: each would otherwise seal sessions with its own random key)")
+	}
+	return nil
 }
 
 // RequestURL is the approval page of request id.

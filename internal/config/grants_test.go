@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,21 @@ func TestGrantsValidate(t *testing.T) {
 		{"approval url with query", func(c *Grants) { c.ApprovalURL = "https://a.example/r?x=1" }, []string{"approval_url"}},
 		{"retention", func(c *Grants) { c.Retention = time.Second }, []string{"retention"}},
 		{"several", func(c *Grants) { c.Dir = ""; c.Retention = 0 }, []string{"dir", "retention"}},
+		{"unknown store", func(c *Grants) { c.Store = "etcd" }, []string{"store"}},
+		{"empty store", func(c *Grants) { c.Store = "" }, []string{"store"}},
+		{"postgres", func(c *Grants) { c.Store = GrantStorePostgres; c.Postgres.DSNEnv = "AIRLOCK_PG_DSN" }, nil},
+		{"postgres needs no dir", func(c *Grants) { c.Store = GrantStorePostgres; c.Postgres.DSNEnv = "PG"; c.Dir = "" }, nil},
+		{"postgres without dsn_env", func(c *Grants) { c.Store = GrantStorePostgres }, []string{"postgres.dsn_env"}},
+		{"postgres dsn in the file", func(c *Grants) {
+			c.Store = GrantStorePostgres
+			c.Postgres.DSNEnv = "postgres://airlock:pw@db/airlock"
+		}, []string{"postgres.dsn_env"}},
+		{"postgres dsn key=value in the file", func(c *Grants) {
+			c.Store = GrantStorePostgres
+			c.Postgres.DSNEnv = "host=db password=pw"
+		}, []string{"postgres.dsn_env"}},
+		{"postgres dsn_env bad name", func(c *Grants) { c.Store = GrantStorePostgres; c.Postgres.DSNEnv = "1PG" }, []string{"postgres.dsn_env"}},
+		{"max conns", func(c *Grants) { c.Postgres.MaxConns = 0 }, []string{"postgres.max_conns"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,5 +93,48 @@ func TestApprovalURLFollowsTheInbox(t *testing.T) {
 		if c.Grants.ApprovalURL != tc.want || (tc.want == "" && c.Grants.RequestURL("req_1") != "") {
 			t.Errorf("%q: approval_url %q, want %q", tc.extra, c.Grants.ApprovalURL, tc.want)
 		}
+	}
+}
+
+func TestGrantsPostgresDSN(t *testing.T) {
+	c := GrantsDefaults()
+	c.Store, c.Postgres.DSNEnv = GrantStorePostgres, "AIRLOCK_TEST_PG_DSN"
+	t.Setenv("AIRLOCK_TEST_PG_DSN", "")
+	if _, err := c.PostgresDSN(); err == nil || !strings.Contains(err.Error(), "AIRLOCK_TEST_PG_DSN") {
+		t.Fatalf("an empty DSN variable: %v, want an error naming it", err)
+	}
+	t.Setenv("AIRLOCK_TEST_PG_DSN", "postgres://a:pw@db/x")
+	if dsn, err := c.PostgresDSN(); err != nil || dsn != "postgres://a:pw@db/x" {
+		t.Fatalf("PostgresDSN = %q, %v", dsn, err)
+	}
+}
+
+// Replicas on a shared store share sign-ins: with the inbox on, its
+// session key must come from the environment, the same on every replica.
+func TestSharedStoreNeedsSharedSessions(t *testing.T) {
+	base := "public_url: https://gw.example\npolicy: {dir: " + t.TempDir() + "}\nissuers: [{name: okta, url: https://okta.example/oauth2/default}]\ntargets: [{name: gh, upstream: http://127.0.0.1:1/mcp}]\n"
+	inbox := "inbox: {issuer: https://okta.example, client_id: inbox, redirect_url: https://gw.example/airlock/inbox/callback%s}\n"
+	for _, tc := range []struct {
+		name, extra string
+		wantErr     string
+	}{
+		{"file store, no key", "grants: {dir: " + t.TempDir() + "}\n" + fmt.Sprintf(inbox, ""), ""},
+		{"postgres, inbox off", "grants: {store: postgres, postgres: {dsn_env: PG_DSN}}\n", ""},
+		{"postgres, shared key", "grants: {store: postgres, postgres: {dsn_env: PG_DSN}}\n" + fmt.Sprintf(inbox, ", session_key_env: INBOX_KEY"), ""},
+		{"postgres, no key", "grants: {store: postgres, postgres: {dsn_env: PG_DSN}}\n" + fmt.Sprintf(inbox, ""), "inbox.session_key_env"},
+		{"postgres, dsn in the file", "grants: {store: postgres, postgres: {dsn_env: 'postgres://a:pw@db/x'}}\n", "grants.postgres.dsn_env"},
+		{"unknown key under postgres", "grants: {store: postgres, postgres: {dsn: 'postgres://a:pw@db/x', dsn_env: PG}}\n", "dsn"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(base+tc.extra), "a.yaml")
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("Parse = %v, want an error at %s", err, tc.wantErr)
+			case err != nil && strings.Contains(err.Error(), "pw@"):
+				t.Fatalf("the error repeats the DSN: %v", err)
+			}
+		})
 	}
 }

@@ -180,7 +180,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.checkAudiences()...)
 	errs = append(errs, c.checkLimits()...)
-	for _, err := range []error{c.Grants.Validate(), c.API.Validate(), c.Inbox.Validate(), c.Audit.Validate(), c.Notifications.Validate()} {
+	for _, err := range []error{c.Grants.Validate(), c.checkSharedSessions(), c.API.Validate(), c.Inbox.Validate(), c.Audit.Validate(), c.Notifications.Validate()} {
 		errs = append(errs, unjoin(err)...)
 	}
 	if c.Policy.Dir == "" {

@@ -22,6 +22,9 @@ type Options struct {
 	// reasons as they enter (see redact.go); default, and for a target it
 	// returns nil for, mask.Default().
 	Mask ProfileFunc
+	// FeedPoll is how often a Service on a SharedStore reads the feed
+	// when no wake came; default DefaultFeedPoll.
+	FeedPoll time.Duration
 
 	// manualExpiry leaves the expiry loop off: tests with a fake clock
 	// call sweep themselves.
@@ -47,6 +50,13 @@ type Service struct {
 	seq      atomic.Uint64
 
 	wmu sync.Mutex // serialises writes: store.Apply, install, events in order
+
+	// On a SharedStore: the store, this replica's writer id in its feed,
+	// and the last change applied (guarded by wmu).
+	shared   SharedStore
+	instance string
+	feedSeq  uint64
+	feedDone chan struct{}
 
 	mu        sync.RWMutex // guards the maps below; records in them are never changed in place
 	requests  map[string]*Request
@@ -77,7 +87,9 @@ func New(store Store, cfg Config, opts Options) (*Service, error) {
 		requests: make(map[string]*Request), grants: make(map[string]*Grant), pending: make(map[string]string),
 		pendingBy: make(map[string]int), active: make(map[string][]*Grant), done: make(map[string]chan struct{}),
 		uses: make(map[string]*atomic.Int64), closed: make(chan struct{}), loopDone: make(chan struct{}),
+		feedDone: make(chan struct{}),
 	}
+	s.shared, _ = store.(SharedStore)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -91,12 +103,11 @@ func New(store Store, cfg Config, opts Options) (*Service, error) {
 		s.notifier = nopNotifier{}
 	}
 	s.timers.init()
-	snap, err := store.Load(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("grants: loading the store: %w", err)
+	if s.shared != nil {
+		s.instance = newID("rep_")
 	}
-	legacyGrantIssuers(&snap)
-	if err := s.redactLoaded(context.Background(), &snap); err != nil {
+	snap, err := s.load(context.Background())
+	if err != nil {
 		return nil, err
 	}
 	tx := &txn{}
@@ -113,7 +124,40 @@ func New(store Store, cfg Config, opts Options) (*Service, error) {
 	} else {
 		go s.expireLoop()
 	}
+	if s.shared != nil {
+		poll := opts.FeedPoll
+		if poll <= 0 {
+			poll = DefaultFeedPoll
+		}
+		go s.feedLoop(poll)
+	} else {
+		close(s.feedDone)
+	}
 	return s, nil
+}
+
+// load reads every record and masks what a store written before masking
+// holds. On a shared store another replica starting at the same time may
+// store the same masking first: the conflict means reading again.
+func (s *Service) load(ctx context.Context) (Snapshot, error) {
+	for try := 0; ; try++ {
+		var snap Snapshot
+		var err error
+		if s.shared != nil {
+			snap, s.feedSeq, err = s.shared.LoadAt(ctx)
+		} else {
+			snap, err = s.store.Load(ctx)
+		}
+		if err != nil {
+			return Snapshot{}, fmt.Errorf("grants: loading the store: %w", err)
+		}
+		legacyGrantIssuers(&snap)
+		err = s.redactLoaded(ctx, &snap)
+		if s.shared != nil && errors.Is(err, ErrConflict) && try < maxConflictRetries {
+			continue
+		}
+		return snap, err
+	}
 }
 
 // Close stops the expirer, ends every subscription, wakes every Wait with
@@ -125,6 +169,7 @@ func (s *Service) Close() error {
 		close(s.closed)
 		s.wmu.Unlock()
 		<-s.loopDone
+		<-s.feedDone
 		s.hub.closeAll()
 		err = s.store.Close()
 	})
@@ -227,6 +272,9 @@ func (s *Service) update(ctx context.Context, fn func(tx *txn) error) error {
 		return ErrClosed
 	default:
 	}
+	if s.shared != nil {
+		return s.updateShared(ctx, fn)
+	}
 	tx := &txn{now: s.now()}
 	if err := fn(tx); err != nil {
 		s.send(tx.notes)
@@ -247,11 +295,52 @@ func (s *Service) update(ctx context.Context, fn func(tx *txn) error) error {
 	return tx.after
 }
 
+// updateShared is update on a SharedStore: it first applies what other
+// replicas wrote, so fn decides on the current records; a conditional
+// write lost to another replica (ErrConflict) is not an error but a
+// reason to catch up and decide again (a single-use grant raced from two
+// replicas is then found used: ErrGrantUsed). Callers hold wmu.
+func (s *Service) updateShared(ctx context.Context, fn func(tx *txn) error) error {
+	for try := 0; ; try++ {
+		if err := s.catchUp(ctx); err != nil {
+			return err
+		}
+		tx := &txn{now: s.now()}
+		if err := fn(tx); err != nil {
+			s.send(tx.notes)
+			return err
+		}
+		m := tx.mutation()
+		if !m.empty() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			for i := range tx.events {
+				tx.events[i].ID = newID(EventIDPrefix)
+			}
+			_, err := s.shared.Publish(ctx, Change{Writer: s.instance, Mutation: m, Events: tx.events})
+			if errors.Is(err, ErrConflict) && try < maxConflictRetries {
+				s.log.Debug("grants: another replica wrote first; deciding again", "error", err)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("grant store: %w", err)
+			}
+			s.install(tx)
+		}
+		s.send(tx.notes)
+		s.send(tx.events)
+		return tx.after
+	}
+}
+
 // send numbers events and hands them to the auditor, the notifier and
 // subscribers.
 func (s *Service) send(events []Event) {
 	for _, e := range events {
-		e.ID = newID(EventIDPrefix)
+		if e.ID == "" {
+			e.ID = newID(EventIDPrefix)
+		}
 		e.Seq = s.seq.Add(1)
 		s.auditor.Record(e)
 		s.notifier.Notify(e)

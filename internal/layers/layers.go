@@ -43,6 +43,10 @@ var Rank = map[string]int{
 	// 4: what only a running gateway needs of them.
 	"internal/notify":           4,
 	"internal/audit/clickhouse": 4,
+	// the grant store replicas share (PostgreSQL), and the conformance
+	// suite every grant store passes.
+	"internal/grants/pgstore":   4,
+	"internal/grants/storetest": 4,
 
 	// 5: what Envoy and people talk to: the ext_authz and ext_proc cores
 	// and their gRPC adapters, the Envoy renderer, the HTTP surfaces.
@@ -65,6 +69,7 @@ var Rank = map[string]int{
 	"internal/mtls/mtlstest":           2,
 	"internal/approvals/approvalstest": 6,
 	"internal/grants/grantstest":       4,
+	"internal/grants/pgtest":           0, // a throw-away PostgreSQL; imports no airlock package
 }
 
 // Light packages must not reach these module path prefixes, even
@@ -73,6 +78,7 @@ var Heavy = []string{
 	"github.com/open-policy-agent/opa",
 	"github.com/ClickHouse/clickhouse-go",
 	"github.com/ClickHouse/ch-go",
+	"github.com/jackc/pgx",
 }
 
 // Light are the packages (relative to Module) that must never reach a

@@ -8,6 +8,7 @@ import (
 
 	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/grants/pgstore"
 	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/mtls"
 	"github.com/airlock-mcp/airlock/internal/notify"
@@ -79,6 +80,7 @@ func Check(ctx context.Context, cfg *config.Config, opts CheckOptions) (*Checked
 		// notify.New refuses to start without.
 		errs = append(errs, notify.CheckEnvironment(cfg.Notifications, nil))
 		errs = append(errs, slackapp.CheckEnvironment(cfg.Notifications.SlackApp, nil))
+		errs = append(errs, pgstore.CheckEnvironment(cfg.Grants)) // the shared grant store's DSN
 	}
 	// The gRPC transport as serving sets it up: TLS files loaded, or
 	// every plaintext listener on loopback (host names resolved).

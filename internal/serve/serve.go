@@ -33,6 +33,7 @@ import (
 	auditch "github.com/airlock-mcp/airlock/internal/audit/clickhouse"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/grants"
+	"github.com/airlock-mcp/airlock/internal/grants/pgstore"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/meta"
@@ -199,7 +200,7 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 	if err != nil {
 		return err
 	}
-	gstore, err := grants.OpenFileStore(cfg.Grants.Dir, grants.FileStoreOptions{Logger: log.With("component", "grants")})
+	gstore, err := pgstore.OpenConfigured(ctx, cfg.Grants, true, log.With("component", "grants"))
 	if err != nil {
 		return err
 	}
