@@ -13,7 +13,7 @@ import (
 // The help is generated from the one command table: every verb, server
 // and access, is listed, and each answers --help with its usage line.
 func TestHelpListsEveryVerb(t *testing.T) {
-	verbs := []string{"serve", "validate", "envoy", "requests", "request", "approve", "deny", "cancel",
+	verbs := []string{"serve", "validate", "migrate", "envoy", "requests", "request", "approve", "deny", "cancel",
 		"grants", "revoke", "watch", "sessions", "replay", "version", "completion"}
 	var out, errOut bytes.Buffer
 	if code := run([]string{"--help"}, &out, &errOut); code != 0 || errOut.Len() > 0 {
@@ -24,7 +24,7 @@ func TestHelpListsEveryVerb(t *testing.T) {
 			t.Errorf("--help lacks %s:\n%s", v, out.String())
 		}
 	}
-	for _, v := range append(verbs, "envoy bootstrap") {
+	for _, v := range append(verbs, "envoy bootstrap", "envoy status", "dev issuer", "dev token") {
 		out.Reset()
 		if code := run(append(strings.Fields(v), "--help"), &out, &errOut); code != 0 || !strings.Contains(out.String(), "Usage:\n  airlock "+v) {
 			t.Errorf("%s --help: exit %d\n%s", v, code, out.String())
