@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/airlock-mcp/airlock/envoy"
 	"github.com/airlock-mcp/airlock/extauthz"
 	"github.com/airlock-mcp/airlock/internal/approvals"
 	"github.com/airlock-mcp/airlock/internal/approvals/approvalstest"
@@ -21,6 +23,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/grants/pgtest"
 	"github.com/airlock-mcp/airlock/internal/serve"
 	"github.com/airlock-mcp/airlock/internal/wire"
+	"github.com/airlock-mcp/airlock/test/envoydriver"
 	"github.com/airlock-mcp/airlock/test/oidcissuer"
 )
 
@@ -57,7 +60,7 @@ func TestReplicasShareGrants(t *testing.T) {
 	start := func(name string) (*serve.Gateway, *config.Config) {
 		t.Helper()
 		src := fmt.Sprintf(`
-listen: {authz: "127.0.0.1:0", http: "127.0.0.1:0", proc: "", xds: ""}
+listen: {authz: "127.0.0.1:0", http: "127.0.0.1:0", proc: "", xds: "127.0.0.1:0"}
 public_url: "http://gateway.test"
 issuers: [{name: okta, url: %q}]
 targets: [{name: github, upstream: "http://127.0.0.1:1/mcp"}]
@@ -84,6 +87,8 @@ audit: {embedded: {dir: %s}, spool: {dir: %s}}
 	}()
 	b, _ := start("b")
 	defer stopGateway(b)
+	// An Envoy on ADS to A only: grants issued through B must reach it.
+	scopesOnA := watchScopes(t, a)
 
 	agent, err := iss.Mint(oidcissuer.Token{Subject: "alice@example.com", User: "00u-alice", ClientID: "0oa-agent",
 		Groups: []string{"engineering"}, Audience: []string{cfg.Targets[0].Resource}})
@@ -177,6 +182,14 @@ audit: {embedded: {dir: %s}, spool: {dir: %s}}
 		t.Fatalf("A lists %d approved requests (%v) and %d pending; want only %s: one prompt per call", len(all.Requests), all.Requests, len(pending(a)), id)
 	}
 
+	// The grant was issued through B; the Envoy connected to A has its
+	// route (A follows the shared store's feed and serves it over ADS).
+	if g := all.Requests[0].GrantID; g == "" {
+		t.Fatal("the approved request names no grant")
+	} else {
+		scopesOnA.wait(t, envoy.ScopeName(g))
+	}
+
 	// A stops mid-hold: its call fails closed; the request lives on in
 	// the store, and B decides it.
 	onA = call(a, "acme/two")
@@ -204,4 +217,59 @@ func stopGateway(g *serve.Gateway) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	g.Stop(ctx)
+}
+
+// scopeWatch records the scopes an ADS client was sent.
+type scopeWatch struct {
+	mu   sync.Mutex
+	seen map[string]bool
+	ch   chan struct{}
+}
+
+// watchScopes connects the stand-in's ADS client (no listener) to g's
+// xDS server as an Envoy would, and records every scope it accepts.
+func watchScopes(t *testing.T, g *serve.Gateway) *scopeWatch {
+	t.Helper()
+	w := &scopeWatch{seen: map[string]bool{}, ch: make(chan struct{}, 1)}
+	b, err := envoy.ADSBootstrap(envoy.Node{ID: "envoy-on-a", Cluster: "airlock"}, g.XDSAddr.String(), envoy.ADSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := envoydriver.ConnectBootstrap(b, envoydriver.ADSOptions{NoListener: true, OnResponse: func(r envoydriver.ADSResponse) {
+		if r.Err != nil {
+			return
+		}
+		w.mu.Lock()
+		for _, n := range r.Updated {
+			w.seen[n] = true
+		}
+		w.mu.Unlock()
+		select {
+		case w.ch <- struct{}{}:
+		default:
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return w
+}
+
+func (w *scopeWatch) wait(t *testing.T, name string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		w.mu.Lock()
+		ok := w.seen[name]
+		w.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-w.ch:
+		case <-deadline:
+			t.Fatalf("the ADS client on the other replica never got scope %s", name)
+		}
+	}
 }
