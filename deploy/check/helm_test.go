@@ -1,6 +1,7 @@
 package check
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -115,34 +116,34 @@ func TestHelmChart(t *testing.T) {
 					t.Errorf("helm lint: %s", m)
 				}
 			}
-			out, err := render(t, ch, vals)
-			if err != nil {
-				t.Fatalf("helm render: %v", err)
-			}
-			objs := map[string]any{}
-			names := slices.Sorted(func(yield func(string) bool) {
-				for k := range out {
-					if !yield(k) {
-						return
-					}
-				}
-			})
-			for _, name := range names {
-				if strings.HasSuffix(name, "NOTES.txt") {
-					continue
-				}
-				for _, o := range splitManifest(t, name, []byte(out[name])) {
-					v, err := decodeKube(o)
-					if err != nil {
-						t.Error(err)
-						continue
-					}
-					objs[o.Kind+"/"+o.Metadata.Name] = v
-				}
-			}
-			checkChartObjects(t, tc, objs)
+			checkChartObjects(t, tc, renderObjects(t, ch, vals))
 		})
 	}
+}
+
+// renderObjects renders the chart with vals and strictly decodes every
+// object into its Kubernetes type, by "Kind/name".
+func renderObjects(t *testing.T, ch *chart.Chart, vals map[string]any) map[string]any {
+	t.Helper()
+	out, err := render(t, ch, vals)
+	if err != nil {
+		t.Fatalf("helm render: %v", err)
+	}
+	objs := map[string]any{}
+	for _, name := range slices.Sorted(maps.Keys(out)) {
+		if strings.HasSuffix(name, "NOTES.txt") {
+			continue
+		}
+		for _, o := range splitManifest(t, name, []byte(out[name])) {
+			v, err := decodeKube(o)
+			if err != nil {
+				t.Error(err)
+				continue
+			}
+			objs[o.Kind+"/"+o.Metadata.Name] = v
+		}
+	}
+	return objs
 }
 
 // checkChartObjects checks what the rendered objects say together: the
@@ -188,19 +189,7 @@ func checkChartObjects(t *testing.T, tc helmCase, objs map[string]any) {
 		}
 	}
 
-	// Lay the pod's files out under a temporary root and validate.
-	r := rooted{root: t.TempDir(), prefixes: []string{"/etc/airlock", "/etc/envoy/airlock", "/var/lib/airlock"}}
-	for name, body := range pol.Data {
-		writeFile(t, filepath.Join(r.root, "etc/airlock/policies", name), body)
-	}
-	writeTLS(t, filepath.Join(r.root, "etc/airlock/tls"), "airlock.airlock-system.svc", filepath.Join(r.root, "etc/envoy/airlock"), "spiffe://cluster.local/ns/envoy-gateway-system/sa/envoy")
-	for _, e := range c.Env {
-		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
-			t.Setenv(e.Name, "secret-from-"+e.ValueFrom.SecretKeyRef.Name) // what the Secret would hold
-		}
-	}
-	cfgPath := filepath.Join(r.root, "etc/airlock/airlock.yaml")
-	writeFile(t, cfgPath, r.in(cm.Data["airlock.yaml"]))
+	cfgPath, r := layOutPod(t, cm, pol, c.Env)
 	validate(t, cfgPath)
 
 	if !tc.envoy {
@@ -289,6 +278,27 @@ func checkNetworkPolicy(t *testing.T, np *networkingv1.NetworkPolicy, open map[i
 			}
 		}
 	}
+}
+
+// layOutPod lays the files airlock's pod sees out under a temporary root:
+// airlock.yaml and the policies from their ConfigMaps, the TLS Secret's
+// files (a throw-away CA), and the credentials the container's env takes
+// from Secrets, as environment variables. It returns airlock.yaml's path.
+func layOutPod(t *testing.T, cm, pol *corev1.ConfigMap, env []corev1.EnvVar) (string, rooted) {
+	t.Helper()
+	r := rooted{root: t.TempDir(), prefixes: []string{"/etc/airlock", "/etc/envoy/airlock", "/var/lib/airlock"}}
+	for name, body := range pol.Data {
+		writeFile(t, filepath.Join(r.root, "etc/airlock/policies", name), body)
+	}
+	writeTLS(t, filepath.Join(r.root, "etc/airlock/tls"), "airlock.airlock-system.svc", filepath.Join(r.root, "etc/envoy/airlock"), "spiffe://cluster.local/ns/envoy-gateway-system/sa/envoy")
+	for _, e := range env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			t.Setenv(e.Name, "secret-from-"+e.ValueFrom.SecretKeyRef.Name) // what the Secret would hold
+		}
+	}
+	cfgPath := filepath.Join(r.root, "etc/airlock/airlock.yaml")
+	writeFile(t, cfgPath, r.in(cm.Data["airlock.yaml"]))
+	return cfgPath, r
 }
 
 func writeFile(t *testing.T, path, body string) {
