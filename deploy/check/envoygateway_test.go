@@ -84,7 +84,7 @@ func extAuthTimeoutOK(ea *egv1a1.ExtAuth, hold time.Duration) error {
 // renders (and the checker refuses one that does not).
 func TestEnvoyGatewayTimeoutExceedsHoldWindow(t *testing.T) {
 	eg := loadEnvoyGateway(t)
-	chartHold := chartConfig(t).Grants.HoldWindow
+	chartHold := chartConfig(t, "").Grants.HoldWindow
 	for _, tc := range []struct {
 		name   string
 		hold   time.Duration
@@ -116,7 +116,7 @@ func TestEnvoyGatewayTimeoutExceedsHoldWindow(t *testing.T) {
 // across namespaces, and mutual TLS on the ports it reaches.
 func TestEnvoyGateway(t *testing.T) {
 	eg := loadEnvoyGateway(t)
-	cfg := chartConfig(t)
+	cfg := chartConfig(t, "")
 	authzPort := portOf(t, cfg.Listen.Authz)
 	procPort := portOf(t, cfg.Listen.Proc)
 	routes := map[string]*gwapiv1.HTTPRoute{}

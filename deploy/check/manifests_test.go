@@ -55,13 +55,13 @@ func decodeAll(t *testing.T, objs []object, types map[string]reflect.Type) map[s
 	return out
 }
 
-// chartConfig is the airlock.yaml the chart renders with its default
-// values, loaded by internal/config (defaults applied) with the pod's
+// chartConfig is the airlock.yaml the chart renders with the values in
+// file (under the chart; "" for the defaults), loaded by internal/config (defaults applied) with the pod's
 // files laid out: the airlock the platform manifests in deploy/ are
 // written for.
-func chartConfig(t *testing.T) *config.Config {
+func chartConfig(t *testing.T, file string) *config.Config {
 	t.Helper()
-	objs := renderObjects(t, loadChart(t), map[string]any{})
+	objs := renderObjects(t, loadChart(t), readValues(t, file))
 	dep := objs["Deployment/"+release].(*appsv1.Deployment)
 	path, _ := layOutPod(t, objs["ConfigMap/"+release].(*corev1.ConfigMap), objs["ConfigMap/"+release+"-policies"].(*corev1.ConfigMap), dep.Spec.Template.Spec.Containers[0].Env)
 	cfg, err := config.Load(path)
