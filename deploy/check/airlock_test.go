@@ -59,6 +59,9 @@ func (r rooted) out(s string) string { return strings.ReplaceAll(s, r.root, "") 
 func golden(t *testing.T, path string, got []byte) {
 	t.Helper()
 	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -69,6 +72,17 @@ func golden(t *testing.T, path string, got []byte) {
 		t.Fatalf("%v (go test -update in deploy/check writes it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s is stale: regenerate it with `go test -update` in deploy/check\n--- want\n%s\n--- got\n%s", path, want, got)
+		g, w := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+		i := 0
+		for i < len(g) && i < len(w) && g[i] == w[i] {
+			i++
+		}
+		line := func(l []string) string {
+			if i < len(l) {
+				return l[i]
+			}
+			return "<end of file>"
+		}
+		t.Errorf("%s is stale (regenerate it with `go test -update` in deploy/check): line %d is %q, want %q", path, i+1, line(g), line(w))
 	}
 }

@@ -1,0 +1,149 @@
+//go:build egctl
+
+package check
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+// TestEgctlTranslate runs Envoy Gateway's own translator (egctl x
+// translate, the binary named by $EGCTL; `make check-envoy-gateway` builds
+// it) on deploy/envoy-gateway with the Secrets and ConfigMap it refers to,
+// requires every policy and route to be accepted with its references
+// resolved, checks the xDS for what airlock needs, and compares it with a
+// golden (-update rewrites it).
+func TestEgctlTranslate(t *testing.T) {
+	bin := os.Getenv("EGCTL")
+	if bin == "" {
+		t.Fatal("EGCTL must name the egctl binary: run `make check-envoy-gateway`")
+	}
+	dir := t.TempDir()
+	writeTLS(t, filepath.Join(dir, "server"), "airlock.airlock-system.svc", filepath.Join(dir, "client"), "spiffe://cluster.local/ns/envoy-gateway-system/sa/envoy")
+	read := func(p string) string {
+		b, err := os.ReadFile(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	ca, _ := os.ReadFile(filepath.Join(dir, "server/ca.crt"))
+	var in bytes.Buffer
+	fmt.Fprintf(&in, `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: envoy-gateway}
+spec: {controllerName: gateway.envoyproxy.io/gatewayclass-controller}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: mcp-example-com-tls, namespace: mcp}
+type: kubernetes.io/tls
+data: {tls.crt: %[1]s, tls.key: %[2]s}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: airlock-client, namespace: mcp}
+type: kubernetes.io/tls
+data: {tls.crt: %[3]s, tls.key: %[4]s}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: airlock-ca, namespace: airlock-system}
+data:
+  ca.crt: |
+%[5]s
+`, read("server/tls.crt"), read("server/tls.key"), read("client/tls.crt"), read("client/tls.key"), indent(string(ca), "    "))
+	files, _ := filepath.Glob(filepath.Join(envoyGatewayDir, "*.yaml"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.WriteString("---\n")
+		in.Write(b)
+	}
+	inFile := filepath.Join(dir, "in.yaml")
+	writeFile(t, inFile, in.String())
+	translate := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"x", "translate", "--from", "gateway-api", "--add-missing-resources", "-o", "yaml", "-f", inFile}, args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("egctl x translate %v: %v\n%s", args, err, stderr.String())
+		}
+		return out
+	}
+	// Envoy Gateway's verdict on each resource: every condition True.
+	for _, doc := range bytes.Split(translate("--to", "gateway-api"), []byte("\n---\n")) {
+		var v any
+		if err := yaml.Unmarshal(doc, &v); err != nil {
+			t.Fatalf("egctl output: %v", err)
+		}
+		checkConditions(t, "", v)
+	}
+	// The xDS it renders (secrets left out: the test's keys are random).
+	var out []byte
+	for _, typ := range []string{"listener", "route", "cluster"} {
+		out = append(out, translate("--to", "xds", "--type", typ)...)
+	}
+	for _, want := range []string{
+		"airlock_target", "envoy.filters.http.ext_authz", "envoy.filters.http.ext_proc",
+		"timeout: 30s", "allow_mode_override: true", "request_body_mode: BUFFERED", "response_body_mode: STREAMED",
+	} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("egctl's xDS lacks %q", want)
+		}
+	}
+	golden(t, filepath.Join(envoyGatewayDir, "testdata", "egctl-translate.golden.yaml"), scrubPEM(out))
+}
+
+// checkConditions fails on any status condition that is not True
+// (Accepted, ResolvedRefs, Programmed ...): Envoy Gateway refused something.
+func checkConditions(t *testing.T, path string, v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		if typ, ok := x["type"].(string); ok {
+			if st, ok := x["status"].(string); ok && st != "True" && x["reason"] != nil {
+				t.Errorf("%s: condition %s is %s: %v: %v", path, typ, st, x["reason"], x["message"])
+			}
+		}
+		for k, e := range x {
+			checkConditions(t, path+"."+k, e)
+		}
+	case []any:
+		for i, e := range x {
+			checkConditions(t, fmt.Sprintf("%s[%d]", path, i), e)
+		}
+	}
+}
+
+func indent(s, pre string) string {
+	return pre + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+pre)
+}
+
+func scrubPEM(b []byte) []byte {
+	var out []string
+	skip := false
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.Contains(l, "-----BEGIN"):
+			skip = true
+			out = append(out, strings.SplitN(l, "-----BEGIN", 2)[0]+"<pem>")
+		case strings.Contains(l, "-----END"):
+			skip = false
+		case !skip:
+			out = append(out, l)
+		}
+	}
+	return []byte(strings.Join(out, "\n"))
+}
