@@ -42,6 +42,15 @@ func TestValuesSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, filepath.Join(chartDir, "values.schema.json"), got)
+
+	// Every enum names a field that exists (a misspelt path would
+	// silently leave the field open).
+	_, paths := configSchema()
+	for p := range enums {
+		if !paths[p] {
+			t.Errorf("enums[%q]: no such field in internal/config's Config", p)
+		}
+	}
 }
 
 // helmCase is one set of values the chart is rendered with: the defaults,
@@ -311,13 +320,17 @@ func writeFile(t *testing.T, path, body string) {
 	}
 }
 
-// TestHelmValuesRejected: the values schema refuses unknown keys and bad
-// values before anything renders, in the chart's keys and in airlock.yaml.
-func TestHelmValuesRejected(t *testing.T) {
+// TestHelmValuesSchema: the values schema refuses unknown keys and bad
+// values before anything renders, in the chart's keys and in airlock.yaml,
+// and takes good ones.
+func TestHelmValuesSchema(t *testing.T) {
 	ch := loadChart(t)
 	for _, tc := range []struct {
-		name, values, want string
+		name, values, want string // want "": accepted
 	}{
+		{"durations as airlock reads them", "config: {grants: {hold_window: 20s, pending_ttl: 1h30m}}", ""},
+		{"a webhook with an enum value", "config: {notifications: {webhooks: [{name: ops, url_env: OPS_URL, format: slack}]}}", ""},
+		{"a default deleted with null", "config: {log: null}", ""},
 		{"unknown top-level key", "replicas: 2", "replicas"},
 		{"unknown config key", "config: {listen: {authz_port: 9001}}", "authz_port"},
 		{"misspelt target key", "config: {targets: [{name: x, upstream: 'http://x/mcp', credentials: {env: X}}]}", "credentials"},
@@ -335,6 +348,12 @@ func TestHelmValuesRejected(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = render(t, ch, vals)
+			if tc.want == "" {
+				if err != nil {
+					t.Errorf("values %q refused: %v", tc.values, err)
+				}
+				return
+			}
 			if err == nil {
 				t.Fatalf("values %q rendered; the schema should refuse them", tc.values)
 			}

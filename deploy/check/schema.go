@@ -36,16 +36,25 @@ var enums = map[string][]string{
 // carry YAML tags and time.Duration (a string in airlock.yaml, an integer
 // to a JSON reflector) and the enums above.
 func ConfigSchema() schema {
-	return reflectType(reflect.TypeFor[config.Config](), "")
+	s, _ := configSchema()
+	return s
 }
 
-func reflectType(t reflect.Type, path string) schema {
+// configSchema also returns every YAML path it reached, so a test can
+// hold the enums table to paths that exist.
+func configSchema() (schema, map[string]bool) {
+	paths := map[string]bool{}
+	return reflectType(reflect.TypeFor[config.Config](), "", paths), paths
+}
+
+func reflectType(t reflect.Type, path string, paths map[string]bool) schema {
+	paths[path] = true
 	if t == reflect.TypeFor[time.Duration]() {
 		return schema{"type": "string", "pattern": durationPattern}
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		s := reflectType(t.Elem(), path)
+		s := reflectType(t.Elem(), path, paths)
 		if typ, ok := s["type"].(string); ok {
 			s["type"] = []any{typ, "null"}
 		}
@@ -64,16 +73,16 @@ func reflectType(t reflect.Type, path string) schema {
 			if name == "" {
 				panic(fmt.Sprintf("config schema: field %s.%s has no yaml name", t.Name(), f.Name))
 			}
-			props[name] = reflectType(f.Type, join(path, name))
+			props[name] = reflectType(f.Type, join(path, name), paths)
 		}
 		return schema{"type": "object", "additionalProperties": false, "properties": props}
 	case reflect.Slice, reflect.Array:
-		return schema{"type": []any{"array", "null"}, "items": reflectType(t.Elem(), path+"[]")}
+		return schema{"type": []any{"array", "null"}, "items": reflectType(t.Elem(), path+"[]", paths)}
 	case reflect.Map:
 		if t.Key().Kind() != reflect.String {
 			panic(fmt.Sprintf("config schema: %s: map keys must be strings", path))
 		}
-		return schema{"type": "object", "additionalProperties": reflectType(t.Elem(), path+"[]")}
+		return schema{"type": "object", "additionalProperties": reflectType(t.Elem(), path+"[]", paths)}
 	case reflect.String:
 		s := schema{"type": "string"}
 		if e, ok := enums[path]; ok {
