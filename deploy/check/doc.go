@@ -12,6 +12,7 @@
 //
 // The package also generates the chart's values.schema.json: the chart's
 // own keys come from schema/chart.json, and `config` (airlock.yaml) is
-// reflected from internal/config's types (ConfigSchema).
+// reflected from internal/config's types (ConfigSchema), each field described by its
+// doc comment (FieldDocs).
 // `go test -run TestValuesSchema -update` rewrites it.
 package check

@@ -37,7 +37,11 @@ func TestValuesSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ValuesSchema(base)
+	docs, err := FieldDocs(filepath.Join(repoRoot, "internal/config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ValuesSchema(base, docs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +49,7 @@ func TestValuesSchema(t *testing.T) {
 
 	// Every enum names a field that exists (a misspelt path would
 	// silently leave the field open).
-	_, paths := configSchema()
+	_, paths := configSchema(nil)
 	for p := range enums {
 		if !paths[p] {
 			t.Errorf("enums[%q]: no such field in internal/config's Config", p)

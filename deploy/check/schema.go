@@ -3,6 +3,10 @@ package check
 import (
 	"encoding/json"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"time"
@@ -35,26 +39,33 @@ var enums = map[string][]string{
 // by hand rather than with a reflection library because the config types
 // carry YAML tags and time.Duration (a string in airlock.yaml, an integer
 // to a JSON reflector) and the enums above.
-func ConfigSchema() schema {
-	s, _ := configSchema()
+//
+// docs, from FieldDocs, gives each field its description.
+func ConfigSchema(docs map[string]string) schema {
+	s, _ := configSchema(docs)
 	return s
 }
 
 // configSchema also returns every YAML path it reached, so a test can
 // hold the enums table to paths that exist.
-func configSchema() (schema, map[string]bool) {
-	paths := map[string]bool{}
-	return reflectType(reflect.TypeFor[config.Config](), "", paths), paths
+func configSchema(docs map[string]string) (schema, map[string]bool) {
+	r := reflector{docs: docs, paths: map[string]bool{}}
+	return r.reflectType(reflect.TypeFor[config.Config](), ""), r.paths
 }
 
-func reflectType(t reflect.Type, path string, paths map[string]bool) schema {
-	paths[path] = true
+type reflector struct {
+	docs  map[string]string // "Type.Field" → its doc comment
+	paths map[string]bool
+}
+
+func (r reflector) reflectType(t reflect.Type, path string) schema {
+	r.paths[path] = true
 	if t == reflect.TypeFor[time.Duration]() {
 		return schema{"type": "string", "pattern": durationPattern}
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		s := reflectType(t.Elem(), path, paths)
+		s := r.reflectType(t.Elem(), path)
 		if typ, ok := s["type"].(string); ok {
 			s["type"] = []any{typ, "null"}
 		}
@@ -73,16 +84,20 @@ func reflectType(t reflect.Type, path string, paths map[string]bool) schema {
 			if name == "" {
 				panic(fmt.Sprintf("config schema: field %s.%s has no yaml name", t.Name(), f.Name))
 			}
-			props[name] = reflectType(f.Type, join(path, name), paths)
+			fs := r.reflectType(f.Type, join(path, name))
+			if d := r.docs[t.Name()+"."+f.Name]; d != "" {
+				fs["description"] = d
+			}
+			props[name] = fs
 		}
 		return schema{"type": "object", "additionalProperties": false, "properties": props}
 	case reflect.Slice, reflect.Array:
-		return schema{"type": []any{"array", "null"}, "items": reflectType(t.Elem(), path+"[]", paths)}
+		return schema{"type": []any{"array", "null"}, "items": r.reflectType(t.Elem(), path+"[]")}
 	case reflect.Map:
 		if t.Key().Kind() != reflect.String {
 			panic(fmt.Sprintf("config schema: %s: map keys must be strings", path))
 		}
-		return schema{"type": "object", "additionalProperties": reflectType(t.Elem(), path+"[]", paths)}
+		return schema{"type": "object", "additionalProperties": r.reflectType(t.Elem(), path+"[]")}
 	case reflect.String:
 		s := schema{"type": "string"}
 		if e, ok := enums[path]; ok {
@@ -108,10 +123,56 @@ func join(path, name string) string {
 	return path + "." + name
 }
 
+// FieldDocs reads the doc comments of the struct fields declared in the
+// Go files of dir (internal/config), keyed "Type.Field": what the
+// configuration reference says about each field, for the schema's
+// descriptions.
+func FieldDocs(dir string) (map[string]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	docs := map[string]string{}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
+		if err != nil {
+			return nil, err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			ts, ok := n.(*ast.TypeSpec)
+			if !ok {
+				return true
+			}
+			st, ok := ts.Type.(*ast.StructType)
+			if !ok {
+				return false
+			}
+			for _, fld := range st.Fields.List {
+				text := fld.Doc.Text()
+				if text == "" {
+					text = fld.Comment.Text()
+				}
+				text = strings.Join(strings.Fields(text), " ")
+				for _, id := range fld.Names {
+					if text != "" {
+						docs[ts.Name.Name+"."+id.Name] = text
+					}
+				}
+			}
+			return false
+		})
+	}
+	return docs, nil
+}
+
 // ValuesSchema is the chart's values.schema.json: base (the chart's own
 // keys, schema/chart.json) with ConfigSchema as the `config` property,
 // indented and ending in a newline.
-func ValuesSchema(base []byte) ([]byte, error) {
+func ValuesSchema(base []byte, docs map[string]string) ([]byte, error) {
 	var s schema
 	if err := json.Unmarshal(base, &s); err != nil {
 		return nil, fmt.Errorf("chart schema base: %w", err)
@@ -120,7 +181,7 @@ func ValuesSchema(base []byte) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("chart schema base: no properties object")
 	}
-	c := ConfigSchema()
+	c := ConfigSchema(docs)
 	c["description"] = "airlock.yaml (docs/configuration.md); generated from internal/config's types"
 	props["config"] = c
 	out, err := json.MarshalIndent(s, "", "  ")
