@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -61,6 +62,19 @@ data:
   ca.crt: |
 %[5]s
 `, read("server/tls.crt"), read("server/tls.key"), read("client/tls.crt"), read("client/tls.key"), indent(string(ca), "    "))
+	// airlock's Service as the chart renders it, and the MCP server's.
+	rendered, err := render(t, loadChart(t), map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := strings.Replace(rendered["airlock/templates/service.yaml"], "metadata:\n", "metadata:\n  namespace: airlock-system\n", 1)
+	fmt.Fprintf(&in, "---\n%s\n---\n%s", svc, `apiVersion: v1
+kind: Service
+metadata: {name: github-mcp, namespace: mcp}
+spec:
+  selector: {app: github-mcp}
+  ports: [{name: http, port: 8080, targetPort: 8080, protocol: TCP}]
+`)
 	files, _ := filepath.Glob(filepath.Join(envoyGatewayDir, "*.yaml"))
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -98,11 +112,29 @@ data:
 	}
 	for _, want := range []string{
 		"airlock_target", "envoy.filters.http.ext_authz", "envoy.filters.http.ext_proc",
-		"timeout: 30s", "allow_mode_override: true", "request_body_mode: BUFFERED", "response_body_mode: STREAMED",
+		"timeout: 30s", "allowModeOverride: true", "requestBodyMode: BUFFERED", "responseBodyMode: STREAMED",
+		"airlock_target: github", "clearRouteCache: true", "timeout: 0s",
 	} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("egctl's xDS lacks %q", want)
 		}
+	}
+	for _, bad := range []string{"failureModeAllow: true"} {
+		if bytes.Contains(out, []byte(bad)) {
+			t.Errorf("egctl's xDS has %q: airlock's filters must fail closed", bad)
+		}
+	}
+	// Envoy reaches ext_authz and ext_proc with mutual TLS and ALPN h2.
+	var docs []any
+	for _, doc := range bytes.Split(out, []byte("\n---\n")) {
+		var v any
+		if err := yaml.Unmarshal(doc, &v); err != nil {
+			t.Fatalf("egctl output: %v", err)
+		}
+		docs = append(docs, v)
+	}
+	if n := countAirlockTLS(t, docs); n < 2 {
+		t.Errorf("%d upstream TLS contexts for airlock (sni airlock.airlock-system.svc), want one for ext_authz and one for ext_proc", n)
 	}
 	golden(t, filepath.Join(envoyGatewayDir, "testdata", "egctl-translate.golden.yaml"), scrubPEM(out))
 }
@@ -125,6 +157,32 @@ func checkConditions(t *testing.T, path string, v any) {
 			checkConditions(t, fmt.Sprintf("%s[%d]", path, i), e)
 		}
 	}
+}
+
+// countAirlockTLS counts the UpstreamTlsContexts for airlock's Service in
+// v, failing on any without a client certificate or without ALPN h2.
+func countAirlockTLS(t *testing.T, v any) int {
+	n := 0
+	switch x := v.(type) {
+	case map[string]any:
+		if x["@type"] == "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext" && x["sni"] == "airlock.airlock-system.svc" {
+			n++
+			ctx, _ := x["commonTlsContext"].(map[string]any)
+			alpn, _ := ctx["alpnProtocols"].([]any)
+			certs, _ := ctx["tlsCertificateSdsSecretConfigs"].([]any)
+			if len(certs) == 0 || !slices.Contains(alpn, any("h2")) {
+				t.Errorf("airlock's upstream TLS lacks the client certificate or ALPN h2: %v", ctx)
+			}
+		}
+		for _, e := range x {
+			n += countAirlockTLS(t, e)
+		}
+	case []any:
+		for _, e := range x {
+			n += countAirlockTLS(t, e)
+		}
+	}
+	return n
 }
 
 func indent(s, pre string) string {

@@ -164,6 +164,9 @@ func TestEnvoyGateway(t *testing.T) {
 			}
 			covered[key] = true
 			for _, rule := range r.Spec.Rules {
+				if rule.Timeouts == nil || rule.Timeouts.Request == nil || *rule.Timeouts.Request != "0s" {
+					t.Errorf("HTTPRoute %s: timeouts.request must be 0s: Envoy's default 15s route timeout cuts off SSE responses and server streams", key)
+				}
 				for _, m := range rule.Matches {
 					if m.Path == nil || m.Path.Type == nil || *m.Path.Type != gwapiv1.PathMatchExact || m.Path.Value == nil || *m.Path.Value != tg.PathPrefix {
 						t.Errorf("HTTPRoute %s: must match exactly %s, target %s's path_prefix (airlock serves nothing below it)", key, tg.PathPrefix, tg.Name)
@@ -198,6 +201,14 @@ func TestEnvoyGateway(t *testing.T) {
 			}
 			checkBackends(t, eg, name, ep.Namespace, "EnvoyExtensionPolicy", xp.BackendRefs, procPort)
 		}
+	}
+	for _, p := range eg.proxies {
+		if p.Spec.BackendTLS == nil || p.Spec.BackendTLS.ClientCertificateRef == nil || !slices.Contains(p.Spec.BackendTLS.ALPNProtocols, egv1a1.HTTPProtocolVersion2) {
+			t.Errorf("EnvoyProxy %s: backendTLS needs a clientCertificateRef (airlock takes only mutual TLS) and alpnProtocols h2 (gRPC servers refuse TLS without it)", p.Name)
+		}
+	}
+	if len(eg.proxies) == 0 {
+		t.Error("no EnvoyProxy: nothing gives Envoy a client certificate for airlock")
 	}
 	for key := range covered {
 		if !processed[key] {
