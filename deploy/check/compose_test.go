@@ -95,6 +95,29 @@ func TestCompose(t *testing.T) {
 		}
 	}
 
+	// A service others wait on to be healthy has a healthcheck: its own,
+	// or the image's (the Dockerfile's HEALTHCHECK, for airlock's image).
+	for _, s := range p.Services {
+		for dep, d := range s.DependsOn {
+			if d.Condition != types.ServiceConditionHealthy {
+				continue
+			}
+			ds, err := p.GetService(dep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ds.HealthCheck == nil && (ds.Build == nil || ds.Build.Dockerfile != "deploy/docker/Dockerfile") {
+				t.Errorf("service %s waits for %s to be healthy, which has no healthcheck", s.Name, dep)
+			}
+		}
+		// Commands in airlock's image name binaries the image has.
+		if s.Image == al.Image && s.HealthCheck != nil && len(s.HealthCheck.Test) > 1 && s.HealthCheck.Test[0] == "CMD" {
+			if bin := s.HealthCheck.Test[1]; bin != "/usr/local/bin/wget" && bin != "/usr/local/bin/airlock" {
+				t.Errorf("service %s: healthcheck runs %s, which airlock's image does not have", s.Name, bin)
+			}
+		}
+	}
+
 	// airlock's files where its volumes put them, its environment.
 	r := rooted{root: t.TempDir(), prefixes: []string{"/etc/airlock", "/var/lib/airlock"}}
 	for _, v := range al.Volumes {

@@ -345,6 +345,7 @@ func TestHelmValuesSchema(t *testing.T) {
 		{"unknown envoy key", "envoy: {enable: true}", "enable"},
 		{"bad pull policy", "image: {pullPolicy: Sometimes}", "pullPolicy"},
 		{"bad volume size", "persistence: {size: lots}", "size"},
+		{"replicas on the file store", "replicaCount: 2", "replicaCount > 1 needs config.grants.store: postgres"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vals, err := common.ReadValues([]byte(tc.values))
