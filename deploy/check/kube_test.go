@@ -40,26 +40,34 @@ func (o object) String() string {
 // skipping empty documents (a template that rendered nothing).
 func splitManifest(t *testing.T, source string, manifest []byte) []object {
 	t.Helper()
+	objs, err := parseManifest(source, manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func parseManifest(source string, manifest []byte) ([]object, error) {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(manifest)))
 	var out []object
 	for i := 0; ; i++ {
 		doc, err := r.Read()
 		if err == io.EOF {
-			return out
+			return out, nil
 		}
 		if err != nil {
-			t.Fatalf("%s: document %d: %v", source, i, err)
+			return nil, fmt.Errorf("%s: document %d: %w", source, i, err)
 		}
-		j, err := yaml.YAMLToJSON(doc)
+		j, err := yaml.YAMLToJSONStrict(doc) // duplicate keys are errors, as in the API server
 		if err != nil {
-			t.Fatalf("%s: document %d: %v", source, i, err)
+			return nil, fmt.Errorf("%s: document %d: %w", source, i, err)
 		}
 		if s := strings.TrimSpace(string(j)); s == "null" || s == "{}" {
 			continue
 		}
 		var o object
 		if err := kjson.UnmarshalCaseSensitivePreserveInts(j, &o); err != nil {
-			t.Fatalf("%s: document %d: %v", source, i, err)
+			return nil, fmt.Errorf("%s: document %d: %w", source, i, err)
 		}
 		o.Source, o.JSON = fmt.Sprintf("%s#%d", source, i), j
 		out = append(out, o)
@@ -105,4 +113,30 @@ func decodeKube(o object) (any, error) {
 		return nil, err
 	}
 	return v.Interface(), nil
+}
+
+// TestStrictDecode: the decoder the chart's objects go through refuses
+// what the API server's strict field validation refuses, where
+// encoding/json would not: a field spelt in another case, an unknown
+// field, a duplicate.
+func TestStrictDecode(t *testing.T) {
+	for _, tc := range []struct{ name, manifest string }{
+		{"field in another case", "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {Type: ClusterIP}\n"},
+		{"readinessprobe", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: b, readinessprobe: {tcpSocket: {port: 1}}}]\n"},
+		{"unknown field", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndatas: {a: b}\n"},
+		{"duplicate field", "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"x\"}, \"data\": {}, \"data\": {}}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := parseManifest(tc.name, []byte(tc.manifest))
+			if err == nil {
+				if len(objs) != 1 {
+					t.Fatalf("%d objects", len(objs))
+				}
+				_, err = decodeKube(objs[0])
+			}
+			if err == nil {
+				t.Errorf("strict decode took %q", tc.manifest)
+			}
+		})
+	}
 }
