@@ -6,7 +6,7 @@ NODE_DIR := test/node
 # Go test timeout for the whole run; keep `make test` well under 20 minutes on 2 cores.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test test-deps test-secretscan lint bench bench-go bench-authz bench-xds bench-audit demo demo-deps clean fuzz quickstart-mcp standin
+.PHONY: all build test test-deps test-secretscan test-deploy check-envoy-gateway lint bench bench-go bench-authz bench-xds bench-audit demo demo-deps clean fuzz quickstart-mcp standin
 
 all: build
 
@@ -21,12 +21,33 @@ test-deps:
 test: test-deps lint
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) test-secretscan
+	$(MAKE) test-deploy
 
 # Masking measured against gitleaks (recall per rule, false positives; see
 # docs/masking.md). A module of its own, so the airlock binary never
 # carries gitleaks: `./...` above does not reach it.
 test-secretscan:
 	cd test/secretscan && $(GO) vet ./... && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# deploy/ checked by each platform's own code (Helm SDK, Kubernetes types,
+# istio.io/api, Envoy Gateway and Gateway API types, compose-go, BuildKit's
+# Dockerfile parser) and airlock's validate and deep validation. A module
+# of its own (deploy/check), so none of that enters airlock's binary.
+test-deploy:
+	cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# Optional, heavy: Envoy Gateway's own translator (egctl x translate) on
+# deploy/envoy-gateway, its xDS compared with a golden. Building egctl takes
+# ~14 min and ~320 MiB here; it is kept in .cache/tools (git-ignored) and
+# built once per version. EGCTL_UPDATE=1 rewrites the golden.
+EGCTL_VERSION ?= v1.9.1
+EGCTL := .cache/tools/egctl-$(EGCTL_VERSION)
+$(EGCTL):
+	mkdir -p .cache/tools/bin
+	GOBIN=$(abspath .cache/tools/bin) $(GO) install github.com/envoyproxy/gateway/cmd/egctl@$(EGCTL_VERSION)
+	mv .cache/tools/bin/egctl $@
+check-envoy-gateway: $(EGCTL)
+	cd deploy/check && EGCTL=$(abspath $(EGCTL)) $(GO) test -count=1 -tags egctl -run TestEgctlTranslate ./... $(if $(EGCTL_UPDATE),-update)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './$(NODE_DIR)/*')); \
