@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"net"
 	"strings"
 	"testing"
 
@@ -205,4 +206,50 @@ func TestRefusesUnmaskableBodyModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// listen.advertise puts airlock's services, as Envoy dials them, at the
+// advertised host with the listen ports (an Envoy Deployment reaching
+// airlock's Service), in the static and the ADS configuration alike.
+func TestAdvertisedServices(t *testing.T) {
+	cfg := loadConfig(t)
+	cfg.Listen.Advertise = "airlock.airlock-system.svc.cluster.local"
+	m, err := NewModel(cfg, Bound{Authz: "[::]:9001", Proc: "0.0.0.0:9002"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Services{
+		Authz: "airlock.airlock-system.svc.cluster.local:9001",
+		Proc:  "airlock.airlock-system.svc.cluster.local:9002",
+		HTTP:  "airlock.airlock-system.svc.cluster.local:" + portOfAddr(t, cfg.Listen.HTTP),
+	}
+	if m.Services != want {
+		t.Fatalf("services %+v, want %+v", m.Services, want)
+	}
+	res, err := Build(cfg, Bound{Authz: "[::]:9001", Proc: "0.0.0.0:9002"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, c := range res.Clusters {
+		for _, e := range c.GetLoadAssignment().GetEndpoints() {
+			for _, le := range e.GetLbEndpoints() {
+				if le.GetEndpoint().GetAddress().GetSocketAddress().GetAddress() == cfg.Listen.Advertise {
+					found++
+				}
+			}
+		}
+	}
+	if found != 3 {
+		t.Errorf("%d clusters dial the advertised host, want airlock_authz, airlock_proc and airlock_http", found)
+	}
+}
+
+func portOfAddr(t *testing.T, addr string) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

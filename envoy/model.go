@@ -139,7 +139,11 @@ func NewModel(cfg *config.Config, b Bound) (*Model, error) {
 	}
 	m := &Model{
 		Listen:   addr,
-		Services: Services{Authz: or(b.Authz, cfg.Listen.Authz), Proc: or(b.Proc, cfg.Listen.Proc), HTTP: or(b.HTTP, cfg.Listen.HTTP)},
+		Services: Services{
+			Authz: advertised(cfg.Listen.Advertise, or(b.Authz, cfg.Listen.Authz)),
+			Proc:  advertised(cfg.Listen.Advertise, or(b.Proc, cfg.Listen.Proc)),
+			HTTP:  advertised(cfg.Listen.Advertise, or(b.HTTP, cfg.Listen.HTTP)),
+		},
 		TLS:      tls,
 		// Longer than the approval hold window, so a held call can still
 		// be allowed once a human approves it.
@@ -169,6 +173,21 @@ func (m *Model) target(name string) (Target, bool) {
 		}
 	}
 	return Target{}, false
+}
+
+// advertised is addr with its host replaced by host (listen.advertise):
+// airlock binds 0.0.0.0:9001 and Envoy, elsewhere, dials
+// airlock.airlock-system.svc:9001. The clusters are STRICT_DNS, so a name
+// works. An empty host or addr leaves addr as it is.
+func advertised(host, addr string) string {
+	if host == "" || addr == "" {
+		return addr
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func or(a, b string) string {

@@ -55,6 +55,12 @@ type Listen struct {
 	// Insecure lets a gRPC listener off loopback serve without TLS (when
 	// something else, e.g. a mesh sidecar, authenticates callers).
 	Insecure bool `yaml:"insecure"`
+	// Advertise is the host Envoy reaches airlock's services at (a DNS
+	// name such as airlock.airlock-system.svc.cluster.local, or an IP),
+	// with the ports of authz, proc and http. Empty: the listen addresses
+	// themselves, which only a co-located Envoy can use when airlock binds
+	// 0.0.0.0.
+	Advertise string `yaml:"advertise"`
 }
 
 // Target is one MCP server behind the gateway.

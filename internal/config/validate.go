@@ -119,6 +119,9 @@ func (c *Config) Validate() error {
 			add(fieldErr(k, "%q is not host:port", v))
 		}
 	}
+	if a := c.Listen.Advertise; a != "" && !validHost(a) {
+		add(fieldErr("listen.advertise", "%q is not a host name or IP address (no port: the ports are authz's, proc's and http's)", a))
+	}
 	errs = append(errs, c.checkListenTLS()...)
 	if len(c.Issuers) == 0 {
 		add(fieldErr("issuers", "at least one issuer is required: airlock verifies every caller's token"))
@@ -317,4 +320,27 @@ func (c *Config) checkLimits() []error {
 		add("limits.max_streams", "%d is outside %d..%d", l.MaxStreams, minStreams, maxStreamsCap)
 	}
 	return errs
+}
+
+// validHost reports whether h is an IP address or a DNS name (RFC 1123
+// labels), without a port.
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if len(h) > 253 || h == "" {
+		return false
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
