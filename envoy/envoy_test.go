@@ -1,6 +1,8 @@
 package envoy
 
 import (
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"net"
 	"strings"
 	"testing"
@@ -252,4 +254,25 @@ func portOfAddr(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// An empty Any is a valid per-route FilterConfig.config (the filter is
+// turned on with its listener config; Envoy Gateway renders it so) and an
+// error anywhere else.
+func TestValidateDeepEmptyAny(t *testing.T) {
+	fc, err := anypb.New(&routev3.FilterConfig{Config: &anypb.Any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := &routev3.Route{Name: "r", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Action:               &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 200}},
+		TypedPerFilterConfig: map[string]*anypb.Any{"envoy.filters.http.ext_proc": fc}}
+	if err := ValidateDeep(ok); err != nil {
+		t.Fatalf("empty FilterConfig.config refused: %v", err)
+	}
+	bad := proto.Clone(ok).(*routev3.Route)
+	bad.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.ext_proc": {}}
+	if err := ValidateDeep(bad); err == nil || !strings.Contains(err.Error(), "cannot unpack") {
+		t.Fatalf("an empty typed_per_filter_config: %v, want it refused", err)
+	}
 }

@@ -33,6 +33,9 @@ func walk(m protoreflect.Message, path string, errs *[]error) {
 		}
 	}
 	if a, ok := m.Interface().(*anypb.Any); ok {
+		if emptyFilterConfig(a, path) {
+			return
+		}
 		inner, err := a.UnmarshalNew()
 		if err != nil {
 			*errs = append(*errs, fmt.Errorf("%s: cannot unpack %s: %w", path, a.GetTypeUrl(), err))
@@ -181,4 +184,13 @@ func checkRouteBodyModes(proc *extprocv3.ExternalProcessor, rc *routev3.RouteCon
 		}
 	}
 	return errs
+}
+
+// emptyFilterConfig reports an empty Any as the config of a per-route
+// FilterConfig: Envoy reads it as "enable the filter with its listener
+// config" (route/v3/route_components.proto FilterConfig: a filter disabled
+// by default is turned on for the route), and Envoy Gateway renders it so.
+// Anywhere else an empty Any is an error.
+func emptyFilterConfig(a *anypb.Any, path string) bool {
+	return a.GetTypeUrl() == "" && len(a.GetValue()) == 0 && strings.HasSuffix(path, "<envoy.config.route.v3.FilterConfig>.config")
 }
