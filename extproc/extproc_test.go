@@ -312,7 +312,7 @@ func TestResponseOnlyStream(t *testing.T) {
 	x := e.open(t, procmodev3.ProcessingMode_STREAMED)
 	x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: headers(":status", "403", "content-type", "application/json")}})
 	x.recv()
-	x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32003,"message":"denied"}}`), EndOfStream: true}}})
+	x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32013,"message":"denied"}}`), EndOfStream: true}}})
 	if r := x.recv(); r.GetResponseBody() == nil {
 		t.Fatalf("got %v", r)
 	}

@@ -20,7 +20,7 @@ func TestLocalReplyNotRecordedAgain(t *testing.T) {
 	x := e.open(t, procmodev3.ProcessingMode_STREAMED)
 	x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: headers(":status", "403", "content-type", "application/json", wire.HeaderDecisionID, "d-denied")}})
 	x.recv()
-	body := `{"jsonrpc":"2.0","id":3,"error":{"code":-32003,"message":"denied: token ` + ghToken + ` in arguments"}}`
+	body := `{"jsonrpc":"2.0","id":3,"error":{"code":-32013,"message":"denied: token ` + ghToken + ` in arguments"}}`
 	x.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}}})
 	out := string(x.recv().GetResponseBody().GetResponse().GetBodyMutation().GetBody())
 	if strings.Contains(out, ghToken) {

@@ -214,7 +214,7 @@ func runEndToEnd(t *testing.T, delta bool) {
 	}
 
 	approvalRequired := func(code int, body string) bool {
-		return code == 200 && strings.Contains(body, "-32004") && strings.Contains(body, "approval required")
+		return code == 200 && strings.Contains(body, "-32014") && strings.Contains(body, "approval required")
 	}
 	// No grant: the policy wants a human; ext_authz opens a request.
 	if code, body := call(); !approvalRequired(code, body) {

@@ -97,10 +97,16 @@ const (
 	CodeURLElicitationNeeded = -32042
 
 	// airlock's own refusals, in the range the MCP spec leaves to
-	// implementations (-32000..-32019).
-	CodeUnauthorized     = -32001
-	CodeForbidden        = -32003
-	CodeApprovalRequired = -32004
+	// implementations (-32000..-32019), clear of the codes the SDKs keep
+	// for themselves: the TypeScript SDK's ConnectionClosed (-32000) and
+	// RequestTimeout (-32001); the Go SDK's jsonrpc2 unknown (-32001),
+	// client closing (-32003), server closing (-32004) and rejected
+	// (-32005); and the spec's resource-not-found (-32002). (airlock used
+	// -32001/-32003/-32004 before: a Go SDK client read an approval-required
+	// answer as "server is closing" and dropped its message.)
+	CodeUnauthorized     = -32011
+	CodeForbidden        = -32013
+	CodeApprovalRequired = -32014
 )
 
 // supportedVersions is newest first, as UnsupportedProtocolVersionError lists them.

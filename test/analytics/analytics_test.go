@@ -49,7 +49,7 @@ type run struct {
 // about: an allowed call whose result holds fake secrets (masked), a call
 // policy denies, a held call an approver approves through the approvals
 // API after a wait, one the approver denies, and one nobody decides (it
-// times out for the agent, -32004 (no inbox here), and then expires).
+// times out for the agent, -32014 (no inbox here), and then expires).
 func script(t *testing.T, s *harness.Stack) run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -132,11 +132,10 @@ func script(t *testing.T, s *harness.Stack) run {
 	}
 
 	// Issue 15: the harness serves no inbox, so no approval URL is handed out;
-	// the agent gets airlock's approval-required error (-32004) naming the
-	// CLI. The go-sdk client reads -32004 as its own "server is closing" and
-	// wraps it with only the message kept, so the message is what is checked.
+	// the agent gets airlock's approval-required error (-32014) naming the
+	// CLI, as a JSON-RPC error the Go SDK client hands back whole.
 	if err := <-expiredErr; !approvalRequiredByCLI(err) {
-		t.Fatalf("the undecided call: %v, want -32004 once the hold window passed", err)
+		t.Fatalf("the undecided call: %v, want -32014 once the hold window passed", err)
 	}
 	for {
 		r, err := s.Gateway.Grants.Get(ctx, out.expired)

@@ -15,7 +15,7 @@ import (
 )
 
 // One session with every kind of outcome — allowed, denied by policy,
-// held and approved, held and denied, held past the window (-32004: no inbox here),
+// held and approved, held and denied, held past the window (-32014: no inbox here),
 // unauthenticated — is told whole by sessions and replay: ext_authz
 // records each decision in the session, so the refusals Envoy answers
 // itself are there too, with the request, approver and grant of each hold.
@@ -57,14 +57,13 @@ func TestAuditTrailTellsTheSession(t *testing.T) {
 		t.Fatal("the call denied by the approver went through")
 	}
 	deniedReq := r.ID
-	// Held past the window: the agent is told to retry (-32004).
+	// Held past the window: the agent is told to retry (-32014).
 	_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "drop_table", Arguments: map[string]any{"table": "t"}})
 	// Issue 15: the harness serves no inbox, so no approval URL is handed out;
-	// the agent gets airlock's approval-required error (-32004) naming the
-	// CLI. The go-sdk client reads -32004 as its own "server is closing" and
-	// wraps it with only the message kept, so the message is what is checked.
+	// the agent gets airlock's approval-required error (-32014) naming the
+	// CLI, as a JSON-RPC error the Go SDK client hands back whole.
 	if !approvalRequiredByCLI(err) {
-		t.Fatalf("past the window: %v, want -32004", err)
+		t.Fatalf("past the window: %v, want -32014", err)
 	}
 	// Unauthenticated, presenting the live session's id.
 	req, _ := http.NewRequestWithContext(ctx, "POST", stack.TargetURL("github"),

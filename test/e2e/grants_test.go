@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/airlock-mcp/airlock/internal/grants"
+	mcpwire "github.com/airlock-mcp/airlock/internal/mcp"
 	"github.com/airlock-mcp/airlock/test/peers"
 )
 
@@ -138,11 +140,10 @@ func TestRetryAfterWindowOnceApproved(t *testing.T) {
 	cs := session(t, ctx, "00u-erin", "github")
 	err := deleteRepo(ctx, cs, "acme/late")
 	// Issue 15: the harness serves no inbox, so no approval URL is handed out;
-	// the agent gets airlock's approval-required error (-32004) naming the
-	// CLI. The go-sdk client reads -32004 as its own "server is closing" and
-	// wraps it with only the message kept, so the message is what is checked.
+	// the agent gets airlock's approval-required error (-32014) naming the
+	// CLI, as a JSON-RPC error the Go SDK client hands back whole.
 	if !approvalRequiredByCLI(err) || strings.Contains(err.Error(), "/airlock/inbox/") {
-		t.Fatalf("after the window: %v, want -32004 saying how to approve, with no dead inbox link", err)
+		t.Fatalf("after the window: %v, want -32014 saying how to approve, with no dead inbox link", err)
 	}
 	if upstreamDeleted("acme/late") {
 		t.Fatal("a pending call reached the server")
@@ -208,9 +209,8 @@ func TestSingleUseGrantConsumed(t *testing.T) {
 	}
 	err = deleteRepo(ctx, cs, "acme/once")
 	// Issue 15: the harness serves no inbox, so no approval URL is handed out;
-	// the agent gets airlock's approval-required error (-32004) naming the
-	// CLI. The go-sdk client reads -32004 as its own "server is closing" and
-	// wraps it with only the message kept, so the message is what is checked.
+	// the agent gets airlock's approval-required error (-32014) naming the
+	// CLI, as a JSON-RPC error the Go SDK client hands back whole.
 	if !approvalRequiredByCLI(err) {
 		t.Fatalf("the same call again must be held again, got %v", err)
 	}
@@ -234,9 +234,8 @@ func TestRevokedGrantHoldsAgain(t *testing.T) {
 	}
 	err = deleteRepo(ctx, cs, "acme/r2")
 	// Issue 15: the harness serves no inbox, so no approval URL is handed out;
-	// the agent gets airlock's approval-required error (-32004) naming the
-	// CLI. The go-sdk client reads -32004 as its own "server is closing" and
-	// wraps it with only the message kept, so the message is what is checked.
+	// the agent gets airlock's approval-required error (-32014) naming the
+	// CLI, as a JSON-RPC error the Go SDK client hands back whole.
 	if !approvalRequiredByCLI(err) {
 		t.Fatalf("after revoke: %v, want the call held again", err)
 	}
@@ -275,5 +274,9 @@ func TestPendingRequestExpires(t *testing.T) {
 // error for a gateway without an inbox: it names the request and how to
 // approve it, and hands out no link.
 func approvalRequiredByCLI(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "approval required") && strings.Contains(err.Error(), "airlock approve req_") && !strings.Contains(err.Error(), "http")
+	var rpc *jsonrpc.Error
+	if !errors.As(err, &rpc) || rpc.Code != mcpwire.CodeApprovalRequired {
+		return false
+	}
+	return strings.Contains(rpc.Message, "approval required") && strings.Contains(rpc.Message, "airlock approve req_") && !strings.Contains(rpc.Message, "http")
 }

@@ -152,7 +152,7 @@ func TestDeniedToolGetsReason(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.HTTP.Body), &body); err != nil {
 		t.Fatalf("403 body is not JSON-RPC: %q", e.HTTP.Body)
 	}
-	if body.Error.Code != -32003 || string(body.ID) == "null" || !strings.Contains(body.Error.Message, "denied") {
+	if body.Error.Code != -32013 || string(body.ID) == "null" || !strings.Contains(body.Error.Message, "denied") {
 		t.Errorf("denial body %+v", body)
 	}
 }

@@ -150,11 +150,11 @@ func TestRowsLand(t *testing.T) {
 		{"error", audit.Event{
 			EventID: "ev-error", Time: t0.Add(4 * time.Millisecond), SessionID: "s1", Direction: audit.DirError, Method: "tools/call",
 			Tool: "delete_repo", JSONRPCID: "10", Status: 403, Outcome: "deny",
-			Payload: `{"jsonrpc":"2.0","id":10,"error":{"code":-32001,"message":"denied"}}`,
+			Payload: `{"jsonrpc":"2.0","id":10,"error":{"code":-32011,"message":"denied"}}`,
 		}, eventRow{
 			EventID: "ev-error", Time: sec, TimeNS: uint64(t0.Add(4 * time.Millisecond).UnixNano()), SessionID: "s1",
 			Direction: "error", Method: "tools/call", Tool: "delete_repo", JSONRPCID: "10", Status: 403, Outcome: "deny",
-			Types: []string{}, Counts: []uint32{}, Payload: `{"jsonrpc":"2.0","id":10,"error":{"code":-32001,"message":"denied"}}`, Bytes: 68,
+			Types: []string{}, Counts: []uint32{}, Payload: `{"jsonrpc":"2.0","id":10,"error":{"code":-32011,"message":"denied"}}`, Bytes: 68,
 		}},
 	}
 	for _, tt := range events {
