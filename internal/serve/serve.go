@@ -211,6 +211,7 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 	}
 	svc, err := grants.New(gstore, cfg.Grants, grants.Options{
 		Notifier: sender, Auditor: grantAuditor{sink: rec, log: log}, Logger: log.With("component", "grants"), Mask: gmask,
+		Metrics: grants.NewMetrics(reg),
 	})
 	if err != nil {
 		_ = gstore.Close()
