@@ -190,6 +190,7 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 		return err
 	}
 	g.life.add("notify", func(context.Context) error { sender.Close(); return nil })
+	reg.MustRegister(sender.Collector())
 
 	profiles, err := mask.NewSet(cfg.Masking.Profiles)
 	if err != nil {
