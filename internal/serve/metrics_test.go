@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	procmodev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -23,6 +26,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/airlock-mcp/airlock/internal/approvals"
 	"github.com/airlock-mcp/airlock/internal/approvals/approvalstest"
@@ -136,6 +140,8 @@ notifications:
 	authz := authv3.NewAuthorizationClient(conn)
 	// check sends a tools/call for tool as Envoy does and returns the
 	// HTTP status the client would get (200 allowed; a denial's status).
+	var allowedMeta *structpb.Struct // the dynamic metadata of the first allowed call, for ext_proc
+	var metaMu sync.Mutex
 	check := func(id int, tool string) int {
 		body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":{"repo":"acme/x"}}}`, id, tool)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -154,6 +160,11 @@ notifications:
 			return 0
 		}
 		if resp.GetOkResponse() != nil {
+			metaMu.Lock()
+			if allowedMeta == nil {
+				allowedMeta = resp.GetDynamicMetadata()
+			}
+			metaMu.Unlock()
 			return 200
 		}
 		return int(resp.GetDeniedResponse().GetStatus().GetCode())
@@ -209,6 +220,59 @@ notifications:
 	case <-time.After(time.Minute):
 		t.Fatal("the held call did not end")
 	}
+	// The allowed call's response passes ext_proc as Envoy sends it, with
+	// ext_authz's metadata: an AWS key in it is masked and counted.
+	procConn, err := grpc.NewClient(g.ProcAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer procConn.Close()
+	pctx, pcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer pcancel()
+	stream, err := extprocv3.NewExternalProcessorClient(procConn).Process(pctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdrs := func(kv ...string) *extprocv3.HttpHeaders {
+		h := &corev3.HeaderMap{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			h.Headers = append(h.Headers, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
+		}
+		return &extprocv3.HttpHeaders{Headers: h}
+	}
+	const awsKey = "AKIAIOSFODNN7EXAMPLE" // AWS's documented example key id
+	toolCall := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"repo":"acme/x"}}}`
+	var masked string
+	for i, req := range []*extprocv3.ProcessingRequest{
+		{ProtocolConfig: &extprocv3.ProtocolConfiguration{RequestBodyMode: procmodev3.ProcessingMode_BUFFERED, ResponseBodyMode: procmodev3.ProcessingMode_BUFFERED},
+			MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{wire.AuthzNamespace: allowedMeta}},
+			Request:         &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: hdrs(":method", "POST", ":path", cfg.Targets[0].PathPrefix, "mcp-session-id", "sess-metrics")}},
+		{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(toolCall), EndOfStream: true}}},
+		{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: hdrs(":status", "200", "content-type", "application/json")}},
+		{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+			Body: []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"key ` + awsKey + `"}]}}`), EndOfStream: true}}},
+	} {
+		if err := stream.Send(req); err != nil {
+			t.Fatalf("ext_proc message %d: %v", i, err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("ext_proc answer %d: %v", i, err)
+		}
+		if b := resp.GetResponseBody(); b != nil {
+			masked = string(b.GetResponse().GetBodyMutation().GetBody())
+		}
+	}
+	// The stream ends as Envoy ends it; the server's answer to that (EOF)
+	// comes after the gRPC metrics counted the stream as handled.
+	_ = stream.CloseSend()
+	if _, err := stream.Recv(); err != io.EOF {
+		t.Fatalf("ext_proc stream end: %v, want EOF", err)
+	}
+	if strings.Contains(masked, awsKey) || !strings.Contains(masked, "[MASKED:") {
+		t.Fatalf("ext_proc did not mask the response: %q", masked)
+	}
+
 	// Three events for each webhook: opened, approved, grant issued.
 	const events = 3
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -265,7 +329,6 @@ notifications:
 		{"grpc_server_handled_total", with(authzSvc, "grpc_code", "OK"), 3},
 		{"grpc_server_handled_total", with(authzSvc, "grpc_code", "Internal"), 0},
 		{"grpc_server_handling_seconds_count", authzSvc, 3},
-		{"grpc_server_started_total", map[string]string{"grpc_service": "envoy.service.ext_proc.v3.ExternalProcessor", "grpc_method": "Process"}, 0},
 		{"grpc_server_started_total", map[string]string{"grpc_service": "envoy.service.discovery.v3.AggregatedDiscoveryService", "grpc_method": "StreamAggregatedResources"}, 0},
 		{"airlock_access_requests_opened_total", github, 1},
 		{"airlock_access_requests_decided_total", with(github, "verdict", "approved"), 1},
@@ -283,6 +346,8 @@ notifications:
 		{"airlock_webhook_attempts_total", map[string]string{"webhook": "refused"}, events},
 		{"airlock_webhook_dropped_total", map[string]string{"webhook": "delivered"}, 0},
 		{"airlock_audit_spool_full", nil, 0},
+		{"airlock_proc_masked_total", map[string]string{"target": "github", "detector": "aws_access_key"}, 1},
+		{"grpc_server_handled_total", map[string]string{"grpc_service": "envoy.service.ext_proc.v3.ExternalProcessor", "grpc_method": "Process", "grpc_code": "OK"}, 1},
 	}
 	for _, tt := range tests {
 		if got := sample(fams, tt.name, tt.labels); got != tt.want {
@@ -293,7 +358,7 @@ notifications:
 		t.Errorf("airlock_grants_live{target=github} = %v after the single-use grant was used, want none", got)
 	}
 	// No secret and no raw client input in any series.
-	for _, s := range []string{hookSecret, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", agent, bob, "acme/x", "sess-metrics", "alice@example.com"} {
+	for _, s := range []string{hookSecret, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", awsKey, agent, bob, "acme/x", "sess-metrics", "alice@example.com"} {
 		if strings.Contains(text, s) {
 			t.Errorf("/metrics holds %.12q…", s)
 		}
