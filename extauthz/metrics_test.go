@@ -2,6 +2,9 @@ package extauthz
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -53,5 +56,36 @@ func TestDecisionsByTargetOutcomeMethod(t *testing.T) {
 				t.Errorf("promlint: %v %v", problems, err)
 			}
 		})
+	}
+}
+
+// The method label's values are the methods internal/mcp interns (its
+// internMethod): a method airlock learns to parse is a label value too.
+func TestMethodLabelsFollowMCP(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "internal", "mcp", "message.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, ok := strings.Cut(string(src), "func internMethod(")
+	if !ok {
+		t.Fatal("internal/mcp has no internMethod")
+	}
+	body, _, _ = strings.Cut(body, "\n}\n")
+	want := map[string]bool{}
+	for _, m := range regexp.MustCompile(`return "([^"]+)"`).FindAllStringSubmatch(body, -1) {
+		want[m[1]] = true
+	}
+	if len(want) == 0 {
+		t.Fatal("no methods found in internMethod")
+	}
+	for m := range want {
+		if !mcpMethods[m] {
+			t.Errorf("%s is parsed by internal/mcp but not a method label value (mcpMethods)", m)
+		}
+	}
+	for m := range mcpMethods {
+		if !want[m] {
+			t.Errorf("%s is a method label value but internal/mcp does not know it", m)
+		}
 	}
 }
