@@ -184,7 +184,7 @@ func (a *Authorizer) Check(ctx context.Context, req *Request) *Result {
 	res := a.check(ctx, req)
 	took := time.Since(start)
 	if a.metrics != nil {
-		a.metrics.observe(res.Outcome, took)
+		a.metrics.observe(res, took)
 	}
 	if a.audit != nil {
 		a.record(res, took)

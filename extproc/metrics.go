@@ -2,9 +2,12 @@ package extproc
 
 import "github.com/prometheus/client_golang/prometheus"
 
+// metrics are the ext_proc series. Label values are bounded: outcome and
+// direction are fixed sets, target a configured target's name (or
+// "other"), detector a masking detector's name from the profiles.
 type metrics struct {
 	streams   *prometheus.CounterVec // by outcome
-	masked    *prometheus.CounterVec // by mask type
+	masked    *prometheus.CounterVec // by target and detector
 	messages  *prometheus.CounterVec // recorded, by direction
 	tooLarge  prometheus.Counter     // responses over the response limit
 	inFlight  prometheus.Gauge       // streams open now
@@ -17,8 +20,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "airlock_proc_streams_total", Help: "ext_proc streams by how they ended.",
 		}, []string{"outcome"}),
 		masked: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "airlock_proc_masked_total", Help: "Values masked in responses, by type (never the values).",
-		}, []string{"type"}),
+			Name: "airlock_proc_masked_total", Help: "Values masked in responses, by target and detector (never the values).",
+		}, []string{"target", "detector"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_proc_messages_total", Help: "MCP messages recorded, by direction.",
 		}, []string{"direction"}),
@@ -38,4 +41,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.streams, m.masked, m.messages, m.tooLarge, m.inFlight, m.saturated)
 	}
 	return m
+}
+
+// targetLabel is the target label of a stream: its target when the
+// processor was told the configured targets and it is one of them (it
+// comes from ext_authz's metadata), otherwise "other".
+func (p *Processor) targetLabel(t string) string {
+	if _, ok := p.targets[t]; ok {
+		return t
+	}
+	return "other"
 }

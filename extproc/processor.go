@@ -82,7 +82,10 @@ type Options struct {
 	// (limits.max_streams); a stream that arrives with that many open is
 	// counted as filling it. 0: not counted.
 	MaxStreams int
-	Now        func() time.Time
+	// Targets are the configured target names: the values of the target
+	// label of airlock_proc_masked_total (any other is counted as "other").
+	Targets []string
+	Now     func() time.Time
 }
 
 // Processor holds what all streams share.
@@ -90,6 +93,7 @@ type Processor struct {
 	opts     Options
 	log      *slog.Logger
 	metrics  *metrics
+	targets  map[string]struct{}
 	inFlight atomic.Int64
 }
 
@@ -131,5 +135,9 @@ func New(opts Options) *Processor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Processor{opts: opts, log: log, metrics: newMetrics(opts.Registry)}
+	p := &Processor{opts: opts, log: log, metrics: newMetrics(opts.Registry), targets: make(map[string]struct{}, len(opts.Targets))}
+	for _, t := range opts.Targets {
+		p.targets[t] = struct{}{}
+	}
+	return p
 }

@@ -482,8 +482,12 @@ func (s *Stream) finish() {
 }
 
 func (s *Stream) countMasked(c mask.Counts) {
+	if len(c) == 0 {
+		return
+	}
+	target := s.p.targetLabel(s.meta.d.Target)
 	for typ, n := range c {
-		s.p.metrics.masked.WithLabelValues(typ).Add(float64(n))
+		s.p.metrics.masked.WithLabelValues(target, typ).Add(float64(n))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/airlock-mcp/airlock/envoy"
@@ -81,6 +82,36 @@ func TestNACK(t *testing.T) {
 			if got := value(g.srv.metrics.pushes.WithLabelValues(resource.ScopedRouteType, mode)); got < 3 {
 				t.Errorf("airlock_xds_pushes_total = %v, want at least 3", got)
 			}
+			// Per node: the NACK, the ACKs, the last push, the node itself.
+			scoped := map[string]string{"node": "gw-1", "type": "scoped_routes"}
+			waitFor(t, "the node's series to show the recovery", func() bool {
+				return gathered(t, g.reg, "airlock_xds_node_synced", scoped) == 1
+			})
+			for _, c := range []struct {
+				name   string
+				labels map[string]string
+				check  func(float64) bool
+				want   string
+			}{
+				{"airlock_xds_node_nacks_total", scoped, func(v float64) bool { return v == 1 }, "1"},
+				{"airlock_xds_node_acks_total", scoped, func(v float64) bool { return v >= 1 }, ">= 1"},
+				{"airlock_xds_node_acks_total", map[string]string{"node": "gw-1", "type": "listeners"}, func(v float64) bool { return v >= 1 }, ">= 1"},
+				{"airlock_xds_node_last_push_timestamp_seconds", scoped, func(v float64) bool { return v > float64(time.Now().Add(-time.Hour).Unix()) }, "recent"},
+				{"airlock_xds_node_info", map[string]string{"node": "gw-1", "cluster": "airlock", "mode": mode}, func(v float64) bool { return v == 1 }, "1"},
+				{"airlock_xds_node_behind", scoped, func(v float64) bool { return v == 0 }, "0"},
+			} {
+				if v := gathered(t, g.reg, c.name, c.labels); !c.check(v) {
+					t.Errorf("%s%v = %v, want %s", c.name, c.labels, v, c.want)
+				}
+			}
+			if problems, err := testutil.GatherAndLint(g.reg); err != nil || len(problems) > 0 {
+				t.Errorf("promlint: %v %v", problems, err)
+			}
+			// A node that leaves is gone from the next scrape.
+			g.ads.Close()
+			waitFor(t, "the node's series to go", func() bool {
+				return gathered(t, g.reg, "airlock_xds_node_info", map[string]string{"node": "gw-1"}) == -1
+			})
 		})
 	}
 }
@@ -95,6 +126,41 @@ func value(m prometheus.Metric) float64 {
 		return d.Counter.GetValue()
 	}
 	return d.Gauge.GetValue()
+}
+
+// gathered is the value of the series of family name whose labels
+// include labels, scraped from reg; -1 when there is none.
+func gathered(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			}
+			return -1
+		}
+	}
+	return -1
 }
 
 // waitFor polls cond until it holds, failing after testTimeout.

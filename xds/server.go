@@ -131,6 +131,9 @@ func New(m *envoy.Model, opts Options) (*Server, error) {
 		s.retryMax = opts.NACKRetryMax
 	}
 	s.retryMax = max(s.retryMax, s.retryBase)
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(nodeCollector{s})
+	}
 	cl := cpLogger{log}
 	base, err := m.Dynamic()
 	if err != nil {

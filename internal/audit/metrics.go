@@ -2,6 +2,7 @@ package audit
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,6 +21,8 @@ type metrics struct {
 	full     prometheus.Gauge
 	segments prometheus.Gauge
 	shipSecs prometheus.Histogram
+	shipLag  prometheus.Gauge
+	lastShip prometheus.Gauge
 
 	recK, dropK, rejK [numKinds]prometheus.Counter
 
@@ -77,6 +80,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time to write one batch to ClickHouse (or the embedded store).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
+		shipLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_audit_ship_lag_seconds",
+			Help: "Age of the oldest row of the last batch written, when it was written: how far the store trails the gateway (read it with airlock_audit_last_ship_timestamp_seconds, which stops moving while writes fail).",
+		}),
+		lastShip: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_audit_last_ship_timestamp_seconds",
+			Help: "When a batch was last written to ClickHouse (or the embedded store), in Unix seconds; 0 before the first.",
+		}),
 	}
 	for k := kindEvent; int(k) < numKinds; k++ {
 		m.recK[k] = m.recorded.WithLabelValues(k.String())
@@ -84,7 +95,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.rejK[k] = m.rejected.WithLabelValues(k.String())
 	}
 	if reg != nil {
-		reg.MustRegister(m.recorded, m.dropped, m.rejected, m.shipped, m.shipErrs, m.corrupt, m.future, m.bytes, m.full, m.segments, m.shipSecs)
+		reg.MustRegister(m.recorded, m.dropped, m.rejected, m.shipped, m.shipErrs, m.corrupt, m.future, m.bytes, m.full, m.segments, m.shipSecs, m.shipLag, m.lastShip)
 	}
 	return m
 }
@@ -107,6 +118,29 @@ func (m *metrics) reject(k kind) {
 func (m *metrics) ship(table string, n int) {
 	m.shipped.WithLabelValues(table).Add(float64(n))
 	m.nShipped.Add(int64(n))
+}
+
+// wrote notes a batch written at now whose oldest row is from oldest.
+func (m *metrics) wrote(oldest, now time.Time) {
+	m.lastShip.Set(float64(now.UnixNano()) / 1e9)
+	if !oldest.IsZero() {
+		m.shipLag.Set(max(now.Sub(oldest), 0).Seconds())
+	}
+}
+
+// recordTime is a row's time (zero when unset).
+func recordTime(r Record) time.Time {
+	switch r := r.(type) {
+	case *Event:
+		return r.Time
+	case *Decision:
+		return r.Time
+	case *RequestEvent:
+		return r.Time
+	case *GrantEvent:
+		return r.Time
+	}
+	return time.Time{}
 }
 
 func (m *metrics) shipError() {

@@ -18,17 +18,22 @@ type batcher interface {
 // holds, counted as shipped once the destination acknowledged them.
 type shipBatch struct {
 	Batch
-	kinds [numKinds]int
+	kinds  [numKinds]int
+	oldest time.Time // the earliest row time in the batch, for the ship lag
 }
 
 func (b *shipBatch) add(r Record) {
 	b.Batch.Add(r)
 	b.kinds[r.kind()]++
+	if t := recordTime(r); !t.IsZero() && (b.oldest.IsZero() || t.Before(b.oldest)) {
+		b.oldest = t
+	}
 }
 
 func (b *shipBatch) reset() {
 	b.Batch.Reset()
 	b.kinds = [numKinds]int{}
+	b.oldest = time.Time{}
 }
 
 // shipper sends sealed segments to the destination in batches of up to
@@ -258,6 +263,7 @@ func (sh *shipper) send(b *shipBatch) bool {
 		err := b.Send(sh.ctx)
 		if err == nil {
 			sh.m.shipSecs.Observe(time.Since(start).Seconds())
+			sh.m.wrote(b.oldest, time.Now())
 			for k, n := range b.kinds {
 				if n > 0 {
 					sh.m.ship(shipLabel[k], n)

@@ -243,7 +243,21 @@ type HoldResult struct {
 // and on approval use the grant for this call. A ctx that ends before the
 // window does is returned as an error (Envoy gave up); the window passing
 // is HoldPending.
-func (s *Service) Hold(ctx context.Context, p OpenParams) (*HoldResult, error) {
+func (s *Service) Hold(ctx context.Context, p OpenParams) (res *HoldResult, err error) {
+	if m := s.metrics; m != nil {
+		start := time.Now()
+		defer func() {
+			outcome := holdError
+			if err == nil {
+				outcome = string(res.Outcome)
+			}
+			m.hold(outcome, time.Since(start))
+		}()
+	}
+	return s.hold(ctx, p)
+}
+
+func (s *Service) hold(ctx context.Context, p OpenParams) (*HoldResult, error) {
 	r, joined, err := s.Open(ctx, p)
 	if err != nil {
 		return nil, err

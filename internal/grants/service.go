@@ -25,6 +25,8 @@ type Options struct {
 	// FeedPoll is how often a Service on a SharedStore reads the feed
 	// when no wake came; default DefaultFeedPoll.
 	FeedPoll time.Duration
+	// Metrics counts requests, holds and grants (NewMetrics); nil: none.
+	Metrics *Metrics
 
 	// manualExpiry leaves the expiry loop off: tests with a fake clock
 	// call sweep themselves.
@@ -45,6 +47,7 @@ type Service struct {
 	now      func() time.Time
 	auditor  Auditor
 	notifier Notifier
+	metrics  *Metrics
 	mask     ProfileFunc
 	hub      hub
 	seq      atomic.Uint64
@@ -83,7 +86,7 @@ func New(store Store, cfg Config, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("grants config: %w", err)
 	}
 	s := &Service{
-		cfg: cfg, store: store, log: opts.Logger, now: opts.Now, auditor: opts.Auditor, notifier: opts.Notifier, mask: opts.Mask,
+		cfg: cfg, store: store, log: opts.Logger, now: opts.Now, auditor: opts.Auditor, notifier: opts.Notifier, metrics: opts.Metrics, mask: opts.Mask,
 		requests: make(map[string]*Request), grants: make(map[string]*Grant), pending: make(map[string]string),
 		pendingBy: make(map[string]int), active: make(map[string][]*Grant), done: make(map[string]chan struct{}),
 		uses: make(map[string]*atomic.Int64), closed: make(chan struct{}), loopDone: make(chan struct{}),
@@ -119,6 +122,9 @@ func New(store Store, cfg Config, opts Options) (*Service, error) {
 	}
 	s.install(tx)
 	s.log.Info("grant store loaded", "requests", len(snap.Requests), "grants", len(snap.Grants))
+	if s.metrics != nil {
+		s.metrics.svc.Store(s)
+	}
 	if opts.manualExpiry {
 		close(s.loopDone)
 	} else {
@@ -344,6 +350,9 @@ func (s *Service) send(events []Event) {
 		e.Seq = s.seq.Add(1)
 		s.auditor.Record(e)
 		s.notifier.Notify(e)
+		if s.metrics != nil {
+			s.metrics.event(&e)
+		}
 		s.hub.publish(e)
 	}
 }

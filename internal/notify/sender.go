@@ -64,7 +64,8 @@ var _ grants.Notifier = (*Sender)(nil)
 type hook struct {
 	cfg    Webhook
 	url    string // never logged
-	secret []byte
+	secret []byte // the legacy X-Airlock-Signature key: the secret as configured
+	key    []byte // the Standard Webhooks key (StandardKey of the secret)
 	q      *queue
 	sent   atomic.Uint64
 	failed atomic.Uint64
@@ -98,7 +99,7 @@ func New(cfg Config, opts Options) (*Sender, error) {
 	for i, w := range cfg.Webhooks {
 		h := &hook{cfg: w, q: newQueue(max(cfg.QueueSize, 1))}
 		var herrs []error
-		h.url, h.secret, herrs = resolve(i, w, getenv)
+		h.url, h.secret, h.key, herrs = resolve(i, w, getenv)
 		errs = append(errs, herrs...)
 		s.hooks = append(s.hooks, h)
 	}
@@ -123,15 +124,15 @@ func CheckEnvironment(cfg Config, getenv func(string) string) error {
 	}
 	var errs []error
 	for i, w := range cfg.Webhooks {
-		_, _, werrs := resolve(i, w, getenv)
+		_, _, _, werrs := resolve(i, w, getenv)
 		errs = append(errs, werrs...)
 	}
 	return errors.Join(errs...)
 }
 
-// resolve returns webhook i's URL and signing key, from the environment
-// where the configuration names a variable.
-func resolve(i int, w Webhook, getenv func(string) string) (hookURL string, secret []byte, errs []error) {
+// resolve returns webhook i's URL, secret and Standard Webhooks signing
+// key, from the environment where the configuration names a variable.
+func resolve(i int, w Webhook, getenv func(string) string) (hookURL string, secret, key []byte, errs []error) {
 	hookURL = w.URL
 	if w.URLEnv != "" {
 		if hookURL = getenv(w.URLEnv); hookURL == "" {
@@ -143,9 +144,13 @@ func resolve(i int, w Webhook, getenv func(string) string) (hookURL string, secr
 	if w.SecretEnv != "" {
 		if secret = []byte(getenv(w.SecretEnv)); len(secret) == 0 {
 			errs = append(errs, &config.FieldError{Path: fmt.Sprintf("notifications.webhooks[%d].secret_env", i), Message: fmt.Sprintf("environment variable %s is empty or unset", w.SecretEnv)})
+		} else if k, err := StandardKey(string(secret)); err != nil {
+			errs = append(errs, &config.FieldError{Path: fmt.Sprintf("notifications.webhooks[%d].secret_env", i), Message: fmt.Sprintf("environment variable %s: %v", w.SecretEnv, err)})
+		} else {
+			key = k
 		}
 	}
-	return hookURL, secret, errs
+	return hookURL, secret, key, errs
 }
 
 // Notify queues e for every webhook that wants it. It never blocks.
@@ -268,7 +273,14 @@ func (s *Sender) attempt(h *hook, e grants.Event, body []byte) (retry bool, wait
 	req.Header.Set(EventHeader, string(e.Type))
 	req.Header.Set(DeliveryHeader, e.ID)
 	if len(h.secret) > 0 {
-		req.Header.Set(SignatureHeader, Sign(h.secret, s.now(), body))
+		// Standard Webhooks; the id is the event id, the same on every
+		// retry, the timestamp this attempt's.
+		now := s.now()
+		req.Header.Set(StandardIDHeader, e.ID)
+		req.Header.Set(StandardTimestampHeader, strconv.FormatInt(now.Unix(), 10))
+		req.Header.Set(StandardSignatureHeader, SignStandard(h.key, e.ID, now, body))
+		// Deprecated: airlock's own scheme, kept for one release.
+		req.Header.Set(SignatureHeader, Sign(h.secret, now, body))
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -17,6 +17,10 @@ const (
 	// MAC, keyed with the webhook's secret, of the timestamp, a dot, and the
 	// raw body. A receiver recomputes it, compares in constant time, and
 	// refuses timestamps too far from its clock (replays).
+	//
+	// Deprecated: airlock's own scheme, sent beside the Standard Webhooks
+	// headers (StandardSignatureHeader) for one more release; verify
+	// those instead.
 	SignatureHeader = "X-Airlock-Signature"
 	// EventHeader is the event type (request.opened, …).
 	EventHeader = "X-Airlock-Event"

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
@@ -67,8 +68,11 @@ type Gateway struct {
 
 	log   *slog.Logger
 	creds credentials.TransportCredentials // nil: plaintext
-	life  lifecycle                        // what Start brought up, stopped in reverse
-	errc  chan error
+	// grpcMetrics are the gRPC server metrics (grpc_server_*) of every
+	// gRPC service airlock serves, by grpc_service and grpc_method.
+	grpcMetrics *grpcprom.ServerMetrics
+	life        lifecycle // what Start brought up, stopped in reverse
+	errc        chan error
 }
 
 // Options for Start.
@@ -125,7 +129,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	if st := store.Current().CacheStats(); !st.Enabled {
 		log.Warn("policy decisions will not be cached", "why", st.Reason)
 	}
-	g := &Gateway{Config: cfg, Policy: store, Registry: reg, log: log, errc: make(chan error, 8)}
+	g := &Gateway{Config: cfg, Policy: store, Registry: reg, log: log, errc: make(chan error, 8), grpcMetrics: newGRPCMetrics()}
+	reg.MustRegister(g.grpcMetrics)
 	g.life.log = log
 	if chk.TLS != nil {
 		g.TLS, g.creds = chk.TLS, chk.TLS.Credentials()
@@ -185,6 +190,7 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 		return err
 	}
 	g.life.add("notify", func(context.Context) error { sender.Close(); return nil })
+	reg.MustRegister(sender.Collector())
 
 	profiles, err := mask.NewSet(cfg.Masking.Profiles)
 	if err != nil {
@@ -206,6 +212,7 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 	}
 	svc, err := grants.New(gstore, cfg.Grants, grants.Options{
 		Notifier: sender, Auditor: grantAuditor{sink: rec, log: log}, Logger: log.With("component", "grants"), Mask: gmask,
+		Metrics: grants.NewMetrics(reg),
 	})
 	if err != nil {
 		_ = gstore.Close()
@@ -245,7 +252,7 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 	g.Processor = extproc.New(extproc.Options{
 		Profiles: profiles, Recorder: rec, Logger: log.With("component", "extproc"), Registry: reg,
 		MaxEventBytes: cfg.Masking.MaxEventBytes, MaxBodyBytes: cfg.ResponseLimit(), MaxStreams: cfg.Limits.MaxStreams,
-		MaxRequestBytes: cfg.Limits.MaxRequestBytes,
+		MaxRequestBytes: cfg.Limits.MaxRequestBytes, Targets: targetNames(cfg),
 		// The Envoy config airlock renders (envoy.extProcConfig) honours
 		// mode_override, so a JSON body is read BUFFERED_PARTIAL and one
 		// over the response limit is answered by id (extproc planBody).
@@ -356,9 +363,15 @@ func (g *Gateway) serveGRPC(name, field, addr string, maxRecv int, before func()
 	if maxRecv > 0 {
 		opts = append(opts, grpc.MaxRecvMsgSize(maxRecv))
 	}
+	if m := g.grpcMetrics; m != nil {
+		opts = append(opts, grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
+	}
 	s := grpc.NewServer(opts...)
 	register(s)
 	healthpb.RegisterHealthServer(s, health.NewServer())
+	if m := g.grpcMetrics; m != nil {
+		m.InitializeMetrics(s) // every method's series at 0, before its first call
+	}
 	go func() {
 		if err := s.Serve(l); err != nil {
 			g.errc <- fmt.Errorf("%s: %w", name, err)
