@@ -138,13 +138,13 @@ func NewModel(cfg *config.Config, b Bound) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{
-		Listen:   addr,
+		Listen: addr,
 		Services: Services{
 			Authz: advertised(cfg.Listen.Advertise, or(b.Authz, cfg.Listen.Authz)),
 			Proc:  advertised(cfg.Listen.Advertise, or(b.Proc, cfg.Listen.Proc)),
 			HTTP:  advertised(cfg.Listen.Advertise, or(b.HTTP, cfg.Listen.HTTP)),
 		},
-		TLS:      tls,
+		TLS: tls,
 		// Longer than the approval hold window, so a held call can still
 		// be allowed once a human approves it.
 		AuthzTimeout:    max(AuthzTimeout, cfg.Grants.HoldWindow+5*time.Second),
