@@ -35,6 +35,7 @@ import (
 
 	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/internal/tracing"
 )
 
 // Profiles finds masking profiles by name.
@@ -83,6 +84,8 @@ type Options struct {
 	// counted as filling it. 0: not counted.
 	MaxStreams int
 	Now        func() time.Time
+	// Tracing traces each stream (nil: off).
+	Tracing *tracing.Tracing
 }
 
 // Processor holds what all streams share.
