@@ -72,11 +72,11 @@ type Record struct {
 	SpanID     string            `json:"span_id,omitempty"`
 	Bundles    map[string]Bundle `json:"bundles,omitempty"`
 	// Path is the policy's decision (data.airlock.decision → airlock/decision).
-	Path       string          `json:"path"`
-	Input      json.RawMessage `json:"input,omitempty"`
-	Result     json.RawMessage `json:"result,omitempty"`
-	XRequestID string          `json:"x_request_id,omitempty"`
-	Timestamp  time.Time       `json:"timestamp"`
+	Path       string           `json:"path"`
+	Input      json.RawMessage  `json:"input,omitempty"`
+	Result     json.RawMessage  `json:"result,omitempty"`
+	XRequestID string           `json:"x_request_id,omitempty"`
+	Timestamp  time.Time        `json:"timestamp"`
 	Metrics    map[string]int64 `json:"metrics,omitempty"`
 	// Gateway is what airlock answered, which can differ from the
 	// policy's result (a held call approved, a batch refused as a whole),
