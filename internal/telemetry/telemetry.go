@@ -9,6 +9,7 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"runtime/debug"
 
 	"go.opentelemetry.io/contrib/propagators/b3"
@@ -104,7 +105,7 @@ func exporter(ctx context.Context, cfg config.Tracing) (sdktrace.SpanExporter, e
 		}
 		return otlptracegrpc.New(ctx, o...)
 	case config.ExporterOTLPHTTP:
-		o := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(cfg.Endpoint), otlptracehttp.WithTimeout(cfg.ExportTimeout)}
+		o := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(tracesURL(cfg.Endpoint)), otlptracehttp.WithTimeout(cfg.ExportTimeout)}
 		if cfg.Insecure {
 			o = append(o, otlptracehttp.WithInsecure())
 		}
@@ -114,6 +115,18 @@ func exporter(ctx context.Context, cfg config.Tracing) (sdktrace.SpanExporter, e
 		return otlptracehttp.New(ctx, o...)
 	}
 	return nil, fmt.Errorf("telemetry: unknown exporter %q", cfg.Exporter)
+}
+
+// tracesURL is the OTLP/HTTP traces URL of endpoint: a collector's base
+// URL (http://collector:4318) gets the signal path /v1/traces, as
+// OTEL_EXPORTER_OTLP_ENDPOINT does; a URL with a path is used as it is.
+func tracesURL(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Path != "" && u.Path != "/") {
+		return endpoint
+	}
+	u.Path = "/v1/traces"
+	return u.String()
 }
 
 // Propagator composes the named propagators (config.PropagatorTraceContext,
