@@ -190,7 +190,7 @@ func TestMigrateAddsSeq(t *testing.T) {
 
 // TestMigrateAddsTraceID: a decisions table made before trace_id (by
 // migrations 1 and 2) gets the column from migration 3, and its rows read
-// trace_id ''.
+// trace_id ”.
 func TestMigrateAddsTraceID(t *testing.T) {
 	s := sharedServer(t)
 	conn := connect(t, s.Addr())
