@@ -11,7 +11,6 @@ package tracing
 
 import (
 	"context"
-	"encoding/hex"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -86,32 +85,40 @@ func HeaderTraceID(headers map[string]string) string {
 }
 
 // ParseTraceparent returns the trace id of a W3C traceparent header
-// (version-traceid-parentid-flags), or "" when it is not one.
+// (version-traceid-parentid-flags), or "" when it is not one. It does not
+// allocate for a lower-case header (the Check path reads it with tracing
+// off).
 func ParseTraceparent(v string) string {
-	parts := strings.Split(strings.TrimSpace(v), "-")
-	if len(parts) < 4 || len(parts[0]) != 2 || parts[0] == "ff" || !isHex(parts[0]) {
+	v = strings.TrimSpace(v)
+	// 2 version, 32 trace id, 16 parent id, 2 flags, 3 dashes.
+	const n = 55
+	if len(v) < n || v[2] != '-' || v[35] != '-' || v[52] != '-' {
 		return ""
 	}
-	if parts[0] == "00" && len(parts) != 4 {
+	ver := v[:2]
+	if !isHex(ver) || ver == "ff" || ver == "FF" {
 		return ""
 	}
-	if len(parts[1]) != 32 || len(parts[2]) != 16 || len(parts[3]) != 2 || !isHex(parts[2]) || !isHex(parts[3]) || allZero(parts[2]) {
+	if len(v) > n && (ver == "00" || v[n] != '-') {
+		return "" // version 00 has exactly four fields; later ones may add fields
+	}
+	if !isHex(v[36:52]) || !isHex(v[53:55]) || allZero(v[36:52]) {
 		return ""
 	}
-	return normTraceID(parts[1])
+	return normTraceID(v[3:35])
 }
 
 // normTraceID is a 32 (or B3's 16, left-padded) hex digit trace id,
 // lower case, not all zero; "" otherwise.
 func normTraceID(id string) string {
-	id = strings.ToLower(strings.TrimSpace(id))
+	id = strings.TrimSpace(id)
 	if len(id) == 16 {
 		id = strings.Repeat("0", 16) + id
 	}
 	if len(id) != 32 || !isHex(id) || allZero(id) {
 		return ""
 	}
-	return id
+	return strings.ToLower(id)
 }
 
 func isHex(s string) bool {
@@ -127,13 +134,10 @@ func isHex(s string) bool {
 	return true
 }
 
+// allZero says whether the hex string s is all zeros.
 func allZero(s string) bool {
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return false
-	}
-	for _, x := range b {
-		if x != 0 {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '0' {
 			return false
 		}
 	}

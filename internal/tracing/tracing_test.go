@@ -66,4 +66,8 @@ func TestOffCostsNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _, s := tr.Start(ctx, "x", 0); s.End() }); n != 0 {
 		t.Errorf("off: %v allocations per span", n)
 	}
+	h := map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	if n := testing.AllocsPerRun(100, func() { _ = HeaderTraceID(h) }); n != 0 {
+		t.Errorf("reading the propagated trace id: %v allocations", n)
+	}
 }
