@@ -28,7 +28,9 @@ func TestPushSpans(t *testing.T) {
 		do   func() error
 		want map[string]string
 	}{
-		{"grant", func() error { return s.UpsertGrant(Grant{ID: "g1", Target: "github", Expiry: time.Now().Add(time.Hour)}) },
+		{"grant", func() error {
+			return s.UpsertGrant(Grant{ID: "g1", Target: "github", Expiry: time.Now().Add(time.Hour)})
+		},
 			map[string]string{"airlock.xds.kind": "scopes", "airlock.xds.updated": "1", "airlock.xds.removed": "0"}},
 		{"revoke", func() error { return s.RemoveGrant("g1") },
 			map[string]string{"airlock.xds.kind": "scopes", "airlock.xds.updated": "0", "airlock.xds.removed": "1"}},
