@@ -58,6 +58,11 @@ type Logger struct {
 	done    chan struct{}
 	closing chan struct{}
 	once    sync.Once
+	// mu orders Log against Close: once Close holds it, no Log is
+	// between its check of closed and its send, so the worker's final
+	// drain sees every record that was queued.
+	mu     sync.RWMutex
+	closed bool
 
 	written  prometheus.Counter
 	dropped  *prometheus.CounterVec
@@ -124,11 +129,11 @@ func (l *Logger) Log(e Entry) {
 	if l == nil {
 		return
 	}
-	select {
-	case <-l.closing:
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
 		l.dropped.WithLabelValues(DropQueueFull).Inc()
 		return
-	default:
 	}
 	select {
 	case l.q <- e:
@@ -143,7 +148,12 @@ func (l *Logger) Close(ctx context.Context) error {
 	if l == nil {
 		return nil
 	}
-	l.once.Do(func() { close(l.closing) })
+	l.once.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		close(l.closing)
+	})
 	select {
 	case <-l.done:
 	case <-ctx.Done():
