@@ -178,7 +178,11 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 	})
 
 	// Tracing: off (the default) is a nil *tracing.Tracing, no SDK.
-	if g.Tracer, err = telemetry.New(ctx, cfg.Telemetry.Tracing, g.opts.Telemetry); err != nil {
+	topts := g.opts.Telemetry
+	if topts.Logger == nil {
+		topts.Logger = log.With("component", "telemetry")
+	}
+	if g.Tracer, err = telemetry.New(ctx, cfg.Telemetry.Tracing, topts); err != nil {
 		return err
 	}
 	if g.Tracer.Tracing != nil {

@@ -9,10 +9,12 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"runtime/debug"
 
 	"go.opentelemetry.io/contrib/propagators/b3"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -41,6 +43,10 @@ type Options struct {
 	// Exporter replaces the configured OTLP exporter (the SDK's in-memory
 	// exporter in tests); it is then synced span by span, not batched.
 	Exporter sdktrace.SpanExporter
+	// Logger receives the SDK's errors (a collector that cannot be
+	// reached, spans dropped): OpenTelemetry's global error handler is
+	// pointed at it while tracing is on. nil: the SDK's default (stderr).
+	Logger *slog.Logger
 }
 
 // New builds the tracer provider cfg asks for. It does not contact the
@@ -49,6 +55,12 @@ type Options struct {
 func New(ctx context.Context, cfg config.Tracing, opts Options) (*Provider, error) {
 	if !cfg.Enabled() && opts.Exporter == nil {
 		return &Provider{}, nil
+	}
+	if opts.Logger != nil {
+		log := opts.Logger
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn("tracing: the OpenTelemetry SDK failed (spans may be dropped)", "error", err)
+		}))
 	}
 	var proc sdktrace.SpanProcessor
 	if opts.Exporter != nil {
