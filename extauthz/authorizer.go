@@ -23,11 +23,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/decisionlog"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mcp"
 	"github.com/airlock-mcp/airlock/internal/policy"
+	"github.com/airlock-mcp/airlock/internal/tracing"
 )
 
 // Request is what Envoy's CheckRequest says about one HTTP request.
@@ -99,6 +105,19 @@ type Result struct {
 	// rpcID is the request's id as read before parsing (mcp.PeekID), for
 	// the audit of a request refused before its call was read.
 	rpcID []byte
+	// evals are the policy evaluations the decision rests on (the last
+	// one of a single call; one a message of a batch), kept only when
+	// the decision log is on.
+	evals []evaluation
+	// traceID and xRequestID name the request in the trace Envoy
+	// propagates and in Envoy's access log.
+	traceID, spanID, xRequestID string
+}
+
+// evaluation is one policy evaluation: its input and its decision.
+type evaluation struct {
+	in *policy.Input
+	d  policy.Decision
 }
 
 // verdict is what was decided about one message of a batch.
@@ -128,7 +147,12 @@ type Options struct {
 	Metrics   *Metrics
 	// Audit receives every decision (nil: none recorded).
 	Audit audit.Sink
-	Now   func() time.Time
+	// Tracing traces each Check (nil: off, a no-op).
+	Tracing *tracing.Tracing
+	// Decisions receives each decision in OPA's decision-log shape (nil:
+	// off).
+	Decisions *decisionlog.Logger
+	Now       func() time.Time
 }
 
 // Authorizer is the gRPC-free decision pipeline.
@@ -149,6 +173,9 @@ type Authorizer struct {
 	// (config.Limits.AuthzBreaker); inFlight the Checks being answered.
 	breaker  int64
 	inFlight atomic.Int64
+
+	tracing   *tracing.Tracing
+	decisions *decisionlog.Logger
 }
 
 // New builds an Authorizer from configuration. Upstream credentials are
@@ -168,6 +195,7 @@ func New(cfg *config.Config, opts Options) (*Authorizer, error) {
 		origins: newOrigins(cfg.AllowedOrigins), audit: opts.Audit,
 		sessions: newSessions(maxSessions, maxSessionsPerPrincipal, sessionIdle),
 		breaker:  int64(cfg.Limits.AuthzBreaker()),
+		tracing:  opts.Tracing, decisions: opts.Decisions,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -181,15 +209,62 @@ func New(cfg *config.Config, opts Options) (*Authorizer, error) {
 // Check decides one request. It never returns an allow on an error path.
 func (a *Authorizer) Check(ctx context.Context, req *Request) *Result {
 	start := time.Now()
+	ctx, span := a.tracing.Start(ctx, "airlock.authz.Check", trace.SpanKindServer)
 	res := a.check(ctx, req)
 	took := time.Since(start)
+	res.xRequestID = req.Headers["x-request-id"]
+	if sc := span.SpanContext(); sc.IsValid() {
+		res.traceID, res.spanID = sc.TraceID().String(), sc.SpanID().String()
+	} else if a.audit != nil || a.decisions != nil {
+		res.traceID = tracing.HeaderTraceID(req.Headers)
+	}
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("airlock.decision_id", res.DecisionID), attribute.String("airlock.target", res.target),
+			attribute.String("airlock.outcome", string(res.Outcome)), attribute.Int("http.response.status_code", res.Status))
+		if res.Outcome == OutcomeError {
+			span.SetStatus(codes.Error, "the gateway failed; denied")
+		}
+	}
+	span.End()
 	if a.metrics != nil {
 		a.metrics.observe(res, took)
 	}
 	if a.audit != nil {
 		a.record(res, took)
 	}
+	if a.decisions != nil {
+		a.logDecisions(res, took)
+	}
 	return res
+}
+
+// logDecisions hands the decision to the decision log: one record per
+// policy evaluation it rests on (a batch: one per message, message i > 0
+// as "<decision id>.<i>", as in the audit), or one without input and
+// result for a decision made before policy.
+func (a *Authorizer) logDecisions(r *Result, took time.Duration) {
+	e := decisionlog.Entry{
+		DecisionID: r.DecisionID, Time: a.now(), Outcome: string(r.Outcome), Status: r.Status, Reason: r.Reason,
+		PolicyVersion: r.policyVer, Target: r.target, XRequestID: r.xRequestID, TraceID: r.traceID, SpanID: r.spanID, Duration: took,
+	}
+	if len(r.evals) == 0 {
+		a.decisions.Log(e)
+		return
+	}
+	for i := range r.evals {
+		d := e
+		if i > 0 {
+			d.DecisionID = r.DecisionID + "." + strconv.Itoa(i)
+		}
+		if i < len(r.verdicts) {
+			d.Outcome, d.Reason = string(r.verdicts[i].Outcome), r.verdicts[i].Reason
+		}
+		d.Input, d.Result = r.evals[i].in, &r.evals[i].d
+		if v := r.evals[i].d.PolicyVersion; v != "" {
+			d.PolicyVersion = v
+		}
+		a.decisions.Log(d)
+	}
 }
 
 // record sends the decision to the audit trail (never the token or the
@@ -203,7 +278,7 @@ func (a *Authorizer) record(r *Result, took time.Duration) {
 	base := audit.Decision{
 		DecisionID: r.DecisionID, Time: a.now(), Target: r.target, Outcome: string(r.Outcome),
 		Reason: r.Reason, Status: r.Status, LatencyUS: took.Microseconds(), GrantID: r.grant, PolicyVersion: r.policyVer,
-		RequestID: r.requestID,
+		RequestID: r.requestID, TraceID: r.traceID,
 	}
 	if p := r.principal; p != nil {
 		base.Principal, base.ClientID, base.Issuer = p.Subject, p.ClientID, p.Issuer
@@ -314,7 +389,12 @@ func (a *Authorizer) decideRequest(ctx context.Context, id string, req *Request)
 		const why = "no bearer token in the Authorization header"
 		return a.finish(t, nil, nil, t.unauthenticated(id, requestID(req), "", why, why))
 	}
-	p, err := a.verify(ctx, t, raw)
+	tctx, span := a.tracing.Start(ctx, "airlock.authz.token", trace.SpanKindInternal)
+	p, err := a.verify(tctx, t, raw)
+	if err != nil {
+		span.SetStatus(codes.Error, "token rejected")
+	}
+	span.End()
 	if err != nil {
 		return a.finish(t, nil, nil, t.unauthenticated(id, requestID(req), "invalid_token", publicReason(err), safeReason(err)))
 	}
@@ -327,10 +407,17 @@ func (a *Authorizer) decideRequest(ctx context.Context, id string, req *Request)
 	}
 
 	// What it asks for.
+	_, span = a.tracing.Start(ctx, "airlock.authz.parse", trace.SpanKindInternal)
 	call, perr := mcp.ParseHTTP(&mcp.HTTPRequest{
 		Method: req.Method, Path: req.Path, Headers: req.Headers,
 		Body: req.Body, Truncated: req.Truncated,
 	})
+	if perr != nil {
+		span.SetStatus(codes.Error, "malformed request")
+	} else if span.IsRecording() {
+		span.SetAttributes(attribute.Int("airlock.mcp.messages", len(call.Messages)), attribute.Bool("airlock.mcp.batch", call.Batch))
+	}
+	span.End()
 	if perr != nil {
 		if perr.HTTPStatus == 413 {
 			perr.Message = fmt.Sprintf("%s (limit %d bytes)", perr.Message, a.maxBody)
@@ -364,14 +451,21 @@ func (a *Authorizer) decideOne(ctx context.Context, id string, t *target, p *ide
 	// Every outcome records the version of the policy that decided it,
 	// denials and holds too (only an allow carries it in its metadata).
 	var version string
+	var last *evaluation
 	defer func() {
 		if r.policyVer == "" {
 			r.policyVer = version
 		}
+		if last != nil {
+			r.evals = []evaluation{*last}
+		}
 	}()
 	var unusable map[string]bool
 	for attempt := 0; ; attempt++ {
-		d, err := a.decide(ctx, t, p, req, call, unusable)
+		d, in, err := a.decide(ctx, t, p, req, call, unusable)
+		if err == nil && a.decisions != nil {
+			last = &evaluation{in: in, d: d}
+		}
 		if err != nil {
 			a.log.Error("policy evaluation failed; denying", "decision_id", id, "target", t.cfg.Name, "error", err)
 			return policyDenied(id, call, OutcomeError, 403, "the gateway could not evaluate its policy; the call is denied")
@@ -380,7 +474,9 @@ func (a *Authorizer) decideOne(ctx context.Context, id string, t *target, p *ide
 		switch d.Outcome {
 		case policy.OutcomeAllow:
 			if d.Grant != "" && a.approvals != nil {
-				ok, err := a.useGrant(ctx, p, d.Grant)
+				gctx, span := a.tracing.Start(ctx, "airlock.authz.grants.use", trace.SpanKindInternal, attribute.String("airlock.grant_id", d.Grant))
+				ok, err := a.useGrant(gctx, p, d.Grant)
+				span.End()
 				if err != nil {
 					a.log.Error("grant store failed; denying", "decision_id", id, "grant", d.Grant, "error", err)
 					return policyDenied(id, call, OutcomeError, 403, "the gateway could not use the grant; the call is denied")
@@ -402,7 +498,13 @@ func (a *Authorizer) decideOne(ctx context.Context, id string, t *target, p *ide
 			if a.approvals == nil {
 				return approvalRequired(id, call, d)
 			}
-			return a.hold(ctx, id, t, p, req, call, d)
+			hctx, span := a.tracing.Start(ctx, "airlock.authz.hold", trace.SpanKindInternal)
+			hr := a.hold(hctx, id, t, p, req, call, d)
+			if span.IsRecording() {
+				span.SetAttributes(attribute.String("airlock.outcome", string(hr.Outcome)), attribute.String("airlock.access_request_id", hr.requestID))
+			}
+			span.End()
+			return hr
 		default:
 			return policyDenied(id, call, OutcomeDeny, 403, d.Reason)
 		}

@@ -30,6 +30,7 @@ type env struct {
 	cfg    *config.Config
 	client authv3.AuthorizationClient
 	http   net.Addr // airlock's HTTP listener (API, inbox)
+	g      *serve.Gateway
 }
 
 // policyDir is the shipped decision policy with the test rules above.
@@ -59,6 +60,13 @@ func startEnv(t testing.TB) *env {
 // startEnvWith starts the gateway with extra airlock.yaml sections
 // appended (e.g. an inbox), given the test issuer's URL.
 func startEnvWith(t testing.TB, extra func(issuer string) string) *env {
+	t.Helper()
+	return startEnvOpts(t, extra, serve.Options{})
+}
+
+// startEnvOpts is startEnvWith with serve's options (a span exporter, the
+// decision log's writer).
+func startEnvOpts(t testing.TB, extra func(issuer string) string, opts serve.Options) *env {
 	t.Helper()
 	iss, err := oidcissuer.New(oidcissuer.Options{Path: "/oauth2/default"})
 	if err != nil {
@@ -93,7 +101,7 @@ log: {level: error}
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := serve.Start(context.Background(), cfg, serve.Options{})
+	g, err := serve.Start(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +115,7 @@ log: {level: error}
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &env{iss: iss, cfg: cfg, client: authv3.NewAuthorizationClient(conn), http: g.HTTPAddr}
+	return &env{iss: iss, cfg: cfg, client: authv3.NewAuthorizationClient(conn), http: g.HTTPAddr, g: g}
 }
 
 func (e *env) token(t testing.TB, tok oidcissuer.Token) string {

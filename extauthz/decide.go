@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"slices"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mcp"
@@ -38,28 +42,48 @@ func messageInput(base policy.MessageInput, m *mcp.Message) policy.MessageInput 
 // decide evaluates policy for a call that is not a batch: its one message
 // with the caller's grants that cover its arguments, or, for a GET or
 // DELETE (no messages), once with an empty MCP method.
-func (a *Authorizer) decide(ctx context.Context, t *target, p *identity.Principal, req *Request, call *mcp.Call, unusable map[string]bool) (policy.Decision, error) {
+func (a *Authorizer) decide(ctx context.Context, t *target, p *identity.Principal, req *Request, call *mcp.Call, unusable map[string]bool) (policy.Decision, *policy.Input, error) {
 	in := a.input(t, p, req, call)
 	if a.approvals != nil {
-		g, err := a.approvals.ActiveForPrincipal(ctx, grants.PrincipalFrom(p), t.cfg.Name, in.Time)
+		gctx, span := a.tracing.Start(ctx, "airlock.authz.grants", trace.SpanKindInternal)
+		g, err := a.approvals.ActiveForPrincipal(gctx, grants.PrincipalFrom(p), t.cfg.Name, in.Time)
 		if err != nil {
-			return policy.Decision{}, fmt.Errorf("grant store: %w", err)
+			span.SetStatus(codes.Error, "grant store failed")
+		}
+		span.End()
+		if err != nil {
+			return policy.Decision{}, in, fmt.Errorf("grant store: %w", err)
 		}
 		if len(unusable) > 0 {
 			g = slices.DeleteFunc(slices.Clone(g), func(g policy.GrantInput) bool { return unusable[g.ID] })
 		}
 		in.Grants = g
 	}
-	if len(call.Messages) == 0 {
-		return a.policy.Evaluate(ctx, in)
-	}
 	if len(call.Messages) > 1 {
-		return policy.Decision{}, fmt.Errorf("decide: %d messages outside a batch", len(call.Messages))
+		return policy.Decision{}, in, fmt.Errorf("decide: %d messages outside a batch", len(call.Messages))
 	}
-	m := &call.Messages[0]
-	in.MCP = messageInput(in.MCP, m)
-	in.Grants = policy.CoveringGrants(in.Grants, m.Arguments)
-	return a.policy.Evaluate(ctx, in)
+	if len(call.Messages) == 1 {
+		m := &call.Messages[0]
+		in.MCP = messageInput(in.MCP, m)
+		in.Grants = policy.CoveringGrants(in.Grants, m.Arguments)
+	}
+	d, err := a.evaluate(ctx, in)
+	return d, in, err
+}
+
+// evaluate asks policy, in a span.
+func (a *Authorizer) evaluate(ctx context.Context, in *policy.Input) (policy.Decision, error) {
+	pctx, span := a.tracing.Start(ctx, "airlock.authz.policy", trace.SpanKindInternal)
+	d, err := a.policy.Evaluate(pctx, in)
+	if span.IsRecording() {
+		if err != nil {
+			span.SetStatus(codes.Error, "policy evaluation failed")
+		} else {
+			span.SetAttributes(attribute.String("airlock.policy.outcome", d.Outcome), attribute.String("airlock.policy.version", d.PolicyVersion))
+		}
+	}
+	span.End()
+	return d, err
 }
 
 // Reasons given to the messages of a refused batch.
@@ -77,20 +101,26 @@ const (
 // "not sent" for an allowed one. A batch is never held for approval and
 // never uses a grant, so a single-use grant cannot be spent (or replayed)
 // by a message riding along with others.
-func (a *Authorizer) decideBatch(ctx context.Context, id string, t *target, p *identity.Principal, req *Request, call *mcp.Call) *Result {
+func (a *Authorizer) decideBatch(ctx context.Context, id string, t *target, p *identity.Principal, req *Request, call *mcp.Call) (r *Result) {
 	in := a.input(t, p, req, call) // no grants: a batch is decided without them
 	base := in.MCP
 	verdicts := make([]verdict, len(call.Messages))
 	decisions := make([]policy.Decision, len(call.Messages))
 	refused := 0
+	var evals []evaluation
+	defer func() { r.evals = evals }()
 	for i := range call.Messages {
 		in.MCP = messageInput(base, &call.Messages[i])
-		d, err := a.policy.Evaluate(ctx, in)
+		d, err := a.evaluate(ctx, in)
 		if err != nil {
 			a.log.Error("policy evaluation failed; denying", "decision_id", id, "target", t.cfg.Name, "batch_index", i, "error", err)
 			return policyDenied(id, call, OutcomeError, 403, "the gateway could not evaluate its policy; the call is denied")
 		}
 		decisions[i] = d
+		if a.decisions != nil {
+			cp := *in
+			evals = append(evals, evaluation{in: &cp, d: d})
+		}
 		switch {
 		case d.Outcome == policy.OutcomeAllow && d.Grant == "":
 			verdicts[i] = verdict{Outcome: OutcomeAllow, Reason: d.Reason}
@@ -121,7 +151,7 @@ func (a *Authorizer) decideBatch(ctx context.Context, id string, t *target, p *i
 				verdicts[i] = verdict{Outcome: OutcomeDeny, Reason: reasonBatchNotSent}
 			}
 		}
-		r := batchRefused(id, call, verdicts, refused)
+		r = batchRefused(id, call, verdicts, refused)
 		r.verdicts = verdicts
 		r.policyVer = decisions[0].PolicyVersion
 		return r
@@ -131,7 +161,7 @@ func (a *Authorizer) decideBatch(ctx context.Context, id string, t *target, p *i
 		d.Record = d.Record || o.Record
 	}
 	d.Reason = fmt.Sprintf("every message of the batch of %d is allowed", len(call.Messages))
-	r := t.allow(id, p, call, req, d)
+	r = t.allow(id, p, call, req, d)
 	r.verdicts = verdicts
 	return r
 }

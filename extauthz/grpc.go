@@ -29,7 +29,9 @@ var _ authv3.AuthorizationServer = (*Server)(nil)
 // Check implements the ext_authz gRPC service.
 func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	defer s.A.enter()()
-	return toCheckResponse(s.A.Check(ctx, FromCheckRequest(in))), nil
+	req := FromCheckRequest(in)
+	ctx = s.A.tracing.Incoming(ctx, req.Headers)
+	return toCheckResponse(s.A.Check(ctx, req)), nil
 }
 
 // FromCheckRequest reads the HTTP request out of Envoy's AttributeContext:

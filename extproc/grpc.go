@@ -5,6 +5,9 @@ import (
 	"io"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -18,11 +21,16 @@ type Server struct {
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
 
-// Process serves one stream until Envoy closes it.
-func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+// Process serves one stream until Envoy closes it, in one span (when
+// tracing is on) continuing the trace Envoy sent in the stream's metadata.
+func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) (err error) {
 	defer s.P.enter()()
 	st := s.P.NewStream()
 	defer st.Close()
+	if tr := s.P.opts.Tracing; tr.On() {
+		_, span := tr.Start(tr.Incoming(stream.Context(), nil), "airlock.proc.Stream", trace.SpanKindServer)
+		defer func() { endStreamSpan(span, st, err) }()
+	}
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -44,4 +52,16 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			}
 		}
 	}
+}
+
+// endStreamSpan names what the stream was about (the ext_authz decision it
+// carried, never a payload) and ends its span.
+func endStreamSpan(span trace.Span, st *Stream, err error) {
+	d := &st.meta.d
+	span.SetAttributes(attribute.String("airlock.decision_id", d.DecisionID), attribute.String("airlock.target", d.Target),
+		attribute.Int("http.response.status_code", st.status), attribute.Bool("airlock.proc.failed", st.failed))
+	if err != nil || st.failed {
+		span.SetStatus(otelcodes.Error, "exchange failed")
+	}
+	span.End()
 }

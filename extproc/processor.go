@@ -35,6 +35,7 @@ import (
 
 	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/internal/tracing"
 )
 
 // Profiles finds masking profiles by name.
@@ -86,6 +87,8 @@ type Options struct {
 	// label of airlock_proc_masked_total (any other is counted as "other").
 	Targets []string
 	Now     func() time.Time
+	// Tracing traces each stream (nil: off).
+	Tracing *tracing.Tracing
 }
 
 // Processor holds what all streams share.

@@ -21,9 +21,13 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/airlock-mcp/airlock/envoy"
+	"github.com/airlock-mcp/airlock/internal/tracing"
 )
 
 // Options are the Server's collaborators.
@@ -41,6 +45,9 @@ type Options struct {
 	// again, doubling per consecutive rejection up to NACKRetryMax
 	// (retry.go); defaults DefaultNACKRetry and DefaultNACKRetryMax.
 	NACKRetry, NACKRetryMax time.Duration
+	// Tracing traces each push (a change of scoped routes, a new
+	// snapshot of listener and clusters); nil: off.
+	Tracing *tracing.Tracing
 }
 
 // Server is airlock's ADS server. Its caches (docs/xds.md):
@@ -52,6 +59,7 @@ type Options struct {
 //     Envoy requires of SotW scoped routes (scopecache.go).
 type Server struct {
 	log      *slog.Logger
+	tracing  *tracing.Tracing
 	metrics  *metrics
 	now      func() time.Time
 	instance string
@@ -102,6 +110,7 @@ func New(m *envoy.Model, opts Options) (*Server, error) {
 	_, _ = rand.Read(id[:])
 	s := &Server{
 		log:       log,
+		tracing:   opts.Tracing,
 		metrics:   newMetrics(opts.Registerer),
 		now:       now,
 		model:     m,
@@ -182,6 +191,8 @@ func (s *Server) Close() {
 
 // setBase makes base's listener and clusters the snapshot of every node.
 func (s *Server) setBase(base *envoy.Dynamic) error {
+	_, span := s.tracing.Start(context.Background(), "airlock.xds.push", trace.SpanKindInternal, attribute.String("airlock.xds.kind", "snapshot"))
+	defer span.End()
 	s.baseGen++
 	res := map[resource.Type][]types.Resource{resource.ListenerType: {base.Listener}}
 	for _, c := range base.Clusters {
@@ -355,8 +366,12 @@ func (s *Server) Grants() []Grant {
 // publish sends changed scopes to every subscriber. Called with mu held,
 // so changes reach Envoy in the order they were made.
 func (s *Server) publish(update map[string]types.Resource, remove []string) {
+	_, span := s.tracing.Start(context.Background(), "airlock.xds.push", trace.SpanKindInternal, attribute.String("airlock.xds.kind", "scopes"),
+		attribute.Int("airlock.xds.updated", len(update)), attribute.Int("airlock.xds.removed", len(remove)))
+	defer span.End()
 	s.metrics.grantRoutes.Set(float64(len(s.grants)))
 	if err := s.scopes.update(update, remove); err != nil {
+		span.SetStatus(codes.Error, "updating scoped routes failed")
 		s.log.Error("xds: updating scoped routes", "err", err)
 	}
 }

@@ -20,7 +20,7 @@ import (
 // first. Its kinds are 1–4, so a first byte with versionFlag set cannot be
 // a v1 record, and the decoder reads both. v1 and v2 carry the same fields.
 // v3 appends Seq to request and grant rows (older records decode with
-// Seq 0).
+// Seq 0). v4 appends TraceID to decision rows (older: "").
 //
 // A spool outlives the binary that wrote it (rows wait for ClickHouse
 // across an upgrade, or a downgrade), so the decoder reads every version
@@ -36,9 +36,11 @@ const (
 	// versionFlag marks a first byte as a version byte (v2 on).
 	versionFlag = 0x80
 	// recordVersion is the version appendRecord writes.
-	recordVersion = 3
+	recordVersion = 4
 	// versionSeq is the first version with RequestEvent.Seq and GrantEvent.Seq.
 	versionSeq = 3
+	// versionTraceID is the first version with Decision.TraceID.
+	versionTraceID = 4
 )
 
 // FutureVersionError says a spool record was written by a newer airlock
@@ -110,6 +112,7 @@ func appendRecord(b []byte, r Record) []byte {
 		b = appendStr(b, v.RequestID)
 		b = binary.AppendVarint(b, int64(v.Status))
 		b = binary.AppendVarint(b, v.LatencyUS)
+		b = appendStr(b, v.TraceID)
 	case *RequestEvent:
 		b = append(b, byte(kindRequest))
 		b = appendStr(b, v.EventID)
@@ -407,6 +410,9 @@ func decodeRecord(b []byte, alias bool, into *scratch) (Record, error) {
 		v.RequestID = d.str()
 		v.Status = d.int()
 		v.LatencyUS = d.varint()
+		if version >= versionTraceID {
+			v.TraceID = d.str()
+		}
 		r = v
 	case kindRequest:
 		v := &into.req

@@ -262,8 +262,9 @@ func TestDecodeV1Segment(t *testing.T) {
 }
 
 // TestEncodeWritesCurrentVersion: new records carry the version byte, and
-// a v3 record is a v1 record behind it, plus Seq at the end of request and
-// grant rows (v2 had the fields of v1; v3 added Seq).
+// a v4 record is a v1 record behind it, plus Seq at the end of request and
+// grant rows (v2 had the fields of v1; v3 added Seq) and TraceID at the
+// end of decision rows (v4).
 func TestEncodeWritesCurrentVersion(t *testing.T) {
 	data, err := os.ReadFile("testdata/spool-v1.seg")
 	if err != nil {
@@ -278,9 +279,11 @@ func TestEncodeWritesCurrentVersion(t *testing.T) {
 		body := v1[i]
 		if k := r.kind(); k == kindRequest || k == kindGrant {
 			body = append(bytes.Clone(body), 0) // Seq 0
+		} else if k == kindDecision {
+			body = append(bytes.Clone(body), 0) // TraceID ""
 		}
 		if !bytes.Equal(enc[1:], body) {
-			t.Errorf("record %d: v%d body differs from the v1 record (+ Seq)", i, recordVersion)
+			t.Errorf("record %d: v%d body differs from the v1 record (+ Seq, + TraceID)", i, recordVersion)
 		}
 	}
 }

@@ -113,6 +113,9 @@ type Decision struct {
 	RequestID     string    `json:"request_id"` // the access request opened, if any
 	Status        int       `json:"status"`     // HTTP status answered
 	LatencyUS     int64     `json:"latency_us"` // time to decide
+	// TraceID is the W3C trace id of the request (from the span, or the
+	// traceparent/x-b3 headers Envoy sent); "" when it carried none.
+	TraceID string `json:"trace_id"`
 }
 
 // RequestEvent is one transition of an access request (a call held for a

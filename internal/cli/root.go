@@ -31,6 +31,7 @@ func verbs(env *Env) []*cobra.Command {
 		parent(groupServer, "envoy", "render Envoy's configuration for this airlock, or show the Envoys it serves",
 			envoyBootstrapCmd(env), envoyStatusCmd(env)),
 		devCmd(env),
+		policyCmd(env),
 
 		accessCmd(env, "requests", cmdRequests),
 		accessCmd(env, "request", cmdRequest),

@@ -232,6 +232,7 @@ func (c *Config) resolvePaths(base string) {
 	c.Listen.TLS.resolvePaths(abs)
 	c.Grants.Dir = abs(c.Grants.Dir)
 	c.Audit.Spool.Dir = abs(c.Audit.Spool.Dir)
+	c.DecisionLog.Path = abs(c.DecisionLog.Path)
 	c.Audit.Embedded.Dir = abs(c.Audit.Embedded.Dir)
 	for i := range c.Targets {
 		c.Targets[i].Credential.File = abs(c.Targets[i].Credential.File)

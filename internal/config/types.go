@@ -32,6 +32,11 @@ type Config struct {
 	Audit  Audit  `yaml:"audit"`
 	Limits Limits `yaml:"limits"`
 	Log    Log    `yaml:"log"`
+	// Telemetry is OpenTelemetry tracing (off by default).
+	Telemetry Telemetry `yaml:"telemetry"`
+	// DecisionLog emits each decision in OPA's decision-log shape (off by
+	// default).
+	DecisionLog DecisionLog `yaml:"decision_log"`
 
 	// src is the file Parse read, kept so that checks made later (Locate)
 	// can point at the line too.

@@ -33,6 +33,8 @@ func (c *Config) applyDefaults() {
 		*m = *l
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	c.Telemetry.Tracing.applyDefaults()
+	c.DecisionLog.applyDefaults()
 	if len(c.AllowedOrigins) == 0 {
 		if u, err := url.Parse(c.PublicURL); err == nil && u.Host != "" {
 			c.AllowedOrigins = []string{u.Scheme + "://" + u.Host}
@@ -183,7 +185,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.checkAudiences()...)
 	errs = append(errs, c.checkLimits()...)
-	for _, err := range []error{c.Grants.Validate(), c.checkSharedSessions(), c.API.Validate(), c.Inbox.Validate(), c.Audit.Validate(), c.Notifications.Validate()} {
+	for _, err := range []error{c.Grants.Validate(), c.checkSharedSessions(), c.API.Validate(), c.Inbox.Validate(), c.Audit.Validate(), c.Notifications.Validate(), c.Telemetry.Validate(), c.DecisionLog.Validate()} {
 		errs = append(errs, unjoin(err)...)
 	}
 	if c.Policy.Dir == "" {

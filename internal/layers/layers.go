@@ -28,6 +28,8 @@ var Rank = map[string]int{
 	"internal/mask":     1,
 	"internal/identity": 1,
 	"internal/mtls":     1,
+	// the OpenTelemetry API the services trace with (no SDK, no exporter).
+	"internal/tracing": 1,
 	// a local OIDC provider for `airlock dev` (not for production); only
 	// the command line uses it.
 	"internal/devissuer": 1,
@@ -39,9 +41,13 @@ var Rank = map[string]int{
 	"internal/policy/rego": 3,
 	"internal/grants":      3,
 	"internal/audit":       3,
+	// the OPA-shaped decision log: policy input and result, masked.
+	"internal/decisionlog": 3,
 
 	// 4: what only a running gateway needs of them.
-	"internal/notify":           4,
+	"internal/notify": 4,
+	// the OpenTelemetry SDK and OTLP exporters, from configuration.
+	"internal/telemetry":        4,
 	"internal/audit/clickhouse": 4,
 	// the grant store replicas share (PostgreSQL), and the conformance
 	// suite every grant store passes.

@@ -84,12 +84,16 @@ targets: [{name: github, upstream: "http://127.0.0.1:1/mcp", masking_profile: de
 policy: {dir: %s, reload_interval: 0s}
 grants: {dir: %s, hold_window: 20s}
 audit: {embedded: {dir: %s}, spool: {dir: %s}}
+decision_log: {sink: file, path: %s}
 notifications:
   webhooks:
     - {name: generic, url: %q, secret_env: AIRLOCK_TEST_REDACT_HOOK_KEY}
     - {name: slack, url: %q, format: slack}
 `, iss.URL(), pol, filepath.Join(dir, "grants"), filepath.Join(dir, "audit"), filepath.Join(dir, "spool"),
-		hook.URL+"/generic", hook.URL+"/slack")
+		filepath.Join(dir, "decisions", "decisions.log"), hook.URL+"/generic", hook.URL+"/slack")
+	if err := os.Mkdir(filepath.Join(dir, "decisions"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cfgPath := filepath.Join(dir, "airlock.yaml")
 	if err := os.WriteFile(cfgPath, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
@@ -276,10 +280,10 @@ notifications:
 	if !strings.Contains(logs.String(), "delete_repo") {
 		t.Error("the log never mentions the call: the check would prove nothing")
 	}
-	// The grant store and the audit store (the spool is there only with
-	// ClickHouse) keep the masked reasons: what was recorded is checked,
-	// not an empty directory.
-	for _, sub := range []string{"grants", "audit", "spool"} {
+	// The grant store, the audit store (the spool is there only with
+	// ClickHouse) and the decision log keep the masked reasons and
+	// arguments: what was recorded is checked, not an empty directory.
+	for _, sub := range []string{"grants", "audit", "spool", "decisions"} {
 		root := filepath.Join(dir, sub)
 		if _, err := os.Stat(root); os.IsNotExist(err) && sub == "spool" {
 			continue

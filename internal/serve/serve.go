@@ -8,9 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -33,6 +35,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/audit"
 	auditch "github.com/airlock-mcp/airlock/internal/audit/clickhouse"
 	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/decisionlog"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/grants/pgstore"
 	"github.com/airlock-mcp/airlock/internal/identity"
@@ -42,6 +45,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/notify"
 	"github.com/airlock-mcp/airlock/internal/policy/rego"
 	"github.com/airlock-mcp/airlock/internal/slackapp"
+	"github.com/airlock-mcp/airlock/internal/telemetry"
 	"github.com/airlock-mcp/airlock/xds"
 )
 
@@ -61,12 +65,18 @@ type Gateway struct {
 	// they are plaintext (loopback, or listen.insecure).
 	TLS *mtls.Server
 
+	// Tracer is the tracer provider (zero when tracing is off);
+	// Decisions the decision log (nil when off).
+	Tracer    *telemetry.Provider
+	Decisions *decisionlog.Logger
+
 	AuthzAddr net.Addr // where ext_authz listens (resolved, e.g. after port 0); nil when off
 	ProcAddr  net.Addr // ext_proc
 	XDSAddr   net.Addr // ADS
 	HTTPAddr  net.Addr
 
 	log   *slog.Logger
+	opts  Options
 	creds credentials.TransportCredentials // nil: plaintext
 	// grpcMetrics are the gRPC server metrics (grpc_server_*) of every
 	// gRPC service airlock serves, by grpc_service and grpc_method.
@@ -79,6 +89,12 @@ type Gateway struct {
 type Options struct {
 	Logger     *slog.Logger
 	HTTPClient *http.Client // for issuer discovery and JWKS
+	// Telemetry is for tests: an exporter in place of the configured
+	// OTLP one (turns tracing on).
+	Telemetry telemetry.Options
+	// DecisionLogStdout is the decision log's stdout sink (tests);
+	// os.Stdout when nil.
+	DecisionLogStdout io.Writer
 }
 
 // Start builds every configured service, binds its listener and serves in
@@ -89,8 +105,11 @@ type Options struct {
 // Components start in one order, each added to the gateway's lifecycle as
 // soon as it runs; Stop (and a failed Start) stops them in reverse:
 //
-//	audit → http → notify → grants → ext_authz → ext_proc → xDS → workers
+//	audit → telemetry → http → notify → grants → decision_log → ext_authz → ext_proc → xDS → workers
 //
+// (telemetry and decision_log only when configured: the tracer provider
+// flushes the last spans after every traced service stopped, the
+// decision log writes what is queued once ext_authz took its last Check)
 // so at Stop the workers and xDS go first, held and in-flight calls drain
 // while the grant service still answers them, the grant service then ends
 // the approval event streams the HTTP server is holding, the HTTP server
@@ -129,7 +148,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	if st := store.Current().CacheStats(); !st.Enabled {
 		log.Warn("policy decisions will not be cached", "why", st.Reason)
 	}
-	g := &Gateway{Config: cfg, Policy: store, Registry: reg, log: log, errc: make(chan error, 8), grpcMetrics: newGRPCMetrics()}
+	g := &Gateway{Config: cfg, Policy: store, Registry: reg, log: log, opts: opts, errc: make(chan error, 8), grpcMetrics: newGRPCMetrics()}
 	reg.MustRegister(g.grpcMetrics)
 	g.life.log = log
 	if chk.TLS != nil {
@@ -162,6 +181,24 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 		defer cancel()
 		return rec.Close(actx)
 	})
+
+	// Tracing: off (the default) is a nil *tracing.Tracing, no SDK.
+	topts := g.opts.Telemetry
+	if topts.Logger == nil {
+		topts.Logger = log.With("component", "telemetry")
+	}
+	if g.Tracer, err = telemetry.New(ctx, cfg.Telemetry.Tracing, topts); err != nil {
+		return err
+	}
+	if g.Tracer.Tracing != nil {
+		tp := g.Tracer
+		g.life.add("telemetry", func(ctx context.Context) error {
+			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			return tp.Shutdown(tctx)
+		})
+	}
+	tr := g.Tracer.Tracing
 
 	// The HTTP server (probes, metrics, metadata; the approvals API and
 	// inbox once mounted below) is up early and stops late: it must
@@ -221,9 +258,26 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 	g.Grants = svc
 	g.life.add("grants", func(context.Context) error { return svc.Close() }) // closes the store too
 
+	// The decision log masks with the targets' profiles, as the grant
+	// service does.
+	if g.Decisions, err = decisionlog.New(cfg.DecisionLog, decisionlog.Options{
+		Logger: log.With("component", "decision_log"), Registerer: reg, Profiles: gmask, Query: cfg.Policy.Query,
+		ID: instanceID(), Version: telemetry.Version(), Stdout: g.opts.DecisionLogStdout,
+	}); err != nil {
+		return err
+	}
+	if dl := g.Decisions; dl != nil {
+		g.life.add("decision_log", func(ctx context.Context) error {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			return dl.Close(dctx)
+		})
+	}
+
 	authz, err := extauthz.New(cfg, extauthz.Options{
 		Verifier: ver, Policy: g.Policy, Approvals: svc, Audit: rec,
 		Logger: log.With("component", "extauthz"), Metrics: extauthz.NewMetrics(reg),
+		Tracing: tr, Decisions: g.Decisions,
 	})
 	if err != nil {
 		return err
@@ -257,6 +311,7 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 		// mode_override, so a JSON body is read BUFFERED_PARTIAL and one
 		// over the response limit is answered by id (extproc planBody).
 		ModeOverride: true,
+		Tracing:      tr,
 	})
 
 	if g.AuthzAddr, err = g.serveGRPC("ext_authz", "listen.authz", cfg.Listen.Authz, AuthzMaxRecvMsgSize(cfg), nil, func(s *grpc.Server) {
@@ -286,7 +341,7 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 		if err != nil {
 			return err
 		}
-		x, err := xds.New(model, xds.Options{Logger: log.With("component", "xds"), Registerer: reg})
+		x, err := xds.New(model, xds.Options{Logger: log.With("component", "xds"), Registerer: reg, Tracing: tr})
 		if err != nil {
 			return err
 		}
@@ -320,6 +375,15 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 	}
 	g.life.add("workers", func(context.Context) error { cancel(); stopFollow(); workers.Wait(); return nil })
 	return nil
+}
+
+// instanceID is the decision log's labels.id: the host name (a pod's
+// name), or "airlock".
+func instanceID() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "airlock"
 }
 
 func addrString(a net.Addr) string {

@@ -28,7 +28,7 @@ var columnsOf = [audit.NumKinds][]string{
 		"latency_ms", "masked_types", "masked_counts", "masked_total", "payload", "truncated", "bytes"},
 	audit.KindDecision: {"decision_id", "time", "time_ns", "session_id", "principal", "client_id", "issuer", "target",
 		"method", "tool", "jsonrpc_id", "outcome", "reason", "policy_version", "grant_id", "request_id",
-		"status", "latency_us"},
+		"status", "latency_us", "trace_id"},
 	audit.KindRequest: {"event_id", "time", "time_ns", "request_id", "from_state", "to_state", "actor", "principal",
 		"client_id", "target", "method", "tool", "reason", "decision_id", "grant_id", "seq"},
 	audit.KindGrant: {"event_id", "time", "time_ns", "grant_id", "transition", "actor", "principal", "client_id",
@@ -175,7 +175,7 @@ func (c *eventCols) reset() {
 
 type decisionCols struct {
 	id, session, principal, client, issuer, target, method, tool, rpcID []string
-	outcome, reason, policy, grant, request                             []string
+	outcome, reason, policy, grant, request, trace                      []string
 	tm                                                                  []time.Time
 	ns, latency                                                         []uint64
 	status                                                              []uint16
@@ -201,6 +201,7 @@ func (c *decisionCols) add(r audit.Record) {
 	c.request = append(c.request, v.RequestID)
 	c.status = append(c.status, u16(v.Status))
 	c.latency = append(c.latency, u64(v.LatencyUS))
+	c.trace = append(c.trace, v.TraceID)
 }
 
 func (c *decisionCols) len() int { return len(c.id) }
@@ -208,7 +209,7 @@ func (c *decisionCols) len() int { return len(c.id) }
 func (c *decisionCols) columns() []any {
 	return []any{c.id, c.tm, c.ns, c.session, c.principal, c.client, c.issuer, c.target,
 		c.method, c.tool, c.rpcID, c.outcome, c.reason, c.policy, c.grant, c.request,
-		c.status, c.latency}
+		c.status, c.latency, c.trace}
 }
 
 func (c *decisionCols) reset() { *c = decisionCols{} }

@@ -169,7 +169,7 @@ func sampleRecords() []audit.Record {
 			DecisionID: "dec-1", Time: t0, SessionID: "sess-1", Principal: "alice@example.com", ClientID: "agent-1",
 			Issuer: "https://issuer.example", Target: "github", Method: "tools/call", Tool: "delete_repo", JSONRPCID: "7",
 			Outcome: "deny", Reason: "tool delete_repo needs approval", PolicyVersion: "sha256:abc", GrantID: "",
-			RequestID: "req-1", Status: 403, LatencyUS: 1234,
+			RequestID: "req-1", Status: 403, LatencyUS: 1234, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
 		},
 		&audit.RequestEvent{
 			EventID: "r1", Time: t0, RequestID: "req-1", FromState: "pending", ToState: "approved", Actor: "bob@example.com",

@@ -56,6 +56,7 @@ type decisionRow struct {
 	RequestID     string    `ch:"request_id"`
 	Status        uint16    `ch:"status"`
 	LatencyUS     uint64    `ch:"latency_us"`
+	TraceID       string    `ch:"trace_id"`
 }
 
 type requestRow struct {
@@ -210,6 +211,7 @@ func TestRowsLand(t *testing.T) {
 		DecisionID: dec.DecisionID, Time: sec, TimeNS: uint64(t0.UnixNano()), SessionID: dec.SessionID, Principal: dec.Principal,
 		ClientID: dec.ClientID, Issuer: dec.Issuer, Target: dec.Target, Method: dec.Method, Tool: dec.Tool, JSONRPCID: dec.JSONRPCID,
 		Outcome: dec.Outcome, Reason: dec.Reason, PolicyVersion: dec.PolicyVersion, RequestID: dec.RequestID, Status: 403, LatencyUS: 1234,
+		TraceID: dec.TraceID,
 	}}
 	for i := range gotDec {
 		gotDec[i].Time = gotDec[i].Time.UTC()

@@ -260,7 +260,7 @@ func (s *Store) sessionDecisions(ctx context.Context, sessionID string, named []
 		args = append(args, named)
 	}
 	rows, err := c.conn.Query(ctx, `SELECT decision_id, time_ns, session_id, principal, client_id, issuer, target,
-    method, tool, jsonrpc_id, outcome, reason, policy_version, grant_id, request_id, status, latency_us
+    method, tool, jsonrpc_id, outcome, reason, policy_version, grant_id, request_id, status, latency_us, trace_id
 FROM `+c.db+`.decisions FINAL
 WHERE `+where+`
 ORDER BY time_ns, decision_id`, args...)
@@ -276,7 +276,7 @@ ORDER BY time_ns, decision_id`, args...)
 			status  uint16
 		)
 		if err := rows.Scan(&d.DecisionID, &ns, &d.SessionID, &d.Principal, &d.ClientID, &d.Issuer, &d.Target,
-			&d.Method, &d.Tool, &d.JSONRPCID, &d.Outcome, &d.Reason, &d.PolicyVersion, &d.GrantID, &d.RequestID, &status, &lat); err != nil {
+			&d.Method, &d.Tool, &d.JSONRPCID, &d.Outcome, &d.Reason, &d.PolicyVersion, &d.GrantID, &d.RequestID, &status, &lat, &d.TraceID); err != nil {
 			return nil, fmt.Errorf("audit: replaying session: decisions: %w", err)
 		}
 		d.Time, d.Status, d.LatencyUS = nsTime(ns), int(status), int64(lat)

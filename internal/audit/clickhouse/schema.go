@@ -128,6 +128,10 @@ var migrations = []migration{
 		{Table: "request_events", Column: "seq", Type: "UInt64"},
 		{Table: "grant_events", Column: "seq", Type: "UInt64"},
 	}},
+	// trace_id joins a decision with its request's trace.
+	{Version: 3, Name: "trace_id", SQL: mustRead("migrations/0003_trace_id.sql"), Add: []addColumn{
+		{Table: "decisions", Column: "trace_id", Type: "String"},
+	}},
 }
 
 func mustRead(name string) string {

@@ -112,8 +112,9 @@ func TestMigrateIdempotent(t *testing.T) {
 		SQL: "CREATE TABLE IF NOT EXISTS {{.DB}}.extra (x UInt8) ENGINE = MergeTree() ORDER BY x",
 		Add: []addColumn{{Table: "events", Column: "note", Type: `{{lc "String"}}`}},
 	})
-	// Migration 2 (seq) is airlock's since the request_events.seq column.
-	for run, want := range [][]int{{1, 2, 99}, nil} {
+	// Migration 2 (seq) is airlock's since the request_events.seq column,
+	// 3 (trace_id) since decisions.trace_id.
+	for run, want := range [][]int{{1, 2, 3, 99}, nil} {
 		applied, err := migrate(ctx, conn, schemaLayout{DB: db}, caps, ms)
 		if err != nil {
 			t.Fatalf("run %d: %v", run+1, err)
@@ -122,8 +123,8 @@ func TestMigrateIdempotent(t *testing.T) {
 			t.Fatalf("run %d applied (-want +got):\n%s", run+1, d)
 		}
 	}
-	if n := count(t, conn, "SELECT count() FROM "+db+".schema_migrations FINAL"); n != 3 {
-		t.Fatalf("schema_migrations has %d rows, want 3", n)
+	if n := count(t, conn, "SELECT count() FROM "+db+".schema_migrations FINAL"); n != 4 {
+		t.Fatalf("schema_migrations has %d rows, want 4", n)
 	}
 	if n := count(t, conn, "SELECT count() FROM system.tables WHERE database = '"+db+"'"); n != 6 {
 		t.Fatalf("%d tables, want 6 (4 audit tables, schema_migrations, extra)", n)
@@ -136,7 +137,7 @@ func TestMigrateIdempotent(t *testing.T) {
 	if err := conn.Exec(ctx, "DROP TABLE "+db+".schema_migrations"); err != nil {
 		t.Fatal(err)
 	}
-	if applied, err := migrate(context.Background(), conn, schemaLayout{DB: db}, caps, ms); err != nil || len(applied) != 3 {
+	if applied, err := migrate(context.Background(), conn, schemaLayout{DB: db}, caps, ms); err != nil || len(applied) != 4 {
 		t.Fatalf("re-applying: %v, %v", applied, err)
 	}
 }
@@ -170,7 +171,7 @@ func TestMigrateAddsSeq(t *testing.T) {
 	if err := b.Send(); err != nil {
 		t.Fatal(err)
 	}
-	applied, err := migrate(ctx, conn, schemaLayout{DB: db}, caps, migrations)
+	applied, err := migrate(ctx, conn, schemaLayout{DB: db}, caps, migrations[:2])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,5 +185,49 @@ func TestMigrateAddsSeq(t *testing.T) {
 	}
 	if n := count(t, conn, "SELECT count() FROM "+db+".request_events FINAL WHERE request_id = 'req-old' AND seq = 0"); n != 1 {
 		t.Errorf("the row stored before seq: %d rows with seq 0, want 1", n)
+	}
+}
+
+// TestMigrateAddsTraceID: a decisions table made before trace_id (by
+// migrations 1 and 2) gets the column from migration 3, and its rows read
+// trace_id ”.
+func TestMigrateAddsTraceID(t *testing.T) {
+	s := sharedServer(t)
+	conn := connect(t, s.Addr())
+	ctx := ctxT(t, time.Minute)
+	db := testDB(t)
+	var version string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	caps, err := capsFor(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrate(ctx, conn, schemaLayout{DB: db}, caps, migrations[:2]); err != nil {
+		t.Fatal(err)
+	}
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".decisions (decision_id, time, time_ns, outcome)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Append("dec-old", time.Now().UTC(), uint64(time.Now().UnixNano()), "allow"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := migrate(ctx, conn, schemaLayout{DB: db}, caps, migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]int{3}, applied); d != "" {
+		t.Fatalf("applied (-want +got):\n%s", d)
+	}
+	if n := count(t, conn, "SELECT count() FROM system.columns WHERE database = '"+db+"' AND table = 'decisions' AND name = 'trace_id'"); n != 1 {
+		t.Errorf("decisions.trace_id: %d columns", n)
+	}
+	if n := count(t, conn, "SELECT count() FROM "+db+".decisions FINAL WHERE decision_id = 'dec-old' AND trace_id = ''"); n != 1 {
+		t.Errorf("the row stored before trace_id: %d rows with trace_id '', want 1", n)
 	}
 }

@@ -1,0 +1,6 @@
+-- Migration 3 adds decisions.trace_id (String): the W3C trace id of the
+-- request a decision is about, to join the audit with the trace Envoy
+-- propagates (docs/tracing.md). Rows stored before it read ''. The column
+-- is added by the migration's column list (schema.go) where
+-- system.columns lacks it; on a cluster it is added to the local tables
+-- and the Distributed tables are made again over them (checkLayout).
