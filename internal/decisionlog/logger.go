@@ -20,7 +20,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/mask"
 )
 
-// Reasons a record is dropped (airlock_decision_log_dropped_total{reason}).
+// Reasons a record is dropped (airlock_decision_log_records_dropped_total{reason}).
 const (
 	DropQueueFull  = "queue_full"  // the queue was full: the sink is down or slower than the decisions
 	DropSinkFailed = "sink_failed" // the sink refused the batch after every retry

@@ -17,7 +17,7 @@
 // queue and returns; one worker masks, encodes and writes batches to the
 // sink (stdout, a file, or HTTP with retry). A record that finds the
 // queue full, or whose batch the sink refused after every retry, is
-// counted in airlock_decision_log_dropped_total{reason} and logged: never
+// counted in airlock_decision_log_records_dropped_total{reason} and logged: never
 // lost silently.
 package decisionlog
 
