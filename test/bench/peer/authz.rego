@@ -154,7 +154,7 @@ default response := {
 	"allowed": false,
 	"http_status": 403,
 	"headers": {"content-type": "application/json"},
-	"body": "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32003,\"message\":\"denied: the gateway could not evaluate its policy\"}}",
+	"body": "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32013,\"message\":\"denied: the gateway could not evaluate its policy\"}}",
 }
 
 response := not_found if {
@@ -169,15 +169,15 @@ response := not_found if {
 	not mcp_call
 } else := allow if {
 	decision.outcome == "allow"
-} else := denied(-32003, decision.reason) if {
+} else := denied(-32013, decision.reason) if {
 	# airlock refuses a call that needs approval without the reason
 	# approvers need (the shipped rules require one); the benchmark's
 	# calls never carry one.
 	decision.outcome == "approval_required"
 	decision.approval.reason_required
-} else := denied(-32004, decision.reason) if {
+} else := denied(-32014, decision.reason) if {
 	decision.outcome == "approval_required"
-} else := denied(-32003, decision.reason)
+} else := denied(-32013, decision.reason)
 
 allow := {
 	"allowed": true,
@@ -230,7 +230,7 @@ unauthenticated(err, reason) := {
 		"www-authenticate": sprintf("Bearer %s", [challenge(error_params(err, reason))]),
 		"x-airlock-decision-id": decision_id,
 	},
-	"body": rpc_error(null, -32001, sprintf("unauthorized: %s", [reason])),
+	"body": rpc_error(null, -32011, sprintf("unauthorized: %s", [reason])),
 }
 
 error_params(err, _) := [] if err == ""
@@ -248,7 +248,7 @@ insufficient_scope := {
 		])]),
 		"x-airlock-decision-id": decision_id,
 	},
-	"body": rpc_error(null, -32003, sprintf("forbidden: the token lacks scope %s", [concat(", ", missing_scopes)])),
+	"body": rpc_error(null, -32013, sprintf("forbidden: the token lacks scope %s", [concat(", ", missing_scopes)])),
 }
 
 invalid_request := {
