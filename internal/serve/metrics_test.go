@@ -144,8 +144,11 @@ type session struct {
 // webhook receivers: one verifying every delivery with the Standard
 // Webhooks reference library, one refusing them all): a call allowed, one
 // denied, one held then approved, the allowed call's response through
-// ext_proc, and an Envoy node on ADS that acknowledged its scoped routes
-// and stays connected. Then it scrapes /metrics.
+// ext_proc, an Envoy node on ADS that acknowledged its scoped routes and
+// a second that rejected them (both stay connected), a stream without a
+// node id refused, and a time-bound grant live from before the start.
+// Then it scrapes /metrics. TestMetricsAfterASession checks the values;
+// TestDashboardsAndRulesUseServedMetrics the names deploy/ uses.
 func runSession(t *testing.T) session {
 	t.Helper()
 	var out session
