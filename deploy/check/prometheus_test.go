@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -259,5 +260,97 @@ func TestHelmPrometheusRule(t *testing.T) {
 	}
 	if _, errs := rulefmt.Parse(out, false, model.UTF8Validation, promql, slog.New(slog.DiscardHandler)); len(errs) > 0 {
 		t.Errorf("the chart's PrometheusRule: %v", errs)
+	}
+}
+
+// TestDashboardsAndRulesUseDocumentedMetrics: every metric the rules and
+// the dashboard select (found by Prometheus' parser, not a regex) is
+// documented in docs/operations.md, or is one of Envoy's statistics listed
+// in docs/deploy.md's "Dashboards and alerts". internal/serve checks the
+// same names against a running airlock's /metrics.
+func TestDashboardsAndRulesUseDocumentedMetrics(t *testing.T) {
+	ops, err := os.ReadFile(filepath.Join(repoRoot, "docs/operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, err := os.ReadFile(filepath.Join(repoRoot, "docs/deploy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, envoySection, ok := strings.Cut(string(dep), "## Dashboards and alerts")
+	if !ok {
+		t.Fatal(`docs/deploy.md has no "Dashboards and alerts" section`)
+	}
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("`([a-z_:][a-z0-9_:]*)`").FindAllStringSubmatch(string(ops), -1) {
+		documented[m[1]] = true
+	}
+	for _, m := range regexp.MustCompile("`(envoy_[a-z0-9_]+)`").FindAllStringSubmatch(envoySection, -1) {
+		documented[m[1]] = true
+	}
+
+	var exprs []string
+	rgs, errs := rulefmt.ParseFile(rulesFile, false, model.UTF8Validation, promql, slog.New(slog.DiscardHandler))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	for _, g := range rgs.Groups {
+		for _, r := range g.Rules {
+			exprs = append(exprs, r.Expr)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(dashboardsDir, "*.json"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d grafanaDashboard
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatal(err)
+		}
+		var walk func([]grafanaPanel)
+		walk = func(ps []grafanaPanel) {
+			for _, p := range ps {
+				walk(p.Panels)
+				for _, q := range p.Targets {
+					exprs = append(exprs, grafanaVars.Replace(q.Expr))
+				}
+			}
+		}
+		walk(d.Panels)
+	}
+	n := 0
+	for _, e := range exprs {
+		ast, err := promql.ParseExpr(e)
+		if err != nil {
+			t.Errorf("%q: %v", e, err)
+			continue
+		}
+		parser.Inspect(ast, func(node parser.Node, _ []parser.Node) error {
+			vs, ok := node.(*parser.VectorSelector)
+			if !ok {
+				return nil
+			}
+			n++
+			name := vs.Name
+			if name == "" {
+				t.Errorf("%q selects series without a metric name", e)
+				return nil
+			}
+			base := name
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				if b, ok := strings.CutSuffix(name, s); ok && documented[b] {
+					base = b
+				}
+			}
+			if !documented[base] {
+				t.Errorf("%s (in %q) is not documented in docs/operations.md (nor an Envoy statistic listed in docs/deploy.md)", name, e)
+			}
+			return nil
+		})
+	}
+	if n < 40 {
+		t.Errorf("only %d selectors found", n)
 	}
 }
