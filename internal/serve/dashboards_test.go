@@ -231,3 +231,19 @@ func TestPromQLMetricNames(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPromQLMetricNames: the extraction never panics and returns only
+// identifiers, none of them an operator keyword.
+func FuzzPromQLMetricNames(f *testing.F) {
+	for _, s := range []string{`sum by (le) (rate(a_bucket{x="}"}[5m]))`, `a or b`, `"unterminated`, `{`, `1e3m`, `$__rate_interval`} {
+		f.Add(s)
+	}
+	ident := regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
+	f.Fuzz(func(t *testing.T, expr string) {
+		for _, n := range promqlMetricNames(expr) {
+			if !ident.MatchString(n) || promqlKeywords[strings.ToLower(n)] {
+				t.Errorf("promqlMetricNames(%q) returned %q", expr, n)
+			}
+		}
+	})
+}
