@@ -18,20 +18,27 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	procmodev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/airlock-mcp/airlock/internal/approvals"
 	"github.com/airlock-mcp/airlock/internal/approvals/approvalstest"
 	"github.com/airlock-mcp/airlock/internal/config"
 	"github.com/airlock-mcp/airlock/internal/grants"
+	"github.com/airlock-mcp/airlock/internal/grants/grantstest"
+	"github.com/airlock-mcp/airlock/internal/mtls/mtlstest"
 	"github.com/airlock-mcp/airlock/internal/serve"
 	"github.com/airlock-mcp/airlock/internal/wire"
 	"github.com/airlock-mcp/airlock/test/oidcissuer"
@@ -41,14 +48,110 @@ import (
 // Webhooks form.
 const hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-// TestMetricsAfterASession runs a scripted session through a running
-// airlock (serve.Start, real gRPC Checks over loopback, the approvals API,
-// real webhook receivers: one verifying every delivery with the Standard
-// Webhooks reference library, one refusing them all): a call allowed, one
-// denied, one held then approved. Then it scrapes /metrics as Prometheus
-// would and checks the series have the expected values, hold no secret,
-// and pass promlint.
+// TestMetricsAfterASession runs a scripted session (runSession) through a
+// running airlock and scrapes /metrics as Prometheus would: the series
+// have the expected values, hold no secret, and pass promlint.
 func TestMetricsAfterASession(t *testing.T) {
+	s := runSession(t)
+	text, fams, events := s.text, s.fams, s.events
+	authzSvc := map[string]string{"grpc_service": "envoy.service.auth.v3.Authorization", "grpc_method": "Check"}
+	with := func(base map[string]string, kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	github := map[string]string{"target": "github"}
+	tests := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"airlock_authz_decisions_total", map[string]string{"target": "github", "outcome": "allow", "method": "tools/call"}, 2},
+		{"airlock_authz_decisions_total", map[string]string{"target": "github", "outcome": "deny", "method": "tools/call"}, 1},
+		{"grpc_server_started_total", authzSvc, 3},
+		{"grpc_server_handled_total", with(authzSvc, "grpc_code", "OK"), 3},
+		{"grpc_server_handled_total", with(authzSvc, "grpc_code", "Internal"), 0},
+		{"grpc_server_handling_seconds_count", authzSvc, 3},
+		{"grpc_server_started_total", map[string]string{"grpc_service": "envoy.service.discovery.v3.AggregatedDiscoveryService", "grpc_method": "StreamAggregatedResources"}, 0},
+		{"airlock_access_requests_opened_total", github, 1},
+		{"airlock_access_requests_decided_total", with(github, "verdict", "approved"), 1},
+		{"airlock_access_requests_pending", nil, 0},
+		{"airlock_access_request_approval_seconds_count", map[string]string{"verdict": "approved"}, 1},
+		{"airlock_holds_total", map[string]string{"outcome": "allowed"}, 1},
+		{"airlock_hold_seconds_count", map[string]string{"outcome": "allowed"}, 1},
+		{"airlock_grants_issued_total", github, 1},
+		{"airlock_grants_used_total", github, 1},
+		{"airlock_grants_ended_total", with(github, "reason", "consumed"), 1},
+		{"airlock_webhook_deliveries_total", map[string]string{"webhook": "delivered"}, events},
+		{"airlock_webhook_failures_total", map[string]string{"webhook": "delivered"}, 0},
+		{"airlock_webhook_deliveries_total", map[string]string{"webhook": "refused"}, 0},
+		{"airlock_webhook_failures_total", map[string]string{"webhook": "refused"}, events},
+		{"airlock_webhook_attempts_total", map[string]string{"webhook": "refused"}, events},
+		{"airlock_webhook_dropped_total", map[string]string{"webhook": "delivered"}, 0},
+		{"airlock_audit_spool_full", nil, 0},
+		{"airlock_proc_masked_total", map[string]string{"target": "github", "detector": "aws_access_key"}, 1},
+		{"grpc_server_handled_total", map[string]string{"grpc_service": "envoy.service.ext_proc.v3.ExternalProcessor", "grpc_method": "Process", "grpc_code": "OK"}, 1},
+		{"airlock_tls_certificate_expiry_timestamp_seconds", map[string]string{"role": "server"}, s.certExpiry["server"]},
+		{"airlock_tls_certificate_expiry_timestamp_seconds", map[string]string{"role": "envoy_client"}, s.certExpiry["envoy_client"]},
+		{"airlock_xds_node_synced", map[string]string{"node": "gw-1", "type": "scoped_routes"}, 1},
+		{"airlock_xds_node_nacks_total", map[string]string{"node": "gw-2", "type": "scoped_routes"}, 1},
+		{"airlock_xds_node_synced", map[string]string{"node": "gw-2", "type": "scoped_routes"}, 0},
+		{"airlock_xds_refused_total", map[string]string{"reason": "no_node_id"}, 1},
+	}
+	for _, tt := range tests {
+		if got := sample(fams, tt.name, tt.labels); got != tt.want {
+			t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
+		}
+	}
+	if got := sample(fams, "airlock_grants_live", github); got != 1 {
+		t.Errorf("airlock_grants_live{target=github} = %v after the single-use grant was used, want the time-bound one only", got)
+	}
+	// No secret and no raw client input in any series.
+	for _, secret := range s.secrets {
+		if strings.Contains(text, secret) {
+			t.Errorf("/metrics holds %.12q…", secret)
+		}
+	}
+	problems, err := promlint.New(strings.NewReader(text)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// session is what a scripted session leaves: the /metrics page scraped
+// after it (text and parsed), the webhook events each receiver got, and
+// the secrets and client input no series may hold.
+type session struct {
+	text    string
+	fams    map[string]*dto.MetricFamily
+	events  float64
+	secrets []string
+	// certExpiry is when listen.tls's certificates expire, by role.
+	certExpiry map[string]float64
+}
+
+// runSession runs a scripted session through a running airlock
+// (serve.Start, its gRPC listeners on mutual TLS, real gRPC Checks over
+// loopback presenting Envoy's client certificate, the approvals API, real
+// webhook receivers: one verifying every delivery with the Standard
+// Webhooks reference library, one refusing them all): a call allowed, one
+// denied, one held then approved, the allowed call's response through
+// ext_proc, an Envoy node on ADS that acknowledged its scoped routes and
+// a second that rejected them (both stay connected), a stream without a
+// node id refused, and a time-bound grant live from before the start.
+// Then it scrapes /metrics. TestMetricsAfterASession checks the values;
+// TestDashboardsAndRulesUseServedMetrics the names deploy/ uses.
+func runSession(t *testing.T) session {
+	t.Helper()
+	var out session
 	iss, err := oidcissuer.New(oidcissuer.Options{Path: "/oauth2/default"})
 	if err != nil {
 		t.Fatal(err)
@@ -99,8 +202,32 @@ func TestMetricsAfterASession(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Mutual TLS on the gRPC listeners, as deployed: airlock's certificate
+	// and Envoy's client certificate (readable here, so its expiry is
+	// reported too).
+	serverCA, clientCA := mtlstest.NewCA(t, "airlock-ca"), mtlstest.NewCA(t, "gateway-ca")
+	const airlockName, gatewayName = "airlock.test", "gateway.test"
+	serverExpiry, envoyExpiry := time.Now().Add(30*24*time.Hour).Truncate(time.Second), time.Now().Add(10*24*time.Hour).Truncate(time.Second)
+	tlsFiles := mtlstest.WriteServerFiles(t, serverCA.Issue(t, "airlock", serverExpiry, airlockName), clientCA)
+	envoyLeaf := clientCA.Issue(t, "gateway", envoyExpiry, gatewayName)
+	out.certExpiry = map[string]float64{"server": float64(serverExpiry.Unix()), "envoy_client": float64(envoyExpiry.Unix())}
+	envoyCert, envoyKey, envoyCA := filepath.Join(dir, "envoy.crt"), filepath.Join(dir, "envoy.key"), filepath.Join(dir, "envoy-ca.crt")
+	mtlstest.WriteAtomic(t, envoyCert, envoyLeaf.CertPEM)
+	mtlstest.WriteAtomic(t, envoyKey, envoyLeaf.KeyPEM)
+	mtlstest.WriteAtomic(t, envoyCA, serverCA.PEM)
+	creds := grpc.WithTransportCredentials(credentials.NewTLS(mtlstest.ClientConfig(t, serverCA, airlockName, &envoyLeaf)))
 	src := fmt.Sprintf(`
-listen: {authz: "127.0.0.1:0", http: "127.0.0.1:0", proc: "127.0.0.1:0", xds: "127.0.0.1:0"}
+listen:
+  authz: "127.0.0.1:0"
+  http: "127.0.0.1:0"
+  proc: "127.0.0.1:0"
+  xds: "127.0.0.1:0"
+  tls:
+    cert_file: %q
+    key_file: %q
+    client_ca_file: %q
+    allowed_identities: [%s]
+    envoy: {cert_file: %q, key_file: %q, ca_file: %q, server_name: %s}
 public_url: "http://gateway.test"
 issuers: [{name: okta, url: %q}]
 targets: [{name: github, upstream: "http://127.0.0.1:1/mcp", masking_profile: default}]
@@ -111,11 +238,14 @@ notifications:
   webhooks:
     - {name: delivered, url: %q, secret_env: AIRLOCK_TEST_METRICS_HOOK_SECRET, events: ["request.opened", "request.approved", "grant.issued"]}
     - {name: refused, url: %q, secret_env: AIRLOCK_TEST_METRICS_HOOK_SECRET, events: ["request.opened", "request.approved", "grant.issued"]}
-`, iss.URL(), pol, filepath.Join(dir, "grants"), filepath.Join(dir, "audit"), filepath.Join(dir, "spool"), okHook.URL, downHook.URL)
+`, tlsFiles.Cert, tlsFiles.Key, tlsFiles.ClientCA, gatewayName, envoyCert, envoyKey, envoyCA, airlockName, iss.URL(), pol, filepath.Join(dir, "grants"), filepath.Join(dir, "audit"), filepath.Join(dir, "spool"), okHook.URL, downHook.URL)
 	cfg, err := config.Parse(strings.NewReader(src), filepath.Join(dir, "airlock.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A time-bound grant from before this start is live throughout (for
+	// another tool, so the session's calls do not use it).
+	grantstest.WriteLive(t, cfg.Grants.Dir, 1, "github", iss.URL())
 	g, err := serve.Start(context.Background(), cfg, serve.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +262,7 @@ notifications:
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(g.AuthzAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(g.AuthzAddr.String(), creds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +352,7 @@ notifications:
 	}
 	// The allowed call's response passes ext_proc as Envoy sends it, with
 	// ext_authz's metadata: an AWS key in it is masked and counted.
-	procConn, err := grpc.NewClient(g.ProcAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	procConn, err := grpc.NewClient(g.ProcAddr.String(), creds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,6 +403,60 @@ notifications:
 		t.Fatalf("ext_proc did not mask the response: %q", masked)
 	}
 
+	// An Envoy node connects to ADS, as Envoy does (delta, its node id
+	// and version), takes its scoped routes and acknowledges them; it
+	// stays connected until the scrape.
+	adsConn, err := grpc.NewClient(g.XDSAddr.String(), creds, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adsConn.Close()
+	actx, acancel := context.WithCancel(context.Background())
+	defer acancel()
+	ads, err := discovery.NewAggregatedDiscoveryServiceClient(adsConn).DeltaAggregatedResources(actx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: "gw-1", Cluster: "gateway", UserAgentName: "envoy",
+		UserAgentVersionType: &corev3.Node_UserAgentBuildVersion{UserAgentBuildVersion: &corev3.BuildVersion{Version: &typev3.SemanticVersion{MajorNumber: 1, MinorNumber: 36}}}}
+	if err := ads.Send(&discovery.DeltaDiscoveryRequest{Node: node, TypeUrl: resource.ScopedRouteType}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := ads.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ads.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.ScopedRouteType, ResponseNonce: first.GetNonce()}); err != nil {
+		t.Fatal(err)
+	}
+	// A second node rejects its first response (a NACK), and a stream
+	// without a node id is refused.
+	nack, err := discovery.NewAggregatedDiscoveryServiceClient(adsConn).DeltaAggregatedResources(actx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node2 := &corev3.Node{Id: "gw-2", Cluster: "gateway", UserAgentName: "envoy", UserAgentVersionType: node.UserAgentVersionType}
+	if err := nack.Send(&discovery.DeltaDiscoveryRequest{Node: node2, TypeUrl: resource.ScopedRouteType}); err != nil {
+		t.Fatal(err)
+	}
+	if first, err = nack.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if err := nack.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.ScopedRouteType, ResponseNonce: first.GetNonce(),
+		ErrorDetail: &status.Status{Code: int32(codes.InvalidArgument), Message: "rejected by the test"}}); err != nil {
+		t.Fatal(err)
+	}
+	anon, err := discovery.NewAggregatedDiscoveryServiceClient(adsConn).DeltaAggregatedResources(actx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := anon.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.ScopedRouteType}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.Recv(); err == nil {
+		t.Fatal("an ADS stream without a node id was served")
+	}
+
 	// Three events for each webhook: opened, approved, grant issued.
 	const events = 3
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -294,82 +478,21 @@ notifications:
 
 	// Scrape as Prometheus does. The webhook counters are read at scrape
 	// time, the receiver may answer before the sender counts: wait for it.
-	var text string
-	var fams map[string]*dto.MetricFamily
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		text, fams = scrape(t, "http://"+g.HTTPAddr.String()+"/metrics")
-		if sample(fams, "airlock_webhook_failures_total", map[string]string{"webhook": "refused"}) == events &&
-			sample(fams, "airlock_webhook_deliveries_total", map[string]string{"webhook": "delivered"}) == events {
+		out.text, out.fams = scrape(t, "http://"+g.HTTPAddr.String()+"/metrics")
+		if sample(out.fams, "airlock_webhook_failures_total", map[string]string{"webhook": "refused"}) == events &&
+			sample(out.fams, "airlock_xds_node_synced", map[string]string{"node": "gw-1", "type": "scoped_routes"}) == 1 &&
+			sample(out.fams, "airlock_xds_node_nacks_total", map[string]string{"node": "gw-2", "type": "scoped_routes"}) == 1 &&
+			sample(out.fams, "airlock_webhook_deliveries_total", map[string]string{"webhook": "delivered"}) == events {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the webhook counters never reached the deliveries made")
+			t.Fatal("the webhook counters never reached the deliveries made, or the Envoy node never synced")
 		}
 	}
-	authzSvc := map[string]string{"grpc_service": "envoy.service.auth.v3.Authorization", "grpc_method": "Check"}
-	with := func(base map[string]string, kv ...string) map[string]string {
-		m := map[string]string{}
-		for k, v := range base {
-			m[k] = v
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
-	github := map[string]string{"target": "github"}
-	tests := []struct {
-		name   string
-		labels map[string]string
-		want   float64
-	}{
-		{"airlock_authz_decisions_total", map[string]string{"target": "github", "outcome": "allow", "method": "tools/call"}, 2},
-		{"airlock_authz_decisions_total", map[string]string{"target": "github", "outcome": "deny", "method": "tools/call"}, 1},
-		{"grpc_server_started_total", authzSvc, 3},
-		{"grpc_server_handled_total", with(authzSvc, "grpc_code", "OK"), 3},
-		{"grpc_server_handled_total", with(authzSvc, "grpc_code", "Internal"), 0},
-		{"grpc_server_handling_seconds_count", authzSvc, 3},
-		{"grpc_server_started_total", map[string]string{"grpc_service": "envoy.service.discovery.v3.AggregatedDiscoveryService", "grpc_method": "StreamAggregatedResources"}, 0},
-		{"airlock_access_requests_opened_total", github, 1},
-		{"airlock_access_requests_decided_total", with(github, "verdict", "approved"), 1},
-		{"airlock_access_requests_pending", nil, 0},
-		{"airlock_access_request_approval_seconds_count", map[string]string{"verdict": "approved"}, 1},
-		{"airlock_holds_total", map[string]string{"outcome": "allowed"}, 1},
-		{"airlock_hold_seconds_count", map[string]string{"outcome": "allowed"}, 1},
-		{"airlock_grants_issued_total", github, 1},
-		{"airlock_grants_used_total", github, 1},
-		{"airlock_grants_ended_total", with(github, "reason", "consumed"), 1},
-		{"airlock_webhook_deliveries_total", map[string]string{"webhook": "delivered"}, events},
-		{"airlock_webhook_failures_total", map[string]string{"webhook": "delivered"}, 0},
-		{"airlock_webhook_deliveries_total", map[string]string{"webhook": "refused"}, 0},
-		{"airlock_webhook_failures_total", map[string]string{"webhook": "refused"}, events},
-		{"airlock_webhook_attempts_total", map[string]string{"webhook": "refused"}, events},
-		{"airlock_webhook_dropped_total", map[string]string{"webhook": "delivered"}, 0},
-		{"airlock_audit_spool_full", nil, 0},
-		{"airlock_proc_masked_total", map[string]string{"target": "github", "detector": "aws_access_key"}, 1},
-		{"grpc_server_handled_total", map[string]string{"grpc_service": "envoy.service.ext_proc.v3.ExternalProcessor", "grpc_method": "Process", "grpc_code": "OK"}, 1},
-	}
-	for _, tt := range tests {
-		if got := sample(fams, tt.name, tt.labels); got != tt.want {
-			t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
-		}
-	}
-	if got := sample(fams, "airlock_grants_live", github); got != -1 && got != 0 {
-		t.Errorf("airlock_grants_live{target=github} = %v after the single-use grant was used, want none", got)
-	}
-	// No secret and no raw client input in any series.
-	for _, s := range []string{hookSecret, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", awsKey, agent, bob, "acme/x", "sess-metrics", "alice@example.com"} {
-		if strings.Contains(text, s) {
-			t.Errorf("/metrics holds %.12q…", s)
-		}
-	}
-	problems, err := promlint.New(strings.NewReader(text)).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
+	out.events = events
+	out.secrets = []string{hookSecret, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", awsKey, agent, bob, "acme/x", "sess-metrics", "alice@example.com"}
+	return out
 }
 
 // scrape reads a /metrics page in Prometheus's text format.

@@ -153,6 +153,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, err
 	g.life.log = log
 	if chk.TLS != nil {
 		g.TLS, g.creds = chk.TLS, chk.TLS.Credentials()
+		reg.MustRegister(certCollector{tls: chk.TLS, envoyCert: cfg.Listen.TLS.Envoy.CertFile})
 	}
 	if err := g.start(ctx, ver); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
