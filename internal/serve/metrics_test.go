@@ -234,11 +234,12 @@ targets: [{name: github, upstream: "http://127.0.0.1:1/mcp", masking_profile: de
 policy: {dir: %s, reload_interval: 0s}
 grants: {dir: %s, hold_window: 30s}
 audit: {embedded: {dir: %s}, spool: {dir: %s}}
+decision_log: {sink: file, path: %s}
 notifications:
   webhooks:
     - {name: delivered, url: %q, secret_env: AIRLOCK_TEST_METRICS_HOOK_SECRET, events: ["request.opened", "request.approved", "grant.issued"]}
     - {name: refused, url: %q, secret_env: AIRLOCK_TEST_METRICS_HOOK_SECRET, events: ["request.opened", "request.approved", "grant.issued"]}
-`, tlsFiles.Cert, tlsFiles.Key, tlsFiles.ClientCA, gatewayName, envoyCert, envoyKey, envoyCA, airlockName, iss.URL(), pol, filepath.Join(dir, "grants"), filepath.Join(dir, "audit"), filepath.Join(dir, "spool"), okHook.URL, downHook.URL)
+`, tlsFiles.Cert, tlsFiles.Key, tlsFiles.ClientCA, gatewayName, envoyCert, envoyKey, envoyCA, airlockName, iss.URL(), pol, filepath.Join(dir, "grants"), filepath.Join(dir, "audit"), filepath.Join(dir, "spool"), filepath.Join(dir, "decisions.jsonl"), okHook.URL, downHook.URL)
 	cfg, err := config.Parse(strings.NewReader(src), filepath.Join(dir, "airlock.yaml"))
 	if err != nil {
 		t.Fatal(err)
