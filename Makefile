@@ -53,6 +53,12 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './$(NODE_DIR)/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@# The main module and the nested ones (which replace it with ../..)
+	@# must be tidy: a dependency added to airlock is missing from their
+	@# go.sum otherwise, and only their own test targets would find out.
+	@for m in . test/secretscan deploy/check; do \
+	  (cd $$m && $(GO) mod tidy -diff >/dev/null) || { echo "go.mod/go.sum of $$m are not tidy: run (cd $$m && go mod tidy)"; exit 1; }; \
+	done
 
 # Short fuzzing of every parser: every Fuzz target in the module, found by
 # `go test -list`, so a new one is never left out (the seed corpora also
