@@ -7,9 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -189,18 +187,8 @@ func runSession(t *testing.T) session {
 
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "policies")
-	if err := os.Mkdir(pol, 0o755); err != nil {
+	if err := approvalstest.WritePolicy(pol); err != nil {
 		t.Fatal(err)
-	}
-	_, file, _, _ := runtime.Caller(0)
-	shipped, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "policies", "airlock", "decision.rego"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{"decision.rego": shipped, "data.yaml": []byte(approvalstest.PolicyData)} {
-		if err := os.WriteFile(filepath.Join(pol, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 	// Mutual TLS on the gRPC listeners, as deployed: airlock's certificate
 	// and Envoy's client certificate (readable here, so its expiry is

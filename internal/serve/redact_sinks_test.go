@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -63,18 +62,8 @@ func TestNoSecretReachesAnySink(t *testing.T) {
 
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "policies")
-	if err := os.Mkdir(pol, 0o755); err != nil {
+	if err := approvalstest.WritePolicy(pol); err != nil {
 		t.Fatal(err)
-	}
-	_, file, _, _ := runtime.Caller(0)
-	shipped, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "policies", "airlock", "decision.rego"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{"decision.rego": shipped, "data.yaml": []byte(approvalstest.PolicyData)} {
-		if err := os.WriteFile(filepath.Join(pol, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 	src := fmt.Sprintf(`
 listen: {authz: "127.0.0.1:0", http: "127.0.0.1:0", proc: "", xds: ""}

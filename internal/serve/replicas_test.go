@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -44,18 +43,8 @@ func TestReplicasShareGrants(t *testing.T) {
 
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "policies")
-	if err := os.Mkdir(pol, 0o755); err != nil {
+	if err := approvalstest.WritePolicy(pol); err != nil {
 		t.Fatal(err)
-	}
-	_, file, _, _ := runtime.Caller(0)
-	shipped, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "policies", "airlock", "decision.rego"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{"decision.rego": shipped, "data.yaml": []byte(approvalstest.PolicyData)} {
-		if err := os.WriteFile(filepath.Join(pol, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 	start := func(name string) (*serve.Gateway, *config.Config) {
 		t.Helper()

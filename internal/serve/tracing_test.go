@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -44,18 +42,8 @@ func TestTraceThroughCheckAndProc(t *testing.T) {
 	defer iss.Close()
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "policies")
-	if err := os.Mkdir(pol, 0o755); err != nil {
+	if err := approvalstest.WritePolicy(pol); err != nil {
 		t.Fatal(err)
-	}
-	_, file, _, _ := runtime.Caller(0)
-	shipped, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "policies", "airlock", "decision.rego"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{"decision.rego": shipped, "data.yaml": []byte(approvalstest.PolicyData)} {
-		if err := os.WriteFile(filepath.Join(pol, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 	src := fmt.Sprintf(`
 listen: {authz: "127.0.0.1:0", http: "", proc: "127.0.0.1:0", xds: ""}

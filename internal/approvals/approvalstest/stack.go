@@ -230,26 +230,35 @@ func (s *Stack) Close() error {
 	return errors.Join(errs...)
 }
 
-// LoadPolicy compiles the shipped decision policy with PolicyData.
-func LoadPolicy() (*rego.Engine, error) {
+// WritePolicy writes the shipped decision policy and PolicyData into dir
+// (created if missing), as airlock.yaml's policy.dir holds them.
+func WritePolicy(dir string) error {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
-		return nil, errors.New("approvalstest: cannot locate the repository")
+		return errors.New("approvalstest: cannot locate the repository")
 	}
 	shipped := filepath.Join(filepath.Dir(file), "..", "..", "..", "policies", "airlock", "decision.rego")
 	src, err := os.ReadFile(shipped)
 	if err != nil {
-		return nil, fmt.Errorf("approvalstest: the shipped policy: %w", err)
+		return fmt.Errorf("approvalstest: the shipped policy: %w", err)
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "decision.rego"), src, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "data.yaml"), []byte(PolicyData), 0o644)
+}
+
+// LoadPolicy compiles the shipped decision policy with PolicyData.
+func LoadPolicy() (*rego.Engine, error) {
 	dir, err := os.MkdirTemp("", "airlock-approvals-policy-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	if err := os.WriteFile(filepath.Join(dir, "decision.rego"), src, 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "data.yaml"), []byte(PolicyData), 0o600); err != nil {
+	if err := WritePolicy(dir); err != nil {
 		return nil, err
 	}
 	return rego.Load(dir, "")
