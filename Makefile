@@ -6,7 +6,7 @@ NODE_DIR := test/node
 # Go test timeout for the whole run; keep `make test` well under 20 minutes on 2 cores.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test test-deps test-secretscan test-deploy check-envoy-gateway lint bench bench-go bench-authz bench-xds bench-audit demo demo-deps clean fuzz quickstart-mcp standin
+.PHONY: all build test test-deps test-secretscan test-deploy check-envoy-gateway lint pgo bench bench-go bench-authz bench-xds bench-audit demo demo-deps clean fuzz quickstart-mcp standin
 
 all: build
 
@@ -124,6 +124,21 @@ bench-authz: build
 	$(GO) build -o bin/authzload ./test/bench/authzload
 	@if [ -z "$$OPA_ENVOY_PLUGIN" ]; then echo "bench-authz: OPA_ENVOY_PLUGIN is not set: the opa-envoy-plugin peer is skipped (see docs/benchmarks.md)"; fi
 	./bin/authzload run --airlock-bin $(BIN) $(BENCH_AUTHZ_FLAGS)
+
+# Profile-guided optimisation: cmd/airlock/default.pgo (used by every
+# `go build ./cmd/airlock`) is a CPU profile of the request paths — the
+# ext_authz Check in process and over gRPC (every call new) and an ext_proc
+# exchange — merged into one. Refresh it after changing those paths; see
+# docs/benchmarks.md for what it gains.
+PGO_TMP ?= /tmp/airlock-pgo
+pgo:
+	rm -rf $(PGO_TMP) && mkdir -p $(PGO_TMP)
+	$(GO) test -run '^$$' -bench 'BenchmarkAirlockCheck$$/fresh|BenchmarkAirlockCheckGRPC' -benchtime 5s \
+		-cpuprofile $(PGO_TMP)/authz.pprof -o $(PGO_TMP)/authz.test ./test/bench/authzload
+	$(GO) test -run '^$$' -bench 'Exchange/airlock' -benchtime 10000x \
+		-cpuprofile $(PGO_TMP)/proc.pprof -o $(PGO_TMP)/proc.test ./extproc
+	$(GO) tool pprof -proto $(PGO_TMP)/authz.pprof $(PGO_TMP)/proc.pprof > cmd/airlock/default.pgo
+	rm -rf $(PGO_TMP)
 
 clean:
 	rm -rf bin

@@ -143,7 +143,10 @@ func (e *Embedded) Record(r Record) error {
 		line, err = json.Marshal(v)
 	case *Decision:
 		t = v.Time
-		line, err = json.Marshal(v)
+		var ok bool
+		if line, ok = appendDecisionJSON(make([]byte, 0, v.jsonSizeHint()), v); !ok {
+			line, err = json.Marshal(v)
+		}
 	case *RequestEvent:
 		t = v.Time
 		line, err = json.Marshal(v)

@@ -84,7 +84,10 @@ type recordedShape struct {
 // left empty.
 func ReadRecorded(msg []byte) Message {
 	var r recordedShape
-	_ = json.Unmarshal(msg, &r) // partial reads are what is recorded
+	if !json.Valid(msg) || !decodeRecorded(msg, &r) {
+		r = recordedShape{}
+		_ = json.Unmarshal(msg, &r) // partial reads are what is recorded
+	}
 	m := Message{Method: r.Method, Result: r.Result, RPCError: r.Error}
 	if len(r.ID) > 0 && !bytes.Equal(r.ID, []byte("null")) {
 		m.ID = r.ID

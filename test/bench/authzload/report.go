@@ -155,6 +155,12 @@ func ratios(results []*TargetResult) []Ratio {
 		}
 		return projectedPeak(p), ""
 	}
+	cpu := func(t string) (float64, string) {
+		if _, why := projected(t); why != "" {
+			return 0, why
+		}
+		return by[t].phase("closed").ServerCPU, ""
+	}
 	var out []Ratio
 	add := func(name string, fnum, fden func(string) (float64, string), a, b, goal string, met func(float64) bool) {
 		num, why1 := fnum(a)
@@ -183,9 +189,26 @@ func ratios(results []*TargetResult) []Ratio {
 		}
 		out = append(out, r)
 	}
-	add("airlock/no-op peak req/s", rps, rps, "airlock", "noop", ">= 0.70", func(v float64) bool { return v >= 0.70 })
+	// Issue 19's goals: peak within 20% of the no-op server, p99 within
+	// 1.5x, and at most 30 µs more CPU per Check (a difference, not a ratio).
+	add("airlock/no-op peak req/s", rps, rps, "airlock", "noop", ">= 0.8", func(v float64) bool { return v >= 0.8 })
 	add("airlock/peer peak req/s", rps, rps, "airlock", "peer", ">= 2", func(v float64) bool { return v >= 2 })
-	add("airlock p99 / no-op p99 (open loop)", p99, p99, "airlock", "noop", "<= 2", func(v float64) bool { return v <= 2 })
+	add("airlock p99 / no-op p99 (open loop)", p99, p99, "airlock", "noop", "<= 1.5", func(v float64) bool { return v <= 1.5 })
+	if by["airlock"] != nil && by["noop"] != nil {
+		r := Ratio{Name: "airlock - no-op CPU µs per Check (closed loop)", Goal: "<= 30"}
+		a, why1 := cpu("airlock")
+		n, why2 := cpu("noop")
+		if why := strings.Trim(why1+"; "+why2, "; "); why != "" {
+			r.Note = why
+			f := false
+			r.Met = &f
+		} else {
+			r.Value = float64(int((a-n)*10+0.5)) / 10
+			m := r.Value <= 30
+			r.Met = &m
+		}
+		out = append(out, r)
+	}
 	add("peer p99 / no-op p99 (open loop)", p99, p99, "peer", "noop", "(reference)", nil)
 	add("airlock/no-op peak from CPU per Check (estimate for idle cores)", projected, projected, "airlock", "noop", "(reference)", nil)
 	add("airlock/peer peak from CPU per Check (estimate for idle cores)", projected, projected, "airlock", "peer", "(reference)", nil)

@@ -48,9 +48,10 @@ func TestRatios(t *testing.T) {
 			name:    "all goals met",
 			results: []*TargetResult{result("noop", 10000, 1, nil), result("airlock", 8000, 1.5, nil), result("peer", 3000, 10, nil)},
 			want: []Ratio{
-				{Name: "airlock/no-op peak req/s", Value: 0.8, Goal: ">= 0.70", Met: &yes},
+				{Name: "airlock/no-op peak req/s", Value: 0.8, Goal: ">= 0.8", Met: &yes},
 				{Name: "airlock/peer peak req/s", Value: 2.67, Goal: ">= 2", Met: &yes},
-				{Name: "airlock p99 / no-op p99 (open loop)", Value: 1.5, Goal: "<= 2", Met: &yes},
+				{Name: "airlock p99 / no-op p99 (open loop)", Value: 1.5, Goal: "<= 1.5", Met: &yes},
+				{Name: "airlock - no-op CPU µs per Check (closed loop)", Value: 25, Goal: "<= 30", Met: &yes},
 				{Name: "peer p99 / no-op p99 (open loop)", Value: 10, Goal: "(reference)"},
 				{Name: "airlock/no-op peak from CPU per Check (estimate for idle cores)", Value: 0.8, Goal: "(reference)"},
 				{Name: "airlock/peer peak from CPU per Check (estimate for idle cores)", Value: 2.67, Goal: "(reference)"},
@@ -64,9 +65,10 @@ func TestRatios(t *testing.T) {
 				result("peer", 3000, 10, func(c, o *Phase) { c.Errors = 4 }),
 			},
 			want: []Ratio{
-				{Name: "airlock/no-op peak req/s", Value: 0.6, Goal: ">= 0.70", Met: &no},
+				{Name: "airlock/no-op peak req/s", Value: 0.6, Goal: ">= 0.8", Met: &no},
 				{Name: "airlock/peer peak req/s", Goal: ">= 2", Met: &no, Note: "peer had 4 errors"},
-				{Name: "airlock p99 / no-op p99 (open loop)", Goal: "<= 2", Met: &no, Note: "airlock could not keep 2000 req/s (answered 900/s): its p99 grows with the run"},
+				{Name: "airlock p99 / no-op p99 (open loop)", Goal: "<= 1.5", Met: &no, Note: "airlock could not keep 2000 req/s (answered 900/s): its p99 grows with the run"},
+				{Name: "airlock - no-op CPU µs per Check (closed loop)", Value: 66.7, Goal: "<= 30", Met: &no},
 				{Name: "peer p99 / no-op p99 (open loop)", Value: 10, Goal: "(reference)"},
 				{Name: "airlock/no-op peak from CPU per Check (estimate for idle cores)", Value: 0.6, Goal: "(reference)"},
 				{Name: "airlock/peer peak from CPU per Check (estimate for idle cores)", Value: 2, Goal: "(reference)"},
@@ -76,8 +78,9 @@ func TestRatios(t *testing.T) {
 			name:    "no peer: no peer ratios",
 			results: []*TargetResult{result("noop", 10000, 1, nil), result("airlock", 7000, 2, nil)},
 			want: []Ratio{
-				{Name: "airlock/no-op peak req/s", Value: 0.7, Goal: ">= 0.70", Met: &yes},
-				{Name: "airlock p99 / no-op p99 (open loop)", Value: 2, Goal: "<= 2", Met: &yes},
+				{Name: "airlock/no-op peak req/s", Value: 0.7, Goal: ">= 0.8", Met: &no},
+				{Name: "airlock p99 / no-op p99 (open loop)", Value: 2, Goal: "<= 1.5", Met: &no},
+				{Name: "airlock - no-op CPU µs per Check (closed loop)", Value: 42.9, Goal: "<= 30", Met: &no},
 				{Name: "airlock/no-op peak from CPU per Check (estimate for idle cores)", Value: 0.7, Goal: "(reference)"},
 			},
 		},
@@ -89,8 +92,9 @@ func TestRatios(t *testing.T) {
 				return r
 			}(), result("airlock", 7000, 2, nil)},
 			want: []Ratio{
-				{Name: "airlock/no-op peak req/s", Value: 0.7, Goal: ">= 0.70", Met: &yes},
-				{Name: "airlock p99 / no-op p99 (open loop)", Value: 2, Goal: "<= 2", Met: &yes},
+				{Name: "airlock/no-op peak req/s", Value: 0.7, Goal: ">= 0.8", Met: &no},
+				{Name: "airlock p99 / no-op p99 (open loop)", Value: 2, Goal: "<= 1.5", Met: &no},
+				{Name: "airlock - no-op CPU µs per Check (closed loop)", Goal: "<= 30", Met: &no, Note: "noop's CPU was not measured (not started by the driver)"},
 				{Name: "airlock/no-op peak from CPU per Check (estimate for idle cores)", Goal: "(reference)", Note: "noop's CPU was not measured (not started by the driver)"},
 			},
 		},
@@ -100,8 +104,9 @@ func TestRatios(t *testing.T) {
 				c.RPS, c.ServerCPU, o.RPS, o.Saturated = 0, 0, 0, true
 			})},
 			want: []Ratio{
-				{Name: "airlock/no-op peak req/s", Goal: ">= 0.70", Met: &no, Note: "no answers in the measured window"},
-				{Name: "airlock p99 / no-op p99 (open loop)", Goal: "<= 2", Met: &no, Note: "airlock could not keep 2000 req/s (answered 0/s): its p99 grows with the run"},
+				{Name: "airlock/no-op peak req/s", Goal: ">= 0.8", Met: &no, Note: "no answers in the measured window"},
+				{Name: "airlock p99 / no-op p99 (open loop)", Goal: "<= 1.5", Met: &no, Note: "airlock could not keep 2000 req/s (answered 0/s): its p99 grows with the run"},
+				{Name: "airlock - no-op CPU µs per Check (closed loop)", Goal: "<= 30", Met: &no, Note: "airlock has no CPU figure (no answers in the window)"},
 				{Name: "airlock/no-op peak from CPU per Check (estimate for idle cores)", Goal: "(reference)", Note: "airlock has no CPU figure (no answers in the window)"},
 			},
 		},

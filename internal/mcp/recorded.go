@@ -1,0 +1,231 @@
+package mcp
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// decodeRecorded fills r from msg as json.Unmarshal(msg, r) does, in one
+// pass without reflection, for the messages ext_proc records (a tool's
+// result is several KiB that json.Unmarshal scans twice and decodes
+// field by field only to copy it). It reads only what it can read exactly
+// like json.Unmarshal: lower-case ASCII keys, strings without escapes or
+// non-ASCII bytes, objects where the shape has objects. On anything else
+// — a key json.Unmarshal would match case-insensitively, an escape, a type
+// mismatch — it gives up and the caller runs json.Unmarshal. msg must be
+// valid JSON (json.Valid).
+func decodeRecorded(msg []byte, r *recordedShape) bool {
+	d := recDecoder{b: msg}
+	d.ws()
+	if d.i >= len(d.b) || d.b[d.i] != '{' {
+		return false
+	}
+	return d.object(func(key string) bool {
+		switch key {
+		case "method":
+			return d.str(&r.Method)
+		case "id":
+			r.ID = d.raw()
+		case "result":
+			r.Result = d.raw()
+		case "error":
+			r.Error = d.raw()
+		case "params":
+			if d.null() {
+				return true
+			}
+			if d.b[d.i] != '{' {
+				return false
+			}
+			p := &r.Params
+			return d.object(func(key string) bool {
+				switch key {
+				case "name":
+					return d.str(&p.Name)
+				case "uri":
+					return d.str(&p.URI)
+				case "ref":
+					if d.null() {
+						return true
+					}
+					if d.b[d.i] != '{' {
+						return false
+					}
+					return d.object(func(key string) bool {
+						switch key {
+						case "type":
+							return d.str(&p.Ref.Type)
+						case "name":
+							return d.str(&p.Ref.Name)
+						case "uri":
+							return d.str(&p.Ref.URI)
+						}
+						d.skip()
+						return true
+					})
+				}
+				d.skip()
+				return true
+			})
+		default:
+			d.skip()
+		}
+		return true
+	})
+}
+
+type recDecoder struct {
+	b []byte
+	i int
+}
+
+func (d *recDecoder) ws() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// object reads the object at d.i, calling member with d.i at each value
+// (whitespace skipped); member must consume the value.
+func (d *recDecoder) object(member func(key string) bool) bool {
+	d.i++ // {
+	for {
+		d.ws()
+		if d.b[d.i] == '}' {
+			d.i++
+			return true
+		}
+		if d.b[d.i] == ',' {
+			d.i++
+			d.ws()
+		}
+		key, ok := d.plainString()
+		if !ok || !plainKey(key) {
+			return false
+		}
+		d.ws()
+		d.i++ // :
+		d.ws()
+		if !member(key) {
+			return false
+		}
+		d.ws()
+	}
+}
+
+// plainKey: a key json.Unmarshal matches against the shape's field names
+// only by its exact bytes: none of them fold to it case-insensitively
+// unless it is itself lower-case ASCII.
+func plainKey(k string) bool {
+	for _, f := range [...]string{"method", "id", "params", "result", "error", "name", "uri", "ref", "type"} {
+		if len(k) == len(f) && k != f && strings.EqualFold(k, f) {
+			return false
+		}
+	}
+	// json.Unmarshal's folding also maps ſ (U+017F) to s and the Kelvin sign
+	// to k: a key with non-ASCII bytes was already refused by plainString.
+	return true
+}
+
+// plainString reads a string with neither escapes nor non-ASCII bytes.
+func (d *recDecoder) plainString() (string, bool) {
+	if d.b[d.i] != '"' {
+		return "", false
+	}
+	start := d.i + 1
+	for j := start; j < len(d.b); j++ {
+		switch c := d.b[j]; {
+		case c == '"':
+			d.i = j + 1
+			return string(d.b[start:j]), true
+		case c == '\\' || c >= 0x80:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// str stores a plain string value into *s; null leaves *s as it is, as
+// json.Unmarshal does.
+func (d *recDecoder) str(s *string) bool {
+	if d.null() {
+		return true
+	}
+	v, ok := d.plainString()
+	if ok {
+		*s = v
+	}
+	return ok
+}
+
+func (d *recDecoder) null() bool {
+	if strings.HasPrefix(string(d.b[d.i:]), "null") {
+		d.i += 4
+		return true
+	}
+	return false
+}
+
+// raw copies the value at d.i, as json.RawMessage's UnmarshalJSON does
+// (null included).
+func (d *recDecoder) raw() json.RawMessage {
+	start := d.i
+	d.skip()
+	return append(json.RawMessage(nil), d.b[start:d.i]...)
+}
+
+// skip moves past the (valid) value at d.i.
+func (d *recDecoder) skip() {
+	depth := 0
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		switch c {
+		case '"':
+			d.i++
+			for d.i < len(d.b) {
+				if c := d.b[d.i]; c == '\\' {
+					d.i += 2
+					continue
+				} else if c == '"' {
+					break
+				}
+				d.i++
+			}
+			d.i++
+			if depth == 0 {
+				return
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				d.i++
+				return
+			}
+		case ',', ':', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return
+			}
+		default:
+			if depth == 0 {
+				// a number or literal: up to the next delimiter
+				for d.i < len(d.b) {
+					switch d.b[d.i] {
+					case ',', '}', ']', ' ', '\t', '\n', '\r':
+						return
+					}
+					d.i++
+				}
+				return
+			}
+		}
+		d.i++
+	}
+}
