@@ -55,6 +55,8 @@ type Options struct {
 	ExtraConfig func(baseURL string) string
 	// MaxRequestBytes is airlock's (and Envoy's) body limit (default 1 MiB).
 	MaxRequestBytes int
+	// MaxResponseBytes is limits.max_response_bytes (default airlock's, 8 MiB).
+	MaxResponseBytes int
 	// TokenTTL of minted tokens (default 1h).
 	TokenTTL time.Duration
 	// HoldWindow and PendingTTL of access requests (defaults: airlock's,
@@ -481,7 +483,11 @@ targets:
 	if opts.NoScopeTarget {
 		fmt.Fprintf(&b, "  - name: noscope\n    upstream: %s\n    credential: {prefix: \"Bearer \", file: %s}\n", s.JSONServer.URL(), credFile)
 	}
-	fmt.Fprintf(&b, "policy: {dir: %s, reload_interval: 2s}\nlimits: {max_request_bytes: %d}\nlog: {level: %s, format: json}\n", polDir, maxBody, level)
+	limits := fmt.Sprintf("max_request_bytes: %d", maxBody)
+	if opts.MaxResponseBytes > 0 {
+		limits += fmt.Sprintf(", max_response_bytes: %d", opts.MaxResponseBytes)
+	}
+	fmt.Fprintf(&b, "policy: {dir: %s, reload_interval: 2s}\nlimits: {%s}\nlog: {level: %s, format: json}\n", polDir, limits, level)
 	fmt.Fprintf(&b, "grants: {dir: %s", filepath.Join(s.WorkDir, "grants"))
 	if opts.HoldWindow > 0 {
 		fmt.Fprintf(&b, ", hold_window: %s", opts.HoldWindow)
