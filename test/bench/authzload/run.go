@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/airlock-mcp/airlock/test/oidcissuer"
 )
 
@@ -32,10 +34,26 @@ type runFlags struct {
 	users, requests, rounds  int
 	fresh                    bool
 	modes                    string
+	phases                   string
+	full                     bool
+	clickhouse               string
+	grants, streams          int
+	procDuration             time.Duration
 	jsonOut, workDir         string
 	load                     Load
 	startTimeout             time.Duration
 }
+
+// The phases of a run (--phases).
+const (
+	phaseAuthz = "authz" // ext_authz Checks: the closed and open loops (--modes)
+	phaseProc  = "proc"  // ext_proc exchanges, JSON and SSE, closed loop
+	phaseMem   = "mem"   // airlock's memory with --streams open MCP streams
+)
+
+// clickhouseOff runs the full configuration with the embedded audit
+// store instead of ClickHouse (--clickhouse off).
+const clickhouseOff = "off"
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	f := &runFlags{}
@@ -54,7 +72,13 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.IntVar(&f.requests, "requests", 1000, "distinct CheckRequests in the pool")
 	fs.BoolVar(&f.fresh, "fresh", true, "make every call new (JSON-RPC id, request id, a cursor argument); false replays the pool, so calls repeat")
 	fs.IntVar(&f.rounds, "rounds", 1, "run the target sequence this many times and report medians (a shared machine is noisy)")
-	fs.StringVar(&f.modes, "modes", "closed,open", "phases to run: closed (peak requests/s), open (latency at --rate)")
+	fs.StringVar(&f.modes, "modes", "closed,open", "ext_authz loops to run: closed (peak requests/s), open (latency at --rate)")
+	fs.StringVar(&f.phases, "phases", "authz,proc,mem", "phases to run on each target: authz (Checks, --modes), proc (ext_proc JSON and SSE exchanges; no-op and airlock), mem (airlock's RSS with --streams open MCP streams)")
+	fs.BoolVar(&f.full, "full", true, "run airlock with issue 19's default configuration: audit into ClickHouse, decision log (file), a masking profile, --grants live grants, the ext_proc listener; false: ext_authz and the embedded audit store only")
+	fs.StringVar(&f.clickhouse, "clickhouse", "", "native address of a ClickHouse for airlock's audit rows (default: start one locally; \"off\": the embedded store)")
+	fs.IntVar(&f.grants, "grants", defaultGrants, "live grants in airlock's grant store (with --full)")
+	fs.IntVar(&f.streams, "streams", 1000, "mem phase: MCP streams held open at once")
+	fs.DurationVar(&f.procDuration, "proc-duration", 5*time.Second, "proc phase: measured time of each exchange kind (after --warmup)")
 	fs.IntVar(&f.load.Conns, "conns", 4, "gRPC connections to each target")
 	fs.IntVar(&f.load.Concurrency, "concurrency", 64, "closed loop: requests in flight")
 	fs.Float64Var(&f.load.Rate, "rate", 2000, "open loop: requests per second")
@@ -85,6 +109,20 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 			errs = append(errs, fmt.Errorf("modes: unknown mode %q (closed, open)", m))
 		}
 	}
+	for _, p := range f.phaseList() {
+		if !slices.Contains([]string{phaseAuthz, phaseProc, phaseMem}, p) {
+			errs = append(errs, fmt.Errorf("phases: unknown phase %q (authz, proc, mem)", p))
+		}
+	}
+	if len(f.phaseList()) == 0 {
+		errs = append(errs, errors.New("phases: none given (authz, proc, mem)"))
+	}
+	if (f.hasPhase(phaseProc) || f.hasPhase(phaseMem)) && !f.full && f.airlockAddr == "" && slices.Contains(f.targetList(), "airlock") {
+		errs = append(errs, errors.New("the proc and mem phases need airlock's ext_proc listener: keep --full (or run --phases authz)"))
+	}
+	if f.grants < 0 || f.streams < 1 || f.procDuration <= 0 {
+		errs = append(errs, fmt.Errorf("grants (%d) must not be negative, streams (%d) must be at least 1, proc-duration (%s) positive", f.grants, f.streams, f.procDuration))
+	}
 	if (f.airlockAddr != "" || f.peerAddr != "") && f.tokenEnv == "" {
 		errs = append(errs, errors.New("--airlock-addr and --peer-addr need --token-env (the driver cannot mint tokens a running server trusts)"))
 	}
@@ -99,6 +137,14 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 
 func (f *runFlags) targetList() []string { return splitList(f.targets) }
 func (f *runFlags) modeList() []string   { return splitList(f.modes) }
+func (f *runFlags) phaseList() []string  { return splitList(f.phases) }
+
+func (f *runFlags) hasPhase(p string) bool { return slices.Contains(f.phaseList(), p) }
+
+// useClickHouse: the driver's airlock records into ClickHouse.
+func (f *runFlags) useClickHouse() bool {
+	return f.full && f.clickhouse != clickhouseOff && f.airlockAddr == "" && slices.Contains(f.targetList(), "airlock")
+}
 
 func splitList(s string) []string {
 	var out []string
@@ -159,11 +205,16 @@ type bench struct {
 	given   *Workload // the --token-env token
 	secret  string    // upstream credential the launched targets inject
 	skipped []string
+	store   *auditStore // the audit ClickHouse (useClickHouse)
+	grants  string      // the filled grant store directory ("" until written)
 }
 
 func (b *bench) close() {
 	if b.iss != nil {
 		b.iss.Close()
+	}
+	if b.store != nil {
+		b.store.close()
 	}
 }
 
@@ -184,10 +235,29 @@ func (b *bench) runAll(ctx context.Context) ([]*TargetResult, error) {
 		}
 		results = append(results, &TargetResult{Bench: "ext_authz_check", Target: name, Env: captureEnv(b.f)})
 	}
+	if b.f.useClickHouse() {
+		b.logf("starting ClickHouse for airlock's audit rows")
+		st, err := startAuditStore(ctx, b.f.clickhouse)
+		if err != nil {
+			return nil, err
+		}
+		b.store = st
+	}
 	for round := 1; round <= b.f.rounds; round++ {
 		for _, r := range results {
 			if err := b.runTarget(ctx, r, round); err != nil {
 				return results, err
+			}
+		}
+	}
+	if b.store != nil {
+		for _, r := range results {
+			if r.Target == "airlock" && r.Launched {
+				// The measurement is real only if the rows reached ClickHouse.
+				wantEvents := b.f.hasPhase(phaseProc) || b.f.hasPhase(phaseMem)
+				rows := b.store.count(ctx, 15*time.Second, wantEvents)
+				r.Audit = &rows
+				b.logf("audit rows in ClickHouse (database %s): %d decisions, %d events %s", b.store.db, rows.Decisions, rows.Events, rows.Err)
 			}
 		}
 	}
@@ -227,6 +297,9 @@ func (b *bench) runTarget(ctx context.Context, r *TargetResult, round int) error
 		pid = t.proc.cmd.Process.Pid
 	}
 	for _, mode := range b.f.modeList() {
+		if !b.f.hasPhase(phaseAuthz) {
+			break
+		}
 		b.logf("%s: round %d/%d, %s loop, %s warm-up + %s", name, round, b.f.rounds, mode, b.f.load.Warmup, b.f.load.Duration)
 		var p Phase
 		if mode == "closed" {
@@ -239,24 +312,120 @@ func (b *bench) runTarget(ctx context.Context, r *TargetResult, round int) error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if t.proc != nil {
-			select {
-			case <-t.proc.exited:
-				return t.fail(errors.New("exited during the benchmark"))
-			default:
-			}
+		if err := t.alive(); err != nil {
+			return err
+		}
+	}
+	if b.f.hasPhase(phaseProc) && t.procAddr != "" {
+		if err := b.runProc(ctx, t, r, round, pid); err != nil {
+			return err
+		}
+	}
+	if b.f.hasPhase(phaseMem) && name == "airlock" && pid > 0 {
+		if err := b.runMemPhase(ctx, t, r, round, conns, pid); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// runProc drives the JSON and the SSE exchange at the target's ext_proc
+// listener, one closed loop each.
+func (b *bench) runProc(ctx context.Context, t *running, r *TargetResult, round, pid int) error {
+	conns, err := dial(ctx, t.procAddr, b.f.load.Conns)
+	if err != nil {
+		return t.fail(fmt.Errorf("ext_proc: %w", err))
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	profile := "default"
+	if b.f.full {
+		profile = benchMaskingProfile
+	}
+	exp := expectProcAny
+	if t.name == "airlock" {
+		exp = expectProcMasked
+	}
+	l := b.f.load
+	l.Duration = b.f.procDuration
+	for i, kind := range procKinds {
+		md, err := authzMetadata(procDecision(profile, sessionID("ext_proc", i), i))
+		if err != nil {
+			return err
+		}
+		x, err := newExchange(kind, md, "Bearer "+b.secret, sessionID("ext_proc", i))
+		if err != nil {
+			return err
+		}
+		b.logf("%s: round %d/%d, ext_proc %s exchange, closed loop, %s warm-up + %s", t.name, round, b.f.rounds, kind, l.Warmup, l.Duration)
+		p := ProcClosedLoop(ctx, conns, x, exp, l, processMeter(pid))
+		p.Round, p.LoadAvg, p.CPUPressure = round, loadAvg(), cpuPressure()
+		r.Phases = append(r.Phases, p)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := t.alive(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runMemPhase holds --streams MCP streams open in airlock and reads its
+// memory.
+func (b *bench) runMemPhase(ctx context.Context, t *running, r *TargetResult, round int, authz []*grpc.ClientConn, pid int) error {
+	conns, err := dial(ctx, t.procAddr, b.f.load.Conns)
+	if err != nil {
+		return t.fail(fmt.Errorf("ext_proc: %w", err))
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	b.logf("%s: round %d/%d, memory with %d open MCP streams (%d live grants)", t.name, round, b.f.rounds, b.f.streams, b.liveGrants())
+	m, err := runMem(ctx, memLoad{authz: authz, proc: conns, work: t.work, exp: t.exp, streams: b.f.streams,
+		parallel: 32, timeout: 2 * time.Minute, pid: pid})
+	if err != nil {
+		return t.fail(fmt.Errorf("memory phase: %w", err))
+	}
+	m.Round, m.Grants = round, b.liveGrants()
+	r.Mem = append(r.Mem, m)
+	return t.alive()
+}
+
+// liveGrants is how many live grants airlock's store holds.
+func (b *bench) liveGrants() int {
+	if b.grants == "" {
+		return 0
+	}
+	return b.f.grants
+}
+
 // running is one target ready to be driven.
 type running struct {
-	name string
-	addr string
-	proc *proc
-	work *Workload
-	exp  Expect
+	name     string
+	addr     string
+	procAddr string // its ext_proc listener ("" none)
+	proc     *proc
+	work     *Workload
+	exp      Expect
+}
+
+// alive reports a target process that exited during the benchmark.
+func (t *running) alive() error {
+	if t.proc == nil {
+		return nil
+	}
+	select {
+	case <-t.proc.exited:
+		return t.fail(errors.New("exited during the benchmark"))
+	default:
+		return nil
+	}
 }
 
 func (t *running) fail(err error) error {
@@ -286,7 +455,7 @@ func (b *bench) setup(ctx context.Context, name string) (*running, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &running{name: name, addr: addr, proc: p, work: w, exp: ExpectOK{}}, nil
+		return &running{name: name, addr: addr, procAddr: addr, proc: p, work: w, exp: ExpectOK{}}, nil
 	case "airlock":
 		if b.f.airlockAddr != "" {
 			w, err := b.givenWorkload()
@@ -317,7 +486,24 @@ func (b *bench) startAirlock(ctx context.Context) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := writeAirlockConfig(b.dir, addr, b.iss.URL(), b.f.policyDir)
+	sc := serveConfig{Dir: b.dir, Authz: addr, IssuerURL: b.iss.URL(), PolicyDir: b.f.policyDir, Full: b.f.full}
+	if b.f.full {
+		if sc.Proc, err = freePort(); err != nil {
+			return nil, err
+		}
+		sc.GrantsDir = filepath.Join(b.dir, "grants")
+		if b.grants == "" && b.f.grants > 0 {
+			b.logf("writing %d live grants into the grant store", b.f.grants)
+			if err := writeGrants(sc.GrantsDir, b.f.grants, b.iss.URL()); err != nil {
+				return nil, err
+			}
+			b.grants = sc.GrantsDir
+		}
+		if b.store != nil {
+			sc.ClickHouse, sc.Database = b.store.addr, b.store.db
+		}
+	}
+	cfg, err := sc.write()
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +512,7 @@ func (b *bench) startAirlock(ctx context.Context) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &running{name: "airlock", addr: addr, proc: p, work: w, exp: ExpectAirlockAllow{Credential: "Bearer " + b.secret}}, nil
+	return &running{name: "airlock", addr: addr, procAddr: sc.Proc, proc: p, work: w, exp: ExpectAirlockAllow{Credential: "Bearer " + b.secret}}, nil
 }
 
 func (b *bench) startPeer(ctx context.Context) (*running, error) {
