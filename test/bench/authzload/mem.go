@@ -31,7 +31,8 @@ import (
 // ends every stream as its server would (a last empty chunk with
 // end_of_stream) and half-closes it.
 
-// MemResult is the memory phase's figures.
+// MemResult is the memory phase's figures, taken in an airlock process
+// started for it.
 type MemResult struct {
 	Round   int `json:"round"`
 	Streams int `json:"streams"` // open when measured
@@ -39,9 +40,13 @@ type MemResult struct {
 	// RSS and HWM in MB (10^6 bytes): VmRSS before the streams were
 	// opened, VmRSS with them open, and VmHWM (the most the process has
 	// held since it started, its load phases included).
-	IdleRSS  float64  `json:"idle_rss_mb"`
-	RSS      float64  `json:"rss_mb"`
-	HWM      float64  `json:"hwm_mb"`
+	IdleRSS float64 `json:"idle_rss_mb"`
+	RSS     float64 `json:"rss_mb"`
+	HWM     float64 `json:"hwm_mb"`
+	// LoadRSS and LoadHWM are the same figures of the process that ran
+	// the round's load phases, read at their end (0: none ran).
+	LoadRSS  float64  `json:"load_rss_mb,omitempty"`
+	LoadHWM  float64  `json:"load_hwm_mb,omitempty"`
 	Errors   int      `json:"errors"`
 	Samples  []string `json:"error_samples,omitempty"`
 	OpenTime float64  `json:"open_seconds"`

@@ -368,16 +368,30 @@ func writeReport(w io.Writer, f *runFlags, results []*TargetResult, skipped []st
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("\n| target | target CPU µs/Check | driver CPU µs/Check | peak req/s from CPU (idle cores) |\n|---|---:|---:|---:|\n")
+	store := false
+	for _, r := range results {
+		if p := r.phase("closed"); p != nil && p.StoreCPU > 0 {
+			store = true
+		}
+	}
+	if store {
+		b.WriteString("\n| target | target CPU µs/Check | driver CPU µs/Check | ClickHouse CPU µs/Check | peak req/s from CPU (idle cores) |\n|---|---:|---:|---:|---:|\n")
+	} else {
+		b.WriteString("\n| target | target CPU µs/Check | driver CPU µs/Check | peak req/s from CPU (idle cores) |\n|---|---:|---:|---:|\n")
+	}
 	for _, r := range results {
 		p := r.phase("closed")
 		if p == nil {
 			continue
 		}
+		ch := ""
+		if store {
+			ch = fmt.Sprintf(" %.1f |", p.StoreCPU)
+		}
 		if p.ServerCPU > 0 {
-			fmt.Fprintf(&b, "| %s | %.1f | %.1f | %.0f |\n", r.Target, p.ServerCPU, p.DriverCPU, projectedPeak(p))
+			fmt.Fprintf(&b, "| %s | %.1f | %.1f |%s %.0f |\n", r.Target, p.ServerCPU, p.DriverCPU, ch, projectedPeak(p))
 		} else {
-			fmt.Fprintf(&b, "| %s | – | %.1f | – |\n", r.Target, p.DriverCPU)
+			fmt.Fprintf(&b, "| %s | – | %.1f |%s – |\n", r.Target, p.DriverCPU, ch)
 		}
 	}
 	writeProcTable(&b, results)
@@ -439,13 +453,17 @@ func writeProcTable(b *strings.Builder, results []*TargetResult) {
 			if !head {
 				head = true
 				fmt.Fprintf(b, "\n### ext_proc: one MCP exchange (request headers, request body, response headers, response body), closed loop, %d in flight over %d connections\n\n", p.Concurrency, p.Conns)
-				b.WriteString("| target | exchange | exchanges/s | p50 ms | p99 ms | errors | target CPU µs/exchange | driver CPU µs/exchange |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
+				b.WriteString("| target | exchange | exchanges/s | p50 ms | p99 ms | errors | target CPU µs/exchange | driver CPU µs/exchange | ClickHouse CPU µs/exchange |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 			}
 			cpu := "–"
 			if p.ServerCPU > 0 {
 				cpu = fmt.Sprintf("%.1f", p.ServerCPU)
 			}
-			fmt.Fprintf(b, "| %s | %s | %.0f | %.3f | %.3f | %d | %s | %.1f |\n", r.Target, strings.ToUpper(kind), p.RPS, p.Latency.P50, p.Latency.P99, p.Errors, cpu, p.DriverCPU)
+			ch := "–"
+			if p.StoreCPU > 0 {
+				ch = fmt.Sprintf("%.1f", p.StoreCPU)
+			}
+			fmt.Fprintf(b, "| %s | %s | %.0f | %.3f | %.3f | %d | %s | %.1f | %s |\n", r.Target, strings.ToUpper(kind), p.RPS, p.Latency.P50, p.Latency.P99, p.Errors, cpu, p.DriverCPU, ch)
 		}
 	}
 }
@@ -457,9 +475,12 @@ func writeMemTable(b *strings.Builder, results []*TargetResult) {
 		if m == nil {
 			continue
 		}
-		b.WriteString("\n### Memory: MCP streams held open (each a Check, then an ext_proc stream up to its first SSE events)\n\n")
-		b.WriteString("| target | live grants | open streams | VmRSS before MB | VmRSS with the streams MB | VmHWM MB (whole run) | errors |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("\n### Memory: MCP streams held open in a fresh airlock process (each a Check, then an ext_proc stream up to its first SSE events)\n\n")
+		b.WriteString("| target | live grants | open streams | VmRSS before MB | VmRSS with the streams MB | VmHWM MB | errors |\n|---|---:|---:|---:|---:|---:|---:|\n")
 		fmt.Fprintf(b, "| %s | %d | %d | %.1f | %.1f | %.1f | %d |\n", r.Target, m.Grants, m.Streams, m.IdleRSS, m.RSS, m.HWM, m.Errors)
+		if m.LoadRSS > 0 {
+			fmt.Fprintf(b, "\nFor reference, the %s process of the load phases at their end: VmRSS %.1f MB, VmHWM %.1f MB.\n", r.Target, m.LoadRSS, m.LoadHWM)
+		}
 	}
 	for _, r := range results {
 		if au := r.Audit; au != nil && au.Err == "" {

@@ -207,6 +207,9 @@ type bench struct {
 	skipped []string
 	store   *auditStore // the audit ClickHouse (useClickHouse)
 	grants  string      // the filled grant store directory ("" until written)
+	// afterLoad is airlock's memory at the end of this round's load
+	// phases (nil: they did not run).
+	afterLoad *procStatus
 }
 
 func (b *bench) close() {
@@ -249,6 +252,13 @@ func (b *bench) runAll(ctx context.Context) ([]*TargetResult, error) {
 				return results, err
 			}
 		}
+		for _, r := range results {
+			if r.Target == "airlock" && b.f.hasPhase(phaseMem) {
+				if err := b.runMemRound(ctx, r, round); err != nil {
+					return results, err
+				}
+			}
+		}
 	}
 	if b.store != nil {
 		for _, r := range results {
@@ -264,38 +274,50 @@ func (b *bench) runAll(ctx context.Context) ([]*TargetResult, error) {
 	return results, nil
 }
 
-// runTarget starts the target, runs the phases of one round and stops it.
-func (b *bench) runTarget(ctx context.Context, r *TargetResult, round int) error {
-	name := r.Target
-	t, err := b.setup(ctx, name)
+// start starts (or finds) the target, waits for its first right answer
+// and connects to it; stop ends both.
+func (b *bench) start(ctx context.Context, name string) (t *running, conns []*grpc.ClientConn, pid int, stop func(), err error) {
+	t, err = b.setup(ctx, name)
 	if err != nil {
-		return err
+		return nil, nil, 0, nil, err
 	}
-	if t.proc != nil {
-		defer t.proc.stop(10 * time.Second)
-	}
-	var exited <-chan struct{}
-	if t.proc != nil {
-		exited = t.proc.exited
-	}
-	b.logf("%s: waiting for %s to answer", name, t.addr)
-	if err := waitReady(ctx, t.addr, t.work, t.exp, b.f.startTimeout, exited); err != nil {
-		return t.fail(err)
-	}
-	conns, err := dial(ctx, t.addr, b.f.load.Conns)
-	if err != nil {
-		return t.fail(err)
-	}
-	defer func() {
+	stop = func() {
 		for _, c := range conns {
 			c.Close()
 		}
-	}()
-	r.Addr, r.Launched = t.addr, t.proc != nil
-	pid := 0
-	if t.proc != nil {
-		pid = t.proc.cmd.Process.Pid
+		if t.proc != nil {
+			t.proc.stop(10 * time.Second)
+		}
 	}
+	var exited <-chan struct{}
+	if t.proc != nil {
+		exited, pid = t.proc.exited, t.proc.cmd.Process.Pid
+	}
+	b.logf("%s: waiting for %s to answer", name, t.addr)
+	if err := waitReady(ctx, t.addr, t.work, t.exp, b.f.startTimeout, exited); err != nil {
+		stop()
+		return nil, nil, 0, nil, t.fail(err)
+	}
+	if conns, err = dial(ctx, t.addr, b.f.load.Conns); err != nil {
+		stop()
+		return nil, nil, 0, nil, t.fail(err)
+	}
+	return t, conns, pid, stop, nil
+}
+
+// runTarget starts the target, runs the load phases of one round (authz,
+// proc) and stops it.
+func (b *bench) runTarget(ctx context.Context, r *TargetResult, round int) error {
+	if !b.f.hasPhase(phaseAuthz) && !(b.f.hasPhase(phaseProc) && r.Target != "peer") {
+		return nil
+	}
+	name := r.Target
+	t, conns, pid, stop, err := b.start(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	r.Addr, r.Launched = t.addr, t.proc != nil
 	for _, mode := range b.f.modeList() {
 		if !b.f.hasPhase(phaseAuthz) {
 			break
@@ -303,9 +325,9 @@ func (b *bench) runTarget(ctx context.Context, r *TargetResult, round int) error
 		b.logf("%s: round %d/%d, %s loop, %s warm-up + %s", name, round, b.f.rounds, mode, b.f.load.Warmup, b.f.load.Duration)
 		var p Phase
 		if mode == "closed" {
-			p = ClosedLoop(ctx, conns, t.work, t.exp, b.f.load, processMeter(pid))
+			p = ClosedLoop(ctx, conns, t.work, t.exp, b.f.load, processMeter(pid, b.storePid()))
 		} else {
-			p = OpenLoop(ctx, conns, t.work, t.exp, b.f.load, processMeter(pid))
+			p = OpenLoop(ctx, conns, t.work, t.exp, b.f.load, processMeter(pid, b.storePid()))
 		}
 		p.Round, p.LoadAvg, p.CPUPressure = round, loadAvg(), cpuPressure()
 		r.Phases = append(r.Phases, p)
@@ -321,12 +343,30 @@ func (b *bench) runTarget(ctx context.Context, r *TargetResult, round int) error
 			return err
 		}
 	}
-	if b.f.hasPhase(phaseMem) && name == "airlock" && pid > 0 {
-		if err := b.runMemPhase(ctx, t, r, round, conns, pid); err != nil {
-			return err
+	if name == "airlock" && pid > 0 {
+		// What the load left resident, for reference beside the memory
+		// phase (which starts a fresh process).
+		if st, err := readProcStatus(pid); err == nil {
+			b.afterLoad = &st
 		}
 	}
 	return nil
+}
+
+// runMemRound runs the memory phase in a fresh airlock process: the
+// figure is what the live grants and the open streams hold, not what an
+// earlier load phase left in the heap (that is reported beside it).
+func (b *bench) runMemRound(ctx context.Context, r *TargetResult, round int) error {
+	if b.f.airlockAddr != "" {
+		return nil
+	}
+	t, conns, pid, stop, err := b.start(ctx, "airlock")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	r.Addr, r.Launched = t.addr, true
+	return b.runMemPhase(ctx, t, r, round, conns, pid)
 }
 
 // runProc drives the JSON and the SSE exchange at the target's ext_proc
@@ -361,7 +401,7 @@ func (b *bench) runProc(ctx context.Context, t *running, r *TargetResult, round,
 			return err
 		}
 		b.logf("%s: round %d/%d, ext_proc %s exchange, closed loop, %s warm-up + %s", t.name, round, b.f.rounds, kind, l.Warmup, l.Duration)
-		p := ProcClosedLoop(ctx, conns, x, exp, l, processMeter(pid))
+		p := ProcClosedLoop(ctx, conns, x, exp, l, processMeter(pid, b.storePid()))
 		p.Round, p.LoadAvg, p.CPUPressure = round, loadAvg(), cpuPressure()
 		r.Phases = append(r.Phases, p)
 		if ctx.Err() != nil {
@@ -393,8 +433,20 @@ func (b *bench) runMemPhase(ctx context.Context, t *running, r *TargetResult, ro
 		return t.fail(fmt.Errorf("memory phase: %w", err))
 	}
 	m.Round, m.Grants = round, b.liveGrants()
+	if b.afterLoad != nil {
+		m.LoadRSS, m.LoadHWM = mb(b.afterLoad.rss), mb(b.afterLoad.hwm)
+		b.afterLoad = nil
+	}
 	r.Mem = append(r.Mem, m)
 	return t.alive()
+}
+
+// storePid is the audit ClickHouse's process (0: none, or not ours).
+func (b *bench) storePid() int {
+	if b.store == nil || b.store.srv == nil {
+		return 0
+	}
+	return b.store.srv.Pid()
 }
 
 // liveGrants is how many live grants airlock's store holds.
