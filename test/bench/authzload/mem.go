@@ -39,10 +39,14 @@ type MemResult struct {
 	Grants  int `json:"grants"`  // live grants in the store
 	// RSS and HWM in MB (10^6 bytes): VmRSS before the streams were
 	// opened, VmRSS with them open, and VmHWM (the most the process has
-	// held since it started, its load phases included).
+	// held since it started: loading the grants included).
 	IdleRSS float64 `json:"idle_rss_mb"`
 	RSS     float64 `json:"rss_mb"`
 	HWM     float64 `json:"hwm_mb"`
+	// Anon and File split RSS (with the streams open): the heap and
+	// stacks, and the binary's pages (0 where the kernel does not say).
+	Anon float64 `json:"rss_anon_mb,omitempty"`
+	File float64 `json:"rss_file_mb,omitempty"`
 	// LoadRSS and LoadHWM are the same figures of the process that ran
 	// the round's load phases, read at their end (0: none ran).
 	LoadRSS  float64  `json:"load_rss_mb,omitempty"`
@@ -52,10 +56,13 @@ type MemResult struct {
 	OpenTime float64  `json:"open_seconds"`
 }
 
-// procStatus is the memory figures of /proc/<pid>/status.
-type procStatus struct{ rss, hwm uint64 } // bytes
+// procStatus is the memory figures of /proc/<pid>/status, in bytes: the
+// resident set, its high-water mark, and the resident set's anonymous
+// part (heap, stacks) and file-backed part (mostly the binary's pages);
+// anon and file are 0 on kernels before 4.5, which lack those lines.
+type procStatus struct{ rss, hwm, anon, file uint64 }
 
-// readProcStatus reads VmRSS and VmHWM of pid.
+// readProcStatus reads the memory figures of pid.
 func readProcStatus(pid int) (procStatus, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -64,13 +71,16 @@ func readProcStatus(pid int) (procStatus, error) {
 	return parseProcStatus(string(b))
 }
 
-// parseProcStatus reads the VmRSS and VmHWM lines ("VmRSS:\t  123456 kB").
+// parseProcStatus reads the VmRSS, VmHWM, RssAnon and RssFile lines
+// ("VmRSS:\t  123456 kB"); VmRSS and VmHWM are required.
 func parseProcStatus(s string) (procStatus, error) {
 	var st procStatus
+	fields := map[string]*uint64{"VmRSS": &st.rss, "VmHWM": &st.hwm, "RssAnon": &st.anon, "RssFile": &st.file}
 	var seen int
 	for _, line := range strings.Split(s, "\n") {
 		name, rest, ok := strings.Cut(line, ":")
-		if !ok || (name != "VmRSS" && name != "VmHWM") {
+		into := fields[name]
+		if !ok || into == nil {
 			continue
 		}
 		f := strings.Fields(rest)
@@ -81,12 +91,10 @@ func parseProcStatus(s string) (procStatus, error) {
 		if err != nil {
 			return procStatus{}, fmt.Errorf("/proc status: %s: %w", name, err)
 		}
-		if name == "VmRSS" {
-			st.rss = n << 10
-		} else {
-			st.hwm = n << 10
+		*into = n << 10
+		if name == "VmRSS" || name == "VmHWM" {
+			seen++
 		}
-		seen++
 	}
 	if seen != 2 {
 		return procStatus{}, errors.New("/proc status: no VmRSS and VmHWM lines (a kernel thread, or not Linux)")
@@ -253,7 +261,7 @@ func runMem(ctx context.Context, l memLoad) (MemResult, error) {
 	if err != nil {
 		return r, err
 	}
-	r.RSS, r.HWM = mb(st.rss), mb(st.hwm)
+	r.RSS, r.HWM, r.Anon, r.File = mb(st.rss), mb(st.hwm), mb(st.anon), mb(st.file)
 	var cw sync.WaitGroup
 	sem := make(chan struct{}, max(l.parallel, 1))
 	for _, h := range held {

@@ -13,7 +13,10 @@ func TestParseProcStatus(t *testing.T) {
 		want    procStatus
 		wantErr string
 	}{
-		{"linux", "Name:\tairlock\nVmPeak:\t 1300000 kB\nVmHWM:\t  163604 kB\nVmRSS:\t  150020 kB\nThreads:\t9\n", procStatus{rss: 150020 << 10, hwm: 163604 << 10}, ""},
+		{"linux", "Name:\tairlock\nVmPeak:\t 1300000 kB\nVmHWM:\t  163604 kB\nVmRSS:\t  150020 kB\nRssAnon:\t  112968 kB\nRssFile:\t   37052 kB\nRssShmem:\t       0 kB\nThreads:\t9\n",
+			procStatus{rss: 150020 << 10, hwm: 163604 << 10, anon: 112968 << 10, file: 37052 << 10}, ""},
+		{"kernel before 4.5", "VmHWM:\t  163604 kB\nVmRSS:\t  150020 kB\n", procStatus{rss: 150020 << 10, hwm: 163604 << 10}, ""},
+		{"bad RssAnon", "VmRSS: 1 kB\nVmHWM: 2 kB\nRssAnon: x kB\n", procStatus{}, "RssAnon"},
 		{"order and spacing", "VmRSS: 1 kB\nVmHWM:2 kB", procStatus{rss: 1 << 10, hwm: 2 << 10}, ""},
 		{"kernel thread", "Name:\tkthreadd\nThreads:\t1\n", procStatus{}, "no VmRSS"},
 		{"only one", "VmRSS:\t5 kB\n", procStatus{}, "no VmRSS"},

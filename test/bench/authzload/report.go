@@ -476,8 +476,8 @@ func writeMemTable(b *strings.Builder, results []*TargetResult) {
 			continue
 		}
 		b.WriteString("\n### Memory: MCP streams held open in a fresh airlock process (each a Check, then an ext_proc stream up to its first SSE events)\n\n")
-		b.WriteString("| target | live grants | open streams | VmRSS before MB | VmRSS with the streams MB | VmHWM MB | errors |\n|---|---:|---:|---:|---:|---:|---:|\n")
-		fmt.Fprintf(b, "| %s | %d | %d | %.1f | %.1f | %.1f | %d |\n", r.Target, m.Grants, m.Streams, m.IdleRSS, m.RSS, m.HWM, m.Errors)
+		b.WriteString("| target | live grants | open streams | VmRSS before MB | VmRSS with the streams MB | of which anon / file MB | VmHWM MB | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(b, "| %s | %d | %d | %.1f | %.1f | %.1f / %.1f | %.1f | %d |\n", r.Target, m.Grants, m.Streams, m.IdleRSS, m.RSS, m.Anon, m.File, m.HWM, m.Errors)
 		if m.LoadRSS > 0 {
 			fmt.Fprintf(b, "\nFor reference, the %s process of the load phases at their end: VmRSS %.1f MB, VmHWM %.1f MB.\n", r.Target, m.LoadRSS, m.LoadHWM)
 		}

@@ -200,7 +200,7 @@ func TestWriteReportPrintsProcAndMemGoals(t *testing.T) {
 	}
 	noop := &TargetResult{Target: "noop", Launched: true, Phases: []Phase{{Mode: "proc-json", Concurrency: 64, Conns: 4, Requests: 10, RPS: 2000, ServerCPU: 180}, {Mode: "proc-sse", Requests: 10, RPS: 2100, ServerCPU: 190}}}
 	al := &TargetResult{Target: "airlock", Launched: true, Phases: []Phase{{Mode: "proc-json", Requests: 10, RPS: 1500, ServerCPU: 300}, {Mode: "proc-sse", Requests: 10, RPS: 1400, ServerCPU: 320}},
-		Mem: []MemResult{{Streams: 1000, Grants: 10000, IdleRSS: 148.6, RSS: 163.6, HWM: 170, LoadRSS: 373.5, LoadHWM: 380}}, Audit: &auditRows{Decisions: 1500, Events: 4000}}
+		Mem: []MemResult{{Streams: 1000, Grants: 10000, IdleRSS: 148.6, RSS: 163.6, Anon: 126.5, File: 37.1, HWM: 170, LoadRSS: 373.5, LoadHWM: 380}}, Audit: &auditRows{Decisions: 1500, Events: 4000}}
 	al.Phases = append(al.Phases, Phase{Mode: "closed", Requests: 10, RPS: 5000, ServerCPU: 160, DriverCPU: 60, StoreCPU: 12.5})
 	var b strings.Builder
 	if err := writeReport(&b, f, []*TargetResult{noop, al}, nil); err != nil {
@@ -209,7 +209,7 @@ func TestWriteReportPrintsProcAndMemGoals(t *testing.T) {
 	for _, want := range []string{
 		"| noop | JSON | 2000 |", "| airlock | SSE | 1400 |",
 		"| airlock - no-op CPU µs per JSON exchange (ext_proc, 4 messages) | 120.00 | <= 50 | no |",
-		"| airlock | 10000 | 1000 | 148.6 | 163.6 | 170.0 | 0 |",
+		"| airlock | 10000 | 1000 | 148.6 | 163.6 | 126.5 / 37.1 | 170.0 | 0 |",
 		"| airlock RSS MB with 10000 live grants and 1000 open MCP streams | 163.60 | < 150 | no |",
 		"| audit rows airlock shipped to ClickHouse (decisions + events) | 5500 | > 0 | yes |",
 		"1500 decisions (ext_authz), 4000 events",
