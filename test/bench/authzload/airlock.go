@@ -48,8 +48,9 @@ type serveConfig struct {
 
 	Full bool
 	// ClickHouse is the native address of the audit ClickHouse and
-	// Database its database; with Full and no address the embedded
-	// store records instead.
+	// Database its database (every other audit setting is the default:
+	// rows are shipped each second); with Full and no address the
+	// embedded store records instead.
 	ClickHouse, Database string
 	GrantsDir            string
 }
@@ -89,7 +90,7 @@ decision_log: {sink: file, path: %q}
 		spool := filepath.Join(c.Dir, "spool")
 		embedded := filepath.Join(c.Dir, "audit")
 		if c.ClickHouse != "" {
-			fmt.Fprintf(&b, "audit:\n  clickhouse: {addr: %q, database: %q, flush_interval: 200ms}\n  spool: {dir: %q}\n  embedded: {dir: %q}\n",
+			fmt.Fprintf(&b, "audit:\n  clickhouse: {addr: %q, database: %q}\n  spool: {dir: %q}\n  embedded: {dir: %q}\n",
 				c.ClickHouse, c.Database, spool, embedded)
 		} else {
 			fmt.Fprintf(&b, "audit:\n  embedded: {dir: %q}\n", embedded)
