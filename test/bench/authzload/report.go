@@ -167,11 +167,19 @@ func ratios(results []*TargetResult) []Ratio {
 		}
 		return by[t].phase("closed").ServerCPU, ""
 	}
+	// A loop no target ran (--phases, --modes) gives no ratio at all.
+	ran := map[string]bool{}
+	for _, r := range results {
+		for _, p := range r.Phases {
+			ran[p.Mode] = true
+		}
+	}
 	var out []Ratio
-	add := func(name string, fnum, fden func(string) (float64, string), a, b, goal string, met func(float64) bool) {
+	// add compares a and b with the figures of their mode's loop.
+	add := func(name, mode string, fnum, fden func(string) (float64, string), a, b, goal string, met func(float64) bool) {
 		num, why1 := fnum(a)
 		den, why2 := fden(b)
-		if by[a] == nil || by[b] == nil {
+		if by[a] == nil || by[b] == nil || !ran[mode] {
 			return
 		}
 		r := Ratio{Name: name, Goal: goal}
@@ -197,10 +205,10 @@ func ratios(results []*TargetResult) []Ratio {
 	}
 	// Issue 19's goals: peak within 20% of the no-op server, p99 within
 	// 1.5x, and at most 30 µs more CPU per Check (a difference, not a ratio).
-	add("airlock/no-op peak req/s", rps, rps, "airlock", "noop", ">= 0.8", func(v float64) bool { return v >= 0.8 })
-	add("airlock/peer peak req/s", rps, rps, "airlock", "peer", ">= 2", func(v float64) bool { return v >= 2 })
-	add("airlock p99 / no-op p99 (open loop)", p99, p99, "airlock", "noop", "<= 1.5", func(v float64) bool { return v <= 1.5 })
-	if by["airlock"] != nil && by["noop"] != nil {
+	add("airlock/no-op peak req/s", "closed", rps, rps, "airlock", "noop", ">= 0.8", func(v float64) bool { return v >= 0.8 })
+	add("airlock/peer peak req/s", "closed", rps, rps, "airlock", "peer", ">= 2", func(v float64) bool { return v >= 2 })
+	add("airlock p99 / no-op p99 (open loop)", "open", p99, p99, "airlock", "noop", "<= 1.5", func(v float64) bool { return v <= 1.5 })
+	if by["airlock"] != nil && by["noop"] != nil && ran["closed"] {
 		r := Ratio{Name: "airlock - no-op CPU µs per Check (closed loop)", Goal: "<= 30"}
 		a, why1 := cpu("airlock")
 		n, why2 := cpu("noop")
@@ -217,9 +225,9 @@ func ratios(results []*TargetResult) []Ratio {
 	}
 	out = append(out, procRatios(by)...)
 	out = append(out, memRatios(by["airlock"])...)
-	add("peer p99 / no-op p99 (open loop)", p99, p99, "peer", "noop", "(reference)", nil)
-	add("airlock/no-op peak from CPU per Check (estimate for idle cores)", projected, projected, "airlock", "noop", "(reference)", nil)
-	add("airlock/peer peak from CPU per Check (estimate for idle cores)", projected, projected, "airlock", "peer", "(reference)", nil)
+	add("peer p99 / no-op p99 (open loop)", "open", p99, p99, "peer", "noop", "(reference)", nil)
+	add("airlock/no-op peak from CPU per Check (estimate for idle cores)", "closed", projected, projected, "airlock", "noop", "(reference)", nil)
+	add("airlock/peer peak from CPU per Check (estimate for idle cores)", "closed", projected, projected, "airlock", "peer", "(reference)", nil)
 	return out
 }
 
@@ -341,58 +349,14 @@ func writeReport(w io.Writer, f *runFlags, results []*TargetResult, skipped []st
 	if !f.fresh {
 		calls = fmt.Sprintf("a pool of %d requests replayed, so calls repeat", f.requests)
 	}
-	fmt.Fprintf(&b, "\n### ext_authz Check: %d CPUs shared by the driver and the target; %d users (tokens), %s\n\n", runtime.NumCPU(), f.users, calls)
-	fmt.Fprintf(&b, "Closed loop: %d in flight over %d connections. Open loop: %g req/s, latency from each request's scheduled send time. %s measured after %s warm-up per phase",
-		f.load.Concurrency, f.load.Conns, f.load.Rate, f.load.Duration, f.load.Warmup)
-	if f.rounds > 1 {
-		fmt.Fprintf(&b, "; each figure is the median of %d rounds (targets interleaved, errors summed)", f.rounds)
-	}
-	b.WriteString(".\n\n")
-	b.WriteString("| target | closed req/s | p50 ms | p90 ms | p99 ms | errors | open req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	checkLoops := false
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %s |", r.Target)
-		if p := r.phase("closed"); p != nil {
-			fmt.Fprintf(&b, " %.0f | %.3f | %.3f | %.3f | %d |", p.RPS, p.Latency.P50, p.Latency.P90, p.Latency.P99, p.Errors)
-		} else {
-			b.WriteString(" – | – | – | – | – |")
-		}
-		if p := r.phase("open"); p != nil {
-			sat := ""
-			if p.Saturated {
-				sat = " (saturated)"
-			}
-			fmt.Fprintf(&b, " %.0f%s | %.3f | %.3f | %.3f | %.3f | %d |", p.RPS, sat, p.Latency.P50, p.Latency.P90, p.Latency.P99, p.Latency.P999, p.Errors)
-		} else {
-			b.WriteString(" – | – | – | – | – | – |")
-		}
-		b.WriteString("\n")
-	}
-	store := false
-	for _, r := range results {
-		if p := r.phase("closed"); p != nil && p.StoreCPU > 0 {
-			store = true
+		if r.phase("closed") != nil || r.phase("open") != nil {
+			checkLoops = true
 		}
 	}
-	if store {
-		b.WriteString("\n| target | target CPU µs/Check | driver CPU µs/Check | ClickHouse CPU µs/Check | peak req/s from CPU (idle cores) |\n|---|---:|---:|---:|---:|\n")
-	} else {
-		b.WriteString("\n| target | target CPU µs/Check | driver CPU µs/Check | peak req/s from CPU (idle cores) |\n|---|---:|---:|---:|\n")
-	}
-	for _, r := range results {
-		p := r.phase("closed")
-		if p == nil {
-			continue
-		}
-		ch := ""
-		if store {
-			ch = fmt.Sprintf(" %.1f |", p.StoreCPU)
-		}
-		if p.ServerCPU > 0 {
-			fmt.Fprintf(&b, "| %s | %.1f | %.1f |%s %.0f |\n", r.Target, p.ServerCPU, p.DriverCPU, ch, projectedPeak(p))
-		} else {
-			fmt.Fprintf(&b, "| %s | – | %.1f |%s – |\n", r.Target, p.DriverCPU, ch)
-		}
+	if checkLoops {
+		writeCheckTables(&b, f, results, calls)
 	}
 	writeProcTable(&b, results)
 	writeMemTable(&b, results)
@@ -439,6 +403,63 @@ func writeReport(w io.Writer, f *runFlags, results []*TargetResult, skipped []st
 	}
 	_, err = io.WriteString(w, b.String())
 	return err
+}
+
+// writeCheckTables is the Check loops' tables (when they ran).
+func writeCheckTables(b *strings.Builder, f *runFlags, results []*TargetResult, calls string) {
+	fmt.Fprintf(b, "\n### ext_authz Check: %d CPUs shared by the driver and the target; %d users (tokens), %s\n\n", runtime.NumCPU(), f.users, calls)
+	fmt.Fprintf(b, "Closed loop: %d in flight over %d connections. Open loop: %g req/s, latency from each request's scheduled send time. %s measured after %s warm-up per phase",
+		f.load.Concurrency, f.load.Conns, f.load.Rate, f.load.Duration, f.load.Warmup)
+	if f.rounds > 1 {
+		fmt.Fprintf(b, "; each figure is the median of %d rounds (targets interleaved, errors summed)", f.rounds)
+	}
+	b.WriteString(".\n\n")
+	b.WriteString("| target | closed req/s | p50 ms | p90 ms | p99 ms | errors | open req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range results {
+		fmt.Fprintf(b, "| %s |", r.Target)
+		if p := r.phase("closed"); p != nil {
+			fmt.Fprintf(b, " %.0f | %.3f | %.3f | %.3f | %d |", p.RPS, p.Latency.P50, p.Latency.P90, p.Latency.P99, p.Errors)
+		} else {
+			b.WriteString(" – | – | – | – | – |")
+		}
+		if p := r.phase("open"); p != nil {
+			sat := ""
+			if p.Saturated {
+				sat = " (saturated)"
+			}
+			fmt.Fprintf(b, " %.0f%s | %.3f | %.3f | %.3f | %.3f | %d |", p.RPS, sat, p.Latency.P50, p.Latency.P90, p.Latency.P99, p.Latency.P999, p.Errors)
+		} else {
+			b.WriteString(" – | – | – | – | – | – |")
+		}
+		b.WriteString("\n")
+	}
+	store := false
+	for _, r := range results {
+		if p := r.phase("closed"); p != nil && p.StoreCPU > 0 {
+			store = true
+		}
+	}
+	if store {
+		b.WriteString("\n| target | target CPU µs/Check | driver CPU µs/Check | ClickHouse CPU µs/Check | peak req/s from CPU (idle cores) |\n|---|---:|---:|---:|---:|\n")
+	} else {
+		b.WriteString("\n| target | target CPU µs/Check | driver CPU µs/Check | peak req/s from CPU (idle cores) |\n|---|---:|---:|---:|\n")
+	}
+	for _, r := range results {
+		p := r.phase("closed")
+		if p == nil {
+			continue
+		}
+		ch := ""
+		if store {
+			ch = fmt.Sprintf(" %.1f |", p.StoreCPU)
+		}
+		if p.ServerCPU > 0 {
+			fmt.Fprintf(b, "| %s | %.1f | %.1f |%s %.0f |\n", r.Target, p.ServerCPU, p.DriverCPU, ch, projectedPeak(p))
+		} else {
+			fmt.Fprintf(b, "| %s | – | %.1f |%s – |\n", r.Target, p.DriverCPU, ch)
+		}
+	}
 }
 
 // writeProcTable is the ext_proc phase's table (when it ran).

@@ -185,6 +185,13 @@ func TestProcAndMemRatios(t *testing.T) {
 			}
 		})
 	}
+	// Without Check loops (--phases proc,mem) no Check ratio is printed.
+	noop, al := proc("noop", 180, 190, 0), withMem(proc("airlock", 220, 240, 0), 120)
+	for _, r := range ratios([]*TargetResult{noop, al}) {
+		if strings.Contains(r.Name, "Check") || strings.Contains(r.Name, "peak") || strings.Contains(r.Name, "p99") {
+			t.Errorf("a Check ratio without Check loops: %+v", r)
+		}
+	}
 	// Failed streams void the memory figure.
 	r := withMem(&TargetResult{Target: "airlock"}, 100)
 	r.Mem[0].Errors, r.Mem[0].Samples = 2, []string{"check: denied"}
@@ -219,5 +226,25 @@ func TestWriteReportPrintsProcAndMemGoals(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+func TestWriteReportWithoutCheckLoops(t *testing.T) {
+	f, err := parseRunFlags([]string{"--phases", "proc"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noop := &TargetResult{Target: "noop", Launched: true, Phases: []Phase{{Mode: "proc-json", Requests: 10, RPS: 2000, ServerCPU: 180}}}
+	al := &TargetResult{Target: "airlock", Launched: true, Phases: []Phase{{Mode: "proc-json", Requests: 10, RPS: 1500, ServerCPU: 220}}}
+	var b strings.Builder
+	if err := writeReport(&b, f, []*TargetResult{noop, al}, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.Contains(out, "ext_authz Check") || strings.Contains(out, "per Check") {
+		t.Errorf("a report without Check loops prints Check figures:\n%s", out)
+	}
+	if !strings.Contains(out, "| airlock - no-op CPU µs per JSON exchange (ext_proc, 4 messages) | 40.00 | <= 50 | yes |") {
+		t.Errorf("report lacks the ext_proc goal:\n%s", out)
 	}
 }
