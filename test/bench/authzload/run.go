@@ -62,7 +62,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.targets, "targets", "noop,airlock,peer", "targets to run, in order (noop, airlock, peer)")
 	fs.StringVar(&f.airlockBin, "airlock-bin", "bin/airlock", "airlock binary to run as `airlock serve` (built with go build -o)")
 	fs.StringVar(&f.airlockAddr, "airlock-addr", "", "address of an airlock already running (instead of --airlock-bin); needs --token-env")
-	fs.StringVar(&f.noopAddr, "noop-addr", "", "address of a no-op Check server already running (default: run `authzload noop`)")
+	fs.StringVar(&f.noopAddr, "noop-addr", "", "address of `authzload noop` already running (no-op Check and ext_proc; default: run it)")
 	fs.StringVar(&f.peerBin, "peer-bin", os.Getenv(peerEnv), "opa-envoy-plugin binary, built outside this repository (default $"+peerEnv+")")
 	fs.StringVar(&f.peerAddr, "peer-addr", "", "address of an opa-envoy-plugin already running with test/bench/peer's policy; needs --token-env")
 	fs.StringVar(&f.tokenEnv, "token-env", "", "environment variable holding a bearer token for the *-addr targets (route "+benchPath+", target "+benchTarget+")")
@@ -237,6 +237,11 @@ func (b *bench) runAll(ctx context.Context) ([]*TargetResult, error) {
 			continue
 		}
 		results = append(results, &TargetResult{Bench: "ext_authz_check", Target: name, Env: captureEnv(b.f)})
+	}
+	if b.f.airlockAddr != "" && slices.Contains(b.f.targetList(), "airlock") && (b.f.hasPhase(phaseProc) || b.f.hasPhase(phaseMem)) {
+		msg := "airlock's proc and mem phases skipped: --airlock-addr names its ext_authz listener only, and the driver reads memory only of a process it started"
+		b.logf("%s", msg)
+		b.skipped = append(b.skipped, msg)
 	}
 	if b.f.useClickHouse() {
 		b.logf("starting ClickHouse for airlock's audit rows")
@@ -497,7 +502,8 @@ func (b *bench) setup(ctx context.Context, name string) (*running, error) {
 			return nil, err
 		}
 		if b.f.noopAddr != "" {
-			return &running{name: name, addr: b.f.noopAddr, work: w, exp: ExpectOK{}}, nil
+			// `authzload noop` serves its no-op processor on the same port.
+			return &running{name: name, addr: b.f.noopAddr, procAddr: b.f.noopAddr, work: w, exp: ExpectOK{}}, nil
 		}
 		self, err := os.Executable()
 		if err != nil {
