@@ -132,14 +132,14 @@ func openHeld(ctx context.Context, authz, procConn *grpc.ClientConn, w *Workload
 	if err := proto.Unmarshal(raw, &cr); err != nil {
 		return nil, err
 	}
-	http := cr.GetAttributes().GetRequest().GetHttp()
+	hr := cr.GetAttributes().GetRequest().GetHttp()
 	md := &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{}}
 	if dm := resp.GetDynamicMetadata(); dm != nil {
 		md.FilterMetadata[wire.AuthzNamespace] = dm
 	}
 	// The request as it goes upstream: ext_authz's header changes applied.
 	hs := []string{}
-	for k, v := range http.GetHeaders() {
+	for k, v := range hr.GetHeaders() {
 		if k != "authorization" {
 			hs = append(hs, k, v)
 		}
@@ -152,15 +152,15 @@ func openHeld(ctx context.Context, authz, procConn *grpc.ClientConn, w *Workload
 		return nil, errors.New("check: the allow carries no decision metadata for ext_proc")
 	}
 	// The JSON-RPC id of the call, for the events that answer it.
-	if _, after, ok := strings.Cut(string(http.GetRawBody()), `"id":`); ok {
+	if _, after, ok := strings.Cut(string(hr.GetRawBody()), `"id":`); ok {
 		end := strings.IndexAny(after, ",}")
 		id, _ = strconv.Atoi(after[:max(end, 0)])
 	}
-	session := http.GetHeaders()["mcp-session-id"]
+	session := hr.GetHeaders()["mcp-session-id"]
 	msgs := []*extprocv3.ProcessingRequest{
 		{ProtocolConfig: &extprocv3.ProtocolConfiguration{RequestBodyMode: procmodev3.ProcessingMode_BUFFERED, ResponseBodyMode: procmodev3.ProcessingMode_STREAMED},
 			Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: headerMap(hs...)}},
-		{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: http.GetRawBody(), EndOfStream: true}}},
+		{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: hr.GetRawBody(), EndOfStream: true}}},
 		{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: headerMap(":status", "200", "content-type", "text/event-stream", "cache-control", "no-cache", "mcp-session-id", session)}},
 		{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(progressEvents(id, 3))}}},
 	}
