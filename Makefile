@@ -115,10 +115,15 @@ bench-xds:
 bench-audit:
 	$(GO) run ./test/bench/auditload
 
-# ext_authz load benchmark: airlock against a no-op Check server, each in
-# its own process on loopback. The opa-envoy-plugin peer runs only when
+# ext_authz load benchmark: airlock (issue 19's full configuration: audit
+# into a local ClickHouse the driver starts, decision log, masking profile,
+# 10,000 live grants) against a no-op Check server, each in its own process
+# on loopback; then ext_proc exchanges (JSON, SSE) against airlock and a
+# no-op processor, and airlock's memory with 1,000 open MCP streams. Each
+# goal prints beside its figure. The opa-envoy-plugin peer runs only when
 # OPA_ENVOY_PLUGIN names a binary built outside this repository.
 # More flags: make bench-authz BENCH_AUTHZ_FLAGS='--rounds 5'
+# (--phases authz,proc,mem; --clickhouse off without clickhouse-server)
 BENCH_AUTHZ_FLAGS ?=
 bench-authz: build
 	$(GO) build -o bin/authzload ./test/bench/authzload

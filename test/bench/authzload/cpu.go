@@ -19,6 +19,10 @@ import (
 type cpuSample struct {
 	server, driver time.Duration
 	ok             bool // server is known (the target is our child)
+	// store is the audit ClickHouse's CPU (storeOK: it was measured): the
+	// rows airlock ships cost CPU on the same machine.
+	store   time.Duration
+	storeOK bool
 }
 
 // meter takes a cpuSample; nil means "driver only".
@@ -61,13 +65,19 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// processMeter samples pid (0: no server figure) and the driver.
-func processMeter(pid int) meter {
+// processMeter samples pid (0: no server figure), the driver and, when
+// storePid is not 0, the audit ClickHouse.
+func processMeter(pid, storePid int) meter {
 	return func() cpuSample {
 		s := cpuSample{driver: selfCPU()}
 		if pid > 0 {
 			if d, err := procCPU(pid); err == nil {
 				s.server, s.ok = d, true
+			}
+		}
+		if storePid > 0 {
+			if d, err := procCPU(storePid); err == nil {
+				s.store, s.storeOK = d, true
 			}
 		}
 		return s
@@ -78,7 +88,7 @@ func processMeter(pid int) meter {
 // returned function waits for both and gives the difference.
 func measureCPU(m meter, win window) func() cpuSample {
 	if m == nil {
-		m = processMeter(0)
+		m = processMeter(0, 0)
 	}
 	done := make(chan cpuSample, 1)
 	go func() {
@@ -86,7 +96,8 @@ func measureCPU(m meter, win window) func() cpuSample {
 		a := m()
 		time.Sleep(time.Until(win.end))
 		b := m()
-		done <- cpuSample{server: b.server - a.server, driver: b.driver - a.driver, ok: a.ok && b.ok}
+		done <- cpuSample{server: b.server - a.server, driver: b.driver - a.driver, ok: a.ok && b.ok,
+			store: b.store - a.store, storeOK: a.storeOK && b.storeOK}
 	}()
 	return func() cpuSample { return <-done }
 }

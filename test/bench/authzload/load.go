@@ -104,6 +104,9 @@ func (p *Phase) setCPU(c cpuSample) {
 	if c.ok {
 		p.ServerCPU = perRequest(c.server, p.Requests)
 	}
+	if c.storeOK {
+		p.StoreCPU = perRequest(c.store, p.Requests)
+	}
 }
 
 // OpenLoop sends requests at a fixed rate whatever the target does: the

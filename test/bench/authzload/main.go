@@ -31,7 +31,7 @@ import (
 const usage = `authzload — ext_authz Check load benchmark
 
 Usage:
-  authzload noop --listen ADDR    serve a no-op Check (always OK) on ADDR
+  authzload noop --listen ADDR    serve a no-op Check (always OK) and ext_proc on ADDR
   authzload run [flags]           benchmark airlock, the no-op server and the peer
                                   (authzload run -h lists the flags)
 `

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -49,11 +50,56 @@ func (noopServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRes
 	return okResponse, nil
 }
 
-// newNoopGRPC is a gRPC server with the no-op Check and a health service,
-// registered as airlock registers its own.
+// noopProcessor answers every ext_proc message with an empty response of
+// the matching type: the cost of gRPC and protobuf alone for an exchange.
+type noopProcessor struct {
+	extprocv3.UnimplementedExternalProcessorServer
+}
+
+var (
+	noopRequestHeaders  = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
+	noopRequestBody     = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}
+	noopRequestTrailers = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}
+	noopResponseHeaders = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
+	noopResponseBody    = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}
+	noopResponseTrailer = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}
+)
+
+func (noopProcessor) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
+	req := &extprocv3.ProcessingRequest{}
+	for {
+		if err := s.RecvMsg(req); err != nil {
+			return nil // the end of the stream (or of the connection)
+		}
+		var r *extprocv3.ProcessingResponse
+		switch req.GetRequest().(type) {
+		case *extprocv3.ProcessingRequest_RequestHeaders:
+			r = noopRequestHeaders
+		case *extprocv3.ProcessingRequest_RequestBody:
+			r = noopRequestBody
+		case *extprocv3.ProcessingRequest_RequestTrailers:
+			r = noopRequestTrailers
+		case *extprocv3.ProcessingRequest_ResponseHeaders:
+			r = noopResponseHeaders
+		case *extprocv3.ProcessingRequest_ResponseTrailers:
+			r = noopResponseTrailer
+		default:
+			r = noopResponseBody
+		}
+		if err := s.Send(r); err != nil {
+			return err
+		}
+	}
+}
+
+// newNoopGRPC is a gRPC server with the no-op Check, the no-op ext_proc
+// processor and a health service, registered as airlock registers its
+// own (airlock serves ext_proc on its own listener; one process and port
+// here is the same floor).
 func newNoopGRPC() *grpc.Server {
 	s := grpc.NewServer(serverOptions()...)
 	authv3.RegisterAuthorizationServer(s, noopServer{})
+	extprocv3.RegisterExternalProcessorServer(s, noopProcessor{})
 	healthpb.RegisterHealthServer(s, health.NewServer())
 	return s
 }

@@ -21,6 +21,11 @@ type TargetResult struct {
 	Launched bool    `json:"launched"` // started by the driver as a separate process
 	Env      Env     `json:"env"`
 	Phases   []Phase `json:"phases"`
+	// Mem is the memory phase, a result a round (airlock only).
+	Mem []MemResult `json:"mem,omitempty"`
+	// Audit is what reached ClickHouse at the end of the run (airlock
+	// with ClickHouse only).
+	Audit *auditRows `json:"audit,omitempty"`
 }
 
 // Env describes the machine and the workload.
@@ -91,6 +96,7 @@ type Ratio struct {
 	Goal  string  `json:"goal"`
 	Met   *bool   `json:"met,omitempty"` // nil: informational
 	Note  string  `json:"note,omitempty"`
+	Count bool    `json:"-"` // Value is a count, printed without decimals
 }
 
 // Summary is the ratios line.
@@ -161,11 +167,19 @@ func ratios(results []*TargetResult) []Ratio {
 		}
 		return by[t].phase("closed").ServerCPU, ""
 	}
+	// A loop no target ran (--phases, --modes) gives no ratio at all.
+	ran := map[string]bool{}
+	for _, r := range results {
+		for _, p := range r.Phases {
+			ran[p.Mode] = true
+		}
+	}
 	var out []Ratio
-	add := func(name string, fnum, fden func(string) (float64, string), a, b, goal string, met func(float64) bool) {
+	// add compares a and b with the figures of their mode's loop.
+	add := func(name, mode string, fnum, fden func(string) (float64, string), a, b, goal string, met func(float64) bool) {
 		num, why1 := fnum(a)
 		den, why2 := fden(b)
-		if by[a] == nil || by[b] == nil {
+		if by[a] == nil || by[b] == nil || !ran[mode] {
 			return
 		}
 		r := Ratio{Name: name, Goal: goal}
@@ -191,10 +205,10 @@ func ratios(results []*TargetResult) []Ratio {
 	}
 	// Issue 19's goals: peak within 20% of the no-op server, p99 within
 	// 1.5x, and at most 30 µs more CPU per Check (a difference, not a ratio).
-	add("airlock/no-op peak req/s", rps, rps, "airlock", "noop", ">= 0.8", func(v float64) bool { return v >= 0.8 })
-	add("airlock/peer peak req/s", rps, rps, "airlock", "peer", ">= 2", func(v float64) bool { return v >= 2 })
-	add("airlock p99 / no-op p99 (open loop)", p99, p99, "airlock", "noop", "<= 1.5", func(v float64) bool { return v <= 1.5 })
-	if by["airlock"] != nil && by["noop"] != nil {
+	add("airlock/no-op peak req/s", "closed", rps, rps, "airlock", "noop", ">= 0.8", func(v float64) bool { return v >= 0.8 })
+	add("airlock/peer peak req/s", "closed", rps, rps, "airlock", "peer", ">= 2", func(v float64) bool { return v >= 2 })
+	add("airlock p99 / no-op p99 (open loop)", "open", p99, p99, "airlock", "noop", "<= 1.5", func(v float64) bool { return v <= 1.5 })
+	if by["airlock"] != nil && by["noop"] != nil && ran["closed"] {
 		r := Ratio{Name: "airlock - no-op CPU µs per Check (closed loop)", Goal: "<= 30"}
 		a, why1 := cpu("airlock")
 		n, why2 := cpu("noop")
@@ -209,9 +223,112 @@ func ratios(results []*TargetResult) []Ratio {
 		}
 		out = append(out, r)
 	}
-	add("peer p99 / no-op p99 (open loop)", p99, p99, "peer", "noop", "(reference)", nil)
-	add("airlock/no-op peak from CPU per Check (estimate for idle cores)", projected, projected, "airlock", "noop", "(reference)", nil)
-	add("airlock/peer peak from CPU per Check (estimate for idle cores)", projected, projected, "airlock", "peer", "(reference)", nil)
+	out = append(out, procRatios(by)...)
+	out = append(out, memRatios(by["airlock"])...)
+	add("peer p99 / no-op p99 (open loop)", "open", p99, p99, "peer", "noop", "(reference)", nil)
+	add("airlock/no-op peak from CPU per Check (estimate for idle cores)", "closed", projected, projected, "airlock", "noop", "(reference)", nil)
+	add("airlock/peer peak from CPU per Check (estimate for idle cores)", "closed", projected, projected, "airlock", "peer", "(reference)", nil)
+	return out
+}
+
+// procRatios are the ext_proc goal: each exchange kind adds at most 50 µs
+// of server CPU over the no-op processor's.
+func procRatios(by map[string]*TargetResult) []Ratio {
+	a, n := by["airlock"], by["noop"]
+	if a == nil || n == nil {
+		return nil
+	}
+	var out []Ratio
+	for _, kind := range procKinds {
+		ap, np := a.phase(procMode(kind)), n.phase(procMode(kind))
+		if ap == nil || np == nil {
+			continue
+		}
+		r := Ratio{Name: fmt.Sprintf("airlock - no-op CPU µs per %s exchange (ext_proc, 4 messages)", strings.ToUpper(kind)), Goal: "<= 50"}
+		var why []string
+		for _, t := range []struct {
+			name string
+			res  *TargetResult
+			p    *Phase
+		}{{"airlock", a, ap}, {"noop", n, np}} {
+			switch {
+			case !t.res.Launched:
+				why = append(why, t.name+"'s CPU was not measured (not started by the driver)")
+			case t.p.Errors > 0:
+				why = append(why, fmt.Sprintf("%s had %d errors", t.name, t.p.Errors))
+			case t.p.ServerCPU <= 0:
+				why = append(why, t.name+" has no CPU figure (no exchanges in the window)")
+			}
+		}
+		f := false
+		r.Met = &f
+		if len(why) > 0 {
+			r.Note = strings.Join(why, "; ")
+		} else {
+			r.Value = round1(ap.ServerCPU - np.ServerCPU)
+			m := r.Value <= 50
+			r.Met = &m
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// memGoalMB is the memory goal: airlock's RSS with the live grants and
+// the open streams, in MB.
+const memGoalMB = 150
+
+// memResult is the memory phase over the rounds: the round with the
+// highest RSS (the goal is a ceiling), errors summed.
+func (r *TargetResult) memResult() *MemResult {
+	if len(r.Mem) == 0 {
+		return nil
+	}
+	out := r.Mem[0]
+	errs, samples := 0, []string(nil)
+	for _, m := range r.Mem {
+		if m.RSS > out.RSS {
+			out = m
+		}
+		errs += m.Errors
+		samples = append(samples, m.Samples...)
+	}
+	out.Errors, out.Samples = errs, samples
+	return &out
+}
+
+// memRatios are the memory goal and the audit check of airlock's run.
+func memRatios(a *TargetResult) []Ratio {
+	if a == nil {
+		return nil
+	}
+	var out []Ratio
+	if m := a.memResult(); m != nil {
+		r := Ratio{Name: fmt.Sprintf("airlock RSS MB with %d live grants and %d open MCP streams", m.Grants, m.Streams), Goal: fmt.Sprintf("< %d", memGoalMB)}
+		met := false
+		switch {
+		case m.Errors > 0:
+			r.Note = fmt.Sprintf("%d streams failed to open or close", m.Errors)
+		case m.RSS <= 0:
+			r.Note = "no memory figure"
+		default:
+			r.Value = m.RSS
+			met = m.RSS < memGoalMB
+		}
+		r.Met = &met
+		out = append(out, r)
+	}
+	if au := a.Audit; au != nil {
+		r := Ratio{Name: "audit rows airlock shipped to ClickHouse (decisions + events)", Goal: "> 0", Count: true}
+		met := au.Err == "" && au.Decisions > 0
+		if au.Err != "" {
+			r.Note = au.Err
+		} else {
+			r.Value = float64(au.Decisions + au.Events)
+		}
+		r.Met = &met
+		out = append(out, r)
+	}
 	return out
 }
 
@@ -232,45 +349,17 @@ func writeReport(w io.Writer, f *runFlags, results []*TargetResult, skipped []st
 	if !f.fresh {
 		calls = fmt.Sprintf("a pool of %d requests replayed, so calls repeat", f.requests)
 	}
-	fmt.Fprintf(&b, "\n### ext_authz Check: %d CPUs shared by the driver and the target; %d users (tokens), %s\n\n", runtime.NumCPU(), f.users, calls)
-	fmt.Fprintf(&b, "Closed loop: %d in flight over %d connections. Open loop: %g req/s, latency from each request's scheduled send time. %s measured after %s warm-up per phase",
-		f.load.Concurrency, f.load.Conns, f.load.Rate, f.load.Duration, f.load.Warmup)
-	if f.rounds > 1 {
-		fmt.Fprintf(&b, "; each figure is the median of %d rounds (targets interleaved, errors summed)", f.rounds)
-	}
-	b.WriteString(".\n\n")
-	b.WriteString("| target | closed req/s | p50 ms | p90 ms | p99 ms | errors | open req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	checkLoops := false
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %s |", r.Target)
-		if p := r.phase("closed"); p != nil {
-			fmt.Fprintf(&b, " %.0f | %.3f | %.3f | %.3f | %d |", p.RPS, p.Latency.P50, p.Latency.P90, p.Latency.P99, p.Errors)
-		} else {
-			b.WriteString(" – | – | – | – | – |")
-		}
-		if p := r.phase("open"); p != nil {
-			sat := ""
-			if p.Saturated {
-				sat = " (saturated)"
-			}
-			fmt.Fprintf(&b, " %.0f%s | %.3f | %.3f | %.3f | %.3f | %d |", p.RPS, sat, p.Latency.P50, p.Latency.P90, p.Latency.P99, p.Latency.P999, p.Errors)
-		} else {
-			b.WriteString(" – | – | – | – | – | – |")
-		}
-		b.WriteString("\n")
-	}
-	b.WriteString("\n| target | target CPU µs/Check | driver CPU µs/Check | peak req/s from CPU (idle cores) |\n|---|---:|---:|---:|\n")
-	for _, r := range results {
-		p := r.phase("closed")
-		if p == nil {
-			continue
-		}
-		if p.ServerCPU > 0 {
-			fmt.Fprintf(&b, "| %s | %.1f | %.1f | %.0f |\n", r.Target, p.ServerCPU, p.DriverCPU, projectedPeak(p))
-		} else {
-			fmt.Fprintf(&b, "| %s | – | %.1f | – |\n", r.Target, p.DriverCPU)
+		if r.phase("closed") != nil || r.phase("open") != nil {
+			checkLoops = true
 		}
 	}
+	if checkLoops {
+		writeCheckTables(&b, f, results, calls)
+	}
+	writeProcTable(&b, results)
+	writeMemTable(&b, results)
 	rs := ratios(results)
 	if len(rs) > 0 {
 		b.WriteString("\n| ratio | value | goal | met |\n|---|---:|---|---|\n")
@@ -280,6 +369,9 @@ func writeReport(w io.Writer, f *runFlags, results []*TargetResult, skipped []st
 				met = map[bool]string{true: "yes", false: "no"}[*r.Met]
 			}
 			val := fmt.Sprintf("%.2f", r.Value)
+			if r.Count {
+				val = fmt.Sprintf("%.0f", r.Value)
+			}
 			if r.Note != "" {
 				val = "n/a (" + r.Note + ")"
 			}
@@ -290,6 +382,11 @@ func writeReport(w io.Writer, f *runFlags, results []*TargetResult, skipped []st
 		for _, p := range r.Phases {
 			for _, s := range p.ErrorSamples {
 				fmt.Fprintf(&b, "\n%s %s loop error: %s", r.Target, p.Mode, s)
+			}
+		}
+		for _, m := range r.Mem {
+			for _, s := range m.Samples {
+				fmt.Fprintf(&b, "\n%s memory phase error: %s", r.Target, s)
 			}
 		}
 	}
@@ -306,6 +403,111 @@ func writeReport(w io.Writer, f *runFlags, results []*TargetResult, skipped []st
 	}
 	_, err = io.WriteString(w, b.String())
 	return err
+}
+
+// writeCheckTables is the Check loops' tables (when they ran).
+func writeCheckTables(b *strings.Builder, f *runFlags, results []*TargetResult, calls string) {
+	fmt.Fprintf(b, "\n### ext_authz Check: %d CPUs shared by the driver and the target; %d users (tokens), %s\n\n", runtime.NumCPU(), f.users, calls)
+	fmt.Fprintf(b, "Closed loop: %d in flight over %d connections. Open loop: %g req/s, latency from each request's scheduled send time. %s measured after %s warm-up per phase",
+		f.load.Concurrency, f.load.Conns, f.load.Rate, f.load.Duration, f.load.Warmup)
+	if f.rounds > 1 {
+		fmt.Fprintf(b, "; each figure is the median of %d rounds (targets interleaved, errors summed)", f.rounds)
+	}
+	b.WriteString(".\n\n")
+	b.WriteString("| target | closed req/s | p50 ms | p90 ms | p99 ms | errors | open req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range results {
+		fmt.Fprintf(b, "| %s |", r.Target)
+		if p := r.phase("closed"); p != nil {
+			fmt.Fprintf(b, " %.0f | %.3f | %.3f | %.3f | %d |", p.RPS, p.Latency.P50, p.Latency.P90, p.Latency.P99, p.Errors)
+		} else {
+			b.WriteString(" – | – | – | – | – |")
+		}
+		if p := r.phase("open"); p != nil {
+			sat := ""
+			if p.Saturated {
+				sat = " (saturated)"
+			}
+			fmt.Fprintf(b, " %.0f%s | %.3f | %.3f | %.3f | %.3f | %d |", p.RPS, sat, p.Latency.P50, p.Latency.P90, p.Latency.P99, p.Latency.P999, p.Errors)
+		} else {
+			b.WriteString(" – | – | – | – | – | – |")
+		}
+		b.WriteString("\n")
+	}
+	store := false
+	for _, r := range results {
+		if p := r.phase("closed"); p != nil && p.StoreCPU > 0 {
+			store = true
+		}
+	}
+	if store {
+		b.WriteString("\n| target | target CPU µs/Check | driver CPU µs/Check | ClickHouse CPU µs/Check | peak req/s from CPU (idle cores) |\n|---|---:|---:|---:|---:|\n")
+	} else {
+		b.WriteString("\n| target | target CPU µs/Check | driver CPU µs/Check | peak req/s from CPU (idle cores) |\n|---|---:|---:|---:|\n")
+	}
+	for _, r := range results {
+		p := r.phase("closed")
+		if p == nil {
+			continue
+		}
+		ch := ""
+		if store {
+			ch = fmt.Sprintf(" %.1f |", p.StoreCPU)
+		}
+		if p.ServerCPU > 0 {
+			fmt.Fprintf(b, "| %s | %.1f | %.1f |%s %.0f |\n", r.Target, p.ServerCPU, p.DriverCPU, ch, projectedPeak(p))
+		} else {
+			fmt.Fprintf(b, "| %s | – | %.1f |%s – |\n", r.Target, p.DriverCPU, ch)
+		}
+	}
+}
+
+// writeProcTable is the ext_proc phase's table (when it ran).
+func writeProcTable(b *strings.Builder, results []*TargetResult) {
+	head := false
+	for _, r := range results {
+		for _, kind := range procKinds {
+			p := r.phase(procMode(kind))
+			if p == nil {
+				continue
+			}
+			if !head {
+				head = true
+				fmt.Fprintf(b, "\n### ext_proc: one MCP exchange (request headers, request body, response headers, response body), closed loop, %d in flight over %d connections\n\n", p.Concurrency, p.Conns)
+				b.WriteString("| target | exchange | exchanges/s | p50 ms | p99 ms | errors | target CPU µs/exchange | driver CPU µs/exchange | ClickHouse CPU µs/exchange |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+			}
+			cpu := "–"
+			if p.ServerCPU > 0 {
+				cpu = fmt.Sprintf("%.1f", p.ServerCPU)
+			}
+			ch := "–"
+			if p.StoreCPU > 0 {
+				ch = fmt.Sprintf("%.1f", p.StoreCPU)
+			}
+			fmt.Fprintf(b, "| %s | %s | %.0f | %.3f | %.3f | %d | %s | %.1f | %s |\n", r.Target, strings.ToUpper(kind), p.RPS, p.Latency.P50, p.Latency.P99, p.Errors, cpu, p.DriverCPU, ch)
+		}
+	}
+}
+
+// writeMemTable is the memory phase's table (when it ran).
+func writeMemTable(b *strings.Builder, results []*TargetResult) {
+	for _, r := range results {
+		m := r.memResult()
+		if m == nil {
+			continue
+		}
+		b.WriteString("\n### Memory: MCP streams held open in a fresh airlock process (each a Check, then an ext_proc stream up to its first SSE events)\n\n")
+		b.WriteString("| target | live grants | open streams | VmRSS before MB | VmRSS with the streams MB | of which anon / file MB | VmHWM MB | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(b, "| %s | %d | %d | %.1f | %.1f | %.1f / %.1f | %.1f | %d |\n", r.Target, m.Grants, m.Streams, m.IdleRSS, m.RSS, m.Anon, m.File, m.HWM, m.Errors)
+		if m.LoadRSS > 0 {
+			fmt.Fprintf(b, "\nFor reference, the %s process of the load phases at their end: VmRSS %.1f MB, VmHWM %.1f MB.\n", r.Target, m.LoadRSS, m.LoadHWM)
+		}
+	}
+	for _, r := range results {
+		if au := r.Audit; au != nil && au.Err == "" {
+			fmt.Fprintf(b, "\n%s's audit rows in ClickHouse at the end of the run: %d decisions (ext_authz), %d events (ext_proc messages).\n", r.Target, au.Decisions, au.Events)
+		}
+	}
 }
 
 func jsonLines(results []*TargetResult, rs []Ratio, skipped []string) ([]string, error) {

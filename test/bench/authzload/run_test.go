@@ -53,13 +53,13 @@ func TestRunNoopAsProcessAndSkipPeer(t *testing.T) {
 	jsonPath := filepath.Join(t.TempDir(), "out.jsonl")
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"run", "--targets", "noop,peer", "--peer-bin=", "--users", "2", "--requests", "8",
-		"--concurrency", "4", "--conns", "2", "--rate", "200", "--warmup", "100ms", "--duration", "400ms",
+		"--concurrency", "4", "--conns", "2", "--rate", "200", "--warmup", "100ms", "--duration", "400ms", "--proc-duration", "300ms",
 		"--json", jsonPath}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\nstderr:\n%s", code, stderr.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"| noop |", "set " + peerEnv} {
+	for _, want := range []string{"| noop |", "set " + peerEnv, "| noop | JSON |", "| noop | SSE |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
@@ -75,7 +75,7 @@ func TestRunNoopAsProcessAndSkipPeer(t *testing.T) {
 			t.Errorf("%s loop: %d requests, %d errors %v", p.Mode, p.Requests, p.Errors, p.ErrorSamples)
 		}
 	}
-	if diff := cmp.Diff([]string{"closed", "open"}, modes); diff != "" {
+	if diff := cmp.Diff([]string{"closed", "open", "proc-json", "proc-sse"}, modes); diff != "" {
 		t.Errorf("phases (-want +got):\n%s", diff)
 	}
 	if len(summary.Skipped) != 1 || !strings.Contains(summary.Skipped[0], "peer") {
@@ -114,6 +114,12 @@ func TestParseRunFlags(t *testing.T) {
 		{"bad load", []string{"--concurrency", "0", "--rate", "0"}, []string{"concurrency", "rate"}},
 		{"fewer requests than users", []string{"--users", "10", "--requests", "5"}, []string{"requests (5) at least users"}},
 		{"stray argument", []string{"extra"}, []string{"unexpected arguments"}},
+		{"phases alone", []string{"--phases", "mem"}, nil},
+		{"light config, authz only", []string{"--full=false", "--phases", "authz"}, nil},
+		{"unknown phase", []string{"--phases", "authz,disk"}, []string{`unknown phase "disk"`}},
+		{"no phase", []string{"--phases", ","}, []string{"phases: none given"}},
+		{"proc needs the full config", []string{"--full=false"}, []string{"keep --full"}},
+		{"bad mem and proc flags", []string{"--streams", "0", "--grants", "-1", "--proc-duration", "0s"}, []string{"streams (0)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,6 +31,10 @@ type Phase struct {
 	// work on a shared machine.
 	ServerCPU float64 `json:"server_cpu_us_per_req,omitempty"`
 	DriverCPU float64 `json:"driver_cpu_us_per_req,omitempty"`
+	// StoreCPU is the audit ClickHouse's CPU microseconds per measured
+	// request (when the driver started it): what shipping the rows costs
+	// on the same machine. It runs through every target's phases.
+	StoreCPU float64 `json:"clickhouse_cpu_us_per_req,omitempty"`
 	// Saturated: the open loop's target answered less than 95% of the
 	// rate; its latency then grows with the length of the run.
 	Saturated bool `json:"saturated,omitempty"`
@@ -122,6 +126,7 @@ func medianPhase(ps []Phase) *Phase {
 	out.RPS = med(func(p *Phase) float64 { return p.RPS })
 	out.ServerCPU = med(func(p *Phase) float64 { return p.ServerCPU })
 	out.DriverCPU = med(func(p *Phase) float64 { return p.DriverCPU })
+	out.StoreCPU = med(func(p *Phase) float64 { return p.StoreCPU })
 	out.Requests = int(med(func(p *Phase) float64 { return float64(p.Requests) }))
 	out.Latency = medianPercentiles(ps, func(p *Phase) *Percentiles { return &p.Latency }, med)
 	if out.Service != nil {

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	chgo "github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/airlock-mcp/airlock/internal/grants/grantstest"
+	chtest "github.com/airlock-mcp/airlock/test/clickhouse"
+)
+
+// defaultGrants is how many live grants the airlock target's store holds
+// (issue 19's default configuration).
+const defaultGrants = 10_000
+
+// writeGrants fills a file grant store at dir with n live grants through
+// grantstest.WriteLive, the one writer of such stores. It is test
+// support (it takes a testing.TB); failTB turns its Fatal into an error.
+func writeGrants(dir string, n int, issuerURL string) (err error) {
+	tb := &failTB{}
+	defer func() {
+		if r := recover(); r != nil {
+			if r != errFailTB {
+				panic(r)
+			}
+			err = fmt.Errorf("write %d live grants into %s: %s", n, dir, tb.msg)
+		}
+	}()
+	grantstest.WriteLive(tb, dir, n, benchTarget, issuerURL)
+	return nil
+}
+
+var errFailTB = errors.New("failTB: fatal")
+
+// failTB is the testing.TB grantstest.WriteLive needs outside a test: it
+// implements the two methods WriteLive calls (Helper and Fatal); any
+// other would panic on the nil embedded interface.
+type failTB struct {
+	testing.TB
+	msg string
+}
+
+func (*failTB) Helper() {}
+
+func (t *failTB) Fatal(args ...any) {
+	t.msg = fmt.Sprint(args...)
+	panic(errFailTB)
+}
+
+func (t *failTB) Fatalf(format string, args ...any) {
+	t.msg = fmt.Sprintf(format, args...)
+	panic(errFailTB)
+}
+
+// auditStore is the ClickHouse airlock records into during the run:
+// started here (Debian's clickhouse-server via test/clickhouse, as
+// auditload does) or given with --clickhouse.
+type auditStore struct {
+	addr, db string
+	srv      *chtest.Server // nil when given
+}
+
+func startAuditStore(ctx context.Context, addr string) (*auditStore, error) {
+	s := &auditStore{addr: addr, db: fmt.Sprintf("authzload_%d", time.Now().UnixNano())}
+	if addr == "" {
+		srv, err := chtest.Start(ctx, chtest.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("start ClickHouse for the audit rows (or pass --clickhouse ADDR, or --clickhouse off): %w", err)
+		}
+		s.srv, s.addr = srv, srv.Addr()
+	}
+	return s, nil
+}
+
+func (s *auditStore) close() {
+	if s.srv != nil {
+		_ = s.srv.Close()
+	}
+}
+
+// auditRows is what reached ClickHouse from airlock: decision rows
+// (ext_authz) and message rows (ext_proc).
+type auditRows struct {
+	Decisions uint64 `json:"decisions"`
+	Events    uint64 `json:"events"`
+	Err       string `json:"error,omitempty"`
+}
+
+// count waits up to wait for the rows airlock shipped (its spool sends
+// them within about two flush intervals) and counts them.
+func (s *auditStore) count(ctx context.Context, wait time.Duration, wantEvents bool) auditRows {
+	conn, err := chgo.Open(&chgo.Options{Addr: []string{s.addr}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return auditRows{Err: err.Error()}
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(wait)
+	var r auditRows
+	for {
+		r = auditRows{}
+		for _, q := range []struct {
+			table string
+			into  *uint64
+		}{{"decisions", &r.Decisions}, {"events", &r.Events}} {
+			if err := conn.QueryRow(ctx, "SELECT count() FROM "+s.db+"."+q.table).Scan(q.into); err != nil {
+				r.Err = fmt.Sprintf("count %s.%s: %v", s.db, q.table, err)
+			}
+		}
+		if (r.Err == "" && r.Decisions > 0 && (r.Events > 0 || !wantEvents)) || time.Now().After(deadline) || ctx.Err() != nil {
+			return r
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
