@@ -270,12 +270,22 @@ func (d *recDecoder) skip() {
 		c := d.b[d.i]
 		switch c {
 		case '"':
+			// To the closing quote: the next quote not escaped, i.e.
+			// not after an odd run of backslashes (the opening quote
+			// bounds the run).
 			d.i++
 			for d.i < len(d.b) {
-				if c := d.b[d.i]; c == '\\' {
-					d.i += 2
-					continue
-				} else if c == '"' {
+				k := bytes.IndexByte(d.b[d.i:], '"')
+				if k < 0 {
+					d.i = len(d.b)
+					break
+				}
+				d.i += k
+				n := 0
+				for d.b[d.i-1-n] == '\\' {
+					n++
+				}
+				if n%2 == 0 {
 					break
 				}
 				d.i++
