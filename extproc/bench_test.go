@@ -177,7 +177,7 @@ func runExchange(b *testing.B, c extprocv3.ExternalProcessorClient, msgs []*extp
 // most 50 µs). The client's own cost is in both and cancels, except that
 // it decodes airlock's masked body where the no-op sends none.
 func BenchmarkExchange(b *testing.B) {
-	const benchBlock = 200
+	const benchBlock = 1000
 	for _, kind := range []string{"json", "sse"} {
 		b.Run("airlock-"+kind, func(b *testing.B) {
 			rec, dest := benchRecorder(b)
