@@ -134,11 +134,14 @@ func (s *Stream) recordText(masked []byte, counts mask.Counts) {
 // the first bytes that say which it is have not all come.
 func (s *Stream) sseChunk(chunk []byte, eos bool) (out []byte, held bool, refused *extprocv3.ProcessingResponse) {
 	if !s.csKnown {
-		s.head = append(s.head, chunk...)
-		if len(s.head) < sniffLen && !eos {
-			return nil, true, nil
-		}
-		cs, why := sniffCharset(s.head, s.charsetLabel)
+		if len(s.head) > 0 || len(chunk) < sniffLen && !eos {
+			s.head = append(s.head, chunk...)
+			if len(s.head) < sniffLen && !eos {
+				return nil, true, nil
+			}
+			chunk = s.head
+		} // else the first chunk says it all: read where it is, no copy
+		cs, why := sniffCharset(chunk, s.charsetLabel)
 		if why != "" {
 			return nil, false, s.refuse(502, "airlock_response_charset_refused", "airlock refused the server's event stream: "+why)
 		}
@@ -146,7 +149,7 @@ func (s *Stream) sseChunk(chunk []byte, eos bool) (out []byte, held bool, refuse
 		if cs.utf16() {
 			s.dec = &decoder{be: cs.bigEndian()}
 		}
-		chunk, s.head = s.head, nil
+		s.head = nil
 	}
 	in := chunk
 	if s.dec != nil {
