@@ -247,8 +247,10 @@ func (d *recDecoder) str(s *string) bool {
 	return ok
 }
 
+var null = []byte("null")
+
 func (d *recDecoder) null() bool {
-	if strings.HasPrefix(string(d.b[d.i:]), "null") {
+	if bytes.HasPrefix(d.b[d.i:], null) {
 		d.i += 4
 		return true
 	}
