@@ -9,6 +9,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
 	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/internal/mcp"
 )
 
 // What a response body is masked as is decided by its bytes, not its
@@ -118,7 +119,7 @@ func (s *Stream) recordText(masked []byte, counts mask.Counts) {
 		return
 	}
 	m := s.base()
-	s.describe(&m, masked, counts, false, false)
+	s.describe(&m, masked, read(masked, false), counts, false, false)
 	if m.JSONRPCID == "" && len(s.reqIDs) == 1 && !s.reqBatch {
 		m.JSONRPCID = string(s.reqIDs[0])
 		if q, ok := s.requests[m.JSONRPCID]; ok {
@@ -133,11 +134,14 @@ func (s *Stream) recordText(masked []byte, counts mask.Counts) {
 // the first bytes that say which it is have not all come.
 func (s *Stream) sseChunk(chunk []byte, eos bool) (out []byte, held bool, refused *extprocv3.ProcessingResponse) {
 	if !s.csKnown {
-		s.head = append(s.head, chunk...)
-		if len(s.head) < sniffLen && !eos {
-			return nil, true, nil
-		}
-		cs, why := sniffCharset(s.head, s.charsetLabel)
+		if len(s.head) > 0 || len(chunk) < sniffLen && !eos {
+			s.head = append(s.head, chunk...)
+			if len(s.head) < sniffLen && !eos {
+				return nil, true, nil
+			}
+			chunk = s.head
+		} // else the first chunk says it all: read where it is, no copy
+		cs, why := sniffCharset(chunk, s.charsetLabel)
 		if why != "" {
 			return nil, false, s.refuse(502, "airlock_response_charset_refused", "airlock refused the server's event stream: "+why)
 		}
@@ -145,7 +149,7 @@ func (s *Stream) sseChunk(chunk []byte, eos bool) (out []byte, held bool, refuse
 		if cs.utf16() {
 			s.dec = &decoder{be: cs.bigEndian()}
 		}
-		chunk, s.head = s.head, nil
+		s.head = nil
 	}
 	in := chunk
 	if s.dec != nil {
@@ -175,22 +179,42 @@ func (s *Stream) sseChunk(chunk []byte, eos bool) (out []byte, held bool, refuse
 
 // onEvent notes which of the request's ids an event answers (so that an
 // event over the limit answers only the others) and records it.
+//
+// The event's data is read once for both (a batch is read message by
+// message for the ids it answers).
 func (s *Stream) onEvent(ev mask.Event) {
-	if len(s.reqIDs) > 0 && ev.HasData && len(ev.Data) > 0 {
-		for _, raw := range messages(ev.Data) {
-			var m struct {
-				ID     json.RawMessage `json:"id"`
-				Method string          `json:"method"`
+	if !ev.HasData || len(ev.Data) == 0 || ev.Dropped > 0 {
+		return
+	}
+	track, record := len(s.reqIDs) > 0, s.recording()
+	if !track && !record {
+		return
+	}
+	r := read(ev.Data, ev.JSON)
+	if track {
+		if d := bytes.TrimLeft(ev.Data, " \t\r\n"); len(d) > 0 && d[0] == '[' {
+			for _, raw := range messages(ev.Data) {
+				s.noteAnswer(mcp.ReadRecorded(raw))
 			}
-			if json.Unmarshal(raw, &m) == nil && m.Method == "" && len(m.ID) > 0 {
-				if s.answered == nil {
-					s.answered = map[string]bool{}
-				}
-				s.answered[string(m.ID)] = true
-			}
+		} else {
+			s.noteAnswer(r)
 		}
 	}
-	s.recordEvent(ev)
+	if record {
+		s.recordEvent(ev, r)
+	}
+}
+
+// noteAnswer notes the request id a message of the event stream answers
+// (a response or an error by a non-null id).
+func (s *Stream) noteAnswer(r mcp.Message) {
+	if r.Kind != mcp.KindResponse || r.ID == nil {
+		return
+	}
+	if s.answered == nil {
+		s.answered = map[string]bool{}
+	}
+	s.answered[string(r.ID)] = true
 }
 
 // oversize answers an event over the limit (masking.max_event_bytes): it

@@ -12,7 +12,10 @@ import (
 // merged over the stream's messages, and the wire.Decision they read as.
 type streamMeta struct {
 	fields map[string]*structpb.Value
-	d      wire.Decision
+	// owned: fields is this stream's own map; until a second message
+	// brings metadata, it is the first message's, read only.
+	owned bool
+	d     wire.Decision
 }
 
 // newStreamMeta is the metadata of a stream before Envoy forwarded any:
@@ -24,11 +27,22 @@ func (m *streamMeta) merge(md *corev3.Metadata) {
 	if st == nil {
 		return
 	}
-	if m.fields == nil {
-		m.fields = map[string]*structpb.Value{}
-	}
-	for k, v := range st.GetFields() {
-		m.fields[k] = v
+	switch {
+	case m.fields == nil:
+		// The usual case, metadata on the first message only: read as
+		// it came, no copy.
+		m.fields = st.GetFields()
+	case !m.owned:
+		own := make(map[string]*structpb.Value, len(m.fields)+len(st.GetFields()))
+		for k, v := range m.fields {
+			own[k] = v
+		}
+		m.fields, m.owned = own, true
+		fallthrough
+	default:
+		for k, v := range st.GetFields() {
+			m.fields[k] = v
+		}
 	}
 	m.d = wire.ReadDecision(m.fields)
 }

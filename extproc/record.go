@@ -53,11 +53,12 @@ func (s *Stream) recordRequest(body []byte) {
 	}
 	for _, raw := range messages(body) {
 		masked, counts, err := prof.MaskJSON(raw)
-		if err != nil {
+		valid := err == nil
+		if !valid {
 			masked, counts = prof.MaskText(raw)
 		}
 		m := s.base()
-		s.describe(&m, masked, counts, false, true)
+		s.describe(&m, masked, read(masked, valid), counts, false, true)
 		if m.Method != "" && len(m.JSONRPCID) > 0 {
 			s.requests[m.JSONRPCID] = requestInfo{method: m.Method, tool: m.Tool}
 		}
@@ -95,27 +96,41 @@ func (s *Stream) recordResponse(masked []byte, counts mask.Counts) {
 		if i > 0 {
 			counts = nil
 		}
-		s.describe(&m, raw, counts, false, false)
+		// masked came out of MaskJSON, and so did each message of a batch
+		// (messages splits it with json.Unmarshal): valid JSON.
+		s.describe(&m, raw, read(raw, true), counts, false, false)
 		s.emit(m)
 	}
 }
 
-// recordEvent records one SSE event's message. An event over the limit
-// is recorded by oversize, as the error the client got instead.
-func (s *Stream) recordEvent(ev mask.Event) {
-	if s.p.opts.Recorder == nil || !s.meta.d.Record || !ev.HasData || len(ev.Data) == 0 || ev.Dropped > 0 {
-		return
-	}
+// recording: the messages of this exchange go to the audit trail.
+func (s *Stream) recording() bool { return s.p.opts.Recorder != nil && s.meta.d.Record }
+
+// recordEvent records one SSE event's message, r being what it is (read
+// once, in onEvent). An event over the limit is recorded by oversize, as
+// the error the client got instead.
+func (s *Stream) recordEvent(ev mask.Event, r mcp.Message) {
 	m := s.base()
-	s.describe(&m, bytes.Clone(ev.Data), ev.Counts, true, false)
+	// describe copies what it keeps of ev.Data (the masker's buffer).
+	s.describe(&m, ev.Data, r, ev.Counts, true, false)
 	s.emit(m)
 }
 
-// describe fills what the message is from its JSON-RPC shape, read by
-// internal/mcp's classifier: the tool column holds what the call acts on
-// (tool name, prompt name or resource URI).
-func (s *Stream) describe(m *audit.Event, payload []byte, counts mask.Counts, sse, fromClient bool) {
-	r := mcp.ReadRecorded(payload)
+// read is what a recorded message is (internal/mcp's classifier); valid
+// says the bytes are known to be JSON (mask.MaskJSON accepted or returned
+// them), which spares scanning them once more to validate them.
+func read(payload []byte, valid bool) mcp.Message {
+	if valid {
+		return mcp.ReadValidRecorded(payload)
+	}
+	return mcp.ReadRecorded(payload)
+}
+
+// describe fills what the message is from its JSON-RPC shape r (read from
+// payload): the tool column holds what the call acts on (tool name,
+// prompt name or resource URI). It keeps nothing of payload or r: what
+// the event holds is copied.
+func (s *Stream) describe(m *audit.Event, payload []byte, r mcp.Message, counts mask.Counts, sse, fromClient bool) {
 	m.JSONRPCID = string(r.ID)
 	switch {
 	case r.Kind == mcp.KindRequest:

@@ -11,6 +11,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
 	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/internal/mcp"
 )
 
 // jsonrpcInternalError is the JSON-RPC code of every response airlock
@@ -29,11 +30,10 @@ func (s *Stream) noteRequestIDs(body []byte) {
 	}
 	s.reqBatch = trimmed[0] == '['
 	for _, raw := range messages(trimmed) {
-		var m struct {
-			ID     json.RawMessage `json:"id"`
-			Method string          `json:"method"`
-		}
-		if json.Unmarshal(raw, &m) != nil || m.Method == "" || !validID(m.ID) {
+		// A request: a method and an id (ReadRecorded reads them as
+		// json.Unmarshal does, in one pass; its ID is a copy).
+		m := mcp.ReadRecorded(raw)
+		if m.Method == "" || !validID(m.ID) {
 			continue
 		}
 		s.reqIDs = append(s.reqIDs, m.ID)
@@ -128,7 +128,7 @@ func (s *Stream) recordRefusalCounts(status int, body []byte, counts mask.Counts
 		if i > 0 {
 			counts = nil
 		}
-		s.describe(&m, raw, counts, false, false)
+		s.describe(&m, raw, read(raw, false), counts, false, false)
 		m.Direction, m.Status = "error", status
 		s.emit(m)
 	}

@@ -70,3 +70,40 @@ func FuzzContentEncoding(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNoteRequestIDs: the request's ids are what json.Unmarshal of each
+// message into {id, method} finds (the oracle: how they were read before
+// mcp.ReadRecorded read them), in order.
+func FuzzNoteRequestIDs(f *testing.F) {
+	for _, s := range []string{
+		toolCall, `[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","id":"x","method":"b"},{"id":2}]`,
+		`{"id":{"a":1},"method":"m"}`, `{"id":null,"method":"m"}`, `{"ID":3,"Method":"m"}`, `{"id":4,"method":5}`,
+		`{"id":"a\"b","method":"m","params":"s"}`, `[]`, `[1,2]`, `not json`, ``, `{"id":1,"method":"m"`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var want []string
+		if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 {
+			for _, raw := range messages(trimmed) {
+				var m struct {
+					ID     json.RawMessage `json:"id"`
+					Method string          `json:"method"`
+				}
+				if json.Unmarshal(raw, &m) != nil || m.Method == "" || !validID(m.ID) {
+					continue
+				}
+				want = append(want, string(m.ID))
+			}
+		}
+		s := &Stream{}
+		s.noteRequestIDs(body)
+		var got []string
+		for _, id := range s.reqIDs {
+			got = append(got, string(id))
+		}
+		if strings.Join(got, "\x00") != strings.Join(want, "\x00") || len(got) != len(want) {
+			t.Fatalf("%q: ids %q, want %q", body, got, want)
+		}
+	})
+}

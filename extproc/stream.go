@@ -139,6 +139,13 @@ func (s *Stream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingR
 }
 
 func (s *Stream) requestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	if b.GetEndOfStream() && len(s.reqBody) == 0 && len(b.GetBody()) <= max(s.p.opts.MaxBodyBytes, s.p.opts.MaxRequestBytes) {
+		// The whole body in one message (BUFFERED, the mode airlock
+		// renders): read where it is, no copy.
+		s.noteRequestIDs(b.GetBody())
+		s.recordRequest(b.GetBody())
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}
+	}
 	if len(s.reqBody)+len(b.GetBody()) <= max(s.p.opts.MaxBodyBytes, s.p.opts.MaxRequestBytes) {
 		s.reqBody = append(s.reqBody, b.GetBody()...)
 	}
@@ -388,11 +395,15 @@ func (s *Stream) responseBody(b *extprocv3.HttpBody) ([]*extprocv3.ProcessingRes
 		if len(s.body)+len(b.GetBody()) > s.p.opts.MaxBodyBytes {
 			return one(s.refuseTooLarge("over"))
 		}
-		s.body = append(s.body, b.GetBody()...)
-		if !eos {
-			return s.hold()
-		}
-		masked, err := s.maskWhole(s.body)
+		whole := b.GetBody()
+		if len(s.body) > 0 || !eos {
+			s.body = append(s.body, whole...)
+			if !eos {
+				return s.hold()
+			}
+			whole = s.body
+		} // else the whole body in one message: masked where it is, no copy
+		masked, err := s.maskWhole(whole)
 		if err != nil {
 			if cr, ok := err.(charsetRefusal); ok {
 				return one(s.refuse(502, "airlock_response_charset_refused", "airlock refused the server's response: "+cr.why))

@@ -91,6 +91,7 @@ func BenchmarkMaskJSONRatio(b *testing.B) {
 				masked += t2 - t1
 			}
 			b.ReportMetric(float64(valid)/float64(masked), "ratio")
+			b.Logf("masking (%s) at %.2f× the speed of json.Valid over the same bytes (goal ≥ 0.8)", name, float64(valid)/float64(masked))
 			b.ReportMetric(float64(corpusBytes(docs))*float64(b.N)/valid.Seconds()/1e6, "valid-MB/s-cpu")
 			b.ReportMetric(float64(corpusBytes(docs))*float64(b.N)/masked.Seconds()/1e6, "mask-MB/s-cpu")
 		})

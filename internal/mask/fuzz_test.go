@@ -94,6 +94,12 @@ func FuzzSSE(f *testing.F) {
 		r := rand.New(rand.NewPCG(seed, seed>>7))
 		for _, limit := range []int{48, 4096} {
 			m := NewSSEMasker(Default(), limit)
+			m.OnEvent(func(ev Event) {
+				// What ext_proc then reads without validating it.
+				if ev.JSON && !json.Valid(ev.Data) {
+					t.Fatalf("limit %d: event data marked JSON is not: %q", limit, ev.Data)
+				}
+			})
 			whole := feed(t, m, stream, len(stream)+1)
 			if len(m.Counts()) == 0 && !bytes.Equal(whole, stream) {
 				t.Fatalf("limit %d: nothing masked but the output differs", limit)

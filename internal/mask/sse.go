@@ -76,6 +76,9 @@ type Event struct {
 	Data    []byte // the data, joined as the spec says, masked
 	Counts  Counts // what was masked in this event
 	Dropped int    // for an event over the limit: its size in bytes; Data is then empty
+	// JSON: Data is valid JSON (it was masked as JSON), so a reader of it
+	// can skip validating it again (mcp.ReadValidRecorded).
+	JSON bool
 }
 
 type lineState uint8
@@ -456,7 +459,7 @@ func (m *SSEMasker) emit(ev []byte, complete bool) (verbatim bool) {
 	var masked []byte
 	var counts Counts
 	if ndata > 0 {
-		masked, counts = m.maskData(data, ndata)
+		masked, counts, ev0.JSON = m.maskData(data, ndata)
 	}
 	verbatim = len(counts) == 0 && len(lineCounts) == 0
 	if verbatim {
@@ -516,32 +519,34 @@ func (m *SSEMasker) rewrite(ev, masked []byte, complete bool) {
 // document then goes out as one data line) are; else as text, where a
 // token a line break cuts in two is found in the lines run together and
 // masked whole (maskCrossing).
-func (m *SSEMasker) maskData(d []byte, lines int) ([]byte, Counts) {
+func (m *SSEMasker) maskData(d []byte, lines int) (out []byte, counts Counts, json bool) {
 	for _, c := range d {
 		if c == ' ' || c == '\t' || c == '\n' {
 			continue
 		}
 		if c == '{' || c == '[' || c == '"' || c == '-' || c == 't' || c == 'f' || c == 'n' || isDigit(c) {
 			if out, counts, err := m.p.MaskJSON(d); err == nil {
-				return out, counts
+				return out, counts, true
 			}
 			if lines > 1 {
 				m.cat = runTogether(m.cat[:0], d)
 				if out, counts, err := m.p.MaskJSON(m.cat); err == nil {
 					if len(counts) == 0 {
-						return d, nil
+						// d as it came: its line breaks may fall inside
+						// a string, so it is not known to be JSON.
+						return d, nil, false
 					}
-					return out, counts
+					return out, counts, true
 				}
 			}
 		}
 		break
 	}
-	out, counts := m.p.MaskText(d)
+	out, counts = m.p.MaskText(d)
 	if lines > 1 {
 		out, counts = m.maskCrossing(out, counts)
 	}
-	return out, counts
+	return out, counts, false
 }
 
 // runTogether appends d without its line breaks to dst.

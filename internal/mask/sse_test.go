@@ -2,6 +2,7 @@ package mask
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"strings"
@@ -189,5 +190,39 @@ func TestSSECutByteOrderMark(t *testing.T) {
 	got := feed(t, NewSSEMasker(Default(), 64), []byte("\xef\xbb\xbfdata: {\"token\":\"abc\"}\n\n"), 1)
 	if want := "\xef\xbb\xbfdata: {\"token\":\"[MASKED:field:token]\"}\n\n"; string(got) != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestSSEEventJSON: an event's data is marked JSON exactly when it was
+// masked as JSON and is JSON as it goes out.
+func TestSSEEventJSON(t *testing.T) {
+	for _, tc := range []struct {
+		name, stream string
+		json         bool
+	}{
+		{"object", "data: {\"a\":1}\n\n", true},
+		{"masked object", "data: {\"password\":\"hunter2hunter2\"}\n\n", true},
+		{"text", "data: hello\n\n", false},
+		{"split string, nothing masked", "data: {\"a\":\"b\ndata: c\"}\n\n", false},
+		{"split string, masked", "data: {\"password\":\"a\ndata: b\"}\n\n", true},
+		{"two JSON lines", "data: 1\ndata: 2\n\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewSSEMasker(Default(), 4096)
+			var got []Event
+			m.OnEvent(func(ev Event) { ev.Data = bytes.Clone(ev.Data); got = append(got, ev) })
+			if _, err := m.Write([]byte(tc.stream)); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 {
+				t.Fatalf("%d events, want 1", len(got))
+			}
+			if got[0].JSON != tc.json {
+				t.Errorf("JSON %v, want %v (data %q)", got[0].JSON, tc.json, got[0].Data)
+			}
+			if got[0].JSON && !json.Valid(got[0].Data) {
+				t.Errorf("data marked JSON is not: %q", got[0].Data)
+			}
+		})
 	}
 }

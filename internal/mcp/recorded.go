@@ -1,9 +1,93 @@
 package mcp
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 )
+
+// ReadRecorded reads one JSON-RPC message as the audit trail records it:
+// leniently (it may be masked, cut, or a server's message in either
+// direction) and for description only, never for a decision — decisions
+// read requests with ParseHTTP. Kind, Method, ID (nil when absent or
+// null), Tool, Prompt or URI by the same table as ParseHTTP, and Result or
+// RPCError are filled as far as the bytes allow; what cannot be read is
+// left empty.
+func ReadRecorded(msg []byte) Message { return readRecorded(msg, false) }
+
+// ReadValidRecorded is ReadRecorded for a message already known to be
+// valid JSON — one that mask.Profile.MaskJSON accepted or returned
+// (FuzzMaskJSON holds MaskJSON to json.Valid's verdict on both) — without
+// the json.Valid scan over it. ID, Result and RPCError point into msg
+// instead of being copies: msg must not change while they are in use.
+// Were msg not valid after all, ReadValidRecorded still returns (what it
+// could read), never panics.
+func ReadValidRecorded(msg []byte) Message { return readRecorded(msg, true) }
+
+func readRecorded(msg []byte, valid bool) Message {
+	var r recordedShape
+	if (valid || json.Valid(msg)) && decodeRecordedSafe(msg, &r) {
+		if !valid {
+			// ReadRecorded's results are copies, as json.Unmarshal's are.
+			r.ID, r.Result, r.Error = clone(r.ID), clone(r.Result), clone(r.Error)
+		}
+	} else {
+		r = recordedShape{}
+		_ = json.Unmarshal(msg, &r) // partial reads are what is recorded
+	}
+	m := Message{Method: r.Method, Result: r.Result, RPCError: r.Error}
+	if len(r.ID) > 0 && !bytes.Equal(r.ID, []byte("null")) {
+		m.ID = r.ID
+	}
+	switch {
+	case m.Method != "" && m.ID != nil:
+		m.Kind = KindRequest
+	case m.Method != "":
+		m.Kind = KindNotification
+	default:
+		m.Kind = KindResponse
+	}
+	if m.Kind != KindRequest {
+		return m
+	}
+	switch targetOf(m.Method) {
+	case targetTool:
+		m.Tool = r.Params.Name
+	case targetPrompt:
+		m.Prompt = r.Params.Name
+	case targetResource:
+		m.URI = r.Params.URI
+	case targetRef:
+		switch r.Params.Ref.Type {
+		case "ref/prompt":
+			m.Prompt = r.Params.Ref.Name
+		case "ref/resource":
+			m.URI = r.Params.Ref.URI
+		}
+	}
+	return m
+}
+
+// clone copies a raw value (nil stays nil, as json.RawMessage's
+// UnmarshalJSON leaves it).
+func clone(b json.RawMessage) json.RawMessage {
+	if b == nil {
+		return nil
+	}
+	return append(json.RawMessage{}, b...)
+}
+
+// decodeRecordedSafe is decodeRecorded that gives up, instead of
+// panicking, on bytes that are not valid JSON after all (it reads past
+// their end): ReadValidRecorded trusts its caller's word.
+func decodeRecordedSafe(msg []byte, r *recordedShape) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return decodeRecorded(msg, r)
+}
 
 // decodeRecorded fills r from msg as json.Unmarshal(msg, r) does, in one
 // pass without reflection, for the messages ext_proc records (a tool's
@@ -163,20 +247,22 @@ func (d *recDecoder) str(s *string) bool {
 	return ok
 }
 
+var null = []byte("null")
+
 func (d *recDecoder) null() bool {
-	if strings.HasPrefix(string(d.b[d.i:]), "null") {
+	if bytes.HasPrefix(d.b[d.i:], null) {
 		d.i += 4
 		return true
 	}
 	return false
 }
 
-// raw copies the value at d.i, as json.RawMessage's UnmarshalJSON does
-// (null included).
+// raw is the value at d.i (null included), pointing into d.b: the
+// caller copies it where json.RawMessage's UnmarshalJSON would have.
 func (d *recDecoder) raw() json.RawMessage {
 	start := d.i
 	d.skip()
-	return append(json.RawMessage(nil), d.b[start:d.i]...)
+	return d.b[start:d.i:d.i]
 }
 
 // skip moves past the (valid) value at d.i.
@@ -186,12 +272,22 @@ func (d *recDecoder) skip() {
 		c := d.b[d.i]
 		switch c {
 		case '"':
+			// To the closing quote: the next quote not escaped, i.e.
+			// not after an odd run of backslashes (the opening quote
+			// bounds the run).
 			d.i++
 			for d.i < len(d.b) {
-				if c := d.b[d.i]; c == '\\' {
-					d.i += 2
-					continue
-				} else if c == '"' {
+				k := bytes.IndexByte(d.b[d.i:], '"')
+				if k < 0 {
+					d.i = len(d.b)
+					break
+				}
+				d.i += k
+				n := 0
+				for d.b[d.i-1-n] == '\\' {
+					n++
+				}
+				if n%2 == 0 {
 					break
 				}
 				d.i++

@@ -52,3 +52,51 @@ func TestDecodeRecordedReads(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadValidRecorded: on valid JSON, ReadValidRecorded reads what
+// ReadRecorded reads; on anything else it does not panic.
+func FuzzReadValidRecorded(f *testing.F) {
+	for _, s := range recordedSeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range []string{`{"id":`, `{"method":"a","params":{`, `{"id":1,"result":[`, `{"a"`, `{`, ``, `{"id":"x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		got := ReadValidRecorded(msg)
+		if !json.Valid(msg) {
+			return
+		}
+		if diff := cmp.Diff(ReadRecorded(msg), got); diff != "" {
+			t.Errorf("%s (-ReadRecorded +ReadValidRecorded):\n%s", msg, diff)
+		}
+	})
+}
+
+// TestReadRecordedCopies: ReadRecorded's raw values are copies of the
+// message (a caller may reuse its buffer), ReadValidRecorded's point
+// into it.
+func TestReadRecordedCopies(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		read  func([]byte) Message
+		alias bool
+	}{
+		{"ReadRecorded", ReadRecorded, false},
+		{"ReadValidRecorded", ReadValidRecorded, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := []byte(`{"jsonrpc":"2.0","id":7,"result":{"ok":true}}`)
+			m := tc.read(msg)
+			if string(m.ID) != "7" || string(m.Result) != `{"ok":true}` {
+				t.Fatalf("read id %s result %s", m.ID, m.Result)
+			}
+			for i := range msg {
+				msg[i] = ' '
+			}
+			if changed := string(m.ID) != "7" || string(m.Result) != `{"ok":true}`; changed != tc.alias {
+				t.Errorf("values changed with the message: %v, want %v", changed, tc.alias)
+			}
+		})
+	}
+}

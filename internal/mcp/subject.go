@@ -1,7 +1,6 @@
 package mcp
 
 import (
-	"bytes"
 	"encoding/json"
 )
 
@@ -73,50 +72,4 @@ type recordedShape struct {
 	} `json:"params"`
 	Result json.RawMessage `json:"result"`
 	Error  json.RawMessage `json:"error"`
-}
-
-// ReadRecorded reads one JSON-RPC message as the audit trail records it:
-// leniently (it may be masked, cut, or a server's message in either
-// direction) and for description only, never for a decision — decisions
-// read requests with ParseHTTP. Kind, Method, ID (nil when absent or
-// null), Tool, Prompt or URI by the same table as ParseHTTP, and Result or
-// RPCError are filled as far as the bytes allow; what cannot be read is
-// left empty.
-func ReadRecorded(msg []byte) Message {
-	var r recordedShape
-	if !json.Valid(msg) || !decodeRecorded(msg, &r) {
-		r = recordedShape{}
-		_ = json.Unmarshal(msg, &r) // partial reads are what is recorded
-	}
-	m := Message{Method: r.Method, Result: r.Result, RPCError: r.Error}
-	if len(r.ID) > 0 && !bytes.Equal(r.ID, []byte("null")) {
-		m.ID = r.ID
-	}
-	switch {
-	case m.Method != "" && m.ID != nil:
-		m.Kind = KindRequest
-	case m.Method != "":
-		m.Kind = KindNotification
-	default:
-		m.Kind = KindResponse
-	}
-	if m.Kind != KindRequest {
-		return m
-	}
-	switch targetOf(m.Method) {
-	case targetTool:
-		m.Tool = r.Params.Name
-	case targetPrompt:
-		m.Prompt = r.Params.Name
-	case targetResource:
-		m.URI = r.Params.URI
-	case targetRef:
-		switch r.Params.Ref.Type {
-		case "ref/prompt":
-			m.Prompt = r.Params.Ref.Name
-		case "ref/resource":
-			m.URI = r.Params.Ref.URI
-		}
-	}
-	return m
 }
