@@ -35,7 +35,7 @@ func TestShipLag(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sh := startShipper(sp, dest, 500, nopLog(), m, nil)
+			sh := startShipper(sp, dest, 500, 0, nopLog(), m, nil)
 			t.Cleanup(func() {
 				sp.closeWriter()
 				sh.cancel()

@@ -94,7 +94,7 @@ func OpenPipeline(cfg Config, dest Destination, opts Options) (*Pipeline, error)
 		return nil, err
 	}
 	p := &Pipeline{Store: dest, dest: dest, sp: sp, m: m, log: log}
-	p.sh = startShipper(sp, dest, cfg.ClickHouse.BatchSize, log, m, opts.CrashBeforeDelete)
+	p.sh = startShipper(sp, dest, cfg.ClickHouse.BatchSize, cfg.ClickHouse.BatchBytes, log, m, opts.CrashBeforeDelete)
 	return p, nil
 }
 

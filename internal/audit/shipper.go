@@ -20,10 +20,13 @@ type shipBatch struct {
 	Batch
 	kinds  [numKinds]int
 	oldest time.Time // the earliest row time in the batch, for the ship lag
+	bytes  int       // the rows' spooled bytes
 }
 
-func (b *shipBatch) add(r Record) {
+// add adds r, n bytes as spooled.
+func (b *shipBatch) add(r Record, n int) {
 	b.Batch.Add(r)
+	b.bytes += n
 	b.kinds[r.kind()]++
 	if t := recordTime(r); !t.IsZero() && (b.oldest.IsZero() || t.Before(b.oldest)) {
 		b.oldest = t
@@ -34,10 +37,11 @@ func (b *shipBatch) reset() {
 	b.Batch.Reset()
 	b.kinds = [numKinds]int{}
 	b.oldest = time.Time{}
+	b.bytes = 0
 }
 
 // shipper sends sealed segments to the destination in batches of up to
-// batchSize rows, and deletes a segment once every row in it was sent.
+// batchSize rows or batchBytes, and deletes a segment once every row in it was sent.
 // Two goroutines share the work so that decoding the next batch overlaps
 // the INSERT of the previous one: the reader decodes segments into a
 // batch and hands it, with the segments it completes, to the sender,
@@ -47,6 +51,7 @@ type shipper struct {
 	s             *spool
 	dest          batcher
 	batchSize     int
+	batchBytes    int
 	flushInterval time.Duration // longest a partial batch waits for more rows
 	log           *slog.Logger
 	m             *metrics
@@ -70,10 +75,10 @@ type shipJob struct {
 	segs []segmentInfo
 }
 
-func startShipper(s *spool, dest batcher, batchSize int, log *slog.Logger, m *metrics, crash func() bool) *shipper {
+func startShipper(s *spool, dest batcher, batchSize, batchBytes int, log *slog.Logger, m *metrics, crash func() bool) *shipper {
 	ctx, cancel := context.WithCancel(context.Background())
 	sh := &shipper{
-		s: s, dest: dest, batchSize: batchSize, flushInterval: s.sealEvery, log: log, m: m, ctx: ctx, cancel: cancel,
+		s: s, dest: dest, batchSize: batchSize, batchBytes: batchBytes, flushInterval: s.sealEvery, log: log, m: m, ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), jobs: make(chan shipJob, 1), free: make(chan *shipBatch, 2),
 		crashBeforeDelete: crash,
 	}
@@ -149,7 +154,7 @@ func (sh *shipper) readLoop() {
 			// segments until it is flushInterval old (fewer, larger
 			// INSERTs: fewer parts for ClickHouse to merge), unless a
 			// Drain or Close is waiting.
-			if b != nil && b.Len() < sh.batchSize && !sh.s.draining() {
+			if b != nil && !sh.full(b) && !sh.s.draining() {
 				if wait := sh.flushInterval - time.Since(batchStart); wait > 0 {
 					t := time.NewTimer(wait)
 					select {
@@ -233,13 +238,19 @@ func (sh *shipper) readLoop() {
 				}
 				batchStart = time.Now()
 			}
-			b.add(r)
-			if b.Len() >= sh.batchSize && !flush() {
+			b.add(r, len(p))
+			if sh.full(b) && !flush() {
 				return
 			}
 		}
 		consumed = append(consumed, seg)
 	}
+}
+
+// full reports whether b is to be sent now: batch_size rows or
+// batch_bytes (0: no byte bound).
+func (sh *shipper) full(b *shipBatch) bool {
+	return b.Len() >= sh.batchSize || (sh.batchBytes > 0 && b.bytes >= sh.batchBytes)
 }
 
 // batch waits for an empty batch; nil when the shipper is stopped.

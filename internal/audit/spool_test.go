@@ -26,6 +26,7 @@ type fakeDest struct {
 	gate    chan struct{}  // when non-nil, send waits for it to close
 	failN   int            // fail this many sends first
 	batches int
+	maxRows int // the most rows one send carried
 }
 
 func newFakeDest() *fakeDest { return &fakeDest{got: map[string]int{}} }
@@ -84,6 +85,7 @@ func (b *fakeBatch) Send(ctx context.Context) error {
 		return errors.New("injected failure")
 	}
 	b.d.batches++
+	b.d.maxRows = max(b.d.maxRows, len(b.ids))
 	for _, id := range b.ids {
 		b.d.got[id]++
 	}
@@ -99,15 +101,21 @@ func spoolConfig(t *testing.T) SpoolConfig {
 	return c
 }
 
-// startSpool runs a spool and shipper over dest.
+// startSpool runs a spool and shipper over dest (batches of 500 rows).
 func startSpool(t *testing.T, cfg SpoolConfig, dest batcher, log *slog.Logger) (*spool, *shipper) {
+	t.Helper()
+	return startSpoolBatch(t, cfg, dest, log, 0)
+}
+
+// startSpoolBatch is startSpool with batches also cut at batchBytes.
+func startSpoolBatch(t *testing.T, cfg SpoolConfig, dest batcher, log *slog.Logger, batchBytes int) (*spool, *shipper) {
 	t.Helper()
 	m := newMetrics(nil)
 	sp, err := openSpool(cfg, 20*time.Millisecond, newPreparer(64<<10, nil), m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh := startShipper(sp, dest, 500, log, m, nil)
+	sh := startShipper(sp, dest, 500, batchBytes, log, m, nil)
 	t.Cleanup(func() {
 		sp.closeWriter()
 		sh.cancel()
@@ -144,6 +152,76 @@ func TestRecordNeverWaitsForDestination(t *testing.T) {
 	}
 	if dest.batches < 10 {
 		t.Fatalf("%d batches for 5000 rows with batch size 500", dest.batches)
+	}
+}
+
+// TestBatchBytesBound: rows with large payloads are sent in batches cut
+// at batch_bytes, not batch_size rows (which would hold 500 of them in
+// memory); every row arrives once.
+func TestBatchBytesBound(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		batchBytes int
+		payload    int
+		wantMax    int // the most rows a batch may carry
+	}{
+		{"4 KiB rows, 64 KiB batches", 64 << 10, 4 << 10, 16},
+		{"tiny rows, bound by rows", 64 << 10, 10, 500},
+		{"no byte bound", 0, 4 << 10, 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := newFakeDest()
+			dest.gate = make(chan struct{}) // let rows pile up so batches fill
+			cfg := spoolConfig(t)
+			sp, _ := startSpoolBatch(t, cfg, dest, nopLog(), tc.batchBytes)
+			want := map[string]int{}
+			for range 1000 {
+				e := &Event{SessionID: "s", Direction: DirResponse, Payload: strings.Repeat("y", tc.payload)}
+				if err := sp.Record(e); err != nil {
+					t.Fatal(err)
+				}
+				want[e.EventID] = 1
+			}
+			// Wait for the rows to be in sealed segments before opening
+			// the gate, so the reader finds them all at once and fills
+			// its batches as far as the bounds let it.
+			waitSealed(t, cfg.Dir, int64(1000*tc.payload*3/4))
+			close(dest.gate)
+			if err := sp.drain(ctxT(t, time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(want, dest.ids()); d != "" {
+				t.Fatalf("stored ids (-want +got):\n%s", d)
+			}
+			if dest.maxRows > tc.wantMax {
+				t.Fatalf("a batch carried %d rows, want at most %d", dest.maxRows, tc.wantMax)
+			}
+			if tc.batchBytes == 0 && dest.maxRows < 400 {
+				t.Fatalf("without a byte bound batches stayed at %d rows: the test no longer fills them", dest.maxRows)
+			}
+		})
+	}
+}
+
+// waitSealed waits until dir's sealed segments hold at least n bytes.
+func waitSealed(t *testing.T, dir string, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m, _ := filepath.Glob(filepath.Join(dir, "*"+sealedExt))
+		var size int64
+		for _, f := range m {
+			if fi, err := os.Stat(f); err == nil {
+				size += fi.Size()
+			}
+		}
+		if size >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes in sealed segments after 30s, want %d", size, n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

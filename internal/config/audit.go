@@ -41,6 +41,12 @@ type AuditClickHouse struct {
 	PasswordEnv string `yaml:"password_env"` // environment variable holding the password
 	// BatchSize is the most rows sent in one INSERT. Default 10000.
 	BatchSize int `yaml:"batch_size"`
+	// BatchBytes is the most record bytes (as spooled) sent in one INSERT:
+	// a batch is sent at batch_size rows or batch_bytes, whichever comes
+	// first, so large payloads cannot make a batch (and the shipper's
+	// memory, two batches and ClickHouse's block) grow with them.
+	// Default 8 MiB.
+	BatchBytes int `yaml:"batch_bytes"`
 	// FlushInterval is the longest a row waits in the spool's open segment
 	// before it is sealed, and the longest a partial batch waits for more
 	// rows before it is sent: rows reach ClickHouse within about two
@@ -120,6 +126,7 @@ func AuditDefaults() Audit {
 			Database:      "airlock",
 			Username:      "default",
 			BatchSize:     10000,
+			BatchBytes:    8 << 20,
 			FlushInterval: time.Second,
 			RetentionDays: 90,
 			DialTimeout:   5 * time.Second,
@@ -195,6 +202,9 @@ func (c Audit) Validate() error {
 	}
 	if ch.BatchSize < 1 || ch.BatchSize > 1_000_000 {
 		bad("clickhouse.batch_size", "must be 1..1000000, got %d", ch.BatchSize)
+	}
+	if ch.BatchBytes < 64<<10 || ch.BatchBytes > 1<<30 {
+		bad("clickhouse.batch_bytes", "must be 65536..1073741824 (64 KiB..1 GiB), got %d", ch.BatchBytes)
 	}
 	if ch.FlushInterval < 10*time.Millisecond {
 		bad("clickhouse.flush_interval", "must be at least 10ms, got %s", ch.FlushInterval)

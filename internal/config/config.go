@@ -46,6 +46,7 @@ func Defaults() Config {
 		Limits: Limits{
 			MaxRequestBytes: DefaultMaxRequestBytes, MaxResponseBytes: DefaultMaxResponseBytes,
 			MaxHeldCalls: DefaultMaxHeldCalls, MaxStreams: DefaultMaxStreams, TokenCacheSize: 10000,
+			HeapTargetBytes: DefaultHeapTargetBytes,
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}

@@ -50,6 +50,8 @@ func TestLimitsRefused(t *testing.T) {
 		{"held calls negative", "limits: {max_held_calls: -5}\n", []string{"limits.max_held_calls"}},
 		{"too few streams", "limits: {max_streams: 4}\n", []string{"limits.max_streams", "outside 16..1048576"}},
 		{"too many streams", "limits: {max_streams: 2000000}\n", []string{"limits.max_streams"}},
+		{"heap target too small", "limits: {heap_target_bytes: 1048576}\n", []string{"limits.heap_target_bytes", "outside 16777216..", "or 0: no target"}},
+		{"heap target negative", "limits: {heap_target_bytes: -1}\n", []string{"limits.heap_target_bytes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writePolicyDir(t)

@@ -291,6 +291,8 @@ const (
 	maxHeldCalls  = 1 << 20
 	minStreams    = 16
 	maxStreamsCap = 1 << 20
+	minHeapTarget = 16 << 20 // smaller is Go's default collector for any airlock
+	maxHeapTarget = 1 << 40
 )
 
 // checkLimits refuses body and concurrency limits out of range or out of
@@ -320,6 +322,9 @@ func (c *Config) checkLimits() []error {
 	}
 	if l.MaxStreams < minStreams || l.MaxStreams > maxStreamsCap {
 		add("limits.max_streams", "%d is outside %d..%d", l.MaxStreams, minStreams, maxStreamsCap)
+	}
+	if t := l.HeapTargetBytes; t != 0 && (t < minHeapTarget || t > maxHeapTarget) {
+		add("limits.heap_target_bytes", "%d is outside %d..%d (or 0: no target)", t, minHeapTarget, maxHeapTarget)
 	}
 	return errs
 }

@@ -383,7 +383,6 @@ func (s *Service) install(tx *txn) {
 	for _, g := range tx.grants {
 		old := s.grants[g.ID]
 		s.grants[g.ID] = g
-		s.reindex(g)
 		wasActive := old != nil && old.State == GrantActive
 		switch {
 		case g.State == GrantActive && !wasActive:
@@ -398,19 +397,22 @@ func (s *Service) install(tx *txn) {
 			sched = append(sched, deadline{g.EndedAt.Add(s.cfg.Retention), g.ID, timerPruneGrant})
 		}
 	}
+	s.reindex(tx.grants)
 	for _, id := range tx.dropReqs {
 		if old := s.requests[id]; old != nil && old.State == RequestPending {
 			s.unpend(old)
 		}
 		delete(s.requests, id)
 	}
+	var dropped []*Grant
 	for _, id := range tx.dropGrants {
 		if g := s.grants[id]; g != nil {
 			delete(s.grants, id)
-			s.reindex(&Grant{ID: id, Subject: g.Subject, Target: g.Target, State: GrantRevoked})
+			dropped = append(dropped, &Grant{ID: id, Subject: g.Subject, Target: g.Target, State: GrantRevoked})
 			delete(s.uses, id)
 		}
 	}
+	s.reindex(dropped)
 	s.mu.Unlock()
 	for _, d := range sched {
 		s.timers.add(d.at, d.id, d.kind)
@@ -437,21 +439,61 @@ func (s *Service) unpend(old *Request) {
 
 func activeKey(subject, target string) string { return subject + "\x00" + target }
 
-// reindex replaces g in the active index, kept sorted by id so Active
-// is deterministic (copy on write: readers may hold the old slice).
-// Callers hold mu.
-func (s *Service) reindex(g *Grant) {
-	k := activeKey(g.Subject, g.Target)
+// reindex puts gs (new versions of grants; the last of one id wins) in
+// the active index, kept sorted by id so Active is deterministic. Each
+// (subject, target) list is rebuilt once however many of its grants
+// changed (copy on write: readers may hold the old slice), so loading a
+// store of n grants of one holder costs n log n, not n² copies. Callers
+// hold mu.
+func (s *Service) reindex(gs []*Grant) {
+	switch len(gs) {
+	case 0:
+		return
+	case 1:
+		s.reindexKey(activeKey(gs[0].Subject, gs[0].Target), gs)
+		return
+	}
+	byKey := make(map[string][]*Grant)
+	for _, g := range gs {
+		k := activeKey(g.Subject, g.Target)
+		byKey[k] = append(byKey[k], g)
+	}
+	for k, changed := range byKey {
+		s.reindexKey(k, changed)
+	}
+}
+
+// reindexKey rebuilds the active list of key k with changed, grants of
+// that key (the last of one id wins).
+func (s *Service) reindexKey(k string, changed []*Grant) {
+	last := make(map[string]*Grant, len(changed))
+	for _, g := range changed {
+		last[g.ID] = g
+	}
 	old := s.active[k]
-	next := make([]*Grant, 0, len(old)+1)
+	next := make([]*Grant, 0, len(old)+len(last))
 	for _, x := range old {
-		if x.ID != g.ID {
+		if last[x.ID] == nil {
 			next = append(next, x)
 		}
 	}
-	if g.State == GrantActive {
-		i, _ := slices.BinarySearchFunc(next, g.ID, func(x *Grant, id string) int { return strings.Compare(x.ID, id) })
-		next = slices.Insert(next, i, g)
+	byID := func(a, b *Grant) int { return strings.Compare(a.ID, b.ID) }
+	if len(last) == 1 {
+		// One change, the usual case: an insertion, not a sort.
+		if g := changed[len(changed)-1]; g.State == GrantActive {
+			i, _ := slices.BinarySearchFunc(next, g, byID)
+			next = slices.Insert(next, i, g)
+		}
+	} else {
+		n := len(next)
+		for _, g := range last {
+			if g.State == GrantActive {
+				next = append(next, g)
+			}
+		}
+		if len(next) > n {
+			slices.SortFunc(next, byID)
+		}
 	}
 	if len(next) == 0 {
 		delete(s.active, k)

@@ -2,8 +2,10 @@ package serve
 
 import (
 	"os"
+	"runtime"
 	"runtime/debug"
 	"testing"
+	"time"
 )
 
 // tuneGC sets airlock's default unless GOGC says otherwise.
@@ -29,11 +31,75 @@ func TestTuneGC(t *testing.T) {
 				debug.SetGCPercent(150)
 			}
 		}
-		if got := tuneGC(); got != tc.want {
+		stop, got := tuneGC(0)
+		stop()
+		if got != tc.want {
 			t.Errorf("GOGC=%q (set %v): tuneGC() = %d, want %d", tc.env, tc.set, got, tc.want)
 		}
 		if got := debug.SetGCPercent(100); got != tc.want {
 			t.Errorf("GOGC=%q: percent in force %d, want %d", tc.env, got, tc.want)
 		}
+	}
+}
+
+func TestGCPercentFor(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		live, target uint64
+		want         int
+	}{
+		{live: 8 * mib, target: 64 * mib, want: 400},   // small heap: the cheap collector, goal 40 MiB
+		{live: 16 * mib, target: 64 * mib, want: 300},  // goal exactly the target
+		{live: 20 * mib, target: 64 * mib, want: 220},  // goal 64 MiB
+		{live: 32 * mib, target: 64 * mib, want: 100},  // half the target: Go's default
+		{live: 50 * mib, target: 64 * mib, want: 100},  // never below Go's default
+		{live: 200 * mib, target: 64 * mib, want: 100}, // past the target
+		{live: 0, target: 64 * mib, want: 100},
+	} {
+		if got := gcPercentFor(tc.live, tc.target); got != tc.want {
+			t.Errorf("gcPercentFor(%d MiB, %d MiB) = %d, want %d", tc.live/mib, tc.target/mib, got, tc.want)
+		}
+	}
+}
+
+// The tuner follows the live heap after each collection: with a live
+// heap of about 40 MiB and a 64 MiB target it sets Go's default; when
+// that heap is dropped it goes back to DefaultGCPercent; stopped, it
+// leaves the percent alone.
+func TestGCTunerFollowsLiveHeap(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	os.Unsetenv("GOGC")
+	t.Setenv("GOGC", "")
+	os.Unsetenv("GOGC")
+	stop, _ := tuneGC(64 << 20)
+	defer stop()
+	percent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+	waitFor := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for percent() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("GC percent %d, want %d", percent(), want)
+			}
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	live := make([][]byte, 40)
+	for i := range live {
+		live[i] = make([]byte, 1<<20)
+	}
+	waitFor(MinGCPercent)
+	runtime.KeepAlive(live)
+	live = nil
+	waitFor(DefaultGCPercent)
+	stop()
+	runtime.GC()
+	debug.SetGCPercent(123)
+	runtime.GC()
+	runtime.GC()
+	time.Sleep(50 * time.Millisecond)
+	if p := percent(); p != 123 {
+		t.Fatalf("a stopped tuner set the percent to %d", p)
 	}
 }

@@ -460,9 +460,10 @@ func (g *Gateway) serveGRPC(name, field, addr string, maxRecv int, before func()
 
 // Run starts the gateway and serves until ctx ends or a service fails.
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {
-	gc := tuneGC()
+	stopGC, gc := tuneGC(uint64(max(cfg.Limits.HeapTargetBytes, 0)))
+	defer stopGC()
 	if opts.Logger != nil {
-		opts.Logger.Debug("garbage collector", "gc_percent", gc)
+		opts.Logger.Debug("garbage collector", "gc_percent", gc, "heap_target_bytes", cfg.Limits.HeapTargetBytes)
 	}
 	g, err := Start(ctx, cfg, opts)
 	if err != nil {
