@@ -17,9 +17,16 @@ import (
 // hour, into a file store at dir, and closes it so airlock can open it.
 func WriteLive(t testing.TB, dir string, n int, target, issuer string) {
 	t.Helper()
+	if err := Live(dir, n, target, issuer); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Live is WriteLive for callers without a testing.TB (the load driver).
+func Live(dir string, n int, target, issuer string) error {
 	st, err := grants.OpenFileStore(dir, grants.FileStoreOptions{})
 	if err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("write %d live grants into %s: %w", n, dir, err)
 	}
 	now := time.Now()
 	var m grants.Mutation
@@ -29,11 +36,10 @@ func WriteLive(t testing.TB, dir string, n int, target, issuer string) {
 			NotBefore: now.Add(-time.Minute), Expiry: now.Add(time.Hour), CreatedAt: now.Add(-time.Minute), ApprovedBy: []string{"bob"}})
 	}
 	if err := st.Apply(context.Background(), m); err != nil {
-		t.Fatal(err)
+		st.Close()
+		return fmt.Errorf("write %d live grants into %s: %w", n, dir, err)
 	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	return st.Close()
 }
 
 // ID is the id WriteLive gives grant i.

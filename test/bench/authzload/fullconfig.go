@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"testing"
 	"time"
 
 	chgo "github.com/ClickHouse/clickhouse-go/v2"
@@ -17,43 +15,10 @@ import (
 // (issue 19's default configuration).
 const defaultGrants = 10_000
 
-// writeGrants fills a file grant store at dir with n live grants through
-// grantstest.WriteLive, the one writer of such stores. It is test
-// support (it takes a testing.TB); failTB turns its Fatal into an error.
-func writeGrants(dir string, n int, issuerURL string) (err error) {
-	tb := &failTB{}
-	defer func() {
-		if r := recover(); r != nil {
-			if r != errFailTB {
-				panic(r)
-			}
-			err = fmt.Errorf("write %d live grants into %s: %s", n, dir, tb.msg)
-		}
-	}()
-	grantstest.WriteLive(tb, dir, n, benchTarget, issuerURL)
-	return nil
-}
-
-var errFailTB = errors.New("failTB: fatal")
-
-// failTB is the testing.TB grantstest.WriteLive needs outside a test: it
-// implements the two methods WriteLive calls (Helper and Fatal); any
-// other would panic on the nil embedded interface.
-type failTB struct {
-	testing.TB
-	msg string
-}
-
-func (*failTB) Helper() {}
-
-func (t *failTB) Fatal(args ...any) {
-	t.msg = fmt.Sprint(args...)
-	panic(errFailTB)
-}
-
-func (t *failTB) Fatalf(format string, args ...any) {
-	t.msg = fmt.Sprintf(format, args...)
-	panic(errFailTB)
+// writeGrants writes n live grants into the file store at dir (the
+// store airlock's grants.dir names), as grantstest does for the tests.
+func writeGrants(dir string, n int, issuerURL string) error {
+	return grantstest.Live(dir, n, benchTarget, issuerURL)
 }
 
 // auditStore is the ClickHouse airlock records into during the run:
