@@ -140,7 +140,10 @@ func (e *Embedded) Record(r Record) error {
 	switch v := r.(type) {
 	case *Event:
 		t = v.Time
-		line, err = json.Marshal(v)
+		var ok bool
+		if line, ok = appendEventJSON(make([]byte, 0, v.jsonSizeHint()), v); !ok {
+			line, err = json.Marshal(v)
+		}
 	case *Decision:
 		t = v.Time
 		var ok bool

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"testing"
 	"time"
 )
@@ -50,6 +51,57 @@ func FuzzAppendJSONString(f *testing.F) {
 		want, _ := json.Marshal(s)
 		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
 			t.Errorf("%q:\n got %s\nwant %s", s, got, want)
+		}
+	})
+}
+
+// TestAppendEventJSONMatchesMarshal: the embedded store's hand-written
+// encoding of an Event is byte for byte json.Marshal's, masks (sorted
+// keys, omitted when empty), floats and the truncated flag included.
+func TestAppendEventJSONMatchesMarshal(t *testing.T) {
+	times := []time.Time{
+		time.Date(2026, 12, 8, 0, 10, 2, 123456789, time.UTC),
+		time.Date(2026, 12, 8, 0, 10, 2, 0, time.FixedZone("x", -3600)),
+		{},
+	}
+	latencies := []float64{0, 41.25, 1e-7, 1e21, 123456789.125, -0.5, 1e-6, 5e-324, math.MaxFloat64}
+	masks := []map[string]int{nil, {}, {"aws_access_key": 2, "field:password": 1, "<b>": 3}, {"x": 0}}
+	for i, s := range jsonStringSeeds {
+		e := &Event{
+			EventID: s, Time: times[i%len(times)], SessionID: s, Principal: s, ClientID: s + "c", Issuer: s,
+			Target: s, Direction: Direction(s), Method: s, Tool: s, JSONRPCID: s, DecisionID: s, GrantID: s,
+			Status: 200 - 300*(i%2), Outcome: s, LatencyMS: latencies[i%len(latencies)], Masked: masks[i%len(masks)],
+			Payload: `{"jsonrpc":"2.0","id":7,"result":{"text":"` + s + `"}}`, Truncated: i%2 == 0, Bytes: int64(i) << 40,
+		}
+		want, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := appendEventJSON(nil, e)
+		if !ok || !bytes.Equal(got, want) {
+			t.Errorf("seed %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+	for _, e := range []*Event{
+		{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{LatencyMS: math.NaN()},
+		{LatencyMS: math.Inf(1)},
+	} {
+		if _, ok := appendEventJSON(nil, e); ok {
+			t.Errorf("%+v: want a fallback to json.Marshal (which refuses it)", e)
+		}
+	}
+}
+
+func FuzzAppendJSONFloat(f *testing.F) {
+	for _, x := range []float64{0, 1, -1, 41.25, 1e-7, 1e-6, 1e20, 1e21, 1e-300, 123.456e-9} {
+		f.Add(x)
+	}
+	f.Fuzz(func(t *testing.T, x float64) {
+		want, err := json.Marshal(x)
+		got, ok := appendJSONFloat(nil, x)
+		if ok != (err == nil) || (ok && !bytes.Equal(got, want)) {
+			t.Errorf("%v: got %s (%v), want %s (%v)", x, got, ok, want, err)
 		}
 	})
 }
