@@ -221,6 +221,16 @@ func (s *spool) writeLoop() {
 	for {
 		select {
 		case <-s.wake:
+			// Let a burst gather: the rows of the next moment go out in
+			// one write instead of a write per row (rows arrive one per
+			// MCP message). A Drain or Close does not wait.
+			if !s.urgent() {
+				time.Sleep(writeCoalesce)
+				select {
+				case <-s.wake:
+				default:
+				}
+			}
 		case <-t.C:
 		}
 		s.mu.Lock()
@@ -275,6 +285,19 @@ func (s *spool) writeLoop() {
 			}
 		}
 	}
+}
+
+// writeCoalesce is how long the writer lets rows gather after a wake:
+// rows in memory for up to this much longer before they reach the file
+// (what a process crash can lose grows by as much), for a write syscall
+// per millisecond instead of one per row under load.
+const writeCoalesce = time.Millisecond
+
+// urgent reports whether a Drain or Close is waiting on the writer.
+func (s *spool) urgent() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed || s.sealReq || s.drains > 0
 }
 
 // write appends framed rows to the open segment, opening one if needed.
