@@ -63,6 +63,8 @@ type Logger struct {
 	// drain sees every record that was queued.
 	mu     sync.RWMutex
 	closed bool
+	// claims caches the masked, encoded claims of recent principals.
+	claims claimsCache
 
 	written  prometheus.Counter
 	dropped  *prometheus.CounterVec
@@ -211,7 +213,7 @@ func (l *Logger) run() {
 func (l *Logger) send(batch []Entry) {
 	recs := make([][]byte, 0, len(batch))
 	for i := range batch {
-		b, err := json.Marshal(l.Record(&batch[i]))
+		b, err := l.encode(&batch[i])
 		if err != nil {
 			l.dropped.WithLabelValues(DropEncode).Inc()
 			l.log.Error("decision log: a record could not be encoded; dropped", "decision_id", batch[i].DecisionID, "error", err)
@@ -247,13 +249,7 @@ func (l *Logger) send(batch []Entry) {
 
 // Record is e in OPA's decision-log shape, masked.
 func (l *Logger) Record(e *Entry) *Record {
-	var p *mask.Profile
-	if l.opts.Profiles != nil {
-		p = l.opts.Profiles(e.Target)
-	}
-	if p == nil {
-		p = mask.Default()
-	}
+	p := l.profile(e.Target)
 	r := &Record{
 		Labels: l.labels, DecisionID: e.DecisionID, TraceID: e.TraceID, SpanID: e.SpanID, Path: l.path,
 		XRequestID: e.XRequestID, Timestamp: e.Time.UTC(),
