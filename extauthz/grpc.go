@@ -8,7 +8,6 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/airlock-mcp/airlock/internal/wire"
 )
@@ -80,8 +79,8 @@ func FromCheckRequest(in *authv3.CheckRequest) *Request {
 
 func toCheckResponse(r *Result) *authv3.CheckResponse {
 	resp := &authv3.CheckResponse{}
-	if md, err := structpb.NewStruct(r.Metadata); err == nil && len(r.Metadata) > 0 {
-		resp.DynamicMetadata = md
+	if r.Metadata != nil {
+		resp.DynamicMetadata = r.Metadata.Struct()
 	}
 	if r.Status == 200 && !r.Denied {
 		resp.Status = &rpcstatus.Status{Code: int32(code.Code_OK)}

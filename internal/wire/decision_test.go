@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -40,6 +41,8 @@ func TestDecisionRoundTrip(t *testing.T) {
 		{"every field", full(t)},
 		{"single call, nothing optional", Decision{DecisionID: "d1", Target: "gh", Principal: "alice", Record: true, MaskingProfile: "default"}},
 		{"record off", Decision{DecisionID: "d2", Record: false}},
+		{"some optional fields", Decision{DecisionID: "d3", Grant: "gr_1", Tool: "search", Record: true}},
+		{"batch of one", Decision{DecisionID: "d4", Batch: true, Methods: []string{"ping"}, Tools: []string{""}, IDs: []string{"1"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, err := structpb.NewStruct(tc.d.Fields())
@@ -49,6 +52,10 @@ func TestDecisionRoundTrip(t *testing.T) {
 			got := ReadDecision(st.GetFields())
 			if !reflect.DeepEqual(got, tc.d) {
 				t.Fatalf("round trip changed the decision:\n got %+v\nwant %+v", got, tc.d)
+			}
+			// Struct, what ext_authz sends, is NewStruct(Fields()) exactly.
+			if direct := tc.d.Struct(); !proto.Equal(direct, st) {
+				t.Fatalf("Struct differs from structpb.NewStruct(Fields()):\n got %v\nwant %v", direct, st)
 			}
 		})
 	}
