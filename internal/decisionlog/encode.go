@@ -26,10 +26,20 @@ import (
 // id that is not JSON) goes the reflective way, so the bytes never
 // differ (TestEncodeMatchesMarshal, FuzzEncodeRecord).
 func (l *Logger) encode(e *Entry) ([]byte, error) {
-	if b, ok := l.appendRecord(make([]byte, 0, 2048), e); ok {
-		return b, nil
+	return l.appendEncoded(nil, e)
+}
+
+// appendEncoded appends encode(e) to b (b unchanged on error).
+func (l *Logger) appendEncoded(b []byte, e *Entry) ([]byte, error) {
+	n := len(b)
+	if out, ok := l.appendRecord(b, e); ok {
+		return out, nil
 	}
-	return json.Marshal(l.Record(e))
+	j, err := json.Marshal(l.Record(e))
+	if err != nil {
+		return b[:n], err
+	}
+	return append(b[:n], j...), nil
 }
 
 // appendRecord appends e's record as json.Marshal(l.Record(e)) writes
