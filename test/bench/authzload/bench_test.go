@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -100,6 +101,12 @@ func startFullGateway(tb testing.TB, iss *oidcissuer.Issuer, au benchAudit) *ser
 	g, err := serve.Start(context.Background(), cfg, serve.Options{})
 	if err != nil {
 		tb.Fatal(err)
+	}
+	// The collector's target `airlock serve` runs with (serve.Run sets it;
+	// serve.Start does not), unless GOGC is set.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		prev := debug.SetGCPercent(serve.DefaultGCPercent)
+		tb.Cleanup(func() { debug.SetGCPercent(prev) })
 	}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
