@@ -168,7 +168,7 @@ func (l *Logger) appendInput(b []byte, in *policy.Input, p *mask.Profile) ([]byt
 		if credentialHeaders[strings.ToLower(k)] || strings.HasPrefix(k, ":") {
 			return "", false
 		}
-		return maskText(p, v), true
+		return l.clean.maskText(p, v), true
 	})
 	b = append(b, `},"grants":[`...)
 	for i := range in.Grants {
@@ -331,6 +331,50 @@ func (c *claimsCache) get(claims map[string]any, p *mask.Profile) []byte {
 	}
 	c.m[k] = claimsEntry{claims: claims, json: out}
 	c.mu.Unlock()
+	return out
+}
+
+// cleanCache remembers header values the masker left unchanged: the
+// same few (content types, protocol versions, user agents) come with
+// every call. Only values nothing was masked in are kept, so it holds no
+// secret the masker knows; cleared whole when full.
+type cleanCache struct {
+	mu sync.Mutex
+	m  map[cleanKey]struct{}
+}
+
+type cleanKey struct {
+	profile *mask.Profile
+	value   string
+}
+
+const (
+	cleanCacheSize = 4096
+	cleanMaxLen    = 256 // longer values are masked every time
+)
+
+// maskText is maskText(p, s), answered from the cache for a value the
+// masker left unchanged before.
+func (c *cleanCache) maskText(p *mask.Profile, s string) string {
+	if s == "" || len(s) > cleanMaxLen {
+		return maskText(p, s)
+	}
+	k := cleanKey{p, s}
+	c.mu.Lock()
+	_, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		return s
+	}
+	out := maskText(p, s)
+	if out == s {
+		c.mu.Lock()
+		if c.m == nil || len(c.m) >= cleanCacheSize {
+			c.m = make(map[cleanKey]struct{}, 64)
+		}
+		c.m[k] = struct{}{}
+		c.mu.Unlock()
+	}
 	return out
 }
 

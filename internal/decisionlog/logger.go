@@ -65,6 +65,8 @@ type Logger struct {
 	closed bool
 	// claims caches the masked, encoded claims of recent principals.
 	claims claimsCache
+	// clean caches header values the masker left unchanged.
+	clean cleanCache
 	// arena holds the encoded records of the batch being sent (worker only).
 	arena []byte
 
