@@ -208,8 +208,32 @@ func (l *Logger) appendInput(b []byte, in *policy.Input, p *mask.Profile) ([]byt
 }
 
 // appendPrincipal is pr, its claims masked with p, as json.Marshal
-// writes an identity.Principal.
+// writes an identity.Principal. A principal with claims comes from the
+// verifier's token cache, the same on every call with its token: its
+// encoding is kept (principalCache) and reused while every field is the
+// same.
 func (l *Logger) appendPrincipal(b []byte, pr *identity.Principal, p *mask.Profile) ([]byte, bool) {
+	if len(pr.Claims) == 0 {
+		return appendPrincipalFields(b, pr, nil)
+	}
+	if enc, ok := l.principals.get(pr, p); ok {
+		return append(b, enc...), true
+	}
+	claims, err := json.Marshal(maskClaims(p, pr.Claims))
+	if err != nil { // cannot happen: maskClaims returns what json.Unmarshal built
+		claims = []byte(`{"unreadable":"not recorded"}`)
+	}
+	n := len(b)
+	b, ok := appendPrincipalFields(b, pr, claims)
+	if ok {
+		l.principals.put(pr, p, b[n:])
+	}
+	return b, ok
+}
+
+// appendPrincipalFields writes pr with claims (the masked claims'
+// encoding; nil leaves them out).
+func appendPrincipalFields(b []byte, pr *identity.Principal, claims []byte) ([]byte, bool) {
 	b = append(b, `{"issuer":`...)
 	b = appendString(b, pr.Issuer)
 	if pr.IssuerName != "" {
@@ -241,9 +265,9 @@ func (l *Logger) appendPrincipal(b []byte, pr *identity.Principal, p *mask.Profi
 		b = append(b, `,"token_id":`...)
 		b = appendString(b, pr.TokenID)
 	}
-	if len(pr.Claims) > 0 {
+	if claims != nil {
 		b = append(b, `,"claims":`...)
-		b = append(b, l.claims.get(pr.Claims, p)...)
+		b = append(b, claims...)
 	}
 	return append(b, '}'), true
 }
@@ -288,50 +312,74 @@ func appendResult(b []byte, d *policy.Decision, p *mask.Profile) []byte {
 	return append(b, '}')
 }
 
-// claimsCache keeps the encoded, masked claims of the principals recently
-// logged. The verifier's token cache hands every Check of a token the same
-// read-only Claims map, so the map (with the profile) is the key; an
-// entry holds its map, which therefore cannot be collected and its
+// principalCache keeps the encoded, masked principals recently logged.
+// The verifier's token cache hands every Check of a token a copy of the
+// same principal, sharing its read-only Claims map and slices, so the map
+// (with the profile) finds the entry and the entry is used only when
+// every other field is the same too (slices: the same array and length).
+// An entry holds its map, which therefore cannot be collected and its
 // address reused while the entry lives. Cleared whole when full.
-type claimsCache struct {
+type principalCache struct {
 	mu sync.Mutex
-	m  map[claimsKey]claimsEntry
+	m  map[principalKey]principalEntry
 }
 
-type claimsKey struct {
+type principalKey struct {
 	claims  unsafe.Pointer
 	profile *mask.Profile
 }
 
-type claimsEntry struct {
-	claims map[string]any // keeps claimsKey.claims alive
+type principalEntry struct {
+	claims map[string]any // keeps principalKey.claims alive
+	fields principalFields
 	json   []byte
 }
 
-// claimsCacheSize bounds the cache: principals active within a flush or
-// two, far more than a gateway sees at once.
-const claimsCacheSize = 4096
+// principalFields are a principal's fields but its claims, slices by
+// identity.
+type principalFields struct {
+	issuer, issuerName, subject, user, clientID, tokenID string
+	expiry                                               time.Time
+	scopes, groups, audience                             sliceID
+}
 
-// get is json.Marshal(maskClaims(p, claims)).
-func (c *claimsCache) get(claims map[string]any, p *mask.Profile) []byte {
-	k := claimsKey{claims: reflect.ValueOf(claims).UnsafePointer(), profile: p}
+type sliceID struct {
+	p *string
+	n int
+}
+
+func fieldsOf(pr *identity.Principal) principalFields {
+	id := func(s []string) sliceID { return sliceID{unsafe.SliceData(s), len(s)} }
+	return principalFields{
+		issuer: pr.Issuer, issuerName: pr.IssuerName, subject: pr.Subject, user: pr.User, clientID: pr.ClientID,
+		tokenID: pr.TokenID, expiry: pr.Expiry, scopes: id(pr.Scopes), groups: id(pr.Groups), audience: id(pr.Audience),
+	}
+}
+
+// principalCacheSize bounds the cache: principals active within a flush
+// or two, far more than a gateway sees at once.
+const principalCacheSize = 4096
+
+func (c *principalCache) get(pr *identity.Principal, p *mask.Profile) ([]byte, bool) {
+	k := principalKey{claims: reflect.ValueOf(pr.Claims).UnsafePointer(), profile: p}
 	c.mu.Lock()
 	e, ok := c.m[k]
 	c.mu.Unlock()
-	if ok {
-		return e.json
+	if !ok || e.fields != fieldsOf(pr) {
+		return nil, false
 	}
-	out, err := json.Marshal(maskClaims(p, claims))
-	if err != nil { // cannot happen: maskClaims returns what json.Unmarshal built
-		out = []byte(`{"unreadable":"not recorded"}`)
-	}
+	return e.json, true
+}
+
+func (c *principalCache) put(pr *identity.Principal, p *mask.Profile, enc []byte) {
+	k := principalKey{claims: reflect.ValueOf(pr.Claims).UnsafePointer(), profile: p}
+	e := principalEntry{claims: pr.Claims, fields: fieldsOf(pr), json: slices.Clone(enc)}
 	c.mu.Lock()
-	if c.m == nil || len(c.m) >= claimsCacheSize {
-		c.m = make(map[claimsKey]claimsEntry, 64)
+	if c.m == nil || len(c.m) >= principalCacheSize {
+		c.m = make(map[principalKey]principalEntry, 64)
 	}
-	c.m[k] = claimsEntry{claims: claims, json: out}
+	c.m[k] = e
 	c.mu.Unlock()
-	return out
 }
 
 // cleanCache remembers header values the masker left unchanged: the

@@ -114,12 +114,12 @@ func TestEncodeMatchesMarshal(t *testing.T) {
 	}
 }
 
-// TestEncodeClaimsCache: the cached claims are the claims of the map
-// logged, masked, on every call, whatever other principals came between.
-func TestEncodeClaimsCache(t *testing.T) {
+// TestEncodePrincipalCache: a cached principal is the principal logged,
+// claims masked, on every call, whatever other principals came between.
+func TestEncodePrincipalCache(t *testing.T) {
 	l := encodeLogger()
 	for round := range 3 {
-		for i := range claimsCacheSize + 10 {
+		for i := range principalCacheSize + 10 {
 			e := entry(0)
 			if i%100 == 0 {
 				e.Input.Principal.Claims = map[string]any{"sub": "u", "i": float64(i), "round": float64(round), "secret": awsKey}
@@ -131,11 +131,25 @@ func TestEncodeClaimsCache(t *testing.T) {
 			}
 		}
 	}
-	shared := &identity.Principal{Subject: "s", Claims: map[string]any{"a": "1"}}
+	shared := &identity.Principal{Subject: "s", Scopes: []string{"a", "b"}, Claims: map[string]any{"a": "1"}}
 	e := entry(0)
 	e.Input.Principal = shared
 	checkEncode(t, l, &e)
 	checkEncode(t, l, &e) // from the cache
+	// The same claims map with any other field changed is encoded anew.
+	for _, mod := range []func(p *identity.Principal){
+		func(p *identity.Principal) { p.Subject = "other" },
+		func(p *identity.Principal) { p.Scopes = p.Scopes[:1] },
+		func(p *identity.Principal) { p.Scopes = []string{"a", "c"} },
+		func(p *identity.Principal) { p.Expiry = p.Expiry.Add(time.Second) },
+		func(p *identity.Principal) { p.TokenID = "jti" },
+		func(p *identity.Principal) { p.Groups = []string{} },
+	} {
+		cp := *shared
+		mod(&cp)
+		e.Input.Principal = &cp
+		checkEncode(t, l, &e)
+	}
 }
 
 // FuzzEncodeRecord compares the hand encoder with json.Marshal over

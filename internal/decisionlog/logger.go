@@ -63,8 +63,8 @@ type Logger struct {
 	// drain sees every record that was queued.
 	mu     sync.RWMutex
 	closed bool
-	// claims caches the masked, encoded claims of recent principals.
-	claims claimsCache
+	// principals caches the masked, encoded principals recently logged.
+	principals principalCache
 	// clean caches header values the masker left unchanged.
 	clean cleanCache
 	// arena holds the encoded records of the batch being sent (worker only).
