@@ -80,7 +80,12 @@ func FromCheckRequest(in *authv3.CheckRequest) *Request {
 func toCheckResponse(r *Result) *authv3.CheckResponse {
 	resp := &authv3.CheckResponse{}
 	if r.Metadata != nil {
-		resp.DynamicMetadata = r.Metadata.Struct()
+		// As structpb.NewStruct did: a value protobuf cannot carry
+		// (invalid UTF-8) leaves the metadata out rather than fail the
+		// answer.
+		if md, err := r.Metadata.Struct(); err == nil {
+			resp.DynamicMetadata = md
+		}
 	}
 	if r.Status == 200 && !r.Denied {
 		resp.Status = &rpcstatus.Status{Code: int32(code.Code_OK)}

@@ -1,6 +1,9 @@
 package wire
 
 import (
+	"errors"
+	"unicode/utf8"
+
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -88,10 +91,30 @@ func (d *Decision) Fields() map[string]any {
 	return m
 }
 
+// errInvalidUTF8 is Struct's refusal, as structpb.NewStruct refuses.
+var errInvalidUTF8 = errors.New("proto: invalid UTF-8 in string")
+
 // Struct is structpb.NewStruct(d.Fields()), built directly: no map of
 // interfaces in between, and the values and their kinds allocated in two
 // blocks rather than one by one (ext_authz builds one per allowed Check).
-func (d *Decision) Struct() *structpb.Struct {
+// Like NewStruct it refuses a string that is not valid UTF-8 (which
+// protobuf could not send).
+func (d *Decision) Struct() (*structpb.Struct, error) {
+	for _, v := range [...]string{d.DecisionID, d.Target, d.Principal, d.ClientID, d.Issuer, d.MaskingProfile,
+		d.PolicyVersion, d.Protocol, d.SessionID, d.Grant, d.Method, d.Tool} {
+		if !utf8.ValidString(v) {
+			return nil, errInvalidUTF8
+		}
+	}
+	if d.Batch {
+		for _, l := range [...][]string{d.Methods, d.Tools, d.IDs} {
+			for _, v := range l {
+				if !utf8.ValidString(v) {
+					return nil, errInvalidUTF8
+				}
+			}
+		}
+	}
 	n := 8 // the string fields always set
 	for _, v := range [...]string{d.SessionID, d.Grant, d.Method, d.Tool} {
 		if v != "" {
@@ -132,7 +155,7 @@ func (d *Decision) Struct() *structpb.Struct {
 		fields[KeyTools] = stringList(d.Tools)
 		fields[KeyIDs] = stringList(d.IDs)
 	}
-	return &structpb.Struct{Fields: fields}
+	return &structpb.Struct{Fields: fields}, nil
 }
 
 // stringList is a ListValue of s's strings.
