@@ -34,6 +34,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/mcp"
 	"github.com/airlock-mcp/airlock/internal/policy"
 	"github.com/airlock-mcp/airlock/internal/tracing"
+	"github.com/airlock-mcp/airlock/internal/wire"
 )
 
 // Request is what Envoy's CheckRequest says about one HTTP request.
@@ -83,8 +84,10 @@ type Result struct {
 	// On deny: response headers and body sent to the client.
 	ResponseHeaders []Header
 	Body            []byte
-	// Metadata is emitted as Envoy dynamic metadata (namespace envoy.filters.http.ext_authz).
-	Metadata map[string]any
+	// Metadata is emitted as Envoy dynamic metadata (namespace
+	// envoy.filters.http.ext_authz, wire.Decision.Struct); nil when the
+	// call is not allowed.
+	Metadata *wire.Decision
 
 	// what the decision was about, for the audit record
 	target    string
@@ -517,11 +520,11 @@ func (a *Authorizer) finish(t *target, p *identity.Principal, call *mcp.Call, r 
 	if t != nil {
 		r.target = t.cfg.Name
 	}
-	if g, ok := r.Metadata["grant"].(string); ok {
-		r.grant = g
-	}
-	if v, ok := r.Metadata["policy_version"].(string); ok {
-		r.policyVer = v
+	if md := r.Metadata; md != nil {
+		if md.Grant != "" {
+			r.grant = md.Grant
+		}
+		r.policyVer = md.PolicyVersion
 	}
 	if !a.log.Enabled(context.Background(), slog.LevelInfo) {
 		return r

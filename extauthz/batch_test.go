@@ -48,8 +48,8 @@ func TestBatchWithGrantCoveredCallIsRefusedAndGrantKept(t *testing.T) {
 	}
 	// The grant is still there for the call sent alone, once.
 	r := c.a.Check(context.Background(), post("alice", call(2, "danger")))
-	if r.Outcome != OutcomeAllow || r.Metadata["grant"] != "grt_1" || c.approvals.consumed["grt_1"] != 1 {
-		t.Fatalf("the call alone: outcome %s, grant %v, consumed %v", r.Outcome, r.Metadata["grant"], c.approvals.consumed)
+	if r.Outcome != OutcomeAllow || r.Metadata.Grant != "grt_1" || c.approvals.consumed["grt_1"] != 1 {
+		t.Fatalf("the call alone: outcome %s, grant %v, consumed %v", r.Outcome, r.Metadata.Grant, c.approvals.consumed)
 	}
 	// Grants are looked up for the (issuer, subject) pair, and never for a batch.
 	if len(c.approvals.askedFor) != 1 || c.approvals.askedFor[0].Issuer != testIssuer || c.approvals.askedFor[0].Subject != "alice" {
@@ -135,7 +135,7 @@ func TestBatchAllAllowedCarriesEveryMessage(t *testing.T) {
 	if r.Outcome != OutcomeAllow {
 		t.Fatalf("outcome %s: %s", r.Outcome, r.Body)
 	}
-	md := r.Metadata
+	md := r.Metadata.Fields()
 	want := map[string]any{
 		"method": "ping", "batch": true,
 		"methods": []any{"ping", "tools/call", "notifications/initialized"},

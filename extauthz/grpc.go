@@ -8,7 +8,6 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/airlock-mcp/airlock/internal/wire"
 )
@@ -80,15 +79,17 @@ func FromCheckRequest(in *authv3.CheckRequest) *Request {
 
 func toCheckResponse(r *Result) *authv3.CheckResponse {
 	resp := &authv3.CheckResponse{}
-	if md, err := structpb.NewStruct(r.Metadata); err == nil && len(r.Metadata) > 0 {
-		resp.DynamicMetadata = md
+	if r.Metadata != nil {
+		// As structpb.NewStruct did: a value protobuf cannot carry
+		// (invalid UTF-8) leaves the metadata out rather than fail the
+		// answer.
+		if md, err := r.Metadata.Struct(); err == nil {
+			resp.DynamicMetadata = md
+		}
 	}
 	if r.Status == 200 && !r.Denied {
 		resp.Status = &rpcstatus.Status{Code: int32(code.Code_OK)}
-		ok := &authv3.OkHttpResponse{HeadersToRemove: r.RemoveHeaders}
-		for _, h := range r.SetHeaders {
-			ok.Headers = append(ok.Headers, headerOption(h))
-		}
+		ok := &authv3.OkHttpResponse{HeadersToRemove: r.RemoveHeaders, Headers: headerOptions(r.SetHeaders, 0)}
 		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
 		return resp
 	}
@@ -106,12 +107,31 @@ func toCheckResponse(r *Result) *authv3.CheckResponse {
 		Status: &typev3.HttpStatus{Code: typev3.StatusCode(r.Status)},
 		Body:   string(r.Body),
 	}
-	for _, h := range r.ResponseHeaders {
-		denied.Headers = append(denied.Headers, headerOption(h))
-	}
+	denied.Headers = headerOptions(r.ResponseHeaders, 1)
 	denied.Headers = append(denied.Headers, headerOption(Header{wire.HeaderDecisionID, r.DecisionID}))
 	resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied}
 	return resp
+}
+
+// headerOptions is headerOption of each of hs, allocated together (three
+// allocations rather than two per header), with room for extra more.
+func headerOptions(hs []Header, extra int) []*corev3.HeaderValueOption {
+	if len(hs) == 0 {
+		if extra == 0 {
+			return nil
+		}
+		return make([]*corev3.HeaderValueOption, 0, extra)
+	}
+	opts := make([]corev3.HeaderValueOption, len(hs))
+	vals := make([]corev3.HeaderValue, len(hs))
+	out := make([]*corev3.HeaderValueOption, len(hs), len(hs)+extra)
+	for i, h := range hs {
+		vals[i].Key, vals[i].Value = h.Name, h.Value
+		opts[i].Header = &vals[i]
+		opts[i].AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		out[i] = &opts[i]
+	}
+	return out
 }
 
 // headerOption overwrites the header (OkHttpResponse's append defaults to

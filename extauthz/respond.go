@@ -230,7 +230,7 @@ func (t *target) allow(id string, p *identity.Principal, call *mcp.Call, req *Re
 	// What ext_proc and the access log read about this call: the typed
 	// wire contract, so a renamed key cannot compile here and be missed
 	// there.
-	wd := wire.Decision{
+	wd := &wire.Decision{
 		DecisionID:     id,
 		Target:         t.cfg.Name,
 		Principal:      p.Subject,
@@ -258,7 +258,7 @@ func (t *target) allow(id string, p *identity.Principal, call *mcp.Call, req *Re
 			wd.Methods[i], wd.Tools[i], wd.IDs[i] = m.Method, m.Subject(), string(m.ID)
 		}
 	}
-	r.Metadata = wd.Fields()
+	r.Metadata = wd
 	return r
 }
 

@@ -20,7 +20,7 @@ func TestSubjectInMetadataAndDecision(t *testing.T) {
 		if r.Outcome != OutcomeAllow {
 			t.Fatalf("%s: outcome %s: %s", tc.body, r.Outcome, r.Body)
 		}
-		if got := r.Metadata["tool"]; got != tc.subject {
+		if got := r.Metadata.Tool; got != tc.subject {
 			t.Errorf("%s: metadata tool %v, want %q", tc.body, got, tc.subject)
 		}
 		ds := c.audit.take()

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/airlock-mcp/airlock/internal/policy"
 	"github.com/airlock-mcp/airlock/internal/wire"
@@ -50,6 +51,33 @@ func TestAllowMetadataReadsBackThroughWire(t *testing.T) {
 			want.DecisionID = r.DecisionID
 			if diff := cmp.Diff(want, wire.ReadDecision(md.GetFields())); diff != "" {
 				t.Errorf("decision read back (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestHeaderOptions: the headers allocated together are headerOption's,
+// one by one, in order.
+func TestHeaderOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		hs    []Header
+		extra int
+	}{
+		{"none", nil, 0},
+		{"none, room for one", nil, 1},
+		{"one", []Header{{"a", "1"}}, 0},
+		{"several, room for one", []Header{{"a", "1"}, {"b", ""}, {"x-airlock-principal", "alice"}}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := headerOptions(tc.hs, tc.extra)
+			if len(got) != len(tc.hs) || cap(got) < len(tc.hs)+tc.extra {
+				t.Fatalf("len %d cap %d for %d headers and %d extra", len(got), cap(got), len(tc.hs), tc.extra)
+			}
+			for i, h := range tc.hs {
+				if !proto.Equal(got[i], headerOption(h)) {
+					t.Errorf("header %d: %v, want %v", i, got[i], headerOption(h))
+				}
 			}
 		})
 	}

@@ -153,8 +153,10 @@ func (sh *shipper) readLoop() {
 			// Nothing more to read now. A partial batch waits for more
 			// segments until it is flushInterval old (fewer, larger
 			// INSERTs: fewer parts for ClickHouse to merge), unless a
-			// Drain or Close is waiting.
-			if b != nil && !sh.full(b) && !sh.s.draining() {
+			// Drain or Close is waiting. Once the writer has stopped no
+			// more segments come: waiting would only spin on writerDone
+			// (it is closed) until the interval ends.
+			if b != nil && !sh.full(b) && !sh.s.draining() && !sh.s.writerStopped() {
 				if wait := sh.flushInterval - time.Since(batchStart); wait > 0 {
 					t := time.NewTimer(wait)
 					select {

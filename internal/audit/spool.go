@@ -445,6 +445,16 @@ func (s *spool) draining() bool {
 	return s.drains > 0
 }
 
+// writerStopped reports whether the writer has stopped (Close).
+func (s *spool) writerStopped() bool {
+	select {
+	case <-s.writerDone:
+		return true
+	default:
+		return false
+	}
+}
+
 // closeWriter stops accepting rows, writes and seals what is buffered,
 // and waits for the writer to stop.
 func (s *spool) closeWriter() {

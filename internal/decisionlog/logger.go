@@ -63,6 +63,12 @@ type Logger struct {
 	// drain sees every record that was queued.
 	mu     sync.RWMutex
 	closed bool
+	// principals caches the masked, encoded principals recently logged.
+	principals principalCache
+	// clean caches header values the masker left unchanged.
+	clean cleanCache
+	// arena holds the encoded records of the batch being sent (worker only).
+	arena []byte
 
 	written  prometheus.Counter
 	dropped  *prometheus.CounterVec
@@ -209,18 +215,30 @@ func (l *Logger) run() {
 // send masks, encodes and writes one batch, retrying the sink with a
 // doubling backoff.
 func (l *Logger) send(batch []Entry) {
-	recs := make([][]byte, 0, len(batch))
+	// The batch's records are encoded one after the other into the
+	// worker's arena, reused from batch to batch (no sink keeps a record
+	// past Write).
+	arena, ends := l.arena[:0], make([]int, 0, len(batch))
 	for i := range batch {
-		b, err := json.Marshal(l.Record(&batch[i]))
-		if err != nil {
+		var err error
+		if arena, err = l.appendEncoded(arena, &batch[i]); err != nil {
 			l.dropped.WithLabelValues(DropEncode).Inc()
 			l.log.Error("decision log: a record could not be encoded; dropped", "decision_id", batch[i].DecisionID, "error", err)
 			continue
 		}
-		recs = append(recs, b)
+		ends = append(ends, len(arena))
 	}
-	if len(recs) == 0 {
+	if cap(arena) <= maxArena {
+		l.arena = arena
+	}
+	if len(ends) == 0 {
 		return
+	}
+	recs := make([][]byte, len(ends))
+	start := 0
+	for i, end := range ends {
+		recs[i] = arena[start:end:end]
+		start = end
 	}
 	backoff := l.cfg.RetryBackoff
 	for attempt := 0; ; attempt++ {
@@ -247,13 +265,7 @@ func (l *Logger) send(batch []Entry) {
 
 // Record is e in OPA's decision-log shape, masked.
 func (l *Logger) Record(e *Entry) *Record {
-	var p *mask.Profile
-	if l.opts.Profiles != nil {
-		p = l.opts.Profiles(e.Target)
-	}
-	if p == nil {
-		p = mask.Default()
-	}
+	p := l.profile(e.Target)
 	r := &Record{
 		Labels: l.labels, DecisionID: e.DecisionID, TraceID: e.TraceID, SpanID: e.SpanID, Path: l.path,
 		XRequestID: e.XRequestID, Timestamp: e.Time.UTC(),
@@ -274,7 +286,12 @@ func (l *Logger) Record(e *Entry) *Record {
 	return r
 }
 
-// sink writes batches of encoded records.
+// maxArena is the largest encoding arena (and line buffer) kept between
+// batches: a batch of unusually large records does not pin its memory.
+const maxArena = 4 << 20
+
+// sink writes batches of encoded records; it keeps none of them after
+// Write returns.
 type sink interface {
 	Write(records [][]byte) error
 	Close() error
@@ -316,20 +333,24 @@ func newSink(cfg config.DecisionLog, opts Options) (sink, error) {
 
 // lineSink writes one JSON record a line (stdout, file).
 type lineSink struct {
-	mu sync.Mutex
-	w  io.Writer
-	c  io.Closer
+	mu  sync.Mutex
+	w   io.Writer
+	c   io.Closer
+	buf []byte // the lines of the last batch, reused
 }
 
 func (s *lineSink) Write(recs [][]byte) error {
-	var buf bytes.Buffer
-	for _, r := range recs {
-		buf.Write(r)
-		buf.WriteByte('\n')
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := s.w.Write(buf.Bytes())
+	buf := s.buf[:0]
+	for _, r := range recs {
+		buf = append(buf, r...)
+		buf = append(buf, '\n')
+	}
+	_, err := s.w.Write(buf)
+	if cap(buf) <= maxArena {
+		s.buf = buf
+	}
 	return err
 }
 

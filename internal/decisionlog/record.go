@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mask"
@@ -289,11 +290,18 @@ func EncodeResult(d *policy.Decision, p *mask.Profile) *ResultDoc {
 	return r
 }
 
+// maskText is s masked with p. MaskText only reads its input and hands
+// it back when nothing is masked, so s is lent to it without a copy and
+// returned as it is in that (the usual) case.
 func maskText(p *mask.Profile, s string) string {
 	if s == "" {
 		return s
 	}
-	out, _ := p.MaskText([]byte(s))
+	in := unsafe.Slice(unsafe.StringData(s), len(s))
+	out, _ := p.MaskText(in)
+	if len(out) == len(in) && unsafe.SliceData(out) == unsafe.SliceData(in) {
+		return s
+	}
 	return string(out)
 }
 

@@ -422,6 +422,9 @@ func (g *Gateway) serveGRPC(name, field, addr string, maxRecv int, before func()
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
+	if name == "ext_authz" {
+		opts = append(opts, grpc.NumStreamWorkers(authzStreamWorkers))
+	}
 	if g.creds != nil {
 		opts = append(opts, grpc.Creds(g.creds))
 	}
@@ -457,6 +460,13 @@ func (g *Gateway) serveGRPC(name, field, addr string, maxRecv int, before func()
 	})
 	return l.Addr(), nil
 }
+
+// authzStreamWorkers is how many goroutines serve ext_authz calls. grpc-go
+// otherwise starts a goroutine per call, whose stack then grows (and is
+// copied) to the depth of a Check on every call; a worker keeps its grown
+// stack. Calls beyond the workers (more Checks in flight than this) still
+// get their own goroutine.
+const authzStreamWorkers = 128
 
 // Run starts the gateway and serves until ctx ends or a service fails.
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {

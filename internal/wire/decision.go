@@ -1,6 +1,9 @@
 package wire
 
 import (
+	"errors"
+	"unicode/utf8"
+
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -86,6 +89,82 @@ func (d *Decision) Fields() map[string]any {
 		m[KeyIDs] = anyList(d.IDs)
 	}
 	return m
+}
+
+// errInvalidUTF8 is Struct's refusal, as structpb.NewStruct refuses.
+var errInvalidUTF8 = errors.New("proto: invalid UTF-8 in string")
+
+// Struct is structpb.NewStruct(d.Fields()), built directly: no map of
+// interfaces in between, and the values and their kinds allocated in two
+// blocks rather than one by one (ext_authz builds one per allowed Check).
+// Like NewStruct it refuses a string that is not valid UTF-8 (which
+// protobuf could not send).
+func (d *Decision) Struct() (*structpb.Struct, error) {
+	for _, v := range [...]string{d.DecisionID, d.Target, d.Principal, d.ClientID, d.Issuer, d.MaskingProfile,
+		d.PolicyVersion, d.Protocol, d.SessionID, d.Grant, d.Method, d.Tool} {
+		if !utf8.ValidString(v) {
+			return nil, errInvalidUTF8
+		}
+	}
+	if d.Batch {
+		for _, l := range [...][]string{d.Methods, d.Tools, d.IDs} {
+			for _, v := range l {
+				if !utf8.ValidString(v) {
+					return nil, errInvalidUTF8
+				}
+			}
+		}
+	}
+	n := 8 // the string fields always set
+	for _, v := range [...]string{d.SessionID, d.Grant, d.Method, d.Tool} {
+		if v != "" {
+			n++
+		}
+	}
+	vals := make([]structpb.Value, n)
+	strs := make([]structpb.Value_StringValue, n)
+	fields := make(map[string]*structpb.Value, n+5)
+	i := 0
+	put := func(k, v string) {
+		strs[i].StringValue = v
+		vals[i].Kind = &strs[i]
+		fields[k] = &vals[i]
+		i++
+	}
+	opt := func(k, v string) {
+		if v != "" {
+			put(k, v)
+		}
+	}
+	put(KeyDecisionID, d.DecisionID)
+	put(KeyTarget, d.Target)
+	put(KeyPrincipal, d.Principal)
+	put(KeyClientID, d.ClientID)
+	put(KeyIssuer, d.Issuer)
+	put(KeyMaskingProfile, d.MaskingProfile)
+	put(KeyPolicyVersion, d.PolicyVersion)
+	put(KeyProtocol, d.Protocol)
+	fields[KeyRecord] = structpb.NewBoolValue(d.Record)
+	opt(KeySessionID, d.SessionID)
+	opt(KeyGrant, d.Grant)
+	opt(KeyMethod, d.Method)
+	opt(KeyTool, d.Tool)
+	if d.Batch {
+		fields[KeyBatch] = structpb.NewBoolValue(true)
+		fields[KeyMethods] = stringList(d.Methods)
+		fields[KeyTools] = stringList(d.Tools)
+		fields[KeyIDs] = stringList(d.IDs)
+	}
+	return &structpb.Struct{Fields: fields}, nil
+}
+
+// stringList is a ListValue of s's strings.
+func stringList(s []string) *structpb.Value {
+	vals := make([]*structpb.Value, len(s))
+	for i, v := range s {
+		vals[i] = structpb.NewStringValue(v)
+	}
+	return structpb.NewListValue(&structpb.ListValue{Values: vals})
 }
 
 // ReadDecision reads a Decision from the AuthzNamespace fields Envoy

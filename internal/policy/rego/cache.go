@@ -38,6 +38,9 @@ type inputDeps struct {
 	all    bool                       // the policy may read any part of the input
 	whole  map[string]bool            // top-level keys read as a whole, e.g. "grants"
 	fields map[string]map[string]bool // top-level key → second-level keys read
+
+	planOnce sync.Once // plan is filled from the above on the first key
+	plan     keyPlan
 }
 
 // reachable keeps the modules the query can reach through data references
@@ -225,8 +228,42 @@ func (d *inputDeps) readsAny(top string, fields ...string) bool {
 	return false
 }
 
+// keyPlan is which parts of the input key hashes: reads and readsAny
+// answered once per policy instead of with map lookups on every Check.
+type keyPlan struct {
+	principal                                                  bool
+	pIssuer, pSubject, pUser, pClientID, pScopes, pGroups      bool
+	pAudience, pExpiry, pTokenID, pClaims                      bool
+	mcp, mMethod, mKind, mID, mTool, mPrompt, mURI, mArguments bool
+	mProtocolVersion, mSessionID, mBatch, mName                bool
+	request, rMethod, rPath, rHost, rHeaders, grants           bool
+}
+
+func (d *inputDeps) keyPlan() *keyPlan {
+	d.planOnce.Do(func() {
+		p := func(f string) bool { return d.reads("principal", f) }
+		m := func(f string) bool { return d.reads("mcp", f) }
+		r := func(f string) bool { return d.reads("request", f) }
+		d.plan = keyPlan{
+			principal: d.readsAny("principal"),
+			pIssuer:   p("issuer"), pSubject: p("subject"), pUser: p("user"), pClientID: p("client_id"),
+			pScopes: p("scopes"), pGroups: p("groups"), pAudience: p("audience"), pExpiry: p("expiry"),
+			pTokenID: p("token_id"), pClaims: p("claims"),
+			mcp:     d.readsAny("mcp"),
+			mMethod: m("method"), mKind: m("kind"), mID: m("id"), mTool: m("tool"), mPrompt: m("prompt"), mURI: m("uri"),
+			mArguments: m("arguments"), mProtocolVersion: m("protocol_version"), mSessionID: m("session_id"), mBatch: m("batch"),
+			mName:   d.readsAny("mcp", nameFields...),
+			request: d.readsAny("request"),
+			rMethod: r("method"), rPath: r("path"), rHost: r("host"), rHeaders: r("headers"),
+			grants: d.readsAny("grants"),
+		}
+	})
+	return &d.plan
+}
+
 // key hashes the parts of in that the policy reads.
 func (d *inputDeps) key(in *policy.Input) ([32]byte, error) {
+	k := d.keyPlan()
 	b := keyBufs.Get().(*[]byte)
 	buf := (*b)[:0]
 	str := func(tag byte, s string) {
@@ -243,40 +280,39 @@ func (d *inputDeps) key(in *policy.Input) ([32]byte, error) {
 	}
 	raw := func(tag byte, r json.RawMessage) { str(tag, string(r)) }
 
-	if d.readsAny("principal") {
+	if k.principal {
 		if p := in.Principal; p == nil {
 			buf = append(buf, 'P', 0)
 		} else {
 			buf = append(buf, 'P', 1)
-			rd := func(f string) bool { return d.reads("principal", f) }
-			if rd("issuer") {
+			if k.pIssuer {
 				str('i', p.Issuer)
 			}
-			if rd("subject") {
+			if k.pSubject {
 				str('s', p.Subject)
 			}
-			if rd("user") {
+			if k.pUser {
 				str('u', p.User)
 			}
-			if rd("client_id") {
+			if k.pClientID {
 				str('c', p.ClientID)
 			}
-			if rd("scopes") {
+			if k.pScopes {
 				strs('o', p.Scopes)
 			}
-			if rd("groups") {
+			if k.pGroups {
 				strs('g', p.Groups)
 			}
-			if rd("audience") {
+			if k.pAudience {
 				strs('a', p.Audience)
 			}
-			if rd("expiry") {
+			if k.pExpiry {
 				str('e', p.Expiry.UTC().String())
 			}
-			if rd("token_id") {
+			if k.pTokenID {
 				str('j', p.TokenID)
 			}
-			if rd("claims") {
+			if k.pClaims {
 				cj, err := json.Marshal(p.Claims) // map keys sorted: canonical
 				if err != nil {
 					return [32]byte{}, err
@@ -287,41 +323,40 @@ func (d *inputDeps) key(in *policy.Input) ([32]byte, error) {
 	}
 	// The target is named by config: its name determines the rest.
 	str('T', in.Target.Name)
-	if d.readsAny("mcp") {
+	if k.mcp {
 		m := &in.MCP
-		rd := func(f string) bool { return d.reads("mcp", f) }
 		buf = append(buf, 'M')
-		if rd("method") {
+		if k.mMethod {
 			str('m', m.Method)
 		}
-		if rd("kind") {
+		if k.mKind {
 			str('k', m.Kind)
 		}
-		if rd("id") {
+		if k.mID {
 			raw('d', m.ID)
 		}
-		if rd("tool") {
+		if k.mTool {
 			str('t', m.Tool)
 		}
-		if rd("prompt") {
+		if k.mPrompt {
 			str('p', m.Prompt)
 		}
-		if rd("uri") {
+		if k.mURI {
 			str('u', m.URI)
 		}
-		if rd("arguments") {
+		if k.mArguments {
 			raw('a', m.Arguments)
 		}
-		if rd("protocol_version") {
+		if k.mProtocolVersion {
 			str('v', m.ProtocolVersion)
 		}
-		if rd("session_id") {
+		if k.mSessionID {
 			str('s', m.SessionID)
 		}
-		if rd("batch") && m.Batch {
+		if k.mBatch && m.Batch {
 			buf = append(buf, 'b')
 		}
-		if d.readsAny("mcp", nameFields...) {
+		if k.mName {
 			// name_normalized, name_words and name_suspicious are functions
 			// of the name and of whether it is a URI.
 			name, uri := m.ItemName()
@@ -331,20 +366,19 @@ func (d *inputDeps) key(in *policy.Input) ([32]byte, error) {
 			str('n', name)
 		}
 	}
-	if d.readsAny("request") {
+	if k.request {
 		r := &in.Request
-		rd := func(f string) bool { return d.reads("request", f) }
 		buf = append(buf, 'R')
-		if rd("method") {
+		if k.rMethod {
 			str('m', r.Method)
 		}
-		if rd("path") {
+		if k.rPath {
 			str('p', r.Path)
 		}
-		if rd("host") {
+		if k.rHost {
 			str('h', r.Host)
 		}
-		if rd("headers") {
+		if k.rHeaders {
 			names := make([]string, 0, len(r.Headers))
 			for k := range r.Headers {
 				if !credentialHeaders[strings.ToLower(k)] && !strings.HasPrefix(k, ":") {
@@ -359,7 +393,7 @@ func (d *inputDeps) key(in *policy.Input) ([32]byte, error) {
 			}
 		}
 	}
-	if d.readsAny("grants") {
+	if k.grants {
 		buf = append(buf, 'G')
 		buf = binary.AppendUvarint(buf, uint64(len(in.Grants)))
 		for i := range in.Grants {

@@ -2,22 +2,129 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/airlock-mcp/airlock/extauthz"
+	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/grants/grantstest"
+	"github.com/airlock-mcp/airlock/internal/serve"
+	"github.com/airlock-mcp/airlock/test/oidcissuer"
 )
 
+// benchAudit is the audit backend of the bench's full configuration.
+type benchAudit string
+
+const (
+	// auditSpool records into the ClickHouse spool. Nothing answers at the
+	// configured address, so rows stay spooled: the per-Check cost is
+	// what it is with ClickHouse up (recording never waits for shipping).
+	auditSpool benchAudit = "spool"
+	// auditEmbedded records into the embedded store (no ClickHouse).
+	auditEmbedded benchAudit = "embedded"
+)
+
+// benchLiveGrants is how many live grants the bench's grant store holds,
+// as issue 19's default configuration has.
+const benchLiveGrants = 10000
+
+// writeFullConfig writes the airlock.yaml of issue 19's default
+// configuration for the in-process benchmarks: the driver's route and
+// policy, with the decision log on (file sink), audit recording on (the
+// ClickHouse spool or the embedded store), a masking profile next to the
+// built-ins and a file grant store holding benchLiveGrants live grants.
+func writeFullConfig(tb testing.TB, dir, issuerURL string, au benchAudit) string {
+	tb.Helper()
+	pol, err := filepath.Abs(repoPolicies)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	grantsDir := filepath.Join(dir, "grants")
+	grantstest.WriteLive(tb, grantsDir, benchLiveGrants, benchTarget, issuerURL)
+	auditYAML := fmt.Sprintf("{embedded: {dir: %q}}", filepath.Join(dir, "audit"))
+	if au == auditSpool {
+		// Port 1 on loopback: refused at once, rows stay in the spool.
+		auditYAML = fmt.Sprintf("{clickhouse: {addr: \"127.0.0.1:1\", dial_timeout: 1s}, spool: {dir: %q}}", filepath.Join(dir, "spool"))
+	}
+	src := fmt.Sprintf(`# issue 19's default configuration, for the in-process benchmarks
+public_url: %s
+listen: {authz: "127.0.0.1:0", http: "", proc: "", xds: ""}
+issuers:
+  - name: okta
+    url: %s
+    audiences: [api://default]
+targets:
+  - name: %s
+    upstream: http://127.0.0.1:1/mcp
+    scopes_required: [%s]
+    credential: {prefix: "Bearer ", env: %s}
+    masking_profile: bench
+masking:
+  profiles:
+    - name: bench
+      extends: default
+      keys: [password, client_secret]
+policy: {dir: %q}
+grants: {dir: %q}
+audit: %s
+decision_log: {sink: file, path: %q}
+log: {level: error}
+`, benchPublic, issuerURL, benchTarget, benchScope, credentialEnv, pol, grantsDir, auditYAML, filepath.Join(dir, "decisions.jsonl"))
+	path := filepath.Join(dir, "airlock.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// startFullGateway runs airlock's serve wiring in process with
+// writeFullConfig's configuration.
+func startFullGateway(tb testing.TB, iss *oidcissuer.Issuer, au benchAudit) *serve.Gateway {
+	tb.Helper()
+	if err := os.Setenv(credentialEnv, testSecret); err != nil { // t.Setenv is not for benchmarks
+		tb.Fatal(err)
+	}
+	cfg, err := config.Load(writeFullConfig(tb, tb.TempDir(), iss.URL(), au))
+	if err != nil {
+		tb.Fatalf("the bench's full airlock.yaml does not load: %v", err)
+	}
+	g, err := serve.Start(context.Background(), cfg, serve.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The collector's target `airlock serve` runs with (serve.Run sets it;
+	// serve.Start does not), unless GOGC is set.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		prev := debug.SetGCPercent(serve.DefaultGCPercent)
+		tb.Cleanup(func() { debug.SetGCPercent(prev) })
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		g.Stop(ctx)
+	})
+	if g.Decisions == nil {
+		tb.Fatal("the decision log is off")
+	}
+	return g
+}
+
 // benchWorkload is the driver's pool (100 users) against an in-process
-// airlock with the default policy.
-func benchWorkload(b *testing.B) (*Workload, *extauthz.Authorizer, string) {
+// airlock with the default policy and the full configuration.
+func benchWorkload(b *testing.B, au benchAudit) (*Workload, *extauthz.Authorizer, string) {
 	b.Helper()
 	iss := testIssuer(b)
-	g := startGateway(b, iss)
+	g := startFullGateway(b, iss, au)
 	users, err := MintUsers(iss, 100, benchResource, benchScope)
 	if err != nil {
 		b.Fatal(err)
@@ -33,50 +140,62 @@ func benchWorkload(b *testing.B) (*Workload, *extauthz.Authorizer, string) {
 
 // BenchmarkAirlockCheck is airlock's decision pipeline without gRPC: each
 // op decodes a CheckRequest and runs Authorizer.Check on it, as the gRPC
-// adapter does. "fresh" makes every call new (the driver's default),
-// "repeat" replays the pool (decision cache hits after the first pass).
+// adapter does, with issue 19's full default configuration
+// (writeFullConfig). "fresh" makes every call new (the driver's default),
+// "repeat" replays the pool (decision cache hits after the first pass);
+// both record into the ClickHouse spool, "fresh-embedded" into the
+// embedded store instead.
 // Profile it with -cpuprofile to see where a Check's time goes.
 func BenchmarkAirlockCheck(b *testing.B) {
-	w, a, _ := benchWorkload(b)
-	for i := range w.Items { // warm the token cache, as a running gateway has it
-		var cr authv3.CheckRequest
-		if err := unmarshalItem(w.Items[i], &cr); err != nil {
-			b.Fatal(err)
+	for _, au := range []benchAudit{auditSpool, auditEmbedded} {
+		w, a, _ := benchWorkload(b, au)
+		for i := range w.Items { // warm the token cache, as a running gateway has it
+			var cr authv3.CheckRequest
+			if err := unmarshalItem(w.Items[i], &cr); err != nil {
+				b.Fatal(err)
+			}
+			if r := a.Check(context.Background(), extauthz.FromCheckRequest(&cr)); r.Status != 200 {
+				b.Fatalf("item %d: %d %s", i, r.Status, r.Reason)
+			}
 		}
-		if r := a.Check(context.Background(), extauthz.FromCheckRequest(&cr)); r.Status != 200 {
-			b.Fatalf("item %d: %d %s", i, r.Status, r.Reason)
-		}
-	}
-	for _, fresh := range []bool{true, false} {
-		name := map[bool]string{true: "fresh", false: "repeat"}[fresh]
-		b.Run(name, func(b *testing.B) {
-			w.Fresh = fresh
-			var next atomic.Int64
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				buf := make([]byte, 0, 4096)
-				for pb.Next() {
-					it := &w.Items[next.Add(1)%int64(len(w.Items))]
-					var cr authv3.CheckRequest
-					if err := unmarshalItem(Item{Raw: w.encode(it, buf)}, &cr); err != nil {
-						b.Error(err)
-						return
+		for _, fresh := range []bool{true, false} {
+			if au == auditEmbedded && !fresh {
+				continue
+			}
+			name := map[bool]string{true: "fresh", false: "repeat"}[fresh]
+			if au == auditEmbedded {
+				name += "-embedded"
+			}
+			b.Run(name, func(b *testing.B) {
+				w.Fresh = fresh
+				var next atomic.Int64
+				b.ReportAllocs()
+				b.ResetTimer()
+				defer reportProcessCPU(b)()
+				b.RunParallel(func(pb *testing.PB) {
+					buf := make([]byte, 0, 4096)
+					for pb.Next() {
+						it := &w.Items[next.Add(1)%int64(len(w.Items))]
+						var cr authv3.CheckRequest
+						if err := unmarshalItem(Item{Raw: w.encode(it, buf)}, &cr); err != nil {
+							b.Error(err)
+							return
+						}
+						if r := a.Check(context.Background(), extauthz.FromCheckRequest(&cr)); r.Status != 200 {
+							b.Errorf("denied: %d %s", r.Status, r.Reason)
+							return
+						}
 					}
-					if r := a.Check(context.Background(), extauthz.FromCheckRequest(&cr)); r.Status != 200 {
-						b.Errorf("denied: %d %s", r.Status, r.Reason)
-						return
-					}
-				}
+				})
 			})
-		})
+		}
 	}
 }
 
 // BenchmarkAirlockCheckGRPC is the same over loopback gRPC (client and
 // server in one process), as the driver sends it.
 func BenchmarkAirlockCheckGRPC(b *testing.B) {
-	w, _, addr := benchWorkload(b)
+	w, _, addr := benchWorkload(b, auditSpool)
 	w.Fresh = true
 	benchGRPC(b, addr, w, ExpectAirlockAllow{Credential: "Bearer " + testSecret})
 }
@@ -93,6 +212,7 @@ func benchGRPC(b *testing.B, addr string, w *Workload, exp Expect) {
 	b.SetParallelism(32) // 32 × GOMAXPROCS calls in flight
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportProcessCPU(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		resp := &authv3.CheckResponse{}
 		buf := make([]byte, 0, 4096)
@@ -105,6 +225,26 @@ func benchGRPC(b *testing.B, addr string, w *Workload, exp Expect) {
 			}
 		}
 	})
+}
+
+// reportProcessCPU starts measuring the CPU time of the whole process
+// (user + system, every goroutine: the Check's, the decision log's and
+// the audit writer's, the collector's) and returns what reports it per
+// op as "cpu-µs/op". Unlike ns/op it does not move with how busy the
+// machine is, only with the work done. Over gRPC it includes the client.
+func reportProcessCPU(b *testing.B) func() {
+	start := processCPU(b)
+	return func() {
+		b.ReportMetric(float64((processCPU(b)-start).Microseconds())/float64(b.N), "cpu-µs/op")
+	}
+}
+
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkPeerPolicy is the peer's Rego (test/bench/peer with airlock's

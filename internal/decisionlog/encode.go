@@ -1,0 +1,595 @@
+package decisionlog
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/airlock-mcp/airlock/internal/identity"
+	"github.com/airlock-mcp/airlock/internal/mask"
+	"github.com/airlock-mcp/airlock/internal/policy"
+)
+
+// encode is json.Marshal(l.Record(e)), byte for byte, written by hand:
+// the worker encoded every record through reflection twice (the input
+// and result documents, then the record around them, compacting them
+// again), and masked and re-encoded the token's claims on every
+// decision, which together cost more CPU than the Check they record.
+// The masking is the same calls on the same values. Whatever the hand
+// encoder does not write exactly as json.Marshal (a time it refuses, an
+// id that is not JSON) goes the reflective way, so the bytes never
+// differ (TestEncodeMatchesMarshal, FuzzEncodeRecord).
+func (l *Logger) encode(e *Entry) ([]byte, error) {
+	return l.appendEncoded(nil, e)
+}
+
+// appendEncoded appends encode(e) to b (b unchanged on error).
+func (l *Logger) appendEncoded(b []byte, e *Entry) ([]byte, error) {
+	n := len(b)
+	if out, ok := l.appendRecord(b, e); ok {
+		return out, nil
+	}
+	j, err := json.Marshal(l.Record(e))
+	if err != nil {
+		return b[:n], err
+	}
+	return append(b[:n], j...), nil
+}
+
+// appendRecord appends e's record as json.Marshal(l.Record(e)) writes
+// it; false when it cannot (the caller then uses json.Marshal).
+func (l *Logger) appendRecord(b []byte, e *Entry) ([]byte, bool) {
+	p := l.profile(e.Target)
+	b = append(b, `{"labels":`...)
+	b = appendStringMap(b, l.labels, nil)
+	b = append(b, `,"decision_id":`...)
+	b = appendString(b, e.DecisionID)
+	if e.TraceID != "" {
+		b = append(b, `,"trace_id":`...)
+		b = appendString(b, e.TraceID)
+	}
+	if e.SpanID != "" {
+		b = append(b, `,"span_id":`...)
+		b = appendString(b, e.SpanID)
+	}
+	if e.PolicyVersion != "" {
+		b = append(b, `,"bundles":{"`+BundleName+`":{"revision":`...)
+		b = appendString(b, e.PolicyVersion)
+		b = append(b, "}}"...)
+	}
+	b = append(b, `,"path":`...)
+	b = appendString(b, l.path)
+	var ok bool
+	if e.Input != nil {
+		b = append(b, `,"input":`...)
+		if b, ok = l.appendInput(b, e.Input, p); !ok {
+			return b, false
+		}
+	}
+	if e.Result != nil {
+		b = append(b, `,"result":`...)
+		b = appendResult(b, e.Result, p)
+	}
+	if e.XRequestID != "" {
+		b = append(b, `,"x_request_id":`...)
+		b = appendString(b, e.XRequestID)
+	}
+	b = append(b, `,"timestamp":`...)
+	if b, ok = appendTime(b, e.Time.UTC()); !ok {
+		return b, false
+	}
+	if e.Duration > 0 {
+		b = append(b, `,"metrics":{"timer_airlock_check_ns":`...)
+		b = strconv.AppendInt(b, e.Duration.Nanoseconds(), 10)
+		b = append(b, '}')
+	}
+	b = append(b, `,"gateway":{`...)
+	if e.Target != "" {
+		b = append(b, `"target":`...)
+		b = appendString(b, e.Target)
+		b = append(b, ',')
+	}
+	b = append(b, `"outcome":`...)
+	b = appendString(b, e.Outcome)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(e.Status), 10)
+	if r := maskText(p, e.Reason); r != "" {
+		b = append(b, `,"reason":`...)
+		b = appendString(b, r)
+	}
+	return append(b, "}}"...), true
+}
+
+// profile is the masking profile of target's records.
+func (l *Logger) profile(target string) *mask.Profile {
+	var p *mask.Profile
+	if l.opts.Profiles != nil {
+		p = l.opts.Profiles(target)
+	}
+	if p == nil {
+		p = mask.Default()
+	}
+	return p
+}
+
+// appendInput is EncodeInput(in, p) as json.Marshal writes it.
+func (l *Logger) appendInput(b []byte, in *policy.Input, p *mask.Profile) ([]byte, bool) {
+	var ok bool
+	b = append(b, `{"principal":`...)
+	if pr := in.Principal; pr == nil {
+		b = append(b, "null"...)
+	} else if b, ok = l.appendPrincipal(b, pr, p); !ok {
+		return b, false
+	}
+	b = append(b, `,"target":{"name":`...)
+	b = appendString(b, in.Target.Name)
+	b = append(b, `,"resource":`...)
+	b = appendString(b, in.Target.Resource)
+	b = append(b, `,"scopes_required":`...)
+	b = appendStrings(b, nonNil(in.Target.ScopesRequired))
+	b = append(b, `},"mcp":{"method":`...)
+	b = appendString(b, in.MCP.Method)
+	b = append(b, `,"kind":`...)
+	b = appendString(b, in.MCP.Kind)
+	b = append(b, `,"id":`...)
+	id := rawOrNull(in.MCP.ID)
+	if !json.Valid(id) {
+		return b, false
+	}
+	b = appendCompactJSON(b, id)
+	b = append(b, `,"tool":`...)
+	b = appendString(b, in.MCP.Tool)
+	b = append(b, `,"prompt":`...)
+	b = appendString(b, in.MCP.Prompt)
+	b = append(b, `,"uri":`...)
+	b = appendString(b, maskText(p, in.MCP.URI))
+	b = append(b, `,"arguments":`...)
+	b = appendCompactJSON(b, maskJSON(p, in.MCP.Arguments)) // valid: maskJSON checks
+	b = append(b, `,"protocol_version":`...)
+	b = appendString(b, in.MCP.ProtocolVersion)
+	b = append(b, `,"session_id":`...)
+	b = appendString(b, in.MCP.SessionID)
+	b = append(b, `,"batch":`...)
+	b = strconv.AppendBool(b, in.MCP.Batch)
+	b = append(b, `},"request":{"method":`...)
+	b = appendString(b, in.Request.Method)
+	b = append(b, `,"path":`...)
+	b = appendString(b, maskText(p, in.Request.Path))
+	b = append(b, `,"host":`...)
+	b = appendString(b, in.Request.Host)
+	b = append(b, `,"headers":`...)
+	b = appendStringMap(b, in.Request.Headers, func(k, v string) (string, bool) {
+		if credentialHeaders[strings.ToLower(k)] || strings.HasPrefix(k, ":") {
+			return "", false
+		}
+		return l.clean.maskText(p, v), true
+	})
+	b = append(b, `},"grants":[`...)
+	for i := range in.Grants {
+		g := &in.Grants[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		b = appendString(b, g.ID)
+		b = append(b, `,"target":`...)
+		b = appendString(b, g.Target)
+		b = append(b, `,"tool":`...)
+		b = appendString(b, g.Tool)
+		b = append(b, `,"resource":`...)
+		b = appendString(b, g.Resource)
+		b = append(b, `,"arguments":`...)
+		b = appendCompactJSON(b, maskJSON(p, g.Arguments))
+		if g.ArgumentsHash != "" {
+			b = append(b, `,"arguments_hash":`...)
+			b = appendString(b, g.ArgumentsHash)
+		}
+		b = append(b, `,"single_use":`...)
+		b = strconv.AppendBool(b, g.SingleUse)
+		b = append(b, `,"expiry":`...)
+		if b, ok = appendTime(b, g.Expiry); !ok {
+			return b, false
+		}
+		b = append(b, `,"principal":`...)
+		b = appendString(b, g.Principal)
+		b = append(b, '}')
+	}
+	b = append(b, `],"time":{"now":`...)
+	b = appendString(b, in.Time.UTC().Format(time.RFC3339Nano))
+	b = append(b, `,"unix_ns":`...)
+	b = strconv.AppendInt(b, in.Time.UnixNano(), 10)
+	return append(b, "}}"...), true
+}
+
+// appendPrincipal is pr, its claims masked with p, as json.Marshal
+// writes an identity.Principal. A principal with claims comes from the
+// verifier's token cache, the same on every call with its token: its
+// encoding is kept (principalCache) and reused while every field is the
+// same.
+func (l *Logger) appendPrincipal(b []byte, pr *identity.Principal, p *mask.Profile) ([]byte, bool) {
+	if len(pr.Claims) == 0 {
+		return appendPrincipalFields(b, pr, nil)
+	}
+	if enc, ok := l.principals.get(pr, p); ok {
+		return append(b, enc...), true
+	}
+	claims, err := json.Marshal(maskClaims(p, pr.Claims))
+	if err != nil { // cannot happen: maskClaims returns what json.Unmarshal built
+		claims = []byte(`{"unreadable":"not recorded"}`)
+	}
+	n := len(b)
+	b, ok := appendPrincipalFields(b, pr, claims)
+	if ok {
+		l.principals.put(pr, p, b[n:])
+	}
+	return b, ok
+}
+
+// appendPrincipalFields writes pr with claims (the masked claims'
+// encoding; nil leaves them out).
+func appendPrincipalFields(b []byte, pr *identity.Principal, claims []byte) ([]byte, bool) {
+	b = append(b, `{"issuer":`...)
+	b = appendString(b, pr.Issuer)
+	if pr.IssuerName != "" {
+		b = append(b, `,"issuer_name":`...)
+		b = appendString(b, pr.IssuerName)
+	}
+	b = append(b, `,"subject":`...)
+	b = appendString(b, pr.Subject)
+	if pr.User != "" {
+		b = append(b, `,"user":`...)
+		b = appendString(b, pr.User)
+	}
+	if pr.ClientID != "" {
+		b = append(b, `,"client_id":`...)
+		b = appendString(b, pr.ClientID)
+	}
+	b = append(b, `,"scopes":`...)
+	b = appendStrings(b, pr.Scopes)
+	b = append(b, `,"groups":`...)
+	b = appendStrings(b, pr.Groups)
+	b = append(b, `,"audience":`...)
+	b = appendStrings(b, pr.Audience)
+	b = append(b, `,"expiry":`...)
+	var ok bool
+	if b, ok = appendTime(b, pr.Expiry); !ok {
+		return b, false
+	}
+	if pr.TokenID != "" {
+		b = append(b, `,"token_id":`...)
+		b = appendString(b, pr.TokenID)
+	}
+	if claims != nil {
+		b = append(b, `,"claims":`...)
+		b = append(b, claims...)
+	}
+	return append(b, '}'), true
+}
+
+// appendResult is EncodeResult(d, p) as json.Marshal writes it.
+func appendResult(b []byte, d *policy.Decision, p *mask.Profile) []byte {
+	b = append(b, `{"outcome":`...)
+	b = appendString(b, d.Outcome)
+	b = append(b, `,"reason":`...)
+	b = appendString(b, maskText(p, d.Reason))
+	if d.Grant != "" {
+		b = append(b, `,"grant":`...)
+		b = appendString(b, d.Grant)
+	}
+	if a := d.Approval; a != nil {
+		b = append(b, `,"approval":{"approver_groups":`...)
+		b = appendStrings(b, nonNil(a.ApproverGroups))
+		b = append(b, `,"threshold":`...)
+		b = strconv.AppendInt(b, int64(a.Threshold), 10)
+		if a.GrantDuration > 0 {
+			b = append(b, `,"grant_duration":`...)
+			b = appendString(b, a.GrantDuration.String())
+		}
+		b = append(b, `,"single_use":`...)
+		b = strconv.AppendBool(b, a.SingleUse)
+		b = append(b, `,"pin_arguments":`...)
+		b = strconv.AppendBool(b, a.PinArguments)
+		b = append(b, `,"reason_required":`...)
+		b = strconv.AppendBool(b, a.ReasonRequired)
+		if len(a.BreakGlassGroups) > 0 {
+			b = append(b, `,"break_glass_groups":`...)
+			b = appendStrings(b, a.BreakGlassGroups)
+		}
+		b = append(b, '}')
+	}
+	if d.MaskingProfile != "" {
+		b = append(b, `,"masking_profile":`...)
+		b = appendString(b, d.MaskingProfile)
+	}
+	b = append(b, `,"record":`...)
+	b = strconv.AppendBool(b, d.Record)
+	return append(b, '}')
+}
+
+// principalCache keeps the encoded, masked principals recently logged.
+// The verifier's token cache hands every Check of a token a copy of the
+// same principal, sharing its read-only Claims map and slices, so the map
+// (with the profile) finds the entry and the entry is used only when
+// every other field is the same too (slices: the same array and length).
+// An entry holds its map, which therefore cannot be collected and its
+// address reused while the entry lives. Cleared whole when full.
+type principalCache struct {
+	mu sync.Mutex
+	m  map[principalKey]principalEntry
+}
+
+type principalKey struct {
+	claims  unsafe.Pointer
+	profile *mask.Profile
+}
+
+type principalEntry struct {
+	claims map[string]any // keeps principalKey.claims alive
+	fields principalFields
+	json   []byte
+}
+
+// principalFields are a principal's fields but its claims, slices by
+// identity.
+type principalFields struct {
+	issuer, issuerName, subject, user, clientID, tokenID string
+	expiry                                               time.Time
+	scopes, groups, audience                             sliceID
+}
+
+type sliceID struct {
+	p *string
+	n int
+}
+
+func fieldsOf(pr *identity.Principal) principalFields {
+	id := func(s []string) sliceID { return sliceID{unsafe.SliceData(s), len(s)} }
+	return principalFields{
+		issuer: pr.Issuer, issuerName: pr.IssuerName, subject: pr.Subject, user: pr.User, clientID: pr.ClientID,
+		tokenID: pr.TokenID, expiry: pr.Expiry, scopes: id(pr.Scopes), groups: id(pr.Groups), audience: id(pr.Audience),
+	}
+}
+
+// principalCacheSize bounds the cache: principals active within a flush
+// or two, far more than a gateway sees at once.
+const principalCacheSize = 4096
+
+func (c *principalCache) get(pr *identity.Principal, p *mask.Profile) ([]byte, bool) {
+	k := principalKey{claims: reflect.ValueOf(pr.Claims).UnsafePointer(), profile: p}
+	c.mu.Lock()
+	e, ok := c.m[k]
+	c.mu.Unlock()
+	if !ok || e.fields != fieldsOf(pr) {
+		return nil, false
+	}
+	return e.json, true
+}
+
+func (c *principalCache) put(pr *identity.Principal, p *mask.Profile, enc []byte) {
+	k := principalKey{claims: reflect.ValueOf(pr.Claims).UnsafePointer(), profile: p}
+	e := principalEntry{claims: pr.Claims, fields: fieldsOf(pr), json: slices.Clone(enc)}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= principalCacheSize {
+		c.m = make(map[principalKey]principalEntry, 64)
+	}
+	c.m[k] = e
+	c.mu.Unlock()
+}
+
+// cleanCache remembers header values the masker left unchanged: the
+// same few (content types, protocol versions, user agents) come with
+// every call. Only values nothing was masked in are kept, so it holds no
+// secret the masker knows; cleared whole when full.
+type cleanCache struct {
+	mu sync.Mutex
+	m  map[cleanKey]struct{}
+}
+
+type cleanKey struct {
+	profile *mask.Profile
+	value   string
+}
+
+const (
+	cleanCacheSize = 4096
+	cleanMaxLen    = 256 // longer values are masked every time
+)
+
+// maskText is maskText(p, s), answered from the cache for a value the
+// masker left unchanged before.
+func (c *cleanCache) maskText(p *mask.Profile, s string) string {
+	if s == "" || len(s) > cleanMaxLen {
+		return maskText(p, s)
+	}
+	k := cleanKey{p, s}
+	c.mu.Lock()
+	_, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		return s
+	}
+	out := maskText(p, s)
+	if out == s {
+		c.mu.Lock()
+		if c.m == nil || len(c.m) >= cleanCacheSize {
+			c.m = make(map[cleanKey]struct{}, 64)
+		}
+		c.m[k] = struct{}{}
+		c.mu.Unlock()
+	}
+	return out
+}
+
+// appendTime appends t quoted as time.Time.MarshalJSON does; false for a
+// time it refuses (year outside 0..9999, a zone offset of 24h or more).
+func appendTime(b []byte, t time.Time) ([]byte, bool) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return b, false
+	}
+	if _, off := t.Zone(); off <= -24*3600 || off >= 24*3600 {
+		return b, false
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), true
+}
+
+// appendStrings appends s as json.Marshal writes a []string (nil: null).
+func appendStrings(b []byte, s []string) []byte {
+	if s == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, v := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, v)
+	}
+	return append(b, ']')
+}
+
+// appendStringMap appends m as json.Marshal writes a map[string]string
+// (keys sorted, nil: null), each value through fn when fn is given; fn
+// returning false leaves the entry out.
+func appendStringMap(b []byte, m map[string]string, fn func(k, v string) (string, bool)) []byte {
+	if m == nil && fn == nil {
+		return append(b, "null"...)
+	}
+	var buf [32]string
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	n := 0
+	for _, k := range keys {
+		v := m[k]
+		if fn != nil {
+			var keep bool
+			if v, keep = fn(k, v); !keep {
+				continue
+			}
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendString(b, v)
+	}
+	return append(b, '}')
+}
+
+// appendCompactJSON appends the valid JSON raw as json.Marshal writes a
+// json.RawMessage: without the whitespace between tokens, with <, >, &,
+// U+2028 and U+2029 escaped (they can only be in strings).
+func appendCompactJSON(b []byte, raw []byte) []byte {
+	inString, escaped := false, false
+	start := 0
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			case c == '<' || c == '>' || c == '&':
+				b = append(b, raw[start:i]...)
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+				start = i + 1
+			case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8:
+				b = append(b, raw[start:i]...)
+				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[raw[i+2]&0xF])
+				i += 2
+				start = i + 1
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case ' ', '\t', '\n', '\r':
+			b = append(b, raw[start:i]...)
+			start = i + 1
+		}
+	}
+	return append(b, raw[start:]...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// jsonSafe[c] is true for the ASCII bytes encoding/json writes as they
+// are in a string (its htmlSafeSet): printable, not ", \, <, >, &.
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// appendString appends s quoted exactly as encoding/json does:
+// \" \\ \n \r \t \b \f, other control bytes and <, >, & as \u00XX,
+// invalid UTF-8 as \ufffd, and U+2028/U+2029 escaped. (The same as
+// internal/audit's appendJSONString, which this package may not import.)
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if jsonSafe[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

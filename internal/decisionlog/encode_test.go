@@ -1,0 +1,221 @@
+package decisionlog
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/airlock-mcp/airlock/internal/identity"
+	"github.com/airlock-mcp/airlock/internal/policy"
+)
+
+// encodeLogger is a Logger as the worker encodes with, without a sink.
+func encodeLogger() *Logger {
+	return &Logger{path: "airlock/decision", labels: map[string]string{"id": "gw-1", "version": "1.2.3", "region": "eu<1>&"}}
+}
+
+// checkEncode fails t when the hand encoder's bytes differ from
+// json.Marshal(l.Record(e)), the format consumers already read.
+func checkEncode(t *testing.T, l *Logger, e *Entry) {
+	t.Helper()
+	want, werr := json.Marshal(l.Record(e))
+	got, gerr := l.encode(e)
+	if (werr == nil) != (gerr == nil) {
+		t.Fatalf("errors differ: json.Marshal %v, encode %v", werr, gerr)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("encode differs from json.Marshal\n got: %s\nwant: %s", got, want)
+	}
+}
+
+func TestEncodeMatchesMarshal(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		ny = time.FixedZone("EST", -5*3600)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(e *Entry)
+	}{
+		{"full entry", func(*Entry) {}},
+		{"before policy (no input, no result)", func(e *Entry) { e.Input, e.Result = nil, nil }},
+		{"no optional fields", func(e *Entry) {
+			e.TraceID, e.SpanID, e.PolicyVersion, e.XRequestID, e.Target, e.Reason, e.Duration = "", "", "", "", "", "", 0
+		}},
+		{"duration and reason", func(e *Entry) {
+			e.Duration = 1234567
+			e.Reason = "denied: <script>&\u2028 ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"
+		}},
+		{"awkward strings", func(e *Entry) {
+			e.DecisionID = "d\x00\x1f\"\\\t\n\r\b\f"
+			e.XRequestID = "bad utf8 \xff\xfe and \u2029 and é"
+			e.Input.MCP.Tool = "<tool>&"
+			e.Input.Request.Headers = map[string]string{"x-b": "2", "x-a": "<1>", "Authorization": "Bearer x", ":authority": "h", "x-\u2028": "\xff"}
+		}},
+		{"no headers, nil slices", func(e *Entry) {
+			e.Input.Request.Headers = nil
+			e.Input.Target.ScopesRequired = nil
+			e.Input.Principal.Scopes, e.Input.Principal.Groups, e.Input.Principal.Audience = nil, nil, nil
+			e.Input.Grants = nil
+		}},
+		{"no principal", func(e *Entry) { e.Input.Principal = nil }},
+		{"principal without claims", func(e *Entry) {
+			e.Input.Principal.Claims = map[string]any{}
+			e.Input.Principal.IssuerName, e.Input.Principal.User, e.Input.Principal.TokenID = "okta", "u1", "jti-1"
+		}},
+		{"claims of every type", func(e *Entry) {
+			e.Input.Principal.Claims = map[string]any{"n": 1.5e300, "i": json.Number("12"), "b": true, "z": nil,
+				"a": []any{"x<", 2.0}, "o": map[string]any{"password": "hunter2"}, "<k>": "v&"}
+		}},
+		{"raw JSON with whitespace and html", func(e *Entry) {
+			e.Input.MCP.ID = json.RawMessage(" \"id <1>\" ")
+			e.Input.MCP.Arguments = json.RawMessage("{ \"q\" : \"a < b & \u2028 c\" ,\n\t\"n\": [ 1 , 2 ] , \"e\":\"\\\"<\\\\\" }")
+		}},
+		{"arguments not JSON", func(e *Entry) { e.Input.MCP.Arguments = json.RawMessage(`{"q":`) }},
+		{"id not JSON", func(e *Entry) { e.Input.MCP.ID = json.RawMessage(`{`) }},
+		{"no id, no arguments", func(e *Entry) { e.Input.MCP.ID, e.Input.MCP.Arguments = nil, nil }},
+		{"approval", func(e *Entry) {
+			e.Result.Approval = &policy.Approval{ApproverGroups: nil, Threshold: 2, GrantDuration: 90 * time.Minute, SingleUse: true,
+				BreakGlassGroups: []string{"sre"}}
+			e.Result.MaskingProfile, e.Result.Grant = "strict", "gr_1"
+		}},
+		{"approval without duration or break glass", func(e *Entry) {
+			e.Result.Approval = &policy.Approval{ApproverGroups: []string{"a"}, BreakGlassGroups: []string{}}
+		}},
+		{"times in a zone", func(e *Entry) {
+			e.Time = time.Date(2026, 3, 8, 1, 2, 3, 4, ny)
+			e.Input.Principal.Expiry = time.Date(2026, 3, 8, 1, 2, 3, 0, ny)
+			e.Input.Grants[0].Expiry = time.Date(2026, 11, 1, 1, 30, 0, 500, time.FixedZone("odd", 5*3600+1800+17))
+		}},
+		{"zero times", func(e *Entry) {
+			e.Time, e.Input.Time, e.Input.Principal.Expiry, e.Input.Grants[0].Expiry = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		}},
+		{"expiry json.Marshal refuses (year 10000)", func(e *Entry) {
+			e.Input.Principal.Expiry = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+		}},
+		{"grant expiry before year 0", func(e *Entry) {
+			e.Input.Grants[0].Expiry = time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)
+		}},
+		{"timestamp json.Marshal refuses", func(e *Entry) { e.Time = time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC) }},
+		{"zone of 24h", func(e *Entry) {
+			e.Input.Principal.Expiry = time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("far", 24*3600))
+		}},
+		{"two grants", func(e *Entry) {
+			e.Input.Grants = append(e.Input.Grants, policy.GrantInput{ID: "gr_2", Arguments: nil, Expiry: time.Unix(5, 0)})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := entry(0)
+			e.Reason = "ok"
+			tc.mod(&e)
+			checkEncode(t, encodeLogger(), &e)
+		})
+	}
+}
+
+// TestEncodePrincipalCache: a cached principal is the principal logged,
+// claims masked, on every call, whatever other principals came between.
+func TestEncodePrincipalCache(t *testing.T) {
+	l := encodeLogger()
+	for round := range 3 {
+		for i := range principalCacheSize + 10 {
+			e := entry(0)
+			if i%100 == 0 {
+				e.Input.Principal.Claims = map[string]any{"sub": "u", "i": float64(i), "round": float64(round), "secret": awsKey}
+				checkEncode(t, l, &e)
+				continue
+			}
+			if b, err := l.encode(&e); err != nil || bytes.Contains(b, []byte(awsKey)) {
+				t.Fatalf("encode: %v, %s", err, b)
+			}
+		}
+	}
+	shared := &identity.Principal{Subject: "s", Scopes: []string{"a", "b"}, Claims: map[string]any{"a": "1"}}
+	e := entry(0)
+	e.Input.Principal = shared
+	checkEncode(t, l, &e)
+	checkEncode(t, l, &e) // from the cache
+	// The same claims map with any other field changed is encoded anew.
+	for _, mod := range []func(p *identity.Principal){
+		func(p *identity.Principal) { p.Subject = "other" },
+		func(p *identity.Principal) { p.Scopes = p.Scopes[:1] },
+		func(p *identity.Principal) { p.Scopes = []string{"a", "c"} },
+		func(p *identity.Principal) { p.Expiry = p.Expiry.Add(time.Second) },
+		func(p *identity.Principal) { p.TokenID = "jti" },
+		func(p *identity.Principal) { p.Groups = []string{} },
+	} {
+		cp := *shared
+		mod(&cp)
+		e.Input.Principal = &cp
+		checkEncode(t, l, &e)
+	}
+}
+
+// FuzzEncodeRecord compares the hand encoder with json.Marshal over
+// fuzzed strings, raw JSON and times in every field they reach.
+func FuzzEncodeRecord(f *testing.F) {
+	f.Add("d1", "reason <x> & ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "x-h", "v\u2028", `{"q": "a&b", "n": [1, 2.5e3]}`, `7`, "claim \xff", int64(1_800_000_000_000_000_000), true)
+	f.Add("", "", "", "", ``, ``, "", int64(0), false)
+	f.Add("\x00", "\"\\", ":path", "\t", ` [ ] `, `"a\u003c"`, "", int64(-62135596800_000_000_0), false)
+	f.Fuzz(func(t *testing.T, id, reason, hk, hv, args, rpcID, claim string, ns int64, batch bool) {
+		e := entry(0)
+		e.DecisionID, e.Reason, e.XRequestID = id, reason, hv
+		e.Time = time.Unix(0, ns)
+		e.Input.MCP.Arguments = json.RawMessage(args)
+		e.Input.MCP.ID = json.RawMessage(rpcID)
+		e.Input.MCP.Batch = batch
+		e.Input.MCP.URI = reason
+		e.Input.Request.Path = hv
+		e.Input.Request.Headers[hk] = hv
+		e.Input.Principal.Claims = map[string]any{"c": claim, claim: []any{claim}}
+		e.Input.Principal.Expiry = time.Unix(ns/7, ns%1e9)
+		e.Input.Grants[0].Arguments = json.RawMessage(args)
+		e.Result.Reason = reason
+		e.Result.Grant = claim
+		checkEncode(t, encodeLogger(), &e)
+	})
+}
+
+// BenchmarkEncodeRecord: the worker's encoding of one record.
+func BenchmarkEncodeRecord(b *testing.B) {
+	l := encodeLogger()
+	e := entry(0)
+	e.Duration = 12345
+	for _, bc := range []struct {
+		name string
+		fn   func() ([]byte, error)
+	}{
+		{"json.Marshal", func() ([]byte, error) { return json.Marshal(l.Record(&e)) }},
+		{"encode", func() ([]byte, error) { return l.encode(&e) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.fn(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestEncodeCleanHeaderCache: header values come from the cache only when
+// the masker left them unchanged; a secret is masked on every record,
+// however often it repeats, and the bytes stay json.Marshal's.
+func TestEncodeCleanHeaderCache(t *testing.T) {
+	l := encodeLogger()
+	for i := range cleanCacheSize + 50 {
+		e := entry(0)
+		e.Input.Request.Headers["x-secret"] = "aws " + awsKey
+		e.Input.Request.Headers["x-n"] = string(rune('a' + i%26)) // churn
+		if i%97 == 0 {
+			checkEncode(t, l, &e)
+			continue
+		}
+		b, err := l.encode(&e)
+		if err != nil || bytes.Contains(b, []byte(awsKey)) {
+			t.Fatalf("record %d: %v, %s", i, err, b)
+		}
+	}
+}
