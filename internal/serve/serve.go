@@ -422,8 +422,8 @@ func (g *Gateway) serveGRPC(name, field, addr string, maxRecv int, before func()
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
-	if name == "ext_authz" {
-		opts = append(opts, grpc.NumStreamWorkers(authzStreamWorkers))
+	if name == "ext_authz" || name == "ext_proc" {
+		opts = append(opts, grpc.NumStreamWorkers(streamWorkers))
 	}
 	if g.creds != nil {
 		opts = append(opts, grpc.Creds(g.creds))
@@ -461,12 +461,13 @@ func (g *Gateway) serveGRPC(name, field, addr string, maxRecv int, before func()
 	return l.Addr(), nil
 }
 
-// authzStreamWorkers is how many goroutines serve ext_authz calls. grpc-go
-// otherwise starts a goroutine per call, whose stack then grows (and is
-// copied) to the depth of a Check on every call; a worker keeps its grown
-// stack. Calls beyond the workers (more Checks in flight than this) still
-// get their own goroutine.
-const authzStreamWorkers = 128
+// streamWorkers is how many goroutines serve ext_authz calls and ext_proc
+// streams. grpc-go otherwise starts a goroutine per call, whose stack then
+// grows (and is copied) to the depth of a Check or of masking on every
+// call; a worker keeps its grown stack. Calls beyond the workers (more
+// Checks in flight than this, or long SSE streams holding them) still get
+// their own goroutine: none waits for a worker.
+const streamWorkers = 128
 
 // Run starts the gateway and serves until ctx ends or a service fails.
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {
