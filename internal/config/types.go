@@ -152,11 +152,12 @@ type Limits struct {
 	TokenCacheSize int `yaml:"token_cache_size"` // verified tokens kept; default 10000
 	// HeapTargetBytes is the heap size the garbage collector aims at:
 	// while the live heap is small the heap may grow up to it (cheap
-	// collections, GOGC up to 400), and once the live heap passes half of
-	// it airlock collects as Go does by default (GOGC=100), never more
-	// often. Resident memory is about this plus the binary and the
-	// goroutine stacks. 0 leaves GOGC at 400 without a target; setting the
-	// GOGC environment variable overrides both. Default 64 MiB.
+	// collections, GOGC up to 400); once the live heap passes two thirds
+	// of it airlock collects at GOGC=50, never more often, so a large
+	// live heap cannot make collections come back to back. Resident
+	// memory is about this plus the binary's pages and the goroutine
+	// stacks. 0 leaves GOGC at 400 without a target; setting the GOGC
+	// environment variable overrides both. Default 48 MiB.
 	HeapTargetBytes int64 `yaml:"heap_target_bytes"`
 }
 
@@ -171,7 +172,7 @@ const (
 	DefaultMaxResponseBytes = 8 << 20
 	DefaultMaxHeldCalls     = 1024
 	DefaultMaxStreams       = 4096
-	DefaultHeapTargetBytes  = 64 << 20
+	DefaultHeapTargetBytes  = 48 << 20
 )
 
 // ResponseLimit is the response body limit: limits.max_response_bytes, or

@@ -18,15 +18,17 @@ import (
 // GOGC=100, 99 µs at 400).
 const DefaultGCPercent = 400
 
-// MinGCPercent is the least headroom the tuner leaves (Go's default): a
-// heap whose live part outgrows the target is collected as Go would
-// collect it, never more often (no collection spiral).
-const MinGCPercent = 100
+// MinGCPercent is the least headroom the tuner leaves: a heap whose live
+// part outgrows the target may still grow half as much again before a
+// collection (Go's default is as much again), so collections never come
+// back to back however large the live heap (no collection spiral, as a
+// hard memory limit would have).
+const MinGCPercent = 50
 
 // gcTuner keeps the heap goal near a target: after every collection it
 // sets the GC percent so that live × (1 + percent/100) is the target,
 // within MinGCPercent..DefaultGCPercent. A small heap gets the cheap
-// collector (400) up to the target, a large one Go's default (100), and
+// collector (400) up to the target, a large one half its size again, and
 // resident memory follows the target rather than five times the live
 // heap (issue 19's memory goal, docs/benchmarks.md).
 type gcTuner struct {

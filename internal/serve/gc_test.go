@@ -48,13 +48,13 @@ func TestGCPercentFor(t *testing.T) {
 		live, target uint64
 		want         int
 	}{
-		{live: 8 * mib, target: 64 * mib, want: 400},   // small heap: the cheap collector, goal 40 MiB
-		{live: 16 * mib, target: 64 * mib, want: 300},  // goal exactly the target
-		{live: 20 * mib, target: 64 * mib, want: 220},  // goal 64 MiB
-		{live: 32 * mib, target: 64 * mib, want: 100},  // half the target: Go's default
-		{live: 50 * mib, target: 64 * mib, want: 100},  // never below Go's default
-		{live: 200 * mib, target: 64 * mib, want: 100}, // past the target
-		{live: 0, target: 64 * mib, want: 100},
+		{live: 8 * mib, target: 48 * mib, want: 400},  // small heap: the cheap collector, goal 40 MiB
+		{live: 12 * mib, target: 48 * mib, want: 300}, // goal exactly the target
+		{live: 20 * mib, target: 48 * mib, want: 140}, // goal 48 MiB
+		{live: 32 * mib, target: 48 * mib, want: 50},  // two thirds of the target: the floor
+		{live: 40 * mib, target: 48 * mib, want: 50},  // never below the floor
+		{live: 200 * mib, target: 48 * mib, want: 50}, // past the target
+		{live: 0, target: 48 * mib, want: 50},
 	} {
 		if got := gcPercentFor(tc.live, tc.target); got != tc.want {
 			t.Errorf("gcPercentFor(%d MiB, %d MiB) = %d, want %d", tc.live/mib, tc.target/mib, got, tc.want)
@@ -63,7 +63,7 @@ func TestGCPercentFor(t *testing.T) {
 }
 
 // The tuner follows the live heap after each collection: with a live
-// heap of about 40 MiB and a 64 MiB target it sets Go's default; when
+// heap of about 40 MiB and a 48 MiB target it sets the floor; when
 // that heap is dropped it goes back to DefaultGCPercent; stopped, it
 // leaves the percent alone.
 func TestGCTunerFollowsLiveHeap(t *testing.T) {
@@ -71,7 +71,7 @@ func TestGCTunerFollowsLiveHeap(t *testing.T) {
 	os.Unsetenv("GOGC")
 	t.Setenv("GOGC", "")
 	os.Unsetenv("GOGC")
-	stop, _ := tuneGC(64 << 20)
+	stop, _ := tuneGC(48 << 20)
 	defer stop()
 	percent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
 	waitFor := func(want int) {
