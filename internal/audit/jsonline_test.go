@@ -43,18 +43,6 @@ func TestAppendDecisionJSONMatchesMarshal(t *testing.T) {
 	}
 }
 
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range jsonStringSeeds {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want, _ := json.Marshal(s)
-		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
-			t.Errorf("%q:\n got %s\nwant %s", s, got, want)
-		}
-	})
-}
-
 // TestAppendEventJSONMatchesMarshal: the embedded store's hand-written
 // encoding of an Event is byte for byte json.Marshal's, masks (sorted
 // keys, omitted when empty), floats and the truncated flag included.

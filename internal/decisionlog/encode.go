@@ -8,10 +8,10 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/airlock-mcp/airlock/internal/identity"
+	"github.com/airlock-mcp/airlock/internal/jsontext"
 	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/policy"
 )
@@ -530,66 +530,5 @@ func appendCompactJSON(b []byte, raw []byte) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// jsonSafe[c] is true for the ASCII bytes encoding/json writes as they
-// are in a string (its htmlSafeSet): printable, not ", \, <, >, &.
-var jsonSafe = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
-// appendString appends s quoted exactly as encoding/json does:
-// \" \\ \n \r \t \b \f, other control bytes and <, >, & as \u00XX,
-// invalid UTF-8 as \ufffd, and U+2028/U+2029 escaped. (The same as
-// internal/audit's appendJSONString, which this package may not import.)
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if jsonSafe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// appendString appends s quoted as json.Marshal quotes it.
+func appendString(b []byte, s string) []byte { return jsontext.AppendQuoted(b, s) }

@@ -1,8 +1,9 @@
 // Package jsontext holds the JSON string-content helpers that airlock's
-// two hand-written JSON readers share: the MCP request scanner
-// (internal/mcp) and the masking engine (internal/mask). Both read JSON
-// in one pass for speed and safety, and must decode string escapes exactly
-// as encoding/json does.
+// hand-written JSON readers and writers share: the MCP request scanner
+// (internal/mcp) and the masking engine (internal/mask) read JSON in one
+// pass for speed and safety, and must decode string escapes exactly as
+// encoding/json does; the audit store and the decision log write records
+// that must be byte for byte what json.Marshal writes (AppendQuoted).
 package jsontext
 
 import (
@@ -81,4 +82,69 @@ func AppendUnescaped(dst, raw []byte) []byte {
 		i += 2
 	}
 	return dst
+}
+
+const hexDigits = "0123456789abcdef"
+
+// quoteSafe[c] is true for the ASCII bytes encoding/json writes as they
+// are in a string (its htmlSafeSet): printable, not ", \, <, >, &.
+var quoteSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// AppendQuoted appends s quoted exactly as encoding/json.Marshal quotes a
+// string: \" \\ \n \r \t \b \f, other control bytes and <, >, & as
+// \u00XX, invalid UTF-8 as \ufffd, and U+2028/U+2029 escaped.
+func AppendQuoted(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if quoteSafe[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
