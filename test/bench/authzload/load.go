@@ -47,6 +47,25 @@ func (l Load) validate() error {
 // soon as the last one is answered, and measures throughput and latency of
 // the answers that arrive in the window after the warm-up.
 func ClosedLoop(ctx context.Context, conns []*grpc.ClientConn, w *Workload, exp Expect, l Load, m meter) Phase {
+	return runClosedLoop(ctx, "closed", len(conns), l, m, func(id int) func(context.Context) error {
+		conn := conns[id%len(conns)]
+		resp := &authv3.CheckResponse{}
+		buf := make([]byte, 0, 4096)
+		// Workers start at different places in the pool.
+		next := id * len(w.Items) / l.Concurrency
+		return func(ctx context.Context) error {
+			it := &w.Items[next%len(w.Items)]
+			next++
+			return call(ctx, conn, w.encode(it, buf), it, resp, exp)
+		}
+	})
+}
+
+// runClosedLoop runs l.Concurrency workers, each calling its do (made by
+// worker(id)) again as soon as the last call returned, until the window
+// after the warm-up ends, and makes the phase (mode, over conns
+// connections) of the calls answered in that window.
+func runClosedLoop(ctx context.Context, mode string, conns int, l Load, m meter, worker func(id int) func(context.Context) error) Phase {
 	start := time.Now()
 	win := window{start.Add(l.Warmup), start.Add(l.Warmup + l.Duration)}
 	cpu := measureCPU(m, win)
@@ -57,21 +76,14 @@ func ClosedLoop(ctx context.Context, conns []*grpc.ClientConn, w *Workload, exp 
 	var wg sync.WaitGroup
 	for id := range l.Concurrency {
 		wg.Go(func() {
-			conn := conns[id%len(conns)]
-			resp := &authv3.CheckResponse{}
-			buf := make([]byte, 0, 4096)
+			do := worker(id)
 			samples := make([]int64, 0, 4096)
-			// Workers start at different places in the pool.
-			next := id * len(w.Items) / l.Concurrency
 			for {
-				it := &w.Items[next%len(w.Items)]
-				next++
-				raw := w.encode(it, buf)
 				t0 := time.Now()
 				if !t0.Before(win.end) {
 					break
 				}
-				err := call(ctx, conn, raw, it, resp, exp)
+				err := do(ctx)
 				t1 := time.Now()
 				if err != nil {
 					errs.add(err)
@@ -91,7 +103,7 @@ func ClosedLoop(ctx context.Context, conns []*grpc.ClientConn, w *Workload, exp 
 	all := merge(lat)
 	n, samples := errs.result()
 	p := Phase{
-		Mode: "closed", Concurrency: l.Concurrency, Conns: len(conns),
+		Mode: mode, Concurrency: l.Concurrency, Conns: conns,
 		Seconds: l.Duration.Seconds(), Requests: len(all), RPS: round1(float64(len(all)) / l.Duration.Seconds()),
 		Errors: n, ErrorSamples: samples, Latency: percentiles(all),
 	}

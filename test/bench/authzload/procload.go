@@ -8,8 +8,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	procmodev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -250,48 +248,9 @@ func runExchange(ctx context.Context, c *grpc.ClientConn, x *exchangeMsgs, resp 
 // exchange, and measures exchanges per second, their latency and the CPU
 // per exchange in the window after the warm-up.
 func ProcClosedLoop(ctx context.Context, conns []*grpc.ClientConn, x *exchangeMsgs, exp procExpect, l Load, m meter) Phase {
-	start := time.Now()
-	win := window{start.Add(l.Warmup), start.Add(l.Warmup + l.Duration)}
-	cpu := measureCPU(m, win)
-	ctx, cancel := context.WithDeadline(ctx, win.end.Add(l.CallTimeout))
-	defer cancel()
-	var errs errorLog
-	lat := make([][]int64, l.Concurrency)
-	var wg sync.WaitGroup
-	for id := range l.Concurrency {
-		wg.Go(func() {
-			conn := conns[id%len(conns)]
-			resp := &extprocv3.ProcessingResponse{}
-			samples := make([]int64, 0, 1024)
-			for {
-				t0 := time.Now()
-				if !t0.Before(win.end) {
-					break
-				}
-				err := runExchange(ctx, conn, x, resp, exp)
-				t1 := time.Now()
-				if err != nil {
-					errs.add(err)
-					if ctx.Err() != nil {
-						break
-					}
-					continue
-				}
-				if win.contains(t1) {
-					samples = append(samples, int64(t1.Sub(t0)))
-				}
-			}
-			lat[id] = samples
-		})
-	}
-	wg.Wait()
-	all := merge(lat)
-	n, samples := errs.result()
-	p := Phase{
-		Mode: procMode(x.kind), Concurrency: l.Concurrency, Conns: len(conns),
-		Seconds: l.Duration.Seconds(), Requests: len(all), RPS: round1(float64(len(all)) / l.Duration.Seconds()),
-		Errors: n, ErrorSamples: samples, Latency: percentiles(all),
-	}
-	p.setCPU(cpu())
-	return p
+	return runClosedLoop(ctx, procMode(x.kind), len(conns), l, m, func(id int) func(context.Context) error {
+		conn := conns[id%len(conns)]
+		resp := &extprocv3.ProcessingResponse{}
+		return func(ctx context.Context) error { return runExchange(ctx, conn, x, resp, exp) }
+	})
 }
