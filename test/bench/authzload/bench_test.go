@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -45,43 +44,15 @@ const benchLiveGrants = 10000
 // built-ins and a file grant store holding benchLiveGrants live grants.
 func writeFullConfig(tb testing.TB, dir, issuerURL string, au benchAudit) string {
 	tb.Helper()
-	pol, err := filepath.Abs(repoPolicies)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	grantsDir := filepath.Join(dir, "grants")
 	grantstest.WriteLive(tb, grantsDir, benchLiveGrants, benchTarget, issuerURL)
-	auditYAML := fmt.Sprintf("{embedded: {dir: %q}}", filepath.Join(dir, "audit"))
+	c := serveConfig{Dir: dir, Authz: "127.0.0.1:0", IssuerURL: issuerURL, PolicyDir: repoPolicies, Full: true, GrantsDir: grantsDir}
 	if au == auditSpool {
 		// Port 1 on loopback: refused at once, rows stay in the spool.
-		auditYAML = fmt.Sprintf("{clickhouse: {addr: \"127.0.0.1:1\", dial_timeout: 1s}, spool: {dir: %q}}", filepath.Join(dir, "spool"))
+		c.ClickHouse, c.Database = "127.0.0.1:1", "airlock"
 	}
-	src := fmt.Sprintf(`# issue 19's default configuration, for the in-process benchmarks
-public_url: %s
-listen: {authz: "127.0.0.1:0", http: "", proc: "", xds: ""}
-issuers:
-  - name: okta
-    url: %s
-    audiences: [api://default]
-targets:
-  - name: %s
-    upstream: http://127.0.0.1:1/mcp
-    scopes_required: [%s]
-    credential: {prefix: "Bearer ", env: %s}
-    masking_profile: bench
-masking:
-  profiles:
-    - name: bench
-      extends: default
-      keys: [password, client_secret]
-policy: {dir: %q}
-grants: {dir: %q}
-audit: %s
-decision_log: {sink: file, path: %q}
-log: {level: error}
-`, benchPublic, issuerURL, benchTarget, benchScope, credentialEnv, pol, grantsDir, auditYAML, filepath.Join(dir, "decisions.jsonl"))
-	path := filepath.Join(dir, "airlock.yaml")
-	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+	path, err := c.write()
+	if err != nil {
 		tb.Fatal(err)
 	}
 	return path
