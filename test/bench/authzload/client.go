@@ -43,15 +43,18 @@ func (wireCodec) Unmarshal(data []byte, v any) error {
 
 func (wireCodec) Name() string { return "proto" }
 
+// closeConns closes every connection of conns.
+func closeConns(conns []*grpc.ClientConn) {
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
 // dial opens n separate HTTP/2 connections to addr (as several Envoy
 // workers would) and waits until each is ready.
 func dial(ctx context.Context, addr string, n int) ([]*grpc.ClientConn, error) {
 	conns := make([]*grpc.ClientConn, 0, n)
-	closeAll := func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}
+	closeAll := func() { closeConns(conns) }
 	for range n {
 		c, err := grpc.NewClient(addr,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),

@@ -58,11 +58,7 @@ func dialTest(t testing.TB, addr string, n int) []*grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	})
+	t.Cleanup(func() { closeConns(conns) })
 	return conns
 }
 

@@ -287,9 +287,7 @@ func (b *bench) start(ctx context.Context, name string) (t *running, conns []*gr
 		return nil, nil, 0, nil, err
 	}
 	stop = func() {
-		for _, c := range conns {
-			c.Close()
-		}
+		closeConns(conns)
 		if t.proc != nil {
 			t.proc.stop(10 * time.Second)
 		}
@@ -381,11 +379,7 @@ func (b *bench) runProc(ctx context.Context, t *running, r *TargetResult, round,
 	if err != nil {
 		return t.fail(fmt.Errorf("ext_proc: %w", err))
 	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	defer closeConns(conns)
 	profile := "default"
 	if b.f.full {
 		profile = benchMaskingProfile
@@ -426,11 +420,7 @@ func (b *bench) runMemPhase(ctx context.Context, t *running, r *TargetResult, ro
 	if err != nil {
 		return t.fail(fmt.Errorf("ext_proc: %w", err))
 	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	defer closeConns(conns)
 	b.logf("%s: round %d/%d, memory with %d open MCP streams (%d live grants)", t.name, round, b.f.rounds, b.f.streams, b.liveGrants())
 	m, err := runMem(ctx, memLoad{authz: authz, proc: conns, work: t.work, exp: t.exp, streams: b.f.streams,
 		parallel: 32, timeout: 2 * time.Minute, pid: pid})
