@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -126,6 +127,7 @@ func (sh *shipper) readLoop() {
 		queue      []segmentInfo
 		consumed   []segmentInfo // read whole since the last job
 		sc         scratch
+		readBuf    []byte // the segment being read; reused
 	)
 	// flush hands b and the consumed segments to the sender; false means stop.
 	flush := func() bool {
@@ -193,7 +195,8 @@ func (sh *shipper) readLoop() {
 		}
 		seg := queue[0]
 		queue = queue[1:]
-		data, err := os.ReadFile(seg.path)
+		data, err := readSegment(seg.path, readBuf)
+		readBuf = data[:0]
 		if err != nil {
 			sh.log.Error("audit spool: reading segment failed; skipping it", "file", seg.path, "err", err)
 			if errors.Is(err, fs.ErrNotExist) {
@@ -228,7 +231,10 @@ func (sh *shipper) readLoop() {
 			sh.log.Warn("audit spool: skipped a torn or corrupt tail (left by a crash)", "file", seg.path, "bytes", dropped, "records_read", len(payloads))
 		}
 		for _, p := range payloads {
-			r, err := decodeRecord(p, true, &sc)
+			// Copied out (not aliased): the batch then keeps its rows
+			// alive, not every segment they came from, and the segment's
+			// buffer is read into again.
+			r, err := decodeRecord(p, false, &sc)
 			if err != nil {
 				sh.m.corruptBytes(len(p))
 				sh.log.Error("audit spool: undecodable record skipped", "file", seg.path, "err", err)
@@ -253,6 +259,28 @@ func (sh *shipper) readLoop() {
 // batch_bytes (0: no byte bound).
 func (sh *shipper) full(b *shipBatch) bool {
 	return b.Len() >= sh.batchSize || (sh.batchBytes > 0 && b.bytes >= sh.batchBytes)
+}
+
+// readSegment reads the file at path into buf (grown as needed).
+func readSegment(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return buf[:0], err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return buf[:0], err
+	}
+	n := int(fi.Size())
+	if cap(buf) < n {
+		buf = make([]byte, n, n+n/8)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return buf[:0], err
+	}
+	return buf, nil
 }
 
 // batch waits for an empty batch; nil when the shipper is stopped.
