@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -239,81 +238,6 @@ func (a *Authorizer) Check(ctx context.Context, req *Request) *Result {
 		a.logDecisions(res, took)
 	}
 	return res
-}
-
-// logDecisions hands the decision to the decision log: one record per
-// policy evaluation it rests on (a batch: one per message, message i > 0
-// as "<decision id>.<i>", as in the audit), or one without input and
-// result for a decision made before policy.
-func (a *Authorizer) logDecisions(r *Result, took time.Duration) {
-	e := decisionlog.Entry{
-		DecisionID: r.DecisionID, Time: a.now(), Outcome: string(r.Outcome), Status: r.Status, Reason: r.Reason,
-		PolicyVersion: r.policyVer, Target: r.target, XRequestID: r.xRequestID, TraceID: r.traceID, SpanID: r.spanID, Duration: took,
-	}
-	if len(r.evals) == 0 {
-		a.decisions.Log(e)
-		return
-	}
-	for i := range r.evals {
-		d := e
-		if i > 0 {
-			d.DecisionID = r.DecisionID + "." + strconv.Itoa(i)
-		}
-		if i < len(r.verdicts) {
-			d.Outcome, d.Reason = string(r.verdicts[i].Outcome), r.verdicts[i].Reason
-		}
-		d.Input, d.Result = r.evals[i].in, &r.evals[i].d
-		if v := r.evals[i].d.PolicyVersion; v != "" {
-			d.PolicyVersion = v
-		}
-		a.decisions.Log(d)
-	}
-}
-
-// record sends the decision to the audit trail (never the token or the
-// arguments: those are in the masked message record). A batch gets one
-// record per message: the first carries the decision id, message i > 0
-// carries "<decision id>.<i>" (records with the same id and time would be
-// folded by the store), each with its own method, tool, JSON-RPC id and,
-// when the batch was decided message by message, its own outcome and
-// reason.
-func (a *Authorizer) record(r *Result, took time.Duration) {
-	base := audit.Decision{
-		DecisionID: r.DecisionID, Time: a.now(), Target: r.target, Outcome: string(r.Outcome),
-		Reason: r.Reason, Status: r.Status, LatencyUS: took.Microseconds(), GrantID: r.grant, PolicyVersion: r.policyVer,
-		RequestID: r.requestID, TraceID: r.traceID,
-	}
-	if p := r.principal; p != nil {
-		base.Principal, base.ClientID, base.Issuer = p.Subject, p.ClientID, p.Issuer
-	}
-	c := r.call
-	if c == nil || len(c.Messages) == 0 {
-		if c != nil {
-			base.SessionID = c.SessionID
-		} else {
-			base.SessionID, base.JSONRPCID = r.sessionID, string(r.rpcID)
-		}
-		a.recordOne(&base)
-		return
-	}
-	base.SessionID = c.SessionID
-	for i, m := range c.Messages {
-		d := base
-		if i > 0 {
-			d.DecisionID = r.DecisionID + "." + strconv.Itoa(i)
-		}
-		d.Method, d.Tool, d.JSONRPCID = m.Method, m.Subject(), string(m.ID)
-		if i < len(r.verdicts) {
-			d.Outcome, d.Reason = string(r.verdicts[i].Outcome), r.verdicts[i].Reason
-		}
-		a.recordOne(&d)
-	}
-}
-
-func (a *Authorizer) recordOne(d *audit.Decision) {
-	if err := a.audit.Record(d); err != nil {
-		a.log.Error("audit refused a decision", "decision_id", d.DecisionID, "error", err)
-	}
 }
 
 func (a *Authorizer) check(ctx context.Context, req *Request) *Result {
@@ -588,15 +512,6 @@ func newDecisionID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func bearer(h string) (string, bool) {
-	const p = "bearer "
-	if len(h) <= len(p) || !strings.EqualFold(h[:len(p)], p) {
-		return "", false
-	}
-	tok := strings.TrimSpace(h[len(p):])
-	return tok, tok != ""
-}
-
 func pathOnly(p string) string {
 	if i := strings.IndexByte(p, '?'); i >= 0 {
 		p = p[:i]
@@ -607,78 +522,11 @@ func pathOnly(p string) string {
 	return p
 }
 
-func missingScopes(required, have []string) []string {
-	var missing []string
-	for _, r := range required {
-		found := false
-		for _, h := range have {
-			if h == r {
-				found = true
-				break
-			}
-		}
-		if !found {
-			missing = append(missing, r)
-		}
-	}
-	return missing
-}
-
-// IssuerAudienceVerifier is a Verifier that can also accept the token
-// issuer's own audiences (identity.Verifier's VerifyFor). Only a target
-// with accept_issuer_audiences asks for them; with a Verifier that cannot,
-// such a target accepts its resource URI alone (fail closed).
-type IssuerAudienceVerifier interface {
-	VerifyFor(ctx context.Context, raw string, audiences []string, issuerAudiences bool) (*identity.Principal, error)
-}
-
-// verify checks the token for target t: its resource URI, and the
-// issuer-level audiences only when t opts in.
-func (a *Authorizer) verify(ctx context.Context, t *target, raw string) (*identity.Principal, error) {
-	if t.issuerAudiences {
-		if v, ok := a.verifier.(IssuerAudienceVerifier); ok {
-			return v.VerifyFor(ctx, raw, t.audiences, true)
-		}
-	}
-	return a.verifier.Verify(ctx, raw, t.audiences)
-}
-
 // reasonNotForResource is what a caller whose token is for another
 // resource, from another issuer or with unexpected claims is told: which
 // issuers and audiences are accepted is configuration it need not learn
 // (the Protected Resource Metadata publishes what clients need).
 const reasonNotForResource = "the token is not valid for this resource"
-
-// publicReason is the coarse reason a rejected token's caller is told;
-// the verifier's precise one (safeReason) goes to the log and the audit.
-func publicReason(err error) string {
-	switch identity.ReasonOf(err) {
-	case identity.ReasonMissingToken:
-		return "no bearer token in the Authorization header"
-	case identity.ReasonMalformed:
-		return "the token is malformed"
-	case identity.ReasonExpired:
-		return "the token has expired"
-	case identity.ReasonNotYetValid:
-		return "the token is not yet valid"
-	case identity.ReasonBadSignature, identity.ReasonUnsupportedAlgorithm:
-		return "the token's signature could not be verified"
-	case identity.ReasonIssuerUnavailable:
-		return "the token could not be verified now; retry later"
-	default: // unknown issuer, wrong audience, invalid claims, anything new
-		return reasonNotForResource
-	}
-}
-
-// safeReason is the verifier's explanation, which identity guarantees holds
-// no token material.
-func safeReason(err error) string {
-	var ie *identity.Error
-	if errors.As(err, &ie) {
-		return ie.Error()
-	}
-	return "the token could not be verified"
-}
 
 // enter counts a Check in flight until the returned func is called. A
 // Check that arrives with the Checks in flight at the size of Envoy's
