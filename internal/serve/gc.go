@@ -48,12 +48,14 @@ func gcPercentFor(live, target uint64) int {
 	return int(min(max(p, MinGCPercent), DefaultGCPercent))
 }
 
-// tuneGC sets the collector's policy for `airlock serve` and returns a
-// function that stops tuning, and the percent in force: the operator's
-// GOGC if set (nothing tuned then), else DefaultGCPercent until the first
-// collection, after which the tuner follows the live heap toward target
-// bytes (0: no target, DefaultGCPercent always).
-func tuneGC(target uint64) (stop func(), percent int) {
+// TuneGC sets the collector's policy for `airlock serve` (Run calls it;
+// an in-process Start, as the benchmarks run, calls it to pay the same
+// collector) and returns a function that stops tuning, and the percent in
+// force: the operator's GOGC if set (nothing tuned then), else
+// DefaultGCPercent until the first collection, after which the tuner
+// follows the live heap toward target bytes (0: no target,
+// DefaultGCPercent always).
+func TuneGC(target uint64) (stop func(), percent int) {
 	if _, set := os.LookupEnv("GOGC"); set {
 		p := debug.SetGCPercent(100)
 		debug.SetGCPercent(p)

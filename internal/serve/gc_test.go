@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// tuneGC sets airlock's default unless GOGC says otherwise.
+// TuneGC sets airlock's default unless GOGC says otherwise.
 func TestTuneGC(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	for _, tc := range []struct {
@@ -31,10 +31,10 @@ func TestTuneGC(t *testing.T) {
 				debug.SetGCPercent(150)
 			}
 		}
-		stop, got := tuneGC(0)
+		stop, got := TuneGC(0)
 		stop()
 		if got != tc.want {
-			t.Errorf("GOGC=%q (set %v): tuneGC() = %d, want %d", tc.env, tc.set, got, tc.want)
+			t.Errorf("GOGC=%q (set %v): TuneGC() = %d, want %d", tc.env, tc.set, got, tc.want)
 		}
 		if got := debug.SetGCPercent(100); got != tc.want {
 			t.Errorf("GOGC=%q: percent in force %d, want %d", tc.env, got, tc.want)
@@ -71,7 +71,7 @@ func TestGCTunerFollowsLiveHeap(t *testing.T) {
 	os.Unsetenv("GOGC")
 	t.Setenv("GOGC", "")
 	os.Unsetenv("GOGC")
-	stop, _ := tuneGC(48 << 20)
+	stop, _ := TuneGC(48 << 20)
 	defer stop()
 	percent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
 	waitFor := func(want int) {

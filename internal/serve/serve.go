@@ -472,7 +472,7 @@ const streamWorkers = 128
 
 // Run starts the gateway and serves until ctx ends or a service fails.
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {
-	stopGC, gc := tuneGC(uint64(max(cfg.Limits.HeapTargetBytes, 0)))
+	stopGC, gc := TuneGC(uint64(max(cfg.Limits.HeapTargetBytes, 0)))
 	defer stopGC()
 	if opts.Logger != nil {
 		opts.Logger.Debug("garbage collector", "gc_percent", gc, "heap_target_bytes", cfg.Limits.HeapTargetBytes)

@@ -73,12 +73,13 @@ func startFullGateway(tb testing.TB, iss *oidcissuer.Issuer, au benchAudit) *ser
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// The collector's target `airlock serve` runs with (serve.Run sets it;
-	// serve.Start does not), unless GOGC is set.
-	if _, set := os.LookupEnv("GOGC"); !set {
-		prev := debug.SetGCPercent(serve.DefaultGCPercent)
-		tb.Cleanup(func() { debug.SetGCPercent(prev) })
-	}
+	// The collector's policy `airlock serve` runs with (serve.Run sets it,
+	// serve.Start does not): the heap target of the config, unless GOGC
+	// is set.
+	prev := debug.SetGCPercent(100)
+	debug.SetGCPercent(prev)
+	stopGC, _ := serve.TuneGC(uint64(max(cfg.Limits.HeapTargetBytes, 0)))
+	tb.Cleanup(func() { stopGC(); debug.SetGCPercent(prev) })
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
