@@ -39,6 +39,7 @@ import (
 	"github.com/airlock-mcp/airlock/internal/decisionlog"
 	"github.com/airlock-mcp/airlock/internal/grants"
 	"github.com/airlock-mcp/airlock/internal/grants/pgstore"
+	"github.com/airlock-mcp/airlock/internal/grpcwire"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/meta"
@@ -424,7 +425,9 @@ func (g *Gateway) serveGRPC(name, field, addr string, maxRecv int, before func()
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
 	if name == "ext_authz" || name == "ext_proc" {
-		opts = append(opts, grpc.NumStreamWorkers(streamWorkers))
+		// Envoy's filters: the request path. Messages there may encode
+		// and decode themselves (grpcwire); the rest stay protobuf's.
+		opts = append(opts, grpc.NumStreamWorkers(streamWorkers), grpcwire.ServerOption())
 	}
 	if g.creds != nil {
 		opts = append(opts, grpc.Creds(g.creds))
