@@ -37,6 +37,11 @@ type Options struct {
 	Dir string
 	// StartTimeout bounds each start. Default 60s.
 	StartTimeout time.Duration
+	// Nice, when above 0, runs the server (every thread of it) at that
+	// nice level: a benchmark that shares its cores with this server
+	// lets it ingest without landing its inserts and merges on the
+	// measured processes, as a ClickHouse on its own hosts would.
+	Nice int
 }
 
 // Server is a running (or stopped) ClickHouse.
@@ -45,6 +50,7 @@ type Server struct {
 	dir      string
 	ownDir   bool
 	timeout  time.Duration
+	nice     int
 	tcpPort  int
 	httpPort int
 	// interserverPort serves replicas fetching parts (cluster only).
@@ -77,7 +83,7 @@ func prepare(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{bin: bin, dir: opts.Dir, timeout: opts.StartTimeout}
+	s := &Server{bin: bin, dir: opts.Dir, timeout: opts.StartTimeout, nice: opts.Nice}
 	if s.timeout <= 0 {
 		s.timeout = 60 * time.Second
 	}
@@ -161,7 +167,12 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.bin, "--config-file="+filepath.Join(s.dir, "config.xml"))
+	args := []string{s.bin, "--config-file=" + filepath.Join(s.dir, "config.xml")}
+	if s.nice > 0 {
+		// nice(1) execs the server in place: the pid stays the server's.
+		args = append([]string{"nice", "-n", strconv.Itoa(s.nice)}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

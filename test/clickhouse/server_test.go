@@ -1,9 +1,12 @@
 package clickhouse
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +135,48 @@ func TestCluster(t *testing.T) {
 	}
 	if got := query(t, c.Nodes[1].Addr(), "SELECT toString(count()) FROM x.t"); got != "1" {
 		t.Fatalf("distributed: got %q, want 1", got)
+	}
+}
+
+// TestNice: with Options.Nice every thread of the server runs at that
+// nice level (nice(1) execs the server, so the threads it starts inherit
+// it), and Pid is still the server's.
+func TestNice(t *testing.T) {
+	s, err := Start(context.Background(), Options{Nice: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v := query(t, s.Addr(), "SELECT version()"); v == "" {
+		t.Fatal("empty version")
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", s.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(string(comm), "nice") {
+		t.Fatalf("Pid %d is nice(1), not the server", s.Pid())
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", s.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) < 2 {
+		t.Fatalf("server has %d threads; want its worker threads too", len(tasks))
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", s.Pid(), task.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		// Fields after the command (which may hold spaces): state is
+		// field 3, nice is field 19.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 17 {
+			t.Fatalf("thread %s: short stat %q", task.Name(), stat)
+		}
+		if f[16] != "7" {
+			t.Errorf("thread %s: nice %s, want 7", task.Name(), f[16])
+		}
 	}
 }
