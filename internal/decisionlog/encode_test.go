@@ -3,10 +3,18 @@ package decisionlog
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/airlock-mcp/airlock/internal/identity"
+	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/policy"
 )
 
@@ -218,4 +226,122 @@ func TestEncodeCleanHeaderCache(t *testing.T) {
 			t.Fatalf("record %d: %v, %s", i, err, b)
 		}
 	}
+}
+
+// realisticEntries are n decisions as the gateway logs them under the
+// load driver (test/bench/authzload's EnvoyCheckRequest): the request's
+// 15 headers (pseudo-headers and authorization included) with a new
+// x-request-id, session id and content length on every call, an MCP
+// tools/call with its arguments, the verifier's cached principal (one
+// shared claims map), no grants.
+func realisticEntries(n int) []Entry {
+	pr := &identity.Principal{Issuer: "https://idp.bench", Subject: "user-7", ClientID: "agent-7", Scopes: []string{"mcp", "repo"},
+		Groups: []string{"eng", "payments"}, Audience: []string{"https://gw.bench/mcp/github"}, Expiry: time.Unix(1_900_000_000, 0).UTC(),
+		Claims: map[string]any{"iss": "https://idp.bench", "sub": "user-7", "aud": "https://gw.bench/mcp/github", "exp": 1.9e9,
+			"iat": 1.8e9, "scope": "mcp repo", "client_id": "agent-7", "groups": []any{"eng", "payments"}}}
+	es := make([]Entry, n)
+	for i := range es {
+		reqID := fmt.Sprintf("6f1e0c2a-4b8e-4e1a-9a53-%012d", i)
+		args := fmt.Sprintf(`{"owner":"acme","repo":"payments-%d","query":"is:open label:bug sort:updated-desc","perPage":20,"after":"c%011d"}`, i%50, i)
+		body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"search_issues","arguments":%s}}`, 1_000_000_000+i, args)
+		in := &policy.Input{
+			Principal: pr,
+			Target:    policy.TargetInput{Name: "github", Resource: "https://gw.bench/mcp/github", ScopesRequired: []string{"mcp"}},
+			MCP: policy.MessageInput{Method: "tools/call", Kind: "request", ID: json.RawMessage(strconv.Itoa(1_000_000_000 + i)),
+				Tool: "search_issues", Arguments: json.RawMessage(args), ProtocolVersion: "2025-06-18", SessionID: fmt.Sprintf("8d3c2a91f0e1%06x%06d", 0xabcdef, i%997)},
+			Request: policy.RequestInput{Method: "POST", Path: "/mcp/github", Host: "gw.bench", Headers: map[string]string{
+				":authority": "gw.bench", ":method": "POST", ":path": "/mcp/github", ":scheme": "https",
+				"authorization":             "Bearer eyJhbGciOiJFUzI1NiIsImtpZCI6ImJlbmNoIn0.eyJzdWIiOiJ1c2VyLTcifQ.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU",
+				"accept":                    "application/json, text/event-stream",
+				"content-type":              "application/json",
+				"content-length":            strconv.Itoa(len(body)),
+				"mcp-protocol-version":      "2025-06-18",
+				"mcp-session-id":            fmt.Sprintf("8d3c2a91f0e1%06x%06d", 0xabcdef, i%997),
+				"user-agent":                "claude-code/2.1.3 (mcp-client)",
+				"x-forwarded-for":           "10.20.3.41",
+				"x-forwarded-proto":         "https",
+				"x-request-id":              reqID,
+				"x-envoy-auth-partial-body": "false",
+			}},
+			Time: time.Unix(1_800_000_000, int64(i)).UTC(),
+		}
+		d := policy.Decision{Outcome: "allow", Reason: "allowed by rule github.read", Record: true, PolicyVersion: "rev-1"}
+		es[i] = Entry{DecisionID: fmt.Sprintf("01JD%022d", i), Time: time.Unix(1_800_000_000, int64(i)), Input: in, Result: &d,
+			Outcome: "allow", Status: 200, PolicyVersion: "rev-1", Target: "github", XRequestID: reqID,
+			TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", Duration: 41 * time.Microsecond}
+	}
+	return es
+}
+
+// TestEncodeRealistic: the realistic records are json.Marshal's bytes,
+// with the caches cold and warm.
+func TestEncodeRealistic(t *testing.T) {
+	for _, l := range []*Logger{encodeLogger(), benchLogger(t)} {
+		es := realisticEntries(64)
+		for range 2 {
+			for i := range es {
+				checkEncode(t, l, &es[i])
+			}
+		}
+	}
+}
+
+// benchLogger is encodeLogger with the load driver's masking profile
+// (test/bench/authzload: "default" with two more keys).
+func benchLogger(tb testing.TB) *Logger {
+	p, err := mask.Compile(mask.ProfileConfig{Name: "bench", Extends: "default", Keys: []string{"password", "client_secret"}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l := encodeLogger()
+	l.opts.Profiles = func(string) *mask.Profile { return p }
+	return l
+}
+
+// BenchmarkEncodeRealistic: the worker's encoding of a realistic record
+// (realisticEntries: every call new), caches warm as under load.
+func BenchmarkEncodeRealistic(b *testing.B) {
+	l := benchLogger(b)
+	es := realisticEntries(4096)
+	var buf []byte
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		var err error
+		if buf, err = l.appendEncoded(buf[:0], &es[i%len(es)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkSendFile: the worker's whole send of a batch of 100 realistic
+// records to the file sink (encoding, lines, write); per record.
+func BenchmarkSendFile(b *testing.B) {
+	f, err := os.OpenFile(filepath.Join(b.TempDir(), "decisions.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	l := benchLogger(b)
+	l.sink = &lineSink{w: f}
+	l.cfg.BatchSize = 100
+	l.log = slog.New(slog.DiscardHandler)
+	l.written = prometheus.NewCounter(prometheus.CounterOpts{Name: "w"})
+	l.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "d"}, []string{"reason"})
+	l.batches = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b"}, []string{"result"})
+	es := realisticEntries(4096)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i+100 > len(es) {
+			i = 0
+			if err := f.Truncate(0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		l.send(es[i : i+100])
+		i += 100
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/record")
 }
