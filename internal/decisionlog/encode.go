@@ -47,7 +47,7 @@ func (l *Logger) appendEncoded(b []byte, e *Entry) ([]byte, error) {
 func (l *Logger) appendRecord(b []byte, e *Entry) ([]byte, bool) {
 	p := l.profile(e.Target)
 	b = append(b, `{"labels":`...)
-	b = appendStringMap(b, l.labels, nil)
+	b = appendStringMap(b, l.labels)
 	b = append(b, `,"decision_id":`...)
 	b = appendString(b, e.DecisionID)
 	if e.TraceID != "" {
@@ -164,12 +164,7 @@ func (l *Logger) appendInput(b []byte, in *policy.Input, p *mask.Profile) ([]byt
 	b = append(b, `,"host":`...)
 	b = appendString(b, in.Request.Host)
 	b = append(b, `,"headers":`...)
-	b = appendStringMap(b, in.Request.Headers, func(k, v string) (string, bool) {
-		if credentialHeaders[strings.ToLower(k)] || strings.HasPrefix(k, ":") {
-			return "", false
-		}
-		return l.clean.maskText(p, v), true
-	})
+	b = l.appendHeaders(b, in.Request.Headers, p)
 	b = append(b, `},"grants":[`...)
 	for i := range in.Grants {
 		g := &in.Grants[i]
@@ -382,13 +377,79 @@ func (c *principalCache) put(pr *identity.Principal, p *mask.Profile, enc []byte
 	c.mu.Unlock()
 }
 
+// header is one request header kept for the record.
+type header struct{ name, value string }
+
+// appendHeaders appends the request's headers as json.Marshal writes
+// EncodeInput's Request.Headers: credential headers and pseudo-headers
+// left out, the others sorted by name, each value masked with p. The
+// map is read once (no lookup per sorted key) into a scratch array on
+// the stack, the entries left out before sorting.
+func (l *Logger) appendHeaders(b []byte, m map[string]string, p *mask.Profile) []byte {
+	var buf [32]header
+	hs := buf[:0]
+	for k, v := range m {
+		if strings.HasPrefix(k, ":") || isCredentialHeader(k) {
+			continue
+		}
+		hs = append(hs, header{k, v})
+	}
+	if len(hs) <= 24 { // a map's keys are distinct: any order-preserving sort is the sort
+		for i := 1; i < len(hs); i++ {
+			for j := i; j > 0 && hs[j].name < hs[j-1].name; j-- {
+				hs[j], hs[j-1] = hs[j-1], hs[j]
+			}
+		}
+	} else {
+		slices.SortFunc(hs, func(a, b header) int { return strings.Compare(a.name, b.name) })
+	}
+	b = append(b, '{')
+	l.clean.mu.Lock()
+	for i := range hs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, hs[i].name)
+		b = append(b, ':')
+		b = appendString(b, l.clean.maskText(p, hs[i].value))
+	}
+	l.clean.mu.Unlock()
+	return append(b, '}')
+}
+
+// isCredentialHeader is credentialHeaders[strings.ToLower(k)] without
+// the lowering: for an ASCII name, strings.ToLower is ASCII lowering, so
+// a case-insensitive comparison of the same length is the same answer;
+// any other name takes the map's way.
+func isCredentialHeader(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if k[i] >= 0x80 {
+			return credentialHeaders[strings.ToLower(k)]
+		}
+	}
+	switch len(k) {
+	case len("cookie"):
+		return strings.EqualFold(k, "cookie")
+	case len("authorization"):
+		return strings.EqualFold(k, "authorization")
+	case len("proxy-authorization"):
+		return strings.EqualFold(k, "proxy-authorization")
+	}
+	return false
+}
+
 // cleanCache remembers header values the masker left unchanged: the
 // same few (content types, protocol versions, user agents) come with
 // every call. Only values nothing was masked in are kept, so it holds no
-// secret the masker knows; cleared whole when full.
+// secret the masker knows. Two generations of at most cleanCacheSize/2
+// values each: when the current one is full it becomes the old one and
+// the old one is emptied (keeping its memory) to be the current one, a
+// value found in the old generation moves to the current one; so values
+// seen on every call stay while values seen once (request ids) pass
+// through, and no map is allocated again.
 type cleanCache struct {
-	mu sync.Mutex
-	m  map[cleanKey]struct{}
+	mu       sync.Mutex // held by the caller of maskText
+	cur, old map[cleanKey]struct{}
 }
 
 type cleanKey struct {
@@ -397,33 +458,42 @@ type cleanKey struct {
 }
 
 const (
-	cleanCacheSize = 4096
-	cleanMaxLen    = 256 // longer values are masked every time
+	cleanCacheSize = 4096 // both generations together
+	cleanMaxLen    = 256  // longer values are masked every time
 )
 
 // maskText is maskText(p, s), answered from the cache for a value the
-// masker left unchanged before.
+// masker left unchanged before. The caller holds c.mu.
 func (c *cleanCache) maskText(p *mask.Profile, s string) string {
 	if s == "" || len(s) > cleanMaxLen {
 		return maskText(p, s)
 	}
 	k := cleanKey{p, s}
-	c.mu.Lock()
-	_, ok := c.m[k]
-	c.mu.Unlock()
-	if ok {
+	if _, ok := c.cur[k]; ok {
+		return s
+	}
+	if _, ok := c.old[k]; ok {
+		c.add(k)
 		return s
 	}
 	out := maskText(p, s)
 	if out == s {
-		c.mu.Lock()
-		if c.m == nil || len(c.m) >= cleanCacheSize {
-			c.m = make(map[cleanKey]struct{}, 64)
-		}
-		c.m[k] = struct{}{}
-		c.mu.Unlock()
+		c.add(k)
 	}
 	return out
+}
+
+// add puts k in the current generation, turning the generations over
+// when it is full.
+func (c *cleanCache) add(k cleanKey) {
+	if c.cur == nil {
+		c.cur, c.old = make(map[cleanKey]struct{}, cleanCacheSize/2), make(map[cleanKey]struct{}, cleanCacheSize/2)
+	}
+	if len(c.cur) >= cleanCacheSize/2 {
+		clear(c.old)
+		c.cur, c.old = c.old, c.cur
+	}
+	c.cur[k] = struct{}{}
 }
 
 // appendTime appends t quoted as time.Time.MarshalJSON does; false for a
@@ -456,10 +526,9 @@ func appendStrings(b []byte, s []string) []byte {
 }
 
 // appendStringMap appends m as json.Marshal writes a map[string]string
-// (keys sorted, nil: null), each value through fn when fn is given; fn
-// returning false leaves the entry out.
-func appendStringMap(b []byte, m map[string]string, fn func(k, v string) (string, bool)) []byte {
-	if m == nil && fn == nil {
+// (keys sorted, nil: null).
+func appendStringMap(b []byte, m map[string]string) []byte {
+	if m == nil {
 		return append(b, "null"...)
 	}
 	var buf [32]string
@@ -471,20 +540,13 @@ func appendStringMap(b []byte, m map[string]string, fn func(k, v string) (string
 	b = append(b, '{')
 	n := 0
 	for _, k := range keys {
-		v := m[k]
-		if fn != nil {
-			var keep bool
-			if v, keep = fn(k, v); !keep {
-				continue
-			}
-		}
 		if n > 0 {
 			b = append(b, ',')
 		}
 		n++
 		b = appendString(b, k)
 		b = append(b, ':')
-		b = appendString(b, v)
+		b = appendString(b, m[k])
 	}
 	return append(b, '}')
 }
