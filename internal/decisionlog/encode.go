@@ -139,7 +139,7 @@ func (l *Logger) appendInput(b []byte, in *policy.Input, p *mask.Profile) ([]byt
 	b = appendString(b, in.MCP.Kind)
 	b = append(b, `,"id":`...)
 	id := rawOrNull(in.MCP.ID)
-	if !json.Valid(id) {
+	if !plainJSON(id) && !json.Valid(id) {
 		return b, false
 	}
 	b = appendCompactJSON(b, id)
@@ -196,7 +196,7 @@ func (l *Logger) appendInput(b []byte, in *policy.Input, p *mask.Profile) ([]byt
 		b = append(b, '}')
 	}
 	b = append(b, `],"time":{"now":`...)
-	b = appendString(b, in.Time.UTC().Format(time.RFC3339Nano))
+	b = appendTimeString(b, in.Time.UTC())
 	b = append(b, `,"unix_ns":`...)
 	b = strconv.AppendInt(b, in.Time.UnixNano(), 10)
 	return append(b, "}}"...), true
@@ -508,6 +508,49 @@ func appendTime(b []byte, t time.Time) ([]byte, bool) {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"'), true
+}
+
+// appendTimeString appends t.Format(time.RFC3339Nano) quoted as
+// json.Marshal quotes that string, without the string: the layout writes
+// only digits, letters and "+-:.", which JSON does not escape, for every
+// time (a year outside 0..9999 included).
+func appendTimeString(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// plainJSON reports whether raw is a JSON-RPC id of the usual kinds
+// json.Valid accepts with no need to ask it: an integer (-?(0|[1-9][0-9]*))
+// or a string of printable ASCII without escapes. false says nothing.
+func plainJSON(raw []byte) bool {
+	if len(raw) == 0 || len(raw) > 64 {
+		return false
+	}
+	if raw[0] == '"' {
+		if len(raw) < 2 || raw[len(raw)-1] != '"' {
+			return false
+		}
+		for _, c := range raw[1 : len(raw)-1] {
+			if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+				return false
+			}
+		}
+		return true
+	}
+	d := raw
+	if d[0] == '-' {
+		d = d[1:]
+	}
+	if len(d) == 0 || (d[0] == '0' && len(d) > 1) {
+		return false
+	}
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // appendStrings appends s as json.Marshal writes a []string (nil: null).

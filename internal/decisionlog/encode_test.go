@@ -97,6 +97,11 @@ func TestEncodeMatchesMarshal(t *testing.T) {
 			e.Input.Principal.Expiry = time.Date(2026, 3, 8, 1, 2, 3, 0, ny)
 			e.Input.Grants[0].Expiry = time.Date(2026, 11, 1, 1, 30, 0, 500, time.FixedZone("odd", 5*3600+1800+17))
 		}},
+		{"input time far out", func(e *Entry) { e.Input.Time = time.Date(12000, 1, 2, 3, 4, 5, 6, time.UTC) }},
+		{"input time before year 0", func(e *Entry) { e.Input.Time = time.Date(-42, 1, 2, 3, 4, 5, 0, ny) }},
+		{"ids", func(e *Entry) { e.Input.MCP.ID = json.RawMessage(`"req <1> & x"`) }},
+		{"negative id", func(e *Entry) { e.Input.MCP.ID = json.RawMessage(`-7`) }},
+		{"id with leading zero", func(e *Entry) { e.Input.MCP.ID = json.RawMessage(`07`) }},
 		{"zero times", func(e *Entry) {
 			e.Time, e.Input.Time, e.Input.Principal.Expiry, e.Input.Grants[0].Expiry = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 		}},
@@ -436,4 +441,68 @@ func TestCleanCacheGenerations(t *testing.T) {
 			t.Fatal("a masked value is cached")
 		}
 	}
+}
+
+// maskJSONChecked is maskJSON as it was, validating every output: the
+// oracle of maskJSON's shortcut.
+func maskJSONChecked(p *mask.Profile, raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return json.RawMessage("null")
+	}
+	out, _, err := p.MaskJSON(raw)
+	if err != nil || !json.Valid(out) {
+		return unreadable
+	}
+	return out
+}
+
+// FuzzMaskJSONValid: maskJSON, which checks only a changed output with
+// json.Valid, answers as maskJSONChecked for every document and profile.
+func FuzzMaskJSONValid(f *testing.F) {
+	for _, s := range []string{`{"q":"bug"}`, `{"token":"` + ghToken + `"}`, `[1,2,{"a":null}]`, `"x"`, `01`, `1.`, `-`, `{"a":1,}`,
+		"\"\xff\"", "\"\x01\"", `"\ud800"`, `{"a":"\u0041KIAIOSFODNN7EXAMPLE"}`, ` 7 `, `[`, `{"password":"hunter2"}`, "{\"q\":\"a\u2028\"}",
+		`{"owner":"acme","repo":"payments-1","query":"is:open label:bug sort:updated-desc","perPage":20,"after":"c00000000001"}`, `1e999`, `tru`} {
+		f.Add([]byte(s))
+	}
+	strict, _ := mask.Builtin(mask.StrictProfile)
+	off, _ := mask.Builtin(mask.OffProfile)
+	profiles := []*mask.Profile{mask.Default(), strict, off, benchLogger(f).profile("")}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		for _, p := range profiles {
+			if got, want := maskJSON(p, doc), maskJSONChecked(p, doc); !bytes.Equal(got, want) {
+				t.Fatalf("%s: maskJSON(%q) = %q, want %q", p.Name(), doc, got, want)
+			}
+		}
+	})
+}
+
+// TestPlainJSON: what plainJSON accepts json.Valid accepts, and the
+// usual JSON-RPC ids are accepted.
+func TestPlainJSON(t *testing.T) {
+	for _, tc := range []struct {
+		raw   string
+		plain bool
+	}{
+		{`7`, true}, {`0`, true}, {`-12`, true}, {`1000000123`, true}, {`"abc-1 x"`, true}, {`""`, true},
+		{`01`, false}, {`-`, false}, {`-0`, true}, {`1.5`, false}, {`1e3`, false}, {`"a\"`, false}, {`"a\nb"`, false},
+		{`"`, false}, {"\"\xff\"", false}, {"\"\x7f\"", false}, {`null`, false}, {` 7`, false}, {`"<&>"`, true}, {``, false},
+	} {
+		if got := plainJSON([]byte(tc.raw)); got != tc.plain {
+			t.Errorf("plainJSON(%q) = %v, want %v", tc.raw, got, tc.plain)
+		}
+		if tc.plain && !json.Valid([]byte(tc.raw)) {
+			t.Errorf("%q: plain but not valid", tc.raw)
+		}
+	}
+}
+
+func FuzzPlainJSON(f *testing.F) {
+	for _, s := range []string{`7`, `-0`, `01`, `"a"`, `"\u0041"`, `1e3`, `""`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if plainJSON(raw) && !json.Valid(raw) {
+			t.Fatalf("plainJSON(%q) but json.Valid refuses it", raw)
+		}
+	})
 }
