@@ -3,6 +3,7 @@ package decisionlog
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mask"
@@ -333,13 +335,7 @@ func BenchmarkSendFile(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	l := benchLogger(b)
-	l.sink = &lineSink{w: f}
-	l.cfg.BatchSize = 100
-	l.log = slog.New(slog.DiscardHandler)
-	l.written = prometheus.NewCounter(prometheus.CounterOpts{Name: "w"})
-	l.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "d"}, []string{"reason"})
-	l.batches = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b"}, []string{"result"})
+	l := sendLogger(benchLogger(b), &lineSink{w: f})
 	es := realisticEntries(4096)
 	b.ReportAllocs()
 	i := 0
@@ -505,4 +501,73 @@ func FuzzPlainJSON(f *testing.F) {
 			t.Fatalf("plainJSON(%q) but json.Valid refuses it", raw)
 		}
 	})
+}
+
+// sendLogger readies l (encodeLogger, benchLogger) to send batches to s
+// without a worker.
+func sendLogger(l *Logger, s sink) *Logger {
+	l.sink = s
+	l.cfg.BatchSize, l.cfg.MaxRetries, l.cfg.RetryBackoff = 100, 2, time.Millisecond
+	l.log = slog.New(slog.DiscardHandler)
+	l.written = prometheus.NewCounter(prometheus.CounterOpts{Name: "w"})
+	l.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "d"}, []string{"reason"})
+	l.batches = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b"}, []string{"result"})
+	return l
+}
+
+// writes records every Write it is given; the first fail of them fail.
+type writes struct {
+	got  [][]byte
+	fail int
+}
+
+func (w *writes) Write(p []byte) (int, error) {
+	w.got = append(w.got, bytes.Clone(p))
+	if w.fail > 0 {
+		w.fail--
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+// TestLineSinkWritesLines: a batch reaches a line sink as one Write of
+// its records, each json.Marshal's bytes and a newline, a record that
+// cannot be encoded left out; a retried batch is written again whole;
+// the arena's reuse from batch to batch changes nothing.
+func TestLineSinkWritesLines(t *testing.T) {
+	w := &writes{fail: 1}
+	l := sendLogger(encodeLogger(), &lineSink{w: w})
+	var want [][]byte
+	for round := range 3 {
+		batch := []Entry{entry(round), entry(round + 1), entry(round + 2)}
+		batch[0].Input.Request.Headers["x-round"] = strings.Repeat("r", round*300)
+		batch[1].Time = time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC) // json.Marshal refuses it: dropped
+		var lines []byte
+		for _, i := range []int{0, 2} {
+			j, err := json.Marshal(l.Record(&batch[i]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines = append(append(lines, j...), '\n')
+		}
+		want = append(want, lines)
+		if round == 0 {
+			want = append(want, lines) // the failed write, retried
+		}
+		l.send(batch)
+	}
+	if len(w.got) != len(want) {
+		t.Fatalf("%d writes, want %d", len(w.got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(w.got[i], want[i]) {
+			t.Fatalf("write %d:\n got: %s\nwant: %s", i, w.got[i], want[i])
+		}
+	}
+	if got := testutil.ToFloat64(l.dropped.WithLabelValues(DropEncode)); got != 3 {
+		t.Errorf("dropped (encode) %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(l.written); got != 6 {
+		t.Errorf("written %v, want 6", got)
+	}
 }

@@ -67,8 +67,11 @@ type Logger struct {
 	principals principalCache
 	// clean caches header values the masker left unchanged.
 	clean cleanCache
-	// arena holds the encoded records of the batch being sent (worker only).
+	// arena holds the encoded records of the batch being sent, each
+	// followed by a newline; ends and recs index it (worker only).
 	arena []byte
+	ends  []int
+	recs  [][]byte
 
 	written  prometheus.Counter
 	dropped  *prometheus.CounterVec
@@ -216,9 +219,10 @@ func (l *Logger) run() {
 // doubling backoff.
 func (l *Logger) send(batch []Entry) {
 	// The batch's records are encoded one after the other into the
-	// worker's arena, reused from batch to batch (no sink keeps a record
-	// past Write).
-	arena, ends := l.arena[:0], make([]int, 0, len(batch))
+	// worker's arena, each followed by a newline, reused from batch to
+	// batch (no sink keeps a record past Write): a line sink writes the
+	// arena as it is, the others get the records without their newlines.
+	arena, ends := l.arena[:0], l.ends[:0]
 	for i := range batch {
 		var err error
 		if arena, err = l.appendEncoded(arena, &batch[i]); err != nil {
@@ -227,22 +231,32 @@ func (l *Logger) send(batch []Entry) {
 			continue
 		}
 		ends = append(ends, len(arena))
+		arena = append(arena, '\n')
 	}
 	if cap(arena) <= maxArena {
 		l.arena = arena
 	}
+	l.ends = ends
 	if len(ends) == 0 {
 		return
 	}
-	recs := make([][]byte, len(ends))
+	recs := l.recs[:0]
 	start := 0
-	for i, end := range ends {
-		recs[i] = arena[start:end:end]
-		start = end
+	for _, end := range ends {
+		recs = append(recs, arena[start:end:end])
+		start = end + 1
+	}
+	defer func() {
+		clear(recs) // the arena is not kept past maxArena: do not pin it
+		l.recs = recs[:0]
+	}()
+	write := func() error { return l.sink.Write(recs) }
+	if ls, ok := l.sink.(*lineSink); ok {
+		write = func() error { return ls.writeLines(arena) }
 	}
 	backoff := l.cfg.RetryBackoff
 	for attempt := 0; ; attempt++ {
-		err := l.sink.Write(recs)
+		err := write()
 		if err == nil {
 			l.written.Add(float64(len(recs)))
 			l.batches.WithLabelValues("ok").Inc()
@@ -351,6 +365,15 @@ func (s *lineSink) Write(recs [][]byte) error {
 	if cap(buf) <= maxArena {
 		s.buf = buf
 	}
+	return err
+}
+
+// writeLines writes lines, records each followed by a newline (the
+// worker's arena), in one Write as Write does, without copying them.
+func (s *lineSink) writeLines(lines []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.w.Write(lines)
 	return err
 }
 
