@@ -596,42 +596,45 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 
 // appendCompactJSON appends the valid JSON raw as json.Marshal writes a
 // json.RawMessage: without the whitespace between tokens, with <, >, &,
-// U+2028 and U+2029 escaped (they can only be in strings).
+// U+2028 and U+2029 escaped (they can only be in strings). Only the bytes
+// compactSpecial marks need a look; the others are copied as they are. A
+// backslash in a string escapes the byte after it, skipped with it.
 func appendCompactJSON(b []byte, raw []byte) []byte {
-	inString, escaped := false, false
+	inString := false
 	start := 0
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			case c == '<' || c == '>' || c == '&':
-				b = append(b, raw[start:i]...)
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-				start = i + 1
-			case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8:
-				b = append(b, raw[start:i]...)
-				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[raw[i+2]&0xF])
-				i += 2
-				start = i + 1
-			}
+		if compactSpecial[c] == 0 {
 			continue
 		}
-		switch c {
-		case '"':
-			inString = true
-		case ' ', '\t', '\n', '\r':
+		switch {
+		case c == '"':
+			inString = !inString
+		case !inString:
+			if c == ' ' || c == '\t' || c == '\n' || c == '\r' { // between tokens
+				b = append(b, raw[start:i]...)
+				start = i + 1
+			}
+		case c == '\\':
+			i++ // the escaped byte: not a quote ending the string
+		case c == '<' || c == '>' || c == '&':
 			b = append(b, raw[start:i]...)
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			start = i + 1
+		case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8:
+			b = append(b, raw[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[raw[i+2]&0xF])
+			i += 2
 			start = i + 1
 		}
 	}
 	return append(b, raw[start:]...)
 }
+
+// compactSpecial marks the bytes appendCompactJSON looks at: quotes,
+// backslashes, whitespace (dropped between tokens, a space kept in a
+// string), the HTML characters and the first byte of U+2028 and U+2029.
+var compactSpecial = [256]uint8{'"': 1, '\\': 1, ' ': 1, '\t': 1, '\n': 1, '\r': 1, '<': 1, '>': 1, '&': 1, 0xE2: 1}
 
 const hexDigits = "0123456789abcdef"
 

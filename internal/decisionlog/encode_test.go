@@ -571,3 +571,83 @@ func TestLineSinkWritesLines(t *testing.T) {
 		t.Errorf("written %v, want 6", got)
 	}
 }
+
+// appendCompactJSONRef is appendCompactJSON as it was, byte by byte with
+// its state: the oracle of the table-driven loop, for any bytes.
+func appendCompactJSONRef(b []byte, raw []byte) []byte {
+	inString, escaped := false, false
+	start := 0
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			case c == '<' || c == '>' || c == '&':
+				b = append(b, raw[start:i]...)
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+				start = i + 1
+			case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8:
+				b = append(b, raw[start:i]...)
+				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[raw[i+2]&0xF])
+				i += 2
+				start = i + 1
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case ' ', '\t', '\n', '\r':
+			b = append(b, raw[start:i]...)
+			start = i + 1
+		}
+	}
+	return append(b, raw[start:]...)
+}
+
+// FuzzCompactJSON: appendCompactJSON writes what the state machine it
+// replaced wrote for any bytes, and for valid JSON what json.Marshal
+// writes for a json.RawMessage.
+func FuzzCompactJSON(f *testing.F) {
+	for _, s := range []string{`{ "a" : "x < y & \u2028" , "b" : [ 1 , 2 ] }`, "\"\\\"\\\\<\"", "\"\xe2\x80\xa8\xe2\x80\xa9\xe2\x80\"",
+		` "a\` + "\xe2\x80\xa8" + `" `, `\ <`, "\xe2\x80\xa8 x", `{"q":"is:open label:bug","n":20}`, `"\\"  `, `" \t"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got := appendCompactJSON([]byte("p"), raw)
+		if want := appendCompactJSONRef([]byte("p"), raw); !bytes.Equal(got, want) {
+			t.Fatalf("appendCompactJSON(%q) = %q, the state machine wrote %q", raw, got, want)
+		}
+		if json.Valid(raw) {
+			want, err := json.Marshal(json.RawMessage(raw))
+			if err != nil || !bytes.Equal(got[1:], want) {
+				t.Fatalf("appendCompactJSON(%q) = %q, json.Marshal %q (%v)", raw, got[1:], want, err)
+			}
+		}
+	})
+}
+
+// BenchmarkCompactJSON: the table-driven appendCompactJSON against the
+// state machine it replaced, over the realistic record's arguments.
+func BenchmarkCompactJSON(b *testing.B) {
+	raw := realisticEntries(1)[0].Input.MCP.Arguments
+	buf := make([]byte, 0, 1024)
+	for _, bc := range []struct {
+		name string
+		fn   func(b, raw []byte) []byte
+	}{{"state-machine", appendCompactJSONRef}, {"table", appendCompactJSON}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			cpu := processTime()
+			for b.Loop() {
+				buf = bc.fn(buf[:0], raw)
+			}
+			b.ReportMetric(float64(processTime()-cpu)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
