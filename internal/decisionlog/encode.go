@@ -405,16 +405,33 @@ func (l *Logger) appendHeaders(b []byte, m map[string]string, p *mask.Profile) [
 	}
 	b = append(b, '{')
 	l.clean.mu.Lock()
+	set := l.clean.set(p)
 	for i := range hs {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = appendString(b, hs[i].name)
 		b = append(b, ':')
-		b = appendString(b, l.clean.maskText(p, hs[i].value))
+		if perRequestHeader(hs[i].name) {
+			b = appendString(b, maskText(p, hs[i].value))
+		} else {
+			b = appendString(b, set.maskText(p, hs[i].value))
+		}
 	}
 	l.clean.mu.Unlock()
 	return append(b, '}')
+}
+
+// perRequestHeader names the headers whose value is new on every request
+// (ids, trace context): not worth remembering, they would only push the
+// values that do repeat out of the clean cache.
+func perRequestHeader(name string) bool {
+	switch name {
+	case "x-request-id", "traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "b3",
+		"x-amzn-trace-id", "x-client-trace-id", "x-cloud-trace-context", "uber-trace-id":
+		return true
+	}
+	return false
 }
 
 // isCredentialHeader is credentialHeaders[strings.ToLower(k)] without
@@ -441,59 +458,83 @@ func isCredentialHeader(k string) bool {
 // cleanCache remembers header values the masker left unchanged: the
 // same few (content types, protocol versions, user agents) come with
 // every call. Only values nothing was masked in are kept, so it holds no
-// secret the masker knows. Two generations of at most cleanCacheSize/2
-// values each: when the current one is full it becomes the old one and
-// the old one is emptied (keeping its memory) to be the current one, a
-// value found in the old generation moves to the current one; so values
-// seen on every call stay while values seen once (request ids) pass
-// through, and no map is allocated again.
+// secret the masker knows. Values are kept per profile (a set each, for
+// at most cleanProfiles profiles, keyed by the value alone, which hashes
+// about twice as fast as a profile and value) in two generations of at
+// most cleanGeneration values: when the current one is full it becomes
+// the old one and the old one is emptied (keeping its memory) to be the
+// current one, a value found in the old generation moves to the current
+// one; so values seen on every call stay while values seen once pass
+// through, and no map is allocated again. At most cleanCacheSize values
+// in all.
 type cleanCache struct {
-	mu       sync.Mutex // held by the caller of maskText
-	cur, old map[cleanKey]struct{}
+	mu   sync.Mutex // held by the callers of set and cleanSet.maskText
+	sets [cleanProfiles]cleanSet
+	next int // the set the next profile not in sets takes
 }
 
-type cleanKey struct {
-	profile *mask.Profile
-	value   string
+// cleanSet is one profile's clean values.
+type cleanSet struct {
+	profile  *mask.Profile
+	cur, old map[string]struct{}
 }
 
 const (
-	cleanCacheSize = 4096 // both generations together
-	cleanMaxLen    = 256  // longer values are masked every time
+	cleanCacheSize  = 4096 // values, every profile and generation together
+	cleanProfiles   = 4
+	cleanGeneration = cleanCacheSize / cleanProfiles / 2
+	cleanMaxLen     = 256 // longer values are masked every time
 )
 
-// maskText is maskText(p, s), answered from the cache for a value the
-// masker left unchanged before. The caller holds c.mu.
-func (c *cleanCache) maskText(p *mask.Profile, s string) string {
-	if s == "" || len(s) > cleanMaxLen {
+// set is p's set of clean values; a profile not among the sets takes
+// the place of the one that came longest ago, emptied. The caller holds
+// c.mu.
+func (c *cleanCache) set(p *mask.Profile) *cleanSet {
+	for i := range c.sets {
+		if c.sets[i].profile == p {
+			return &c.sets[i]
+		}
+	}
+	s := &c.sets[c.next]
+	c.next = (c.next + 1) % cleanProfiles
+	clear(s.cur)
+	clear(s.old)
+	s.profile = p
+	return s
+}
+
+// maskText is maskText(p, s) for s's profile p, answered from the set
+// for a value the masker left unchanged before. The caller holds the
+// cache's mu.
+func (c *cleanSet) maskText(p *mask.Profile, s string) string {
+	if s == "" || len(s) > cleanMaxLen || p != c.profile {
 		return maskText(p, s)
 	}
-	k := cleanKey{p, s}
-	if _, ok := c.cur[k]; ok {
+	if _, ok := c.cur[s]; ok {
 		return s
 	}
-	if _, ok := c.old[k]; ok {
-		c.add(k)
+	if _, ok := c.old[s]; ok {
+		c.add(s)
 		return s
 	}
 	out := maskText(p, s)
 	if out == s {
-		c.add(k)
+		c.add(s)
 	}
 	return out
 }
 
-// add puts k in the current generation, turning the generations over
+// add puts s in the current generation, turning the generations over
 // when it is full.
-func (c *cleanCache) add(k cleanKey) {
+func (c *cleanSet) add(s string) {
 	if c.cur == nil {
-		c.cur, c.old = make(map[cleanKey]struct{}, cleanCacheSize/2), make(map[cleanKey]struct{}, cleanCacheSize/2)
+		c.cur, c.old = make(map[string]struct{}, cleanGeneration), make(map[string]struct{}, cleanGeneration)
 	}
-	if len(c.cur) >= cleanCacheSize/2 {
+	if len(c.cur) >= cleanGeneration {
 		clear(c.old)
 		c.cur, c.old = c.old, c.cur
 	}
-	c.cur[k] = struct{}{}
+	c.cur[s] = struct{}{}
 }
 
 // appendTime appends t quoted as time.Time.MarshalJSON does; false for a

@@ -306,6 +306,33 @@ func benchLogger(tb testing.TB) *Logger {
 	return l
 }
 
+// TestEncodeProfilesApart: records of targets with different profiles,
+// interleaved, more profiles than the clean cache keeps sets for: each
+// record's header values are masked with its own target's profile (one
+// masks a value the others leave alone).
+func TestEncodeProfilesApart(t *testing.T) {
+	profiles := map[string]*mask.Profile{}
+	for i := range cleanProfiles + 2 {
+		c := mask.ProfileConfig{Name: fmt.Sprint("t", i), Extends: "default"}
+		if i%2 == 1 {
+			c.Patterns = []mask.PatternConfig{{Type: "ct", Regexp: "application/json"}}
+		}
+		p, err := mask.Compile(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		profiles[c.Name] = p
+	}
+	l := encodeLogger()
+	l.opts.Profiles = func(target string) *mask.Profile { return profiles[target] }
+	es := realisticEntries(8)
+	for i := range 200 {
+		e := es[i%len(es)]
+		e.Target = fmt.Sprint("t", (i/3)%len(profiles))
+		checkEncode(t, l, &e)
+	}
+}
+
 // BenchmarkEncodeRealistic: the worker's encoding of a realistic record
 // (realisticEntries: every call new), caches warm as under load;
 // cpu-ns/op is the process's CPU time (the collector's too).
@@ -406,35 +433,73 @@ func TestEncodeHeaders(t *testing.T) {
 }
 
 // TestCleanCacheGenerations: the cache holds at most cleanCacheSize
-// values however many pass through, a value seen on every call stays in
-// it, and a value the masker changed is never in it.
+// values however many pass through and however many profiles ask, a
+// value seen on every call stays in it, a value the masker changed is
+// never in it, and a profile's values answer for that profile only.
 func TestCleanCacheGenerations(t *testing.T) {
 	var c cleanCache
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := mask.Default()
 	secret := "aws " + awsKey
-	for i := range 5 * cleanCacheSize {
-		if got := c.maskText(p, "application/json"); got != "application/json" {
-			t.Fatalf("clean value changed: %q", got)
+	var profiles []*mask.Profile
+	for i := range cleanProfiles + 2 {
+		p, err := mask.Compile(mask.ProfileConfig{Name: fmt.Sprint("p", i), Extends: "default"})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if got := c.maskText(p, secret); got == secret {
+		profiles = append(profiles, p)
+	}
+	// A profile that masks what the others leave alone: its answers
+	// must not come from their sets.
+	pat, err := mask.Compile(mask.ProfileConfig{Name: "pat", Extends: "default",
+		Patterns: []mask.PatternConfig{{Type: "plain", Regexp: "application/json"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	profiles = append(profiles, pat)
+	held := func() (n int) {
+		for i := range c.sets {
+			n += len(c.sets[i].cur) + len(c.sets[i].old)
+		}
+		return n
+	}
+	for i := range 3 * cleanCacheSize {
+		p := profiles[(i/7)%len(profiles)]
+		set := c.set(p)
+		want := "application/json"
+		if p == pat {
+			want = maskText(pat, want)
+		}
+		if got := set.maskText(p, "application/json"); got != want {
+			t.Fatalf("profile %s: %q, want %q", p.Name(), got, want)
+		}
+		if got := set.maskText(p, secret); got == secret {
 			t.Fatal("secret not masked")
 		}
-		c.maskText(p, fmt.Sprintf("req-%d", i))
-		if n := len(c.cur) + len(c.old); n > cleanCacheSize {
+		set.maskText(p, fmt.Sprintf("req-%d", i))
+		if n := held(); n > cleanCacheSize {
 			t.Fatalf("cache holds %d values", n)
 		}
-		_, inCur := c.cur[cleanKey{p, "application/json"}]
-		_, inOld := c.old[cleanKey{p, "application/json"}]
-		if !inCur && !inOld {
+		_, inCur := set.cur["application/json"]
+		_, inOld := set.old["application/json"]
+		if p != pat && !inCur && !inOld {
 			t.Fatalf("round %d: the value seen on every call left the cache", i)
 		}
-		if _, ok := c.cur[cleanKey{p, secret}]; ok {
-			t.Fatal("a masked value is cached")
+		if p == pat && (inCur || inOld) {
+			t.Fatal("a value the profile masks is cached")
 		}
-		if _, ok := c.old[cleanKey{p, secret}]; ok {
-			t.Fatal("a masked value is cached")
+		for j := range c.sets {
+			if _, ok := c.sets[j].cur[secret]; ok {
+				t.Fatal("a masked value is cached")
+			}
+			if _, ok := c.sets[j].old[secret]; ok {
+				t.Fatal("a masked value is cached")
+			}
+		}
+		// Another profile's set answers nothing for p.
+		other := &c.sets[(i+1)%cleanProfiles]
+		if other.profile != p && other.maskText(pat, "application/json") != maskText(pat, "application/json") {
+			t.Fatal("a set answered for another profile")
 		}
 	}
 }
