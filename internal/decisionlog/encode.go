@@ -46,6 +46,9 @@ func (l *Logger) appendEncoded(b []byte, e *Entry) ([]byte, error) {
 // it; false when it cannot (the caller then uses json.Marshal).
 func (l *Logger) appendRecord(b []byte, e *Entry) ([]byte, bool) {
 	p := l.profile(e.Target)
+	l.clean.mu.Lock()
+	defer l.clean.mu.Unlock()
+	clean := l.clean.set(p)
 	b = append(b, `{"labels":`...)
 	b = appendStringMap(b, l.labels)
 	b = append(b, `,"decision_id":`...)
@@ -68,13 +71,13 @@ func (l *Logger) appendRecord(b []byte, e *Entry) ([]byte, bool) {
 	var ok bool
 	if e.Input != nil {
 		b = append(b, `,"input":`...)
-		if b, ok = l.appendInput(b, e.Input, p); !ok {
+		if b, ok = l.appendInput(b, e.Input, p, clean); !ok {
 			return b, false
 		}
 	}
 	if e.Result != nil {
 		b = append(b, `,"result":`...)
-		b = appendResult(b, e.Result, p)
+		b = appendResult(b, e.Result, p, clean)
 	}
 	if e.XRequestID != "" {
 		b = append(b, `,"x_request_id":`...)
@@ -99,7 +102,7 @@ func (l *Logger) appendRecord(b []byte, e *Entry) ([]byte, bool) {
 	b = appendString(b, e.Outcome)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(e.Status), 10)
-	if r := maskText(p, e.Reason); r != "" {
+	if r := clean.maskText(p, e.Reason); r != "" {
 		b = append(b, `,"reason":`...)
 		b = appendString(b, r)
 	}
@@ -118,8 +121,9 @@ func (l *Logger) profile(target string) *mask.Profile {
 	return p
 }
 
-// appendInput is EncodeInput(in, p) as json.Marshal writes it.
-func (l *Logger) appendInput(b []byte, in *policy.Input, p *mask.Profile) ([]byte, bool) {
+// appendInput is EncodeInput(in, p) as json.Marshal writes it; clean is
+// p's clean values (see cleanCache).
+func (l *Logger) appendInput(b []byte, in *policy.Input, p *mask.Profile, clean *cleanSet) ([]byte, bool) {
 	var ok bool
 	b = append(b, `{"principal":`...)
 	if pr := in.Principal; pr == nil {
@@ -148,7 +152,7 @@ func (l *Logger) appendInput(b []byte, in *policy.Input, p *mask.Profile) ([]byt
 	b = append(b, `,"prompt":`...)
 	b = appendString(b, in.MCP.Prompt)
 	b = append(b, `,"uri":`...)
-	b = appendString(b, maskText(p, in.MCP.URI))
+	b = appendString(b, clean.maskText(p, in.MCP.URI))
 	b = append(b, `,"arguments":`...)
 	b = appendCompactJSON(b, maskJSON(p, in.MCP.Arguments)) // valid: maskJSON checks
 	b = append(b, `,"protocol_version":`...)
@@ -160,11 +164,11 @@ func (l *Logger) appendInput(b []byte, in *policy.Input, p *mask.Profile) ([]byt
 	b = append(b, `},"request":{"method":`...)
 	b = appendString(b, in.Request.Method)
 	b = append(b, `,"path":`...)
-	b = appendString(b, maskText(p, in.Request.Path))
+	b = appendString(b, clean.maskText(p, in.Request.Path))
 	b = append(b, `,"host":`...)
 	b = appendString(b, in.Request.Host)
 	b = append(b, `,"headers":`...)
-	b = l.appendHeaders(b, in.Request.Headers, p)
+	b = appendHeaders(b, in.Request.Headers, p, clean)
 	b = append(b, `},"grants":[`...)
 	for i := range in.Grants {
 		g := &in.Grants[i]
@@ -267,12 +271,13 @@ func appendPrincipalFields(b []byte, pr *identity.Principal, claims []byte) ([]b
 	return append(b, '}'), true
 }
 
-// appendResult is EncodeResult(d, p) as json.Marshal writes it.
-func appendResult(b []byte, d *policy.Decision, p *mask.Profile) []byte {
+// appendResult is EncodeResult(d, p) as json.Marshal writes it; clean is
+// p's clean values.
+func appendResult(b []byte, d *policy.Decision, p *mask.Profile, clean *cleanSet) []byte {
 	b = append(b, `{"outcome":`...)
 	b = appendString(b, d.Outcome)
 	b = append(b, `,"reason":`...)
-	b = appendString(b, maskText(p, d.Reason))
+	b = appendString(b, clean.maskText(p, d.Reason))
 	if d.Grant != "" {
 		b = append(b, `,"grant":`...)
 		b = appendString(b, d.Grant)
@@ -382,10 +387,11 @@ type header struct{ name, value string }
 
 // appendHeaders appends the request's headers as json.Marshal writes
 // EncodeInput's Request.Headers: credential headers and pseudo-headers
-// left out, the others sorted by name, each value masked with p. The
-// map is read once (no lookup per sorted key) into a scratch array on
-// the stack, the entries left out before sorting.
-func (l *Logger) appendHeaders(b []byte, m map[string]string, p *mask.Profile) []byte {
+// left out, the others sorted by name, each value masked with p (clean:
+// p's clean values). The map is read once (no lookup per sorted key)
+// into a scratch array on the stack, the entries left out before
+// sorting.
+func appendHeaders(b []byte, m map[string]string, p *mask.Profile, clean *cleanSet) []byte {
 	var buf [32]header
 	hs := buf[:0]
 	for k, v := range m {
@@ -404,8 +410,6 @@ func (l *Logger) appendHeaders(b []byte, m map[string]string, p *mask.Profile) [
 		slices.SortFunc(hs, func(a, b header) int { return strings.Compare(a.name, b.name) })
 	}
 	b = append(b, '{')
-	l.clean.mu.Lock()
-	set := l.clean.set(p)
 	for i := range hs {
 		if i > 0 {
 			b = append(b, ',')
@@ -415,10 +419,9 @@ func (l *Logger) appendHeaders(b []byte, m map[string]string, p *mask.Profile) [
 		if perRequestHeader(hs[i].name) {
 			b = appendString(b, maskText(p, hs[i].value))
 		} else {
-			b = appendString(b, set.maskText(p, hs[i].value))
+			b = appendString(b, clean.maskText(p, hs[i].value))
 		}
 	}
-	l.clean.mu.Unlock()
 	return append(b, '}')
 }
 
@@ -455,9 +458,10 @@ func isCredentialHeader(k string) bool {
 	return false
 }
 
-// cleanCache remembers header values the masker left unchanged: the
-// same few (content types, protocol versions, user agents) come with
-// every call. Only values nothing was masked in are kept, so it holds no
+// cleanCache remembers the header values, request paths, resource URIs
+// and reasons the masker left unchanged: the same few (content types,
+// protocol versions, user agents, a target's path, a policy's reasons)
+// come with every call. Only values nothing was masked in are kept, so it holds no
 // secret the masker knows. Values are kept per profile (a set each, for
 // at most cleanProfiles profiles, keyed by the value alone, which hashes
 // about twice as fast as a profile and value) in two generations of at

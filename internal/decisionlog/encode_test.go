@@ -216,21 +216,26 @@ func BenchmarkEncodeRecord(b *testing.B) {
 	}
 }
 
-// TestEncodeCleanHeaderCache: header values come from the cache only when
-// the masker left them unchanged; a secret is masked on every record,
-// however often it repeats, and the bytes stay json.Marshal's.
+// TestEncodeCleanHeaderCache: header values, paths, URIs and reasons come
+// from the cache only when the masker left them unchanged; a secret is
+// masked on every record, however often it repeats, and the bytes stay
+// json.Marshal's.
 func TestEncodeCleanHeaderCache(t *testing.T) {
 	l := encodeLogger()
 	for i := range cleanCacheSize + 50 {
 		e := entry(0)
 		e.Input.Request.Headers["x-secret"] = "aws " + awsKey
 		e.Input.Request.Headers["x-n"] = string(rune('a' + i%26)) // churn
+		e.Input.Request.Path = "/mcp/github?access_token=" + ghToken
+		e.Input.MCP.URI = []string{"file:///x", "mem://note?token=" + ghToken}[i%2]
+		e.Reason = []string{"denied", "denied: token " + ghToken}[i%2]
+		e.Result.Reason = []string{"aws " + awsKey, "ok"}[i%2]
 		if i%97 == 0 {
 			checkEncode(t, l, &e)
 			continue
 		}
 		b, err := l.encode(&e)
-		if err != nil || bytes.Contains(b, []byte(awsKey)) {
+		if err != nil || bytes.Contains(b, []byte(awsKey)) || bytes.Contains(b, []byte(ghToken)) {
 			t.Fatalf("record %d: %v, %s", i, err, b)
 		}
 	}
