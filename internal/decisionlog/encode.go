@@ -50,7 +50,8 @@ func (l *Logger) appendRecord(b []byte, e *Entry) ([]byte, bool) {
 	defer l.clean.mu.Unlock()
 	clean := l.clean.set(p)
 	b = append(b, `{"labels":`...)
-	b = appendStringMap(b, l.labels)
+	l.labelsOnce.Do(func() { l.labelsJSON = appendStringMap(nil, l.labels) })
+	b = append(b, l.labelsJSON...)
 	b = append(b, `,"decision_id":`...)
 	b = appendString(b, e.DecisionID)
 	if e.TraceID != "" {

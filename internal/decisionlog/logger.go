@@ -63,6 +63,10 @@ type Logger struct {
 	// drain sees every record that was queued.
 	mu     sync.RWMutex
 	closed bool
+	// labelsJSON is labels encoded, once (labels do not change after
+	// start).
+	labelsOnce sync.Once
+	labelsJSON []byte
 	// principals caches the masked, encoded principals recently logged.
 	principals principalCache
 	// clean caches header values the masker left unchanged.
