@@ -190,6 +190,9 @@ func (l *Logger) run() {
 	flush := func() {
 		if len(batch) > 0 {
 			l.send(batch)
+			// Emptied, not only cut: the sent entries' inputs (headers,
+			// bodies, principals) must not stay live until overwritten.
+			clear(batch)
 			batch = batch[:0]
 		}
 	}
