@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -720,4 +722,57 @@ func BenchmarkCompactJSON(b *testing.B) {
 			b.ReportMetric(float64(processTime()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
+}
+
+// roundTrip answers every request with 200 after reading its body,
+// keeping the last body and its declared length (no network).
+type roundTrip struct {
+	body    []byte
+	length  int64
+	chunked bool
+}
+
+func (rt *roundTrip) RoundTrip(req *http.Request) (*http.Response, error) {
+	b, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	rt.body, rt.length, rt.chunked = b, req.ContentLength, len(req.TransferEncoding) > 0
+	return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("")), Request: req}, nil
+}
+
+// TestHTTPSinkBody: the POST's body is the records as a JSON array, its
+// length declared (not chunked).
+func TestHTTPSinkBody(t *testing.T) {
+	rt := &roundTrip{}
+	s := &httpSink{url: "http://sink.test/logs", client: &http.Client{Transport: rt}}
+	for _, recs := range [][][]byte{{[]byte(`{"a":1}`)}, {[]byte(`{"a":1}`), []byte(`{"b":"x,y"}`), []byte(`{}`)}} {
+		if err := s.Write(recs); err != nil {
+			t.Fatal(err)
+		}
+		want := "[" + string(bytes.Join(recs, []byte(","))) + "]"
+		if string(rt.body) != want || rt.length != int64(len(want)) || rt.chunked {
+			t.Fatalf("body %q (length %d, chunked %v), want %q", rt.body, rt.length, rt.chunked, want)
+		}
+	}
+}
+
+// BenchmarkSendHTTP: a batch of 100 realistic records to the http sink
+// (a transport that reads the body and answers 200, no network); B/op is
+// per batch.
+func BenchmarkSendHTTP(b *testing.B) {
+	l := sendLogger(benchLogger(b), &httpSink{url: "http://sink.test/logs", client: &http.Client{Transport: &roundTrip{}}})
+	es := realisticEntries(4096)
+	b.ReportAllocs()
+	i := 0
+	cpu := processTime()
+	for b.Loop() {
+		if i+100 > len(es) {
+			i = 0
+		}
+		l.send(es[i : i+100])
+		i += 100
+	}
+	b.ReportMetric(float64(processTime()-cpu)/float64(b.N*100), "cpu-ns/record")
 }

@@ -400,16 +400,23 @@ type httpSink struct {
 }
 
 func (s *httpSink) Write(recs [][]byte) error {
-	var buf bytes.Buffer
-	buf.WriteByte('[')
+	// The body is allocated once at its size (a growing buffer allocated
+	// about twice the batch); not reused, as the transport may still
+	// read a body after Do returns.
+	n := len(recs) + 1
+	for _, r := range recs {
+		n += len(r)
+	}
+	buf := make([]byte, 0, n)
+	buf = append(buf, '[')
 	for i, r := range recs {
 		if i > 0 {
-			buf.WriteByte(',')
+			buf = append(buf, ',')
 		}
-		buf.Write(r)
+		buf = append(buf, r...)
 	}
-	buf.WriteByte(']')
-	req, err := http.NewRequest(http.MethodPost, s.url, &buf)
+	buf = append(buf, ']')
+	req, err := http.NewRequest(http.MethodPost, s.url, bytes.NewReader(buf))
 	if err != nil {
 		return permanentError{errors.New("decision log: bad sink URL")} // never the URL: it may hold a secret
 	}
