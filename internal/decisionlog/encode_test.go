@@ -170,6 +170,8 @@ func TestEncodePrincipalCache(t *testing.T) {
 	}
 }
 
+var fuzzStrict, _ = mask.Builtin(mask.StrictProfile)
+
 // FuzzEncodeRecord compares the hand encoder with json.Marshal over
 // fuzzed strings, raw JSON and times in every field they reach.
 func FuzzEncodeRecord(f *testing.F) {
@@ -191,7 +193,13 @@ func FuzzEncodeRecord(f *testing.F) {
 		e.Input.Grants[0].Arguments = json.RawMessage(args)
 		e.Result.Reason = reason
 		e.Result.Grant = claim
-		checkEncode(t, encodeLogger(), &e)
+		e.Input.Request.Headers["x-request-id"] = hv
+		e.Input.Request.Headers["x-claim"] = claim
+		l := encodeLogger()
+		checkEncode(t, l, &e)
+		checkEncode(t, l, &e) // the caches warm
+		l.opts.Profiles = func(string) *mask.Profile { return fuzzStrict }
+		checkEncode(t, l, &e) // another profile, same values
 	})
 }
 
