@@ -462,16 +462,16 @@ func isCredentialHeader(k string) bool {
 // cleanCache remembers the header values, request paths, resource URIs
 // and reasons the masker left unchanged: the same few (content types,
 // protocol versions, user agents, a target's path, a policy's reasons)
-// come with every call. Only values nothing was masked in are kept, so it holds no
-// secret the masker knows. Values are kept per profile (a set each, for
-// at most cleanProfiles profiles, keyed by the value alone, which hashes
-// about twice as fast as a profile and value) in two generations of at
-// most cleanGeneration values: when the current one is full it becomes
-// the old one and the old one is emptied (keeping its memory) to be the
-// current one, a value found in the old generation moves to the current
-// one; so values seen on every call stay while values seen once pass
-// through, and no map is allocated again. At most cleanCacheSize values
-// in all.
+// come with every call. Only values nothing was masked in are kept, so
+// it holds no secret the masker knows. Values are kept per profile (a
+// set each, for at most cleanProfiles profiles, keyed by the value
+// alone, which hashes about twice as fast as a profile and value) in two
+// generations of at most cleanGeneration values: when the current one is
+// full it becomes the old one and the old one is emptied (keeping its
+// memory) to be the current one, a value found in the old generation
+// moves to the current one; so values seen on every call stay while
+// values seen once pass through, and no map is allocated again. At most
+// cleanCacheSize values in all.
 type cleanCache struct {
 	mu   sync.Mutex // held by the callers of set and cleanSet.maskText
 	sets [cleanProfiles]cleanSet

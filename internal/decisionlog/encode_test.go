@@ -650,6 +650,14 @@ func TestLineSinkWritesLines(t *testing.T) {
 	if got := testutil.ToFloat64(l.written); got != 6 {
 		t.Errorf("written %v, want 6", got)
 	}
+	// Write (the sink interface's way) writes the same lines.
+	direct := &writes{}
+	if err := (&lineSink{w: direct}).Write([][]byte{[]byte(`{"a":1}`), []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if len(direct.got) != 1 || string(direct.got[0]) != "{\"a\":1}\n{}\n" {
+		t.Errorf("Write wrote %q", direct.got)
+	}
 }
 
 // appendCompactJSONRef is appendCompactJSON as it was, byte by byte with

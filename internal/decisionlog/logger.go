@@ -69,7 +69,8 @@ type Logger struct {
 	labelsJSON []byte
 	// principals caches the masked, encoded principals recently logged.
 	principals principalCache
-	// clean caches header values the masker left unchanged.
+	// clean caches header values, paths, URIs and reasons the masker
+	// left unchanged.
 	clean cleanCache
 	// arena holds the encoded records of the batch being sent, each
 	// followed by a newline; ends and recs index it (worker only).
@@ -307,8 +308,8 @@ func (l *Logger) Record(e *Entry) *Record {
 	return r
 }
 
-// maxArena is the largest encoding arena (and line buffer) kept between
-// batches: a batch of unusually large records does not pin its memory.
+// maxArena is the largest encoding arena kept between batches: a batch
+// of unusually large records does not pin its memory.
 const maxArena = 4 << 20
 
 // sink writes batches of encoded records; it keeps none of them after
@@ -352,31 +353,31 @@ func newSink(cfg config.DecisionLog, opts Options) (sink, error) {
 	return nil, fmt.Errorf("decision_log.sink: %q is not a sink", cfg.Sink)
 }
 
-// lineSink writes one JSON record a line (stdout, file).
+// lineSink writes one JSON record a line (stdout, file), a batch in one
+// Write.
 type lineSink struct {
-	mu  sync.Mutex
-	w   io.Writer
-	c   io.Closer
-	buf []byte // the lines of the last batch, reused
+	mu sync.Mutex
+	w  io.Writer
+	c  io.Closer
 }
 
+// Write writes recs one a line. The worker does not call it: it hands a
+// line sink its arena, already in lines, through writeLines.
 func (s *lineSink) Write(recs [][]byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	buf := s.buf[:0]
+	n := len(recs)
 	for _, r := range recs {
-		buf = append(buf, r...)
-		buf = append(buf, '\n')
+		n += len(r)
 	}
-	_, err := s.w.Write(buf)
-	if cap(buf) <= maxArena {
-		s.buf = buf
+	lines := make([]byte, 0, n)
+	for _, r := range recs {
+		lines = append(lines, r...)
+		lines = append(lines, '\n')
 	}
-	return err
+	return s.writeLines(lines)
 }
 
 // writeLines writes lines, records each followed by a newline (the
-// worker's arena), in one Write as Write does, without copying them.
+// worker's arena), in one Write, without copying them.
 func (s *lineSink) writeLines(lines []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
