@@ -2,7 +2,6 @@ package serve
 
 import (
 	"github.com/airlock-mcp/airlock/internal/config"
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/airlock-mcp/airlock/internal/identity"
@@ -50,16 +49,6 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 // from a decided Check (tens of microseconds) to a held one (the hold
 // window, up to minutes) and long ext_proc and ADS streams.
 var grpcHandlingBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1, 5, 30, 120, 600}
-
-// newGRPCMetrics are the gRPC server metrics of ext_authz, ext_proc and
-// xDS (go-grpc-middleware's Prometheus provider): grpc_server_started_total,
-// grpc_server_handled_total{grpc_code}, grpc_server_msg_received_total,
-// grpc_server_msg_sent_total and grpc_server_handling_seconds, labelled
-// by grpc_type, grpc_service and grpc_method (the services' own, a fixed
-// set).
-func newGRPCMetrics() *grpcprom.ServerMetrics {
-	return grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(grpcprom.WithHistogramBuckets(grpcHandlingBuckets)))
-}
 
 // targetNames are the configured targets' names: the target label values
 // the metrics allow.

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
@@ -82,7 +81,7 @@ type Gateway struct {
 	creds credentials.TransportCredentials // nil: plaintext
 	// grpcMetrics are the gRPC server metrics (grpc_server_*) of every
 	// gRPC service airlock serves, by grpc_service and grpc_method.
-	grpcMetrics *grpcprom.ServerMetrics
+	grpcMetrics *grpcMetrics
 	life        lifecycle // what Start brought up, stopped in reverse
 	errc        chan error
 }
