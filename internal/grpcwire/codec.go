@@ -24,6 +24,15 @@ type Marshaler interface {
 	AppendWire(b []byte) ([]byte, error)
 }
 
+// Sizer is a Marshaler that knows its encoded size: the codec then
+// encodes it into a buffer from gRPC's pool, given back once sent,
+// instead of a new one per message.
+type Sizer interface {
+	Marshaler
+	// SizeWire is the length AppendWire will append.
+	SizeWire() int
+}
+
 // Unmarshaler is a message that reads its own protobuf encoding.
 type Unmarshaler interface {
 	// UnmarshalWire reads the message from b. b is valid only during the
@@ -55,7 +64,15 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok {
 		return c.proto.Marshal(v)
 	}
-	b, err := m.AppendWire(nil)
+	var dst []byte
+	if sz, ok := m.(Sizer); ok {
+		n := sz.SizeWire()
+		if !mem.IsBelowBufferPoolingThreshold(n) {
+			return c.marshalPooled(m, n)
+		}
+		dst = make([]byte, 0, n)
+	}
+	b, err := m.AppendWire(dst)
 	if err != nil {
 		return nil, fmt.Errorf("grpcwire: encode %T: %w", v, err)
 	}
@@ -77,4 +94,23 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 		return fmt.Errorf("grpcwire: decode %T: %w", v, err)
 	}
 	return nil
+}
+
+// marshalPooled encodes m, of size n, into a buffer from gRPC's pool,
+// which gRPC gives back once the message is sent.
+func (codec) marshalPooled(m Marshaler, n int) (mem.BufferSlice, error) {
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(n)
+	b, err := m.AppendWire((*buf)[:0])
+	if err != nil {
+		pool.Put(buf)
+		return nil, fmt.Errorf("grpcwire: encode %T: %w", m, err)
+	}
+	if cap(b) == cap(*buf) && &b[:1][0] == &(*buf)[:1][0] {
+		*buf = b
+		return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+	}
+	// SizeWire was short: AppendWire grew a buffer of its own.
+	pool.Put(buf)
+	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 }

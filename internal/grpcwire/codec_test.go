@@ -89,3 +89,45 @@ func TestCodecFallsBackToProtobuf(t *testing.T) {
 		t.Error("a value that is neither self-coded nor protobuf was encoded")
 	}
 }
+
+// sized is a self-coded message that reports a size, right or not.
+type sized struct {
+	selfCoded
+	size int
+}
+
+func (s *sized) SizeWire() int { return s.size }
+
+// TestCodecSizedMessages: a message that knows its size is encoded whole
+// into an exact or a pooled buffer, and still whole when its size was
+// short or its encoding failed.
+func TestCodecSizedMessages(t *testing.T) {
+	c := Codec()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB: pooled
+	for _, tc := range []struct {
+		name string
+		out  []byte
+		size int
+	}{
+		{"small, exact", []byte{0x08, 0x01}, 2},
+		{"large, pooled", big, len(big)},
+		{"large, size short", big, len(big) / 2},
+		{"small, size short", []byte("abcdef"), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 3 { // pooled buffers come back and are reused
+				data, err := c.Marshal(&sized{selfCoded: selfCoded{out: tc.out}, size: tc.size})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := data.Materialize(); !bytes.Equal(got, tc.out) {
+					t.Fatalf("Marshal = %d bytes, want the message's own %d", len(got), len(tc.out))
+				}
+				data.Free()
+			}
+		})
+	}
+	if _, err := c.Marshal(&sized{selfCoded: selfCoded{err: errors.New("no")}, size: 1 << 16}); err == nil {
+		t.Error("a pooled encoding hid the message's error")
+	}
+}
