@@ -54,7 +54,10 @@ type FileStore struct {
 	buf       []byte
 }
 
-var _ Store = (*FileStore)(nil)
+var (
+	_ Store  = (*FileStore)(nil)
+	_ lender = (*FileStore)(nil)
+)
 
 // walRecord is one log record: a numbered mutation.
 type walRecord struct {
@@ -111,12 +114,7 @@ func (s *FileStore) recover() error {
 		}
 		s.seq = doc.Seq
 		s.snapSize = int64(len(data))
-		for _, r := range doc.Requests {
-			s.rs.requests[r.ID] = r
-		}
-		for _, g := range doc.Grants {
-			s.rs.grants[g.ID] = g
-		}
+		s.rs.apply(&Mutation{Requests: doc.Requests, Grants: doc.Grants})
 	}
 
 	walPath := filepath.Join(s.dir, walFile)
@@ -194,6 +192,18 @@ func readSnapshot(data []byte, path string) (snapshotDoc, error) {
 		return snapshotDoc{}, fmt.Errorf("%s: %v: %w", path, err, ErrCorrupt)
 	}
 	return doc, nil
+}
+
+func (s *FileStore) lentRequest(id string, version uint64) *Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rs.lentRequest(id, version)
+}
+
+func (s *FileStore) lentGrant(id string, version uint64) *Grant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rs.lentGrant(id, version)
 }
 
 // Load returns a copy of every record.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -114,11 +115,12 @@ func New(store Store, cfg Config, opts Options) (*Service, error) {
 		return nil, err
 	}
 	tx := &txn{}
+	ln, _ := store.(lender)
 	for i := range snap.Requests {
-		tx.reqs = append(tx.reqs, &snap.Requests[i])
+		tx.reqs = append(tx.reqs, keepRequest(ln, &snap.Requests[i]))
 	}
 	for i := range snap.Grants {
-		tx.grants = append(tx.grants, &snap.Grants[i])
+		tx.grants = append(tx.grants, keepGrant(ln, &snap.Grants[i]))
 	}
 	s.install(tx)
 	s.log.Info("grant store loaded", "requests", len(snap.Requests), "grants", len(snap.Grants))
@@ -294,6 +296,7 @@ func (s *Service) update(ctx context.Context, fn func(tx *txn) error) error {
 		if err := s.store.Apply(ctx, m); err != nil {
 			return fmt.Errorf("grant store: %w", err)
 		}
+		s.borrow(tx)
 		s.install(tx)
 	}
 	s.send(tx.notes)
@@ -337,6 +340,52 @@ func (s *Service) updateShared(ctx context.Context, fn func(tx *txn) error) erro
 		s.send(tx.notes)
 		s.send(tx.events)
 		return tx.after
+	}
+}
+
+// keepRequest is the record the Service keeps for r, a record just
+// loaded: the store's own when it lends one equal to r (load may have
+// changed r: an issuer filled in), else a copy of r (not a pointer into
+// the snapshot, which would keep the whole snapshot alive).
+func keepRequest(ln lender, r *Request) *Request {
+	if ln != nil {
+		if lent := ln.lentRequest(r.ID, r.Version); lent != nil && reflect.DeepEqual(lent, r) {
+			return lent
+		}
+	}
+	c := *r
+	return &c
+}
+
+// keepGrant is keepRequest for a grant.
+func keepGrant(ln lender, g *Grant) *Grant {
+	if ln != nil {
+		if lent := ln.lentGrant(g.ID, g.Version); lent != nil && reflect.DeepEqual(lent, g) {
+			return lent
+		}
+	}
+	c := *g
+	return &c
+}
+
+// borrow replaces the records of tx, just stored, by the store's own
+// copies of them when it lends them (equal by construction: the store
+// keeps a deep copy of what Apply was given), so that the Service does
+// not keep a second copy of every record it writes. Callers hold wmu.
+func (s *Service) borrow(tx *txn) {
+	ln, ok := s.store.(lender)
+	if !ok {
+		return
+	}
+	for i, r := range tx.reqs {
+		if lent := ln.lentRequest(r.ID, r.Version); lent != nil {
+			tx.reqs[i] = lent
+		}
+	}
+	for i, g := range tx.grants {
+		if lent := ln.lentGrant(g.ID, g.Version); lent != nil {
+			tx.grants[i] = lent
+		}
 	}
 }
 

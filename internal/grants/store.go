@@ -43,26 +43,63 @@ func (m *Mutation) empty() bool {
 }
 
 // records is a store's working copy, shared by MemStore and FileStore.
+// Each record is one value that is never changed in place: apply stores
+// a new value for a new version. That is what lets a store lend its
+// records to the Service (lender) instead of both keeping a copy.
 type records struct {
-	requests map[string]Request
-	grants   map[string]Grant
+	requests map[string]*Request
+	grants   map[string]*Grant
 }
 
 func newRecords() records {
-	return records{requests: make(map[string]Request), grants: make(map[string]Grant)}
+	return records{requests: make(map[string]*Request), grants: make(map[string]*Grant)}
+}
+
+// lender is a Store that keeps each record as one value never changed in
+// place (records) and lends it out. The Service never changes a record in
+// place either, so where its record equals the store's it keeps the
+// store's: each record is then held once in memory, not once by the store
+// and once by the Service (10,000 live grants were two copies of each).
+type lender interface {
+	// lentRequest and lentGrant return the stored record id at version, or
+	// nil. The caller must not change it.
+	lentRequest(id string, version uint64) *Request
+	lentGrant(id string, version uint64) *Grant
+}
+
+func (rs *records) lentRequest(id string, version uint64) *Request {
+	if r := rs.requests[id]; r != nil && r.Version == version {
+		return r
+	}
+	return nil
+}
+
+func (rs *records) lentGrant(id string, version uint64) *Grant {
+	if g := rs.grants[id]; g != nil && g.Version == version {
+		return g
+	}
+	return nil
 }
 
 // check verifies the versions of m against the stored records.
 func (rs *records) check(m *Mutation) error {
 	for i := range m.Requests {
 		r := &m.Requests[i]
-		if err := checkVersion("request", r.ID, r.Version, rs.requests[r.ID].Version); err != nil {
+		var stored uint64
+		if old := rs.requests[r.ID]; old != nil {
+			stored = old.Version
+		}
+		if err := checkVersion("request", r.ID, r.Version, stored); err != nil {
 			return err
 		}
 	}
 	for i := range m.Grants {
 		g := &m.Grants[i]
-		if err := checkVersion("grant", g.ID, g.Version, rs.grants[g.ID].Version); err != nil {
+		var stored uint64
+		if old := rs.grants[g.ID]; old != nil {
+			stored = old.Version
+		}
+		if err := checkVersion("grant", g.ID, g.Version, stored); err != nil {
 			return err
 		}
 	}
@@ -79,13 +116,17 @@ func checkVersion(what, id string, next, stored uint64) error {
 	return nil
 }
 
-// apply writes m into the records, without checks (replay).
+// apply writes m into the records, without checks (replay). Each record
+// becomes a value of its own (not a pointer into m's slices, which would
+// keep all of m alive for as long as one of its records is); m must not
+// share anything with a caller's records (callers pass a clone, or a
+// decoded log record).
 func (rs *records) apply(m *Mutation) {
 	for _, r := range m.Requests {
-		rs.requests[r.ID] = r
+		rs.requests[r.ID] = &r
 	}
 	for _, g := range m.Grants {
-		rs.grants[g.ID] = g
+		rs.grants[g.ID] = &g
 	}
 	for _, id := range m.DropRequests {
 		delete(rs.requests, id)
@@ -114,10 +155,25 @@ type MemStore struct {
 	rs records
 }
 
-var _ Store = (*MemStore)(nil)
+var (
+	_ Store  = (*MemStore)(nil)
+	_ lender = (*MemStore)(nil)
+)
 
 // NewMemStore returns an empty MemStore.
 func NewMemStore() *MemStore { return &MemStore{rs: newRecords()} }
+
+func (s *MemStore) lentRequest(id string, version uint64) *Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rs.lentRequest(id, version)
+}
+
+func (s *MemStore) lentGrant(id string, version uint64) *Grant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rs.lentGrant(id, version)
+}
 
 // Load returns a copy of every record.
 func (s *MemStore) Load(context.Context) (Snapshot, error) {
@@ -153,10 +209,10 @@ func (s *MemStore) rewrite(_ context.Context, snap Snapshot) error {
 func recordsOf(snap Snapshot) records {
 	rs := newRecords()
 	for _, r := range snap.Requests {
-		rs.requests[r.ID] = *r.Clone()
+		rs.requests[r.ID] = r.Clone()
 	}
 	for _, g := range snap.Grants {
-		rs.grants[g.ID] = *g.Clone()
+		rs.grants[g.ID] = g.Clone()
 	}
 	return rs
 }
