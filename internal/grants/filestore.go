@@ -101,6 +101,7 @@ func OpenFileStore(dir string, opts FileStoreOptions) (*FileStore, error) {
 
 // recover loads the snapshot and replays the log.
 func (s *FileStore) recover() error {
+	in := make(interner)
 	snapPath := filepath.Join(s.dir, snapshotFile)
 	data, err := os.ReadFile(snapPath)
 	switch {
@@ -114,7 +115,9 @@ func (s *FileStore) recover() error {
 		}
 		s.seq = doc.Seq
 		s.snapSize = int64(len(data))
-		s.rs.apply(&Mutation{Requests: doc.Requests, Grants: doc.Grants})
+		m := Mutation{Requests: doc.Requests, Grants: doc.Grants}
+		in.mutation(&m)
+		s.rs.apply(&m)
 	}
 
 	walPath := filepath.Join(s.dir, walFile)
@@ -150,6 +153,7 @@ func (s *FileStore) recover() error {
 		if rec.Seq != s.seq+1 {
 			return fmt.Errorf("%s: record %d has sequence %d after %d: %w", walPath, i, rec.Seq, s.seq, ErrCorrupt)
 		}
+		in.mutation(&rec.Mutation)
 		s.rs.apply(&rec.Mutation)
 		s.seq = rec.Seq
 	}

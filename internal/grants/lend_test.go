@@ -2,8 +2,12 @@ package grants
 
 import (
 	"context"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // The Service keeps the store's own record where it equals its own (one
@@ -63,5 +67,46 @@ func TestServiceBorrowsStoredRecords(t *testing.T) {
 	rv.Target = "changed"
 	if got.Target != "github" {
 		t.Errorf("a caller's copy changed the shared record")
+	}
+}
+
+// A recovered store holds one copy of a string that repeats across its
+// records, and every record reads as it was written.
+func TestRecoverInternsRepeatedStrings(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenFileStore(dir, FileStoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	var m Mutation
+	for _, id := range []string{"gr_1", "gr_2", "gr_3"} {
+		m.Grants = append(m.Grants, Grant{ID: id, Version: 1, RequestID: "req_" + id, State: GrantActive, Subject: "alice",
+			Issuer: "https://idp.example", Target: "github", Kind: KindTool, Tool: "create_issue", NotBefore: now, Expiry: now.Add(time.Hour),
+			CreatedAt: now, ApprovedBy: []string{"bob"}})
+	}
+	if err := st.Apply(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = OpenFileStore(dir, FileStoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, b := st.lentGrant("gr_1", 1), st.lentGrant("gr_3", 1)
+	for name, pair := range map[string][2]string{"subject": {a.Subject, b.Subject}, "issuer": {a.Issuer, b.Issuer}, "tool": {a.Tool, b.Tool}, "approver": {a.ApprovedBy[0], b.ApprovedBy[0]}} {
+		if unsafe.StringData(pair[0]) != unsafe.StringData(pair[1]) {
+			t.Errorf("%s: two copies of %q", name, pair[0])
+		}
+	}
+	snap, err := st.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(snap.Grants, func(x, y Grant) int { return strings.Compare(x.ID, y.ID) })
+	if !reflect.DeepEqual(snap.Grants, m.Grants) {
+		t.Errorf("recovered grants differ from the written ones:\n got %+v\nwant %+v", snap.Grants, m.Grants)
 	}
 }
