@@ -195,9 +195,9 @@ func appendCounts(b []byte, m map[string]int) []byte {
 var errShort = errors.New("truncated field")
 
 // decoder reads one encoded row. With alias set, strings point into the
-// input instead of copying it: the caller must then never modify the
-// input (the shipper reads each segment into a fresh buffer it never
-// reuses).
+// input instead of copying it: they are then valid only while the input
+// is not modified (the shipper reads the next segment into the same
+// buffer, so what keeps a row past Batch.Add copies it).
 type decoder struct {
 	b     []byte
 	alias bool

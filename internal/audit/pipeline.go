@@ -57,7 +57,11 @@ type Destination interface {
 // attempt did store are stored again (the destination de-duplicates by
 // id). The shipper counts the rows as shipped once Send returns nil.
 type Batch interface {
-	Add(r Record) // r is only valid during the call
+	// Add adds r's row. r, its strings and its slices are valid only
+	// during the call (the shipper decodes rows in place, their strings
+	// aliasing the segment it read, whose buffer it reads the next
+	// segment into): a Batch copies what it keeps.
+	Add(r Record)
 	Len() int
 	Send(ctx context.Context) error
 	Reset()

@@ -231,10 +231,11 @@ func (sh *shipper) readLoop() {
 			sh.log.Warn("audit spool: skipped a torn or corrupt tail (left by a crash)", "file", seg.path, "bytes", dropped, "records_read", len(payloads))
 		}
 		for _, p := range payloads {
-			// Copied out (not aliased): the batch then keeps its rows
-			// alive, not every segment they came from, and the segment's
-			// buffer is read into again.
-			r, err := decodeRecord(p, false, &sc)
+			// Decoded in place, strings aliasing the segment's buffer: the
+			// batch copies what it keeps (Batch.Add), so it keeps its rows
+			// alive, not every segment they came from, and the buffer is
+			// read into again.
+			r, err := decodeRecord(p, true, &sc)
 			if err != nil {
 				sh.m.corruptBytes(len(p))
 				sh.log.Error("audit spool: undecodable record skipped", "file", seg.path, "err", err)

@@ -63,7 +63,7 @@ type fakeBatch struct {
 	ids []string
 }
 
-func (b *fakeBatch) Add(r Record) { b.ids = append(b.ids, rowID(r)) }
+func (b *fakeBatch) Add(r Record) { b.ids = append(b.ids, strings.Clone(rowID(r))) } // r is only valid during Add
 func (b *fakeBatch) Len() int     { return len(b.ids) }
 func (b *fakeBatch) Reset()       { b.ids = b.ids[:0] }
 

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/airlock-mcp/airlock/internal/audit"
 )
@@ -40,8 +41,13 @@ func insertSQL(db string, k audit.Kind) string {
 	return "INSERT INTO " + db + "." + tableOf[k] + " (" + strings.Join(columnsOf[k], ", ") + ")"
 }
 
-// colBuilder collects rows of one table as columns.
+// colBuilder collects rows of one table as columns. A builder is reused
+// batch after batch: reset keeps what the next batch will need (reuse,
+// strArena.reset) instead of growing every column again.
 type colBuilder interface {
+	// add appends r's row. r and its strings are valid only during the
+	// call (the shipper decodes rows in place, aliasing the segment it
+	// read): add copies what it keeps into the builder's arena.
 	add(r audit.Record)
 	len() int
 	columns() []any // one slice per column, in columnsOf order
@@ -77,6 +83,67 @@ func chTime(t time.Time) time.Time {
 	return t
 }
 
+// What a builder keeps between batches: column capacity up to keepRows
+// rows (the default batch_size is 10,000) and an arena up to keepArena
+// bytes, and only while batches use a good part of them (reuse). Under a
+// steady load a batch then allocates nothing for its columns; a burst or
+// one batch of batch_bytes of large payloads is let go once batches are
+// smaller again, not pinned for the life of the process.
+const (
+	keepRows   = 16 << 10
+	keepArena  = 4 << 20
+	arenaBlock = 64 << 10 // the first block of an arena
+)
+
+// reuse empties a column for the next batch: it keeps its capacity when
+// the batch just sent filled at least a quarter of it and it holds at
+// most keepRows rows, else lets it go. The rows are cleared so that they
+// pin nothing (strings into an arena block let go of).
+func reuse[T any](s []T) []T {
+	if cap(s) > keepRows || len(s) < cap(s)/4 {
+		return nil
+	}
+	clear(s)
+	return s[:0]
+}
+
+// strArena holds the bytes of a builder's strings: add copies each string
+// it keeps into it, one append instead of one allocation per string. A
+// full block is not grown but followed by a new one (strings already made
+// keep the old block alive); reset keeps the last block for the next
+// batch. Its strings are valid until reset: the columns holding them are
+// reset at the same time, and the INSERT copied them (clickhouse-go's
+// columns hold their own bytes).
+type strArena struct {
+	buf  []byte
+	used int // bytes copied since the last reset, across blocks
+}
+
+func (a *strArena) str(s string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	if cap(a.buf)-len(a.buf) < len(s) {
+		a.buf = make([]byte, 0, max(min(2*cap(a.buf), keepArena), len(s), arenaBlock))
+	}
+	n := len(a.buf)
+	a.buf = append(a.buf, s...)
+	a.used += len(s)
+	return unsafe.String(&a.buf[n], len(s))
+}
+
+// reset makes the arena's bytes free for the next batch: it keeps the
+// last block when that is at most keepArena bytes and the batch just sent
+// used at least a quarter of it.
+func (a *strArena) reset() {
+	if cap(a.buf) > keepArena || a.used < cap(a.buf)/4 {
+		a.buf = nil
+	} else {
+		a.buf = a.buf[:0]
+	}
+	a.used = 0
+}
+
 func u16(v int) uint16 {
 	return uint16(min(max(v, 0), 65535))
 }
@@ -98,32 +165,33 @@ type eventCols struct {
 	truncated                                                               []uint8
 	typeArena                                                               []string // backs the mtypes rows
 	countArena                                                              []uint32 // backs the mcounts rows
+	a                                                                       strArena
 }
 
 func (c *eventCols) add(r audit.Record) {
 	v := r.(*audit.Event)
-	c.id = append(c.id, v.EventID)
+	c.id = append(c.id, c.a.str(v.EventID))
 	c.tm = append(c.tm, chTime(v.Time))
 	c.ns = append(c.ns, unixNS(v.Time))
-	c.session = append(c.session, v.SessionID)
-	c.principal = append(c.principal, v.Principal)
-	c.client = append(c.client, v.ClientID)
-	c.issuer = append(c.issuer, v.Issuer)
-	c.target = append(c.target, v.Target)
-	c.direction = append(c.direction, string(v.Direction))
-	c.method = append(c.method, v.Method)
-	c.tool = append(c.tool, v.Tool)
-	c.rpcID = append(c.rpcID, v.JSONRPCID)
-	c.decision = append(c.decision, v.DecisionID)
-	c.grant = append(c.grant, v.GrantID)
+	c.session = append(c.session, c.a.str(v.SessionID))
+	c.principal = append(c.principal, c.a.str(v.Principal))
+	c.client = append(c.client, c.a.str(v.ClientID))
+	c.issuer = append(c.issuer, c.a.str(v.Issuer))
+	c.target = append(c.target, c.a.str(v.Target))
+	c.direction = append(c.direction, c.a.str(string(v.Direction)))
+	c.method = append(c.method, c.a.str(v.Method))
+	c.tool = append(c.tool, c.a.str(v.Tool))
+	c.rpcID = append(c.rpcID, c.a.str(v.JSONRPCID))
+	c.decision = append(c.decision, c.a.str(v.DecisionID))
+	c.grant = append(c.grant, c.a.str(v.GrantID))
 	c.status = append(c.status, u16(v.Status))
-	c.outcome = append(c.outcome, v.Outcome)
+	c.outcome = append(c.outcome, c.a.str(v.Outcome))
 	c.latency = append(c.latency, v.LatencyMS)
 	types, counts, total := c.maskArrays(v.Masked)
 	c.mtypes = append(c.mtypes, types)
 	c.mcounts = append(c.mcounts, counts)
 	c.mtotal = append(c.mtotal, total)
-	c.payload = append(c.payload, v.Payload)
+	c.payload = append(c.payload, c.a.str(v.Payload))
 	var tr uint8
 	if v.Truncated {
 		tr = 1
@@ -140,7 +208,7 @@ func (c *eventCols) maskArrays(m map[string]int) ([]string, []uint32, uint32) {
 	}
 	start := len(c.typeArena)
 	for t := range m {
-		c.typeArena = append(c.typeArena, t)
+		c.typeArena = append(c.typeArena, c.a.str(t))
 	}
 	types := c.typeArena[start:len(c.typeArena):len(c.typeArena)]
 	sort.Strings(types)
@@ -163,14 +231,15 @@ func (c *eventCols) columns() []any {
 }
 
 func (c *eventCols) reset() {
-	c.id, c.session, c.principal, c.client, c.issuer = c.id[:0], c.session[:0], c.principal[:0], c.client[:0], c.issuer[:0]
-	c.target, c.direction, c.method, c.tool = c.target[:0], c.direction[:0], c.method[:0], c.tool[:0]
-	c.rpcID, c.decision, c.grant, c.outcome, c.payload = c.rpcID[:0], c.decision[:0], c.grant[:0], c.outcome[:0], c.payload[:0]
-	c.tm, c.ns, c.bytes, c.status, c.latency = c.tm[:0], c.ns[:0], c.bytes[:0], c.status[:0], c.latency[:0]
-	c.mtypes, c.mcounts, c.mtotal, c.truncated = c.mtypes[:0], c.mcounts[:0], c.mtotal[:0], c.truncated[:0]
-	// Rows of the arenas may still be referenced by sent batches' slices:
-	// start new arenas rather than overwrite them.
-	c.typeArena, c.countArena = nil, nil
+	c.id, c.session, c.principal, c.client, c.issuer = reuse(c.id), reuse(c.session), reuse(c.principal), reuse(c.client), reuse(c.issuer)
+	c.target, c.direction, c.method, c.tool = reuse(c.target), reuse(c.direction), reuse(c.method), reuse(c.tool)
+	c.rpcID, c.decision, c.grant, c.outcome, c.payload = reuse(c.rpcID), reuse(c.decision), reuse(c.grant), reuse(c.outcome), reuse(c.payload)
+	c.tm, c.ns, c.bytes, c.status, c.latency = reuse(c.tm), reuse(c.ns), reuse(c.bytes), reuse(c.status), reuse(c.latency)
+	c.mtypes, c.mcounts, c.mtotal, c.truncated = reuse(c.mtypes), reuse(c.mcounts), reuse(c.mtotal), reuse(c.truncated)
+	// The INSERT copied the arrays' rows: the arenas backing them are
+	// written again.
+	c.typeArena, c.countArena = reuse(c.typeArena), reuse(c.countArena)
+	c.a.reset()
 }
 
 type decisionCols struct {
@@ -179,29 +248,30 @@ type decisionCols struct {
 	tm                                                                  []time.Time
 	ns, latency                                                         []uint64
 	status                                                              []uint16
+	a                                                                   strArena
 }
 
 func (c *decisionCols) add(r audit.Record) {
 	v := r.(*audit.Decision)
-	c.id = append(c.id, v.DecisionID)
+	c.id = append(c.id, c.a.str(v.DecisionID))
 	c.tm = append(c.tm, chTime(v.Time))
 	c.ns = append(c.ns, unixNS(v.Time))
-	c.session = append(c.session, v.SessionID)
-	c.principal = append(c.principal, v.Principal)
-	c.client = append(c.client, v.ClientID)
-	c.issuer = append(c.issuer, v.Issuer)
-	c.target = append(c.target, v.Target)
-	c.method = append(c.method, v.Method)
-	c.tool = append(c.tool, v.Tool)
-	c.rpcID = append(c.rpcID, v.JSONRPCID)
-	c.outcome = append(c.outcome, v.Outcome)
-	c.reason = append(c.reason, v.Reason)
-	c.policy = append(c.policy, v.PolicyVersion)
-	c.grant = append(c.grant, v.GrantID)
-	c.request = append(c.request, v.RequestID)
+	c.session = append(c.session, c.a.str(v.SessionID))
+	c.principal = append(c.principal, c.a.str(v.Principal))
+	c.client = append(c.client, c.a.str(v.ClientID))
+	c.issuer = append(c.issuer, c.a.str(v.Issuer))
+	c.target = append(c.target, c.a.str(v.Target))
+	c.method = append(c.method, c.a.str(v.Method))
+	c.tool = append(c.tool, c.a.str(v.Tool))
+	c.rpcID = append(c.rpcID, c.a.str(v.JSONRPCID))
+	c.outcome = append(c.outcome, c.a.str(v.Outcome))
+	c.reason = append(c.reason, c.a.str(v.Reason))
+	c.policy = append(c.policy, c.a.str(v.PolicyVersion))
+	c.grant = append(c.grant, c.a.str(v.GrantID))
+	c.request = append(c.request, c.a.str(v.RequestID))
 	c.status = append(c.status, u16(v.Status))
 	c.latency = append(c.latency, u64(v.LatencyUS))
-	c.trace = append(c.trace, v.TraceID)
+	c.trace = append(c.trace, c.a.str(v.TraceID))
 }
 
 func (c *decisionCols) len() int { return len(c.id) }
@@ -212,32 +282,39 @@ func (c *decisionCols) columns() []any {
 		c.status, c.latency, c.trace}
 }
 
-func (c *decisionCols) reset() { *c = decisionCols{} }
+func (c *decisionCols) reset() {
+	c.id, c.session, c.principal, c.client, c.issuer = reuse(c.id), reuse(c.session), reuse(c.principal), reuse(c.client), reuse(c.issuer)
+	c.target, c.method, c.tool, c.rpcID = reuse(c.target), reuse(c.method), reuse(c.tool), reuse(c.rpcID)
+	c.outcome, c.reason, c.policy, c.grant, c.request, c.trace = reuse(c.outcome), reuse(c.reason), reuse(c.policy), reuse(c.grant), reuse(c.request), reuse(c.trace)
+	c.tm, c.ns, c.latency, c.status = reuse(c.tm), reuse(c.ns), reuse(c.latency), reuse(c.status)
+	c.a.reset()
+}
 
 type requestCols struct {
 	id, request, from, to, actor, principal, client, target, method, tool []string
 	reason, decision, grant                                               []string
 	tm                                                                    []time.Time
 	ns, seq                                                               []uint64
+	a                                                                     strArena
 }
 
 func (c *requestCols) add(r audit.Record) {
 	v := r.(*audit.RequestEvent)
-	c.id = append(c.id, v.EventID)
+	c.id = append(c.id, c.a.str(v.EventID))
 	c.tm = append(c.tm, chTime(v.Time))
 	c.ns = append(c.ns, unixNS(v.Time))
-	c.request = append(c.request, v.RequestID)
-	c.from = append(c.from, v.FromState)
-	c.to = append(c.to, v.ToState)
-	c.actor = append(c.actor, v.Actor)
-	c.principal = append(c.principal, v.Principal)
-	c.client = append(c.client, v.ClientID)
-	c.target = append(c.target, v.Target)
-	c.method = append(c.method, v.Method)
-	c.tool = append(c.tool, v.Tool)
-	c.reason = append(c.reason, v.Reason)
-	c.decision = append(c.decision, v.DecisionID)
-	c.grant = append(c.grant, v.GrantID)
+	c.request = append(c.request, c.a.str(v.RequestID))
+	c.from = append(c.from, c.a.str(v.FromState))
+	c.to = append(c.to, c.a.str(v.ToState))
+	c.actor = append(c.actor, c.a.str(v.Actor))
+	c.principal = append(c.principal, c.a.str(v.Principal))
+	c.client = append(c.client, c.a.str(v.ClientID))
+	c.target = append(c.target, c.a.str(v.Target))
+	c.method = append(c.method, c.a.str(v.Method))
+	c.tool = append(c.tool, c.a.str(v.Tool))
+	c.reason = append(c.reason, c.a.str(v.Reason))
+	c.decision = append(c.decision, c.a.str(v.DecisionID))
+	c.grant = append(c.grant, c.a.str(v.GrantID))
 	c.seq = append(c.seq, v.Seq)
 }
 
@@ -248,7 +325,13 @@ func (c *requestCols) columns() []any {
 		c.client, c.target, c.method, c.tool, c.reason, c.decision, c.grant, c.seq}
 }
 
-func (c *requestCols) reset() { *c = requestCols{} }
+func (c *requestCols) reset() {
+	c.id, c.request, c.from, c.to, c.actor = reuse(c.id), reuse(c.request), reuse(c.from), reuse(c.to), reuse(c.actor)
+	c.principal, c.client, c.target, c.method, c.tool = reuse(c.principal), reuse(c.client), reuse(c.target), reuse(c.method), reuse(c.tool)
+	c.reason, c.decision, c.grant = reuse(c.reason), reuse(c.decision), reuse(c.grant)
+	c.tm, c.ns, c.seq = reuse(c.tm), reuse(c.ns), reuse(c.seq)
+	c.a.reset()
+}
 
 type grantCols struct {
 	id, grant, transition, actor, principal, client, target, request, reason []string
@@ -256,28 +339,34 @@ type grantCols struct {
 	tm, expires                                                              []time.Time
 	ns, seq                                                                  []uint64
 	uses                                                                     []int64
+	toolArena                                                                []string // backs the tools rows
+	a                                                                        strArena
 }
 
 func (c *grantCols) add(r audit.Record) {
 	v := r.(*audit.GrantEvent)
-	c.id = append(c.id, v.EventID)
+	c.id = append(c.id, c.a.str(v.EventID))
 	c.tm = append(c.tm, chTime(v.Time))
 	c.ns = append(c.ns, unixNS(v.Time))
-	c.grant = append(c.grant, v.GrantID)
-	c.transition = append(c.transition, v.Transition)
-	c.actor = append(c.actor, v.Actor)
-	c.principal = append(c.principal, v.Principal)
-	c.client = append(c.client, v.ClientID)
-	c.target = append(c.target, v.Target)
-	tools := v.Tools
-	if tools == nil {
-		tools = []string{}
+	c.grant = append(c.grant, c.a.str(v.GrantID))
+	c.transition = append(c.transition, c.a.str(v.Transition))
+	c.actor = append(c.actor, c.a.str(v.Actor))
+	c.principal = append(c.principal, c.a.str(v.Principal))
+	c.client = append(c.client, c.a.str(v.ClientID))
+	c.target = append(c.target, c.a.str(v.Target))
+	if len(v.Tools) == 0 {
+		c.tools = append(c.tools, []string{})
+	} else {
+		start := len(c.toolArena)
+		for _, t := range v.Tools {
+			c.toolArena = append(c.toolArena, c.a.str(t))
+		}
+		c.tools = append(c.tools, c.toolArena[start:len(c.toolArena):len(c.toolArena)])
 	}
-	c.tools = append(c.tools, tools)
-	c.request = append(c.request, v.RequestID)
+	c.request = append(c.request, c.a.str(v.RequestID))
 	c.expires = append(c.expires, chTime(v.ExpiresAt).Truncate(time.Second))
 	c.uses = append(c.uses, v.UsesLeft)
-	c.reason = append(c.reason, v.Reason)
+	c.reason = append(c.reason, c.a.str(v.Reason))
 	c.seq = append(c.seq, v.Seq)
 }
 
@@ -288,4 +377,10 @@ func (c *grantCols) columns() []any {
 		c.target, c.tools, c.request, c.expires, c.uses, c.reason, c.seq}
 }
 
-func (c *grantCols) reset() { *c = grantCols{} }
+func (c *grantCols) reset() {
+	c.id, c.grant, c.transition, c.actor, c.principal = reuse(c.id), reuse(c.grant), reuse(c.transition), reuse(c.actor), reuse(c.principal)
+	c.client, c.target, c.request, c.reason = reuse(c.client), reuse(c.target), reuse(c.request), reuse(c.reason)
+	c.tools, c.tm, c.expires, c.ns, c.seq, c.uses = reuse(c.tools), reuse(c.tm), reuse(c.expires), reuse(c.ns), reuse(c.seq), reuse(c.uses)
+	c.toolArena = reuse(c.toolArena)
+	c.a.reset()
+}
