@@ -97,13 +97,19 @@ var errBadMagic = errors.New("not a spool segment (bad magic)")
 // data). dropped is the number of bytes after the last good frame: a torn
 // tail after a crash, or corruption.
 func parseSegment(data []byte) (payloads [][]byte, dropped int, err error) {
+	return parseSegmentInto(data, nil)
+}
+
+// parseSegmentInto is parseSegment appending the payloads to payloads
+// (the shipper passes the last segment's, emptied, to reuse it).
+func parseSegmentInto(data []byte, payloads [][]byte) (_ [][]byte, dropped int, err error) {
 	if len(data) < len(segMagic) {
 		// A crash right after creating the file can leave it shorter than
 		// its magic: it holds no record.
-		return nil, len(data), nil
+		return payloads, len(data), nil
 	}
 	if string(data[:len(segMagic)]) != segMagic {
-		return nil, 0, errBadMagic
+		return payloads, 0, errBadMagic
 	}
 	b := data[len(segMagic):]
 	for len(b) > 0 {

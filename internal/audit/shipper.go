@@ -127,7 +127,8 @@ func (sh *shipper) readLoop() {
 		queue      []segmentInfo
 		consumed   []segmentInfo // read whole since the last job
 		sc         scratch
-		readBuf    []byte // the segment being read; reused
+		readBuf    []byte   // the segment being read; reused
+		payloads   [][]byte // its records (aliasing readBuf); reused
 	)
 	// flush hands b and the consumed segments to the sender; false means stop.
 	flush := func() bool {
@@ -204,7 +205,9 @@ func (sh *shipper) readLoop() {
 			}
 			continue
 		}
-		payloads, dropped, err := parseSegment(data)
+		clear(payloads)
+		var dropped int
+		payloads, dropped, err = parseSegmentInto(data, payloads[:0])
 		if err != nil {
 			bad := seg.path + ".bad"
 			sh.log.Error("audit spool: not a segment; moved aside", "file", seg.path, "to", bad, "err", err)
