@@ -173,13 +173,58 @@ func (c *clickHouse) insert(ctx context.Context, k audit.Kind, cols colBuilder) 
 			_ = batch.Abort()
 		}
 	}()
-	for i, col := range cols.columns() {
-		if err := batch.Column(i).Append(col); err != nil {
-			return fmt.Errorf("audit: column %s of %s: %w", columnsOf[k][i], tableOf[k], err)
+	// The rows go in blocks of at most blockRows, all in this one INSERT:
+	// clickhouse-go's columns, fresh for every INSERT, then grow to one
+	// block's size and are reused (Flush resets them keeping their
+	// capacity) instead of growing, copy after copy, to the whole batch.
+	all := cols.columns()
+	n := cols.len()
+	for lo := 0; lo < n; lo += blockRows {
+		hi := min(lo+blockRows, n)
+		if lo > 0 {
+			if err := batch.Flush(); err != nil {
+				return fmt.Errorf("audit: INSERT of %d rows into %s.%s: %w", n, c.db, tableOf[k], err)
+			}
+		}
+		for i, col := range all {
+			if err := batch.Column(i).Append(rowsOf(col, lo, hi)); err != nil {
+				return fmt.Errorf("audit: column %s of %s: %w", columnsOf[k][i], tableOf[k], err)
+			}
 		}
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("audit: INSERT of %d rows into %s.%s: %w", cols.len(), c.db, tableOf[k], err)
 	}
 	return nil
+}
+
+// blockRows is the most rows sent in one block of an INSERT.
+const blockRows = 2048
+
+// rowsOf is rows [lo, hi) of col, one of the column slices colBuilder
+// returns.
+func rowsOf(col any, lo, hi int) any {
+	switch v := col.(type) {
+	case []string:
+		return v[lo:hi]
+	case []time.Time:
+		return v[lo:hi]
+	case []uint64:
+		return v[lo:hi]
+	case []int64:
+		return v[lo:hi]
+	case []uint32:
+		return v[lo:hi]
+	case []uint16:
+		return v[lo:hi]
+	case []uint8:
+		return v[lo:hi]
+	case []float64:
+		return v[lo:hi]
+	case [][]string:
+		return v[lo:hi]
+	case [][]uint32:
+		return v[lo:hi]
+	}
+	panic(fmt.Sprintf("audit: rowsOf: column of type %T", col))
 }

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/airlock-mcp/airlock/internal/audit"
@@ -216,5 +217,42 @@ func TestBuilderLetsGoOfABigBatch(t *testing.T) {
 	c.reset()
 	if cap(c.id) != 0 {
 		t.Errorf("a batch of more than keepRows rows: %d rows kept", cap(c.id))
+	}
+}
+
+// A batch larger than a block goes in several blocks of one INSERT: every
+// row lands, and ClickHouse still makes one part of them (it squashes an
+// INSERT's blocks), not one per block to merge.
+func TestInsertInBlocks(t *testing.T) {
+	srv := sharedServer(t)
+	db := testDB(t)
+	ch, err := dialClickHouse(testConfig(t, srv.Addr(), db).ClickHouse, nopLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.close()
+	batch := ch.newBatch()
+	recs := benchDecisions(3*blockRows + 5)
+	for round := range 2 { // the second with the builders' reused columns
+		for _, r := range recs {
+			r.DecisionID = audit.NewID()
+			batch.Add(r)
+		}
+		if err := batch.Send(ctxT(t, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		batch.Reset()
+		conn := connect(t, srv.Addr())
+		if n := count(t, conn, "SELECT count() FROM "+db+".decisions"); n != uint64((round+1)*len(recs)) {
+			t.Fatalf("round %d: %d rows in ClickHouse, want %d", round, n, (round+1)*len(recs))
+		}
+		if n := count(t, conn, "SELECT uniqExact(decision_id) FROM "+db+".decisions"); n != uint64((round+1)*len(recs)) {
+			t.Fatalf("round %d: %d distinct decision ids, want %d", round, n, (round+1)*len(recs))
+		}
+		if round == 0 {
+			if n := count(t, conn, "SELECT count() FROM system.parts WHERE database = '"+db+"' AND table = 'decisions' AND active"); n != 1 {
+				t.Errorf("one INSERT of %d rows in blocks of %d made %d parts, want 1", len(recs), blockRows, n)
+			}
+		}
 	}
 }
