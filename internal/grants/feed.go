@@ -95,7 +95,7 @@ func (s *Service) applyChange(c *Change) {
 	}
 	for i := range c.Mutation.Grants {
 		g := &c.Mutation.Grants[i]
-		if cur := s.grants[g.ID]; cur == nil || cur.Version < g.Version {
+		if cur := s.grants[g.ID].g; cur == nil || cur.Version < g.Version {
 			tx.grants = append(tx.grants, g.Clone())
 		}
 	}
@@ -105,7 +105,7 @@ func (s *Service) applyChange(c *Change) {
 		}
 	}
 	for _, id := range c.Mutation.DropGrants {
-		if s.grants[id] != nil {
+		if s.grants[id].g != nil {
 			tx.dropGrants = append(tx.dropGrants, id)
 		}
 	}

@@ -193,9 +193,9 @@ func (f *GrantFilter) match(g *Grant) bool {
 func (s *Service) ListGrants(_ context.Context, f GrantFilter) ([]*Grant, error) {
 	s.mu.RLock()
 	var out []*Grant
-	for _, g := range s.grants {
-		if f.match(g) {
-			out = append(out, s.grantView(g, s.uses[g.ID]))
+	for _, e := range s.grants {
+		if f.match(e.g) {
+			out = append(out, s.grantView(e.g, e.uses))
 		}
 	}
 	s.mu.RUnlock()

@@ -64,17 +64,25 @@ type Service struct {
 
 	mu        sync.RWMutex // guards the maps below; records in them are never changed in place
 	requests  map[string]*Request
-	grants    map[string]*Grant
+	grants    map[string]grantEntry    // id → the current record and its use count
 	pending   map[string]string        // call key → id of the pending request
 	pendingBy map[string]int           // subject → pending requests
 	active    map[string][]*Grant      // subject "\x00" target → active grants
 	done      map[string]chan struct{} // pending request id → closed when it leaves pending
-	uses      map[string]*atomic.Int64 // active time-bound grant id → uses
 
 	timers    timerQueue
 	closed    chan struct{}
 	closeOnce sync.Once
 	loopDone  chan struct{}
+}
+
+// grantEntry is a grant's current record and, while it is an active
+// time-bound grant, the count of its uses (kept in memory: see
+// Grant.Uses). One map holds both: with 10,000 live grants a second map
+// by id was 0.4 MB.
+type grantEntry struct {
+	g    *Grant
+	uses *atomic.Int64
 }
 
 // New loads the store's records and starts the expirer. The Service owns
@@ -88,9 +96,9 @@ func New(store Store, cfg Config, opts Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, store: store, log: opts.Logger, now: opts.Now, auditor: opts.Auditor, notifier: opts.Notifier, metrics: opts.Metrics, mask: opts.Mask,
-		requests: make(map[string]*Request), grants: make(map[string]*Grant), pending: make(map[string]string),
+		requests: make(map[string]*Request), grants: make(map[string]grantEntry), pending: make(map[string]string),
 		pendingBy: make(map[string]int), active: make(map[string][]*Grant), done: make(map[string]chan struct{}),
-		uses: make(map[string]*atomic.Int64), closed: make(chan struct{}), loopDone: make(chan struct{}),
+		closed: make(chan struct{}), loopDone: make(chan struct{}),
 		feedDone: make(chan struct{}),
 	}
 	s.shared, _ = store.(SharedStore)
@@ -430,21 +438,23 @@ func (s *Service) install(tx *txn) {
 		}
 	}
 	for _, g := range tx.grants {
-		old := s.grants[g.ID]
-		s.grants[g.ID] = g
+		e := s.grants[g.ID] // a new version in the same state keeps its use count
+		old := e.g
+		e.g = g
 		wasActive := old != nil && old.State == GrantActive
 		switch {
 		case g.State == GrantActive && !wasActive:
 			if g.MaxUses == 0 {
 				c := new(atomic.Int64)
 				c.Store(int64(g.Uses))
-				s.uses[g.ID] = c
+				e.uses = c
 			}
 			sched = append(sched, deadline{g.Expiry, g.ID, timerGrant})
 		case g.State != GrantActive && (old == nil || wasActive):
-			delete(s.uses, g.ID)
+			e.uses = nil
 			sched = append(sched, deadline{g.EndedAt.Add(s.cfg.Retention), g.ID, timerPruneGrant})
 		}
+		s.grants[g.ID] = e
 	}
 	s.reindex(tx.grants)
 	for _, id := range tx.dropReqs {
@@ -455,10 +465,9 @@ func (s *Service) install(tx *txn) {
 	}
 	var dropped []*Grant
 	for _, id := range tx.dropGrants {
-		if g := s.grants[id]; g != nil {
+		if g := s.grants[id].g; g != nil {
 			delete(s.grants, id)
 			dropped = append(dropped, &Grant{ID: id, Subject: g.Subject, Target: g.Target, State: GrantRevoked})
-			delete(s.uses, id)
 		}
 	}
 	s.reindex(dropped)
@@ -563,7 +572,8 @@ func (s *Service) request(id string) *Request {
 func (s *Service) grant(id string) (*Grant, *atomic.Int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.grants[id], s.uses[id]
+	e := s.grants[id]
+	return e.g, e.uses
 }
 
 // grantView is a copy of g for callers, with its current use count.
