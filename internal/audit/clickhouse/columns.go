@@ -84,23 +84,26 @@ func chTime(t time.Time) time.Time {
 }
 
 // What a builder keeps between batches: column capacity up to keepRows
-// rows (the default batch_size is 10,000) and an arena up to keepArena
-// bytes, and only while batches use a good part of them (reuse). Under a
-// steady load a batch then allocates nothing for its columns; a burst or
-// one batch of batch_bytes of large payloads is let go once batches are
-// smaller again, not pinned for the life of the process.
+// rows (the default batch_size is 10,000) and an arena block up to
+// keepArena bytes, and only while batches use a good part of them: after
+// smallBatches batches in a row that used less than a quarter, it lets
+// them go. Under a load, steady or bursty, a batch then allocates nothing
+// for its columns; a burst or one batch of batch_bytes of large payloads
+// is let go once the load is lighter for a while, not pinned for the life
+// of the process.
 const (
-	keepRows   = 16 << 10
-	keepArena  = 4 << 20
-	arenaBlock = 64 << 10 // the first block of an arena
+	keepRows     = 16 << 10
+	keepArena    = 4 << 20
+	arenaBlock   = 64 << 10 // the first block of an arena
+	smallBatches = 8
 )
 
-// reuse empties a column for the next batch: it keeps its capacity when
-// the batch just sent filled at least a quarter of it and it holds at
-// most keepRows rows, else lets it go. The rows are cleared so that they
-// pin nothing (strings into an arena block let go of).
-func reuse[T any](s []T) []T {
-	if cap(s) > keepRows || len(s) < cap(s)/4 {
+// reuse empties a column for the next batch: it keeps its capacity
+// unless the builder lets go (strArena.reset) or it is over keepRows
+// rows. The rows are cleared so that they pin nothing (strings into an
+// arena block let go of).
+func reuse[T any](letGo bool, s []T) []T {
+	if letGo || cap(s) > keepRows {
 		return nil
 	}
 	clear(s)
@@ -113,10 +116,13 @@ func reuse[T any](s []T) []T {
 // keep the old block alive); reset keeps the last block for the next
 // batch. Its strings are valid until reset: the columns holding them are
 // reset at the same time, and the INSERT copied them (clickhouse-go's
-// columns hold their own bytes).
+// columns hold their own bytes). It also counts the builder's small
+// batches in a row.
 type strArena struct {
-	buf  []byte
-	used int // bytes copied since the last reset, across blocks
+	buf        []byte
+	used       int // bytes copied since the last reset, across blocks
+	small      int // batches in a row that used less than a quarter of the columns
+	smallBytes int // batches in a row that used less than a quarter of the block
 }
 
 func (a *strArena) str(s string) string {
@@ -132,16 +138,33 @@ func (a *strArena) str(s string) string {
 	return unsafe.String(&a.buf[n], len(s))
 }
 
-// reset makes the arena's bytes free for the next batch: it keeps the
-// last block when that is at most keepArena bytes and the batch just sent
-// used at least a quarter of it.
-func (a *strArena) reset() {
-	if cap(a.buf) > keepArena || a.used < cap(a.buf)/4 {
-		a.buf = nil
+// reset makes the arena free for the next batch, whose builder used rows
+// of its capRows rows of columns, and reports whether the builder lets go
+// of its columns (the smallBatches-th small batch in a row). The arena
+// keeps its last block unless that is over keepArena bytes, or the
+// builder lets go, or smallBatches batches in a row used less than a
+// quarter of it.
+func (a *strArena) reset(rows, capRows int) (letGo bool) {
+	a.small = streak(a.small, rows < capRows/4)
+	a.smallBytes = streak(a.smallBytes, a.used < cap(a.buf)/4)
+	letGo = a.small >= smallBatches
+	if letGo {
+		a.small = 0
+	}
+	if letGo || cap(a.buf) > keepArena || a.smallBytes >= smallBatches {
+		a.buf, a.smallBytes = nil, 0
 	} else {
 		a.buf = a.buf[:0]
 	}
 	a.used = 0
+	return letGo
+}
+
+func streak(n int, small bool) int {
+	if small {
+		return n + 1
+	}
+	return 0
 }
 
 func u16(v int) uint16 {
@@ -231,15 +254,15 @@ func (c *eventCols) columns() []any {
 }
 
 func (c *eventCols) reset() {
-	c.id, c.session, c.principal, c.client, c.issuer = reuse(c.id), reuse(c.session), reuse(c.principal), reuse(c.client), reuse(c.issuer)
-	c.target, c.direction, c.method, c.tool = reuse(c.target), reuse(c.direction), reuse(c.method), reuse(c.tool)
-	c.rpcID, c.decision, c.grant, c.outcome, c.payload = reuse(c.rpcID), reuse(c.decision), reuse(c.grant), reuse(c.outcome), reuse(c.payload)
-	c.tm, c.ns, c.bytes, c.status, c.latency = reuse(c.tm), reuse(c.ns), reuse(c.bytes), reuse(c.status), reuse(c.latency)
-	c.mtypes, c.mcounts, c.mtotal, c.truncated = reuse(c.mtypes), reuse(c.mcounts), reuse(c.mtotal), reuse(c.truncated)
+	d := c.a.reset(len(c.id), cap(c.id))
+	c.id, c.session, c.principal, c.client, c.issuer = reuse(d, c.id), reuse(d, c.session), reuse(d, c.principal), reuse(d, c.client), reuse(d, c.issuer)
+	c.target, c.direction, c.method, c.tool = reuse(d, c.target), reuse(d, c.direction), reuse(d, c.method), reuse(d, c.tool)
+	c.rpcID, c.decision, c.grant, c.outcome, c.payload = reuse(d, c.rpcID), reuse(d, c.decision), reuse(d, c.grant), reuse(d, c.outcome), reuse(d, c.payload)
+	c.tm, c.ns, c.bytes, c.status, c.latency = reuse(d, c.tm), reuse(d, c.ns), reuse(d, c.bytes), reuse(d, c.status), reuse(d, c.latency)
+	c.mtypes, c.mcounts, c.mtotal, c.truncated = reuse(d, c.mtypes), reuse(d, c.mcounts), reuse(d, c.mtotal), reuse(d, c.truncated)
 	// The INSERT copied the arrays' rows: the arenas backing them are
 	// written again.
-	c.typeArena, c.countArena = reuse(c.typeArena), reuse(c.countArena)
-	c.a.reset()
+	c.typeArena, c.countArena = reuse(d, c.typeArena), reuse(d, c.countArena)
 }
 
 type decisionCols struct {
@@ -283,11 +306,11 @@ func (c *decisionCols) columns() []any {
 }
 
 func (c *decisionCols) reset() {
-	c.id, c.session, c.principal, c.client, c.issuer = reuse(c.id), reuse(c.session), reuse(c.principal), reuse(c.client), reuse(c.issuer)
-	c.target, c.method, c.tool, c.rpcID = reuse(c.target), reuse(c.method), reuse(c.tool), reuse(c.rpcID)
-	c.outcome, c.reason, c.policy, c.grant, c.request, c.trace = reuse(c.outcome), reuse(c.reason), reuse(c.policy), reuse(c.grant), reuse(c.request), reuse(c.trace)
-	c.tm, c.ns, c.latency, c.status = reuse(c.tm), reuse(c.ns), reuse(c.latency), reuse(c.status)
-	c.a.reset()
+	d := c.a.reset(len(c.id), cap(c.id))
+	c.id, c.session, c.principal, c.client, c.issuer = reuse(d, c.id), reuse(d, c.session), reuse(d, c.principal), reuse(d, c.client), reuse(d, c.issuer)
+	c.target, c.method, c.tool, c.rpcID = reuse(d, c.target), reuse(d, c.method), reuse(d, c.tool), reuse(d, c.rpcID)
+	c.outcome, c.reason, c.policy, c.grant, c.request, c.trace = reuse(d, c.outcome), reuse(d, c.reason), reuse(d, c.policy), reuse(d, c.grant), reuse(d, c.request), reuse(d, c.trace)
+	c.tm, c.ns, c.latency, c.status = reuse(d, c.tm), reuse(d, c.ns), reuse(d, c.latency), reuse(d, c.status)
 }
 
 type requestCols struct {
@@ -326,11 +349,11 @@ func (c *requestCols) columns() []any {
 }
 
 func (c *requestCols) reset() {
-	c.id, c.request, c.from, c.to, c.actor = reuse(c.id), reuse(c.request), reuse(c.from), reuse(c.to), reuse(c.actor)
-	c.principal, c.client, c.target, c.method, c.tool = reuse(c.principal), reuse(c.client), reuse(c.target), reuse(c.method), reuse(c.tool)
-	c.reason, c.decision, c.grant = reuse(c.reason), reuse(c.decision), reuse(c.grant)
-	c.tm, c.ns, c.seq = reuse(c.tm), reuse(c.ns), reuse(c.seq)
-	c.a.reset()
+	d := c.a.reset(len(c.id), cap(c.id))
+	c.id, c.request, c.from, c.to, c.actor = reuse(d, c.id), reuse(d, c.request), reuse(d, c.from), reuse(d, c.to), reuse(d, c.actor)
+	c.principal, c.client, c.target, c.method, c.tool = reuse(d, c.principal), reuse(d, c.client), reuse(d, c.target), reuse(d, c.method), reuse(d, c.tool)
+	c.reason, c.decision, c.grant = reuse(d, c.reason), reuse(d, c.decision), reuse(d, c.grant)
+	c.tm, c.ns, c.seq = reuse(d, c.tm), reuse(d, c.ns), reuse(d, c.seq)
 }
 
 type grantCols struct {
@@ -378,9 +401,9 @@ func (c *grantCols) columns() []any {
 }
 
 func (c *grantCols) reset() {
-	c.id, c.grant, c.transition, c.actor, c.principal = reuse(c.id), reuse(c.grant), reuse(c.transition), reuse(c.actor), reuse(c.principal)
-	c.client, c.target, c.request, c.reason = reuse(c.client), reuse(c.target), reuse(c.request), reuse(c.reason)
-	c.tools, c.tm, c.expires, c.ns, c.seq, c.uses = reuse(c.tools), reuse(c.tm), reuse(c.expires), reuse(c.ns), reuse(c.seq), reuse(c.uses)
-	c.toolArena = reuse(c.toolArena)
-	c.a.reset()
+	d := c.a.reset(len(c.id), cap(c.id))
+	c.id, c.grant, c.transition, c.actor, c.principal = reuse(d, c.id), reuse(d, c.grant), reuse(d, c.transition), reuse(d, c.actor), reuse(d, c.principal)
+	c.client, c.target, c.request, c.reason = reuse(d, c.client), reuse(d, c.target), reuse(d, c.request), reuse(d, c.reason)
+	c.tools, c.tm, c.expires, c.ns, c.seq, c.uses = reuse(d, c.tools), reuse(d, c.tm), reuse(d, c.expires), reuse(d, c.ns), reuse(d, c.seq), reuse(d, c.uses)
+	c.toolArena = reuse(d, c.toolArena)
 }

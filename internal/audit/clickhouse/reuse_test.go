@@ -181,7 +181,8 @@ func TestBuildersCopyAndReuse(t *testing.T) {
 }
 
 // A builder that once held a batch of large payloads lets that memory go
-// once batches are small again; under a steady load it keeps it.
+// once batches are smaller for a while; under a load, steady or bursty,
+// it keeps it.
 func TestBuilderLetsGoOfABigBatch(t *testing.T) {
 	c := &eventCols{}
 	big := strings.Repeat("x", 64<<10)
@@ -195,23 +196,36 @@ func TestBuilderLetsGoOfABigBatch(t *testing.T) {
 	if cap(c.a.buf) > keepArena {
 		t.Errorf("after a batch of %d MiB the arena keeps a block of %d bytes, over keepArena", 200*len(big)>>20, cap(c.a.buf))
 	}
-	fill(10000, "small payload") // lets go of the big block, too large for these
-	c.reset()
-	fill(10000, "small payload")
-	c.reset()
-	kept := cap(c.id)
-	if kept < 10000 || cap(c.a.buf) == 0 {
-		t.Fatalf("steady batches of 10,000 rows: kept %d rows and %d arena bytes, want them kept", kept, cap(c.a.buf))
+	for range 2 * smallBatches { // lets go of the big block, too large for these
+		fill(10000, "small payload")
+		c.reset()
 	}
-	fill(10000, "small payload")
-	c.reset()
-	if cap(c.id) != kept {
-		t.Errorf("a second batch of 10,000 rows regrew the columns (%d -> %d)", kept, cap(c.id))
+	kept, keptArena := cap(c.id), cap(c.a.buf)
+	if kept < 10000 || keptArena == 0 || keptArena > 1<<20 {
+		t.Fatalf("steady batches of 10,000 rows: kept %d rows and %d arena bytes, want them kept (the arena about their size)", kept, keptArena)
 	}
-	fill(10, "small payload")
-	c.reset()
+	// A bursty load: a few small batches between full ones keep it all.
+	for range 3 {
+		for range smallBatches - 1 {
+			fill(10, "small payload")
+			c.reset()
+		}
+		fill(10000, "small payload")
+		c.reset()
+		if cap(c.id) != kept || cap(c.a.buf) != keptArena {
+			t.Fatalf("bursty batches regrew the columns (%d -> %d rows) or the arena (%d -> %d bytes)", kept, cap(c.id), keptArena, cap(c.a.buf))
+		}
+	}
+	// A lighter load for a while lets it go.
+	for i := range smallBatches {
+		if cap(c.id) == 0 {
+			t.Fatalf("let go after %d small batches, want %d", i, smallBatches)
+		}
+		fill(10, "small payload")
+		c.reset()
+	}
 	if cap(c.id) != 0 || cap(c.payload) != 0 || cap(c.a.buf) != 0 {
-		t.Errorf("after a batch of 10 rows: %d rows and %d arena bytes kept, want none", cap(c.id), cap(c.a.buf))
+		t.Errorf("after %d batches of 10 rows: %d rows and %d arena bytes kept, want none", smallBatches, cap(c.id), cap(c.a.buf))
 	}
 	fill(keepRows+1, "")
 	c.reset()
