@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/airlock-mcp/airlock/internal/audit"
+	"github.com/airlock-mcp/airlock/internal/grpcwire"
 	"github.com/airlock-mcp/airlock/internal/mask"
 )
 
@@ -102,7 +103,9 @@ func serveProc(b *testing.B, srv extprocv3.ExternalProcessorServer) extprocv3.Ex
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := grpc.NewServer()
+	// The codec airlock serve gives its ext_proc server (internal/serve
+	// serveGRPC): messages that encode or decode themselves do so.
+	g := grpc.NewServer(grpcwire.ServerOption())
 	extprocv3.RegisterExternalProcessorServer(g, srv)
 	go g.Serve(lis)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
