@@ -103,9 +103,10 @@ func serveProc(b *testing.B, srv extprocv3.ExternalProcessorServer) extprocv3.Ex
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The codec airlock serve gives its ext_proc server (internal/serve
-	// serveGRPC): messages that encode or decode themselves do so.
-	g := grpc.NewServer(grpcwire.ServerOption())
+	// The options airlock serve gives its ext_proc server (internal/serve
+	// serveGRPC): stream workers, which keep their grown stacks from one
+	// stream to the next, and grpcwire's codec.
+	g := grpc.NewServer(grpc.NumStreamWorkers(128), grpcwire.ServerOption())
 	extprocv3.RegisterExternalProcessorServer(g, srv)
 	go g.Serve(lis)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
