@@ -158,17 +158,20 @@ func (s *Stream) sseChunk(chunk []byte, eos bool) (out []byte, held bool, refuse
 			in = s.dec.flush(in)
 		}
 	}
-	w, err := s.sse.Write(in)
+	// The masked bytes are written once, into the buffer that goes out:
+	// about the chunk's size (a masked event differs by its masks), if
+	// the chunk can end an event at all (a line ending in it).
+	if eos || bytes.IndexByte(in, '\n') >= 0 || bytes.IndexByte(in, '\r') >= 0 {
+		out = make([]byte, 0, len(in)+128)
+	}
+	out, err := s.sse.AppendWrite(out, in)
 	if err != nil {
 		return nil, false, s.fail(500, err)
 	}
-	out = append(out, w...)
 	if eos {
-		tail, err := s.sse.Flush()
-		if err != nil {
+		if out, err = s.sse.AppendFlush(out); err != nil {
 			return nil, false, s.fail(500, err)
 		}
-		out = append(out, tail...)
 		s.countMasked(s.sse.Counts())
 	}
 	if s.dec != nil {

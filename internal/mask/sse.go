@@ -45,6 +45,8 @@ type SSEMasker struct {
 	max int
 
 	buf     []byte // the current event, from its first byte
+	own     []byte // buf's own storage while buf is the chunk's (aliased)
+	aliased bool   // during a Write: buf is part of the chunk, not the masker's
 	scanned int    // buf[:scanned] has been run through the line state
 	ls      lineState
 	bomDone bool
@@ -138,31 +140,63 @@ func (m *SSEMasker) Counts() Counts { return m.counts }
 // Write takes the next chunk of the stream and returns the masked bytes
 // that can go on now; the slice is valid until the next Write or Flush.
 func (m *SSEMasker) Write(chunk []byte) ([]byte, error) {
-	if m.closed {
-		return nil, ErrClosed
+	out, err := m.AppendWrite(m.out[:0], chunk)
+	if err != nil {
+		return nil, err
 	}
-	m.out = m.out[:0]
+	m.out = out
+	return out, nil
+}
+
+// AppendWrite is Write appending the masked bytes to dst, whose storage
+// stays the caller's: what goes on is written once, where the caller
+// wants it.
+func (m *SSEMasker) AppendWrite(dst, chunk []byte) ([]byte, error) {
+	if m.closed {
+		return dst, ErrClosed
+	}
+	keep := m.out
+	m.out = dst
 	for len(chunk) > 0 && !m.stopped {
 		if m.dropping {
 			chunk = chunk[m.dropScan(chunk):]
 			continue
 		}
 		take := min(len(chunk), m.max+1-len(m.buf))
-		m.buf = append(m.buf, chunk[:take]...)
+		if len(m.buf) == 0 {
+			// No event begun: its events are read where they are in
+			// the chunk, and only what is left of it after the last
+			// complete one is copied (drain).
+			m.own, m.buf, m.aliased = m.buf, chunk[:take:take], true
+		} else {
+			m.buf = append(m.buf, chunk[:take]...)
+		}
 		chunk = chunk[take:]
 		m.drain()
 	}
-	return m.out, nil
+	dst, m.out = m.out, keep
+	return dst, nil
 }
 
 // Flush ends the stream: an event cut off by the end of the stream (which
 // clients discard) is masked and written as it stands.
 func (m *SSEMasker) Flush() ([]byte, error) {
+	out, err := m.AppendFlush(m.out[:0])
+	if err != nil {
+		return nil, err
+	}
+	m.out = out
+	return out, nil
+}
+
+// AppendFlush is Flush appending the masked bytes to dst (see AppendWrite).
+func (m *SSEMasker) AppendFlush(dst []byte) ([]byte, error) {
 	if m.closed {
-		return nil, ErrClosed
+		return dst, ErrClosed
 	}
 	m.closed = true
-	m.out = m.out[:0]
+	keep := m.out
+	m.out = dst
 	switch {
 	case m.stopped:
 	case m.dropping:
@@ -173,7 +207,8 @@ func (m *SSEMasker) Flush() ([]byte, error) {
 		m.emit(m.buf, false)
 	}
 	m.buf = m.buf[:0]
-	return m.out, nil
+	dst, m.out = m.out, keep
+	return dst, nil
 }
 
 // drain writes out every complete event in buf and keeps the rest; an
@@ -228,12 +263,21 @@ func (m *SSEMasker) drain() {
 		m.scanned = end
 		m.ls = lsLineStart
 	}
+	rest := m.buf[pos:]
+	if m.aliased {
+		// buf is the chunk, the caller's: what is left of it (an event
+		// begun) is copied into the masker's own storage.
+		m.buf, m.own, m.aliased = m.own[:0], nil, false
+	}
 	if m.stopped {
 		m.buf, m.scanned = m.buf[:0], 0
 		return
 	}
-	n := copy(m.buf, m.buf[pos:])
-	m.buf = m.buf[:n]
+	if len(m.buf) == 0 {
+		m.buf = append(m.buf, rest...)
+	} else {
+		m.buf = m.buf[:copy(m.buf, rest)]
+	}
 	m.scanned -= pos
 	if len(m.buf) > m.max && m.bomDone && m.skipLF == lfNone {
 		m.dropping = true

@@ -35,21 +35,44 @@ const sseSampleMasked = "\xef\xbb\xbf: keep-alive\n" +
 	"data: tail [MASKED:aws_access_key]\n"
 
 // feed runs stream through a masker in the given chunk sizes (the last
-// repeated) and returns all output.
+// repeated) and returns all output. Chunks go alternately to Write and
+// AppendWrite (and the end to Flush or AppendFlush, by the stream's
+// length), each a copy that is overwritten after the call: the masker
+// must keep nothing of it.
 func feed(t testing.TB, m *SSEMasker, stream []byte, sizes ...int) []byte {
 	t.Helper()
 	var out []byte
 	for k := 0; len(stream) > 0; k++ {
 		n := min(sizes[min(k, len(sizes)-1)], len(stream))
-		o, err := m.Write(stream[:n])
+		chunk := append([]byte(nil), stream[:n]...)
+		var err error
+		if k%2 == 1 {
+			out, err = m.AppendWrite(out, chunk)
+		} else {
+			var o []byte
+			o, err = m.Write(chunk)
+			out = append(out, o...)
+		}
 		if err != nil {
 			t.Fatalf("Write: %v", err)
+		}
+		if !bytes.Equal(chunk, stream[:n]) {
+			t.Fatal("Write changed the chunk")
+		}
+		for i := range chunk {
+			chunk[i] = 0xff
 		}
 		if len(m.buf) > m.max+1 {
 			t.Fatalf("carry of %d bytes passes the limit %d", len(m.buf), m.max)
 		}
-		out = append(out, o...)
 		stream = stream[n:]
+	}
+	if len(out)%2 == 1 {
+		out, err := m.AppendFlush(out)
+		if err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+		return out
 	}
 	o, err := m.Flush()
 	if err != nil {
