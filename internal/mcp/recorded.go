@@ -3,7 +3,6 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
 )
 
 // ReadRecorded reads one JSON-RPC message as the audit trail records it:
@@ -104,10 +103,10 @@ func decodeRecorded(msg []byte, r *recordedShape) bool {
 	if d.i >= len(d.b) || d.b[d.i] != '{' {
 		return false
 	}
-	return d.object(func(key string) bool {
-		switch key {
+	return d.object(func(key []byte) bool {
+		switch string(key) {
 		case "method":
-			return d.str(&r.Method)
+			return d.method(&r.Method)
 		case "id":
 			r.ID = d.raw()
 		case "result":
@@ -122,8 +121,8 @@ func decodeRecorded(msg []byte, r *recordedShape) bool {
 				return false
 			}
 			p := &r.Params
-			return d.object(func(key string) bool {
-				switch key {
+			return d.object(func(key []byte) bool {
+				switch string(key) {
 				case "name":
 					return d.str(&p.Name)
 				case "uri":
@@ -135,8 +134,8 @@ func decodeRecorded(msg []byte, r *recordedShape) bool {
 					if d.b[d.i] != '{' {
 						return false
 					}
-					return d.object(func(key string) bool {
-						switch key {
+					return d.object(func(key []byte) bool {
+						switch string(key) {
 						case "type":
 							return d.str(&p.Ref.Type)
 						case "name":
@@ -176,7 +175,7 @@ func (d *recDecoder) ws() {
 
 // object reads the object at d.i, calling member with d.i at each value
 // (whitespace skipped); member must consume the value.
-func (d *recDecoder) object(member func(key string) bool) bool {
+func (d *recDecoder) object(member func(key []byte) bool) bool {
 	d.i++ // {
 	for {
 		d.ws()
@@ -205,9 +204,9 @@ func (d *recDecoder) object(member func(key string) bool) bool {
 // plainKey: a key json.Unmarshal matches against the shape's field names
 // only by its exact bytes: none of them fold to it case-insensitively
 // unless it is itself lower-case ASCII.
-func plainKey(k string) bool {
+func plainKey(k []byte) bool {
 	for _, f := range [...]string{"method", "id", "params", "result", "error", "name", "uri", "ref", "type"} {
-		if len(k) == len(f) && k != f && strings.EqualFold(k, f) {
+		if len(k) == len(f) && string(k) != f && asciiEqualFold(k, f) {
 			return false
 		}
 	}
@@ -216,22 +215,40 @@ func plainKey(k string) bool {
 	return true
 }
 
-// plainString reads a string with neither escapes nor non-ASCII bytes.
-func (d *recDecoder) plainString() (string, bool) {
+// asciiEqualFold is strings.EqualFold for ASCII k (plainString's).
+func asciiEqualFold(k []byte, f string) bool {
+	for i := range len(k) {
+		a, b := k[i], f[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
+}
+
+// plainString reads a string with neither escapes nor non-ASCII bytes:
+// its bytes, pointing into d.b.
+func (d *recDecoder) plainString() ([]byte, bool) {
 	if d.b[d.i] != '"' {
-		return "", false
+		return nil, false
 	}
 	start := d.i + 1
 	for j := start; j < len(d.b); j++ {
 		switch c := d.b[j]; {
 		case c == '"':
 			d.i = j + 1
-			return string(d.b[start:j]), true
+			return d.b[start:j], true
 		case c == '\\' || c >= 0x80:
-			return "", false
+			return nil, false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // str stores a plain string value into *s; null leaves *s as it is, as
@@ -242,7 +259,19 @@ func (d *recDecoder) str(s *string) bool {
 	}
 	v, ok := d.plainString()
 	if ok {
-		*s = v
+		*s = string(v)
+	}
+	return ok
+}
+
+// method is str for a method name: MCP's own are constants, not copies.
+func (d *recDecoder) method(s *string) bool {
+	if d.null() {
+		return true
+	}
+	v, ok := d.plainString()
+	if ok {
+		*s = internMethod(v)
 	}
 	return ok
 }

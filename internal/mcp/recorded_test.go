@@ -100,3 +100,25 @@ func TestReadRecordedCopies(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeRecordedFoldedKeys: a key json.Unmarshal would match to a
+// field case-insensitively is left to json.Unmarshal, whatever its case.
+func TestDecodeRecordedFoldedKeys(t *testing.T) {
+	for _, s := range []string{`{"Method":"a"}`, `{"ID":1}`, `{"paRams":{}}`, `{"method":"a","params":{"NAME":"x"}}`,
+		`{"method":"a","params":{"ref":{"Type":"x"}}}`, `{"RESULT":1}`, `{"erroR":1}`, `{"method":"a","params":{"Uri":"x"}}`} {
+		var r recordedShape
+		if decodeRecorded([]byte(s), &r) {
+			t.Errorf("read %s itself", s)
+		}
+	}
+	for _, s := range []string{`{"methods":"a","Idx":1,"paramsX":2}`, `{"method":"tools/call","id":1,"params":{"name":"t","Arguments":{}}}`} {
+		var want, got recordedShape
+		_ = json.Unmarshal([]byte(s), &want)
+		if !decodeRecorded([]byte(s), &got) {
+			t.Errorf("gave up on %s", s)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s (-json.Unmarshal +decodeRecorded):\n%s", s, diff)
+		}
+	}
+}
