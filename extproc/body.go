@@ -54,7 +54,9 @@ func (s *Stream) maskContent(text []byte) ([]byte, error) {
 	out, counts, jerr := s.profile.MaskJSON(text)
 	if jerr == nil {
 		s.countMasked(counts)
-		s.recordResponse(out, counts)
+		// Something masked: out and counts are MaskJSON's new ones, which
+		// nothing changes again (they are sent, and read for the record).
+		s.recordResponse(out, counts, len(counts) > 0 && !sameStart(out, text))
 		return out, nil
 	}
 	if out, ok := s.maskJSONLines(text); ok {
@@ -104,7 +106,7 @@ func (s *Stream) maskJSONLines(text []byte) (out []byte, ok bool) {
 	}
 	for _, l := range lines {
 		s.countMasked(l.counts)
-		s.recordResponse(l.masked, l.counts)
+		s.recordResponse(l.masked, l.counts, false)
 	}
 	if !dirty {
 		return text, true
@@ -119,7 +121,7 @@ func (s *Stream) recordText(masked []byte, counts mask.Counts) {
 		return
 	}
 	m := s.base()
-	s.describe(&m, masked, read(masked, false), counts, false, false)
+	s.describe(&m, masked, read(masked, false), counts, false, false, false)
 	if m.JSONRPCID == "" && len(s.reqIDs) == 1 && !s.reqBatch {
 		m.JSONRPCID = string(s.reqIDs[0])
 		if q, ok := s.requests[m.JSONRPCID]; ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"maps"
+	"unsafe"
 
 	"github.com/airlock-mcp/airlock/internal/audit"
 	"github.com/airlock-mcp/airlock/internal/mask"
@@ -58,7 +59,7 @@ func (s *Stream) recordRequest(body []byte) {
 			masked, counts = prof.MaskText(raw)
 		}
 		m := s.base()
-		s.describe(&m, masked, read(masked, valid), counts, false, true)
+		s.describe(&m, masked, read(masked, valid), counts, false, true, false)
 		if m.Method != "" && len(m.JSONRPCID) > 0 {
 			s.requests[m.JSONRPCID] = requestInfo{method: m.Method, tool: m.Tool}
 		}
@@ -86,8 +87,10 @@ func (s *Stream) Close() { s.flushRequests() }
 
 // recordResponse records the messages of a JSON response body. The
 // body's mask counts go with its first message (a batch is masked whole),
-// so totals per exchange stay exact.
-func (s *Stream) recordResponse(masked []byte, counts mask.Counts) {
+// so totals per exchange stay exact. frozen: masked and counts are new
+// (MaskJSON's output) and nothing changes them again, so the records
+// may share them (describe).
+func (s *Stream) recordResponse(masked []byte, counts mask.Counts, frozen bool) {
 	if s.p.opts.Recorder == nil || !s.meta.d.Record {
 		return
 	}
@@ -98,7 +101,7 @@ func (s *Stream) recordResponse(masked []byte, counts mask.Counts) {
 		}
 		// masked came out of MaskJSON, and so did each message of a batch
 		// (messages splits it with json.Unmarshal): valid JSON.
-		s.describe(&m, raw, read(raw, true), counts, false, false)
+		s.describe(&m, raw, read(raw, true), counts, false, false, frozen)
 		s.emit(m)
 	}
 }
@@ -112,7 +115,7 @@ func (s *Stream) recording() bool { return s.p.opts.Recorder != nil && s.meta.d.
 func (s *Stream) recordEvent(ev mask.Event, r mcp.Message) {
 	m := s.base()
 	// describe copies what it keeps of ev.Data (the masker's buffer).
-	s.describe(&m, ev.Data, r, ev.Counts, true, false)
+	s.describe(&m, ev.Data, r, ev.Counts, true, false, false)
 	s.emit(m)
 }
 
@@ -128,9 +131,10 @@ func read(payload []byte, valid bool) mcp.Message {
 
 // describe fills what the message is from its JSON-RPC shape r (read from
 // payload): the tool column holds what the call acts on (tool name,
-// prompt name or resource URI). It keeps nothing of payload or r: what
-// the event holds is copied.
-func (s *Stream) describe(m *audit.Event, payload []byte, r mcp.Message, counts mask.Counts, sse, fromClient bool) {
+// prompt name or resource URI). It keeps nothing of payload, counts or r
+// (what the event holds is copied) unless frozen: payload and counts are
+// then new and never changed again, and the event shares them.
+func (s *Stream) describe(m *audit.Event, payload []byte, r mcp.Message, counts mask.Counts, sse, fromClient, frozen bool) {
 	m.JSONRPCID = string(r.ID)
 	switch {
 	case r.Kind == mcp.KindRequest:
@@ -161,12 +165,25 @@ func (s *Stream) describe(m *audit.Event, payload []byte, r mcp.Message, counts 
 	if sse && m.Direction != audit.DirRequest {
 		m.Status = s.status
 	}
-	m.Masked = maps.Clone(counts)
 	m.Bytes = int64(len(payload))
 	if len(payload) > s.p.opts.MaxRecordBytes {
 		payload, m.Truncated = payload[:s.p.opts.MaxRecordBytes], true
 	}
+	if frozen && !m.Truncated {
+		// Bytes and counts nothing changes again: the record shares them
+		// rather than copying (a cut payload is copied, so that a record
+		// kept by the sink does not hold the whole body).
+		m.Masked, m.Payload = counts, unsafe.String(unsafe.SliceData(payload), len(payload))
+		return
+	}
+	m.Masked = maps.Clone(counts)
 	m.Payload = string(payload)
+}
+
+// sameStart says a and b begin at the same byte in memory (one is, or
+// starts, the other).
+func sameStart(a, b []byte) bool {
+	return len(a) > 0 && len(b) > 0 && unsafe.SliceData(a) == unsafe.SliceData(b)
 }
 
 func (s *Stream) emit(m audit.Event) {

@@ -128,7 +128,7 @@ func (s *Stream) recordRefusalCounts(status int, body []byte, counts mask.Counts
 		if i > 0 {
 			counts = nil
 		}
-		s.describe(&m, raw, read(raw, false), counts, false, false)
+		s.describe(&m, raw, read(raw, false), counts, false, false, false)
 		m.Direction, m.Status = "error", status
 		s.emit(m)
 	}

@@ -114,7 +114,8 @@ type walker struct {
 // the same request.
 //
 // When nothing is masked, MaskJSON returns doc itself and nil Counts, and
-// does not allocate. A doc that is not JSON is an error (*SyntaxError):
+// does not allocate; otherwise out and counts are new, the caller's alone
+// (nothing in the package keeps or reuses them). A doc that is not JSON is an error (*SyntaxError):
 // the caller must not pass it on unmasked.
 func (p *Profile) MaskJSON(doc []byte) (out []byte, counts Counts, err error) {
 	st := getState()
