@@ -114,8 +114,9 @@ func (s *Stream) recording() bool { return s.p.opts.Recorder != nil && s.meta.d.
 // the error the client got instead.
 func (s *Stream) recordEvent(ev mask.Event, r mcp.Message) {
 	m := s.base()
-	// describe copies what it keeps of ev.Data (the masker's buffer).
-	s.describe(&m, ev.Data, r, ev.Counts, true, false, false)
+	// describe copies what it keeps of ev.Data (the masker's buffer),
+	// unless it is the event's own (MaskJSON's new output).
+	s.describe(&m, ev.Data, r, ev.Counts, true, false, ev.Own)
 	s.emit(m)
 }
 

@@ -3,6 +3,7 @@ package mask
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -94,13 +95,29 @@ func FuzzSSE(f *testing.F) {
 		r := rand.New(rand.NewPCG(seed, seed>>7))
 		for _, limit := range []int{48, 4096} {
 			m := NewSSEMasker(Default(), limit)
+			type kept struct {
+				data, copy []byte
+				counts     Counts
+				want       string
+			}
+			var own []kept
 			m.OnEvent(func(ev Event) {
 				// What ext_proc then reads without validating it.
 				if ev.JSON && !json.Valid(ev.Data) {
 					t.Fatalf("limit %d: event data marked JSON is not: %q", limit, ev.Data)
 				}
+				if ev.Own {
+					own = append(own, kept{ev.Data, bytes.Clone(ev.Data), ev.Counts, fmt.Sprint(ev.Counts)})
+				}
 			})
 			whole := feed(t, m, stream, len(stream)+1)
+			// An event's own data and counts (ext_proc's records keep
+			// them) are never changed by the masker afterwards.
+			for _, k := range own {
+				if !bytes.Equal(k.data, k.copy) || fmt.Sprint(k.counts) != k.want {
+					t.Fatalf("limit %d: the masker changed an event's own data or counts after the event", limit)
+				}
+			}
 			if len(m.Counts()) == 0 && !bytes.Equal(whole, stream) {
 				t.Fatalf("limit %d: nothing masked but the output differs", limit)
 			}

@@ -81,6 +81,9 @@ type Event struct {
 	// JSON: Data is valid JSON (it was masked as JSON), so a reader of it
 	// can skip validating it again (mcp.ReadValidRecorded).
 	JSON bool
+	// Own: Data and Counts are new and the OnEvent function's to keep
+	// (MaskJSON's output): the masker neither keeps nor reuses them.
+	Own bool
 }
 
 type lineState uint8
@@ -422,7 +425,7 @@ func (m *SSEMasker) emit(ev []byte, complete bool) (verbatim bool) {
 	var masked []byte
 	var counts Counts
 	if ndata > 0 {
-		masked, counts, ev0.JSON = m.maskData(data, ndata)
+		masked, counts, ev0.JSON, ev0.Own = m.maskData(data, ndata)
 	}
 	verbatim = len(counts) == 0 && len(lineCounts) == 0
 	if verbatim {

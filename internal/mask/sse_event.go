@@ -94,14 +94,15 @@ func (p *Profile) withoutCards() *Profile {
 // document then goes out as one data line) are; else as text, where a
 // token a line break cuts in two is found in the lines run together and
 // masked whole (maskCrossing).
-func (m *SSEMasker) maskData(d []byte, lines int) (out []byte, counts Counts, json bool) {
+func (m *SSEMasker) maskData(d []byte, lines int) (out []byte, counts Counts, json, own bool) {
 	for _, c := range d {
 		if c == ' ' || c == '\t' || c == '\n' {
 			continue
 		}
 		if c == '{' || c == '[' || c == '"' || c == '-' || c == 't' || c == 'f' || c == 'n' || isDigit(c) {
 			if out, counts, err := m.p.MaskJSON(d); err == nil {
-				return out, counts, true
+				// Something masked: out is MaskJSON's new output.
+				return out, counts, true, len(counts) > 0
 			}
 			if lines > 1 {
 				m.cat = runTogether(m.cat[:0], d)
@@ -109,9 +110,9 @@ func (m *SSEMasker) maskData(d []byte, lines int) (out []byte, counts Counts, js
 					if len(counts) == 0 {
 						// d as it came: its line breaks may fall inside
 						// a string, so it is not known to be JSON.
-						return d, nil, false
+						return d, nil, false, false
 					}
-					return out, counts, true
+					return out, counts, true, true
 				}
 			}
 		}
@@ -121,7 +122,7 @@ func (m *SSEMasker) maskData(d []byte, lines int) (out []byte, counts Counts, js
 	if lines > 1 {
 		out, counts = m.maskCrossing(out, counts)
 	}
-	return out, counts, false
+	return out, counts, false, false
 }
 
 // runTogether appends d without its line breaks to dst.
