@@ -124,7 +124,7 @@ func (s *Stream) recordText(masked []byte, counts mask.Counts) {
 	s.describe(&m, masked, read(masked, false), counts, false, false, false)
 	if m.JSONRPCID == "" && len(s.reqIDs) == 1 && !s.reqBatch {
 		m.JSONRPCID = string(s.reqIDs[0])
-		if q, ok := s.requests[m.JSONRPCID]; ok {
+		if q, ok := s.requests.get(m.JSONRPCID); ok {
 			m.Method, m.Tool = q.method, q.tool
 		}
 	}

@@ -61,7 +61,7 @@ func (s *Stream) recordRequest(body []byte) {
 		m := s.base()
 		s.describe(&m, masked, read(masked, valid), counts, false, true, false)
 		if m.Method != "" && len(m.JSONRPCID) > 0 {
-			s.requests[m.JSONRPCID] = requestInfo{method: m.Method, tool: m.Tool}
+			s.requests.set(m.JSONRPCID, requestInfo{method: m.Method, tool: m.Tool})
 		}
 		// Held until the response headers: an initialize request learns
 		// its session id only from the response.
@@ -152,7 +152,7 @@ func (s *Stream) describe(m *audit.Event, payload []byte, r mcp.Message, counts 
 		m.Direction = audit.DirResponse
 	}
 	if m.Direction == audit.DirResponse || m.Direction == audit.DirError {
-		if q, ok := s.requests[m.JSONRPCID]; ok {
+		if q, ok := s.requests.get(m.JSONRPCID); ok {
 			m.Method, m.Tool = q.method, q.tool
 		}
 		m.Status = s.status

@@ -66,3 +66,26 @@ func TestRecordSharesOnlyMaskedOutput(t *testing.T) {
 }
 
 var _ audit.Sink = (*recorder)(nil)
+
+// TestRequestTable: what a request asked, by id, the last entry for an
+// id winning, as a map would hold it.
+func TestRequestTable(t *testing.T) {
+	var tab requestTable
+	want := map[string]requestInfo{}
+	check := func() {
+		t.Helper()
+		for _, id := range []string{"1", "2", "3", `"a"`, ""} {
+			q, ok := tab.get(id)
+			w, wok := want[id]
+			if q != w || ok != wok {
+				t.Fatalf("get(%s) = %v %v, want %v %v", id, q, ok, w, wok)
+			}
+		}
+	}
+	check()
+	for _, e := range []struct{ id, method string }{{"1", "a"}, {"1", "b"}, {"2", "c"}, {"1", "d"}, {"3", "e"}, {"", "f"}} {
+		tab.set(e.id, requestInfo{method: e.method})
+		want[e.id] = requestInfo{method: e.method}
+		check()
+	}
+}

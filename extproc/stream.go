@@ -59,9 +59,9 @@ type Stream struct {
 	start    time.Time
 	session  string
 	reqBody  []byte
-	requests map[string]requestInfo // JSON-RPC id → what was asked
-	reqIDs   []json.RawMessage      // the request's JSON-RPC ids, in order
-	reqBatch bool                   // the request body was a batch
+	requests requestTable      // JSON-RPC id → what was asked
+	reqIDs   []json.RawMessage // the request's JSON-RPC ids, in order
+	reqBatch bool              // the request body was a batch
 
 	status  int
 	kind    bodyKind
@@ -89,9 +89,41 @@ type Stream struct {
 
 type requestInfo struct{ method, tool string }
 
+// requestTable maps a request's JSON-RPC id to what it asked, last entry
+// for an id winning: the usual exchange has one request, kept without a
+// map.
+type requestTable struct {
+	n     int // entries in first (0 or 1) while more is nil
+	id    string
+	first requestInfo
+	more  map[string]requestInfo
+}
+
+func (t *requestTable) set(id string, q requestInfo) {
+	switch {
+	case t.more != nil:
+		t.more[id] = q
+	case t.n == 0 || t.id == id:
+		t.n, t.id, t.first = 1, id, q
+	default:
+		t.more = map[string]requestInfo{t.id: t.first, id: q}
+	}
+}
+
+func (t *requestTable) get(id string) (requestInfo, bool) {
+	if t.more != nil {
+		q, ok := t.more[id]
+		return q, ok
+	}
+	if t.n == 1 && t.id == id {
+		return t.first, true
+	}
+	return requestInfo{}, false
+}
+
 // NewStream starts processing one HTTP exchange.
 func (p *Processor) NewStream() *Stream {
-	return &Stream{p: p, meta: newStreamMeta(), start: p.opts.Now(), requests: map[string]requestInfo{}}
+	return &Stream{p: p, meta: newStreamMeta(), start: p.opts.Now()}
 }
 
 // errProtocol is a message that breaks Envoy's ext_proc protocol.
