@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	procmodev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
@@ -167,7 +166,7 @@ func (s *Stream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingR
 	if v := header(h, "mcp-session-id"); v != "" {
 		s.session = v
 	}
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
+	return requestHeadersAnswer()
 }
 
 func (s *Stream) requestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
@@ -176,7 +175,7 @@ func (s *Stream) requestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRespons
 		// renders): read where it is, no copy.
 		s.noteRequestIDs(b.GetBody())
 		s.recordRequest(b.GetBody())
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}
+		return requestBodyAnswer()
 	}
 	if len(s.reqBody)+len(b.GetBody()) <= max(s.p.opts.MaxBodyBytes, s.p.opts.MaxRequestBytes) {
 		s.reqBody = append(s.reqBody, b.GetBody()...)
@@ -186,7 +185,7 @@ func (s *Stream) requestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRespons
 		s.recordRequest(s.reqBody)
 		s.reqBody = nil
 	}
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}
+	return requestBodyAnswer()
 }
 
 func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
@@ -220,8 +219,7 @@ func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 		// An unknown profile must not mean "no masking".
 		return s.fail(500, err)
 	}
-	out := &extprocv3.HeadersResponse{}
-	resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: out}}
+	resp := responseHeadersAnswer()
 	if s.kind == kindNone {
 		s.finish()
 		return resp
@@ -469,23 +467,20 @@ func (s *Stream) hold() ([]*extprocv3.ProcessingResponse, error) {
 // content-length (ext_proc: in BUFFERED mode with headers sent, the
 // processor sets it).
 func (s *Stream) bodyResponse(out []byte, eos bool) *extprocv3.ProcessingResponse {
-	cr := &extprocv3.CommonResponse{}
+	resp, cr := responseBodyAnswer()
 	if s.respMode == procmodev3.ProcessingMode_FULL_DUPLEX_STREAMED {
 		cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_StreamedResponse{StreamedResponse: &extprocv3.StreamedBodyResponse{Body: out, EndOfStream: eos}}}
 	} else {
 		if len(out) == 0 {
 			cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_ClearBody{ClearBody: true}}
 		} else {
-			cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
+			cr.BodyMutation = bodyMutation(out)
 		}
 		if s.setLength && eos {
-			cr.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{{
-				Header:       &corev3.HeaderValue{Key: "content-length", RawValue: []byte(strconv.Itoa(len(out)))},
-				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-			}}}
+			cr.HeaderMutation = contentLength(len(out))
 		}
 	}
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: cr}}}
+	return resp
 }
 
 // responseTrailers ends a body that had no end_of_stream chunk (full duplex
