@@ -189,21 +189,21 @@ func (s *Stream) requestBody(b *extprocv3.HttpBody) *extprocv3.ProcessingRespons
 }
 
 func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
-	s.status, _ = strconv.Atoi(header(h, ":status"))
-	if v := header(h, "mcp-session-id"); v != "" && s.session == "" {
-		s.session = v
+	s.status = atoi(headerBytes(h, ":status"))
+	if s.session == "" {
+		s.session = header(h, "mcp-session-id")
 	}
 	// ext_authz's own reply (a denial, a held call's -32042) carries its
 	// decision id but no allow metadata: ext_authz recorded that decision
 	// in its session itself, so ext_proc masks this reply but does not
 	// record it again (as an anonymous "allow" error).
-	s.localReply = s.meta.d.DecisionID == "" && header(h, wire.HeaderDecisionID) != ""
+	s.localReply = s.meta.d.DecisionID == "" && len(headerBytes(h, wire.HeaderDecisionID)) > 0
 	s.flushRequests()
 	if s.auditErr != nil {
 		return s.fail(503, s.auditErr)
 	}
-	ct, params, _ := mime.ParseMediaType(header(h, "content-type"))
-	s.charsetLabel = params["charset"]
+	var ct string
+	ct, s.charsetLabel = mediaType(headerBytes(h, "content-type"))
 	switch {
 	case h.GetEndOfStream():
 		s.kind = kindNone
@@ -234,7 +234,7 @@ func (s *Stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 	// A JSON or text body announced over the response limit is refused
 	// now, before Envoy buffers any of it.
 	if s.kind == kindJSON || s.kind == kindText {
-		if n, err := strconv.ParseInt(header(h, "content-length"), 10, 64); err == nil && n > int64(s.p.opts.MaxBodyBytes) {
+		if n, err := parseInt(headerBytes(h, "content-length")); err == nil && n > int64(s.p.opts.MaxBodyBytes) {
 			return s.refuseTooLarge(strconv.FormatInt(n, 10) + " bytes (content-length), over")
 		}
 	}
@@ -527,6 +527,72 @@ func (s *Stream) countMasked(c mask.Counts) {
 	for typ, n := range c {
 		s.p.metrics.masked.WithLabelValues(target, typ).Add(float64(n))
 	}
+}
+
+// headerBytes is header's value as bytes, without copying a raw value.
+func headerBytes(h *extprocv3.HttpHeaders, name string) []byte {
+	for _, hv := range h.GetHeaders().GetHeaders() {
+		if hv.GetKey() == name {
+			if v := hv.GetRawValue(); len(v) > 0 {
+				return v
+			}
+			return []byte(hv.GetValue())
+		}
+	}
+	return nil
+}
+
+// atoi is strconv.Atoi's value (errors ignored), without a string for the
+// usual status code.
+func atoi(b []byte) int {
+	if len(b) > 0 && len(b) <= 9 {
+		n := 0
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				n = -1
+				break
+			}
+			n = n*10 + int(c-'0')
+		}
+		if n >= 0 {
+			return n
+		}
+	}
+	n, _ := strconv.Atoi(string(b))
+	return n
+}
+
+// parseInt is strconv.ParseInt(b, 10, 64), without a string for plain
+// digits.
+func parseInt(b []byte) (int64, error) {
+	if len(b) > 0 && len(b) <= 18 {
+		var n int64
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return strconv.ParseInt(string(b), 10, 64)
+			}
+			n = n*10 + int64(c-'0')
+		}
+		return n, nil
+	}
+	return strconv.ParseInt(string(b), 10, 64)
+}
+
+// mediaType is the media type and charset parameter of a content-type as
+// mime.ParseMediaType reads them (the usual values without parsing).
+func mediaType(v []byte) (ct, charset string) {
+	switch string(v) {
+	case "application/json":
+		return "application/json", ""
+	case "text/event-stream":
+		return "text/event-stream", ""
+	case "application/json; charset=utf-8":
+		return "application/json", "utf-8"
+	case "text/event-stream; charset=utf-8":
+		return "text/event-stream", "utf-8"
+	}
+	ct, params, _ := mime.ParseMediaType(string(v))
+	return ct, params["charset"]
 }
 
 func header(h *extprocv3.HttpHeaders, name string) string {
