@@ -205,6 +205,14 @@ func (d *recDecoder) object(member func(key []byte) bool) bool {
 // only by its exact bytes: none of them fold to it case-insensitively
 // unless it is itself lower-case ASCII.
 func plainKey(k []byte) bool {
+	upper := false
+	for _, c := range k {
+		upper = upper || 'A' <= c && c <= 'Z'
+	}
+	if !upper {
+		// The field names are lower-case: k folds to one only by being it.
+		return true
+	}
 	for _, f := range [...]string{"method", "id", "params", "result", "error", "name", "uri", "ref", "type"} {
 		if len(k) == len(f) && string(k) != f && asciiEqualFold(k, f) {
 			return false
