@@ -32,14 +32,16 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) (err 
 		defer func() { endStreamSpan(span, st, err) }()
 	}
 	for {
-		req, err := stream.Recv()
+		// wireRequest reads its own encoding (grpcwire's codec).
+		req := wireRequest{new(extprocv3.ProcessingRequest)}
+		err := stream.RecvMsg(&req)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		resps, err := st.Handle(req)
+		resps, err := st.Handle(req.ProcessingRequest)
 		if err != nil {
 			// A protocol error ends the stream with an error: Envoy then
 			// fails the request (500) unless failure_mode_allow, which
