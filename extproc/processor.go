@@ -5,7 +5,9 @@
 // what it holds — JSON, JSON lines or text — whatever its label; UTF-16
 // decoded and encoded back, see charset.go) and records every MCP message,
 // masked, for the audit trail. Processor and Stream are the
-// gRPC-free core; grpc.go adapts them to envoy.service.ext_proc.v3.
+// gRPC-free core; grpc.go adapts them to envoy.service.ext_proc.v3,
+// reading Envoy's messages with hand-written wire code where they are
+// encoded the plain way (wire_req.go, fuzzed against proto.Unmarshal).
 //
 // Plaintext for masking, or nothing: every byte the agent receives has
 // been masked, or the response is withheld and the agent gets a JSON-RPC
