@@ -35,8 +35,8 @@ func (wireCodec) Marshal(v any) ([]byte, error) {
 }
 
 func (wireCodec) Unmarshal(data []byte, v any) error {
-	if r, ok := v.(*authv3.CheckResponse); ok {
-		return unmarshalCheckResponse(data, r)
+	if r, ok := v.(leanAnswer); ok {
+		return unmarshalCheckResponse(data, r.CheckResponse)
 	}
 	m, ok := v.(proto.Message)
 	if !ok {
@@ -46,6 +46,10 @@ func (wireCodec) Unmarshal(data []byte, v any) error {
 }
 
 func (wireCodec) Name() string { return "proto" }
+
+// leanAnswer is a Check answer to decode without its dynamic_metadata
+// (unmarshalCheckResponse): what the load loops ask for.
+type leanAnswer struct{ *authv3.CheckResponse }
 
 // checkResponseMetadata is CheckResponse.dynamic_metadata's field number.
 const checkResponseMetadata = 4
@@ -117,9 +121,13 @@ func dial(ctx context.Context, addr string, n int) ([]*grpc.ClientConn, error) {
 	return conns, nil
 }
 
-// invoke sends one pre-encoded Check and decodes the answer into resp.
-func invoke(ctx context.Context, c *grpc.ClientConn, raw []byte, resp *authv3.CheckResponse) error {
+// invoke sends one pre-encoded Check and decodes the answer into resp,
+// whole, or without its dynamic_metadata when lean.
+func invoke(ctx context.Context, c *grpc.ClientConn, raw []byte, resp *authv3.CheckResponse, lean bool) error {
 	req := preEncoded(raw)
+	if lean {
+		return c.Invoke(ctx, checkMethod, &req, leanAnswer{resp})
+	}
 	return c.Invoke(ctx, checkMethod, &req, resp)
 }
 
@@ -141,7 +149,7 @@ func waitReady(ctx context.Context, addr string, w *Workload, exp Expect, timeou
 	for {
 		cctx, ccancel := context.WithTimeout(ctx, time.Second)
 		resp := &authv3.CheckResponse{}
-		err := invoke(cctx, c, w.Items[0].Raw, resp)
+		err := invoke(cctx, c, w.Items[0].Raw, resp, false)
 		ccancel()
 		if err == nil {
 			if err = exp.Check(resp, &w.Items[0]); err == nil {

@@ -47,7 +47,7 @@ func TestUnmarshalCheckResponseSkipsOnlyMetadata(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got authv3.CheckResponse
-			if err := (wireCodec{}).Unmarshal(tc.in, &got); err != nil {
+			if err := (wireCodec{}).Unmarshal(tc.in, leanAnswer{&got}); err != nil {
 				t.Fatal(err)
 			}
 			if !proto.Equal(&got, want) {
@@ -55,7 +55,15 @@ func TestUnmarshalCheckResponseSkipsOnlyMetadata(t *testing.T) {
 			}
 		})
 	}
-	if err := (wireCodec{}).Unmarshal(full[:len(full)-3], &authv3.CheckResponse{}); err == nil {
+	if err := (wireCodec{}).Unmarshal(full[:len(full)-3], leanAnswer{&authv3.CheckResponse{}}); err == nil {
 		t.Error("a truncated answer decoded without an error")
+	}
+	// Not lean: the whole answer, metadata included.
+	var whole authv3.CheckResponse
+	if err := (wireCodec{}).Unmarshal(full, &whole); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(&whole, withMD) {
+		t.Errorf("decoded whole %v, want %v", &whole, withMD)
 	}
 }

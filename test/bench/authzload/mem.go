@@ -125,7 +125,11 @@ type memLoad struct {
 func openHeld(ctx context.Context, authz, procConn *grpc.ClientConn, w *Workload, it *Item, exp Expect, buf []byte) (*heldStream, error) {
 	resp := &authv3.CheckResponse{}
 	raw := w.encode(it, buf)
-	if err := call(ctx, authz, raw, it, resp, exp); err != nil {
+	// Whole: ext_proc is given the answer's dynamic_metadata, as Envoy does.
+	if err := invoke(ctx, authz, raw, resp, false); err != nil {
+		return nil, fmt.Errorf("check: call: %w", err)
+	}
+	if err := exp.Check(resp, it); err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	var cr authv3.CheckRequest
