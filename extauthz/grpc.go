@@ -18,6 +18,9 @@ import (
 const PartialBodyHeader = "x-envoy-auth-partial-body"
 
 // Server adapts the Authorizer to envoy.service.auth.v3.Authorization.
+// airlock serves it through Register (the request and response read and
+// written straight from their bytes); as an authv3.AuthorizationServer
+// (the generated messages) it answers the same.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	A *Authorizer
@@ -36,6 +39,7 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.Ch
 // FromCheckRequest reads the HTTP request out of Envoy's AttributeContext:
 // the headers map (lower-cased, pseudo-headers, duplicates joined), or
 // header_map when encode_raw_headers is on; body or raw_body (pack_as_bytes).
+// decodeCheckRequest reads the same from a CheckRequest's bytes.
 func FromCheckRequest(in *authv3.CheckRequest) *Request {
 	h := in.GetAttributes().GetRequest().GetHttp()
 	req := &Request{
@@ -77,6 +81,8 @@ func FromCheckRequest(in *authv3.CheckRequest) *Request {
 	return req
 }
 
+// toCheckResponse is the CheckResponse for r, which appendCheckResponse
+// writes straight from r.
 func toCheckResponse(r *Result) *authv3.CheckResponse {
 	resp := &authv3.CheckResponse{}
 	if r.Metadata != nil {

@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
@@ -317,7 +316,7 @@ func (g *Gateway) start(ctx context.Context, ver *identity.Verifier) error {
 	})
 
 	if g.AuthzAddr, err = g.serveGRPC("ext_authz", "listen.authz", cfg.Listen.Authz, AuthzMaxRecvMsgSize(cfg), nil, func(s *grpc.Server) {
-		authv3.RegisterAuthorizationServer(s, &extauthz.Server{A: authz})
+		extauthz.Register(s, &extauthz.Server{A: authz}) // needs grpcwire's codec, which serveGRPC gives ext_authz
 	}); err != nil {
 		return err
 	}
