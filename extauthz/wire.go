@@ -77,7 +77,11 @@ func (c *checkRequest) UnmarshalWire(b []byte) error {
 // interface value without an allocation.
 type checkResponse struct{ r *Result }
 
-// AppendWire appends the CheckResponse toCheckResponse(r) is.
+// AppendWire appends the CheckResponse toCheckResponse(r) is (to nil,
+// as the grpcwire codec asks: in one allocation of its exact size).
 func (c checkResponse) AppendWire(b []byte) ([]byte, error) {
+	if b == nil {
+		return encodeCheckResponse(c.r)
+	}
 	return appendCheckResponse(b, c.r)
 }

@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"errors"
+	"sync"
 	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -42,17 +43,41 @@ const (
 	headerOptionAppendActionV = int32(corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD)
 )
 
+// encodeCheckResponse is r's CheckResponse in a buffer of its own, of
+// exactly its size: written into a pooled scratch buffer, then copied,
+// so that the answer is one allocation of what it weighs.
+func encodeCheckResponse(r *Result) ([]byte, error) {
+	sp := responseScratch.Get().(*[]byte)
+	out, err := appendCheckResponse((*sp)[:0], r)
+	var b []byte
+	if err == nil {
+		b = make([]byte, len(out))
+		copy(b, out)
+	}
+	if cap(out) <= maxResponseScratch {
+		if out != nil {
+			*sp = out[:0]
+		}
+		responseScratch.Put(sp)
+	}
+	return b, err
+}
+
+// responseScratch keeps the buffers encodeCheckResponse writes into.
+var responseScratch = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// maxResponseScratch bounds a pooled buffer: a large denial body does
+// not stay pinned.
+const maxResponseScratch = 64 << 10
+
 // appendCheckResponse appends the CheckResponse that toCheckResponse(r)
-// is to b (nil: a buffer of the right size is allocated). It refuses a
+// is to b. It refuses a
 // string proto.Marshal refuses (not valid UTF-8), except in the dynamic
 // metadata, which is then left out, as toCheckResponse leaves it out.
 func appendCheckResponse(b []byte, r *Result) ([]byte, error) {
 	allow := r.Status == 200 && !r.Denied
 	if err := checkResponseUTF8(r, allow); err != nil {
 		return nil, err
-	}
-	if b == nil {
-		b = make([]byte, 0, checkResponseSizeHint(r, allow))
 	}
 	// Fields in the order proto.Marshal writes them: status, then
 	// dynamic_metadata, then the http_response oneof (oneofs go last).
@@ -146,40 +171,6 @@ func checkResponseUTF8(r *Result, allow bool) error {
 		return errWireEncodeUTF8
 	}
 	return nil
-}
-
-// checkResponseSizeHint is at least the size of r's CheckResponse, so
-// that it is written in one allocation: every string with room for its
-// tags and lengths.
-func checkResponseSizeHint(r *Result, allow bool) int {
-	const perString = 16 // tags and lengths around one string, generously
-	n := 64
-	if allow {
-		for _, h := range r.SetHeaders {
-			n += len(h.Name) + len(h.Value) + 2*perString
-		}
-		for _, name := range r.RemoveHeaders {
-			n += len(name) + perString
-		}
-	} else {
-		n += len(r.Reason) + len(r.Body) + len(r.DecisionID) + len(wire.HeaderDecisionID) + 4*perString
-		for _, h := range r.ResponseHeaders {
-			n += len(h.Name) + len(h.Value) + 2*perString
-		}
-	}
-	if d := r.Metadata; d != nil {
-		n += 32 * perString // the keys, and each value's framing
-		for _, v := range [...]string{d.DecisionID, d.Target, d.Principal, d.ClientID, d.Issuer, d.MaskingProfile,
-			d.PolicyVersion, d.Protocol, d.SessionID, d.Grant, d.Method, d.Tool} {
-			n += len(v)
-		}
-		for _, l := range [...][]string{d.Methods, d.Tools, d.IDs} {
-			for _, v := range l {
-				n += len(v) + perString
-			}
-		}
-	}
-	return n
 }
 
 // appendHeaderOption appends a HeaderValueOption that overwrites the
