@@ -55,12 +55,15 @@ func (a *Authorizer) record(r *Result, took time.Duration) {
 	}
 	c := r.call
 	if c == nil || len(c.Messages) == 0 {
+		// A copy is what goes to the audit (base itself stays on the
+		// stack: one allocation a record, not two).
+		d := base
 		if c != nil {
-			base.SessionID = c.SessionID
+			d.SessionID = c.SessionID
 		} else {
-			base.SessionID, base.JSONRPCID = r.sessionID, string(r.rpcID)
+			d.SessionID, d.JSONRPCID = r.sessionID, string(r.rpcID)
 		}
-		a.recordOne(&base)
+		a.recordOne(&d)
 		return
 	}
 	base.SessionID = c.SessionID
