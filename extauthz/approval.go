@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/airlock-mcp/airlock/internal/config"
@@ -80,8 +81,10 @@ func (a *Authorizer) hold(ctx context.Context, id string, t *target, p *identity
 	m := call.Messages[0]
 	op := grants.OpenParams{
 		Principal: grants.PrincipalFrom(p), Target: t.cfg.Name, Arguments: m.Arguments,
-		Reason: grants.ReasonFromCall(m.Params, req.Headers), Approval: *d.Approval,
-		Session: call.SessionID, DecisionID: id,
+		// Copies: the access request outlives the Check, and the
+		// request's strings share one allocation (decodeCheckRequest).
+		Reason: strings.Clone(grants.ReasonFromCall(m.Params, req.Headers)), Approval: *d.Approval,
+		Session: strings.Clone(call.SessionID), DecisionID: id,
 	}
 	switch {
 	case m.Tool != "":

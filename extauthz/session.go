@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"container/list"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,6 +91,10 @@ func (s *sessions) bind(target, id string, owner sessionOwner, now time.Time) bo
 	for len(s.byID) >= s.max {
 		s.evict(s.lru.Back())
 	}
+	// The entry keeps its own copy of the id: the request's strings share
+	// one allocation (decodeCheckRequest), which the table would
+	// otherwise pin, token included, for the session's life.
+	k.id = strings.Clone(id)
 	e := &sessionEntry{key: k, owner: owner, last: now}
 	el := s.lru.PushFront(e)
 	e.ownerEl = mine.PushFront(el)

@@ -127,7 +127,9 @@ func (d *checkDecoder) release() {
 }
 
 // finish copies what was read into req: the strings in one allocation,
-// the body in another.
+// the body in another. The strings share that allocation: whatever keeps
+// one beyond the Check (the session table, an access request) keeps a
+// copy (strings.Clone), not to pin them all, the token among them.
 func (d *checkDecoder) finish(req *Request) {
 	useMap := !d.hasHeaders // FromCheckRequest: the headers map, else header_map
 	n := len(d.method) + len(d.path) + len(d.host) + len(d.scheme)
@@ -144,9 +146,10 @@ func (d *checkDecoder) finish(req *Request) {
 	}
 	var sb strings.Builder
 	sb.Grow(n)
-	// str copies b into sb and returns it as a string of its own. sb only
-	// appends: what it returned earlier never changes, even were it to
-	// grow (it was grown to hold everything, so it does not).
+	// str copies b into sb and returns it. sb only appends: what it
+	// returned earlier never changes, even when it grows (it was grown to
+	// hold everything but the joins of a header_map name repeated more
+	// than once).
 	str := func(b []byte) string {
 		if len(b) == 0 {
 			return ""
@@ -171,8 +174,7 @@ func (d *checkDecoder) finish(req *Request) {
 			}
 			k := str(h.key)
 			if prev, ok := req.Headers[k]; ok {
-				// Joined as FromCheckRequest joins (prev + "," + v),
-				// where the space counted for this header holds it.
+				// Joined as FromCheckRequest joins (prev + "," + v).
 				start := sb.Len()
 				sb.WriteString(prev)
 				sb.WriteByte(',')
