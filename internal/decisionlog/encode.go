@@ -463,7 +463,7 @@ func isCredentialHeader(k string) bool {
 // and reasons the masker left unchanged: the same few (content types,
 // protocol versions, user agents, a target's path, a policy's reasons)
 // come with every call. Only values nothing was masked in are kept, so
-// it holds no secret the masker knows. Values are kept per profile (a
+// it holds no secret the masker knows, and each as a copy of its own. Values are kept per profile (a
 // set each, for at most cleanProfiles profiles, keyed by the value
 // alone, which hashes about twice as fast as a profile and value) in two
 // generations of at most cleanGeneration values: when the current one is
@@ -524,7 +524,10 @@ func (c *cleanSet) maskText(p *mask.Profile, s string) string {
 	}
 	out := maskText(p, s)
 	if out == s {
-		c.add(s)
+		// A copy: the value may share its memory with the rest of its
+		// request (extauthz reads a Check's strings into one block), which
+		// the cache would otherwise keep alive, bearer token included.
+		c.add(strings.Clone(s))
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -791,4 +792,33 @@ func BenchmarkSendHTTP(b *testing.B) {
 		i += 100
 	}
 	b.ReportMetric(float64(processTime()-cpu)/float64(b.N*100), "cpu-ns/record")
+}
+
+// TestCleanCacheKeepsCopies: a value the cache keeps is a copy, never the
+// caller's memory (extauthz reads a Check's strings into one block, so a
+// kept alias would keep the block alive, bearer token included).
+func TestCleanCacheKeepsCopies(t *testing.T) {
+	var c cleanCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, err := mask.Compile(mask.ProfileConfig{Name: "p", Extends: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := []byte("authorization: Bearer abc.def.ghi; content-type: application/json")
+	i := bytes.Index(block, []byte("application/json"))
+	v := unsafe.String(&block[i], len("application/json"))
+	set := c.set(p)
+	if got := set.maskText(p, v); got != v {
+		t.Fatalf("maskText(%q) = %q", v, got)
+	}
+	lo, hi := uintptr(unsafe.Pointer(&block[0])), uintptr(unsafe.Pointer(&block[len(block)-1]))
+	for k := range set.cur {
+		if a := uintptr(unsafe.Pointer(unsafe.StringData(k))); a >= lo && a <= hi {
+			t.Errorf("the cache keeps %q in the caller's memory", k)
+		}
+	}
+	if len(set.cur) != 1 {
+		t.Errorf("cache holds %d values, want the one", len(set.cur))
+	}
 }
