@@ -22,6 +22,7 @@ var Rank = map[string]int{
 	"internal/jsontext": 0,
 	"internal/layers":   0,
 	"internal/syncbuf":  0, // test support: a log buffer safe across goroutines
+	"internal/grpcwire": 0, // the gRPC codec of Envoy's filters' servers
 
 	// 1: parsers and vocabularies of the outside world.
 	"internal/mcp":      1,
