@@ -5,7 +5,10 @@
 // upstream credential swapped in), deny, or "approval required". A batch
 // goes through only when every message is allowed without grant or
 // approval. The decision pipeline (Authorizer) is free of gRPC;
-// grpc.go adapts it to envoy.service.auth.v3.Authorization, the way
+// wire.go serves it as envoy.service.auth.v3.Authorization, reading the
+// CheckRequest and writing the CheckResponse straight from their bytes
+// (wire_decode.go, wire_encode.go; grpc.go keeps the generated types'
+// adapter, the oracle the wire code is fuzzed against), the way
 // opa-envoy-plugin keeps envoyauth apart from its server.
 package extauthz
 
