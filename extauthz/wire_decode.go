@@ -208,6 +208,13 @@ func (d *checkDecoder) finish(req *Request) {
 }
 
 func (d *checkDecoder) checkRequest(b []byte, depth int) error {
+	return d.only(b, depth, checkRequestDesc, fieldCheckAttributes, (*checkDecoder).attributes)
+}
+
+// only reads b, a message of md, for its field (a message) alone, which
+// read reads (each occurrence in turn: protobuf merges them); every other
+// field is checked and skipped as the generated code would.
+func (d *checkDecoder) only(b []byte, depth int, md protoreflect.MessageDescriptor, field protowire.Number, read func(*checkDecoder, []byte, int) error) error {
 	if depth--; depth < 0 {
 		return errWireDepth
 	}
@@ -217,18 +224,18 @@ func (d *checkDecoder) checkRequest(b []byte, depth int) error {
 			return err
 		}
 		b = b[n:]
-		if num == fieldCheckAttributes && wtyp == protowire.BytesType {
+		if num == field && wtyp == protowire.BytesType {
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return errWireDecode
 			}
-			if err := d.attributes(v, depth); err != nil {
+			if err := read(d, v, depth); err != nil {
 				return err
 			}
 			b = b[n:]
 			continue
 		}
-		if n, err = skipField(checkRequestDesc, num, wtyp, b, depth); err != nil {
+		if n, err = skipField(md, num, wtyp, b, depth); err != nil {
 			return err
 		}
 		b = b[n:]
@@ -279,32 +286,7 @@ func (d *checkDecoder) attributes(b []byte, depth int) error {
 }
 
 func (d *checkDecoder) request(b []byte, depth int) error {
-	if depth--; depth < 0 {
-		return errWireDepth
-	}
-	for len(b) > 0 {
-		num, wtyp, n, err := consumeTag(b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-		if num == fieldRequestHTTP && wtyp == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return errWireDecode
-			}
-			if err := d.http(v, depth); err != nil {
-				return err
-			}
-			b = b[n:]
-			continue
-		}
-		if n, err = skipField(attrRequestDesc, num, wtyp, b, depth); err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+	return d.only(b, depth, attrRequestDesc, fieldRequestHTTP, (*checkDecoder).http)
 }
 
 func (d *checkDecoder) http(b []byte, depth int) error {
