@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/airlock-mcp/airlock/internal/audit"
+	"github.com/airlock-mcp/airlock/internal/cputime"
 	"github.com/airlock-mcp/airlock/internal/grpcwire"
 	"github.com/airlock-mcp/airlock/internal/mask"
 )
@@ -216,17 +217,17 @@ func BenchmarkExchange(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StopTimer()
-				airCPU += processCPU()
-				c := processCPU()
+				airCPU += cputime.Process()
+				c := cputime.Process()
 				for range inBlock {
 					runExchange(b, nop, msgs, false)
 				}
-				nopCPU += processCPU() - c
+				nopCPU += cputime.Process() - c
 				inBlock = 0
-				airCPU -= processCPU()
+				airCPU -= cputime.Process()
 				b.StartTimer()
 			}
-			airCPU -= processCPU()
+			airCPU -= cputime.Process()
 			for b.Loop() {
 				runExchange(b, air, msgs, true)
 				n++
@@ -235,7 +236,7 @@ func BenchmarkExchange(b *testing.B) {
 				}
 			}
 			turn()
-			airCPU += processCPU()
+			airCPU += cputime.Process()
 			if got, want := dest.rows.Load()-rows0, int64(2*n); got != want {
 				b.Fatalf("%d rows reached the destination, want %d (the request and the response of each exchange)", got, want)
 			}
@@ -266,7 +267,7 @@ func BenchmarkStream(b *testing.B) {
 			msgs := exchangeMsgs(kind == "sse")
 			b.SetBytes(int64(len(benchResult)))
 			b.ReportAllocs()
-			c0 := processCPU()
+			c0 := cputime.Process()
 			for b.Loop() {
 				st := p.NewStream()
 				for _, m := range msgs {
@@ -284,7 +285,7 @@ func BenchmarkStream(b *testing.B) {
 			}
 			// Process CPU: the spool's writer and shipper too, until the
 			// rows reached the destination.
-			b.ReportMetric(float64((processCPU()-c0).Microseconds())/float64(b.N), "cpu-us/op")
+			b.ReportMetric(float64((cputime.Process()-c0).Microseconds())/float64(b.N), "cpu-us/op")
 		})
 	}
 }

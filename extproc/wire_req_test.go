@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/airlock-mcp/airlock/internal/cputime"
 	"github.com/airlock-mcp/airlock/internal/grpcwire"
 )
 
@@ -149,7 +150,7 @@ func BenchmarkWireRequest(b *testing.B) {
 	for _, name := range []string{"grpcwire", "proto"} {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
-			c0 := processCPU()
+			c0 := cputime.Process()
 			for b.Loop() {
 				for _, d := range bufs {
 					var err error
@@ -165,7 +166,7 @@ func BenchmarkWireRequest(b *testing.B) {
 			}
 			// Process CPU (the collector's work included), steadier than
 			// ns/op on a busy machine.
-			b.ReportMetric(float64((processCPU()-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64((cputime.Process()-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/airlock-mcp/airlock/internal/cputime"
 	"github.com/airlock-mcp/airlock/internal/identity"
 	"github.com/airlock-mcp/airlock/internal/mask"
 	"github.com/airlock-mcp/airlock/internal/policy"
@@ -358,7 +359,7 @@ func BenchmarkEncodeRealistic(b *testing.B) {
 	var buf []byte
 	b.ReportAllocs()
 	i := 0
-	cpu := processTime()
+	cpu := cputime.Process()
 	for b.Loop() {
 		var err error
 		if buf, err = l.appendEncoded(buf[:0], &es[i%len(es)]); err != nil {
@@ -366,7 +367,7 @@ func BenchmarkEncodeRealistic(b *testing.B) {
 		}
 		i++
 	}
-	b.ReportMetric(float64(processTime()-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkSendFile: the worker's whole send of a batch of 100 realistic
@@ -382,7 +383,7 @@ func BenchmarkSendFile(b *testing.B) {
 	es := realisticEntries(4096)
 	b.ReportAllocs()
 	i := 0
-	cpu := processTime()
+	cpu := cputime.Process()
 	for b.Loop() {
 		if i+100 > len(es) {
 			i = 0
@@ -393,7 +394,7 @@ func BenchmarkSendFile(b *testing.B) {
 		l.send(es[i : i+100])
 		i += 100
 	}
-	b.ReportMetric(float64(processTime()-cpu)/float64(b.N*100), "cpu-ns/record")
+	b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N*100), "cpu-ns/record")
 }
 
 // TestIsCredentialHeader: the ASCII fast path answers as the map lookup
@@ -732,11 +733,11 @@ func BenchmarkCompactJSON(b *testing.B) {
 	}{{"state-machine", appendCompactJSONRef}, {"table", appendCompactJSON}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(raw)))
-			cpu := processTime()
+			cpu := cputime.Process()
 			for b.Loop() {
 				buf = bc.fn(buf[:0], raw)
 			}
-			b.ReportMetric(float64(processTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
@@ -783,7 +784,7 @@ func BenchmarkSendHTTP(b *testing.B) {
 	es := realisticEntries(4096)
 	b.ReportAllocs()
 	i := 0
-	cpu := processTime()
+	cpu := cputime.Process()
 	for b.Loop() {
 		if i+100 > len(es) {
 			i = 0
@@ -791,7 +792,7 @@ func BenchmarkSendHTTP(b *testing.B) {
 		l.send(es[i : i+100])
 		i += 100
 	}
-	b.ReportMetric(float64(processTime()-cpu)/float64(b.N*100), "cpu-ns/record")
+	b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N*100), "cpu-ns/record")
 }
 
 // TestCleanCacheKeepsCopies: a value the cache keeps is a copy, never the

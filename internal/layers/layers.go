@@ -23,6 +23,7 @@ var Rank = map[string]int{
 	"internal/layers":   0,
 	"internal/syncbuf":  0, // test support: a log buffer safe across goroutines
 	"internal/grpcwire": 0, // the gRPC codec of Envoy's filters' servers
+	"internal/cputime":  0, // benchmark support: process and thread CPU time
 
 	// 1: parsers and vocabularies of the outside world.
 	"internal/mcp":      1,

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlock-mcp/airlock/internal/cputime"
 )
 
 func corpusBytes(docs [][]byte) int64 {
@@ -55,7 +57,7 @@ func BenchmarkMaskJSONSecrets(b *testing.B) { benchMaskJSON(b, true) }
 // turns and reports MaskJSON's throughput as a fraction of json.Valid's
 // ("ratio"; the goal is at least 0.8, clean and with secrets). Both are
 // timed side by side, over the same bytes in the same turn, by the CPU
-// time of the benchmark's thread (to the nanosecond: see threadTime), so
+// time of the benchmark's thread (to the nanosecond: see cputime.Thread), so
 // that other load on the machine weighs on neither. The goroutine stays
 // locked to its thread from before the first reading to after the last.
 // What this leaves out is the garbage collector's background work on
@@ -74,19 +76,19 @@ func BenchmarkMaskJSONRatio(b *testing.B) {
 			b.SetBytes(corpusBytes(docs))
 			var valid, masked time.Duration
 			for b.Loop() {
-				t0 := threadTime()
+				t0 := cputime.Thread()
 				for _, d := range docs {
 					if !json.Valid(d) {
 						b.Fatal("invalid corpus document")
 					}
 				}
-				t1 := threadTime()
+				t1 := cputime.Thread()
 				for _, d := range docs {
 					if _, _, err := p.MaskJSON(d); err != nil {
 						b.Fatal(err)
 					}
 				}
-				t2 := threadTime()
+				t2 := cputime.Thread()
 				valid += t1 - t0
 				masked += t2 - t1
 			}

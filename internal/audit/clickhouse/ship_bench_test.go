@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/airlock-mcp/airlock/internal/audit"
+	"github.com/airlock-mcp/airlock/internal/cputime"
 )
 
 // benchDecisions are n decision rows as ext_authz records them.
@@ -87,7 +88,7 @@ func BenchmarkShipDecisions(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		d := *recs[i%len(recs)]
 		d.DecisionID = ""
@@ -99,5 +100,5 @@ func BenchmarkShipDecisions(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((cputime.Process()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 }

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/airlock-mcp/airlock/extauthz"
 	"github.com/airlock-mcp/airlock/internal/config"
+	"github.com/airlock-mcp/airlock/internal/cputime"
 	"github.com/airlock-mcp/airlock/internal/grants/grantstest"
 	"github.com/airlock-mcp/airlock/internal/serve"
 	"github.com/airlock-mcp/airlock/test/oidcissuer"
@@ -205,18 +205,10 @@ func benchGRPC(b *testing.B, addr string, w *Workload, exp Expect) {
 // op as "cpu-µs/op". Unlike ns/op it does not move with how busy the
 // machine is, only with the work done. Over gRPC it includes the client.
 func reportProcessCPU(b *testing.B) func() {
-	start := processCPU(b)
+	start := cputime.Process()
 	return func() {
-		b.ReportMetric(float64((processCPU(b)-start).Microseconds())/float64(b.N), "cpu-µs/op")
+		b.ReportMetric(float64((cputime.Process()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 	}
-}
-
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkPeerPolicy is the peer's Rego (test/bench/peer with airlock's

@@ -1,8 +1,0 @@
-//go:build !unix
-
-package extproc
-
-import "time"
-
-// processCPU is not measured here: the CPU metrics read 0.
-func processCPU() time.Duration { return 0 }
