@@ -99,16 +99,7 @@ func toCheckResponse(r *Result) *authv3.CheckResponse {
 		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
 		return resp
 	}
-	c := code.Code_PERMISSION_DENIED
-	switch r.Status {
-	case 401:
-		c = code.Code_UNAUTHENTICATED
-	case 400, 405, 413, 415:
-		c = code.Code_INVALID_ARGUMENT
-	case 404:
-		c = code.Code_NOT_FOUND
-	}
-	resp.Status = &rpcstatus.Status{Code: int32(c), Message: r.Reason}
+	resp.Status = &rpcstatus.Status{Code: int32(deniedCode(r.Status)), Message: r.Reason}
 	denied := &authv3.DeniedHttpResponse{
 		Status: &typev3.HttpStatus{Code: typev3.StatusCode(r.Status)},
 		Body:   string(r.Body),
@@ -117,6 +108,21 @@ func toCheckResponse(r *Result) *authv3.CheckResponse {
 	denied.Headers = append(denied.Headers, headerOption(Header{wire.HeaderDecisionID, r.DecisionID}))
 	resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied}
 	return resp
+}
+
+// deniedCode is the gRPC status of a denial with HTTP status status
+// (Envoy answers the client with the HTTP status; the code is for logs
+// and metrics).
+func deniedCode(status int) code.Code {
+	switch status {
+	case 401:
+		return code.Code_UNAUTHENTICATED
+	case 400, 405, 413, 415:
+		return code.Code_INVALID_ARGUMENT
+	case 404:
+		return code.Code_NOT_FOUND
+	}
+	return code.Code_PERMISSION_DENIED
 }
 
 // headerOptions is headerOption of each of hs, allocated together (three

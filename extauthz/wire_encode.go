@@ -83,15 +83,7 @@ func appendCheckResponse(b []byte, r *Result) ([]byte, error) {
 	// dynamic_metadata, then the http_response oneof (oneofs go last).
 	c := code.Code_OK
 	if !allow {
-		c = code.Code_PERMISSION_DENIED
-		switch r.Status {
-		case 401:
-			c = code.Code_UNAUTHENTICATED
-		case 400, 405, 413, 415:
-			c = code.Code_INVALID_ARGUMENT
-		case 404:
-			c = code.Code_NOT_FOUND
-		}
+		c = deniedCode(r.Status)
 	}
 	b = protowire.AppendTag(b, fieldRespStatus, protowire.BytesType)
 	at := len(b)
