@@ -31,9 +31,10 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) (err 
 		_, span := tr.Start(tr.Incoming(stream.Context(), nil), "airlock.proc.Stream", trace.SpanKindServer)
 		defer func() { endStreamSpan(span, st, err) }()
 	}
+	var md metadataCache
 	for {
 		// wireRequest reads its own encoding (grpcwire's codec).
-		req := wireRequest{new(extprocv3.ProcessingRequest)}
+		req := wireRequest{ProcessingRequest: new(extprocv3.ProcessingRequest), md: &md}
 		err := stream.RecvMsg(&req)
 		if errors.Is(err, io.EOF) {
 			return nil

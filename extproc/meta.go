@@ -16,6 +16,10 @@ type streamMeta struct {
 	// brings metadata, it is the first message's, read only.
 	owned bool
 	d     wire.Decision
+	// last is the metadata merged last: the same again (the stream's
+	// metadata cache hands a message with the same bytes the same
+	// *corev3.Metadata) changes nothing and is not merged again.
+	last *corev3.Metadata
 }
 
 // newStreamMeta is the metadata of a stream before Envoy forwarded any:
@@ -23,6 +27,10 @@ type streamMeta struct {
 func newStreamMeta() streamMeta { return streamMeta{d: wire.ReadDecision(nil)} }
 
 func (m *streamMeta) merge(md *corev3.Metadata) {
+	if md == nil || md == m.last {
+		return
+	}
+	m.last = md
 	st := md.GetFilterMetadata()[wire.AuthzNamespace]
 	if st == nil {
 		return

@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"unicode/utf8"
@@ -22,7 +23,39 @@ import (
 // proto.Unmarshal. Both give the same message (fuzzed against
 // proto.Unmarshal in wire_req_test.go). It is also the proto.Message it
 // wraps, so that a server without grpcwire's codec reads it as before.
-type wireRequest struct{ *extprocv3.ProcessingRequest }
+type wireRequest struct {
+	*extprocv3.ProcessingRequest
+	// md, when set, is the stream's metadata cache: Envoy sends
+	// ext_authz's metadata with every message of a stream, the same
+	// bytes each time, read once.
+	md *metadataCache
+}
+
+// metadataCache is the last metadata_context read by hand on a stream:
+// its bytes and what they read as. A message whose metadata_context is
+// the same bytes gets the same *corev3.Metadata (which nothing changes),
+// so the stream's metadata is read, and merged, once.
+type metadataCache struct {
+	raw []byte
+	msg *corev3.Metadata
+}
+
+// read is readMetadata(b), answered from the cache when b is the bytes
+// it last read.
+func (c *metadataCache) read(b []byte) (*corev3.Metadata, error) {
+	if c == nil {
+		return readMetadata(b)
+	}
+	if c.msg != nil && bytes.Equal(b, c.raw) {
+		return c.msg, nil
+	}
+	md, err := readMetadata(b)
+	if err != nil {
+		return md, err
+	}
+	c.raw, c.msg = append(c.raw[:0], b...), md
+	return md, nil
+}
 
 // UnmarshalWire implements grpcwire.Unmarshaler: b is copied where kept.
 func (w *wireRequest) UnmarshalWire(b []byte) error {
@@ -31,7 +64,7 @@ func (w *wireRequest) UnmarshalWire(b []byte) error {
 	}
 	m := w.ProcessingRequest
 	m.Reset()
-	if readRequest(m, b) {
+	if readRequest(m, b, w.md) {
 		return nil
 	}
 	m.Reset()
@@ -86,8 +119,9 @@ func fields(b []byte, rep uint64, f func(num protowire.Number, typ protowire.Typ
 	return nil
 }
 
-// readRequest reads b into m (empty); false: b is left to proto.Unmarshal.
-func readRequest(m *extprocv3.ProcessingRequest, b []byte) bool {
+// readRequest reads b into m (empty), its metadata_context through md
+// (may be nil); false: b is left to proto.Unmarshal.
+func readRequest(m *extprocv3.ProcessingRequest, b []byte, md *metadataCache) bool {
 	err := fields(b, 0, func(num protowire.Number, typ protowire.Type, v uint64, b []byte) error {
 		if num == 10 {
 			if typ != protowire.VarintType {
@@ -140,7 +174,7 @@ func readRequest(m *extprocv3.ProcessingRequest, b []byte) bool {
 				}
 			}
 		case 8:
-			m.MetadataContext, err = readMetadata(b)
+			m.MetadataContext, err = md.read(b)
 		case 11:
 			m.ProtocolConfig, err = readProtocolConfig(b)
 		default:

@@ -15,6 +15,7 @@ import (
 
 	"github.com/airlock-mcp/airlock/internal/cputime"
 	"github.com/airlock-mcp/airlock/internal/grpcwire"
+	"github.com/airlock-mcp/airlock/internal/wire"
 )
 
 var _ grpcwire.Unmarshaler = (*wireRequest)(nil)
@@ -55,23 +56,76 @@ func checkWireRequest(t *testing.T, b []byte) {
 	t.Helper()
 	want := new(extprocv3.ProcessingRequest)
 	werr := proto.Unmarshal(b, want)
-	in := bytes.Clone(b)
-	var w wireRequest
-	gerr := w.UnmarshalWire(in)
-	if (werr != nil) != (gerr != nil) {
-		t.Fatalf("%x: error %v, proto.Unmarshal's %v", b, gerr, werr)
+	// Twice on one stream: the second time its metadata, if any, comes
+	// from the stream's cache.
+	var md metadataCache
+	for range 2 {
+		in := bytes.Clone(b)
+		w := wireRequest{md: &md}
+		gerr := w.UnmarshalWire(in)
+		if (werr != nil) != (gerr != nil) {
+			t.Fatalf("%x: error %v, proto.Unmarshal's %v", b, gerr, werr)
+		}
+		if werr != nil {
+			return
+		}
+		for i := range in {
+			in[i] = 0xa5
+		}
+		det := proto.MarshalOptions{Deterministic: true}
+		wb, err1 := det.Marshal(want)
+		gb, err2 := det.Marshal(w.ProcessingRequest)
+		if err1 != nil || err2 != nil || !bytes.Equal(wb, gb) {
+			t.Fatalf("%x: read\n%v\nproto.Unmarshal\n%v", b, w.ProcessingRequest, want)
+		}
 	}
-	if werr != nil {
-		return
+}
+
+// TestMetadataReadOnce: on one stream, messages whose metadata_context
+// is the same bytes share one read of it; other bytes are read anew, and
+// every message reads as proto.Unmarshal reads it. The stream merges the
+// shared metadata once, and metadata that came back after other
+// metadata again.
+func TestMetadataReadOnce(t *testing.T) {
+	meta := func(principal string) *corev3.Metadata {
+		st, err := structpb.NewStruct(map[string]any{wire.KeyPrincipal: principal, wire.KeyTarget: "github"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{wire.AuthzNamespace: st}}
 	}
-	for i := range in {
-		in[i] = 0xa5
+	x, y := meta("alice"), meta("bob")
+	var md metadataCache
+	var sm streamMeta
+	read := func(m *corev3.Metadata) *corev3.Metadata {
+		t.Helper()
+		raw, err := proto.Marshal(&extprocv3.ProcessingRequest{MetadataContext: m,
+			Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte("{}")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := wireRequest{ProcessingRequest: new(extprocv3.ProcessingRequest), md: &md}
+		if err := w.UnmarshalWire(raw); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(w.MetadataContext, m) {
+			t.Fatalf("read %v, want %v", w.MetadataContext, m)
+		}
+		sm.merge(w.MetadataContext)
+		return w.MetadataContext
 	}
-	det := proto.MarshalOptions{Deterministic: true}
-	wb, err1 := det.Marshal(want)
-	gb, err2 := det.Marshal(w.ProcessingRequest)
-	if err1 != nil || err2 != nil || !bytes.Equal(wb, gb) {
-		t.Fatalf("%x: read\n%v\nproto.Unmarshal\n%v", b, w.ProcessingRequest, want)
+	first := read(x)
+	if again := read(x); again != first {
+		t.Error("the same metadata bytes were read again")
+	}
+	if sm.d.Principal != "alice" {
+		t.Errorf("principal %q after alice's metadata", sm.d.Principal)
+	}
+	if other := read(y); other == first || sm.d.Principal != "bob" {
+		t.Errorf("other metadata: shared %v, principal %q; want read anew, bob", other == first, sm.d.Principal)
+	}
+	if back := read(x); back == first || sm.d.Principal != "alice" {
+		t.Errorf("alice's metadata after bob's: shared %v, principal %q; want read anew and merged, alice", back == first, sm.d.Principal)
 	}
 }
 
@@ -86,7 +140,7 @@ func TestWireRequest(t *testing.T) {
 	// The exchange's messages are read by hand, not by proto.Unmarshal.
 	for _, m := range append(exchangeMsgs(false), exchangeMsgs(true)...) {
 		b, _ := proto.Marshal(m)
-		if !readRequest(new(extprocv3.ProcessingRequest), b) {
+		if !readRequest(new(extprocv3.ProcessingRequest), b, nil) {
 			t.Errorf("left to proto.Unmarshal: %v", m)
 		}
 	}
@@ -152,10 +206,11 @@ func BenchmarkWireRequest(b *testing.B) {
 			b.ReportAllocs()
 			c0 := cputime.Process()
 			for b.Loop() {
+				var md metadataCache // one stream's
 				for _, d := range bufs {
 					var err error
 					if name == "grpcwire" {
-						err = codec.Unmarshal(d, &wireRequest{new(extprocv3.ProcessingRequest)})
+						err = codec.Unmarshal(d, &wireRequest{ProcessingRequest: new(extprocv3.ProcessingRequest), md: &md})
 					} else {
 						err = codec.Unmarshal(d, new(extprocv3.ProcessingRequest))
 					}
