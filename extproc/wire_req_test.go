@@ -99,7 +99,9 @@ func TestMetadataReadOnce(t *testing.T) {
 	var sm streamMeta
 	read := func(m *corev3.Metadata) *corev3.Metadata {
 		t.Helper()
-		raw, err := proto.Marshal(&extprocv3.ProcessingRequest{MetadataContext: m,
+		// Deterministic: the same metadata, the same bytes, as Envoy sends
+		// a stream's metadata each time.
+		raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(&extprocv3.ProcessingRequest{MetadataContext: m,
 			Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte("{}")}}})
 		if err != nil {
 			t.Fatal(err)

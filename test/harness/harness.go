@@ -269,20 +269,29 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 // startInProcess runs airlock in this process on fixed loopback ports, so
 // RestartAirlock can bring it back where the data path expects it.
 func (s *Stack) startInProcess(ctx context.Context, opts Options, log *slog.Logger) (err error) {
-	addrs, err := freeAddrs(4)
-	if err != nil {
-		return err
-	}
-	xdsAddr := ""
-	if opts.ADS {
-		xdsAddr = addrs[3]
-	}
-	if s.Config, err = s.writeConfig(opts, addrs[0], addrs[1], addrs[2], xdsAddr, "debug"); err != nil {
-		return err
-	}
 	s.log = log.With("component", "airlock")
-	if s.Gateway, err = serve.Start(ctx, s.Config, serve.Options{Logger: s.log}); err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		addrs, err := freeAddrs(4)
+		if err != nil {
+			return err
+		}
+		xdsAddr := ""
+		if opts.ADS {
+			xdsAddr = addrs[3]
+		}
+		if s.Config, err = s.writeConfig(opts, addrs[0], addrs[1], addrs[2], xdsAddr, "debug"); err != nil {
+			return err
+		}
+		if s.Gateway, err = serve.Start(ctx, s.Config, serve.Options{Logger: s.log}); err == nil {
+			break
+		}
+		// The addresses are fixed in the config (a restart must find
+		// the xDS server where it was), so another process may take one
+		// between freeAddrs and the bind (the packages' tests run at
+		// once): Start has stopped what it started; try other ports.
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 3 {
+			return err
+		}
 	}
 	s.closers = append(s.closers, func() error {
 		if s.Gateway == nil {
