@@ -1,12 +1,14 @@
 package extauthz
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestSessionBoundToPrincipal(t *testing.T) {
@@ -142,5 +144,28 @@ func (s *sessions) consistent(t *testing.T) {
 	}
 	if n != len(s.byID) || s.lru.Len() != len(s.byID) {
 		t.Fatalf("indexes: %d by owner, %d by id, %d in lru", n, len(s.byID), s.lru.Len())
+	}
+}
+
+// TestSessionTableKeepsCopies: the table keeps its own copy of a session
+// id, never the request's memory (a Check's strings share one block with
+// the bearer token in it, which a kept alias would pin for the session's
+// life).
+func TestSessionTableKeepsCopies(t *testing.T) {
+	block := []byte("authorization: Bearer abc.def.ghi; mcp-session-id: 7f3c2a")
+	i := bytes.Index(block, []byte("7f3c2a"))
+	id := unsafe.String(&block[i], len("7f3c2a"))
+	s := newSessions(10, 10, time.Hour)
+	if !s.bind("t", id, sessionOwner{"i", "alice"}, time.Now()) {
+		t.Fatal("a fresh id refused")
+	}
+	lo, hi := uintptr(unsafe.Pointer(&block[0])), uintptr(unsafe.Pointer(&block[len(block)-1]))
+	for k := range s.byID {
+		if a := uintptr(unsafe.Pointer(unsafe.StringData(k.id))); a >= lo && a <= hi {
+			t.Errorf("the session table keeps %q in the request's memory", k.id)
+		}
+	}
+	if !s.known("t", "7f3c2a", time.Now()) {
+		t.Error("the copied id does not find its session")
 	}
 }
